@@ -1,0 +1,8 @@
+//! camfleet: manage a fleet of ONVIF IP cameras.
+//!
+//! Protocol and infrastructure leaves (`onvif`, `discovery`, `sim`) know
+//! nothing of the database or the web; see ARCHITECTURE.md for the map.
+
+pub mod clock;
+pub mod onvif;
+pub mod xml;

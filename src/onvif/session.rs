@@ -1,0 +1,521 @@
+//! A conversation with one device: its endpoints, credentials, detected auth
+//! mode, clock anchor and quirks seen. Every typed operation goes through
+//! [`DeviceSession::call`].
+//!
+//! Auth detection (first authenticated call): send without credentials and
+//! read what the device asks for: success → no auth; HTTP 401 with a
+//! challenge → Digest (then WS-Security too if the SOAP layer still refuses);
+//! a SOAP auth fault → WS-Security (then Digest too if HTTP refuses). An
+//! unauthenticated request is not a wrong password, so this never counts
+//! toward a lockout. A refused password is reported once, never retried in a
+//! loop; a WS-Security refusal first re-reads the camera clock, once.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use http_auth::PasswordClient;
+use url::Url;
+
+use super::envelope::{self, Reply, SoapVersion};
+use super::error::{OnvifError, OnvifResult};
+use super::fault::{Fault, FaultClass, classify};
+use super::httpauth;
+use super::ops::{self, Operation, Service};
+use super::time::{ClockAnchor, ClockJump, parse_system_date_time};
+use super::transport::{Transport, TransportError};
+use super::types::{AuthMode, CameraTime, Quirk};
+use super::wsse;
+use crate::clock::SharedClock;
+use crate::xml::Element;
+
+/// A clock jump larger than this between two readings is reported.
+pub const CLOCK_JUMP_THRESHOLD_MS: i64 = 5_000;
+/// Offsets larger than this are recorded as a quirk.
+pub const CLOCK_SKEW_QUIRK_MS: i64 = 5_000;
+
+#[derive(Clone)]
+pub struct Credentials {
+    pub username: String,
+    pub password: String,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print a password, even in debug output.
+        write!(f, "Credentials({}, ***)", self.username)
+    }
+}
+
+/// Per-device behaviour chosen by an operator or remembered from detection.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+pub struct DevicePolicy {
+    /// Known auth mode; `None` means detect on first use.
+    pub auth_mode: Option<AuthMode>,
+    /// Send the password in clear text inside WS-Security. Off unless enabled.
+    pub allow_password_text: bool,
+    /// Answer a Basic challenge (snapshots on some cameras).
+    pub allow_basic: bool,
+    /// Per-request deadline override for slow devices.
+    pub timeout_ms: Option<u64>,
+}
+
+/// What one exchange produced, before classification.
+enum Outcome {
+    Body(Element),
+    Fault { status: u16, fault: Option<Fault> },
+    Challenge(http::HeaderMap),
+}
+
+#[derive(Default)]
+struct State {
+    auth_mode: Option<AuthMode>,
+    anchor: Option<ClockAnchor>,
+    digest: Option<PasswordClient>,
+    endpoints: HashMap<Service, Url>,
+    quirks: BTreeSet<Quirk>,
+    jumps: Vec<ClockJump>,
+}
+
+pub struct DeviceSession {
+    transport: Transport,
+    clock: SharedClock,
+    creds: Option<Credentials>,
+    device_url: Url,
+    policy: DevicePolicy,
+    state: Mutex<State>,
+}
+
+impl std::fmt::Debug for DeviceSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeviceSession")
+            .field("device_url", &self.device_url.as_str())
+            .field("creds", &self.creds)
+            .finish_non_exhaustive()
+    }
+}
+
+impl DeviceSession {
+    pub fn new(
+        transport: Transport,
+        clock: SharedClock,
+        device_url: Url,
+        creds: Option<Credentials>,
+        policy: DevicePolicy,
+    ) -> Self {
+        let state = State {
+            auth_mode: policy.auth_mode,
+            ..State::default()
+        };
+        Self {
+            transport,
+            clock,
+            creds,
+            device_url,
+            policy,
+            state: Mutex::new(state),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn device_url(&self) -> &Url {
+        &self.device_url
+    }
+
+    pub fn transport(&self) -> &Transport {
+        &self.transport
+    }
+
+    pub fn credentials(&self) -> Option<&Credentials> {
+        self.creds.as_ref()
+    }
+
+    pub fn policy(&self) -> &DevicePolicy {
+        &self.policy
+    }
+
+    pub fn auth_mode(&self) -> Option<AuthMode> {
+        self.lock().auth_mode
+    }
+
+    pub fn clock_offset_ms(&self) -> Option<i64> {
+        self.lock().anchor.map(|a| a.offset_ms)
+    }
+
+    pub fn quirks(&self) -> Vec<Quirk> {
+        self.lock().quirks.iter().cloned().collect()
+    }
+
+    pub fn note_quirk(&self, q: Quirk) {
+        self.lock().quirks.insert(q);
+    }
+
+    /// Clock jumps seen since the last call (drained).
+    pub fn take_clock_jumps(&self) -> Vec<ClockJump> {
+        std::mem::take(&mut self.lock().jumps)
+    }
+
+    pub fn set_endpoint(&self, service: Service, url: Url) {
+        self.lock().endpoints.insert(service, url);
+    }
+
+    pub fn endpoint(&self, service: Service) -> Option<Url> {
+        self.lock().endpoints.get(&service).cloned()
+    }
+
+    /// The camera's current time by our anchor, or our own time before a sync.
+    pub fn camera_now(&self) -> chrono::DateTime<chrono::Utc> {
+        let anchor = self.lock().anchor;
+        match anchor {
+            Some(a) => a.camera_now(self.clock.monotonic()),
+            None => self.clock.now_utc(),
+        }
+    }
+
+    fn timeout(&self) -> Option<Duration> {
+        self.policy.timeout_ms.map(Duration::from_millis)
+    }
+
+    fn url_for(&self, service: Service) -> Url {
+        if service == Service::Device {
+            return self.device_url.clone();
+        }
+        // Many cameras answer every service at the device address; use it
+        // when the device did not advertise the service.
+        self.endpoint(service)
+            .unwrap_or_else(|| self.device_url.clone())
+    }
+
+    /// Read the camera's clock (no auth first, with auth if refused) and
+    /// re-anchor. Reports a jump if the clock moved against the old anchor.
+    pub async fn sync_clock(&self) -> OnvifResult<CameraTime> {
+        let op = ops::GET_SYSTEM_DATE_AND_TIME;
+        let body = format!(r#"<tds:GetSystemDateAndTime xmlns:tds="{}"/>"#, op.namespace);
+        let el = match self.exchange(op, &body, AuthMode::None).await? {
+            Outcome::Body(el) => el,
+            other => {
+                let err = self.outcome_error(op, other);
+                if err.class != FaultClass::Unauthorized || self.creds.is_none() {
+                    return Err(err);
+                }
+                self.note_quirk(Quirk::DateTimeNeedsAuth);
+                // Our own clock is the best guess for `Created` here.
+                self.call_inner(op, &body, false).await?
+            }
+        };
+        let t = parse_system_date_time(&el).ok_or_else(|| {
+            OnvifError::malformed(op.name, "no valid UTCDateTime or LocalDateTime")
+        })?;
+        if t.derived_from_local {
+            self.note_quirk(Quirk::UtcFromLocalTime);
+        }
+        let mono = self.clock.monotonic();
+        let anchor = ClockAnchor::new(t.utc, self.clock.now_utc(), mono);
+        let mut st = self.lock();
+        if let Some(old) = st.anchor {
+            let expected = old.camera_now(mono);
+            let jump_ms = (t.utc - expected).num_milliseconds();
+            if jump_ms.abs() > CLOCK_JUMP_THRESHOLD_MS {
+                st.jumps.push(ClockJump {
+                    expected,
+                    found: t.utc,
+                    jump_ms,
+                });
+            }
+        }
+        if anchor.offset_ms.abs() > CLOCK_SKEW_QUIRK_MS {
+            st.quirks
+                .retain(|q| !matches!(q, Quirk::ClockSkew { .. }));
+            st.quirks.insert(Quirk::ClockSkew {
+                offset_ms: anchor.offset_ms,
+            });
+        }
+        st.anchor = Some(anchor);
+        Ok(t)
+    }
+
+    /// Call an operation with authentication as the device needs it.
+    pub async fn call(&self, op: Operation, body: &str) -> OnvifResult<Element> {
+        self.call_inner(op, body, true).await
+    }
+
+    async fn call_inner(&self, op: Operation, body: &str, may_resync: bool) -> OnvifResult<Element> {
+        if self.creds.is_none() {
+            return match self.exchange(op, body, AuthMode::None).await? {
+                Outcome::Body(el) => Ok(el),
+                other => Err(self.outcome_error(op, other)),
+            };
+        }
+        let mode = match self.auth_mode() {
+            Some(m) => m,
+            None => return self.detect_and_call(op, body).await,
+        };
+        match self.exchange(op, body, mode).await? {
+            Outcome::Body(el) => Ok(el),
+            other => {
+                let err = self.outcome_error(op, other);
+                if err.class != FaultClass::Unauthorized {
+                    return Err(err);
+                }
+                if mode == AuthMode::None {
+                    // Anonymous worked for something else; this needs auth.
+                    self.lock().auth_mode = None;
+                    return self.detect_and_call(op, body).await;
+                }
+                if mode.uses_wsse() && may_resync && self.resync_after_auth_fault().await {
+                    return match self.exchange(op, body, mode).await? {
+                        Outcome::Body(el) => Ok(el),
+                        other => Err(self.outcome_error(op, other)),
+                    };
+                }
+                Err(err)
+            }
+        }
+    }
+
+    /// Re-read the clock after a WS-Security refusal. True when the anchor
+    /// was refreshed (so one retry makes sense).
+    async fn resync_after_auth_fault(&self) -> bool {
+        Box::pin(self.sync_clock()).await.is_ok()
+    }
+
+    async fn detect_and_call(&self, op: Operation, body: &str) -> OnvifResult<Element> {
+        let first = self.exchange(op, body, AuthMode::None).await?;
+        let mode = match first {
+            Outcome::Body(el) => {
+                self.lock().auth_mode = Some(AuthMode::None);
+                return Ok(el);
+            }
+            Outcome::Challenge(_) => {
+                match self.exchange(op, body, AuthMode::HttpDigest).await? {
+                    Outcome::Body(el) => {
+                        self.lock().auth_mode = Some(AuthMode::HttpDigest);
+                        return Ok(el);
+                    }
+                    Outcome::Challenge(h) => {
+                        return Err(self.outcome_error(op, Outcome::Challenge(h)));
+                    }
+                    other => {
+                        let e = self.outcome_error(op, other);
+                        if e.class != FaultClass::Unauthorized {
+                            return Err(e);
+                        }
+                        AuthMode::Both
+                    }
+                }
+            }
+            other => {
+                let e = self.outcome_error(op, other);
+                if e.class != FaultClass::Unauthorized {
+                    return Err(e);
+                }
+                AuthMode::WsSecurity
+            }
+        };
+        // WS-Security (alone, or on top of Digest).
+        let mut resynced = false;
+        loop {
+            match self.exchange(op, body, mode).await? {
+                Outcome::Body(el) => {
+                    self.lock().auth_mode = Some(mode);
+                    return Ok(el);
+                }
+                Outcome::Challenge(h) if mode == AuthMode::WsSecurity => {
+                    // HTTP layer wants Digest too.
+                    let _ = h;
+                    match self.exchange(op, body, AuthMode::Both).await? {
+                        Outcome::Body(el) => {
+                            self.lock().auth_mode = Some(AuthMode::Both);
+                            return Ok(el);
+                        }
+                        other => return Err(self.outcome_error(op, other)),
+                    }
+                }
+                other => {
+                    let e = self.outcome_error(op, other);
+                    if e.class == FaultClass::Unauthorized && !resynced && self.resync_after_auth_fault().await {
+                        resynced = true;
+                        continue;
+                    }
+                    return Err(e);
+                }
+            }
+        }
+    }
+
+    /// One request/answer, including the Digest handshake when `mode` uses
+    /// it. Transport failures come back as errors; everything the device said
+    /// comes back as an [`Outcome`].
+    async fn exchange(&self, op: Operation, body: &str, mode: AuthMode) -> OnvifResult<Outcome> {
+        let url = self.url_for(op.service);
+        let content_type = format!(
+            "application/soap+xml; charset=utf-8; action=\"{}\"",
+            op.action()
+        );
+        let mut fresh_challenge = false;
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let envelope_text = self.envelope(body, mode);
+            let authorization = if mode.uses_digest() {
+                self.digest_authorization(&url, envelope_text.as_bytes())
+            } else {
+                None
+            };
+            let reply = self
+                .transport
+                .post(
+                    &url,
+                    &content_type,
+                    envelope_text,
+                    authorization.as_deref(),
+                    self.timeout(),
+                )
+                .await
+                .map_err(|e| transport_error(op, e))?;
+            if reply.status == 401 {
+                if mode.uses_digest() && attempts < 3 {
+                    let used_cached = authorization.is_some() && !fresh_challenge;
+                    match httpauth::choose(&reply.headers, self.policy.allow_basic) {
+                        Ok((client, _scheme)) => {
+                            let stale = httpauth::is_stale(&client);
+                            self.lock().digest = Some(client);
+                            // Retry when we had no answer yet, when our cached
+                            // nonce expired, or the server wants a fresh one.
+                            if authorization.is_none() || used_cached || stale {
+                                fresh_challenge = true;
+                                continue;
+                            }
+                        }
+                        Err(e) => {
+                            return Err(OnvifError {
+                                class: FaultClass::Unauthorized,
+                                operation: op.name.into(),
+                                message: format!("HTTP 401 with no usable challenge: {e}"),
+                                http_status: Some(401),
+                                fault: None,
+                            });
+                        }
+                    }
+                }
+                if reply.headers.contains_key(http::header::WWW_AUTHENTICATE) && !mode.uses_digest() {
+                    return Ok(Outcome::Challenge(reply.headers));
+                }
+                let fault = envelope::parse(&reply.body).ok().and_then(|p| match p.reply {
+                    Reply::Fault(f) => Some(f),
+                    Reply::Body(_) => None,
+                });
+                return Ok(Outcome::Fault { status: 401, fault });
+            }
+            return Ok(self.read_reply(op, reply.status, &reply.body));
+        }
+    }
+
+    fn read_reply(&self, op: Operation, status: u16, body: &[u8]) -> Outcome {
+        match envelope::parse(body) {
+            Ok(parsed) => {
+                if parsed.version == SoapVersion::Soap11 {
+                    self.note_quirk(Quirk::Soap11Answers);
+                }
+                match parsed.reply {
+                    Reply::Body(el) if (200..300).contains(&status) => Outcome::Body(el),
+                    Reply::Body(_) => Outcome::Fault { status, fault: None },
+                    Reply::Fault(f) => {
+                        if status != 400 && status != 500 {
+                            self.note_quirk(Quirk::FaultStatus { status });
+                        }
+                        Outcome::Fault {
+                            status,
+                            fault: Some(f),
+                        }
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::debug!(op = op.name, status, error = %e, "unreadable answer");
+                if (200..300).contains(&status) {
+                    // A 2xx we cannot read is malformed, not a device fault.
+                    Outcome::Fault {
+                        status: 0,
+                        fault: Some(Fault {
+                            code: "Malformed".into(),
+                            reason: e.to_string(),
+                            ..Fault::default()
+                        }),
+                    }
+                } else {
+                    Outcome::Fault { status, fault: None }
+                }
+            }
+        }
+    }
+
+    fn envelope(&self, body: &str, mode: AuthMode) -> String {
+        let header = match (&self.creds, mode.uses_wsse()) {
+            (Some(c), true) => wsse::security_header(
+                &c.username,
+                &c.password,
+                self.camera_now(),
+                self.policy.allow_password_text,
+            ),
+            _ => String::new(),
+        };
+        envelope::request(&header, body)
+    }
+
+    fn digest_authorization(&self, url: &Url, body: &[u8]) -> Option<String> {
+        let creds = self.creds.as_ref()?;
+        let mut st = self.lock();
+        let client = st.digest.as_mut()?;
+        httpauth::respond(
+            client,
+            &creds.username,
+            &creds.password,
+            "POST",
+            &httpauth::request_target(url),
+            Some(body),
+        )
+        .ok()
+    }
+
+    fn outcome_error(&self, op: Operation, o: Outcome) -> OnvifError {
+        match o {
+            Outcome::Body(_) => OnvifError::malformed(op.name, "unexpected body"),
+            Outcome::Challenge(_) => OnvifError {
+                class: FaultClass::Unauthorized,
+                operation: op.name.into(),
+                message: "HTTP 401: credentials refused".into(),
+                http_status: Some(401),
+                fault: None,
+            },
+            Outcome::Fault { status: 0, fault } => OnvifError {
+                class: FaultClass::Malformed,
+                operation: op.name.into(),
+                message: fault.map(|f| f.reason).unwrap_or_default(),
+                http_status: None,
+                fault: None,
+            },
+            Outcome::Fault { status, fault } => {
+                let class = classify(status, fault.as_ref());
+                let message = match &fault {
+                    Some(f) => f.to_string(),
+                    None => format!("HTTP {status} without a SOAP fault"),
+                };
+                OnvifError {
+                    class,
+                    operation: op.name.into(),
+                    message,
+                    http_status: Some(status),
+                    fault,
+                }
+            }
+        }
+    }
+}
+
+fn transport_error(op: Operation, e: TransportError) -> OnvifError {
+    OnvifError::new(e.class(), op.name, e.to_string())
+}
