@@ -4,5 +4,8 @@
 //! nothing of the database or the web; see ARCHITECTURE.md for the map.
 
 pub mod clock;
+pub mod discovery;
+pub mod shutdown;
+pub mod sim;
 pub mod onvif;
 pub mod xml;

@@ -1,0 +1,78 @@
+//! UDP sockets for WS-Discovery, configured before bind with socket2: the
+//! multicast interface set explicitly (never left to the routing table, which
+//! would send probes out of the real NIC), TTL, loop, and a large receive
+//! buffer so a reply storm from hundreds of cameras is not dropped.
+
+use std::io;
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+
+use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+use tokio::net::UdpSocket;
+
+pub const MULTICAST_ADDR: Ipv4Addr = Ipv4Addr::new(239, 255, 255, 250);
+pub const PORT: u16 = 3702;
+
+/// The receive buffer we ask for. With root, SO_RCVBUFFORCE passes the
+/// sysctl cap (rmem_max); otherwise we get what SO_RCVBUF allows.
+pub const WANT_RCVBUF: usize = 8 * 1024 * 1024;
+
+/// A socket for sending probes from `interface` and receiving the replies.
+pub fn prober(interface: Ipv4Addr, ttl: u32) -> io::Result<(UdpSocket, usize)> {
+    let s = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
+    let rcvbuf = grow_rcvbuf(&s, WANT_RCVBUF);
+    s.set_multicast_if_v4(&interface)?;
+    s.set_multicast_ttl_v4(ttl)?;
+    s.set_multicast_loop_v4(true)?;
+    s.bind(&SockAddr::from(SocketAddrV4::new(interface, 0)))?;
+    s.set_nonblocking(true)?;
+    Ok((UdpSocket::from_std(s.into())?, rcvbuf))
+}
+
+/// A socket listening on `port` for multicast (joined on `interface`) and
+/// unicast datagrams; shared with other listeners through SO_REUSEADDR/PORT.
+pub fn listener(interface: Ipv4Addr, bind: Ipv4Addr, port: u16, join: bool) -> io::Result<UdpSocket> {
+    let s = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
+    s.set_reuse_address(true)?;
+    s.set_reuse_port(true)?;
+    grow_rcvbuf(&s, WANT_RCVBUF);
+    s.set_multicast_if_v4(&interface)?;
+    s.set_multicast_ttl_v4(1)?;
+    s.set_multicast_loop_v4(true)?;
+    s.bind(&SockAddr::from(SocketAddrV4::new(bind, port)))?;
+    if join {
+        s.join_multicast_v4(&MULTICAST_ADDR, &interface)?;
+    }
+    s.set_nonblocking(true)?;
+    UdpSocket::from_std(s.into())
+}
+
+/// Ask for `want` bytes of receive buffer; returns what the kernel granted.
+fn grow_rcvbuf(s: &Socket, want: usize) -> usize {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        let v: libc::c_int = want.min(i32::MAX as usize) as libc::c_int;
+        // SAFETY: setsockopt with a valid fd, a c_int value and its size.
+        let rc = unsafe {
+            libc::setsockopt(
+                s.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_RCVBUFFORCE,
+                &v as *const libc::c_int as *const libc::c_void,
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        if rc != 0 {
+            let _ = s.set_recv_buffer_size(want);
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = s.set_recv_buffer_size(want);
+    }
+    s.recv_buffer_size().unwrap_or(0)
+}
+
+pub fn multicast_target(port: u16) -> SocketAddr {
+    SocketAddr::V4(SocketAddrV4::new(MULTICAST_ADDR, port))
+}

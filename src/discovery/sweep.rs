@@ -1,0 +1,254 @@
+//! IP-range sweeps for cameras on other VLANs, where multicast does not reach:
+//! a unicast Probe to every host of a CIDR, paced, then (optionally) an HTTP
+//! GetSystemDateAndTime on common ONVIF ports for hosts that stayed silent.
+//! Bounded concurrency and rate; a dead host costs a timeout, never a hang.
+
+use std::collections::HashSet;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use ipnet::Ipv4Net;
+use tokio::time::Instant;
+
+use super::message::{self, ProbeType};
+use super::probe::{Collector, Discovered, send_probes};
+use super::socket;
+use crate::onvif::envelope::{self, Reply};
+use crate::onvif::ops;
+use crate::onvif::transport::{Transport, TransportConfig};
+
+/// Largest range accepted in one sweep (a /16).
+pub const MAX_HOSTS: u64 = 65_536;
+
+#[derive(Debug, Clone)]
+pub struct SweepConfig {
+    pub cidr: Ipv4Net,
+    /// Local address the probes leave from.
+    pub interface: Ipv4Addr,
+    pub wsd_port: u16,
+    /// Probes per second (each host gets two datagrams, one per type).
+    pub hosts_per_sec: u32,
+    /// How long to wait for answers after the last probe.
+    pub wsd_wait: Duration,
+    /// HTTP fallback ports; empty disables the fallback.
+    pub http_ports: Vec<u16>,
+    pub http_concurrency: usize,
+    pub http_timeout: Duration,
+}
+
+impl SweepConfig {
+    pub fn new(cidr: Ipv4Net) -> Self {
+        Self {
+            cidr,
+            interface: Ipv4Addr::LOCALHOST,
+            wsd_port: socket::PORT,
+            hosts_per_sec: 2_000,
+            wsd_wait: Duration::from_millis(1500),
+            http_ports: vec![80, 8080, 8000, 8899],
+            http_concurrency: 256,
+            http_timeout: Duration::from_millis(1500),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
+pub struct SweepProgress {
+    pub hosts_total: u64,
+    pub probes_sent: u64,
+    pub http_checked: u64,
+    pub http_total: u64,
+    pub found: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SweepError {
+    #[error("{0} has {1} hosts; the limit is {MAX_HOSTS}")]
+    TooLarge(Ipv4Net, u64),
+    #[error("sweep socket: {0}")]
+    Socket(std::io::Error),
+    #[error("HTTP client: {0}")]
+    Transport(String),
+}
+
+fn hosts(cidr: &Ipv4Net) -> Vec<Ipv4Addr> {
+    if cidr.prefix_len() >= 31 {
+        // /31 and /32 have no network/broadcast addresses to skip.
+        let start = u32::from(cidr.network());
+        let end = u32::from(cidr.broadcast());
+        (start..=end).map(Ipv4Addr::from).collect()
+    } else {
+        cidr.hosts().collect()
+    }
+}
+
+/// Run a sweep. `progress` is called as it goes, with the new device if any.
+pub async fn sweep(
+    cfg: &SweepConfig,
+    mut progress: impl FnMut(&SweepProgress, Option<&Discovered>),
+) -> Result<Vec<Discovered>, SweepError> {
+    let total = 1u64 << (32 - cfg.cidr.prefix_len() as u64);
+    if total > MAX_HOSTS {
+        return Err(SweepError::TooLarge(cfg.cidr, total));
+    }
+    let targets = hosts(&cfg.cidr);
+    let mut p = SweepProgress {
+        hosts_total: targets.len() as u64,
+        ..Default::default()
+    };
+    progress(&p, None);
+
+    // Phase 1: unicast probes, paced, replies collected as they come.
+    let (sock, _) = socket::prober(cfg.interface, 1).map_err(SweepError::Socket)?;
+    let sock = Arc::new(sock);
+    let probes: Vec<(String, String)> = ProbeType::ALL
+        .iter()
+        .map(|t| {
+            let id = message::new_message_id();
+            let b = message::build_probe(&id, *t);
+            (id, b)
+        })
+        .collect();
+    let ours: HashSet<String> = probes.iter().map(|(i, _)| i.clone()).collect();
+    let (sent_tx, mut sent_rx) = tokio::sync::watch::channel(0u64);
+    let sender = {
+        let sock = sock.clone();
+        let port = cfg.wsd_port;
+        let gap = Duration::from_secs_f64(1.0 / cfg.hosts_per_sec.max(1) as f64);
+        let targets = targets.clone();
+        tokio::spawn(async move {
+            let start = Instant::now();
+            for (i, h) in targets.iter().enumerate() {
+                tokio::time::sleep_until(start + gap * i as u32).await;
+                send_probes(&sock, &probes, SocketAddr::from((*h, port))).await;
+                let _ = sent_tx.send(i as u64 + 1);
+            }
+        })
+    };
+    let mut collector = Collector::default();
+    let mut buf = vec![0u8; 65536];
+    let mut sender_done = false;
+    let mut wait_until: Option<Instant> = None;
+    let mut sender = sender;
+    loop {
+        if let Some(t) = wait_until {
+            if Instant::now() >= t {
+                break;
+            }
+        }
+        let sleep_to = wait_until.unwrap_or_else(|| Instant::now() + Duration::from_millis(200));
+        tokio::select! {
+            r = sock.recv_from(&mut buf) => {
+                if let Ok((n, from)) = r {
+                    if let Some(d) = collector.feed(&buf[..n], from, &ours, "unicast") {
+                        p.found += 1;
+                        progress(&p, Some(&d));
+                    }
+                }
+            }
+            _ = sent_rx.changed(), if !sender_done => {
+                p.probes_sent = *sent_rx.borrow();
+                if p.probes_sent % 256 == 0 || p.probes_sent == p.hosts_total {
+                    progress(&p, None);
+                }
+            }
+            _ = &mut sender, if !sender_done => {
+                sender_done = true;
+                wait_until = Some(Instant::now() + cfg.wsd_wait);
+            }
+            _ = tokio::time::sleep_until(sleep_to) => {}
+        }
+    }
+
+    // Phase 2: HTTP GetSystemDateAndTime on silent hosts.
+    let silent: Vec<Ipv4Addr> = targets
+        .into_iter()
+        .filter(|h| !collector.contains_source(IpAddr::V4(*h)))
+        .collect();
+    let mut found = collector.into_vec();
+    if !cfg.http_ports.is_empty() && !silent.is_empty() {
+        let transport = Transport::new(TransportConfig {
+            timeout: cfg.http_timeout,
+            connect_timeout: cfg.http_timeout,
+            max_body_bytes: 256 * 1024,
+            accept_invalid_certs: true,
+            pool_max_idle_per_host: 0,
+        })
+        .map_err(|e| SweepError::Transport(e.to_string()))?;
+        let candidates: Vec<(Ipv4Addr, u16)> = silent
+            .iter()
+            .flat_map(|h| cfg.http_ports.iter().map(move |port| (*h, *port)))
+            .collect();
+        p.http_total = candidates.len() as u64;
+        progress(&p, None);
+        let mut results = futures::stream::iter(candidates)
+            .map(|(h, port)| {
+                let t = transport.clone();
+                async move { http_probe(&t, h, port).await }
+            })
+            .buffer_unordered(cfg.http_concurrency.max(1));
+        let mut seen_hosts: HashSet<Ipv4Addr> = HashSet::new();
+        while let Some(r) = results.next().await {
+            p.http_checked += 1;
+            match r {
+                Some(d) => {
+                    let ip = match d.source.ip() {
+                        IpAddr::V4(a) => a,
+                        IpAddr::V6(_) => Ipv4Addr::UNSPECIFIED,
+                    };
+                    // One entry per host even if several ports answer.
+                    if seen_hosts.insert(ip) {
+                        p.found += 1;
+                        progress(&p, Some(&d));
+                        found.push(d);
+                    }
+                }
+                None => {
+                    if p.http_checked % 256 == 0 || p.http_checked == p.http_total {
+                        progress(&p, None);
+                    }
+                }
+            }
+        }
+    }
+    progress(&p, None);
+    Ok(found)
+}
+
+/// POST an unauthenticated GetSystemDateAndTime; any SOAP envelope back
+/// (even a fault) means an ONVIF device answers there.
+async fn http_probe(t: &Transport, host: Ipv4Addr, port: u16) -> Option<Discovered> {
+    let xaddr = format!("http://{host}:{port}/onvif/device_service");
+    let url = url::Url::parse(&xaddr).ok()?;
+    let op = ops::GET_SYSTEM_DATE_AND_TIME;
+    let body = envelope::request("", &format!(r#"<tds:GetSystemDateAndTime xmlns:tds="{}"/>"#, op.namespace));
+    let ct = format!("application/soap+xml; charset=utf-8; action=\"{}\"", op.action());
+    let reply = t.post(&url, &ct, body, None, None).await.ok()?;
+    let parsed = envelope::parse(&reply.body).ok()?;
+    let looks_onvif = match &parsed.reply {
+        Reply::Body(b) => b.local == "GetSystemDateAndTimeResponse",
+        Reply::Fault(_) => true,
+    };
+    looks_onvif.then(|| Discovered {
+        endpoint: xaddr.clone(),
+        xaddrs: vec![xaddr],
+        scopes: Default::default(),
+        types: Vec::new(),
+        source: SocketAddr::from((host, port)),
+        metadata_version: None,
+        via: "http",
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_lists() {
+        assert_eq!(hosts(&"127.0.0.1/32".parse().unwrap()).len(), 1);
+        assert_eq!(hosts(&"127.1.0.0/24".parse().unwrap()).len(), 254);
+        assert_eq!(hosts(&"127.1.0.0/31".parse().unwrap()).len(), 2);
+    }
+}

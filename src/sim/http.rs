@@ -1,0 +1,431 @@
+//! The simulated camera's HTTP side: SOAP device/media endpoints with real
+//! authentication checks (WS-Security digest, `Created` window, nonce replay;
+//! HTTP Digest MD5/SHA-256 with expiring nonces), snapshots, and the quirks
+//! that make it misbehave on purpose.
+
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use sha2::Digest as _;
+use tokio::net::TcpListener;
+
+use super::quirks::{Quirks, SimAuth};
+use super::state::{self, Addressing, CameraState, Prefixes, SimFault};
+use crate::clock::SharedClock;
+use crate::onvif::{ns, wsse};
+use crate::shutdown::Shutdown;
+use crate::xml;
+
+const REALM: &str = "camfleet-sim";
+/// WS-Security `Created` must be within this of the camera's clock.
+const CREATED_WINDOW_SECS: i64 = 300;
+/// HTTP Digest nonces expire after this.
+const NONCE_TTL_SECS: i64 = 300;
+const MAX_REQUEST_BYTES: usize = 1024 * 1024;
+
+pub struct SimCamera {
+    pub state: Mutex<CameraState>,
+    pub quirks: Quirks,
+    pub addr: SocketAddr,
+    /// The host:port this camera reports in the addresses it hands out.
+    pub reported_authority: String,
+    pub rtsp_authority: String,
+    pub clock: SharedClock,
+    nonce_secret: [u8; 16],
+    seen_nonces: Mutex<VecDeque<String>>,
+}
+
+impl SimCamera {
+    pub fn new(state: CameraState, quirks: Quirks, addr: SocketAddr, rtsp_port: u16, clock: SharedClock) -> Self {
+        let host = if quirks.wrong_host {
+            // Unreachable on purpose; a correct client rewrites it.
+            "127.0.0.254".to_string()
+        } else {
+            addr.ip().to_string()
+        };
+        let reported_authority = if quirks.doubled_port {
+            format!("{host}:{0}:{0}", addr.port())
+        } else {
+            format!("{host}:{}", addr.port())
+        };
+        let mut nonce_secret = [0u8; 16];
+        rand::Rng::fill_bytes(&mut rand::rng(), &mut nonce_secret);
+        Self {
+            state: Mutex::new(state),
+            rtsp_authority: format!("{host}:{rtsp_port}"),
+            quirks,
+            addr,
+            reported_authority,
+            clock,
+            nonce_secret,
+            seen_nonces: Mutex::new(VecDeque::new()),
+        }
+    }
+
+    pub fn camera_now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.clock.now_utc() + chrono::Duration::seconds(self.quirks.clock_skew_secs)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, CameraState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn device_url(&self) -> String {
+        format!("http://{}/onvif/device_service", self.addr)
+    }
+}
+
+/// Accept connections until shutdown.
+pub async fn serve(cam: Arc<SimCamera>, listener: TcpListener, mut shutdown: Shutdown) {
+    loop {
+        tokio::select! {
+            _ = shutdown.wait() => return,
+            r = listener.accept() => {
+                let Ok((stream, _)) = r else { continue };
+                let cam = cam.clone();
+                let mut sd = shutdown.clone();
+                tokio::spawn(async move {
+                    let svc = service_fn(move |req| handle(cam.clone(), req));
+                    let conn = hyper::server::conn::http1::Builder::new()
+                        .keep_alive(true)
+                        .serve_connection(TokioIo::new(stream), svc);
+                    tokio::select! {
+                        _ = conn => {}
+                        _ = sd.wait() => {}
+                    }
+                });
+            }
+        }
+    }
+}
+
+type Resp = Response<Full<Bytes>>;
+
+fn plain(status: StatusCode, body: &'static str) -> Resp {
+    let mut r = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+    *r.status_mut() = status;
+    r
+}
+
+async fn handle(cam: Arc<SimCamera>, req: Request<Incoming>) -> Result<Resp, Infallible> {
+    let q = &cam.quirks;
+    if q.hang {
+        // Accept, read nothing, answer never (until the client gives up).
+        std::future::pending::<()>().await;
+    }
+    if q.slow_ms > 0 {
+        tokio::time::sleep(Duration::from_millis(q.slow_ms)).await;
+    }
+    let (parts, body) = req.into_parts();
+    if parts.method == http::Method::GET {
+        return Ok(snapshot(&cam, &parts));
+    }
+    if parts.method != http::Method::POST {
+        return Ok(plain(StatusCode::METHOD_NOT_ALLOWED, "POST only"));
+    }
+    let body = match Limited::new(body, MAX_REQUEST_BYTES).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(_) => return Ok(plain(StatusCode::PAYLOAD_TOO_LARGE, "request too large")),
+    };
+    if q.garbage {
+        let mut r = Response::new(Full::new(Bytes::from_static(
+            b"\x00\x17<html><body>Internal error\xff\xfe<<<</bodyy>",
+        )));
+        r.headers_mut()
+            .insert(http::header::CONTENT_TYPE, "application/soap+xml".parse().expect("static"));
+        return Ok(r);
+    }
+    let Ok(root) = xml::parse(&body) else {
+        return Ok(fault_response(&cam, &SimFault::invalid("request is not XML")));
+    };
+    let Some(op) = root.child_local("Body").and_then(|b| b.children.first()) else {
+        return Ok(fault_response(&cam, &SimFault::invalid("no SOAP body")));
+    };
+    let exempt = op.local == "GetSystemDateAndTime" && !q.gsdt_needs_auth;
+    if !exempt {
+        if matches!(q.auth, SimAuth::DigestMd5 | SimAuth::DigestSha256 | SimAuth::Both) {
+            match check_digest(&cam, &parts) {
+                DigestCheck::Ok => {}
+                DigestCheck::Challenge { stale } => return Ok(challenge(&cam, stale)),
+            }
+        }
+        if matches!(q.auth, SimAuth::WsSecurity | SimAuth::Both) {
+            let header = root.child_local("Header");
+            if !check_wsse(&cam, header) {
+                return Ok(fault_response(&cam, &SimFault::not_authorized()));
+            }
+        }
+    }
+    let prefixes = Prefixes::for_quirks(q);
+    let addressing = Addressing {
+        http_authority: cam.reported_authority.clone(),
+        rtsp_authority: cam.rtsp_authority.clone(),
+    };
+    let now = cam.camera_now();
+    let result = {
+        let st = cam.lock();
+        state::handle(&st, q, &prefixes, &addressing, now, op)
+    };
+    Ok(match result {
+        Ok(body) => envelope_response(&cam, StatusCode::OK, &body),
+        Err(f) => fault_response(&cam, &f),
+    })
+}
+
+fn envelope_response(cam: &SimCamera, status: StatusCode, body: &str) -> Resp {
+    let q = &cam.quirks;
+    let p = Prefixes::for_quirks(q);
+    let env_ns = if q.soap11 { ns::SOAP11 } else { ns::SOAP12 };
+    let mut s = String::with_capacity(body.len() + 600);
+    if q.bom {
+        s.push('\u{feff}');
+    }
+    s.push_str(&format!(
+        r#"<?xml version="1.0" encoding="UTF-8"?>
+<{e}:Envelope xmlns:{e}="{env_ns}" xmlns:{tds}="{TDS}" xmlns:{trt}="{TRT}" xmlns:{tr2}="{TR2}" xmlns:{tt}="{TT}" xmlns:ter="{TER}">
+  <{e}:Body>{body}</{e}:Body>
+</{e}:Envelope>"#,
+        e = p.env,
+        tds = p.tds,
+        trt = p.trt,
+        tr2 = p.tr2,
+        tt = p.tt,
+        TDS = ns::TDS,
+        TRT = ns::TRT,
+        TR2 = ns::TR2,
+        TT = ns::TT,
+        TER = ns::TER,
+    ));
+    let ct = if q.soap11 {
+        "text/xml; charset=utf-8"
+    } else {
+        "application/soap+xml; charset=utf-8"
+    };
+    let mut r = Response::new(Full::new(Bytes::from(s)));
+    *r.status_mut() = status;
+    r.headers_mut()
+        .insert(http::header::CONTENT_TYPE, ct.parse().expect("static"));
+    r
+}
+
+fn fault_response(cam: &SimCamera, f: &SimFault) -> Resp {
+    let q = &cam.quirks;
+    let e = Prefixes::for_quirks(q).env;
+    let status = q
+        .fault_status
+        .unwrap_or(if f.sender { 400 } else { 500 });
+    let reason = xml::escape(&f.reason);
+    let body = if q.soap11 {
+        let code = if f.sender { "Client" } else { "Server" };
+        format!(
+            "<{e}:Fault><faultcode>{e}:{code}.{sub}</faultcode><faultstring>{reason}</faultstring><detail><ter:Subcode>ter:{sub}</ter:Subcode></detail></{e}:Fault>",
+            sub = f.subcode
+        )
+    } else {
+        let code = if f.sender { "Sender" } else { "Receiver" };
+        format!(
+            "<{e}:Fault><{e}:Code><{e}:Value>{e}:{code}</{e}:Value><{e}:Subcode><{e}:Value>ter:{sub}</{e}:Value></{e}:Subcode></{e}:Code><{e}:Reason><{e}:Text xml:lang=\"en\">{reason}</{e}:Text></{e}:Reason></{e}:Fault>",
+            sub = f.subcode
+        )
+    };
+    envelope_response(cam, StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST), &body)
+}
+
+fn check_wsse(cam: &SimCamera, header: Option<&xml::Element>) -> bool {
+    let Some(tok) = header
+        .and_then(|h| h.child_local("Security"))
+        .and_then(|s| s.child_local("UsernameToken"))
+    else {
+        return false;
+    };
+    let (Some(user), Some(pw_el)) = (tok.text_at(&["Username"]), tok.child_local("Password")) else {
+        return false;
+    };
+    let given = pw_el.text.trim();
+    let created = tok.text_at(&["Created"]).unwrap_or_default();
+    let nonce = tok.text_at(&["Nonce"]).unwrap_or_default();
+    let Some(password) = cam.lock().password_of(&user).map(String::from) else {
+        return false;
+    };
+    let is_text = pw_el.attr("Type").is_some_and(|t| t.ends_with("#PasswordText"));
+    if is_text {
+        return given == password;
+    }
+    if cam.quirks.strict_created && !created_is_strict(&created) {
+        return false;
+    }
+    let Ok(t) = chrono::DateTime::parse_from_rfc3339(&created) else {
+        return false;
+    };
+    let skew = (t.with_timezone(&chrono::Utc) - cam.camera_now()).num_seconds();
+    if skew.abs() > CREATED_WINDOW_SECS {
+        return false;
+    }
+    if !wsse::verify_digest(&nonce, &created, &password, given) {
+        return false;
+    }
+    // Replay protection: a nonce is good once.
+    let mut seen = cam.seen_nonces.lock().unwrap_or_else(|e| e.into_inner());
+    if seen.iter().any(|n| *n == nonce) {
+        return false;
+    }
+    if seen.len() >= 64 {
+        seen.pop_front();
+    }
+    seen.push_back(nonce);
+    true
+}
+
+/// `2026-11-26T03:04:05Z` or `…05.123Z`: no offset, at most milliseconds.
+fn created_is_strict(c: &str) -> bool {
+    let Some(body) = c.strip_suffix('Z') else {
+        return false;
+    };
+    match body.split_once('.') {
+        Some((_, frac)) => frac.len() <= 3 && frac.chars().all(|ch| ch.is_ascii_digit()),
+        None => true,
+    }
+}
+
+enum DigestCheck {
+    Ok,
+    Challenge { stale: bool },
+}
+
+fn make_nonce(cam: &SimCamera) -> String {
+    let ts = cam.clock.now_utc().timestamp();
+    format!("{ts:x}-{}", nonce_mac(cam, ts))
+}
+
+fn nonce_mac(cam: &SimCamera, ts: i64) -> String {
+    let mut h = sha2::Sha256::new();
+    h.update(cam.nonce_secret);
+    h.update(ts.to_be_bytes());
+    hex(&h.finalize()[..12])
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn challenge(cam: &SimCamera, stale: bool) -> Resp {
+    let nonce = make_nonce(cam);
+    let stale = if stale { ", stale=true" } else { "" };
+    let value = match cam.quirks.auth {
+        SimAuth::DigestSha256 => format!(
+            r#"Digest realm="{REALM}", qop="auth", algorithm=SHA-256, nonce="{nonce}", opaque="sim"{stale}, Digest realm="{REALM}", qop="auth", algorithm=MD5, nonce="{nonce}", opaque="sim"{stale}"#
+        ),
+        _ => format!(r#"Digest realm="{REALM}", qop="auth", nonce="{nonce}", opaque="sim"{stale}"#),
+    };
+    let mut r = plain(StatusCode::UNAUTHORIZED, "401 Unauthorized");
+    r.headers_mut().insert(
+        http::header::WWW_AUTHENTICATE,
+        value.parse().unwrap_or_else(|_| http::HeaderValue::from_static("Digest")),
+    );
+    r
+}
+
+fn check_digest(cam: &SimCamera, parts: &http::request::Parts) -> DigestCheck {
+    let Some(auth) = parts
+        .headers
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return DigestCheck::Challenge { stale: false };
+    };
+    let Some(Ok(c)) = http_auth::parser::ChallengeParser::new(auth).next() else {
+        return DigestCheck::Challenge { stale: false };
+    };
+    if !c.scheme.eq_ignore_ascii_case("Digest") {
+        return DigestCheck::Challenge { stale: false };
+    }
+    let p = |k: &str| {
+        c.params
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(k))
+            .map(|(_, v)| v.to_unescaped())
+            .unwrap_or_default()
+    };
+    let (user, nonce, uri, response) = (p("username"), p("nonce"), p("uri"), p("response"));
+    let (nc, cnonce, qop, algorithm) = (p("nc"), p("cnonce"), p("qop"), p("algorithm"));
+    // The digest `uri` must be the request target exactly.
+    let target = parts
+        .uri
+        .path_and_query()
+        .map(|pq| pq.as_str().to_string())
+        .unwrap_or_default();
+    if uri != target {
+        return DigestCheck::Challenge { stale: false };
+    }
+    let Some((ts_hex, mac)) = nonce.split_once('-') else {
+        return DigestCheck::Challenge { stale: false };
+    };
+    let Ok(ts) = i64::from_str_radix(ts_hex, 16) else {
+        return DigestCheck::Challenge { stale: false };
+    };
+    if nonce_mac(cam, ts) != mac {
+        return DigestCheck::Challenge { stale: false };
+    }
+    let Some(password) = cam.lock().password_of(&user).map(String::from) else {
+        return DigestCheck::Challenge { stale: false };
+    };
+    let h = |s: &str| -> String {
+        if algorithm.eq_ignore_ascii_case("SHA-256") {
+            hex(&sha2::Sha256::digest(s.as_bytes()))
+        } else {
+            hex(&md5::Md5::digest(s.as_bytes()))
+        }
+    };
+    let ha1 = h(&format!("{user}:{REALM}:{password}"));
+    let ha2 = h(&format!("{}:{uri}", parts.method.as_str()));
+    let expected = if qop.is_empty() {
+        h(&format!("{ha1}:{nonce}:{ha2}"))
+    } else {
+        h(&format!("{ha1}:{nonce}:{nc}:{cnonce}:{qop}:{ha2}"))
+    };
+    if expected != response {
+        return DigestCheck::Challenge { stale: false };
+    }
+    if cam.clock.now_utc().timestamp() - ts > NONCE_TTL_SECS {
+        return DigestCheck::Challenge { stale: true };
+    }
+    DigestCheck::Ok
+}
+
+fn snapshot(cam: &SimCamera, parts: &http::request::Parts) -> Resp {
+    if !parts.uri.path().starts_with("/snapshot/") {
+        return plain(StatusCode::NOT_FOUND, "not found");
+    }
+    if cam.quirks.auth != SimAuth::None {
+        if let DigestCheck::Challenge { stale } = check_digest(cam, parts) {
+            return challenge(cam, stale);
+        }
+    }
+    let index = cam.lock().index;
+    let mut r = Response::new(Full::new(Bytes::from(state::snapshot_bmp(index))));
+    r.headers_mut()
+        .insert(http::header::CONTENT_TYPE, "image/bmp".parse().expect("static"));
+    r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strict_created_rules() {
+        assert!(created_is_strict("2026-11-26T03:04:05Z"));
+        assert!(created_is_strict("2026-11-26T03:04:05.123Z"));
+        assert!(!created_is_strict("2026-11-26T03:04:05+00:00"));
+        assert!(!created_is_strict("2026-11-26T03:04:05.123456789Z"));
+    }
+}
