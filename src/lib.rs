@@ -3,6 +3,7 @@
 //! Protocol and infrastructure leaves (`onvif`, `discovery`, `sim`) know
 //! nothing of the database or the web; see ARCHITECTURE.md for the map.
 
+pub mod cli;
 pub mod clock;
 pub mod discovery;
 pub mod shutdown;

@@ -1,1 +1,30 @@
-fn main(){}
+//! The camfleet command line. Output for people goes to stdout; logs go to
+//! stderr through tracing (RUST_LOG=camfleet=debug for more).
+
+use clap::Parser;
+
+fn main() -> std::process::ExitCode {
+    let _ = camfleet::cli::PROCESS_START.set(std::time::Instant::now());
+    let cli = camfleet::cli::Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("camfleet=info,warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: starting the runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(camfleet::cli::run(cli)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -358,3 +358,26 @@ fn rewrite_noted(s: &DeviceSession, reached: &Url, field: &str, reported: &str) 
         None => reported.to_string(),
     }
 }
+
+/// Adopt many devices with at most `concurrency` in flight; `on_done` sees
+/// each result as it completes (index into `requests`). One slow or hung
+/// device holds one slot for at most its timeouts, never the whole run.
+pub async fn adopt_many(
+    transport: &Transport,
+    clock: &SharedClock,
+    requests: Vec<AdoptRequest>,
+    concurrency: usize,
+    mut on_done: impl FnMut(usize, &Result<AdoptedDevice, AdoptError>),
+) -> Vec<Result<AdoptedDevice, AdoptError>> {
+    use futures::StreamExt;
+    let n = requests.len();
+    let mut results: Vec<Option<Result<AdoptedDevice, AdoptError>>> = (0..n).map(|_| None).collect();
+    let mut stream = futures::stream::iter(requests.into_iter().enumerate())
+        .map(|(i, r)| async move { (i, adopt(transport, clock, r).await) })
+        .buffer_unordered(concurrency.max(1));
+    while let Some((i, r)) = stream.next().await {
+        on_done(i, &r);
+        results[i] = Some(r);
+    }
+    results.into_iter().flatten().collect()
+}

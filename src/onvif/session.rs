@@ -75,6 +75,8 @@ struct State {
     endpoints: HashMap<Service, Url>,
     quirks: BTreeSet<Quirk>,
     jumps: Vec<ClockJump>,
+    /// The HTTP `Date` of the last answer, with our monotonic time then.
+    http_date: Option<(chrono::DateTime<chrono::Utc>, Duration)>,
 }
 
 pub struct DeviceSession {
@@ -202,7 +204,10 @@ impl DeviceSession {
                     return Err(err);
                 }
                 self.note_quirk(Quirk::DateTimeNeedsAuth);
-                // Our own clock is the best guess for `Created` here.
+                // Without the camera's clock our `Created` may be far off. The
+                // refusal's HTTP Date header is the camera's clock to the
+                // second: anchor on it provisionally when we have nothing better.
+                self.anchor_on_http_date();
                 self.call_inner(op, &body, false).await?
             }
         };
@@ -237,6 +242,18 @@ impl DeviceSession {
         Ok(t)
     }
 
+    fn anchor_on_http_date(&self) {
+        let mut st = self.lock();
+        if st.anchor.is_some() {
+            return;
+        }
+        if let Some((date, mono)) = st.http_date {
+            let local = self.clock.now_utc() - chrono::Duration::from_std(self.clock.monotonic().saturating_sub(mono)).unwrap_or_default();
+            st.anchor = Some(ClockAnchor::new(date, local, mono));
+            st.quirks.insert(Quirk::ClockFromHttpDate);
+        }
+    }
+
     /// Call an operation with authentication as the device needs it.
     pub async fn call(&self, op: Operation, body: &str) -> OnvifResult<Element> {
         self.call_inner(op, body, true).await
@@ -251,7 +268,7 @@ impl DeviceSession {
         }
         let mode = match self.auth_mode() {
             Some(m) => m,
-            None => return self.detect_and_call(op, body).await,
+            None => return self.detect_and_call(op, body, may_resync).await,
         };
         match self.exchange(op, body, mode).await? {
             Outcome::Body(el) => Ok(el),
@@ -263,7 +280,7 @@ impl DeviceSession {
                 if mode == AuthMode::None {
                     // Anonymous worked for something else; this needs auth.
                     self.lock().auth_mode = None;
-                    return self.detect_and_call(op, body).await;
+                    return self.detect_and_call(op, body, may_resync).await;
                 }
                 if mode.uses_wsse() && may_resync && self.resync_after_auth_fault().await {
                     return match self.exchange(op, body, mode).await? {
@@ -282,7 +299,7 @@ impl DeviceSession {
         Box::pin(self.sync_clock()).await.is_ok()
     }
 
-    async fn detect_and_call(&self, op: Operation, body: &str) -> OnvifResult<Element> {
+    async fn detect_and_call(&self, op: Operation, body: &str, may_resync: bool) -> OnvifResult<Element> {
         let first = self.exchange(op, body, AuthMode::None).await?;
         let mode = match first {
             Outcome::Body(el) => {
@@ -316,7 +333,7 @@ impl DeviceSession {
             }
         };
         // WS-Security (alone, or on top of Digest).
-        let mut resynced = false;
+        let mut resynced = !may_resync;
         loop {
             match self.exchange(op, body, mode).await? {
                 Outcome::Body(el) => {
@@ -376,6 +393,14 @@ impl DeviceSession {
                 )
                 .await
                 .map_err(|e| transport_error(op, e))?;
+            if let Some(d) = reply
+                .headers
+                .get(http::header::DATE)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| chrono::DateTime::parse_from_rfc2822(v).ok())
+            {
+                self.lock().http_date = Some((d.with_timezone(&chrono::Utc), self.clock.monotonic()));
+            }
             if reply.status == 401 {
                 if mode.uses_digest() && attempts < 3 {
                     let used_cached = authorization.is_some() && !fresh_challenge;

@@ -55,6 +55,9 @@ pub enum Quirk {
     FaultStatus { status: u16 },
     /// GetSystemDateAndTime refused without credentials.
     DateTimeNeedsAuth,
+    /// The clock could only be read after authenticating; the first anchor
+    /// came from the HTTP `Date` header.
+    ClockFromHttpDate,
     /// GetSystemDateAndTime had no usable UTCDateTime; derived from local time + TZ.
     UtcFromLocalTime,
     /// Camera clock differs from ours by more than 5 s.

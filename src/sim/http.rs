@@ -40,6 +40,8 @@ pub struct SimCamera {
     pub reported_authority: String,
     pub rtsp_authority: String,
     pub clock: SharedClock,
+    /// SOAP and snapshot requests received (tests count retries with it).
+    pub requests: std::sync::atomic::AtomicU64,
     nonce_secret: [u8; 16],
     seen_nonces: Mutex<VecDeque<String>>,
 }
@@ -66,6 +68,7 @@ impl SimCamera {
             addr,
             reported_authority,
             clock,
+            requests: std::sync::atomic::AtomicU64::new(0),
             nonce_secret,
             seen_nonces: Mutex::new(VecDeque::new()),
         }
@@ -117,6 +120,18 @@ fn plain(status: StatusCode, body: &'static str) -> Resp {
 }
 
 async fn handle(cam: Arc<SimCamera>, req: Request<Incoming>) -> Result<Resp, Infallible> {
+    cam.requests.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let mut resp = handle_inner(&cam, req).await;
+    // Like real cameras, the Date header carries the camera's own clock.
+    let date = cam.camera_now().format("%a, %d %b %Y %H:%M:%S GMT").to_string();
+    if let Ok(v) = date.parse() {
+        resp.headers_mut().insert(http::header::DATE, v);
+    }
+    Ok(resp)
+}
+
+async fn handle_inner(cam: &Arc<SimCamera>, req: Request<Incoming>) -> Resp {
+    let cam = cam.clone();
     let q = &cam.quirks;
     if q.hang {
         // Accept, read nothing, answer never (until the client gives up).
@@ -127,14 +142,14 @@ async fn handle(cam: Arc<SimCamera>, req: Request<Incoming>) -> Result<Resp, Inf
     }
     let (parts, body) = req.into_parts();
     if parts.method == http::Method::GET {
-        return Ok(snapshot(&cam, &parts));
+        return snapshot(&cam, &parts);
     }
     if parts.method != http::Method::POST {
-        return Ok(plain(StatusCode::METHOD_NOT_ALLOWED, "POST only"));
+        return plain(StatusCode::METHOD_NOT_ALLOWED, "POST only");
     }
     let body = match Limited::new(body, MAX_REQUEST_BYTES).collect().await {
         Ok(b) => b.to_bytes(),
-        Err(_) => return Ok(plain(StatusCode::PAYLOAD_TOO_LARGE, "request too large")),
+        Err(_) => return plain(StatusCode::PAYLOAD_TOO_LARGE, "request too large"),
     };
     if q.garbage {
         let mut r = Response::new(Full::new(Bytes::from_static(
@@ -142,26 +157,26 @@ async fn handle(cam: Arc<SimCamera>, req: Request<Incoming>) -> Result<Resp, Inf
         )));
         r.headers_mut()
             .insert(http::header::CONTENT_TYPE, "application/soap+xml".parse().expect("static"));
-        return Ok(r);
+        return r;
     }
     let Ok(root) = xml::parse(&body) else {
-        return Ok(fault_response(&cam, &SimFault::invalid("request is not XML")));
+        return fault_response(&cam, &SimFault::invalid("request is not XML"));
     };
     let Some(op) = root.child_local("Body").and_then(|b| b.children.first()) else {
-        return Ok(fault_response(&cam, &SimFault::invalid("no SOAP body")));
+        return fault_response(&cam, &SimFault::invalid("no SOAP body"));
     };
     let exempt = op.local == "GetSystemDateAndTime" && !q.gsdt_needs_auth;
     if !exempt {
         if matches!(q.auth, SimAuth::DigestMd5 | SimAuth::DigestSha256 | SimAuth::Both) {
             match check_digest(&cam, &parts) {
                 DigestCheck::Ok => {}
-                DigestCheck::Challenge { stale } => return Ok(challenge(&cam, stale)),
+                DigestCheck::Challenge { stale } => return (challenge(&cam, stale)),
             }
         }
         if matches!(q.auth, SimAuth::WsSecurity | SimAuth::Both) {
             let header = root.child_local("Header");
             if !check_wsse(&cam, header) {
-                return Ok(fault_response(&cam, &SimFault::not_authorized()));
+                return fault_response(&cam, &SimFault::not_authorized());
             }
         }
     }
@@ -175,10 +190,10 @@ async fn handle(cam: Arc<SimCamera>, req: Request<Incoming>) -> Result<Resp, Inf
         let st = cam.lock();
         state::handle(&st, q, &prefixes, &addressing, now, op)
     };
-    Ok(match result {
+    match result {
         Ok(body) => envelope_response(&cam, StatusCode::OK, &body),
         Err(f) => fault_response(&cam, &f),
-    })
+    }
 }
 
 fn envelope_response(cam: &SimCamera, status: StatusCode, body: &str) -> Resp {

@@ -74,6 +74,11 @@ impl FleetConfig {
         if let Some(q) = self.overrides.get(&i) {
             return q.clone();
         }
+        self.plan_quirks(i)
+    }
+
+    /// The quirks the plan gives camera `i`, ignoring overrides.
+    pub fn plan_quirks(&self, i: u32) -> Quirks {
         match &self.plan {
             QuirkPlan::Uniform(q) => q.clone(),
             QuirkPlan::Mixed { seed } => Quirks::mixed(*seed, i),
@@ -119,6 +124,8 @@ impl Fleet {
         for i in 0..cfg.count {
             let addr = match &spread_hosts {
                 Some(h) => SocketAddr::from((h[i as usize], cfg.base_port)),
+                // base_port 0: every camera takes an ephemeral port (tests).
+                None if cfg.base_port == 0 => SocketAddr::from((cfg.bind, 0)),
                 None => SocketAddr::from((cfg.bind, cfg.base_port + i as u16)),
             };
             let listener = TcpListener::bind(addr)

@@ -1,0 +1,112 @@
+//! `camfleet discover`: multicast WS-Discovery on a named interface (loopback
+//! by default), or a unicast sweep of a CIDR with an HTTP fallback.
+
+use std::io::{IsTerminal, Write};
+use std::net::Ipv4Addr;
+use std::time::Duration;
+
+use clap::Args;
+use ipnet::Ipv4Net;
+
+use super::table::Table;
+use crate::discovery::{self, Discovered, ProbeConfig, SweepConfig};
+
+#[derive(Args, Debug)]
+pub struct DiscoverArgs {
+    /// Interface address to probe from. Loopback unless you name a real one.
+    #[arg(long, default_value_t = Ipv4Addr::LOCALHOST)]
+    pub interface: Ipv4Addr,
+    /// Sweep this range with unicast probes instead of multicasting.
+    #[arg(long)]
+    pub cidr: Option<Ipv4Net>,
+    /// Seconds to listen for answers (multicast) or after the last probe (sweep).
+    #[arg(long, default_value_t = 3.0)]
+    pub timeout: f64,
+    /// WS-Discovery port.
+    #[arg(long, default_value_t = 3702)]
+    pub port: u16,
+    /// Multicast TTL (1 keeps probes on the local segment).
+    #[arg(long, default_value_t = 1)]
+    pub ttl: u32,
+    /// Sweep: HTTP fallback ports, comma-separated; empty disables.
+    #[arg(long, value_delimiter = ',', default_value = "80,8080,8000,8899")]
+    pub http_ports: Vec<u16>,
+    /// Sweep: hosts probed per second.
+    #[arg(long, default_value_t = 2000)]
+    pub rate: u32,
+    /// Print every device with all its XAddrs as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub async fn discover(a: DiscoverArgs) -> anyhow::Result<()> {
+    let tty = std::io::stderr().is_terminal() && !a.json;
+    let devices: Vec<Discovered> = match a.cidr {
+        Some(cidr) => {
+            let mut cfg = SweepConfig::new(cidr);
+            cfg.interface = a.interface;
+            cfg.wsd_port = a.port;
+            cfg.wsd_wait = Duration::from_secs_f64(a.timeout.max(0.1));
+            cfg.http_ports = a.http_ports.clone();
+            cfg.hosts_per_sec = a.rate.max(1);
+            discovery::sweep::sweep(&cfg, |p, _| {
+                if tty {
+                    let done = p.probes_sent + p.http_checked;
+                    let total = (p.hosts_total + p.http_total).max(1);
+                    let width = 30;
+                    let filled = (done * width / total).min(width) as usize;
+                    eprint!(
+                        "\r[{}{}] {done}/{total} checked, {} found ",
+                        "=".repeat(filled),
+                        " ".repeat(width as usize - filled),
+                        p.found
+                    );
+                    let _ = std::io::stderr().flush();
+                }
+            })
+            .await?
+        }
+        None => {
+            let cfg = ProbeConfig {
+                interface: a.interface,
+                ttl: a.ttl,
+                window: Duration::from_secs_f64(a.timeout.max(0.1)),
+                port: a.port,
+                ..ProbeConfig::default()
+            };
+            let mut n = 0;
+            let r = discovery::probe::multicast(&cfg, |_| {
+                n += 1;
+                if tty {
+                    eprint!("\rlistening… {n} found ");
+                    let _ = std::io::stderr().flush();
+                }
+            })
+            .await?;
+            if r.rcvbuf_bytes < 4 * 1024 * 1024 {
+                tracing::warn!(rcvbuf = r.rcvbuf_bytes, "small receive buffer: answers from large fleets may be lost (run as root or raise net.core.rmem_max)");
+            }
+            r.devices
+        }
+    };
+    if tty {
+        eprintln!();
+    }
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&devices)?);
+        return Ok(());
+    }
+    let mut t = Table::new(&["endpoint", "name", "hardware", "xaddr", "via"]);
+    for d in &devices {
+        t.row(vec![
+            d.endpoint.clone(),
+            d.scopes.name.clone().unwrap_or_default(),
+            d.scopes.hardware.clone().unwrap_or_default(),
+            d.xaddrs.first().cloned().unwrap_or_default(),
+            d.via.to_string(),
+        ]);
+    }
+    print!("{}", t.render());
+    println!("{} device(s)", devices.len());
+    Ok(())
+}

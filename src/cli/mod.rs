@@ -1,0 +1,102 @@
+//! Subcommands. Each parses its flags, calls the library, prints a table or JSON.
+
+mod bench;
+pub use bench::PROCESS_START;
+mod discover;
+mod probe;
+mod simulate;
+mod table;
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(name = "camfleet", version, about = "Manage a fleet of ONVIF IP cameras")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Start simulated cameras and discover and adopt them, printing a table.
+    Demo(simulate::DemoArgs),
+    /// Run simulated ONVIF cameras on loopback until interrupted.
+    Simulate(simulate::SimulateArgs),
+    /// Find cameras: multicast WS-Discovery, or a unicast sweep of a CIDR.
+    Discover(discover::DiscoverArgs),
+    /// Read everything camfleet needs from one camera (the adopt sequence).
+    Probe(probe::ProbeArgs),
+    /// Benchmarks (see BENCHMARKS.md).
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Demo(a) => simulate::demo(a).await,
+        Command::Simulate(a) => simulate::simulate(a).await,
+        Command::Discover(a) => discover::discover(a).await,
+        Command::Probe(a) => probe::probe(a).await,
+        Command::Bench(b) => bench::run(b).await,
+    }
+}
+
+/// Credentials from flags: a password, a file holding it, or none.
+#[derive(Args, Debug, Clone)]
+pub struct CredentialArgs {
+    /// Camera user name.
+    #[arg(long, short = 'u', env = "CAMFLEET_USER")]
+    pub user: Option<String>,
+    /// Camera password (prefer --password-file or CAMFLEET_PASSWORD).
+    #[arg(long, env = "CAMFLEET_PASSWORD", hide_env_values = true, conflicts_with = "password_file")]
+    pub password: Option<String>,
+    /// File whose first line is the password.
+    #[arg(long)]
+    pub password_file: Option<PathBuf>,
+}
+
+impl CredentialArgs {
+    pub fn credentials(&self) -> anyhow::Result<Option<camfleet_onvif::Credentials>> {
+        let Some(user) = &self.user else { return Ok(None) };
+        let password = match (&self.password, &self.password_file) {
+            (Some(p), _) => p.clone(),
+            (None, Some(f)) => std::fs::read_to_string(f)
+                .map_err(|e| anyhow::anyhow!("reading password file {}: {e}", f.display()))?
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .to_string(),
+            (None, None) => anyhow::bail!("--user needs --password, --password-file or CAMFLEET_PASSWORD"),
+        };
+        Ok(Some(camfleet_onvif::Credentials {
+            username: user.clone(),
+            password,
+        }))
+    }
+}
+
+use crate::onvif as camfleet_onvif;
+
+/// Wait for Ctrl-C or SIGTERM.
+pub(crate) async fn interrupted() {
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
