@@ -64,7 +64,10 @@ pub struct DevicePolicy {
 enum Outcome {
     Body(Element),
     Fault { status: u16, fault: Option<Fault> },
+    /// HTTP 401 with a challenge, to a request without HTTP credentials.
     Challenge(http::HeaderMap),
+    /// HTTP 401 to a request that answered a fresh challenge: wrong credentials.
+    Refused,
 }
 
 #[derive(Default)]
@@ -72,6 +75,9 @@ struct State {
     auth_mode: Option<AuthMode>,
     anchor: Option<ClockAnchor>,
     digest: Option<PasswordClient>,
+    /// The stored Digest client was built from a challenge no request has
+    /// answered yet (a refusal to it means wrong credentials).
+    digest_fresh: bool,
     endpoints: HashMap<Service, Url>,
     quirks: BTreeSet<Quirk>,
     jumps: Vec<ClockJump>,
@@ -306,14 +312,15 @@ impl DeviceSession {
                 self.lock().auth_mode = Some(AuthMode::None);
                 return Ok(el);
             }
-            Outcome::Challenge(_) => {
+            Outcome::Challenge(h) => {
+                self.take_challenge(&h);
                 match self.exchange(op, body, AuthMode::HttpDigest).await? {
                     Outcome::Body(el) => {
                         self.lock().auth_mode = Some(AuthMode::HttpDigest);
                         return Ok(el);
                     }
-                    Outcome::Challenge(h) => {
-                        return Err(self.outcome_error(op, Outcome::Challenge(h)));
+                    o @ (Outcome::Challenge(_) | Outcome::Refused) => {
+                        return Err(self.outcome_error(op, o));
                     }
                     other => {
                         let e = self.outcome_error(op, other);
@@ -342,7 +349,7 @@ impl DeviceSession {
                 }
                 Outcome::Challenge(h) if mode == AuthMode::WsSecurity => {
                     // HTTP layer wants Digest too.
-                    let _ = h;
+                    self.take_challenge(&h);
                     match self.exchange(op, body, AuthMode::Both).await? {
                         Outcome::Body(el) => {
                             self.lock().auth_mode = Some(AuthMode::Both);
@@ -378,7 +385,9 @@ impl DeviceSession {
             attempts += 1;
             let envelope_text = self.envelope(body, mode);
             let authorization = if mode.uses_digest() {
-                self.digest_authorization(&url, envelope_text.as_bytes())
+                let (a, fresh) = self.digest_authorization(&url, envelope_text.as_bytes());
+                fresh_challenge |= fresh;
+                a
             } else {
                 None
             };
@@ -401,39 +410,41 @@ impl DeviceSession {
             {
                 self.lock().http_date = Some((d.with_timezone(&chrono::Utc), self.clock.monotonic()));
             }
-            if reply.status == 401 {
-                if mode.uses_digest() && attempts < 3 {
-                    let used_cached = authorization.is_some() && !fresh_challenge;
-                    match httpauth::choose(&reply.headers, self.policy.allow_basic) {
-                        Ok((client, _scheme)) => {
-                            let stale = httpauth::is_stale(&client);
-                            self.lock().digest = Some(client);
-                            // Retry when we had no answer yet, when our cached
-                            // nonce expired, or the server wants a fresh one.
-                            if authorization.is_none() || used_cached || stale {
-                                fresh_challenge = true;
-                                continue;
-                            }
-                        }
-                        Err(e) => {
-                            return Err(OnvifError {
-                                class: FaultClass::Unauthorized,
-                                operation: op.name.into(),
-                                message: format!("HTTP 401 with no usable challenge: {e}"),
-                                http_status: Some(401),
-                                fault: None,
-                            });
-                        }
-                    }
-                }
-                if reply.headers.contains_key(http::header::WWW_AUTHENTICATE) && !mode.uses_digest() {
+            // A 401 without a challenge is a SOAP fault sent with status
+            // 401 (some firmware does that for every fault): read it as one.
+            if reply.status == 401 && reply.headers.contains_key(http::header::WWW_AUTHENTICATE) {
+                if !mode.uses_digest() {
                     return Ok(Outcome::Challenge(reply.headers));
                 }
-                let fault = envelope::parse(&reply.body).ok().and_then(|p| match p.reply {
-                    Reply::Fault(f) => Some(f),
-                    Reply::Body(_) => None,
-                });
-                return Ok(Outcome::Fault { status: 401, fault });
+                if attempts >= 3 {
+                    return Ok(Outcome::Refused);
+                }
+                let used_cached = authorization.is_some() && !fresh_challenge;
+                match httpauth::choose(&reply.headers, self.policy.allow_basic) {
+                    Ok((client, _scheme)) => {
+                        let stale = httpauth::is_stale(&client);
+                        {
+                            let mut st = self.lock();
+                            st.digest = Some(client);
+                            st.digest_fresh = true;
+                        }
+                        // Retry when we had not answered a challenge yet, when
+                        // our cached nonce expired, or the server wants a fresh one.
+                        if authorization.is_none() || used_cached || stale {
+                            continue;
+                        }
+                        return Ok(Outcome::Refused);
+                    }
+                    Err(e) => {
+                        return Err(OnvifError {
+                            class: FaultClass::Unauthorized,
+                            operation: op.name.into(),
+                            message: format!("HTTP 401 with no usable challenge: {e}"),
+                            http_status: Some(401),
+                            fault: None,
+                        });
+                    }
+                }
             }
             return Ok(self.read_reply(op, reply.status, &reply.body));
         }
@@ -491,11 +502,18 @@ impl DeviceSession {
         envelope::request(&header, body)
     }
 
-    fn digest_authorization(&self, url: &Url, body: &[u8]) -> Option<String> {
-        let creds = self.creds.as_ref()?;
+    /// The Authorization header from the stored Digest client, and whether
+    /// that client's challenge was fresh (unanswered until now).
+    fn digest_authorization(&self, url: &Url, body: &[u8]) -> (Option<String>, bool) {
+        let Some(creds) = self.creds.as_ref() else {
+            return (None, false);
+        };
         let mut st = self.lock();
-        let client = st.digest.as_mut()?;
-        httpauth::respond(
+        let fresh = std::mem::take(&mut st.digest_fresh);
+        let Some(client) = st.digest.as_mut() else {
+            return (None, false);
+        };
+        let header = httpauth::respond(
             client,
             &creds.username,
             &creds.password,
@@ -503,13 +521,24 @@ impl DeviceSession {
             &httpauth::request_target(url),
             Some(body),
         )
-        .ok()
+        .ok();
+        (header, fresh)
+    }
+
+    /// Keep the challenge from an anonymous 401 so the next request answers
+    /// it straight away instead of asking again.
+    fn take_challenge(&self, h: &http::HeaderMap) {
+        if let Ok((client, _)) = httpauth::choose(h, self.policy.allow_basic) {
+            let mut st = self.lock();
+            st.digest = Some(client);
+            st.digest_fresh = true;
+        }
     }
 
     fn outcome_error(&self, op: Operation, o: Outcome) -> OnvifError {
         match o {
             Outcome::Body(_) => OnvifError::malformed(op.name, "unexpected body"),
-            Outcome::Challenge(_) => OnvifError {
+            Outcome::Challenge(_) | Outcome::Refused => OnvifError {
                 class: FaultClass::Unauthorized,
                 operation: op.name.into(),
                 message: "HTTP 401: credentials refused".into(),

@@ -170,7 +170,7 @@ async fn handle_inner(cam: &Arc<SimCamera>, req: Request<Incoming>) -> Resp {
         if matches!(q.auth, SimAuth::DigestMd5 | SimAuth::DigestSha256 | SimAuth::Both) {
             match check_digest(&cam, &parts) {
                 DigestCheck::Ok => {}
-                DigestCheck::Challenge { stale } => return (challenge(&cam, stale)),
+                DigestCheck::Challenge { stale } => return challenge(&cam, stale),
             }
         }
         if matches!(q.auth, SimAuth::WsSecurity | SimAuth::Both) {

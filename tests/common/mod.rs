@@ -1,0 +1,69 @@
+//! Helpers shared by the integration tests: a simulated fleet on ephemeral
+//! loopback ports, a transport with short deadlines, credentials.
+#![allow(dead_code)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use camfleet::clock::{ManualClock, SharedClock, SystemClock};
+use camfleet::onvif::{AdoptRequest, Credentials, DevicePolicy, Transport, TransportConfig};
+use camfleet::sim::{Fleet, FleetConfig, QuirkPlan, Quirks};
+
+pub fn admin() -> Credentials {
+    Credentials {
+        username: "admin".into(),
+        password: "admin".into(),
+    }
+}
+
+pub fn transport_with_timeout(ms: u64) -> Transport {
+    Transport::new(TransportConfig {
+        timeout: Duration::from_millis(ms),
+        ..TransportConfig::default()
+    })
+    .expect("transport")
+}
+
+pub fn transport() -> Transport {
+    transport_with_timeout(3000)
+}
+
+pub fn system_clock() -> SharedClock {
+    SystemClock::shared()
+}
+
+pub fn manual_clock() -> Arc<ManualClock> {
+    ManualClock::new(chrono::DateTime::parse_from_rfc3339("2026-11-26T10:00:00Z").unwrap().into())
+}
+
+/// One simulated camera with these quirks (names as in `Quirks::apply`).
+pub async fn one_camera(spec: &str) -> Fleet {
+    fleet(1, spec).await
+}
+
+pub async fn fleet(n: u32, spec: &str) -> Fleet {
+    let mut q = Quirks::default();
+    q.apply(spec).expect("quirk spec");
+    let mut cfg = FleetConfig::new(n, 0);
+    cfg.plan = QuirkPlan::Uniform(q);
+    Fleet::start(cfg).await.expect("fleet")
+}
+
+pub async fn fleet_with(cfg: FleetConfig) -> Fleet {
+    Fleet::start(cfg).await.expect("fleet")
+}
+
+pub fn request(url: String, creds: Option<Credentials>) -> AdoptRequest {
+    AdoptRequest {
+        xaddrs: vec![url],
+        credentials: creds,
+        policy: DevicePolicy::default(),
+    }
+}
+
+/// A UDP port nobody else in this process is using (for WS-Discovery tests
+/// that must not hear each other).
+pub fn free_udp_port() -> u16 {
+    let s = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+    s.local_addr().expect("addr").port()
+}
