@@ -301,7 +301,7 @@ fn check_wsse(cam: &SimCamera, header: Option<&xml::Element>) -> bool {
 }
 
 /// `2026-11-26T03:04:05Z` or `…05.123Z`: no offset, at most milliseconds.
-fn created_is_strict(c: &str) -> bool {
+pub fn created_is_strict(c: &str) -> bool {
     let Some(body) = c.strip_suffix('Z') else {
         return false;
     };
