@@ -18,20 +18,36 @@ pub enum Announcement {
     Bye { endpoint: String, source: SocketAddr },
 }
 
-/// Remembers the newest AppSequence per endpoint.
+/// Remembers the newest AppSequence per endpoint and recent MessageIDs.
 #[derive(Debug, Default)]
 pub struct SequenceTracker {
     last: HashMap<String, AppSequence>,
+    recent_ids: std::collections::VecDeque<String>,
 }
 
+const RECENT_IDS: usize = 512;
+
 impl SequenceTracker {
-    /// Whether to act on a message from `endpoint`. Messages without an
-    /// AppSequence are accepted (many cameras omit it). A message that is
-    /// not newer than the last one seen is a repeat or arrived late.
-    pub fn accept(&mut self, endpoint: &str, seq: Option<AppSequence>) -> bool {
+    /// Whether to act on a message from `endpoint`.
+    /// - A MessageID seen before is a SOAP-over-UDP repeat: dropped.
+    /// - An AppSequence strictly older than the last one accepted from that
+    ///   endpoint arrived late (a Bye from before a reboot): dropped.
+    /// - An equal AppSequence is accepted: some stacks (Python wsdiscovery)
+    ///   never increment MessageNumber, so Hello and Bye carry the same one.
+    /// - Messages without an AppSequence are accepted (many cameras omit it).
+    pub fn accept(&mut self, endpoint: &str, message_id: Option<&str>, seq: Option<AppSequence>) -> bool {
+        if let Some(id) = message_id {
+            if self.recent_ids.iter().any(|x| x == id) {
+                return false;
+            }
+            if self.recent_ids.len() >= RECENT_IDS {
+                self.recent_ids.pop_front();
+            }
+            self.recent_ids.push_back(id.to_string());
+        }
         let Some(seq) = seq else { return true };
         match self.last.get(endpoint) {
-            Some(prev) if !seq.is_newer_than(prev) => false,
+            Some(prev) if prev.is_newer_than(&seq) => false,
             _ => {
                 self.last.insert(endpoint.to_string(), seq);
                 true
@@ -59,11 +75,11 @@ impl HelloListener {
                     let Ok(msg) = message::parse(&buf[..n]) else { continue };
                     let ann = match msg.kind {
                         MessageKind::Hello(m) => {
-                            if !tracker.accept(&m.endpoint, msg.app_sequence) { continue }
+                            if !tracker.accept(&m.endpoint, msg.message_id.as_deref(), msg.app_sequence) { continue }
                             Announcement::Hello(Discovered::from_match(m, from, "hello"))
                         }
                         MessageKind::Bye { endpoint } => {
-                            if !tracker.accept(&endpoint, msg.app_sequence) { continue }
+                            if !tracker.accept(&endpoint, msg.message_id.as_deref(), msg.app_sequence) { continue }
                             Announcement::Bye { endpoint, source: from }
                         }
                         _ => continue,
@@ -91,10 +107,18 @@ mod tests {
     #[test]
     fn stale_bye_after_newer_hello_is_dropped() {
         let mut t = SequenceTracker::default();
-        assert!(t.accept("urn:uuid:a", seq(7, 2))); // Hello after reboot
-        assert!(!t.accept("urn:uuid:a", seq(6, 9))); // Bye from the previous boot, late
-        assert!(!t.accept("urn:uuid:a", seq(7, 2))); // repeat of the Hello
-        assert!(t.accept("urn:uuid:a", seq(7, 3))); // genuine Bye
-        assert!(t.accept("urn:uuid:b", None));
+        assert!(t.accept("urn:uuid:a", Some("m1"), seq(7, 2))); // Hello after reboot
+        assert!(!t.accept("urn:uuid:a", Some("m0"), seq(6, 9))); // Bye from the previous boot, late
+        assert!(!t.accept("urn:uuid:a", Some("m1"), seq(7, 2))); // UDP repeat of the Hello
+        assert!(t.accept("urn:uuid:a", Some("m2"), seq(7, 3))); // genuine Bye
+        assert!(t.accept("urn:uuid:b", None, None));
+    }
+
+    #[test]
+    fn equal_sequence_with_new_message_id_is_accepted() {
+        // Python wsdiscovery sends Hello and Bye with the same MessageNumber.
+        let mut t = SequenceTracker::default();
+        assert!(t.accept("urn:uuid:w", Some("hello"), seq(5, 1)));
+        assert!(t.accept("urn:uuid:w", Some("bye"), seq(5, 1)));
     }
 }
