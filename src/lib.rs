@@ -6,7 +6,7 @@
 pub mod cli;
 pub mod clock;
 pub mod discovery;
+pub mod onvif;
 pub mod shutdown;
 pub mod sim;
-pub mod onvif;
 pub mod xml;

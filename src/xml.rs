@@ -364,7 +364,9 @@ mod tests {
         let doc = br#"<x:Envelope xmlns:x="http://www.w3.org/2003/05/soap-envelope"><x:Body><foo:Thing xmlns:foo="urn:a">v</foo:Thing></x:Body></x:Envelope>"#;
         let root = parse(doc).unwrap();
         assert!(root.is("http://www.w3.org/2003/05/soap-envelope", "Envelope"));
-        let body = root.child("http://www.w3.org/2003/05/soap-envelope", "Body").unwrap();
+        let body = root
+            .child("http://www.w3.org/2003/05/soap-envelope", "Body")
+            .unwrap();
         assert!(body.child("urn:a", "Thing").is_some());
         assert!(body.child("urn:b", "Thing").is_none());
     }
@@ -411,7 +413,13 @@ mod tests {
 
     #[test]
     fn garbage_is_an_error_not_a_panic() {
-        for doc in [&b""[..], b"   ", b"\x00\x01\x02", b"<<<>>>", b"HTTP/1.1 200 OK"] {
+        for doc in [
+            &b""[..],
+            b"   ",
+            b"\x00\x01\x02",
+            b"<<<>>>",
+            b"HTTP/1.1 200 OK",
+        ] {
             let _ = parse(doc);
         }
         assert!(parse(b"").is_err());

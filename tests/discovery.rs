@@ -35,14 +35,30 @@ async fn multicast_round_finds_every_camera_once() {
     cfg.plan = QuirkPlan::Mixed { seed: 3 };
     cfg.wsd = wsd(port);
     let f = fleet_with(cfg).await;
-    let r = discovery::probe::multicast(&probe_cfg(port), |_| {}).await.unwrap();
-    assert_eq!(r.devices.len(), 30, "{:?}", r.devices.iter().map(|d| &d.endpoint).collect::<Vec<_>>());
+    let r = discovery::probe::multicast(&probe_cfg(port), |_| {})
+        .await
+        .unwrap();
+    assert_eq!(
+        r.devices.len(),
+        30,
+        "{:?}",
+        r.devices.iter().map(|d| &d.endpoint).collect::<Vec<_>>()
+    );
     let eps: HashSet<_> = r.devices.iter().map(|d| d.endpoint.clone()).collect();
     assert_eq!(eps.len(), 30, "deduplicated by endpoint");
     let urls: HashSet<_> = (0..30).map(|i| f.device_url(i)).collect();
     for d in &r.devices {
-        assert!(urls.contains(&d.xaddrs[0]), "first XAddr is the reachable one: {:?}", d.xaddrs);
-        assert!(d.scopes.name.as_deref().is_some_and(|n| n.starts_with("SimCam-")));
+        assert!(
+            urls.contains(&d.xaddrs[0]),
+            "first XAddr is the reachable one: {:?}",
+            d.xaddrs
+        );
+        assert!(
+            d.scopes
+                .name
+                .as_deref()
+                .is_some_and(|n| n.starts_with("SimCam-"))
+        );
         assert!(d.scopes.hardware.is_some());
     }
     assert!(r.rcvbuf_bytes >= 4 * 1024 * 1024 || r.rcvbuf_bytes > 0);
@@ -58,12 +74,18 @@ async fn probe_match_without_wrapper_and_soap11_are_found() {
     cfg.plan = QuirkPlan::Uniform(q);
     cfg.wsd = wsd(port);
     let f = fleet_with(cfg).await;
-    let r = discovery::probe::multicast(&probe_cfg(port), |_| {}).await.unwrap();
+    let r = discovery::probe::multicast(&probe_cfg(port), |_| {})
+        .await
+        .unwrap();
     assert_eq!(r.devices.len(), 2);
     for d in &r.devices {
         // The link-local and the unreachable address are listed, but last.
         assert_eq!(d.xaddrs.len(), 3);
-        assert!(d.xaddrs[0].starts_with("http://127.0.0.1:"), "{:?}", d.xaddrs);
+        assert!(
+            d.xaddrs[0].starts_with("http://127.0.0.1:"),
+            "{:?}",
+            d.xaddrs
+        );
         assert!(d.xaddrs[2].contains("[fe80::"), "{:?}", d.xaddrs);
     }
     f.shutdown().await;
@@ -96,7 +118,9 @@ async fn cidr_sweep_finds_cameras_by_unicast_probe() {
     sweep.wsd_wait = Duration::from_millis(600);
     sweep.http_ports = vec![];
     let mut progress_calls = 0;
-    let found = discovery::sweep::sweep(&sweep, |_, _| progress_calls += 1).await.unwrap();
+    let found = discovery::sweep::sweep(&sweep, |_, _| progress_calls += 1)
+        .await
+        .unwrap();
     assert_eq!(found.len(), 5, "{found:?}");
     assert!(found.iter().all(|d| d.via == "unicast"));
     assert!(progress_calls >= 6);

@@ -8,7 +8,9 @@ use camfleet::onvif::fault::{FaultClass, classify};
 use camfleet::onvif::{NetworkHost, address, device, media, time, wsse};
 
 fn fixture(name: &str) -> Vec<u8> {
-    let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name);
+    let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name);
     std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
 }
 
@@ -28,22 +30,34 @@ fn fault_class(name: &str, status: u16) -> FaultClass {
 
 #[test]
 fn fault_as_http_200() {
-    assert_eq!(fault_class("fault_as_http_200.xml", 200), FaultClass::Unauthorized);
+    assert_eq!(
+        fault_class("fault_as_http_200.xml", 200),
+        FaultClass::Unauthorized
+    );
 }
 
 #[test]
 fn not_authorized_only_in_reason_text() {
-    assert_eq!(fault_class("not_authorized_only_in_reason_text.xml", 500), FaultClass::Unauthorized);
+    assert_eq!(
+        fault_class("not_authorized_only_in_reason_text.xml", 500),
+        FaultClass::Unauthorized
+    );
 }
 
 #[test]
 fn account_locked_after_attempts() {
-    assert_eq!(fault_class("account_locked_after_attempts.xml", 500), FaultClass::Unauthorized);
+    assert_eq!(
+        fault_class("account_locked_after_attempts.xml", 500),
+        FaultClass::Unauthorized
+    );
 }
 
 #[test]
 fn soap11_wsse_failed_authentication() {
-    assert_eq!(fault_class("soap11_wsse_failed_authentication.xml", 500), FaultClass::Unauthorized);
+    assert_eq!(
+        fault_class("soap11_wsse_failed_authentication.xml", 500),
+        FaultClass::Unauthorized
+    );
 }
 
 #[test]
@@ -76,7 +90,8 @@ fn latin1_bytes_in_device_information() {
 
 #[test]
 fn utc_missing_local_time_with_posix_tz() {
-    let t = time::parse_system_date_time(&body("utc_missing_local_time_with_posix_tz.xml")).unwrap();
+    let t =
+        time::parse_system_date_time(&body("utc_missing_local_time_with_posix_tz.xml")).unwrap();
     assert!(t.derived_from_local);
     assert_eq!(t.utc.to_rfc3339(), "2026-11-26T10:30:15+00:00");
 }
@@ -93,7 +108,9 @@ fn invalid_month_in_utc_date() {
 fn probe_match_without_wrapper() {
     let m = message::parse(&fixture("probe_match_without_wrapper.xml")).unwrap();
     assert_eq!(m.relates_to.as_deref(), Some("urn:uuid:probe-1"));
-    let MessageKind::ProbeMatches(v) = m.kind else { panic!() };
+    let MessageKind::ProbeMatches(v) = m.kind else {
+        panic!()
+    };
     assert_eq!(v.len(), 1);
     assert_eq!(v[0].endpoint, "urn:uuid:cam-nowrap");
     assert_eq!(v[0].scopes.name.as_deref(), Some("Front Door"));
@@ -104,14 +121,18 @@ fn probe_match_without_wrapper() {
 #[test]
 fn probe_match_soap11_envelope() {
     let m = message::parse(&fixture("probe_match_soap11_envelope.xml")).unwrap();
-    let MessageKind::ProbeMatches(v) = m.kind else { panic!() };
+    let MessageKind::ProbeMatches(v) = m.kind else {
+        panic!()
+    };
     assert_eq!(v[0].endpoint, "urn:uuid:cam-soap11");
 }
 
 #[test]
 fn link_local_xaddr_listed_first() {
     let m = message::parse(&fixture("link_local_xaddr_listed_first.xml")).unwrap();
-    let MessageKind::ProbeMatches(v) = m.kind else { panic!() };
+    let MessageKind::ProbeMatches(v) = m.kind else {
+        panic!()
+    };
     let order = message::order_xaddrs(&v[0].xaddrs, Some("127.0.0.1".parse().unwrap()));
     assert_eq!(order[0], "http://127.0.0.1:8080/onvif/device_service");
     assert!(order[2].contains("fe80"), "{order:?}");
@@ -120,7 +141,9 @@ fn link_local_xaddr_listed_first() {
 #[test]
 fn urn_uuid_xaddr() {
     let m = message::parse(&fixture("urn_uuid_xaddr.xml")).unwrap();
-    let MessageKind::ProbeMatches(v) = m.kind else { panic!() };
+    let MessageKind::ProbeMatches(v) = m.kind else {
+        panic!()
+    };
     let order = message::order_xaddrs(&v[0].xaddrs, Some("127.0.0.1".parse().unwrap()));
     assert_eq!(order[0], "http://127.0.0.1:8081/onvif/device_service");
     assert_eq!(order.last().map(String::as_str), Some("urn:uuid:cam-urn"));
@@ -131,9 +154,20 @@ fn urn_uuid_xaddr() {
 fn doubled_port_in_service_xaddr() {
     let reached = url::Url::parse("http://127.0.0.1:8080/onvif/device_service").unwrap();
     let svcs = device::parse_services(&body("doubled_port_in_service_xaddr.xml"));
-    let fixed: Vec<String> = svcs.iter().map(|s| address::rewrite(&s.xaddr, &reached).unwrap().url.to_string()).collect();
+    let fixed: Vec<String> = svcs
+        .iter()
+        .map(|s| {
+            address::rewrite(&s.xaddr, &reached)
+                .unwrap()
+                .url
+                .to_string()
+        })
+        .collect();
     assert_eq!(fixed[0], "http://127.0.0.1/onvif/device_service");
-    assert_eq!(fixed[1], "http://127.0.0.1:8080/onvif/Media", "empty host repaired");
+    assert_eq!(
+        fixed[1], "http://127.0.0.1:8080/onvif/Media",
+        "empty host repaired"
+    );
     assert_eq!(svcs[0].version, Some((2, 5)));
 }
 
@@ -201,14 +235,22 @@ fn hikvision_rejects_offset_timestamps() {
     let refused: Vec<&str> = lines.by_ref().take_while(|l| *l != "accepted:").collect();
     let accepted: Vec<&str> = lines.collect();
     for r in &refused {
-        assert!(!camfleet::sim::http::created_is_strict(r), "simulator must refuse {r}");
+        assert!(
+            !camfleet::sim::http::created_is_strict(r),
+            "simulator must refuse {r}"
+        );
     }
     for a in &accepted {
-        assert!(camfleet::sim::http::created_is_strict(a), "simulator must accept {a}");
+        assert!(
+            camfleet::sim::http::created_is_strict(a),
+            "simulator must accept {a}"
+        );
     }
     // And what we send is always of the accepted shape.
     let t = chrono::Utc::now();
-    assert!(camfleet::sim::http::created_is_strict(&wsse::format_created(t)));
+    assert!(camfleet::sim::http::created_is_strict(
+        &wsse::format_created(t)
+    ));
 }
 
 #[test]

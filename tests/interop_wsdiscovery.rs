@@ -33,7 +33,11 @@ fn assert_loopback_only_namespace() {
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
-    assert_eq!(ifaces, vec!["lo".to_string()], "run inside a loopback-only namespace (tests/interop/run.sh)");
+    assert_eq!(
+        ifaces,
+        vec!["lo".to_string()],
+        "run inside a loopback-only namespace (tests/interop/run.sh)"
+    );
 }
 
 struct Peer(Child);
@@ -47,7 +51,9 @@ impl Peer {
             .spawn()
             .expect("start wsdiscovery publisher");
         let mut line = String::new();
-        BufReader::new(child.stdout.as_mut().unwrap()).read_line(&mut line).unwrap();
+        BufReader::new(child.stdout.as_mut().unwrap())
+            .read_line(&mut line)
+            .unwrap();
         assert!(line.starts_with("published"), "{line}");
         Peer(child)
     }
@@ -77,8 +83,16 @@ async fn wsdiscovery_publishers_are_found_by_multicast_probe() {
         ..ProbeConfig::default()
     };
     let r = discovery::probe::multicast(&cfg, |_| {}).await.unwrap();
-    let names: HashSet<_> = r.devices.iter().filter_map(|d| d.scopes.name.clone()).collect();
-    assert!(names.contains("PyCam-A") && names.contains("PyCam-B"), "{:?}", r.devices);
+    let names: HashSet<_> = r
+        .devices
+        .iter()
+        .filter_map(|d| d.scopes.name.clone())
+        .collect();
+    assert!(
+        names.contains("PyCam-A") && names.contains("PyCam-B"),
+        "{:?}",
+        r.devices
+    );
     // wsdiscovery sends every reply twice: still one entry per endpoint.
     assert_eq!(r.devices.len(), 2, "{:?}", r.devices);
     for d in &r.devices {
@@ -105,17 +119,23 @@ async fn wsdiscovery_hello_and_bye_reach_our_listener() {
         .run(tx, sd),
     );
     tokio::task::yield_now().await;
-    let peer = tokio::task::spawn_blocking(|| Peer::publish("PyCam-H", "http://127.0.0.1:18090/onvif/device_service"))
-        .await
-        .unwrap();
+    let peer = tokio::task::spawn_blocking(|| {
+        Peer::publish("PyCam-H", "http://127.0.0.1:18090/onvif/device_service")
+    })
+    .await
+    .unwrap();
     let hello = loop {
         match tokio::time::timeout(Duration::from_secs(5), rx.recv()).await {
-            Ok(Some(Announcement::Hello(d))) if d.scopes.name.as_deref() == Some("PyCam-H") => break d,
+            Ok(Some(Announcement::Hello(d))) if d.scopes.name.as_deref() == Some("PyCam-H") => {
+                break d;
+            }
             Ok(Some(_)) => continue,
             other => panic!("no Hello: {other:?}"),
         }
     };
-    tokio::task::spawn_blocking(move || peer.stop()).await.unwrap();
+    tokio::task::spawn_blocking(move || peer.stop())
+        .await
+        .unwrap();
     let bye = loop {
         match tokio::time::timeout(Duration::from_secs(8), rx.recv()).await {
             Ok(Some(Announcement::Bye { endpoint, .. })) => break endpoint,
@@ -151,9 +171,15 @@ async fn our_simulator_is_found_by_the_wsdiscovery_client() {
     let text = String::from_utf8_lossy(&out.stdout);
     for (i, cam) in f.cameras().iter().enumerate() {
         let ep = cam.state.lock().unwrap().endpoint.clone();
-        let line = text.lines().find(|l| l.starts_with(&ep)).unwrap_or_else(|| panic!("camera {i} not found by wsdiscovery:\n{text}"));
+        let line = text
+            .lines()
+            .find(|l| l.starts_with(&ep))
+            .unwrap_or_else(|| panic!("camera {i} not found by wsdiscovery:\n{text}"));
         assert!(line.contains(&f.device_url(i)), "{line}");
-        assert!(line.contains(&format!("onvif://www.onvif.org/name/SimCam-{i:05}")), "{line}");
+        assert!(
+            line.contains(&format!("onvif://www.onvif.org/name/SimCam-{i:05}")),
+            "{line}"
+        );
     }
     f.shutdown().await;
 }

@@ -24,26 +24,43 @@ async fn mock(enforce_auth: bool) -> MockServer {
 }
 
 fn session(m: &MockServer, creds: Option<Credentials>) -> DeviceSession {
-    DeviceSession::new(transport(), system_clock(), m.device_url().parse().unwrap(), creds, DevicePolicy::default())
+    DeviceSession::new(
+        transport(),
+        system_clock(),
+        m.device_url().parse().unwrap(),
+        creds,
+        DevicePolicy::default(),
+    )
 }
 
 #[tokio::test]
 async fn adopt_oxvif_mock_end_to_end() {
     let m = mock(true).await;
-    let d = onvif::adopt(&transport(), &system_clock(), request(m.device_url().to_string(), Some(admin())))
-        .await
-        .unwrap_or_else(|e| panic!("{e:#?}"));
+    let d = onvif::adopt(
+        &transport(),
+        &system_clock(),
+        request(m.device_url().to_string(), Some(admin())),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e:#?}"));
     assert_eq!(d.auth_mode, Some(AuthMode::WsSecurity));
     assert_eq!(d.info.serial_number, "SN00007");
     assert_eq!(d.info.firmware_version, "1.0.0");
-    assert_eq!(d.hostname.as_ref().and_then(|h| h.name.as_deref()), Some("cam-0007"));
+    assert_eq!(
+        d.hostname.as_ref().and_then(|h| h.name.as_deref()),
+        Some("cam-0007")
+    );
     assert!(!d.profiles.is_empty());
     for p in &d.profiles {
         let uri = p.stream_uri.as_deref().expect("stream uri");
         assert!(uri.starts_with("rtsp://127.0.0.1"), "{uri}");
     }
     assert!(d.mac.is_some(), "{:?}", d.interfaces);
-    assert!(d.users.as_ref().is_some_and(|u| u.iter().any(|u| u.username == "admin")));
+    assert!(
+        d.users
+            .as_ref()
+            .is_some_and(|u| u.iter().any(|u| u.username == "admin"))
+    );
 }
 
 #[tokio::test]
@@ -52,16 +69,35 @@ async fn every_read_operation_against_oxvif() {
     let s = session(&m, Some(admin()));
     let t = s.sync_clock().await.expect("GetSystemDateAndTime");
     assert!((t.utc - chrono::Utc::now()).num_seconds().abs() < 120);
-    let info = device::get_device_information(&s).await.expect("GetDeviceInformation");
+    let info = device::get_device_information(&s)
+        .await
+        .expect("GetDeviceInformation");
     assert!(!info.manufacturer.is_empty());
     let services = device::get_services(&s).await.expect("GetServices");
-    assert!(services.iter().any(|x| x.namespace == camfleet::onvif::ns::TDS));
+    assert!(
+        services
+            .iter()
+            .any(|x| x.namespace == camfleet::onvif::ns::TDS)
+    );
     let caps = device::get_capabilities(&s).await.expect("GetCapabilities");
-    assert!(caps.iter().any(|c| c.service == Some(camfleet::onvif::ops::Service::Media)), "{caps:?}");
+    assert!(
+        caps.iter()
+            .any(|c| c.service == Some(camfleet::onvif::ops::Service::Media)),
+        "{caps:?}"
+    );
     let scopes = device::get_scopes(&s).await.expect("GetScopes");
     assert!(!scopes.raw.is_empty());
-    assert_eq!(device::get_hostname(&s).await.expect("GetHostname").name.as_deref(), Some("cam-0007"));
-    let ifs = device::get_network_interfaces(&s).await.expect("GetNetworkInterfaces");
+    assert_eq!(
+        device::get_hostname(&s)
+            .await
+            .expect("GetHostname")
+            .name
+            .as_deref(),
+        Some("cam-0007")
+    );
+    let ifs = device::get_network_interfaces(&s)
+        .await
+        .expect("GetNetworkInterfaces");
     assert!(ifs.iter().any(|i| i.mac.is_some()));
     device::get_ntp(&s).await.expect("GetNTP");
     device::get_dns(&s).await.expect("GetDNS");
@@ -70,7 +106,10 @@ async fn every_read_operation_against_oxvif() {
 
     // Media ver10 always; ver20 where the mock advertises it.
     let mut versions = vec![MediaVersion::V10];
-    if services.iter().any(|x| x.namespace == camfleet::onvif::ns::TR2) {
+    if services
+        .iter()
+        .any(|x| x.namespace == camfleet::onvif::ns::TR2)
+    {
         versions.push(MediaVersion::V20);
     }
     for svc in &services {
@@ -79,14 +118,22 @@ async fn every_read_operation_against_oxvif() {
         }
     }
     for v in versions {
-        let profiles = media::get_profiles(&s, v).await.unwrap_or_else(|e| panic!("GetProfiles {v:?}: {e}"));
+        let profiles = media::get_profiles(&s, v)
+            .await
+            .unwrap_or_else(|e| panic!("GetProfiles {v:?}: {e}"));
         assert!(!profiles.is_empty());
         let tok = &profiles[0].token;
-        let uri = media::get_stream_uri(&s, v, tok).await.unwrap_or_else(|e| panic!("GetStreamUri {v:?}: {e}"));
+        let uri = media::get_stream_uri(&s, v, tok)
+            .await
+            .unwrap_or_else(|e| panic!("GetStreamUri {v:?}: {e}"));
         assert!(uri.starts_with("rtsp://"), "{uri}");
-        let snap = media::get_snapshot_uri(&s, v, tok).await.unwrap_or_else(|e| panic!("GetSnapshotUri {v:?}: {e}"));
+        let snap = media::get_snapshot_uri(&s, v, tok)
+            .await
+            .unwrap_or_else(|e| panic!("GetSnapshotUri {v:?}: {e}"));
         assert!(snap.starts_with("http"), "{snap}");
-        let enc = media::get_video_encoder_configurations(&s, v).await.unwrap_or_else(|e| panic!("GetVideoEncoderConfigurations {v:?}: {e}"));
+        let enc = media::get_video_encoder_configurations(&s, v)
+            .await
+            .unwrap_or_else(|e| panic!("GetVideoEncoderConfigurations {v:?}: {e}"));
         assert!(!enc.is_empty());
     }
 }
@@ -96,9 +143,15 @@ async fn oxvif_snapshot_is_an_image() {
     let m = mock(false).await;
     let s = session(&m, Some(admin()));
     let profiles = media::get_profiles(&s, MediaVersion::V10).await.unwrap();
-    let uri = media::get_snapshot_uri(&s, MediaVersion::V10, &profiles[0].token).await.unwrap();
-    let uri = camfleet::onvif::address::rewrite(&uri, s.device_url()).unwrap().url;
-    let img = media::fetch_snapshot(&s, &uri, None).await.expect("snapshot");
+    let uri = media::get_snapshot_uri(&s, MediaVersion::V10, &profiles[0].token)
+        .await
+        .unwrap();
+    let uri = camfleet::onvif::address::rewrite(&uri, s.device_url())
+        .unwrap()
+        .url;
+    let img = media::fetch_snapshot(&s, &uri, None)
+        .await
+        .expect("snapshot");
     assert!(img.content_type.starts_with("image/"));
 }
 

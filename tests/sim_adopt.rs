@@ -16,10 +16,22 @@ use common::*;
 
 async fn adopt_ok(spec: &str) -> camfleet::onvif::AdoptedDevice {
     let f = one_camera(spec).await;
-    let r = onvif::adopt(&transport(), &system_clock(), request(f.device_url(0), Some(admin()))).await;
+    let r = onvif::adopt(
+        &transport(),
+        &system_clock(),
+        request(f.device_url(0), Some(admin())),
+    )
+    .await;
     let d = r.unwrap_or_else(|e| panic!("{spec}: {e}"));
     assert_eq!(d.profiles.len(), 2, "{spec}");
-    assert!(d.profiles.iter().all(|p| p.stream_uri.as_deref().is_some_and(|u| u.starts_with("rtsp://127.0.0.1:"))), "{spec}: {:?}", d.profiles);
+    assert!(
+        d.profiles.iter().all(|p| p
+            .stream_uri
+            .as_deref()
+            .is_some_and(|u| u.starts_with("rtsp://127.0.0.1:"))),
+        "{spec}: {:?}",
+        d.profiles
+    );
     assert!(d.mac.is_some(), "{spec}");
     assert!(!d.info.serial_number.is_empty(), "{spec}");
     f.shutdown().await;
@@ -31,7 +43,11 @@ async fn adopt_plain_wsse_camera_reads_everything() {
     let d = adopt_ok("").await;
     assert_eq!(d.auth_mode, Some(AuthMode::WsSecurity));
     assert_eq!(d.media_version, Some(MediaVersion::V20));
-    assert!(d.steps.iter().all(|s| matches!(s.outcome, StepOutcome::Ok)), "{:?}", d.steps);
+    assert!(
+        d.steps.iter().all(|s| matches!(s.outcome, StepOutcome::Ok)),
+        "{:?}",
+        d.steps
+    );
     assert_eq!(d.scopes.name.as_deref(), Some("SimCam-00000"));
     assert_eq!(d.hostname.unwrap().name.as_deref(), Some("simcam-00000"));
     assert!(d.users.unwrap().iter().any(|u| u.username == "admin"));
@@ -83,7 +99,11 @@ async fn clock_skew_is_measured_and_recorded() {
     let d = adopt_ok("skew=3600").await;
     let off = d.clock_offset_ms.unwrap();
     assert!((3_598_000..=3_601_000).contains(&off), "{off}");
-    assert!(d.quirks.iter().any(|q| matches!(q, Quirk::ClockSkew { .. })));
+    assert!(
+        d.quirks
+            .iter()
+            .any(|q| matches!(q, Quirk::ClockSkew { .. }))
+    );
 }
 
 #[tokio::test]
@@ -100,8 +120,16 @@ async fn wrong_host_addresses_are_rewritten_to_the_reached_host() {
     for s in &d.services {
         assert!(s.xaddr.starts_with("http://127.0.0.1:"), "{}", s.xaddr);
     }
-    assert!(d.quirks.iter().any(|q| matches!(q, Quirk::AddressRewritten { field, .. } if field == "service")));
-    assert!(d.quirks.iter().any(|q| matches!(q, Quirk::AddressRewritten { field, .. } if field == "stream_uri")));
+    assert!(
+        d.quirks
+            .iter()
+            .any(|q| matches!(q, Quirk::AddressRewritten { field, .. } if field == "service"))
+    );
+    assert!(
+        d.quirks
+            .iter()
+            .any(|q| matches!(q, Quirk::AddressRewritten { field, .. } if field == "stream_uri"))
+    );
 }
 
 #[tokio::test]
@@ -121,9 +149,13 @@ async fn wrong_password_fails_at_identity_without_retry_loop() {
             username: "admin".into(),
             password: "nope".into(),
         };
-        let e = onvif::adopt(&transport(), &system_clock(), request(f.device_url(0), Some(bad)))
-            .await
-            .expect_err(spec);
+        let e = onvif::adopt(
+            &transport(),
+            &system_clock(),
+            request(f.device_url(0), Some(bad)),
+        )
+        .await
+        .expect_err(spec);
         assert_eq!(e.step, AdoptStep::Identity, "{spec}");
         assert_eq!(e.error.class, FaultClass::Unauthorized, "{spec}");
         // GetSystemDateAndTime, the anonymous probe, the credentialed try(s),
@@ -137,9 +169,13 @@ async fn wrong_password_fails_at_identity_without_retry_loop() {
 #[tokio::test]
 async fn hanging_camera_costs_one_timeout_and_names_the_step() {
     let f = one_camera("hang").await;
-    let e = onvif::adopt(&transport_with_timeout(300), &system_clock(), request(f.device_url(0), Some(admin())))
-        .await
-        .unwrap_err();
+    let e = onvif::adopt(
+        &transport_with_timeout(300),
+        &system_clock(),
+        request(f.device_url(0), Some(admin())),
+    )
+    .await
+    .unwrap_err();
     assert_eq!(e.step, AdoptStep::Connect);
     assert_eq!(e.error.class, FaultClass::Timeout);
     f.shutdown().await;
@@ -148,11 +184,19 @@ async fn hanging_camera_costs_one_timeout_and_names_the_step() {
 #[tokio::test]
 async fn garbage_answers_are_malformed_not_a_crash() {
     let f = one_camera("garbage").await;
-    let e = onvif::adopt(&transport(), &system_clock(), request(f.device_url(0), Some(admin())))
-        .await
-        .unwrap_err();
+    let e = onvif::adopt(
+        &transport(),
+        &system_clock(),
+        request(f.device_url(0), Some(admin())),
+    )
+    .await
+    .unwrap_err();
     assert_eq!(e.error.class, FaultClass::Malformed);
-    assert!(e.steps.iter().any(|s| s.step == AdoptStep::Clock && matches!(s.outcome, StepOutcome::Failed { .. })));
+    assert!(
+        e.steps
+            .iter()
+            .any(|s| s.step == AdoptStep::Clock && matches!(s.outcome, StepOutcome::Failed { .. }))
+    );
     f.shutdown().await;
 }
 
@@ -168,13 +212,25 @@ async fn unreachable_first_xaddr_falls_back_to_the_next() {
         credentials: Some(admin()),
         policy: DevicePolicy::default(),
     };
-    let d = onvif::adopt(&transport(), &system_clock(), req).await.unwrap();
-    assert!(d.quirks.iter().any(|q| matches!(q, Quirk::XAddrFallback { .. })));
+    let d = onvif::adopt(&transport(), &system_clock(), req)
+        .await
+        .unwrap();
+    assert!(
+        d.quirks
+            .iter()
+            .any(|q| matches!(q, Quirk::XAddrFallback { .. }))
+    );
     f.shutdown().await;
 }
 
 /// Client and camera each on their own manual clock: nothing here sleeps.
-fn manual_pair(spec: &str) -> (FleetConfig, std::sync::Arc<camfleet::clock::ManualClock>, std::sync::Arc<camfleet::clock::ManualClock>) {
+fn manual_pair(
+    spec: &str,
+) -> (
+    FleetConfig,
+    std::sync::Arc<camfleet::clock::ManualClock>,
+    std::sync::Arc<camfleet::clock::ManualClock>,
+) {
     let cam_clock = manual_clock();
     let client_clock = manual_clock();
     let mut q = Quirks::default();
@@ -190,13 +246,22 @@ async fn clock_jump_is_reported_on_resync() {
     let (cfg, cam_clock, client_clock) = manual_pair("");
     let f = fleet_with(cfg).await;
     let clock: SharedClock = client_clock.clone();
-    let s = DeviceSession::new(transport(), clock, f.device_url(0).parse().unwrap(), Some(admin()), DevicePolicy::default());
+    let s = DeviceSession::new(
+        transport(),
+        clock,
+        f.device_url(0).parse().unwrap(),
+        Some(admin()),
+        DevicePolicy::default(),
+    );
     s.sync_clock().await.unwrap();
     assert!(s.take_clock_jumps().is_empty());
     client_clock.advance(Duration::from_secs(60));
     cam_clock.advance(Duration::from_secs(60));
     s.sync_clock().await.unwrap();
-    assert!(s.take_clock_jumps().is_empty(), "both clocks moved together");
+    assert!(
+        s.take_clock_jumps().is_empty(),
+        "both clocks moved together"
+    );
     // The camera reboots into 1970-ish time, or NTP steps it by an hour.
     cam_clock.set_wall(cam_clock_now(&cam_clock) + chrono::Duration::hours(1));
     s.sync_clock().await.unwrap();
@@ -216,7 +281,13 @@ async fn wsse_refusal_resyncs_clock_once_and_retries() {
     let (cfg, cam_clock, client_clock) = manual_pair("wsse");
     let f = fleet_with(cfg).await;
     let clock: SharedClock = client_clock.clone();
-    let s = DeviceSession::new(transport(), clock, f.device_url(0).parse().unwrap(), Some(admin()), DevicePolicy::default());
+    let s = DeviceSession::new(
+        transport(),
+        clock,
+        f.device_url(0).parse().unwrap(),
+        Some(admin()),
+        DevicePolicy::default(),
+    );
     s.sync_clock().await.unwrap();
     device::get_device_information(&s).await.unwrap();
     // The camera's clock steps 2 h ahead: our Created is now outside its window.
@@ -235,7 +306,13 @@ async fn stale_digest_nonce_is_renewed_not_reported_as_wrong_password() {
     let (cfg, cam_clock, client_clock) = manual_pair("digest-md5");
     let f = fleet_with(cfg).await;
     let clock: SharedClock = client_clock.clone();
-    let s = DeviceSession::new(transport(), clock, f.device_url(0).parse().unwrap(), Some(admin()), DevicePolicy::default());
+    let s = DeviceSession::new(
+        transport(),
+        clock,
+        f.device_url(0).parse().unwrap(),
+        Some(admin()),
+        DevicePolicy::default(),
+    );
     device::get_device_information(&s).await.unwrap();
     cam_clock.advance(Duration::from_secs(600)); // nonce TTL is 300 s
     client_clock.advance(Duration::from_secs(600));
@@ -246,9 +323,26 @@ async fn stale_digest_nonce_is_renewed_not_reported_as_wrong_password() {
 #[tokio::test]
 async fn snapshot_is_fetched_with_digest_and_checked_to_be_an_image() {
     let f = one_camera("digest-md5").await;
-    let d = onvif::adopt(&transport(), &system_clock(), request(f.device_url(0), Some(admin()))).await.unwrap();
-    let s = DeviceSession::new(transport(), system_clock(), f.device_url(0).parse().unwrap(), Some(admin()), DevicePolicy::default());
-    let uri = d.profiles[0].snapshot_uri.as_ref().unwrap().parse().unwrap();
+    let d = onvif::adopt(
+        &transport(),
+        &system_clock(),
+        request(f.device_url(0), Some(admin())),
+    )
+    .await
+    .unwrap();
+    let s = DeviceSession::new(
+        transport(),
+        system_clock(),
+        f.device_url(0).parse().unwrap(),
+        Some(admin()),
+        DevicePolicy::default(),
+    );
+    let uri = d.profiles[0]
+        .snapshot_uri
+        .as_ref()
+        .unwrap()
+        .parse()
+        .unwrap();
     let snap = media::fetch_snapshot(&s, &uri, None).await.unwrap();
     assert_eq!(snap.content_type, "image/bmp");
     assert!(snap.bytes.len() > 1000);
@@ -260,7 +354,9 @@ async fn mixed_fleet_adopts_completely_with_bounded_concurrency() {
     let mut cfg = FleetConfig::new(40, 0);
     cfg.plan = QuirkPlan::Mixed { seed: 42 };
     let f = fleet_with(cfg).await;
-    let reqs = (0..40).map(|i| request(f.device_url(i), Some(admin()))).collect();
+    let reqs = (0..40)
+        .map(|i| request(f.device_url(i), Some(admin())))
+        .collect();
     let results = onvif::adopt::adopt_many(&transport(), &system_clock(), reqs, 8, |_, _| {}).await;
     let failed: Vec<_> = results.iter().filter_map(|r| r.as_ref().err()).collect();
     assert!(failed.is_empty(), "{failed:?}");

@@ -26,8 +26,16 @@ fn declared() -> BTreeSet<(String, String, String)> {
         for binding in root.children_local("binding") {
             for op in binding.children_local("operation") {
                 let name = op.attr("name").unwrap().to_string();
-                assert!(port_ops.contains(&name), "{}: {name} bound but not in portType", path.display());
-                let action = op.child_local("operation").and_then(|o| o.attr("soapAction")).unwrap().to_string();
+                assert!(
+                    port_ops.contains(&name),
+                    "{}: {name} bound but not in portType",
+                    path.display()
+                );
+                let action = op
+                    .child_local("operation")
+                    .and_then(|o| o.attr("soapAction"))
+                    .unwrap()
+                    .to_string();
                 out.insert((tns.clone(), name, action));
             }
         }
@@ -40,7 +48,10 @@ fn every_operation_sent_is_declared_with_its_namespace_and_action() {
     let declared = declared();
     for op in ops::ALL {
         let want = (op.namespace.to_string(), op.name.to_string(), op.action());
-        assert!(declared.contains(&want), "{op:?} is not declared in wsdl/ as {want:?}");
+        assert!(
+            declared.contains(&want),
+            "{op:?} is not declared in wsdl/ as {want:?}"
+        );
     }
 }
 

@@ -63,7 +63,9 @@ fn usage() -> Usage {
     // SAFETY: getrusage fills a plain struct we own.
     let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
     unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
-    let tv = |t: libc::timeval| Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64);
+    let tv = |t: libc::timeval| {
+        Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64)
+    };
     Usage {
         cpu: tv(ru.ru_utime) + tv(ru.ru_stime),
         max_rss_kib: ru.ru_maxrss,
@@ -80,7 +82,10 @@ async fn adopt(a: AdoptBench) -> anyhow::Result<()> {
     };
     let requests: Vec<AdoptRequest> = (0..a.count)
         .map(|i| AdoptRequest {
-            xaddrs: vec![format!("http://127.0.0.1:{}/onvif/device_service", a.base_port as u32 + i)],
+            xaddrs: vec![format!(
+                "http://127.0.0.1:{}/onvif/device_service",
+                a.base_port as u32 + i
+            )],
             credentials: Some(creds.clone()),
             policy: DevicePolicy::default(),
         })
@@ -90,13 +95,23 @@ async fn adopt(a: AdoptBench) -> anyhow::Result<()> {
     let mut first: Option<Duration> = None;
     let mut ok = 0usize;
     let mut failures: std::collections::BTreeMap<String, usize> = Default::default();
-    onvif::adopt::adopt_many(&transport, &clock, requests, a.concurrency, |_, r| match r {
-        Ok(_) => {
-            ok += 1;
-            first.get_or_insert_with(|| start.elapsed());
-        }
-        Err(e) => *failures.entry(format!("{}: {}", e.step, e.error.class)).or_default() += 1,
-    })
+    onvif::adopt::adopt_many(
+        &transport,
+        &clock,
+        requests,
+        a.concurrency,
+        |_, r| match r {
+            Ok(_) => {
+                ok += 1;
+                first.get_or_insert_with(|| start.elapsed());
+            }
+            Err(e) => {
+                *failures
+                    .entry(format!("{}: {}", e.step, e.error.class))
+                    .or_default() += 1
+            }
+        },
+    )
     .await;
     let wall = t0.elapsed();
     let u = usage();
@@ -115,7 +130,11 @@ async fn adopt(a: AdoptBench) -> anyhow::Result<()> {
     });
     println!("{}", serde_json::to_string_pretty(&report)?);
     if ok < a.count as usize {
-        anyhow::bail!("{} of {} cameras not adopted", a.count as usize - ok, a.count);
+        anyhow::bail!(
+            "{} of {} cameras not adopted",
+            a.count as usize - ok,
+            a.count
+        );
     }
     Ok(())
 }

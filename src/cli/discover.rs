@@ -84,7 +84,10 @@ pub async fn discover(a: DiscoverArgs) -> anyhow::Result<()> {
             })
             .await?;
             if r.rcvbuf_bytes < 4 * 1024 * 1024 {
-                tracing::warn!(rcvbuf = r.rcvbuf_bytes, "small receive buffer: answers from large fleets may be lost (run as root or raise net.core.rmem_max)");
+                tracing::warn!(
+                    rcvbuf = r.rcvbuf_bytes,
+                    "small receive buffer: answers from large fleets may be lost (run as root or raise net.core.rmem_max)"
+                );
             }
             r.devices
         }

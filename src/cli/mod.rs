@@ -12,7 +12,11 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Parser, Debug)]
-#[command(name = "camfleet", version, about = "Manage a fleet of ONVIF IP cameras")]
+#[command(
+    name = "camfleet",
+    version,
+    about = "Manage a fleet of ONVIF IP cameras"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -50,7 +54,12 @@ pub struct CredentialArgs {
     #[arg(long, short = 'u', env = "CAMFLEET_USER")]
     pub user: Option<String>,
     /// Camera password (prefer --password-file or CAMFLEET_PASSWORD).
-    #[arg(long, env = "CAMFLEET_PASSWORD", hide_env_values = true, conflicts_with = "password_file")]
+    #[arg(
+        long,
+        env = "CAMFLEET_PASSWORD",
+        hide_env_values = true,
+        conflicts_with = "password_file"
+    )]
     pub password: Option<String>,
     /// File whose first line is the password.
     #[arg(long)]
@@ -59,7 +68,9 @@ pub struct CredentialArgs {
 
 impl CredentialArgs {
     pub fn credentials(&self) -> anyhow::Result<Option<camfleet_onvif::Credentials>> {
-        let Some(user) = &self.user else { return Ok(None) };
+        let Some(user) = &self.user else {
+            return Ok(None);
+        };
         let password = match (&self.password, &self.password_file) {
             (Some(p), _) => p.clone(),
             (None, Some(f)) => std::fs::read_to_string(f)
@@ -68,7 +79,9 @@ impl CredentialArgs {
                 .next()
                 .unwrap_or_default()
                 .to_string(),
-            (None, None) => anyhow::bail!("--user needs --password, --password-file or CAMFLEET_PASSWORD"),
+            (None, None) => {
+                anyhow::bail!("--user needs --password, --password-file or CAMFLEET_PASSWORD")
+            }
         };
         Ok(Some(camfleet_onvif::Credentials {
             username: user.clone(),
@@ -83,13 +96,14 @@ use crate::onvif as camfleet_onvif;
 pub(crate) async fn interrupted() {
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-                return;
-            }
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = tokio::signal::ctrl_c().await;
+                    return;
+                }
+            };
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {}
             _ = term.recv() => {}

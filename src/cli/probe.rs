@@ -41,27 +41,54 @@ pub async fn probe(a: ProbeArgs) -> anyhow::Result<()> {
             println!("device      {}", d.device_url);
             println!(
                 "identity    {} {} firmware {} serial {} hardware {}",
-                d.info.manufacturer, d.info.model, d.info.firmware_version, d.info.serial_number, d.info.hardware_id
+                d.info.manufacturer,
+                d.info.model,
+                d.info.firmware_version,
+                d.info.serial_number,
+                d.info.hardware_id
             );
             println!("mac         {}", d.mac.as_deref().unwrap_or("-"));
             if let Some(h) = &d.hostname {
-                println!("hostname    {}{}", h.name.as_deref().unwrap_or("-"), if h.from_dhcp { " (DHCP)" } else { "" });
+                println!(
+                    "hostname    {}{}",
+                    h.name.as_deref().unwrap_or("-"),
+                    if h.from_dhcp { " (DHCP)" } else { "" }
+                );
             }
-            println!("auth        {}", d.auth_mode.map(|m| m.as_str()).unwrap_or("unknown"));
+            println!(
+                "auth        {}",
+                d.auth_mode.map(|m| m.as_str()).unwrap_or("unknown")
+            );
             println!(
                 "clock       offset {} ms{}",
-                d.clock_offset_ms.map(|o| o.to_string()).unwrap_or_else(|| "?".into()),
-                d.camera_time.as_ref().map(|t| format!(", camera UTC {}", t.utc)).unwrap_or_default()
+                d.clock_offset_ms
+                    .map(|o| o.to_string())
+                    .unwrap_or_else(|| "?".into()),
+                d.camera_time
+                    .as_ref()
+                    .map(|t| format!(", camera UTC {}", t.utc))
+                    .unwrap_or_default()
             );
             for s in &d.services {
-                let v = s.version.map(|(a, b)| format!(" v{a}.{b}")).unwrap_or_default();
+                let v = s
+                    .version
+                    .map(|(a, b)| format!(" v{a}.{b}"))
+                    .unwrap_or_default();
                 println!("service     {}{} {}", s.namespace, v, s.xaddr);
             }
             for p in &d.profiles {
                 let enc = p
                     .encoder
                     .as_ref()
-                    .map(|e| format!("{} {}x{} @{}fps", e.encoding, e.width.unwrap_or(0), e.height.unwrap_or(0), e.frame_rate_limit.unwrap_or(0.0)))
+                    .map(|e| {
+                        format!(
+                            "{} {}x{} @{}fps",
+                            e.encoding,
+                            e.width.unwrap_or(0),
+                            e.height.unwrap_or(0),
+                            e.frame_rate_limit.unwrap_or(0.0)
+                        )
+                    })
                     .unwrap_or_default();
                 println!("profile     {} ({}) {enc}", p.token, p.name);
                 println!("  stream    {}", p.stream_uri.as_deref().unwrap_or("-"));

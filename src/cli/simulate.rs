@@ -28,7 +28,12 @@ pub struct SimulateArgs {
     pub spread: Option<Ipv4Net>,
     #[arg(long, default_value = "admin")]
     pub user: String,
-    #[arg(long, default_value = "admin", env = "CAMFLEET_SIM_PASSWORD", hide_env_values = true)]
+    #[arg(
+        long,
+        default_value = "admin",
+        env = "CAMFLEET_SIM_PASSWORD",
+        hide_env_values = true
+    )]
     pub password: String,
     /// Quirks for every camera, e.g. `digest-sha256,skew=3600,fault200`.
     #[arg(long, default_value = "")]
@@ -76,7 +81,9 @@ impl SimulateArgs {
             let (idx, list) = spec
                 .split_once(':')
                 .ok_or_else(|| anyhow::anyhow!("--camera-quirks wants INDEX:LIST, got {spec:?}"))?;
-            let idx: u32 = idx.parse().map_err(|_| anyhow::anyhow!("bad camera index in {spec:?}"))?;
+            let idx: u32 = idx
+                .parse()
+                .map_err(|_| anyhow::anyhow!("bad camera index in {spec:?}"))?;
             let mut q = cfg.plan_quirks(idx);
             q.apply(list).map_err(anyhow::Error::msg)?;
             cfg.overrides.insert(idx, q);
@@ -104,7 +111,10 @@ pub async fn simulate(a: SimulateArgs) -> anyhow::Result<()> {
         started.elapsed()
     );
     if a.wsd_port != 0 {
-        println!("WS-Discovery responder on udp/{} via {}", a.wsd_port, a.wsd_interface);
+        println!(
+            "WS-Discovery responder on udp/{} via {}",
+            a.wsd_port, a.wsd_interface
+        );
     }
     if a.hello {
         fleet.announce(false).await?;
@@ -168,7 +178,10 @@ pub async fn demo(a: DemoArgs) -> anyhow::Result<()> {
         ..ProbeConfig::default()
     };
     let report = discovery::probe::multicast(&probe_cfg, |_| {}).await?;
-    println!("Found {} devices by WS-Discovery; adopting…", report.devices.len());
+    println!(
+        "Found {} devices by WS-Discovery; adopting…",
+        report.devices.len()
+    );
     let transport = Transport::new(TransportConfig {
         timeout: Duration::from_secs(2),
         ..TransportConfig::default()
@@ -189,7 +202,10 @@ pub async fn demo(a: DemoArgs) -> anyhow::Result<()> {
         .collect();
     let started = Instant::now();
     let results = onvif::adopt::adopt_many(&transport, &clock, requests, 32, |_, _| {}).await;
-    let mut t = Table::new(&["name", "model", "firmware", "serial", "mac", "auth", "clock", "profiles", "quirks", "result"]);
+    let mut t = Table::new(&[
+        "name", "model", "firmware", "serial", "mac", "auth", "clock", "profiles", "quirks",
+        "result",
+    ]);
     let mut ok = 0;
     for (d, r) in report.devices.iter().zip(&results) {
         match r {
@@ -202,7 +218,9 @@ pub async fn demo(a: DemoArgs) -> anyhow::Result<()> {
                     dev.info.serial_number.clone(),
                     dev.mac.clone().unwrap_or_default(),
                     dev.auth_mode.map(|m| m.as_str()).unwrap_or("?").to_string(),
-                    dev.clock_offset_ms.map(|o| format!("{:+.0}s", o as f64 / 1000.0)).unwrap_or_default(),
+                    dev.clock_offset_ms
+                        .map(|o| format!("{:+.0}s", o as f64 / 1000.0))
+                        .unwrap_or_default(),
                     dev.profiles.len().to_string(),
                     dev.quirks.len().to_string(),
                     "adopted".into(),

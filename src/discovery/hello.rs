@@ -15,7 +15,10 @@ use crate::shutdown::Shutdown;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Announcement {
     Hello(Discovered),
-    Bye { endpoint: String, source: SocketAddr },
+    Bye {
+        endpoint: String,
+        source: SocketAddr,
+    },
 }
 
 /// Remembers the newest AppSequence per endpoint and recent MessageIDs.
@@ -35,7 +38,12 @@ impl SequenceTracker {
     /// - An equal AppSequence is accepted: some stacks (Python wsdiscovery)
     ///   never increment MessageNumber, so Hello and Bye carry the same one.
     /// - Messages without an AppSequence are accepted (many cameras omit it).
-    pub fn accept(&mut self, endpoint: &str, message_id: Option<&str>, seq: Option<AppSequence>) -> bool {
+    pub fn accept(
+        &mut self,
+        endpoint: &str,
+        message_id: Option<&str>,
+        seq: Option<AppSequence>,
+    ) -> bool {
         if let Some(id) = message_id {
             if self.recent_ids.iter().any(|x| x == id) {
                 return false;
@@ -63,7 +71,11 @@ pub struct HelloListener {
 
 impl HelloListener {
     /// Listen until shutdown, sending announcements to `tx`.
-    pub async fn run(self, tx: mpsc::Sender<Announcement>, mut shutdown: Shutdown) -> std::io::Result<()> {
+    pub async fn run(
+        self,
+        tx: mpsc::Sender<Announcement>,
+        mut shutdown: Shutdown,
+    ) -> std::io::Result<()> {
         let sock = socket::listener(self.interface, Ipv4Addr::UNSPECIFIED, self.port, true)?;
         let mut tracker = SequenceTracker::default();
         let mut buf = vec![0u8; 65536];

@@ -9,7 +9,8 @@ use crate::onvif::types::Scopes;
 use crate::xml::{self, Element, XmlError};
 
 pub const ACTION_PROBE: &str = "http://schemas.xmlsoap.org/ws/2005/04/discovery/Probe";
-pub const ACTION_PROBE_MATCHES: &str = "http://schemas.xmlsoap.org/ws/2005/04/discovery/ProbeMatches";
+pub const ACTION_PROBE_MATCHES: &str =
+    "http://schemas.xmlsoap.org/ws/2005/04/discovery/ProbeMatches";
 pub const ACTION_HELLO: &str = "http://schemas.xmlsoap.org/ws/2005/04/discovery/Hello";
 pub const ACTION_BYE: &str = "http://schemas.xmlsoap.org/ws/2005/04/discovery/Bye";
 pub const TO_DISCOVERY: &str = "urn:schemas-xmlsoap-org:ws:2005:04:discovery";
@@ -123,12 +124,14 @@ pub fn parse(bytes: &[u8]) -> Result<Message, MessageError> {
     }
     let header = root.child_local("Header");
     let h = |name: &str| header.and_then(|h| h.text_at(&[name]));
-    let app_sequence = header.and_then(|h| h.child_local("AppSequence")).and_then(|a| {
-        Some(AppSequence {
-            instance_id: a.attr("InstanceId")?.trim().parse().ok()?,
-            message_number: a.attr("MessageNumber")?.trim().parse().ok()?,
-        })
-    });
+    let app_sequence = header
+        .and_then(|h| h.child_local("AppSequence"))
+        .and_then(|a| {
+            Some(AppSequence {
+                instance_id: a.attr("InstanceId")?.trim().parse().ok()?,
+                message_number: a.attr("MessageNumber")?.trim().parse().ok()?,
+            })
+        });
     let body = root.child_local("Body").ok_or(MessageError::NotEnvelope)?;
     let action = h("Action").unwrap_or_default();
     let kind = classify_body(body, &action);
@@ -143,10 +146,17 @@ pub fn parse(bytes: &[u8]) -> Result<Message, MessageError> {
 
 fn classify_body(body: &Element, action: &str) -> MessageKind {
     if let Some(pm) = body.child_local("ProbeMatches") {
-        return MessageKind::ProbeMatches(pm.children_local("ProbeMatch").filter_map(read_match).collect());
+        return MessageKind::ProbeMatches(
+            pm.children_local("ProbeMatch")
+                .filter_map(read_match)
+                .collect(),
+        );
     }
     // Some cameras send the ProbeMatch elements straight in the body.
-    let bare: Vec<ProbeMatch> = body.children_local("ProbeMatch").filter_map(read_match).collect();
+    let bare: Vec<ProbeMatch> = body
+        .children_local("ProbeMatch")
+        .filter_map(read_match)
+        .collect();
     if !bare.is_empty() {
         return MessageKind::ProbeMatches(bare);
     }
@@ -228,7 +238,9 @@ mod tests {
         assert!(p.contains("dn:NetworkVideoTransmitter"));
         let m = parse(p.as_bytes()).unwrap();
         assert_eq!(m.message_id.as_deref(), Some("urn:uuid:1"));
-        assert!(matches!(m.kind, MessageKind::Probe { ref types } if types == &["dn:NetworkVideoTransmitter"]));
+        assert!(
+            matches!(m.kind, MessageKind::Probe { ref types } if types == &["dn:NetworkVideoTransmitter"])
+        );
     }
 
     #[test]
@@ -246,8 +258,14 @@ mod tests {
 
     #[test]
     fn app_sequence_orders_by_instance_then_number() {
-        let a = AppSequence { instance_id: 5, message_number: 9 };
-        let b = AppSequence { instance_id: 6, message_number: 1 };
+        let a = AppSequence {
+            instance_id: 5,
+            message_number: 9,
+        };
+        let b = AppSequence {
+            instance_id: 6,
+            message_number: 1,
+        };
         assert!(b.is_newer_than(&a));
         assert!(!a.is_newer_than(&b));
     }

@@ -32,7 +32,11 @@ impl Default for ProbeConfig {
             interface: Ipv4Addr::LOCALHOST,
             ttl: 1,
             window: Duration::from_secs(3),
-            send_at: vec![Duration::ZERO, Duration::from_millis(250), Duration::from_millis(1000)],
+            send_at: vec![
+                Duration::ZERO,
+                Duration::from_millis(250),
+                Duration::from_millis(1000),
+            ],
             port: socket::PORT,
         }
     }
@@ -161,8 +165,17 @@ pub struct ProbeReport {
 
 /// One multicast round on the configured interface. `on_found` is called as
 /// each new device answers (for live progress).
-pub async fn multicast(cfg: &ProbeConfig, on_found: impl FnMut(&Discovered)) -> Result<ProbeReport, ProbeError> {
-    run(cfg, socket::multicast_target(cfg.port), "multicast", on_found).await
+pub async fn multicast(
+    cfg: &ProbeConfig,
+    on_found: impl FnMut(&Discovered),
+) -> Result<ProbeReport, ProbeError> {
+    run(
+        cfg,
+        socket::multicast_target(cfg.port),
+        "multicast",
+        on_found,
+    )
+    .await
 }
 
 /// A directed probe to one host (cameras on other subnets).
@@ -180,10 +193,11 @@ async fn run(
     via: &'static str,
     mut on_found: impl FnMut(&Discovered),
 ) -> Result<ProbeReport, ProbeError> {
-    let (sock, rcvbuf) = socket::prober(cfg.interface, cfg.ttl).map_err(|source| ProbeError::Socket {
-        interface: cfg.interface,
-        source,
-    })?;
+    let (sock, rcvbuf) =
+        socket::prober(cfg.interface, cfg.ttl).map_err(|source| ProbeError::Socket {
+            interface: cfg.interface,
+            source,
+        })?;
     let probes: Vec<(String, String)> = ProbeType::ALL
         .iter()
         .map(|t| {
@@ -195,7 +209,12 @@ async fn run(
     let ours: HashSet<String> = probes.iter().map(|(id, _)| id.clone()).collect();
     let start = Instant::now();
     let deadline = start + cfg.window;
-    let mut sends: Vec<Instant> = cfg.send_at.iter().map(|d| start + *d).filter(|t| *t < deadline).collect();
+    let mut sends: Vec<Instant> = cfg
+        .send_at
+        .iter()
+        .map(|d| start + *d)
+        .filter(|t| *t < deadline)
+        .collect();
     sends.sort();
     let mut collector = Collector::default();
     let mut buf = vec![0u8; 65536];
@@ -232,4 +251,3 @@ pub(crate) async fn send_probes(sock: &UdpSocket, probes: &[(String, String)], d
         }
     }
 }
-

@@ -30,7 +30,12 @@ pub fn prober(interface: Ipv4Addr, ttl: u32) -> io::Result<(UdpSocket, usize)> {
 
 /// A socket listening on `port` for multicast (joined on `interface`) and
 /// unicast datagrams; shared with other listeners through SO_REUSEADDR/PORT.
-pub fn listener(interface: Ipv4Addr, bind: Ipv4Addr, port: u16, join: bool) -> io::Result<UdpSocket> {
+pub fn listener(
+    interface: Ipv4Addr,
+    bind: Ipv4Addr,
+    port: u16,
+    join: bool,
+) -> io::Result<UdpSocket> {
     let s = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
     s.set_reuse_address(true)?;
     s.set_reuse_port(true)?;

@@ -222,8 +222,17 @@ async fn http_probe(t: &Transport, host: Ipv4Addr, port: u16) -> Option<Discover
     let xaddr = format!("http://{host}:{port}/onvif/device_service");
     let url = url::Url::parse(&xaddr).ok()?;
     let op = ops::GET_SYSTEM_DATE_AND_TIME;
-    let body = envelope::request("", &format!(r#"<tds:GetSystemDateAndTime xmlns:tds="{}"/>"#, op.namespace));
-    let ct = format!("application/soap+xml; charset=utf-8; action=\"{}\"", op.action());
+    let body = envelope::request(
+        "",
+        &format!(
+            r#"<tds:GetSystemDateAndTime xmlns:tds="{}"/>"#,
+            op.namespace
+        ),
+    );
+    let ct = format!(
+        "application/soap+xml; charset=utf-8; action=\"{}\"",
+        op.action()
+    );
     let reply = t.post(&url, &ct, body, None, None).await.ok()?;
     let parsed = envelope::parse(&reply.body).ok()?;
     let looks_onvif = match &parsed.reply {

@@ -50,7 +50,11 @@ fn fix_doubled_port(hostport: &str) -> String {
         return hostport.to_string();
     }
     let parts: Vec<&str> = hostport.split(':').collect();
-    if parts.len() >= 3 && parts[1..].iter().all(|p| p.chars().all(|c| c.is_ascii_digit())) {
+    if parts.len() >= 3
+        && parts[1..]
+            .iter()
+            .all(|p| p.chars().all(|c| c.is_ascii_digit()))
+    {
         return format!("{}:{}", parts[0], parts[parts.len() - 1]);
     }
     hostport.to_string()
@@ -61,7 +65,10 @@ fn fix_doubled_port(hostport: &str) -> String {
 pub fn rewrite(reported: &str, reached: &Url) -> Option<Rewritten> {
     let mut url = repair(reported)?;
     let Some(host) = reached.host_str() else {
-        return Some(Rewritten { url, changed: false });
+        return Some(Rewritten {
+            url,
+            changed: false,
+        });
     };
     let same = url.host_str() == Some(host);
     if !same {
@@ -89,7 +96,10 @@ mod tests {
     #[test]
     fn rtsp_keeps_its_port_and_credentials_free_path() {
         let r = rewrite("rtsp://192.168.0.9:554/Streaming/Channels/101", &reached()).unwrap();
-        assert_eq!(r.url.as_str(), "rtsp://127.0.0.1:554/Streaming/Channels/101");
+        assert_eq!(
+            r.url.as_str(),
+            "rtsp://127.0.0.1:554/Streaming/Channels/101"
+        );
     }
 
     #[test]

@@ -71,8 +71,12 @@ impl std::fmt::Display for AdoptStep {
 pub enum StepOutcome {
     Ok,
     /// The device does not offer this; nothing is wrong.
-    Skipped { reason: String },
-    Failed { error: OnvifError },
+    Skipped {
+        reason: String,
+    },
+    Failed {
+        error: OnvifError,
+    },
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -172,7 +176,11 @@ fn unreachable(e: &OnvifError) -> bool {
 }
 
 /// Run the full adopt sequence against one device.
-pub async fn adopt(transport: &Transport, clock: &SharedClock, req: AdoptRequest) -> Result<AdoptedDevice, AdoptError> {
+pub async fn adopt(
+    transport: &Transport,
+    clock: &SharedClock,
+    req: AdoptRequest,
+) -> Result<AdoptedDevice, AdoptError> {
     let mut steps = Steps(Vec::new());
 
     // connect + clock: the first XAddr that answers at all wins.
@@ -180,7 +188,11 @@ pub async fn adopt(transport: &Transport, clock: &SharedClock, req: AdoptRequest
     let mut chosen: Option<(DeviceSession, Result<CameraTime, OnvifError>)> = None;
     for (i, x) in req.xaddrs.iter().enumerate() {
         let Some(url) = address::repair(x) else {
-            last_err = OnvifError::new(FaultClass::Malformed, "connect", format!("not a URL: {x:?}"));
+            last_err = OnvifError::new(
+                FaultClass::Malformed,
+                "connect",
+                format!("not a URL: {x:?}"),
+            );
             continue;
         };
         if url.host_str() == Some("0.0.0.0") {
@@ -197,7 +209,9 @@ pub async fn adopt(transport: &Transport, clock: &SharedClock, req: AdoptRequest
             Err(e) if unreachable(&e) => last_err = e,
             r => {
                 if i > 0 {
-                    s.note_quirk(Quirk::XAddrFallback { used: url.to_string() });
+                    s.note_quirk(Quirk::XAddrFallback {
+                        used: url.to_string(),
+                    });
                 }
                 chosen = Some((s, r));
                 break;
@@ -241,7 +255,11 @@ pub async fn adopt(transport: &Transport, clock: &SharedClock, req: AdoptRequest
     let first = media::get_profiles(&s, media_version).await;
     let result = match first {
         // Media2 advertised but broken: fall back to ver10.
-        Err(e) if media_version == MediaVersion::V20 && !unreachable(&e) && e.class != FaultClass::Unauthorized => {
+        Err(e)
+            if media_version == MediaVersion::V20
+                && !unreachable(&e)
+                && e.class != FaultClass::Unauthorized =>
+        {
             media_version = MediaVersion::V10;
             media::get_profiles(&s, media_version).await
         }
@@ -371,7 +389,8 @@ pub async fn adopt_many(
 ) -> Vec<Result<AdoptedDevice, AdoptError>> {
     use futures::StreamExt;
     let n = requests.len();
-    let mut results: Vec<Option<Result<AdoptedDevice, AdoptError>>> = (0..n).map(|_| None).collect();
+    let mut results: Vec<Option<Result<AdoptedDevice, AdoptError>>> =
+        (0..n).map(|_| None).collect();
     let mut stream = futures::stream::iter(requests.into_iter().enumerate())
         .map(|(i, r)| async move { (i, adopt(transport, clock, r).await) })
         .buffer_unordered(concurrency.max(1));

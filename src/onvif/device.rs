@@ -12,7 +12,10 @@ fn req(op: ops::Operation, inner: &str) -> String {
     if inner.is_empty() {
         format!(r#"<tds:{0} xmlns:tds="{1}"/>"#, op.name, op.namespace)
     } else {
-        format!(r#"<tds:{0} xmlns:tds="{1}">{2}</tds:{0}>"#, op.name, op.namespace, inner)
+        format!(
+            r#"<tds:{0} xmlns:tds="{1}">{2}</tds:{0}>"#,
+            op.name, op.namespace, inner
+        )
     }
 }
 
@@ -57,7 +60,8 @@ pub fn parse_services(e: &Element) -> Vec<ServiceInfo> {
                     }
                     for cc in &c.children {
                         for a in &cc.attrs {
-                            capabilities.push((format!("{}.{}", cc.local, a.local), a.value.clone()));
+                            capabilities
+                                .push((format!("{}.{}", cc.local, a.local), a.value.clone()));
                         }
                     }
                 }
@@ -127,10 +131,10 @@ pub async fn get_scopes(s: &DeviceSession) -> OnvifResult<Scopes> {
 }
 
 pub fn parse_scopes(e: &Element) -> Scopes {
-    Scopes::from_uris(
-        e.children_local("Scopes")
-            .filter_map(|sc| sc.text_at(&["ScopeItem"]).or_else(|| sc.text_trimmed().map(String::from))),
-    )
+    Scopes::from_uris(e.children_local("Scopes").filter_map(|sc| {
+        sc.text_at(&["ScopeItem"])
+            .or_else(|| sc.text_trimmed().map(String::from))
+    }))
 }
 
 pub async fn get_hostname(s: &DeviceSession) -> OnvifResult<Hostname> {
@@ -162,7 +166,11 @@ pub fn parse_network_interfaces(e: &Element) -> Vec<NetworkInterface> {
                     for a in cfg.children_local(key) {
                         if let Some(addr) = a.text_at(&["Address"]) {
                             let prefix = a.text_at(&["PrefixLength"]).unwrap_or_default();
-                            addrs.push(if prefix.is_empty() { addr } else { format!("{addr}/{prefix}") });
+                            addrs.push(if prefix.is_empty() {
+                                addr
+                            } else {
+                                format!("{addr}/{prefix}")
+                            });
                         }
                     }
                 }
@@ -171,9 +179,13 @@ pub fn parse_network_interfaces(e: &Element) -> Vec<NetworkInterface> {
                 token: ni.attr("token").unwrap_or_default().to_string(),
                 enabled: ni.text_at(&["Enabled"]).is_none_or(|v| is_true(&v)),
                 name: ni.text_at(&["Info", "Name"]),
-                mac: ni.text_at(&["Info", "HwAddress"]).and_then(|m| normalise_mac(&m)),
+                mac: ni
+                    .text_at(&["Info", "HwAddress"])
+                    .and_then(|m| normalise_mac(&m)),
                 ipv4: addrs,
-                ipv4_dhcp: cfg.and_then(|c| c.text_at(&["DHCP"])).is_some_and(|v| is_true(&v)),
+                ipv4_dhcp: cfg
+                    .and_then(|c| c.text_at(&["DHCP"]))
+                    .is_some_and(|v| is_true(&v)),
             }
         })
         .collect()
@@ -273,8 +285,14 @@ mod tests {
 
     #[test]
     fn macs_are_normalised() {
-        assert_eq!(normalise_mac("AA-BB-CC-00-11-22").as_deref(), Some("aa:bb:cc:00:11:22"));
-        assert_eq!(normalise_mac("aabbcc001122").as_deref(), Some("aa:bb:cc:00:11:22"));
+        assert_eq!(
+            normalise_mac("AA-BB-CC-00-11-22").as_deref(),
+            Some("aa:bb:cc:00:11:22")
+        );
+        assert_eq!(
+            normalise_mac("aabbcc001122").as_deref(),
+            Some("aa:bb:cc:00:11:22")
+        );
         assert_eq!(normalise_mac("nonsense"), None);
     }
 }

@@ -15,7 +15,11 @@ pub struct OnvifError {
 }
 
 impl OnvifError {
-    pub fn new(class: FaultClass, operation: impl Into<String>, message: impl Into<String>) -> Self {
+    pub fn new(
+        class: FaultClass,
+        operation: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
         Self {
             class,
             operation: operation.into(),

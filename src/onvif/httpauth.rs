@@ -18,7 +18,10 @@ pub enum HttpScheme {
 /// Parse every `WWW-Authenticate` header and pick the strongest challenge we
 /// can answer: Digest SHA-256, then Digest MD5, then Basic (if allowed).
 /// Well-formed challenges before a syntax error are still used.
-pub fn choose(headers: &HeaderMap, allow_basic: bool) -> Result<(PasswordClient, HttpScheme), String> {
+pub fn choose(
+    headers: &HeaderMap,
+    allow_basic: bool,
+) -> Result<(PasswordClient, HttpScheme), String> {
     let mut best: Option<(u8, PasswordClient, HttpScheme)> = None;
     let mut last_err = String::from("no WWW-Authenticate challenge");
     for value in headers.get_all(http::header::WWW_AUTHENTICATE) {
@@ -47,7 +50,10 @@ pub fn choose(headers: &HeaderMap, allow_basic: bool) -> Result<(PasswordClient,
     best.map(|(_, c, s)| (c, s)).ok_or(last_err)
 }
 
-fn rank(c: &ChallengeRef<'_>, allow_basic: bool) -> Result<(u8, PasswordClient, HttpScheme), String> {
+fn rank(
+    c: &ChallengeRef<'_>,
+    allow_basic: bool,
+) -> Result<(u8, PasswordClient, HttpScheme), String> {
     if c.scheme.eq_ignore_ascii_case("Digest") {
         let d = http_auth::DigestClient::try_from(c)?;
         let (score, scheme) = match d.algorithm() {
@@ -167,7 +173,10 @@ mod tests {
                 "0a4f113b",
             )
             .unwrap();
-        assert!(resp.contains(r#"response="6629fae49393a05397450978507c4ef1""#), "{resp}");
+        assert!(
+            resp.contains(r#"response="6629fae49393a05397450978507c4ef1""#),
+            "{resp}"
+        );
         assert!(resp.contains(r#"uri="/dir/index.html""#));
         assert!(resp.contains("qop=auth"));
         let quoted = quote_qop(resp);

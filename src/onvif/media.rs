@@ -32,7 +32,10 @@ fn wrap(op: Operation, prefix: &str, inner: &str) -> String {
 
 pub async fn get_profiles(s: &DeviceSession, v: MediaVersion) -> OnvifResult<Vec<MediaProfile>> {
     let (op, body) = match v {
-        MediaVersion::V10 => (ops::MEDIA_GET_PROFILES, wrap(ops::MEDIA_GET_PROFILES, "trt", "")),
+        MediaVersion::V10 => (
+            ops::MEDIA_GET_PROFILES,
+            wrap(ops::MEDIA_GET_PROFILES, "trt", ""),
+        ),
         MediaVersion::V20 => (
             ops::MEDIA2_GET_PROFILES,
             wrap(ops::MEDIA2_GET_PROFILES, "tr2", "<tr2:Type>All</tr2:Type>"),
@@ -70,7 +73,10 @@ pub fn parse_profiles(e: &Element) -> Vec<MediaProfile> {
 /// (`GovLength`/`Profile` attributes). Unreadable numbers stay `None`.
 pub fn parse_video_encoder(e: &Element) -> VideoEncoder {
     let num = |path: &[&str]| e.text_at(path).and_then(|v| v.trim().parse::<f32>().ok());
-    let codec_child = e.child_local("H264").or_else(|| e.child_local("H265")).or_else(|| e.child_local("MPEG4"));
+    let codec_child = e
+        .child_local("H264")
+        .or_else(|| e.child_local("H265"))
+        .or_else(|| e.child_local("MPEG4"));
     let gov = e
         .attr("GovLength")
         .and_then(|v| v.trim().parse().ok())
@@ -96,7 +102,11 @@ pub fn parse_video_encoder(e: &Element) -> VideoEncoder {
     }
 }
 
-pub async fn get_stream_uri(s: &DeviceSession, v: MediaVersion, profile: &str) -> OnvifResult<String> {
+pub async fn get_stream_uri(
+    s: &DeviceSession,
+    v: MediaVersion,
+    profile: &str,
+) -> OnvifResult<String> {
     let token = crate::xml::escape(profile);
     let (op, body) = match v {
         MediaVersion::V10 => (
@@ -114,35 +124,54 @@ pub async fn get_stream_uri(s: &DeviceSession, v: MediaVersion, profile: &str) -
             wrap(
                 ops::MEDIA2_GET_STREAM_URI,
                 "tr2",
-                &format!("<tr2:Protocol>RtspUnicast</tr2:Protocol><tr2:ProfileToken>{token}</tr2:ProfileToken>"),
+                &format!(
+                    "<tr2:Protocol>RtspUnicast</tr2:Protocol><tr2:ProfileToken>{token}</tr2:ProfileToken>"
+                ),
             ),
         ),
     };
-    parse_media_uri(&s.call(op, &body).await?).ok_or_else(|| OnvifError::malformed(op.name, "no Uri in answer"))
+    parse_media_uri(&s.call(op, &body).await?)
+        .ok_or_else(|| OnvifError::malformed(op.name, "no Uri in answer"))
 }
 
-pub async fn get_snapshot_uri(s: &DeviceSession, v: MediaVersion, profile: &str) -> OnvifResult<String> {
+pub async fn get_snapshot_uri(
+    s: &DeviceSession,
+    v: MediaVersion,
+    profile: &str,
+) -> OnvifResult<String> {
     let token = crate::xml::escape(profile);
     let (op, prefix) = match v {
         MediaVersion::V10 => (ops::MEDIA_GET_SNAPSHOT_URI, "trt"),
         MediaVersion::V20 => (ops::MEDIA2_GET_SNAPSHOT_URI, "tr2"),
     };
-    let body = wrap(op, prefix, &format!("<{prefix}:ProfileToken>{token}</{prefix}:ProfileToken>"));
-    parse_media_uri(&s.call(op, &body).await?).ok_or_else(|| OnvifError::malformed(op.name, "no Uri in answer"))
+    let body = wrap(
+        op,
+        prefix,
+        &format!("<{prefix}:ProfileToken>{token}</{prefix}:ProfileToken>"),
+    );
+    parse_media_uri(&s.call(op, &body).await?)
+        .ok_or_else(|| OnvifError::malformed(op.name, "no Uri in answer"))
 }
 
 /// `MediaUri/Uri` (ver10) or `Uri` (ver20).
 pub fn parse_media_uri(e: &Element) -> Option<String> {
-    e.text_at(&["MediaUri", "Uri"]).or_else(|| e.text_at(&["Uri"]))
+    e.text_at(&["MediaUri", "Uri"])
+        .or_else(|| e.text_at(&["Uri"]))
 }
 
-pub async fn get_video_encoder_configurations(s: &DeviceSession, v: MediaVersion) -> OnvifResult<Vec<VideoEncoder>> {
+pub async fn get_video_encoder_configurations(
+    s: &DeviceSession,
+    v: MediaVersion,
+) -> OnvifResult<Vec<VideoEncoder>> {
     let (op, prefix) = match v {
         MediaVersion::V10 => (ops::MEDIA_GET_VIDEO_ENCODER_CONFIGURATIONS, "trt"),
         MediaVersion::V20 => (ops::MEDIA2_GET_VIDEO_ENCODER_CONFIGURATIONS, "tr2"),
     };
     let el = s.call(op, &wrap(op, prefix, "")).await?;
-    Ok(el.children_local("Configurations").map(parse_video_encoder).collect())
+    Ok(el
+        .children_local("Configurations")
+        .map(parse_video_encoder)
+        .collect())
 }
 
 /// A fetched snapshot image.
@@ -156,15 +185,22 @@ pub const MAX_SNAPSHOT_BYTES: usize = 8 * 1024 * 1024;
 
 /// GET a snapshot URI: anonymous first, then Digest, or Basic when that is
 /// all the camera offers. The body is capped and must be an image.
-pub async fn fetch_snapshot(s: &DeviceSession, uri: &Url, timeout: Option<Duration>) -> OnvifResult<Snapshot> {
+pub async fn fetch_snapshot(
+    s: &DeviceSession,
+    uri: &Url,
+    timeout: Option<Duration>,
+) -> OnvifResult<Snapshot> {
     const OP: &str = "Snapshot";
     let t = s.transport();
     let map = |e: super::transport::TransportError| OnvifError::new(e.class(), OP, e.to_string());
-    let mut reply = t.get(uri, None, timeout, MAX_SNAPSHOT_BYTES).await.map_err(map)?;
+    let mut reply = t
+        .get(uri, None, timeout, MAX_SNAPSHOT_BYTES)
+        .await
+        .map_err(map)?;
     if reply.status == 401 {
-        let creds = s
-            .credentials()
-            .ok_or_else(|| OnvifError::new(FaultClass::Unauthorized, OP, "snapshot needs credentials"))?;
+        let creds = s.credentials().ok_or_else(|| {
+            OnvifError::new(FaultClass::Unauthorized, OP, "snapshot needs credentials")
+        })?;
         let (mut client, _) = httpauth::choose(&reply.headers, true)
             .map_err(|e| OnvifError::new(FaultClass::Unauthorized, OP, e))?;
         let auth = httpauth::respond(
@@ -176,10 +212,17 @@ pub async fn fetch_snapshot(s: &DeviceSession, uri: &Url, timeout: Option<Durati
             Some(&[]),
         )
         .map_err(|e| OnvifError::new(FaultClass::Unauthorized, OP, e))?;
-        reply = t.get(uri, Some(&auth), timeout, MAX_SNAPSHOT_BYTES).await.map_err(map)?;
+        reply = t
+            .get(uri, Some(&auth), timeout, MAX_SNAPSHOT_BYTES)
+            .await
+            .map_err(map)?;
     }
     if reply.status == 401 || reply.status == 403 {
-        return Err(OnvifError::new(FaultClass::Unauthorized, OP, format!("HTTP {}", reply.status)));
+        return Err(OnvifError::new(
+            FaultClass::Unauthorized,
+            OP,
+            format!("HTTP {}", reply.status),
+        ));
     }
     if !(200..300).contains(&reply.status) {
         return Err(OnvifError::new(
@@ -196,7 +239,10 @@ pub async fn fetch_snapshot(s: &DeviceSession, uri: &Url, timeout: Option<Durati
         .to_string();
     let sniffed = sniff_image(&reply.body);
     if !content_type.starts_with("image/") && sniffed.is_none() {
-        return Err(OnvifError::malformed(OP, format!("not an image (Content-Type {content_type:?})")));
+        return Err(OnvifError::malformed(
+            OP,
+            format!("not an image (Content-Type {content_type:?})"),
+        ));
     }
     Ok(Snapshot {
         content_type: sniffed.map(String::from).unwrap_or(content_type),

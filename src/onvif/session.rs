@@ -63,7 +63,10 @@ pub struct DevicePolicy {
 /// What one exchange produced, before classification.
 enum Outcome {
     Body(Element),
-    Fault { status: u16, fault: Option<Fault> },
+    Fault {
+        status: u16,
+        fault: Option<Fault>,
+    },
     /// HTTP 401 with a challenge, to a request without HTTP credentials.
     Challenge(http::HeaderMap),
     /// HTTP 401 to a request that answered a fresh challenge: wrong credentials.
@@ -201,7 +204,10 @@ impl DeviceSession {
     /// re-anchor. Reports a jump if the clock moved against the old anchor.
     pub async fn sync_clock(&self) -> OnvifResult<CameraTime> {
         let op = ops::GET_SYSTEM_DATE_AND_TIME;
-        let body = format!(r#"<tds:GetSystemDateAndTime xmlns:tds="{}"/>"#, op.namespace);
+        let body = format!(
+            r#"<tds:GetSystemDateAndTime xmlns:tds="{}"/>"#,
+            op.namespace
+        );
         let el = match self.exchange(op, &body, AuthMode::None).await? {
             Outcome::Body(el) => el,
             other => {
@@ -238,8 +244,7 @@ impl DeviceSession {
             }
         }
         if anchor.offset_ms.abs() > CLOCK_SKEW_QUIRK_MS {
-            st.quirks
-                .retain(|q| !matches!(q, Quirk::ClockSkew { .. }));
+            st.quirks.retain(|q| !matches!(q, Quirk::ClockSkew { .. }));
             st.quirks.insert(Quirk::ClockSkew {
                 offset_ms: anchor.offset_ms,
             });
@@ -254,7 +259,9 @@ impl DeviceSession {
             return;
         }
         if let Some((date, mono)) = st.http_date {
-            let local = self.clock.now_utc() - chrono::Duration::from_std(self.clock.monotonic().saturating_sub(mono)).unwrap_or_default();
+            let local = self.clock.now_utc()
+                - chrono::Duration::from_std(self.clock.monotonic().saturating_sub(mono))
+                    .unwrap_or_default();
             st.anchor = Some(ClockAnchor::new(date, local, mono));
             st.quirks.insert(Quirk::ClockFromHttpDate);
         }
@@ -265,7 +272,12 @@ impl DeviceSession {
         self.call_inner(op, body, true).await
     }
 
-    async fn call_inner(&self, op: Operation, body: &str, may_resync: bool) -> OnvifResult<Element> {
+    async fn call_inner(
+        &self,
+        op: Operation,
+        body: &str,
+        may_resync: bool,
+    ) -> OnvifResult<Element> {
         if self.creds.is_none() {
             return match self.exchange(op, body, AuthMode::None).await? {
                 Outcome::Body(el) => Ok(el),
@@ -305,7 +317,12 @@ impl DeviceSession {
         Box::pin(self.sync_clock()).await.is_ok()
     }
 
-    async fn detect_and_call(&self, op: Operation, body: &str, may_resync: bool) -> OnvifResult<Element> {
+    async fn detect_and_call(
+        &self,
+        op: Operation,
+        body: &str,
+        may_resync: bool,
+    ) -> OnvifResult<Element> {
         let first = self.exchange(op, body, AuthMode::None).await?;
         let mode = match first {
             Outcome::Body(el) => {
@@ -360,7 +377,10 @@ impl DeviceSession {
                 }
                 other => {
                     let e = self.outcome_error(op, other);
-                    if e.class == FaultClass::Unauthorized && !resynced && self.resync_after_auth_fault().await {
+                    if e.class == FaultClass::Unauthorized
+                        && !resynced
+                        && self.resync_after_auth_fault().await
+                    {
                         resynced = true;
                         continue;
                     }
@@ -408,7 +428,8 @@ impl DeviceSession {
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| chrono::DateTime::parse_from_rfc2822(v).ok())
             {
-                self.lock().http_date = Some((d.with_timezone(&chrono::Utc), self.clock.monotonic()));
+                self.lock().http_date =
+                    Some((d.with_timezone(&chrono::Utc), self.clock.monotonic()));
             }
             // A 401 without a challenge is a SOAP fault sent with status
             // 401 (some firmware does that for every fault): read it as one.
@@ -458,7 +479,10 @@ impl DeviceSession {
                 }
                 match parsed.reply {
                     Reply::Body(el) if (200..300).contains(&status) => Outcome::Body(el),
-                    Reply::Body(_) => Outcome::Fault { status, fault: None },
+                    Reply::Body(_) => Outcome::Fault {
+                        status,
+                        fault: None,
+                    },
                     Reply::Fault(f) => {
                         if status != 400 && status != 500 {
                             self.note_quirk(Quirk::FaultStatus { status });
@@ -483,7 +507,10 @@ impl DeviceSession {
                         }),
                     }
                 } else {
-                    Outcome::Fault { status, fault: None }
+                    Outcome::Fault {
+                        status,
+                        fault: None,
+                    }
                 }
             }
         }

@@ -29,7 +29,10 @@ pub fn parse_system_date_time(resp: &Element) -> Option<CameraTime> {
         });
     }
     let local = sdt.child_local("LocalDateTime").and_then(date_time)?;
-    let offset = tz.as_deref().and_then(|t| posix_tz_utc_offset(t, dst)).unwrap_or(0);
+    let offset = tz
+        .as_deref()
+        .and_then(|t| posix_tz_utc_offset(t, dst))
+        .unwrap_or(0);
     Some(CameraTime {
         utc: (local + chrono::Duration::seconds(offset)).and_utc(),
         ntp,
@@ -50,7 +53,11 @@ fn date_time(e: &Element) -> Option<NaiveDateTime> {
     )?;
     // A leap second (60) is clamped rather than rejected.
     let sec = num(e, &["Time", "Second"]).unwrap_or(0).min(59);
-    date.and_hms_opt(num(e, &["Time", "Hour"])?, num(e, &["Time", "Minute"])?, sec)
+    date.and_hms_opt(
+        num(e, &["Time", "Hour"])?,
+        num(e, &["Time", "Minute"])?,
+        sec,
+    )
 }
 
 /// Seconds to *add* to local time to get UTC, from a POSIX TZ string such as
@@ -178,9 +185,18 @@ mod tests {
     #[test]
     fn posix_offsets() {
         assert_eq!(posix_tz_utc_offset("UTC0", false), Some(0));
-        assert_eq!(posix_tz_utc_offset("EST5EDT,M3.2.0,M11.1.0", false), Some(5 * 3600));
-        assert_eq!(posix_tz_utc_offset("EST5EDT,M3.2.0,M11.1.0", true), Some(4 * 3600));
-        assert_eq!(posix_tz_utc_offset("<+0330>-3:30", false), Some(-(3 * 3600 + 1800)));
+        assert_eq!(
+            posix_tz_utc_offset("EST5EDT,M3.2.0,M11.1.0", false),
+            Some(5 * 3600)
+        );
+        assert_eq!(
+            posix_tz_utc_offset("EST5EDT,M3.2.0,M11.1.0", true),
+            Some(4 * 3600)
+        );
+        assert_eq!(
+            posix_tz_utc_offset("<+0330>-3:30", false),
+            Some(-(3 * 3600 + 1800))
+        );
         assert_eq!(posix_tz_utc_offset("garbage", false), None);
     }
 
@@ -190,6 +206,9 @@ mod tests {
         let local = cam + chrono::Duration::seconds(30);
         let a = ClockAnchor::new(cam, local, Duration::from_secs(100));
         assert_eq!(a.offset_ms, -30_000);
-        assert_eq!(a.camera_now(Duration::from_secs(110)), cam + chrono::Duration::seconds(10));
+        assert_eq!(
+            a.camera_now(Duration::from_secs(110)),
+            cam + chrono::Duration::seconds(10)
+        );
     }
 }

@@ -138,7 +138,10 @@ impl Transport {
         }
     }
 
-    async fn send_and_read(req: reqwest::RequestBuilder, max: usize) -> Result<HttpReply, TransportError> {
+    async fn send_and_read(
+        req: reqwest::RequestBuilder,
+        max: usize,
+    ) -> Result<HttpReply, TransportError> {
         let mut resp = req.send().await.map_err(describe)?;
         if let Some(len) = resp.content_length() {
             if len > max as u64 {

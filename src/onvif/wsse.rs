@@ -34,13 +34,21 @@ pub fn fresh_nonce() -> [u8; 20] {
 }
 
 /// The `<wsse:Security>` header for one request.
-pub fn security_header(user: &str, password: &str, created: DateTime<Utc>, text_mode: bool) -> String {
+pub fn security_header(
+    user: &str,
+    password: &str,
+    created: DateTime<Utc>,
+    text_mode: bool,
+) -> String {
     let created = format_created(created);
     let nonce = fresh_nonce();
     let (ptype, pvalue) = if text_mode {
         (ns::PASSWORD_TEXT, escape(password))
     } else {
-        (ns::PASSWORD_DIGEST, password_digest(&nonce, &created, password))
+        (
+            ns::PASSWORD_DIGEST,
+            password_digest(&nonce, &created, password),
+        )
     };
     format!(
         concat!(

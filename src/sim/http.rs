@@ -47,7 +47,13 @@ pub struct SimCamera {
 }
 
 impl SimCamera {
-    pub fn new(state: CameraState, quirks: Quirks, addr: SocketAddr, rtsp_port: u16, clock: SharedClock) -> Self {
+    pub fn new(
+        state: CameraState,
+        quirks: Quirks,
+        addr: SocketAddr,
+        rtsp_port: u16,
+        clock: SharedClock,
+    ) -> Self {
         let host = if quirks.wrong_host {
             // Unreachable on purpose; a correct client rewrites it.
             "127.0.0.254".to_string()
@@ -120,10 +126,14 @@ fn plain(status: StatusCode, body: &'static str) -> Resp {
 }
 
 async fn handle(cam: Arc<SimCamera>, req: Request<Incoming>) -> Result<Resp, Infallible> {
-    cam.requests.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    cam.requests
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let mut resp = handle_inner(&cam, req).await;
     // Like real cameras, the Date header carries the camera's own clock.
-    let date = cam.camera_now().format("%a, %d %b %Y %H:%M:%S GMT").to_string();
+    let date = cam
+        .camera_now()
+        .format("%a, %d %b %Y %H:%M:%S GMT")
+        .to_string();
     if let Ok(v) = date.parse() {
         resp.headers_mut().insert(http::header::DATE, v);
     }
@@ -155,8 +165,10 @@ async fn handle_inner(cam: &Arc<SimCamera>, req: Request<Incoming>) -> Resp {
         let mut r = Response::new(Full::new(Bytes::from_static(
             b"\x00\x17<html><body>Internal error\xff\xfe<<<</bodyy>",
         )));
-        r.headers_mut()
-            .insert(http::header::CONTENT_TYPE, "application/soap+xml".parse().expect("static"));
+        r.headers_mut().insert(
+            http::header::CONTENT_TYPE,
+            "application/soap+xml".parse().expect("static"),
+        );
         return r;
     }
     let Ok(root) = xml::parse(&body) else {
@@ -167,7 +179,10 @@ async fn handle_inner(cam: &Arc<SimCamera>, req: Request<Incoming>) -> Resp {
     };
     let exempt = op.local == "GetSystemDateAndTime" && !q.gsdt_needs_auth;
     if !exempt {
-        if matches!(q.auth, SimAuth::DigestMd5 | SimAuth::DigestSha256 | SimAuth::Both) {
+        if matches!(
+            q.auth,
+            SimAuth::DigestMd5 | SimAuth::DigestSha256 | SimAuth::Both
+        ) {
             match check_digest(&cam, &parts) {
                 DigestCheck::Ok => {}
                 DigestCheck::Challenge { stale } => return challenge(&cam, stale),
@@ -235,9 +250,7 @@ fn envelope_response(cam: &SimCamera, status: StatusCode, body: &str) -> Resp {
 fn fault_response(cam: &SimCamera, f: &SimFault) -> Resp {
     let q = &cam.quirks;
     let e = Prefixes::for_quirks(q).env;
-    let status = q
-        .fault_status
-        .unwrap_or(if f.sender { 400 } else { 500 });
+    let status = q.fault_status.unwrap_or(if f.sender { 400 } else { 500 });
     let reason = xml::escape(&f.reason);
     let body = if q.soap11 {
         let code = if f.sender { "Client" } else { "Server" };
@@ -252,7 +265,11 @@ fn fault_response(cam: &SimCamera, f: &SimFault) -> Resp {
             sub = f.subcode
         )
     };
-    envelope_response(cam, StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST), &body)
+    envelope_response(
+        cam,
+        StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST),
+        &body,
+    )
 }
 
 fn check_wsse(cam: &SimCamera, header: Option<&xml::Element>) -> bool {
@@ -262,7 +279,8 @@ fn check_wsse(cam: &SimCamera, header: Option<&xml::Element>) -> bool {
     else {
         return false;
     };
-    let (Some(user), Some(pw_el)) = (tok.text_at(&["Username"]), tok.child_local("Password")) else {
+    let (Some(user), Some(pw_el)) = (tok.text_at(&["Username"]), tok.child_local("Password"))
+    else {
         return false;
     };
     let given = pw_el.text.trim();
@@ -271,7 +289,9 @@ fn check_wsse(cam: &SimCamera, header: Option<&xml::Element>) -> bool {
     let Some(password) = cam.lock().password_of(&user).map(String::from) else {
         return false;
     };
-    let is_text = pw_el.attr("Type").is_some_and(|t| t.ends_with("#PasswordText"));
+    let is_text = pw_el
+        .attr("Type")
+        .is_some_and(|t| t.ends_with("#PasswordText"));
     if is_text {
         return given == password;
     }
@@ -344,7 +364,9 @@ fn challenge(cam: &SimCamera, stale: bool) -> Resp {
     let mut r = plain(StatusCode::UNAUTHORIZED, "401 Unauthorized");
     r.headers_mut().insert(
         http::header::WWW_AUTHENTICATE,
-        value.parse().unwrap_or_else(|_| http::HeaderValue::from_static("Digest")),
+        value
+            .parse()
+            .unwrap_or_else(|_| http::HeaderValue::from_static("Digest")),
     );
     r
 }
@@ -427,8 +449,10 @@ fn snapshot(cam: &SimCamera, parts: &http::request::Parts) -> Resp {
     }
     let index = cam.lock().index;
     let mut r = Response::new(Full::new(Bytes::from(state::snapshot_bmp(index))));
-    r.headers_mut()
-        .insert(http::header::CONTENT_TYPE, "image/bmp".parse().expect("static"));
+    r.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        "image/bmp".parse().expect("static"),
+    );
     r
 }
 

@@ -113,10 +113,16 @@ impl Fleet {
         let (trigger, sd) = shutdown::channel();
         let mut tasks = JoinSet::new();
         let mut cams = Vec::with_capacity(cfg.count as usize);
-        let spread_hosts: Option<Vec<Ipv4Addr>> = cfg.spread.map(|n| n.hosts().take(cfg.count as usize).collect());
+        let spread_hosts: Option<Vec<Ipv4Addr>> = cfg
+            .spread
+            .map(|n| n.hosts().take(cfg.count as usize).collect());
         if let Some(h) = &spread_hosts {
             if h.len() < cfg.count as usize {
-                return Err(SimError::Config(format!("{} has fewer than {} hosts", cfg.spread.unwrap_or_default(), cfg.count)));
+                return Err(SimError::Config(format!(
+                    "{} has fewer than {} hosts",
+                    cfg.spread.unwrap_or_default(),
+                    cfg.count
+                )));
             }
         } else if cfg.base_port as u32 + cfg.count > 65_536 {
             return Err(SimError::Config("port range exceeds 65535".into()));
@@ -130,24 +136,45 @@ impl Fleet {
             };
             let listener = TcpListener::bind(addr)
                 .await
-                .map_err(|source| SimError::Bind { index: i, addr, source })?;
+                .map_err(|source| SimError::Bind {
+                    index: i,
+                    addr,
+                    source,
+                })?;
             let addr = listener.local_addr().unwrap_or(addr);
             let state = state::CameraState::new(i, cfg.seed, &cfg.username, &cfg.password);
-            let cam = Arc::new(SimCamera::new(state, cfg.quirks_for(i), addr, cfg.rtsp_port, cfg.clock.clone()));
+            let cam = Arc::new(SimCamera::new(
+                state,
+                cfg.quirks_for(i),
+                addr,
+                cfg.rtsp_port,
+                cfg.clock.clone(),
+            ));
             tasks.spawn(http::serve(cam.clone(), listener, sd.clone()));
             cams.push(cam);
         }
         let cameras = Arc::new(cams);
         if let Some(w) = &cfg.wsd {
-            let sock = crate::discovery::socket::listener(w.interface, Ipv4Addr::UNSPECIFIED, w.port, true)
-                .map_err(SimError::Discovery)?;
+            let sock = crate::discovery::socket::listener(
+                w.interface,
+                Ipv4Addr::UNSPECIFIED,
+                w.port,
+                true,
+            )
+            .map_err(SimError::Discovery)?;
             tasks.spawn(wsd::respond(sock, cameras.clone(), w.max_delay, sd.clone()));
             if spread_hosts.is_some() {
                 for c in cameras.iter() {
                     let SocketAddr::V4(a) = c.addr else { continue };
-                    let sock = crate::discovery::socket::listener(w.interface, *a.ip(), w.port, false)
-                        .map_err(SimError::Discovery)?;
-                    tasks.spawn(wsd::respond(sock, Arc::new(vec![c.clone()]), w.max_delay, sd.clone()));
+                    let sock =
+                        crate::discovery::socket::listener(w.interface, *a.ip(), w.port, false)
+                            .map_err(SimError::Discovery)?;
+                    tasks.spawn(wsd::respond(
+                        sock,
+                        Arc::new(vec![c.clone()]),
+                        w.max_delay,
+                        sd.clone(),
+                    ));
                 }
             }
         }

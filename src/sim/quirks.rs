@@ -85,7 +85,11 @@ impl Quirks {
     pub fn apply(&mut self, spec: &str) -> Result<(), String> {
         for item in spec.split(',').map(str::trim).filter(|s| !s.is_empty()) {
             let (name, value) = item.split_once('=').unwrap_or((item, ""));
-            let num = || value.parse::<i64>().map_err(|_| format!("{name} needs a number: {item:?}"));
+            let num = || {
+                value
+                    .parse::<i64>()
+                    .map_err(|_| format!("{name} needs a number: {item:?}"))
+            };
             match name {
                 "noauth" => self.auth = SimAuth::None,
                 "wsse" => self.auth = SimAuth::WsSecurity,
@@ -189,7 +193,8 @@ mod tests {
     #[test]
     fn names_parse_and_unknown_is_refused() {
         let mut q = Quirks::default();
-        q.apply("digest-sha256, skew=-30,fault200,no-wrapper").unwrap();
+        q.apply("digest-sha256, skew=-30,fault200,no-wrapper")
+            .unwrap();
         assert_eq!(q.auth, SimAuth::DigestSha256);
         assert_eq!(q.clock_skew_secs, -30);
         assert_eq!(q.fault_status, Some(200));
@@ -201,7 +206,8 @@ mod tests {
     #[test]
     fn mixed_is_deterministic_and_varied() {
         assert_eq!(Quirks::mixed(7, 3), Quirks::mixed(7, 3));
-        let auths: std::collections::HashSet<_> = (0..200).map(|i| Quirks::mixed(7, i).auth as u8).collect();
+        let auths: std::collections::HashSet<_> =
+            (0..200).map(|i| Quirks::mixed(7, i).auth as u8).collect();
         assert!(auths.len() >= 4);
     }
 }

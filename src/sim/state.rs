@@ -249,7 +249,12 @@ pub fn handle(
             let date = |t: DateTime<Utc>| {
                 format!(
                     "<{tt}:Time><{tt}:Hour>{}</{tt}:Hour><{tt}:Minute>{}</{tt}:Minute><{tt}:Second>{}</{tt}:Second></{tt}:Time><{tt}:Date><{tt}:Year>{}</{tt}:Year><{tt}:Month>{}</{tt}:Month><{tt}:Day>{}</{tt}:Day></{tt}:Date>",
-                    t.hour(), t.minute(), t.second(), t.year(), t.month(), t.day()
+                    t.hour(),
+                    t.minute(),
+                    t.second(),
+                    t.year(),
+                    t.month(),
+                    t.day()
                 )
             };
             let (tz, local) = if q.no_utc {
@@ -284,9 +289,13 @@ pub fn handle(
                     "<{tds}:Service><{tds}:Namespace>{nsuri}</{tds}:Namespace><{tds}:XAddr>{x}</{tds}:XAddr>{caps}<{tds}:Version><{tt}:Major>2</{tt}:Major><{tt}:Minor>60</{tt}:Minor></{tds}:Version></{tds}:Service>"
                 )
             };
-            let with_caps = req.text_at(&["IncludeCapability"]).is_some_and(|v| v == "true");
+            let with_caps = req
+                .text_at(&["IncludeCapability"])
+                .is_some_and(|v| v == "true");
             let dcaps = if with_caps {
-                format!("<{tds}:Capabilities><{tds}:Capabilities><{tds}:Network NTP=\"1\" HostnameFromDHCP=\"true\" DynDNS=\"false\"/><{tds}:System DiscoveryBye=\"true\" FirmwareUpgrade=\"true\" HttpSnapshot=\"true\"/></{tds}:Capabilities></{tds}:Capabilities>")
+                format!(
+                    "<{tds}:Capabilities><{tds}:Capabilities><{tds}:Network NTP=\"1\" HostnameFromDHCP=\"true\" DynDNS=\"false\"/><{tds}:System DiscoveryBye=\"true\" FirmwareUpgrade=\"true\" HttpSnapshot=\"true\"/></{tds}:Capabilities></{tds}:Capabilities>"
+                )
             } else {
                 String::new()
             };
@@ -336,7 +345,10 @@ pub fn handle(
         ("GetDNS", false) => {
             let mut inner = String::new();
             for d in &st.search_domains {
-                inner.push_str(&format!("<{tt}:SearchDomain>{}</{tt}:SearchDomain>", escape(d)));
+                inner.push_str(&format!(
+                    "<{tt}:SearchDomain>{}</{tt}:SearchDomain>",
+                    escape(d)
+                ));
             }
             for s in &st.dns_servers {
                 inner.push_str(&host_xml(tds, tt, "DNSManual", s));
@@ -401,10 +413,18 @@ pub fn handle(
                 "rtsp://{}/cam{}/{}",
                 a.rtsp_authority,
                 st.index,
-                if pr.token == "Profile_1" { "main" } else { "sub" }
+                if pr.token == "Profile_1" {
+                    "main"
+                } else {
+                    "sub"
+                }
             );
             if m2 {
-                format!("<{0}:GetStreamUriResponse><{0}:Uri>{1}</{0}:Uri></{0}:GetStreamUriResponse>", p.tr2, escape(&uri))
+                format!(
+                    "<{0}:GetStreamUriResponse><{0}:Uri>{1}</{0}:Uri></{0}:GetStreamUriResponse>",
+                    p.tr2,
+                    escape(&uri)
+                )
             } else {
                 format!(
                     "<{0}:GetStreamUriResponse><{0}:MediaUri><{tt}:Uri>{1}</{tt}:Uri><{tt}:InvalidAfterConnect>false</{tt}:InvalidAfterConnect><{tt}:InvalidAfterReboot>false</{tt}:InvalidAfterReboot><{tt}:Timeout>PT0S</{tt}:Timeout></{0}:MediaUri></{0}:GetStreamUriResponse>",
@@ -422,9 +442,16 @@ pub fn handle(
                     reason: format!("no profile {token:?}"),
                 });
             }
-            let uri = format!("http://{}/snapshot/{}.bmp", a.http_authority, escape(&token));
+            let uri = format!(
+                "http://{}/snapshot/{}.bmp",
+                a.http_authority,
+                escape(&token)
+            );
             if m2 {
-                format!("<{0}:GetSnapshotUriResponse><{0}:Uri>{1}</{0}:Uri></{0}:GetSnapshotUriResponse>", p.tr2, uri)
+                format!(
+                    "<{0}:GetSnapshotUriResponse><{0}:Uri>{1}</{0}:Uri></{0}:GetSnapshotUriResponse>",
+                    p.tr2, uri
+                )
             } else {
                 format!(
                     "<{0}:GetSnapshotUriResponse><{0}:MediaUri><{tt}:Uri>{1}</{tt}:Uri><{tt}:InvalidAfterConnect>false</{tt}:InvalidAfterConnect><{tt}:InvalidAfterReboot>false</{tt}:InvalidAfterReboot><{tt}:Timeout>PT0S</{tt}:Timeout></{0}:MediaUri></{0}:GetSnapshotUriResponse>",
@@ -453,11 +480,17 @@ fn host_xml(tds: &str, tt: &str, elem: &str, value: &str) -> String {
     let _ = tds;
     let v = escape(value);
     if value.parse::<std::net::Ipv4Addr>().is_ok() {
-        format!("<{tt}:{elem}><{tt}:Type>IPv4</{tt}:Type><{tt}:IPv4Address>{v}</{tt}:IPv4Address></{tt}:{elem}>")
+        format!(
+            "<{tt}:{elem}><{tt}:Type>IPv4</{tt}:Type><{tt}:IPv4Address>{v}</{tt}:IPv4Address></{tt}:{elem}>"
+        )
     } else if value.parse::<std::net::Ipv6Addr>().is_ok() {
-        format!("<{tt}:{elem}><{tt}:Type>IPv6</{tt}:Type><{tt}:IPv6Address>{v}</{tt}:IPv6Address></{tt}:{elem}>")
+        format!(
+            "<{tt}:{elem}><{tt}:Type>IPv6</{tt}:Type><{tt}:IPv6Address>{v}</{tt}:IPv6Address></{tt}:{elem}>"
+        )
     } else {
-        format!("<{tt}:{elem}><{tt}:Type>DNS</{tt}:Type><{tt}:DNSname>{v}</{tt}:DNSname></{tt}:{elem}>")
+        format!(
+            "<{tt}:{elem}><{tt}:Type>DNS</{tt}:Type><{tt}:DNSname>{v}</{tt}:DNSname></{tt}:{elem}>"
+        )
     }
 }
 

@@ -57,8 +57,14 @@ fn match_body(cam: &SimCamera) -> (String, String) {
     let st = cam.state.lock().unwrap_or_else(|e| e.into_inner());
     let mut xaddrs = Vec::new();
     if cam.quirks.extra_xaddrs {
-        xaddrs.push(format!("http://[fe80::2cf:1]:{}/onvif/device_service", cam.addr.port()));
-        xaddrs.push(format!("http://127.0.0.254:{}/onvif/device_service", cam.addr.port()));
+        xaddrs.push(format!(
+            "http://[fe80::2cf:1]:{}/onvif/device_service",
+            cam.addr.port()
+        ));
+        xaddrs.push(format!(
+            "http://127.0.0.254:{}/onvif/device_service",
+            cam.addr.port()
+        ));
     }
     xaddrs.push(cam.device_url());
     let scopes = st.scopes().join(" ");
@@ -74,7 +80,11 @@ fn match_body(cam: &SimCamera) -> (String, String) {
 }
 
 fn envelope(cam: &SimCamera, action: &str, relates_to: Option<&str>, body: &str) -> String {
-    let env_ns = if cam.quirks.soap11 { ns::SOAP11 } else { ns::SOAP12 };
+    let env_ns = if cam.quirks.soap11 {
+        ns::SOAP11
+    } else {
+        ns::SOAP12
+    };
     let relates = relates_to
         .map(|r| format!("<a:RelatesTo>{}</a:RelatesTo>", escape(r)))
         .unwrap_or_default();
@@ -103,11 +113,21 @@ pub fn probe_match(cam: &SimCamera, relates_to: &str) -> String {
 
 pub fn hello(cam: &SimCamera) -> String {
     let (_, inner) = match_body(cam);
-    envelope(cam, message::ACTION_HELLO, None, &format!("<d:Hello>{inner}</d:Hello>"))
+    envelope(
+        cam,
+        message::ACTION_HELLO,
+        None,
+        &format!("<d:Hello>{inner}</d:Hello>"),
+    )
 }
 
 pub fn bye(cam: &SimCamera) -> String {
-    let endpoint = cam.state.lock().unwrap_or_else(|e| e.into_inner()).endpoint.clone();
+    let endpoint = cam
+        .state
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .endpoint
+        .clone();
     envelope(
         cam,
         message::ACTION_BYE,
@@ -142,7 +162,12 @@ impl Recent {
 }
 
 /// Answer Probes for `cams` on `sock` until shutdown.
-pub async fn respond(sock: UdpSocket, cams: Arc<Vec<Arc<SimCamera>>>, max_delay: Duration, mut shutdown: Shutdown) {
+pub async fn respond(
+    sock: UdpSocket,
+    cams: Arc<Vec<Arc<SimCamera>>>,
+    max_delay: Duration,
+    mut shutdown: Shutdown,
+) {
     let sock = Arc::new(sock);
     let mut recent = Recent::new();
     let mut buf = vec![0u8; 65536];
@@ -151,8 +176,12 @@ pub async fn respond(sock: UdpSocket, cams: Arc<Vec<Arc<SimCamera>>>, max_delay:
             _ = shutdown.wait() => return,
             r = sock.recv_from(&mut buf) => match r { Ok(x) => x, Err(_) => continue },
         };
-        let Ok(msg) = message::parse(&buf[..n]) else { continue };
-        let MessageKind::Probe { types } = msg.kind else { continue };
+        let Ok(msg) = message::parse(&buf[..n]) else {
+            continue;
+        };
+        let MessageKind::Probe { types } = msg.kind else {
+            continue;
+        };
         let Some(mid) = msg.message_id else { continue };
         if !matches_types(&types) || !recent.first_time(&mid) {
             continue;
@@ -161,7 +190,11 @@ pub async fn respond(sock: UdpSocket, cams: Arc<Vec<Arc<SimCamera>>>, max_delay:
         let mut plan: Vec<(Duration, usize)> = (0..cams.len())
             .map(|i| {
                 let ms = max_delay.as_millis() as u64;
-                let d = if ms == 0 { 0 } else { rand::random::<u64>() % ms };
+                let d = if ms == 0 {
+                    0
+                } else {
+                    rand::random::<u64>() % ms
+                };
                 (Duration::from_millis(d), i)
             })
             .collect();
@@ -184,7 +217,12 @@ pub async fn respond(sock: UdpSocket, cams: Arc<Vec<Arc<SimCamera>>>, max_delay:
 }
 
 /// Multicast a Hello (or Bye) for each camera from `interface`.
-pub async fn announce(cams: &[Arc<SimCamera>], interface: Ipv4Addr, port: u16, bye_instead: bool) -> std::io::Result<()> {
+pub async fn announce(
+    cams: &[Arc<SimCamera>],
+    interface: Ipv4Addr,
+    port: u16,
+    bye_instead: bool,
+) -> std::io::Result<()> {
     let (sock, _) = socket::prober(interface, 1)?;
     let dest: SocketAddr = socket::multicast_target(port);
     for c in cams {

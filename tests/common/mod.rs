@@ -33,7 +33,11 @@ pub fn system_clock() -> SharedClock {
 }
 
 pub fn manual_clock() -> Arc<ManualClock> {
-    ManualClock::new(chrono::DateTime::parse_from_rfc3339("2026-11-26T10:00:00Z").unwrap().into())
+    ManualClock::new(
+        chrono::DateTime::parse_from_rfc3339("2026-11-26T10:00:00Z")
+            .unwrap()
+            .into(),
+    )
 }
 
 /// One simulated camera with these quirks (names as in `Quirks::apply`).
