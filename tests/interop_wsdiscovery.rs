@@ -8,7 +8,6 @@ mod common;
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
-use std::sync::Mutex;
 use std::time::Duration;
 
 use camfleet::discovery::hello::{Announcement, HelloListener};
@@ -17,7 +16,7 @@ use camfleet::sim::{FleetConfig, WsdConfig};
 use common::*;
 
 /// The peer listens on 3702 only: one scenario at a time.
-static PORT_3702: Mutex<()> = Mutex::new(());
+static PORT_3702: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 fn python() -> String {
     std::env::var("CAMFLEET_PEER_PYTHON").expect("CAMFLEET_PEER_PYTHON: run tests/interop/run.sh")
@@ -75,7 +74,7 @@ impl Drop for Peer {
 #[ignore = "needs the wsdiscovery peer; run tests/interop/run.sh"]
 async fn wsdiscovery_publishers_are_found_by_multicast_probe() {
     assert_loopback_only_namespace();
-    let _g = PORT_3702.lock().unwrap_or_else(|e| e.into_inner());
+    let _g = PORT_3702.lock().await;
     let a = Peer::publish("PyCam-A", "http://127.0.0.1:18080/onvif/device_service");
     let b = Peer::publish("PyCam-B", "http://127.0.0.1:18081/onvif/device_service");
     let cfg = ProbeConfig {
@@ -108,7 +107,7 @@ async fn wsdiscovery_publishers_are_found_by_multicast_probe() {
 #[ignore = "needs the wsdiscovery peer; run tests/interop/run.sh"]
 async fn wsdiscovery_hello_and_bye_reach_our_listener() {
     assert_loopback_only_namespace();
-    let _g = PORT_3702.lock().unwrap_or_else(|e| e.into_inner());
+    let _g = PORT_3702.lock().await;
     let (tx, mut rx) = tokio::sync::mpsc::channel(16);
     let (trigger, sd) = camfleet::shutdown::channel();
     let listener = tokio::spawn(
@@ -152,7 +151,7 @@ async fn wsdiscovery_hello_and_bye_reach_our_listener() {
 #[ignore = "needs the wsdiscovery peer; run tests/interop/run.sh"]
 async fn our_simulator_is_found_by_the_wsdiscovery_client() {
     assert_loopback_only_namespace();
-    let _g = PORT_3702.lock().unwrap_or_else(|e| e.into_inner());
+    let _g = PORT_3702.lock().await;
     let mut cfg = FleetConfig::new(3, 0);
     cfg.wsd = Some(WsdConfig {
         max_delay: Duration::from_millis(200),

@@ -11,10 +11,14 @@ use common::*;
 use oxvif::mock::{DeviceState, MockServer};
 
 async fn mock(enforce_auth: bool) -> MockServer {
-    let mut st = DeviceState::default();
-    st.hostname = "cam-0007".into();
-    st.info.serial_number = "SN00007".into();
-    st.info.firmware_version = "1.0.0".into();
+    let mut info = DeviceState::default().info;
+    info.serial_number = "SN00007".into();
+    info.firmware_version = "1.0.0".into();
+    let st = DeviceState {
+        hostname: "cam-0007".into(),
+        info,
+        ..DeviceState::default()
+    };
     MockServer::builder()
         .initial_state(st)
         .enforce_auth(enforce_auth)

@@ -158,10 +158,14 @@ pub async fn demo(a: DemoArgs) -> anyhow::Result<()> {
         ..WsdConfig::default()
     });
     if a.with_broken && a.cameras >= 2 {
-        let mut hang = Quirks::default();
-        hang.hang = true;
-        let mut garbage = Quirks::default();
-        garbage.garbage = true;
+        let hang = Quirks {
+            hang: true,
+            ..Quirks::default()
+        };
+        let garbage = Quirks {
+            garbage: true,
+            ..Quirks::default()
+        };
         cfg.overrides.insert(a.cameras - 1, hang);
         cfg.overrides.insert(a.cameras - 2, garbage);
     }

@@ -14,7 +14,7 @@ use crate::shutdown::Shutdown;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Announcement {
-    Hello(Discovered),
+    Hello(Box<Discovered>),
     Bye {
         endpoint: String,
         source: SocketAddr,
@@ -88,7 +88,7 @@ impl HelloListener {
                     let ann = match msg.kind {
                         MessageKind::Hello(m) => {
                             if !tracker.accept(&m.endpoint, msg.message_id.as_deref(), msg.app_sequence) { continue }
-                            Announcement::Hello(Discovered::from_match(m, from, "hello"))
+                            Announcement::Hello(Box::new(Discovered::from_match(*m, from, "hello")))
                         }
                         MessageKind::Bye { endpoint } => {
                             if !tracker.accept(&endpoint, msg.message_id.as_deref(), msg.app_sequence) { continue }

@@ -93,7 +93,7 @@ pub struct ProbeMatch {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MessageKind {
     ProbeMatches(Vec<ProbeMatch>),
-    Hello(ProbeMatch),
+    Hello(Box<ProbeMatch>),
     Bye { endpoint: String },
     Probe { types: Vec<String> },
     Other(String),
@@ -160,15 +160,15 @@ fn classify_body(body: &Element, action: &str) -> MessageKind {
     if !bare.is_empty() {
         return MessageKind::ProbeMatches(bare);
     }
-    if let Some(hello) = body.child_local("Hello") {
-        if let Some(m) = read_match(hello) {
-            return MessageKind::Hello(m);
-        }
+    if let Some(hello) = body.child_local("Hello")
+        && let Some(m) = read_match(hello)
+    {
+        return MessageKind::Hello(Box::new(m));
     }
-    if let Some(bye) = body.child_local("Bye") {
-        if let Some(ep) = endpoint_of(bye) {
-            return MessageKind::Bye { endpoint: ep };
-        }
+    if let Some(bye) = body.child_local("Bye")
+        && let Some(ep) = endpoint_of(bye)
+    {
+        return MessageKind::Bye { endpoint: ep };
     }
     if let Some(probe) = body.child_local("Probe") {
         return MessageKind::Probe {

@@ -95,11 +95,11 @@ impl Collector {
         };
         // Match by RelatesTo; a missing RelatesTo is forgiven (some firmware
         // omits it), a foreign one is someone else's probe.
-        if let Some(r) = &msg.relates_to {
-            if !ours.contains(r.trim()) {
-                self.ignored += 1;
-                return None;
-            }
+        if let Some(r) = &msg.relates_to
+            && !ours.contains(r.trim())
+        {
+            self.ignored += 1;
+            return None;
         }
         let MessageKind::ProbeMatches(matches) = msg.kind else {
             self.ignored += 1;

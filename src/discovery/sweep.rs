@@ -132,24 +132,23 @@ pub async fn sweep(
     let mut wait_until: Option<Instant> = None;
     let mut sender = sender;
     loop {
-        if let Some(t) = wait_until {
-            if Instant::now() >= t {
-                break;
-            }
+        if let Some(t) = wait_until
+            && Instant::now() >= t
+        {
+            break;
         }
         let sleep_to = wait_until.unwrap_or_else(|| Instant::now() + Duration::from_millis(200));
         tokio::select! {
             r = sock.recv_from(&mut buf) => {
-                if let Ok((n, from)) = r {
-                    if let Some(d) = collector.feed(&buf[..n], from, &ours, "unicast") {
+                if let Ok((n, from)) = r
+                    && let Some(d) = collector.feed(&buf[..n], from, &ours, "unicast") {
                         p.found += 1;
                         progress(&p, Some(&d));
                     }
-                }
             }
             _ = sent_rx.changed(), if !sender_done => {
                 p.probes_sent = *sent_rx.borrow();
-                if p.probes_sent % 256 == 0 || p.probes_sent == p.hosts_total {
+                if p.probes_sent.is_multiple_of(256) || p.probes_sent == p.hosts_total {
                     progress(&p, None);
                 }
             }
@@ -205,7 +204,7 @@ pub async fn sweep(
                     }
                 }
                 None => {
-                    if p.http_checked % 256 == 0 || p.http_checked == p.http_total {
+                    if p.http_checked.is_multiple_of(256) || p.http_checked == p.http_total {
                         progress(&p, None);
                     }
                 }

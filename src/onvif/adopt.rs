@@ -353,10 +353,10 @@ pub async fn discover_services(s: &DeviceSession) -> Result<Vec<ServiceInfo>, On
     let reached = s.device_url().clone();
     for svc in &mut services {
         svc.xaddr = rewrite_noted(s, &reached, "service", &svc.xaddr);
-        if let (Some(kind), Ok(url)) = (svc.service, Url::parse(&svc.xaddr)) {
-            if kind != Service::Device {
-                s.set_endpoint(kind, url);
-            }
+        if let (Some(kind), Ok(url)) = (svc.service, Url::parse(&svc.xaddr))
+            && kind != Service::Device
+        {
+            s.set_endpoint(kind, url);
         }
     }
     Ok(services)

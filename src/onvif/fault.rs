@@ -58,10 +58,10 @@ impl Fault {
             // Some cameras put the real subcode in the detail.
             if fault.subcodes.is_empty() {
                 for c in &d.children {
-                    if let Some(v) = c.text_trimmed() {
-                        if v.contains(':') {
-                            fault.subcodes.push(local_part(v));
-                        }
+                    if let Some(v) = c.text_trimmed()
+                        && v.contains(':')
+                    {
+                        fault.subcodes.push(local_part(v));
                     }
                 }
             }

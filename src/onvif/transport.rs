@@ -143,10 +143,10 @@ impl Transport {
         max: usize,
     ) -> Result<HttpReply, TransportError> {
         let mut resp = req.send().await.map_err(describe)?;
-        if let Some(len) = resp.content_length() {
-            if len > max as u64 {
-                return Err(TransportError::TooLarge(max));
-            }
+        if let Some(len) = resp.content_length()
+            && len > max as u64
+        {
+            return Err(TransportError::TooLarge(max));
         }
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();

@@ -442,10 +442,10 @@ fn snapshot(cam: &SimCamera, parts: &http::request::Parts) -> Resp {
     if !parts.uri.path().starts_with("/snapshot/") {
         return plain(StatusCode::NOT_FOUND, "not found");
     }
-    if cam.quirks.auth != SimAuth::None {
-        if let DigestCheck::Challenge { stale } = check_digest(cam, parts) {
-            return challenge(cam, stale);
-        }
+    if cam.quirks.auth != SimAuth::None
+        && let DigestCheck::Challenge { stale } = check_digest(cam, parts)
+    {
+        return challenge(cam, stale);
     }
     let index = cam.lock().index;
     let mut r = Response::new(Full::new(Bytes::from(state::snapshot_bmp(index))));

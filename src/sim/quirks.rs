@@ -131,9 +131,12 @@ impl Quirks {
             r = splitmix(r);
             r
         };
-        let mut q = Quirks::default();
+        let mut q = Quirks {
+            auth: SimAuth::WsSecurity,
+            ..Quirks::default()
+        };
         q.auth = match next() % 6 {
-            0 | 1 | 2 => SimAuth::WsSecurity,
+            0..=2 => SimAuth::WsSecurity,
             3 => SimAuth::DigestMd5,
             4 => SimAuth::DigestSha256,
             _ => SimAuth::Both,

@@ -150,10 +150,10 @@ impl Recent {
         if self.1.contains(id) {
             return false;
         }
-        if self.0.len() >= 256 {
-            if let Some(old) = self.0.pop_front() {
-                self.1.remove(&old);
-            }
+        if self.0.len() >= 256
+            && let Some(old) = self.0.pop_front()
+        {
+            self.1.remove(&old);
         }
         self.0.push_back(id.to_string());
         self.1.insert(id.to_string());
