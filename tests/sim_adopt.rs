@@ -201,6 +201,23 @@ async fn garbage_answers_are_malformed_not_a_crash() {
 }
 
 #[tokio::test]
+async fn oversized_and_endless_bodies_are_cut_off_at_the_cap() {
+    for spec in ["huge", "endless"] {
+        let f = one_camera(spec).await;
+        let e = onvif::adopt(
+            &transport(),
+            &system_clock(),
+            request(f.device_url(0), Some(admin())),
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(e.error.class, FaultClass::Malformed, "{spec}: {e}");
+        assert!(e.error.message.contains("larger than"), "{spec}: {e}");
+        f.shutdown().await;
+    }
+}
+
+#[tokio::test]
 async fn unreachable_first_xaddr_falls_back_to_the_next() {
     let f = one_camera("").await;
     let req = camfleet::onvif::AdoptRequest {

@@ -37,6 +37,10 @@ pub struct DiscoverArgs {
     /// Print every device with all its XAddrs as JSON.
     #[arg(long)]
     pub json: bool,
+    /// After the probe, keep listening for Hello/Bye announcements this many
+    /// seconds (0 = until interrupted) and print them as they come.
+    #[arg(long)]
+    pub watch: Option<u64>,
 }
 
 pub async fn discover(a: DiscoverArgs) -> anyhow::Result<()> {
@@ -111,5 +115,45 @@ pub async fn discover(a: DiscoverArgs) -> anyhow::Result<()> {
     }
     print!("{}", t.render());
     println!("{} device(s)", devices.len());
+    if let Some(secs) = a.watch {
+        watch(a.interface, a.port, secs).await?;
+    }
+    Ok(())
+}
+
+async fn watch(interface: Ipv4Addr, port: u16, secs: u64) -> anyhow::Result<()> {
+    use crate::discovery::hello::{Announcement, HelloListener};
+    let (tx, mut rx) = tokio::sync::mpsc::channel(256);
+    let (trigger, sd) = crate::shutdown::channel();
+    let listener = tokio::spawn(HelloListener { interface, port }.run(tx, sd));
+    println!("watching for Hello/Bye on udp/{port} via {interface}…");
+    let deadline = async {
+        if secs == 0 {
+            super::interrupted().await
+        } else {
+            tokio::time::sleep(Duration::from_secs(secs)).await
+        }
+    };
+    tokio::pin!(deadline);
+    loop {
+        tokio::select! {
+            _ = &mut deadline => break,
+            a = rx.recv() => match a {
+                Some(Announcement::Hello(d)) => println!(
+                    "{} hello {} {} {}",
+                    chrono::Utc::now().format("%H:%M:%S"),
+                    d.endpoint,
+                    d.scopes.name.as_deref().unwrap_or("-"),
+                    d.xaddrs.first().map(String::as_str).unwrap_or("-")
+                ),
+                Some(Announcement::Bye { endpoint, source }) => {
+                    println!("{} bye   {endpoint} from {source}", chrono::Utc::now().format("%H:%M:%S"))
+                }
+                None => break,
+            },
+        }
+    }
+    trigger.fire();
+    listener.await??;
     Ok(())
 }

@@ -117,10 +117,33 @@ pub async fn serve(cam: Arc<SimCamera>, listener: TcpListener, mut shutdown: Shu
     }
 }
 
-type Resp = Response<Full<Bytes>>;
+type Body = http_body_util::combinators::BoxBody<Bytes, Infallible>;
+type Resp = Response<Body>;
+
+fn full(b: impl Into<Bytes>) -> Body {
+    Full::new(b.into()).boxed()
+}
+
+/// A body of `total` bytes (or without end) produced chunk by chunk, so the
+/// simulator never holds it in memory.
+fn streamed(total: Option<u64>) -> Body {
+    const CHUNK: usize = 64 * 1024;
+    let chunk = Bytes::from(vec![b' '; CHUNK]);
+    let mut sent = 0u64;
+    let stream = futures::stream::poll_fn(move |_| {
+        if total.is_some_and(|t| sent >= t) {
+            return std::task::Poll::Ready(None);
+        }
+        sent += CHUNK as u64;
+        std::task::Poll::Ready(Some(Ok::<_, Infallible>(hyper::body::Frame::data(
+            chunk.clone(),
+        ))))
+    });
+    http_body_util::StreamBody::new(stream).boxed()
+}
 
 fn plain(status: StatusCode, body: &'static str) -> Resp {
-    let mut r = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+    let mut r = Response::new(full(Bytes::from_static(body.as_bytes())));
     *r.status_mut() = status;
     r
 }
@@ -161,8 +184,18 @@ async fn handle_inner(cam: &Arc<SimCamera>, req: Request<Incoming>) -> Resp {
         Ok(b) => b.to_bytes(),
         Err(_) => return plain(StatusCode::PAYLOAD_TOO_LARGE, "request too large"),
     };
+    if q.huge_body || q.endless_body {
+        // 100 MB, or no end at all, of whitespace before any XML.
+        let total = q.huge_body.then_some(100 * 1024 * 1024);
+        let mut r = Response::new(streamed(total));
+        r.headers_mut().insert(
+            http::header::CONTENT_TYPE,
+            "application/soap+xml".parse().expect("static"),
+        );
+        return r;
+    }
     if q.garbage {
-        let mut r = Response::new(Full::new(Bytes::from_static(
+        let mut r = Response::new(full(Bytes::from_static(
             b"\x00\x17<html><body>Internal error\xff\xfe<<<</bodyy>",
         )));
         r.headers_mut().insert(
@@ -240,7 +273,7 @@ fn envelope_response(cam: &SimCamera, status: StatusCode, body: &str) -> Resp {
     } else {
         "application/soap+xml; charset=utf-8"
     };
-    let mut r = Response::new(Full::new(Bytes::from(s)));
+    let mut r = Response::new(full(s));
     *r.status_mut() = status;
     r.headers_mut()
         .insert(http::header::CONTENT_TYPE, ct.parse().expect("static"));
@@ -448,7 +481,7 @@ fn snapshot(cam: &SimCamera, parts: &http::request::Parts) -> Resp {
         return challenge(cam, stale);
     }
     let index = cam.lock().index;
-    let mut r = Response::new(Full::new(Bytes::from(state::snapshot_bmp(index))));
+    let mut r = Response::new(full(state::snapshot_bmp(index)));
     r.headers_mut().insert(
         http::header::CONTENT_TYPE,
         "image/bmp".parse().expect("static"),

@@ -41,6 +41,10 @@ pub struct Quirks {
     pub hang: bool,
     /// Answers 200 with a body that is not XML.
     pub garbage: bool,
+    /// Answers with a 100 MB body (streamed, chunked).
+    pub huge_body: bool,
+    /// Answers with a body that never ends.
+    pub endless_body: bool,
     /// GetSystemDateAndTime has only LocalDateTime + a POSIX TZ.
     pub no_utc: bool,
     /// Rejects WS-Security `Created` values with an offset or more than
@@ -70,6 +74,8 @@ impl Default for Quirks {
             slow_ms: 0,
             hang: false,
             garbage: false,
+            huge_body: false,
+            endless_body: false,
             no_utc: false,
             strict_created: true,
             no_get_services: false,
@@ -111,6 +117,8 @@ impl Quirks {
                 "slow" => self.slow_ms = num()?.max(0) as u64,
                 "hang" => self.hang = true,
                 "garbage" => self.garbage = true,
+                "huge" => self.huge_body = true,
+                "endless" => self.endless_body = true,
                 "no-utc" => self.no_utc = true,
                 "lenient-created" => self.strict_created = false,
                 "no-getservices" => self.no_get_services = true,
