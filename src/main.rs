@@ -3,8 +3,19 @@
 
 use clap::Parser;
 
+/// mimalloc: the client allocates many small, short-lived buffers per camera
+/// answer; glibc malloc/free were ~11% of adopt CPU (BENCHMARKS.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> std::process::ExitCode {
     let _ = camfleet::cli::PROCESS_START.set(std::time::Instant::now());
+    // `camfleet discover | head` should end quietly, as Unix tools do.
+    #[cfg(unix)]
+    // SAFETY: restoring the default disposition of SIGPIPE before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = camfleet::cli::Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(

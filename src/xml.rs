@@ -21,8 +21,8 @@ pub const MAX_ELEMENTS: usize = 200_000;
 /// Where an element's name lives.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Ns {
-    /// A declared namespace URI.
-    Uri(String),
+    /// A declared namespace URI (shared: a document has only a handful).
+    Uri(std::sync::Arc<str>),
     /// No prefix and no default namespace.
     None,
     /// A prefix that was never declared (a common camera bug); matched by local name.
@@ -67,9 +67,17 @@ impl Element {
         self.local == local && self.ns_matches(ns)
     }
 
+    /// The declared namespace URI, if any.
+    pub fn ns_uri(&self) -> Option<&str> {
+        match &self.ns {
+            Ns::Uri(u) => Some(u),
+            _ => None,
+        }
+    }
+
     fn ns_matches(&self, ns: &str) -> bool {
         match &self.ns {
-            Ns::Uri(u) => u == ns,
+            Ns::Uri(u) => &**u == ns,
             Ns::Undeclared(_) | Ns::None => true,
         }
     }
@@ -166,10 +174,11 @@ pub fn parse(bytes: &[u8]) -> Result<Element, XmlError> {
     let mut stack: Vec<Element> = Vec::new();
     let mut root: Option<Element> = None;
     let mut count = 0usize;
+    let mut uris = UriCache::default();
     loop {
         let item = reader
             .read_resolved_event()
-            .map(|(res, ev)| (resolve_ns(res), ev))
+            .map(|(res, ev)| (resolve_ns(res, &mut uris), ev))
             .map_err(|e| e.to_string());
         let ev = match item {
             Ok(x) => x,
@@ -189,7 +198,7 @@ pub fn parse(bytes: &[u8]) -> Result<Element, XmlError> {
                 if stack.len() >= MAX_DEPTH {
                     return Err(XmlError::TooDeep);
                 }
-                let el = make_element(&reader, res, &start);
+                let el = make_element(&reader, res, &start, &mut uris);
                 stack.push(el);
             }
             (res, Event::Empty(start)) => {
@@ -200,7 +209,7 @@ pub fn parse(bytes: &[u8]) -> Result<Element, XmlError> {
                 if stack.len() >= MAX_DEPTH {
                     return Err(XmlError::TooDeep);
                 }
-                let el = make_element(&reader, res, &start);
+                let el = make_element(&reader, res, &start, &mut uris);
                 attach(&mut stack, &mut root, el);
             }
             (_, Event::End(_)) => {
@@ -254,15 +263,32 @@ fn attach(stack: &mut [Element], root: &mut Option<Element>, el: Element) {
     }
 }
 
-fn resolve_ns(res: ResolveResult<'_>) -> Ns {
+/// The few namespace URIs of one document, each allocated once.
+#[derive(Default)]
+struct UriCache(Vec<std::sync::Arc<str>>);
+
+impl UriCache {
+    fn get(&mut self, uri: &str) -> std::sync::Arc<str> {
+        if let Some(u) = self.0.iter().find(|u| &***u == uri) {
+            return u.clone();
+        }
+        let u: std::sync::Arc<str> = uri.into();
+        if self.0.len() < 64 {
+            self.0.push(u.clone());
+        }
+        u
+    }
+}
+
+fn resolve_ns(res: ResolveResult<'_>, uris: &mut UriCache) -> Ns {
     match res {
-        ResolveResult::Bound(ns) => Ns::Uri(AsRef::<str>::as_ref(&ns).to_string()),
+        ResolveResult::Bound(ns) => Ns::Uri(uris.get(AsRef::<str>::as_ref(&ns))),
         ResolveResult::Unbound => Ns::None,
         ResolveResult::Unknown(p) => Ns::Undeclared(p.to_string()),
     }
 }
 
-fn make_element(reader: &NsReader<&[u8]>, ns: Ns, start: &BytesStart<'_>) -> Element {
+fn make_element(reader: &NsReader<&[u8]>, ns: Ns, start: &BytesStart<'_>, uris: &mut UriCache) -> Element {
     let local = AsRef::<str>::as_ref(&start.local_name()).to_string();
     let mut attrs = Vec::new();
     for a in start.attributes().with_checks(false).flatten() {
@@ -275,7 +301,7 @@ fn make_element(reader: &NsReader<&[u8]>, ns: Ns, start: &BytesStart<'_>) -> Ele
         let mut value = String::new();
         push_unescaped(&mut value, raw);
         attrs.push(Attr {
-            ns: resolve_ns(ares),
+            ns: resolve_ns(ares, uris),
             local: AsRef::<str>::as_ref(&alocal).to_string(),
             value,
         });

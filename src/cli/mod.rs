@@ -38,6 +38,7 @@ pub enum Command {
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    raise_fd_limit();
     match cli.command {
         Command::Demo(a) => simulate::demo(a).await,
         Command::Simulate(a) => simulate::simulate(a).await,
@@ -112,5 +113,24 @@ pub(crate) async fn interrupted() {
     #[cfg(not(unix))]
     {
         let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// Thousands of simulated cameras, or adopting a large fleet, need one socket
+/// each: raise the soft open-files limit to the hard limit.
+fn raise_fd_limit() {
+    #[cfg(unix)]
+    {
+        // SAFETY: getrlimit/setrlimit on a struct we own.
+        let mut lim: libc::rlimit = unsafe { std::mem::zeroed() };
+        if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } == 0 && lim.rlim_cur < lim.rlim_max {
+            let want = libc::rlimit {
+                rlim_cur: lim.rlim_max,
+                rlim_max: lim.rlim_max,
+            };
+            if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &want) } != 0 {
+                tracing::debug!("could not raise the open-files limit");
+            }
+        }
     }
 }

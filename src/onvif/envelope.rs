@@ -63,9 +63,9 @@ pub fn parse(bytes: &[u8]) -> Result<Parsed, EnvelopeError> {
     if root.local != "Envelope" {
         return Err(EnvelopeError::NotEnvelope(root.local));
     }
-    let version = match &root.ns {
-        xml::Ns::Uri(u) if u == ns::SOAP12 => SoapVersion::Soap12,
-        xml::Ns::Uri(u) if u == ns::SOAP11 => SoapVersion::Soap11,
+    let version = match root.ns_uri() {
+        Some(ns::SOAP12) => SoapVersion::Soap12,
+        Some(ns::SOAP11) => SoapVersion::Soap11,
         _ => SoapVersion::Unknown,
     };
     let mut header = None;

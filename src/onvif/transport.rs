@@ -149,19 +149,32 @@ impl Transport {
             return Err(TransportError::TooLarge(max));
         }
         let status = resp.status().as_u16();
-        let headers = resp.headers().clone();
+        let headers = std::mem::take(resp.headers_mut());
+        // Most answers arrive in one chunk: keep it as is; copy only when
+        // a body comes in pieces.
+        let mut first: Option<Bytes> = None;
         let mut buf = BytesMut::new();
+        let mut len = 0usize;
         while let Some(chunk) = resp.chunk().await.map_err(describe)? {
-            if buf.len() + chunk.len() > max {
+            len += chunk.len();
+            if len > max {
                 return Err(TransportError::TooLarge(max));
             }
-            buf.extend_from_slice(&chunk);
+            match first.take() {
+                None if buf.is_empty() => first = Some(chunk),
+                None => buf.extend_from_slice(&chunk),
+                Some(f) => {
+                    buf.reserve(f.len() + chunk.len());
+                    buf.extend_from_slice(&f);
+                    buf.extend_from_slice(&chunk);
+                }
+            }
         }
-        Ok(HttpReply {
-            status,
-            headers,
-            body: buf.freeze(),
-        })
+        let body = match first {
+            Some(f) => f,
+            None => buf.freeze(),
+        };
+        Ok(HttpReply { status, headers, body })
     }
 }
 

@@ -235,11 +235,7 @@ pub fn handle(
     req: &Element,
 ) -> Result<String, SimFault> {
     let op = req.local.as_str();
-    let media2 = match &req.ns {
-        crate::xml::Ns::Uri(u) if u == ns::TR2 => true,
-        crate::xml::Ns::Uri(u) if u == ns::TRT || u == ns::TDS => false,
-        _ => false,
-    };
+    let media2 = req.ns_uri() == Some(ns::TR2);
     let (tds, tt) = (p.tds, p.tt);
     let dev = format!("http://{}/onvif/device_service", a.http_authority);
     let media_x = format!("http://{}/onvif/media_service", a.http_authority);
