@@ -190,7 +190,7 @@ pub fn parse(bytes: &[u8]) -> Result<Element, XmlError> {
             }
         };
         match ev {
-            (res, Event::Start(start)) => {
+            (res, ev @ (Event::Start(_) | Event::Empty(_))) => {
                 count += 1;
                 if count > MAX_ELEMENTS {
                     return Err(XmlError::TooMany);
@@ -198,19 +198,16 @@ pub fn parse(bytes: &[u8]) -> Result<Element, XmlError> {
                 if stack.len() >= MAX_DEPTH {
                     return Err(XmlError::TooDeep);
                 }
-                let el = make_element(&reader, res, &start, &mut uris);
-                stack.push(el);
-            }
-            (res, Event::Empty(start)) => {
-                count += 1;
-                if count > MAX_ELEMENTS {
-                    return Err(XmlError::TooMany);
+                match ev {
+                    Event::Start(start) => {
+                        stack.push(make_element(&reader, res, &start, &mut uris))
+                    }
+                    Event::Empty(start) => {
+                        let el = make_element(&reader, res, &start, &mut uris);
+                        attach(&mut stack, &mut root, el);
+                    }
+                    _ => {}
                 }
-                if stack.len() >= MAX_DEPTH {
-                    return Err(XmlError::TooDeep);
-                }
-                let el = make_element(&reader, res, &start, &mut uris);
-                attach(&mut stack, &mut root, el);
             }
             (_, Event::End(_)) => {
                 if let Some(el) = stack.pop() {
@@ -288,7 +285,12 @@ fn resolve_ns(res: ResolveResult<'_>, uris: &mut UriCache) -> Ns {
     }
 }
 
-fn make_element(reader: &NsReader<&[u8]>, ns: Ns, start: &BytesStart<'_>, uris: &mut UriCache) -> Element {
+fn make_element(
+    reader: &NsReader<&[u8]>,
+    ns: Ns,
+    start: &BytesStart<'_>,
+    uris: &mut UriCache,
+) -> Element {
     let local = AsRef::<str>::as_ref(&start.local_name()).to_string();
     let mut attrs = Vec::new();
     for a in start.attributes().with_checks(false).flatten() {

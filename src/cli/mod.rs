@@ -123,7 +123,9 @@ fn raise_fd_limit() {
     {
         // SAFETY: getrlimit/setrlimit on a struct we own.
         let mut lim: libc::rlimit = unsafe { std::mem::zeroed() };
-        if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } == 0 && lim.rlim_cur < lim.rlim_max {
+        if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } == 0
+            && lim.rlim_cur < lim.rlim_max
+        {
             let want = libc::rlimit {
                 rlim_cur: lim.rlim_max,
                 rlim_max: lim.rlim_max,

@@ -39,6 +39,19 @@ pub fn new_message_id() -> String {
     format!("urn:uuid:{}", uuid::Uuid::new_v4())
 }
 
+/// One Probe per [`ProbeType`] with fresh MessageIDs, and the set of those
+/// IDs for matching answers by RelatesTo.
+pub fn probe_set() -> (Vec<String>, std::collections::HashSet<String>) {
+    let mut bodies = Vec::new();
+    let mut ids = std::collections::HashSet::new();
+    for t in ProbeType::ALL {
+        let id = new_message_id();
+        bodies.push(build_probe(&id, t));
+        ids.insert(id);
+    }
+    (bodies, ids)
+}
+
 /// A Probe for one type.
 pub fn build_probe(message_id: &str, ty: ProbeType) -> String {
     let (prefix, uri, local) = ty.qname();

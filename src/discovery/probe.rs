@@ -8,7 +8,7 @@ use std::time::Duration;
 use tokio::net::UdpSocket;
 use tokio::time::Instant;
 
-use super::message::{self, MessageKind, ProbeMatch, ProbeType};
+use super::message::{self, MessageKind, ProbeMatch};
 use super::socket;
 
 #[derive(Debug, Clone)]
@@ -198,15 +198,7 @@ async fn run(
             interface: cfg.interface,
             source,
         })?;
-    let probes: Vec<(String, String)> = ProbeType::ALL
-        .iter()
-        .map(|t| {
-            let id = message::new_message_id();
-            let body = message::build_probe(&id, *t);
-            (id, body)
-        })
-        .collect();
-    let ours: HashSet<String> = probes.iter().map(|(id, _)| id.clone()).collect();
+    let (probes, ours) = message::probe_set();
     let start = Instant::now();
     let deadline = start + cfg.window;
     let mut sends: Vec<Instant> = cfg
@@ -244,8 +236,8 @@ async fn run(
     })
 }
 
-pub(crate) async fn send_probes(sock: &UdpSocket, probes: &[(String, String)], dest: SocketAddr) {
-    for (_, body) in probes {
+pub(crate) async fn send_probes(sock: &UdpSocket, probes: &[String], dest: SocketAddr) {
+    for body in probes {
         if let Err(e) = sock.send_to(body.as_bytes(), dest).await {
             tracing::warn!(%dest, error = %e, "sending probe");
         }

@@ -12,7 +12,7 @@ use futures::StreamExt;
 use ipnet::Ipv4Net;
 use tokio::time::Instant;
 
-use super::message::{self, ProbeType};
+use super::message;
 use super::probe::{Collector, Discovered, send_probes};
 use super::socket;
 use crate::onvif::envelope::{self, Reply};
@@ -102,15 +102,7 @@ pub async fn sweep(
     // Phase 1: unicast probes, paced, replies collected as they come.
     let (sock, _) = socket::prober(cfg.interface, 1).map_err(SweepError::Socket)?;
     let sock = Arc::new(sock);
-    let probes: Vec<(String, String)> = ProbeType::ALL
-        .iter()
-        .map(|t| {
-            let id = message::new_message_id();
-            let b = message::build_probe(&id, *t);
-            (id, b)
-        })
-        .collect();
-    let ours: HashSet<String> = probes.iter().map(|(i, _)| i.clone()).collect();
+    let (probes, ours) = message::probe_set();
     let (sent_tx, mut sent_rx) = tokio::sync::watch::channel(0u64);
     let sender = {
         let sock = sock.clone();

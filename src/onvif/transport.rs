@@ -174,7 +174,11 @@ impl Transport {
             Some(f) => f,
             None => buf.freeze(),
         };
-        Ok(HttpReply { status, headers, body })
+        Ok(HttpReply {
+            status,
+            headers,
+            body,
+        })
     }
 }
 
