@@ -379,3 +379,21 @@ async fn mixed_fleet_adopts_completely_with_bounded_concurrency() {
     assert!(failed.is_empty(), "{failed:?}");
     f.shutdown().await;
 }
+
+#[tokio::test]
+async fn adopt_costs_a_known_number_of_requests() {
+    // The figure BENCHMARKS.md divides by: GetSystemDateAndTime, the
+    // anonymous detection probe, GetDeviceInformation, GetServices, six
+    // device reads, GetProfiles, 2 × (GetStreamUri + GetSnapshotUri),
+    // GetVideoEncoderConfigurations.
+    let f = one_camera("wsse").await;
+    onvif::adopt(
+        &transport(),
+        &system_clock(),
+        request(f.device_url(0), Some(admin())),
+    )
+    .await
+    .unwrap();
+    assert_eq!(f.cameras()[0].requests.load(Ordering::Relaxed), 16);
+    f.shutdown().await;
+}

@@ -377,9 +377,18 @@ fn rewrite_noted(s: &DeviceSession, reached: &Url, field: &str, reported: &str) 
     }
 }
 
+/// Adoptions started at once before the first one completes.
+const SLOW_START: usize = 1;
+
 /// Adopt many devices with at most `concurrency` in flight; `on_done` sees
 /// each result as it completes (index into `requests`). One slow or hung
 /// device holds one slot for at most its timeouts, never the whole run.
+///
+/// The window opens like TCP slow start: [`SLOW_START`] adoptions first, two
+/// more for each one that completes, up to `concurrency`. With all slots
+/// opened at once every adoption advances in lockstep and none finishes
+/// early; this way the first device is ready in a few milliseconds and a
+/// freshly reached network is not hit with `concurrency` connections at once.
 pub async fn adopt_many(
     transport: &Transport,
     clock: &SharedClock,
@@ -388,15 +397,25 @@ pub async fn adopt_many(
     mut on_done: impl FnMut(usize, &Result<AdoptedDevice, AdoptError>),
 ) -> Vec<Result<AdoptedDevice, AdoptError>> {
     use futures::StreamExt;
+    use futures::stream::FuturesUnordered;
     let n = requests.len();
+    let cap = concurrency.max(1);
+    let mut window = SLOW_START.min(cap);
     let mut results: Vec<Option<Result<AdoptedDevice, AdoptError>>> =
         (0..n).map(|_| None).collect();
-    let mut stream = futures::stream::iter(requests.into_iter().enumerate())
-        .map(|(i, r)| async move { (i, adopt(transport, clock, r).await) })
-        .buffer_unordered(concurrency.max(1));
-    while let Some((i, r)) = stream.next().await {
+    let mut pending = requests.into_iter().enumerate();
+    let mut running = FuturesUnordered::new();
+    loop {
+        while running.len() < window {
+            let Some((i, r)) = pending.next() else { break };
+            running.push(async move { (i, adopt(transport, clock, r).await) });
+        }
+        let Some((i, r)) = running.next().await else {
+            break;
+        };
         on_done(i, &r);
         results[i] = Some(r);
+        window = (window + 2).min(cap);
     }
     results.into_iter().flatten().collect()
 }

@@ -6,6 +6,7 @@
 
 pub mod address;
 pub mod adopt;
+pub mod conn;
 pub mod device;
 pub mod envelope;
 pub mod error;

@@ -17,6 +17,7 @@ use std::time::Duration;
 use http_auth::PasswordClient;
 use url::Url;
 
+use super::conn::DeviceConn;
 use super::envelope::{self, Reply, SoapVersion};
 use super::error::{OnvifError, OnvifResult};
 use super::fault::{Fault, FaultClass, classify};
@@ -90,6 +91,7 @@ struct State {
 
 pub struct DeviceSession {
     transport: Transport,
+    conn: DeviceConn,
     clock: SharedClock,
     creds: Option<Credentials>,
     device_url: Url,
@@ -119,6 +121,7 @@ impl DeviceSession {
             ..State::default()
         };
         Self {
+            conn: DeviceConn::new(transport.clone()),
             transport,
             clock,
             creds,
@@ -412,7 +415,7 @@ impl DeviceSession {
                 None
             };
             let reply = self
-                .transport
+                .conn
                 .post(
                     &url,
                     &content_type,
