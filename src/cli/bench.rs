@@ -75,7 +75,7 @@ fn usage() -> Usage {
 async fn adopt(a: AdoptBench) -> anyhow::Result<()> {
     let start = *PROCESS_START.get_or_init(Instant::now);
     let transport = Transport::new(TransportConfig::default())?;
-    let transport_ready = start.elapsed();
+    let setup_done = start.elapsed();
     let clock = SystemClock::shared();
     let creds = Credentials {
         username: a.user.clone(),
@@ -125,7 +125,7 @@ async fn adopt(a: AdoptBench) -> anyhow::Result<()> {
         "failures": failures,
         "wall_s": wall.as_secs_f64(),
         "first_adopted_ms_after_start": first.map(|d| d.as_secs_f64() * 1000.0),
-        "http_client_ready_ms_after_start": transport_ready.as_secs_f64() * 1000.0,
+        "setup_done_ms_after_start": setup_done.as_secs_f64() * 1000.0,
         "client_cpu_s_total": u.cpu.as_secs_f64(),
         "client_cpu_ms_per_camera": cpu_adopt.as_secs_f64() * 1000.0 / a.count.max(1) as f64,
         "peak_rss_mib": u.max_rss_kib as f64 / 1024.0,

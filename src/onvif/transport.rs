@@ -62,15 +62,33 @@ impl TransportError {
 }
 
 /// Cheap to clone; all clones share one connection pool.
+///
+/// The pooled client (TLS, snapshots, sweeps) is built on first use: plain
+/// HTTP SOAP goes over each device's own connection (`conn.rs`), and
+/// building the TLS stack costs milliseconds at start-up.
 #[derive(Clone, Debug)]
 pub struct Transport {
-    client: reqwest::Client,
+    client: std::sync::Arc<std::sync::OnceLock<Result<reqwest::Client, TransportError>>>,
     cfg: TransportConfig,
 }
 
 impl Transport {
     pub fn new(cfg: TransportConfig) -> Result<Self, TransportError> {
-        let client = reqwest::Client::builder()
+        Ok(Self {
+            client: Default::default(),
+            cfg,
+        })
+    }
+
+    fn client(&self) -> Result<&reqwest::Client, TransportError> {
+        self.client
+            .get_or_init(|| Self::build_client(&self.cfg))
+            .as_ref()
+            .map_err(Clone::clone)
+    }
+
+    fn build_client(cfg: &TransportConfig) -> Result<reqwest::Client, TransportError> {
+        reqwest::Client::builder()
             .no_proxy()
             .connect_timeout(cfg.connect_timeout)
             .pool_max_idle_per_host(cfg.pool_max_idle_per_host)
@@ -82,8 +100,7 @@ impl Transport {
             .danger_accept_invalid_certs(cfg.accept_invalid_certs)
             .user_agent(concat!("camfleet/", env!("CARGO_PKG_VERSION")))
             .build()
-            .map_err(|e| TransportError::Io(format!("building HTTP client: {e}")))?;
-        Ok(Self { client, cfg })
+            .map_err(|e| TransportError::Io(format!("building HTTP client: {e}")))
     }
 
     pub fn config(&self) -> &TransportConfig {
@@ -100,7 +117,7 @@ impl Transport {
         timeout: Option<Duration>,
     ) -> Result<HttpReply, TransportError> {
         let mut req = self
-            .client
+            .client()?
             .post(url.clone())
             .header(http::header::CONTENT_TYPE, content_type)
             .body(body);
@@ -118,7 +135,7 @@ impl Transport {
         timeout: Option<Duration>,
         max_body_bytes: usize,
     ) -> Result<HttpReply, TransportError> {
-        let mut req = self.client.get(url.clone());
+        let mut req = self.client()?.get(url.clone());
         if let Some(a) = authorization {
             req = req.header(http::header::AUTHORIZATION, a);
         }
