@@ -155,7 +155,12 @@ impl Element {
 /// Strip a UTF-8/UTF-16 BOM and leading junk whitespace, decode lossily.
 pub fn decode_lossy(bytes: &[u8]) -> std::borrow::Cow<'_, str> {
     let b = bytes.strip_prefix(&[0xEF, 0xBB, 0xBF]).unwrap_or(bytes);
-    String::from_utf8_lossy(b)
+    // Valid UTF-8 is the common case and `from_utf8` checks it much faster
+    // than the lossy decoder walks it.
+    match std::str::from_utf8(b) {
+        Ok(s) => std::borrow::Cow::Borrowed(s),
+        Err(_) => String::from_utf8_lossy(b),
+    }
 }
 
 /// Parse a whole document into its root element.
@@ -260,18 +265,24 @@ fn attach(stack: &mut [Element], root: &mut Option<Element>, el: Element) {
     }
 }
 
-/// The few namespace URIs of one document, each allocated once.
+/// The few namespace URIs of one document, each allocated once. The reader
+/// hands out the same slice for every use of one declaration, so the slice's
+/// address finds it before any bytes are compared.
 #[derive(Default)]
-struct UriCache(Vec<std::sync::Arc<str>>);
+struct UriCache(Vec<(usize, usize, std::sync::Arc<str>)>);
 
 impl UriCache {
     fn get(&mut self, uri: &str) -> std::sync::Arc<str> {
-        if let Some(u) = self.0.iter().find(|u| &***u == uri) {
+        let key = (uri.as_ptr() as usize, uri.len());
+        if let Some((_, _, u)) = self.0.iter().find(|(p, l, _)| (*p, *l) == key) {
             return u.clone();
         }
-        let u: std::sync::Arc<str> = uri.into();
+        let u = match self.0.iter().find(|(_, _, u)| &**u == uri) {
+            Some((_, _, u)) => u.clone(),
+            None => uri.into(),
+        };
         if self.0.len() < 64 {
-            self.0.push(u.clone());
+            self.0.push((key.0, key.1, u.clone()));
         }
         u
     }
