@@ -397,3 +397,34 @@ async fn adopt_costs_a_known_number_of_requests() {
     assert_eq!(f.cameras()[0].requests.load(Ordering::Relaxed), 16);
     f.shutdown().await;
 }
+
+#[tokio::test]
+async fn password_text_is_sent_only_when_the_policy_enables_it() {
+    let f = one_camera("wsse").await;
+    let url: url::Url = f.device_url(0).parse().unwrap();
+    // Default: digest, so the password never crosses the wire.
+    let s = DeviceSession::new(
+        transport(),
+        system_clock(),
+        url.clone(),
+        Some(admin()),
+        DevicePolicy::default(),
+    );
+    s.sync_clock().await.unwrap();
+    device::get_device_information(&s).await.unwrap();
+    // Enabled for a device that only understands PasswordText.
+    let policy = DevicePolicy {
+        allow_password_text: true,
+        auth_mode: Some(AuthMode::WsSecurity),
+        ..DevicePolicy::default()
+    };
+    let s = DeviceSession::new(transport(), system_clock(), url, Some(admin()), policy);
+    assert!(
+        !device::get_device_information(&s)
+            .await
+            .unwrap()
+            .model
+            .is_empty()
+    );
+    f.shutdown().await;
+}

@@ -243,10 +243,9 @@ async fn exchange(
         .get(http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok())
+        && len > max as u64
     {
-        if len > max as u64 {
-            return Err(Failure::After(TransportError::TooLarge(max)));
-        }
+        return Err(Failure::After(TransportError::TooLarge(max)));
     }
     let mut first: Option<Bytes> = None;
     let mut buf = BytesMut::new();
