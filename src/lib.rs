@@ -5,8 +5,12 @@
 
 pub mod cli;
 pub mod clock;
+pub mod db;
 pub mod discovery;
+pub mod error;
+pub mod fleet;
 pub mod onvif;
+pub mod secrets;
 pub mod shutdown;
 pub mod sim;
 pub mod xml;

@@ -1,0 +1,70 @@
+use sea_orm::entity::prelude::*;
+
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, serde::Serialize)]
+#[sea_orm(table_name = "devices")]
+pub struct Model {
+    #[sea_orm(primary_key)]
+    pub id: i32,
+    /// WS-Discovery EndpointReference (`urn:uuid:…`), the strongest identity.
+    pub endpoint_uuid: Option<String>,
+    /// Normalised `aa:bb:cc:dd:ee:ff`.
+    pub mac: Option<String>,
+    pub serial: Option<String>,
+    pub manufacturer: String,
+    pub model: String,
+    pub firmware: String,
+    pub hardware_id: String,
+    pub hostname: String,
+    pub name: String,
+    /// The device-service URL that answered.
+    pub device_url: String,
+    /// Every XAddr seen, in the order to try.
+    pub xaddrs: Json,
+    pub status: String,
+    pub last_seen: Option<DateTimeUtc>,
+    pub auth_mode: Option<String>,
+    pub clock_offset_ms: Option<i64>,
+    pub quirks: Json,
+    pub policy: Json,
+    pub media_version: Option<String>,
+    pub site_id: Option<i32>,
+    pub credential_id: Option<i32>,
+    pub location: String,
+    pub purchase_order: String,
+    pub purchase_date: Option<Date>,
+    pub supplier: String,
+    pub cost_cents: Option<i64>,
+    pub warranty_end: Option<Date>,
+    pub end_of_life: Option<Date>,
+    pub asset_tag: String,
+    pub notes: String,
+    pub adopted_at: DateTimeUtc,
+    pub updated_at: DateTimeUtc,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {
+    #[sea_orm(
+        belongs_to = "super::site::Entity",
+        from = "Column::SiteId",
+        to = "super::site::Column::Id",
+        on_delete = "SetNull"
+    )]
+    Site,
+    #[sea_orm(has_many = "super::device_profile::Entity")]
+    Profile,
+}
+
+impl Related<super::site::Entity> for Entity {
+    fn to() -> RelationDef {
+        Relation::Site.def()
+    }
+}
+
+impl Related<super::device_profile::Entity> for Entity {
+    fn to() -> RelationDef {
+        Relation::Profile.def()
+    }
+}
+
+impl ActiveModelBehavior for ActiveModel {}

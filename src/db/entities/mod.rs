@@ -1,0 +1,9 @@
+//! sea-orm entities, one file per table, matching `migrations/`. Model logic
+//! lives in the fleet services, not here.
+
+pub mod audit_log;
+pub mod credential;
+pub mod device;
+pub mod device_profile;
+pub mod site;
+pub mod user;

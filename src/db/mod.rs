@@ -1,0 +1,65 @@
+//! The database: sea-orm entities and the connection. SQLite by default (one
+//! file in the data directory, WAL, busy timeout, foreign keys on), or
+//! PostgreSQL when given a `postgres://` URL. Migrations run on connect.
+//!
+//! Only the fleet services and the web layer use this module.
+
+pub mod entities;
+
+use std::path::Path;
+use std::time::Duration;
+
+use migration::{Migrator, MigratorTrait};
+use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
+use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbErr};
+
+/// `sqlite://` URL for a database file inside `data_dir`.
+pub fn sqlite_url(data_dir: &Path) -> String {
+    format!(
+        "sqlite://{}?mode=rwc",
+        data_dir.join("camfleet.db").display()
+    )
+}
+
+/// Connect and bring the schema up to date.
+pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
+    let mut opts = ConnectOptions::new(url.to_string());
+    opts.sqlx_logging(false)
+        .connect_timeout(Duration::from_secs(10))
+        .acquire_timeout(Duration::from_secs(10));
+    if url.starts_with("sqlite:") {
+        // One writer at a time is SQLite's nature: WAL lets readers go on
+        // while it writes, and the busy timeout queues writers instead of
+        // failing them.
+        opts.max_connections(8).map_sqlx_sqlite_opts(|o| {
+            o.journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal)
+                .busy_timeout(Duration::from_secs(10))
+                .foreign_keys(true)
+                .create_if_missing(true)
+        });
+    } else {
+        opts.max_connections(16);
+    }
+    let db = Database::connect(opts).await?;
+    Migrator::up(&db, None).await?;
+    Ok(db)
+}
+
+/// An in-memory SQLite database with the schema (tests).
+pub async fn memory() -> Result<DatabaseConnection, DbErr> {
+    let mut opts = ConnectOptions::new("sqlite::memory:".to_string());
+    // One connection: every connection to :memory: is a separate database.
+    opts.sqlx_logging(false)
+        .max_connections(1)
+        .min_connections(1);
+    opts.map_sqlx_sqlite_opts(|o| o.foreign_keys(true));
+    let db = Database::connect(opts).await?;
+    Migrator::up(&db, None).await?;
+    Ok(db)
+}
+
+/// Is the database reachable (health check)?
+pub async fn ping(db: &DatabaseConnection) -> bool {
+    db.ping().await.is_ok()
+}

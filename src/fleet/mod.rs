@@ -1,0 +1,5 @@
+//! The fleet services: the domain. Each composes the protocol leaves
+//! (`onvif`, `discovery`) with the database; the web layer calls them.
+
+pub mod audit;
+pub mod inventory;
