@@ -149,10 +149,10 @@ impl Inventory {
                     am.site_id = Set(site_id);
                 }
                 let m = am.update(&txn).await?;
-                if credential_id.is_some() {
-                    if let Some(old_id) = old_credential {
-                        credential::Entity::delete_by_id(old_id).exec(&txn).await?;
-                    }
+                if credential_id.is_some()
+                    && let Some(old_id) = old_credential
+                {
+                    credential::Entity::delete_by_id(old_id).exec(&txn).await?;
                 }
                 (m, change, Some(before))
             }
