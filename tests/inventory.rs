@@ -33,7 +33,7 @@ async fn sim(seed: u64) -> Fleet {
 }
 
 async fn inventory() -> Inventory {
-    let db = db::memory().await.unwrap();
+    let db = test_db().await;
     Inventory::new(
         db,
         Arc::new(SecretBox::from_key(1, &[9u8; 32])),
@@ -57,7 +57,7 @@ fn endpoint(f: &Fleet, i: usize) -> String {
 
 #[tokio::test]
 async fn migrations_go_down_and_up_again() {
-    let db = db::memory().await.unwrap();
+    let db = test_db().await;
     Migrator::down(&db, None).await.unwrap();
     Migrator::up(&db, None).await.unwrap();
     assert_eq!(device::Entity::find().count(&db).await.unwrap(), 0);

@@ -71,3 +71,21 @@ pub fn free_udp_port() -> u16 {
     let s = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
     s.local_addr().expect("addr").port()
 }
+
+/// A fresh, migrated database: in-memory SQLite, or — when the interop suite
+/// sets `CAMFLEET_TEST_PG` to an admin URL — a new PostgreSQL database per
+/// call, so the same tests prove both backends.
+pub async fn test_db() -> sea_orm::DatabaseConnection {
+    use sea_orm::ConnectionTrait;
+    let Ok(admin_url) = std::env::var("CAMFLEET_TEST_PG") else {
+        return camfleet::db::memory().await.expect("sqlite");
+    };
+    let name = format!("camfleet_test_{}", uuid::Uuid::new_v4().simple());
+    let admin = sea_orm::Database::connect(admin_url.as_str()).await.expect("postgres admin");
+    admin
+        .execute_unprepared(&format!("CREATE DATABASE {name}"))
+        .await
+        .expect("create test database");
+    let base = admin_url.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin_url);
+    camfleet::db::connect(&format!("{base}/{name}")).await.expect("postgres")
+}
