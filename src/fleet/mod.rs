@@ -3,3 +3,4 @@
 
 pub mod audit;
 pub mod inventory;
+pub mod users;

@@ -81,11 +81,18 @@ pub async fn test_db() -> sea_orm::DatabaseConnection {
         return camfleet::db::memory().await.expect("sqlite");
     };
     let name = format!("camfleet_test_{}", uuid::Uuid::new_v4().simple());
-    let admin = sea_orm::Database::connect(admin_url.as_str()).await.expect("postgres admin");
+    let admin = sea_orm::Database::connect(admin_url.as_str())
+        .await
+        .expect("postgres admin");
     admin
         .execute_unprepared(&format!("CREATE DATABASE {name}"))
         .await
         .expect("create test database");
-    let base = admin_url.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin_url);
-    camfleet::db::connect(&format!("{base}/{name}")).await.expect("postgres")
+    let base = admin_url
+        .rsplit_once('/')
+        .map(|(b, _)| b)
+        .unwrap_or(&admin_url);
+    camfleet::db::connect(&format!("{base}/{name}"))
+        .await
+        .expect("postgres")
 }
