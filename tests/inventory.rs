@@ -7,7 +7,7 @@ mod common;
 use std::sync::Arc;
 
 use camfleet::db::{
-    self, entities::audit_log, entities::credential, entities::device, entities::device_profile,
+    entities::audit_log, entities::credential, entities::device, entities::device_profile,
 };
 use camfleet::fleet::audit::Actor;
 use camfleet::fleet::inventory::{Change, Inventory, strip_userinfo};
