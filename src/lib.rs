@@ -3,6 +3,7 @@
 //! Protocol and infrastructure leaves (`onvif`, `discovery`, `sim`) know
 //! nothing of the database or the web; see ARCHITECTURE.md for the map.
 
+pub mod app;
 pub mod cli;
 pub mod clock;
 pub mod db;
@@ -13,4 +14,5 @@ pub mod onvif;
 pub mod secrets;
 pub mod shutdown;
 pub mod sim;
+pub mod web;
 pub mod xml;

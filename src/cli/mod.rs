@@ -4,6 +4,7 @@ mod bench;
 pub use bench::PROCESS_START;
 mod discover;
 mod probe;
+mod serve;
 mod simulate;
 mod table;
 
@@ -32,6 +33,11 @@ pub enum Command {
     Discover(discover::DiscoverArgs),
     /// Read everything camfleet needs from one camera (the adopt sequence).
     Probe(probe::ProbeArgs),
+    /// Run the web app.
+    Serve(serve::ServeArgs),
+    /// Manage users.
+    #[command(subcommand)]
+    User(serve::UserCommand),
     /// Benchmarks (see BENCHMARKS.md).
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -45,6 +51,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Discover(a) => discover::discover(a).await,
         Command::Probe(a) => probe::probe(a).await,
         Command::Bench(b) => bench::run(b).await,
+        Command::Serve(a) => serve::serve(a).await,
+        Command::User(c) => serve::user(c).await,
     }
 }
 

@@ -54,4 +54,4 @@ ip netns exec "$NS" env CAMFLEET_PEER_PYTHON="$P/venv/bin/python" \
 
 say "database tests against PostgreSQL"
 ip netns exec "$NS" env CAMFLEET_TEST_PG="postgres://postgres@127.0.0.1:5433/postgres" \
-  cargo test --offline --test inventory --test users
+  cargo test --offline --test inventory --test users --test web

@@ -5,5 +5,6 @@ pub mod audit_log;
 pub mod credential;
 pub mod device;
 pub mod device_profile;
+pub mod session;
 pub mod site;
 pub mod user;

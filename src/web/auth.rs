@@ -1,0 +1,294 @@
+//! Logging in and out, the session cookie, CSRF, and the middleware that
+//! keeps every non-public route behind a login.
+//!
+//! CSRF: before login, a double-submit token (cookie + form field); after
+//! login, the session's own token in every form. POSTs whose `Origin` names
+//! another host are refused outright.
+
+use askama::Template;
+use askama_web::WebTemplate;
+use axum::Extension;
+use axum::extract::{Form, Query, Request, State as AxState};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Redirect, Response};
+
+use super::State;
+use super::error::WebError;
+use crate::db::entities::user;
+use crate::error::{Error, ErrorKind};
+use crate::fleet::sessions::random_token;
+use crate::fleet::users::{LoginError, Role};
+
+pub const SESSION_COOKIE: &str = "camfleet_session";
+pub const LOGIN_CSRF_COOKIE: &str = "camfleet_login_csrf";
+
+/// The logged-in user of a request (put there by [`require_login`]).
+#[derive(Clone, Debug)]
+pub struct CurrentUser {
+    pub user: user::Model,
+    pub role: Role,
+    pub csrf: String,
+    token: String,
+}
+
+impl CurrentUser {
+    /// Refuse unless the user's role allows it.
+    pub fn require(&self, allowed: bool) -> Result<(), WebError> {
+        if allowed {
+            Ok(())
+        } else {
+            Err(WebError(Error::new(
+                ErrorKind::PermissionDenied,
+                format!("the {} role may not do this", self.role.as_str()),
+            )))
+        }
+    }
+
+    pub fn check_csrf(&self, token: &str) -> Result<(), WebError> {
+        if constant_time_eq(token.as_bytes(), self.csrf.as_bytes()) {
+            Ok(())
+        } else {
+            Err(WebError(Error::new(
+                ErrorKind::PermissionDenied,
+                "stale or missing form token; reload the page",
+            )))
+        }
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.to_string())
+}
+
+fn set_cookie(name: &str, value: &str, max_age: i64, secure: bool) -> HeaderValue {
+    let secure = if secure { "; Secure" } else { "" };
+    HeaderValue::from_str(&format!(
+        "{name}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}"
+    ))
+    .unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+/// A POST whose Origin is another site is refused before anything else.
+fn same_origin(headers: &HeaderMap) -> bool {
+    let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
+        return true; // not sent by every client; the CSRF token still applies
+    };
+    let host = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    origin
+        .split_once("://")
+        .is_some_and(|(_, rest)| rest.trim_end_matches('/') == host)
+}
+
+pub async fn require_login(
+    AxState(state): AxState<State>,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    let is_api = req.uri().path().starts_with("/api/");
+    let token = cookie(req.headers(), SESSION_COOKIE);
+    let current = match token {
+        Some(t) => match state.sessions.get(&t).await {
+            Ok(Some(data)) => match state.users.by_id(data.user_id).await {
+                Ok(Some(u)) if !u.disabled => Role::parse(&u.role).map(|role| CurrentUser {
+                    user: u,
+                    role,
+                    csrf: data.csrf,
+                    token: t,
+                }),
+                Ok(_) => None,
+                Err(e) => return WebError(e).into_response(),
+            },
+            Ok(None) => None,
+            Err(e) => return WebError(e).into_response(),
+        },
+        None => None,
+    };
+    let Some(current) = current else {
+        if is_api {
+            return (StatusCode::UNAUTHORIZED, "login required").into_response();
+        }
+        let next_path = req
+            .uri()
+            .path_and_query()
+            .map(|p| p.as_str())
+            .unwrap_or("/");
+        return Redirect::to(&format!("/login?next={}", urlencode(next_path))).into_response();
+    };
+    if req.method() == axum::http::Method::POST && !same_origin(req.headers()) {
+        return (StatusCode::FORBIDDEN, "cross-site request refused").into_response();
+    }
+    req.extensions_mut().insert(current);
+    next.run(req).await
+}
+
+fn urlencode(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+/// Only same-site paths: never `//evil.example` or `https://…`.
+fn safe_next(next: Option<&str>) -> String {
+    match next {
+        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n.to_string(),
+        _ => "/".into(),
+    }
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "login.html")]
+pub struct LoginPage {
+    pub csrf: String,
+    pub next: String,
+    pub username: String,
+    pub error: String,
+}
+
+#[derive(serde::Deserialize)]
+pub struct NextParam {
+    next: Option<String>,
+}
+
+pub async fn login_page(AxState(state): AxState<State>, Query(q): Query<NextParam>) -> Response {
+    let csrf = random_token();
+    let page = LoginPage {
+        csrf: csrf.clone(),
+        next: safe_next(q.next.as_deref()),
+        username: String::new(),
+        error: String::new(),
+    };
+    let mut resp = page.into_response();
+    resp.headers_mut().append(
+        header::SET_COOKIE,
+        set_cookie(LOGIN_CSRF_COOKIE, &csrf, 3600, state.secure_cookies),
+    );
+    resp
+}
+
+#[derive(serde::Deserialize)]
+pub struct LoginForm {
+    username: String,
+    password: String,
+    csrf: String,
+    next: Option<String>,
+}
+
+pub async fn login_submit(
+    AxState(state): AxState<State>,
+    headers: HeaderMap,
+    Form(f): Form<LoginForm>,
+) -> Result<Response, WebError> {
+    let expected = cookie(&headers, LOGIN_CSRF_COOKIE).unwrap_or_default();
+    if !same_origin(&headers)
+        || expected.is_empty()
+        || !constant_time_eq(expected.as_bytes(), f.csrf.as_bytes())
+    {
+        return Ok((
+            StatusCode::FORBIDDEN,
+            "stale or missing form token; reload the login page",
+        )
+            .into_response());
+    }
+    let ip = headers
+        .get("x-forwarded-for")
+        .and_then(|v| v.to_str().ok())
+        .map(|s| s.split(',').next().unwrap_or("").trim().to_string());
+    let again = |error: &str, status: StatusCode| {
+        let page = LoginPage {
+            csrf: f.csrf.clone(),
+            next: safe_next(f.next.as_deref()),
+            username: f.username.clone(),
+            error: error.into(),
+        };
+        (status, page).into_response()
+    };
+    match state
+        .users
+        .authenticate(&f.username, &f.password, ip.as_deref())
+        .await?
+    {
+        Ok(u) => {
+            let (token, _) = state.sessions.create(u.id).await?;
+            let mut resp = Redirect::to(&safe_next(f.next.as_deref())).into_response();
+            let ttl = crate::fleet::sessions::SESSION_TTL_SECS;
+            resp.headers_mut().append(
+                header::SET_COOKIE,
+                set_cookie(SESSION_COOKIE, &token, ttl, state.secure_cookies),
+            );
+            resp.headers_mut().append(
+                header::SET_COOKIE,
+                set_cookie(LOGIN_CSRF_COOKIE, "", 0, state.secure_cookies),
+            );
+            Ok(resp)
+        }
+        Err(LoginError::Locked { until }) => Ok(again(
+            &format!(
+                "Too many failed attempts: this account is locked until {} UTC.",
+                until.format("%H:%M")
+            ),
+            StatusCode::TOO_MANY_REQUESTS,
+        )),
+        Err(LoginError::BadCredentials | LoginError::Disabled) => Ok(again(
+            "Wrong user name or password.",
+            StatusCode::UNAUTHORIZED,
+        )),
+    }
+}
+
+#[derive(serde::Deserialize)]
+pub struct CsrfForm {
+    csrf: String,
+}
+
+pub async fn logout(
+    AxState(state): AxState<State>,
+    Extension(me): Extension<CurrentUser>,
+    Form(f): Form<CsrfForm>,
+) -> Result<Response, WebError> {
+    me.check_csrf(&f.csrf)?;
+    state.sessions.delete(&me.token).await?;
+    let mut resp = Redirect::to("/login").into_response();
+    resp.headers_mut().append(
+        header::SET_COOKIE,
+        set_cookie(SESSION_COOKIE, "", 0, state.secure_cookies),
+    );
+    Ok(resp)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn next_is_kept_on_site() {
+        assert_eq!(safe_next(Some("/devices?page=2")), "/devices?page=2");
+        assert_eq!(safe_next(Some("//evil.example/")), "/");
+        assert_eq!(safe_next(Some("https://evil.example/")), "/");
+        assert_eq!(safe_next(Some("/\\evil")), "/");
+        assert_eq!(safe_next(None), "/");
+    }
+
+    #[test]
+    fn cookies_are_found_among_several() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::COOKIE,
+            "a=1; camfleet_session=tok; b=2".parse().unwrap(),
+        );
+        assert_eq!(cookie(&h, SESSION_COOKIE).as_deref(), Some("tok"));
+        assert_eq!(cookie(&h, "zzz"), None);
+    }
+}

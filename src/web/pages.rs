@@ -1,0 +1,306 @@
+//! Pages and API handlers: parse the request, ask the database or a
+//! service, render. Lists are paginated and filtered in the database.
+
+use askama::Template;
+use askama_web::WebTemplate;
+use axum::Extension;
+use axum::Json;
+use axum::extract::{Path, Query, State as AxState};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use sea_orm::sea_query::{Expr, ExprTrait, Func};
+use sea_orm::{
+    ColumnTrait, Condition, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
+};
+
+use super::State;
+use super::auth::CurrentUser;
+use super::error::WebError;
+use crate::db::entities::{audit_log, device, device_profile};
+use crate::error::{Error, ErrorKind};
+
+pub async fn healthz(AxState(state): AxState<State>) -> Response {
+    if crate::db::ping(&state.db).await {
+        (StatusCode::OK, "ok").into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "database unreachable").into_response()
+    }
+}
+
+pub async fn css() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "max-age=3600"),
+        ],
+        include_str!("../../static/app.css"),
+    )
+        .into_response()
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "dashboard.html")]
+pub struct DashboardPage {
+    pub me: CurrentUser,
+    pub total: u64,
+    pub by_status: Vec<(String, i64)>,
+    pub recent: Vec<audit_log::Model>,
+}
+
+pub async fn dashboard(
+    AxState(state): AxState<State>,
+    Extension(me): Extension<CurrentUser>,
+) -> Result<Response, WebError> {
+    let total = device::Entity::find().count(&state.db).await?;
+    let by_status: Vec<(String, i64)> = device::Entity::find()
+        .select_only()
+        .column(device::Column::Status)
+        .column_as(device::Column::Id.count(), "n")
+        .group_by(device::Column::Status)
+        .into_tuple()
+        .all(&state.db)
+        .await?;
+    let recent = audit_log::Entity::find()
+        .order_by_desc(audit_log::Column::Id)
+        .limit(10)
+        .all(&state.db)
+        .await?;
+    Ok(DashboardPage {
+        me,
+        total,
+        by_status,
+        recent,
+    }
+    .into_response())
+}
+
+/// Query parameters of the device list (page and API alike).
+#[derive(Debug, Default, Clone, serde::Deserialize)]
+pub struct DeviceQuery {
+    #[serde(default)]
+    pub q: String,
+    #[serde(default)]
+    pub status: String,
+    #[serde(default)]
+    pub model: String,
+    #[serde(default)]
+    pub firmware: String,
+    #[serde(default)]
+    pub manufacturer: String,
+    #[serde(default)]
+    pub sort: String,
+    #[serde(default)]
+    pub desc: bool,
+    pub page: Option<u64>,
+    pub per_page: Option<u64>,
+}
+
+pub const MAX_PER_PAGE: u64 = 500;
+
+pub struct DeviceList {
+    pub devices: Vec<device::Model>,
+    pub total: u64,
+    pub page: u64,
+    pub pages: u64,
+    pub per_page: u64,
+}
+
+/// Search, filter, sort and page the inventory in the database.
+pub async fn list_devices(
+    db: &sea_orm::DatabaseConnection,
+    q: &DeviceQuery,
+) -> Result<DeviceList, WebError> {
+    let per_page = q.per_page.unwrap_or(50).clamp(1, MAX_PER_PAGE);
+    let mut cond = Condition::all();
+    let text = q.q.trim();
+    if !text.is_empty() {
+        if text.len() > 200 {
+            return Err(WebError(Error::new(
+                ErrorKind::InvalidArgument,
+                "search text is too long",
+            )));
+        }
+        let pattern = format!(
+            "%{}%",
+            text.to_lowercase().replace('%', "\\%").replace('_', "\\_")
+        );
+        let mut any = Condition::any();
+        for c in [
+            device::Column::Name,
+            device::Column::Model,
+            device::Column::Manufacturer,
+            device::Column::Serial,
+            device::Column::Mac,
+            device::Column::Hostname,
+            device::Column::DeviceUrl,
+            device::Column::AssetTag,
+        ] {
+            any = any.add(Expr::expr(Func::lower(Expr::col(c))).like(pattern.as_str()));
+        }
+        cond = cond.add(any);
+    }
+    for (value, col) in [
+        (&q.status, device::Column::Status),
+        (&q.model, device::Column::Model),
+        (&q.firmware, device::Column::Firmware),
+        (&q.manufacturer, device::Column::Manufacturer),
+    ] {
+        if !value.is_empty() {
+            cond = cond.add(col.eq(value.as_str()));
+        }
+    }
+    let sort = match q.sort.as_str() {
+        "model" => device::Column::Model,
+        "firmware" => device::Column::Firmware,
+        "status" => device::Column::Status,
+        "last_seen" => device::Column::LastSeen,
+        "serial" => device::Column::Serial,
+        "manufacturer" => device::Column::Manufacturer,
+        _ => device::Column::Name,
+    };
+    let mut query = device::Entity::find().filter(cond);
+    query = if q.desc {
+        query.order_by_desc(sort)
+    } else {
+        query.order_by_asc(sort)
+    };
+    let paginator = query
+        .order_by_asc(device::Column::Id)
+        .paginate(db, per_page);
+    let counts = paginator.num_items_and_pages().await?;
+    let page = std::cmp::max(q.page.unwrap_or(1), 1);
+    let devices = paginator.fetch_page(page - 1).await?;
+    Ok(DeviceList {
+        devices,
+        total: counts.number_of_items,
+        page,
+        pages: std::cmp::max(counts.number_of_pages, 1),
+        per_page,
+    })
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "devices.html")]
+pub struct DevicesPage {
+    pub me: CurrentUser,
+    pub list: DeviceList,
+    pub query: DeviceQuery,
+    pub prev_link: String,
+    pub next_link: String,
+}
+
+fn page_link(q: &DeviceQuery, page: u64) -> String {
+    let mut s = url::form_urlencoded::Serializer::new(String::new());
+    for (k, v) in [
+        ("q", &q.q),
+        ("status", &q.status),
+        ("model", &q.model),
+        ("firmware", &q.firmware),
+        ("manufacturer", &q.manufacturer),
+        ("sort", &q.sort),
+    ] {
+        if !v.is_empty() {
+            s.append_pair(k, v);
+        }
+    }
+    if q.desc {
+        s.append_pair("desc", "true");
+    }
+    s.append_pair("page", &page.to_string());
+    format!("/devices?{}", s.finish())
+}
+
+pub async fn devices(
+    AxState(state): AxState<State>,
+    Extension(me): Extension<CurrentUser>,
+    Query(q): Query<DeviceQuery>,
+) -> Result<Response, WebError> {
+    let list = list_devices(&state.db, &q).await?;
+    let prev_link = if list.page > 1 {
+        page_link(&q, list.page - 1)
+    } else {
+        String::new()
+    };
+    let next_link = if list.page < list.pages {
+        page_link(&q, list.page + 1)
+    } else {
+        String::new()
+    };
+    Ok(DevicesPage {
+        me,
+        list,
+        query: q,
+        prev_link,
+        next_link,
+    }
+    .into_response())
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "device.html")]
+pub struct DevicePage {
+    pub me: CurrentUser,
+    pub d: device::Model,
+    pub profiles: Vec<device_profile::Model>,
+    pub quirks: Vec<String>,
+    pub history: Vec<audit_log::Model>,
+}
+
+pub async fn device(
+    AxState(state): AxState<State>,
+    Extension(me): Extension<CurrentUser>,
+    Path(id): Path<i32>,
+) -> Result<Response, WebError> {
+    let d = device::Entity::find_by_id(id)
+        .one(&state.db)
+        .await?
+        .ok_or_else(|| WebError(Error::new(ErrorKind::NotFound, format!("no device {id}"))))?;
+    let profiles = device_profile::Entity::find()
+        .filter(device_profile::Column::DeviceId.eq(id))
+        .all(&state.db)
+        .await?;
+    let quirks = d
+        .quirks
+        .as_array()
+        .map(|a| a.iter().map(|q| q.to_string()).collect())
+        .unwrap_or_default();
+    let history = audit_log::Entity::find()
+        .filter(audit_log::Column::TargetKind.eq("device"))
+        .filter(audit_log::Column::TargetId.eq(id.to_string()))
+        .order_by_desc(audit_log::Column::Id)
+        .limit(50)
+        .all(&state.db)
+        .await?;
+    Ok(DevicePage {
+        me,
+        d,
+        profiles,
+        quirks,
+        history,
+    }
+    .into_response())
+}
+
+#[derive(serde::Serialize)]
+pub struct ApiDevices {
+    pub total: u64,
+    pub page: u64,
+    pub pages: u64,
+    pub per_page: u64,
+    pub devices: Vec<device::Model>,
+}
+
+pub async fn api_devices(
+    AxState(state): AxState<State>,
+    Query(q): Query<DeviceQuery>,
+) -> Result<Response, WebError> {
+    let l = list_devices(&state.db, &q).await?;
+    Ok(Json(ApiDevices {
+        total: l.total,
+        page: l.page,
+        pages: l.pages,
+        per_page: l.per_page,
+        devices: l.devices,
+    })
+    .into_response())
+}

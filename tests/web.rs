@@ -1,0 +1,270 @@
+//! The web app in-process (tower `oneshot`) on a fresh database: every
+//! non-public route refuses anonymous requests, login/logout with CSRF,
+//! lockout, security headers, and the device list with real adopted data.
+
+mod common;
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use camfleet::fleet::audit::Actor;
+use camfleet::fleet::inventory::Inventory;
+use camfleet::fleet::sessions::Sessions;
+use camfleet::fleet::users::{Role, Users};
+use camfleet::secrets::SecretBox;
+use camfleet::web::{self, Access, AppState, ROUTES};
+use common::*;
+use http_body_util::BodyExt;
+use tower::ServiceExt;
+
+async fn app() -> (axum::Router, Arc<AppState>) {
+    let db = test_db().await;
+    let clock = system_clock();
+    let state = Arc::new(AppState {
+        users: Users::new(db.clone(), clock.clone()),
+        sessions: Sessions::new(db.clone(), clock.clone()),
+        inventory: Inventory::new(
+            db.clone(),
+            Arc::new(SecretBox::from_key(1, &[3u8; 32])),
+            clock.clone(),
+        ),
+        db,
+        clock,
+        secure_cookies: false,
+    });
+    (web::router(state.clone()), state)
+}
+
+async fn send(
+    app: &axum::Router,
+    req: Request<Body>,
+) -> (StatusCode, axum::http::HeaderMap, String) {
+    let resp = app.clone().oneshot(req).await.unwrap();
+    let status = resp.status();
+    let headers = resp.headers().clone();
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    (status, headers, String::from_utf8_lossy(&body).into_owned())
+}
+
+fn get(path: &str, cookie: &str) -> Request<Body> {
+    Request::get(path)
+        .header(header::COOKIE, cookie)
+        .body(Body::empty())
+        .unwrap()
+}
+
+fn post_form(path: &str, cookie: &str, form: &str) -> Request<Body> {
+    Request::post(path)
+        .header(header::COOKIE, cookie)
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(Body::from(form.to_string()))
+        .unwrap()
+}
+
+fn set_cookie_value(h: &axum::http::HeaderMap, name: &str) -> Option<String> {
+    h.get_all(header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|v| {
+            v.strip_prefix(&format!("{name}="))
+                .map(|r| r.split(';').next().unwrap_or("").to_string())
+        })
+}
+
+/// Log in through the real form; returns the session cookie header value.
+async fn login(app: &axum::Router, user: &str, pw: &str) -> (StatusCode, String) {
+    let (_, h, _) = send(app, get("/login", "")).await;
+    let csrf = set_cookie_value(&h, "camfleet_login_csrf").unwrap();
+    let form = format!("username={user}&password={pw}&csrf={csrf}&next=%2Fdevices");
+    let (status, h, _) = send(
+        app,
+        post_form("/login", &format!("camfleet_login_csrf={csrf}"), &form),
+    )
+    .await;
+    let session = set_cookie_value(&h, "camfleet_session").unwrap_or_default();
+    (status, format!("camfleet_session={session}"))
+}
+
+fn csrf_of(page: &str) -> String {
+    let i =
+        page.find("name=\"csrf\" value=\"").expect("csrf field") + "name=\"csrf\" value=\"".len();
+    page[i..].split('"').next().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn every_non_public_route_refuses_anonymous_requests() {
+    let (app, _) = app().await;
+    let mut checked = 0;
+    for spec in ROUTES.iter().filter(|r| r.access == Access::Login) {
+        let path = spec.path.replace("{id}", "1");
+        let req = Request::builder()
+            .method(spec.method.clone())
+            .uri(&path)
+            .body(Body::empty())
+            .unwrap();
+        let (status, h, _) = send(&app, req).await;
+        if path.starts_with("/api/") {
+            assert_eq!(status, StatusCode::UNAUTHORIZED, "{} {path}", spec.method);
+        } else {
+            assert_eq!(status, StatusCode::SEE_OTHER, "{} {path}", spec.method);
+            assert!(
+                h[header::LOCATION]
+                    .to_str()
+                    .unwrap()
+                    .starts_with("/login?next=")
+            );
+        }
+        checked += 1;
+    }
+    assert!(checked >= 5);
+    // With a session cookie that does not exist, the same.
+    let (status, _, _) = send(&app, get("/devices", "camfleet_session=forged")).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+}
+
+#[tokio::test]
+async fn public_routes_answer_and_carry_security_headers() {
+    let (app, _) = app().await;
+    let (status, h, body) = send(&app, get("/healthz", "")).await;
+    assert_eq!((status, body.as_str()), (StatusCode::OK, "ok"));
+    for name in [
+        "content-security-policy",
+        "x-frame-options",
+        "x-content-type-options",
+    ] {
+        assert!(h.contains_key(name), "{name}");
+    }
+    let (status, h, body) = send(&app, get("/login", "")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(body.contains("name=\"password\""));
+    let cookie = h[header::SET_COOKIE].to_str().unwrap();
+    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"));
+}
+
+#[tokio::test]
+async fn login_csrf_logout_cycle() {
+    let (app, state) = app().await;
+    state
+        .users
+        .create("tech", "correct-horse", Role::Technician, &Actor::system())
+        .await
+        .unwrap();
+    // Without the login CSRF cookie the form is refused.
+    let (status, _, _) = send(
+        &app,
+        post_form("/login", "", "username=tech&password=correct-horse&csrf=x"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    // Wrong password.
+    let (status, cookie) = login(&app, "tech", "nope-nope-nope").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(cookie, "camfleet_session=");
+    // Right password: redirected to where we were going, with a session.
+    let (status, cookie) = login(&app, "tech", "correct-horse").await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let (status, _, page) = send(&app, get("/devices", &cookie)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains("tech · technician"));
+    // Logout needs the session's CSRF token.
+    let (status, _, _) = send(&app, post_form("/logout", &cookie, "csrf=wrong")).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _, _) = send(
+        &app,
+        post_form("/logout", &cookie, &format!("csrf={}", csrf_of(&page))),
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let (status, _, _) = send(&app, get("/devices", &cookie)).await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "the session is gone");
+}
+
+#[tokio::test]
+async fn cross_site_post_is_refused() {
+    let (app, state) = app().await;
+    state
+        .users
+        .create("tech", "correct-horse", Role::Technician, &Actor::system())
+        .await
+        .unwrap();
+    let (_, cookie) = login(&app, "tech", "correct-horse").await;
+    let (_, _, page) = send(&app, get("/devices", &cookie)).await;
+    let req = Request::post("/logout")
+        .header(header::COOKIE, &cookie)
+        .header(header::HOST, "camfleet.local")
+        .header(header::ORIGIN, "https://evil.example")
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(Body::from(format!("csrf={}", csrf_of(&page))))
+        .unwrap();
+    assert_eq!(send(&app, req).await.0, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn repeated_failures_lock_the_account_from_the_web_too() {
+    let (app, state) = app().await;
+    state
+        .users
+        .create("ann", "correct-horse", Role::Viewer, &Actor::system())
+        .await
+        .unwrap();
+    for _ in 0..4 {
+        assert_eq!(
+            login(&app, "ann", "bad-password-x").await.0,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    assert_eq!(
+        login(&app, "ann", "bad-password-x").await.0,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    assert_eq!(
+        login(&app, "ann", "correct-horse").await.0,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+}
+
+#[tokio::test]
+async fn device_list_page_and_api_show_adopted_cameras() {
+    let (app, state) = app().await;
+    state
+        .users
+        .create("viewer", "correct-horse", Role::Viewer, &Actor::system())
+        .await
+        .unwrap();
+    let f = fleet(3, "").await;
+    for i in 0..3 {
+        let a = camfleet::onvif::adopt(
+            &transport(),
+            &system_clock(),
+            request(f.device_url(i), Some(admin())),
+        )
+        .await
+        .unwrap();
+        state
+            .inventory
+            .record_adoption(&a, None, &[], Some(&admin()), None, &Actor::system())
+            .await
+            .unwrap();
+    }
+    let (_, cookie) = login(&app, "viewer", "correct-horse").await;
+    let (status, _, page) = send(&app, get("/devices", &cookie)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains("SimCam-00000") && page.contains("SimCam-00002"));
+    let (_, _, json) = send(
+        &app,
+        get("/api/v1/devices?q=simcam-00001&per_page=10", &cookie),
+    )
+    .await;
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(v["total"], 1, "{json}");
+    assert_eq!(v["devices"][0]["name"], "SimCam-00001");
+    let id = v["devices"][0]["id"].as_i64().unwrap();
+    let (status, _, page) = send(&app, get(&format!("/devices/{id}"), &cookie)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains("Profile_1") && page.contains("device.adopt"));
+    assert!(!page.contains("admin:admin"), "no credentials on the page");
+    let (status, _, _) = send(&app, get("/devices/99999", &cookie)).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    f.shutdown().await;
+}
