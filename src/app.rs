@@ -18,6 +18,7 @@ pub struct AppConfig {
     /// `postgres://…` for PostgreSQL; default: SQLite in `data_dir`.
     pub database_url: Option<String>,
     pub secure_cookies: bool,
+    pub discovery: crate::fleet::discovery::DiscoveryConfig,
 }
 
 pub fn ensure_data_dir(dir: &Path) -> Result<()> {
@@ -52,6 +53,12 @@ pub async fn build_with_clock(cfg: &AppConfig, clock: SharedClock) -> Result<Arc
         users: Users::new(db.clone(), clock.clone()),
         sessions: Sessions::new(db.clone(), clock.clone()),
         inventory: Inventory::new(db.clone(), secrets, clock.clone()),
+        discovery: crate::fleet::discovery::DiscoveryService::new(
+            cfg.discovery.clone(),
+            crate::onvif::Transport::new(crate::onvif::TransportConfig::default())
+                .map_err(|e| Error::new(ErrorKind::Internal, e.to_string()))?,
+            clock.clone(),
+        ),
         db,
         clock,
         secure_cookies: cfg.secure_cookies,

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use camfleet::fleet::audit::Actor;
+use camfleet::fleet::discovery::{DiscoveryConfig, DiscoveryService};
 use camfleet::fleet::inventory::Inventory;
 use camfleet::fleet::sessions::Sessions;
 use camfleet::fleet::users::{Role, Users};
@@ -19,9 +20,23 @@ use http_body_util::BodyExt;
 use tower::ServiceExt;
 
 async fn app() -> (axum::Router, Arc<AppState>) {
+    app_with_wsd_port(free_udp_port()).await
+}
+
+async fn app_with_wsd_port(port: u16) -> (axum::Router, Arc<AppState>) {
     let db = test_db().await;
     let clock = system_clock();
+    let discovery = DiscoveryService::new(
+        DiscoveryConfig {
+            port,
+            window: std::time::Duration::from_millis(800),
+            ..DiscoveryConfig::default()
+        },
+        transport(),
+        clock.clone(),
+    );
     let state = Arc::new(AppState {
+        discovery,
         users: Users::new(db.clone(), clock.clone()),
         sessions: Sessions::new(db.clone(), clock.clone()),
         inventory: Inventory::new(
@@ -267,4 +282,141 @@ async fn device_list_page_and_api_show_adopted_cameras() {
     let (status, _, _) = send(&app, get("/devices/99999", &cookie)).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     f.shutdown().await;
+}
+
+#[tokio::test]
+async fn technician_discovers_and_adopts_and_sees_failures_per_device() {
+    let port = free_udp_port();
+    let (app, state) = app_with_wsd_port(port).await;
+    state
+        .users
+        .create("tech", "correct-horse", Role::Technician, &Actor::system())
+        .await
+        .unwrap();
+    let mut cfg = camfleet::sim::FleetConfig::new(3, 0);
+    cfg.wsd = Some(camfleet::sim::WsdConfig {
+        port,
+        max_delay: std::time::Duration::from_millis(100),
+        ..Default::default()
+    });
+    let f = fleet_with(cfg).await;
+    let (_, cookie) = login(&app, "tech", "correct-horse").await;
+    let (_, _, page) = send(&app, get("/discovery", &cookie)).await;
+    let csrf = csrf_of(&page);
+    // A form error names the field and changes nothing.
+    let (status, _, page) = send(
+        &app,
+        post_form(
+            "/discovery",
+            &cookie,
+            &format!("csrf={csrf}&kind=cidr&target=10.0.0.0/8"),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(page.contains("Range: at most a /16"));
+    let (status, h, _) = send(
+        &app,
+        post_form(
+            "/discovery",
+            &cookie,
+            &format!("csrf={csrf}&kind=multicast&target="),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let run_url = h[header::LOCATION].to_str().unwrap().to_string();
+    let (_, _, page) = send(&app, get(&run_url, &cookie)).await;
+    assert_eq!(
+        page.matches("name=\"result\"").count(),
+        3,
+        "three new cameras to select"
+    );
+    let ids: Vec<String> = page
+        .match_indices("name=\"result\" value=\"")
+        .map(|(i, m)| page[i + m.len()..].split('"').next().unwrap().to_string())
+        .collect();
+    let selection: String = ids.iter().map(|i| format!("&result={i}")).collect();
+    // No user name: refused with the field named.
+    let (status, _, page) = send(
+        &app,
+        post_form(
+            &format!("{run_url}/adopt"),
+            &cookie,
+            &format!("csrf={csrf}{selection}&username=&password="),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(page.contains("User name:"));
+    // Wrong password: every device says where it failed; nothing is adopted.
+    let (_, _, page) = send(
+        &app,
+        post_form(
+            &format!("{run_url}/adopt"),
+            &cookie,
+            &format!("csrf={csrf}{selection}&username=admin&password=wrong"),
+        ),
+    )
+    .await;
+    assert_eq!(
+        page.matches("failed at step identity: unauthorized")
+            .count(),
+        3,
+        "{page}"
+    );
+    // Right password: adopted.
+    let (_, _, page) = send(
+        &app,
+        post_form(
+            &format!("{run_url}/adopt"),
+            &cookie,
+            &format!("csrf={csrf}{selection}&username=admin&password=admin"),
+        ),
+    )
+    .await;
+    assert_eq!(page.matches(">adopted</a>").count(), 3, "{page}");
+    let (_, _, json) = send(&app, get("/api/v1/devices", &cookie)).await;
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&json).unwrap()["total"],
+        3
+    );
+    // A second run sees them as managed.
+    let (_, h, _) = send(
+        &app,
+        post_form(
+            "/discovery",
+            &cookie,
+            &format!("csrf={csrf}&kind=multicast&target="),
+        ),
+    )
+    .await;
+    let (_, _, page) = send(&app, get(h[header::LOCATION].to_str().unwrap(), &cookie)).await;
+    assert_eq!(page.matches(">managed</a>").count(), 3, "{page}");
+    f.shutdown().await;
+}
+
+#[tokio::test]
+async fn viewer_cannot_run_discovery() {
+    let (app, state) = app().await;
+    state
+        .users
+        .create("val", "correct-horse", Role::Viewer, &Actor::system())
+        .await
+        .unwrap();
+    let (_, cookie) = login(&app, "val", "correct-horse").await;
+    let (status, _, page) = send(&app, get("/discovery", &cookie)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(!page.contains("Discover</button>"), "no form for a viewer");
+    let csrf = csrf_of(&page);
+    let (status, _, _) = send(
+        &app,
+        post_form(
+            "/discovery",
+            &cookie,
+            &format!("csrf={csrf}&kind=multicast"),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
 }

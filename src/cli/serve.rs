@@ -25,6 +25,7 @@ impl DataArgs {
             data_dir: self.data_dir.clone(),
             database_url: self.database_url.clone(),
             secure_cookies,
+            discovery: Default::default(),
         }
     }
 }

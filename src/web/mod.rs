@@ -4,6 +4,7 @@
 //! anonymous request, so a new route cannot be left open by mistake.
 
 pub mod auth;
+pub mod discovery;
 pub mod error;
 pub mod pages;
 
@@ -15,6 +16,7 @@ use axum::middleware;
 use axum::routing::{MethodRouter, get, post};
 
 use crate::clock::SharedClock;
+use crate::fleet::discovery::DiscoveryService;
 use crate::fleet::inventory::Inventory;
 use crate::fleet::sessions::Sessions;
 use crate::fleet::users::Users;
@@ -24,6 +26,7 @@ pub struct AppState {
     pub users: Users,
     pub sessions: Sessions,
     pub inventory: Inventory,
+    pub discovery: DiscoveryService,
     pub clock: SharedClock,
     /// Set the cookie `Secure` flag (served over HTTPS, directly or behind a proxy).
     pub secure_cookies: bool,
@@ -65,6 +68,10 @@ pub const ROUTES: &[RouteSpec] = &[
     r(Method::GET, "/devices", Access::Login),
     r(Method::GET, "/devices/{id}", Access::Login),
     r(Method::GET, "/api/v1/devices", Access::Login),
+    r(Method::GET, "/discovery", Access::Login),
+    r(Method::POST, "/discovery", Access::Login),
+    r(Method::GET, "/discovery/{id}", Access::Login),
+    r(Method::POST, "/discovery/{id}/adopt", Access::Login),
 ];
 
 fn handler(spec: &RouteSpec) -> MethodRouter<State> {
@@ -78,6 +85,10 @@ fn handler(spec: &RouteSpec) -> MethodRouter<State> {
         ("GET", "/devices") => get(pages::devices),
         ("GET", "/devices/{id}") => get(pages::device),
         ("GET", "/api/v1/devices") => get(pages::api_devices),
+        ("GET", "/discovery") => get(discovery::runs),
+        ("POST", "/discovery") => post(discovery::start),
+        ("GET", "/discovery/{id}") => get(discovery::run),
+        ("POST", "/discovery/{id}/adopt") => post(discovery::adopt),
         (m, p) => panic!("route {m} {p} is listed in ROUTES but has no handler"),
     }
 }

@@ -5,6 +5,8 @@ pub mod audit_log;
 pub mod credential;
 pub mod device;
 pub mod device_profile;
+pub mod discovery_result;
+pub mod discovery_run;
 pub mod session;
 pub mod site;
 pub mod user;

@@ -1,0 +1,23 @@
+use sea_orm::entity::prelude::*;
+
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, serde::Serialize)]
+#[sea_orm(table_name = "discovery_results")]
+pub struct Model {
+    #[sea_orm(primary_key)]
+    pub id: i32,
+    pub run_id: i32,
+    pub endpoint: String,
+    pub xaddrs: Json,
+    pub scopes: Json,
+    pub source: String,
+    pub via: String,
+    /// The managed device this answer belongs to, if any.
+    pub device_id: Option<i32>,
+    /// `new`, `managed` or `moved`.
+    pub classification: String,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

@@ -1,0 +1,298 @@
+//! Discovery runs: find cameras (multicast, unicast host list, CIDR sweep),
+//! store what answered, classified against the inventory as new, already
+//! managed, or managed-but-moved; then adopt a selection of them.
+
+use std::net::Ipv4Addr;
+use std::time::Duration;
+
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, IntoActiveModel, QueryFilter,
+    QueryOrder, Set,
+};
+use serde_json::json;
+
+use super::audit::{self, Actor, Entry};
+use super::inventory::{Change, Identity, Inventory};
+use crate::clock::SharedClock;
+use crate::db::entities::{discovery_result, discovery_run};
+use crate::discovery::{self, Discovered, ProbeConfig, SweepConfig};
+use crate::error::{Error, ErrorKind, Result};
+use crate::onvif::{self, AdoptRequest, Credentials, DevicePolicy, Transport};
+
+/// Where discovery listens and how long. Loopback unless an operator
+/// configures a real interface.
+#[derive(Debug, Clone)]
+pub struct DiscoveryConfig {
+    pub interface: Ipv4Addr,
+    pub port: u16,
+    pub window: Duration,
+}
+
+impl Default for DiscoveryConfig {
+    fn default() -> Self {
+        Self {
+            interface: Ipv4Addr::LOCALHOST,
+            port: discovery::socket::PORT,
+            window: Duration::from_secs(3),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub enum RunKind {
+    Multicast,
+    Unicast(Vec<Ipv4Addr>),
+    Cidr {
+        cidr: ipnet::Ipv4Net,
+        http_ports: Vec<u16>,
+    },
+}
+
+impl RunKind {
+    fn name(&self) -> &'static str {
+        match self {
+            RunKind::Multicast => "multicast",
+            RunKind::Unicast(_) => "unicast",
+            RunKind::Cidr { .. } => "cidr",
+        }
+    }
+
+    fn params(&self) -> serde_json::Value {
+        match self {
+            RunKind::Multicast => json!({}),
+            RunKind::Unicast(h) => json!({"hosts": h}),
+            RunKind::Cidr { cidr, http_ports } => {
+                json!({"cidr": cidr.to_string(), "http_ports": http_ports})
+            }
+        }
+    }
+}
+
+/// What happened to one selected result.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct AdoptOutcome {
+    pub result_id: i32,
+    pub endpoint: String,
+    pub device_id: Option<i32>,
+    pub change: Option<Change>,
+    /// The step that failed and why, when it failed.
+    pub failed: Option<String>,
+}
+
+pub struct DiscoveryService {
+    pub config: DiscoveryConfig,
+    transport: Transport,
+    clock: SharedClock,
+}
+
+impl DiscoveryService {
+    pub fn new(config: DiscoveryConfig, transport: Transport, clock: SharedClock) -> Self {
+        Self {
+            config,
+            transport,
+            clock,
+        }
+    }
+
+    async fn find(&self, kind: &RunKind) -> Result<Vec<Discovered>> {
+        let probe = ProbeConfig {
+            interface: self.config.interface,
+            port: self.config.port,
+            window: self.config.window,
+            ..ProbeConfig::default()
+        };
+        let unavailable = |e: &dyn std::fmt::Display| {
+            Error::new(ErrorKind::Unavailable, format!("discovery: {e}"))
+        };
+        match kind {
+            RunKind::Multicast => Ok(discovery::probe::multicast(&probe, |_| {})
+                .await
+                .map_err(|e| unavailable(&e))?
+                .devices),
+            RunKind::Unicast(hosts) => {
+                let mut all = Vec::new();
+                for h in hosts {
+                    let r = discovery::probe::unicast(&probe, *h, |_| {})
+                        .await
+                        .map_err(|e| unavailable(&e))?;
+                    all.extend(r.devices);
+                }
+                Ok(all)
+            }
+            RunKind::Cidr { cidr, http_ports } => {
+                let mut cfg = SweepConfig::new(*cidr);
+                cfg.interface = self.config.interface;
+                cfg.wsd_port = self.config.port;
+                cfg.http_ports = http_ports.clone();
+                discovery::sweep::sweep(&cfg, |_, _| {})
+                    .await
+                    .map_err(|e| unavailable(&e))
+            }
+        }
+    }
+
+    /// Run a discovery and store its classified results.
+    pub async fn run(
+        &self,
+        inv: &Inventory,
+        kind: RunKind,
+        actor: &Actor,
+    ) -> Result<discovery_run::Model> {
+        let db = inv.db();
+        let started = self.clock.now_utc();
+        let run = discovery_run::ActiveModel {
+            kind: Set(kind.name().into()),
+            params: Set(kind.params()),
+            started_by: Set(actor.name.clone()),
+            started_at: Set(started),
+            status: Set("running".into()),
+            found: Set(0),
+            ..Default::default()
+        }
+        .insert(db)
+        .await?;
+        let found = self.find(&kind).await;
+        let mut am = run.clone().into_active_model();
+        am.finished_at = Set(Some(self.clock.now_utc()));
+        let devices = match found {
+            Ok(d) => d,
+            Err(e) => {
+                am.status = Set(format!("failed: {}", e.message));
+                am.update(db).await?;
+                return Err(e);
+            }
+        };
+        for d in &devices {
+            let endpoint = (d.via != "http").then_some(d.endpoint.as_str());
+            let (device_id, class) = match inv
+                .find_by_identity(&Identity {
+                    endpoint_uuid: endpoint,
+                    mac: d.scopes.mac.as_deref(),
+                    serial: None,
+                })
+                .await?
+            {
+                Some((dev, _)) if d.xaddrs.contains(&dev.device_url) => (Some(dev.id), "managed"),
+                Some((dev, _)) => (Some(dev.id), "moved"),
+                None => (None, "new"),
+            };
+            discovery_result::ActiveModel {
+                run_id: Set(run.id),
+                endpoint: Set(d.endpoint.clone()),
+                xaddrs: Set(json!(d.xaddrs)),
+                scopes: Set(serde_json::to_value(&d.scopes).unwrap_or(json!({}))),
+                source: Set(d.source.to_string()),
+                via: Set(d.via.into()),
+                device_id: Set(device_id),
+                classification: Set(class.into()),
+                ..Default::default()
+            }
+            .insert(db)
+            .await?;
+        }
+        am.status = Set("done".into());
+        am.found = Set(devices.len() as i32);
+        let run = am.update(db).await?;
+        audit::record(
+            db,
+            actor,
+            started,
+            Entry {
+                action: "discovery.run",
+                target_kind: "discovery_run",
+                target_id: run.id.to_string(),
+                before: None,
+                after: Some(json!({"kind": run.kind, "params": run.params, "found": run.found})),
+            },
+        )
+        .await?;
+        Ok(run)
+    }
+
+    pub async fn runs(&self, db: &DatabaseConnection) -> Result<Vec<discovery_run::Model>> {
+        use sea_orm::QuerySelect;
+        Ok(discovery_run::Entity::find()
+            .order_by_desc(discovery_run::Column::Id)
+            .limit(50)
+            .all(db)
+            .await?)
+    }
+
+    pub async fn results(
+        &self,
+        db: &DatabaseConnection,
+        run_id: i32,
+    ) -> Result<Vec<discovery_result::Model>> {
+        Ok(discovery_result::Entity::find()
+            .filter(discovery_result::Column::RunId.eq(run_id))
+            .order_by_asc(discovery_result::Column::Id)
+            .all(db)
+            .await?)
+    }
+
+    /// Adopt the selected results of a run with one set of credentials,
+    /// a bounded number at a time; every device gets its own outcome.
+    pub async fn adopt(
+        &self,
+        inv: &Inventory,
+        run_id: i32,
+        result_ids: &[i32],
+        creds: &Credentials,
+        site_id: Option<i32>,
+        actor: &Actor,
+    ) -> Result<Vec<AdoptOutcome>> {
+        let all = self.results(inv.db(), run_id).await?;
+        let chosen: Vec<discovery_result::Model> = all
+            .into_iter()
+            .filter(|r| result_ids.contains(&r.id))
+            .collect();
+        if chosen.is_empty() {
+            return Err(Error::new(
+                ErrorKind::InvalidArgument,
+                "select at least one device to adopt",
+            ));
+        }
+        let requests: Vec<AdoptRequest> = chosen
+            .iter()
+            .map(|r| AdoptRequest {
+                xaddrs: serde_json::from_value(r.xaddrs.clone()).unwrap_or_default(),
+                credentials: Some(creds.clone()),
+                policy: DevicePolicy::default(),
+            })
+            .collect();
+        let results =
+            onvif::adopt::adopt_many(&self.transport, &self.clock, requests, 32, |_, _| {}).await;
+        let mut out = Vec::with_capacity(chosen.len());
+        for (r, res) in chosen.iter().zip(results) {
+            let outcome = match res {
+                Ok(adopted) => {
+                    let endpoint = (r.via != "http").then_some(r.endpoint.as_str());
+                    let xaddrs: Vec<String> =
+                        serde_json::from_value(r.xaddrs.clone()).unwrap_or_default();
+                    let (d, change) = inv
+                        .record_adoption(&adopted, endpoint, &xaddrs, Some(creds), site_id, actor)
+                        .await?;
+                    AdoptOutcome {
+                        result_id: r.id,
+                        endpoint: r.endpoint.clone(),
+                        device_id: Some(d.id),
+                        change: Some(change),
+                        failed: None,
+                    }
+                }
+                Err(e) => AdoptOutcome {
+                    result_id: r.id,
+                    endpoint: r.endpoint.clone(),
+                    device_id: None,
+                    change: None,
+                    failed: Some(format!(
+                        "failed at step {}: {} ({})",
+                        e.step, e.error.class, e.error.message
+                    )),
+                },
+            };
+            out.push(outcome);
+        }
+        Ok(out)
+    }
+}
