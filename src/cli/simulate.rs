@@ -7,9 +7,7 @@ use clap::Args;
 use ipnet::Ipv4Net;
 
 use super::table::Table;
-use crate::clock::SystemClock;
-use crate::discovery::{self, ProbeConfig};
-use crate::onvif::{self, AdoptRequest, Credentials, DevicePolicy, Transport, TransportConfig};
+use crate::onvif::Credentials;
 use crate::sim::{Fleet, FleetConfig, QuirkPlan, Quirks, WsdConfig};
 
 #[derive(Args, Debug)]
@@ -143,12 +141,22 @@ pub struct DemoArgs {
     /// Add two broken cameras (one hangs, one answers garbage) to show failures.
     #[arg(long)]
     pub with_broken: bool,
-    /// Keep the simulated fleet running after the table.
+    /// Data directory (database, secret key). Default: a fresh temporary one.
     #[arg(long)]
-    pub keep_running: bool,
+    pub data_dir: Option<std::path::PathBuf>,
+    /// Where the web app listens.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: std::net::SocketAddr,
+    /// Set everything up, print the table, and exit instead of serving.
+    #[arg(long)]
+    pub no_serve: bool,
 }
 
 pub async fn demo(a: DemoArgs) -> anyhow::Result<()> {
+    use crate::fleet::audit::Actor;
+    use crate::fleet::discovery::{DiscoveryConfig, RunKind};
+    use crate::fleet::users::Role;
+
     let mut cfg = FleetConfig::new(a.cameras, a.base_port);
     cfg.plan = QuirkPlan::Mixed { seed: a.seed };
     cfg.seed = a.seed;
@@ -171,90 +179,100 @@ pub async fn demo(a: DemoArgs) -> anyhow::Result<()> {
     }
     let fleet = Fleet::start(cfg).await?;
     println!(
-        "Started {} simulated cameras on 127.0.0.1:{}..{} (admin/admin); discovering on loopback…",
+        "Started {} simulated cameras on 127.0.0.1:{}..{} (camera login admin/admin).",
         a.cameras,
         a.base_port,
         a.base_port as u32 + a.cameras - 1
     );
-    let probe_cfg = ProbeConfig {
-        port: a.wsd_port,
-        window: Duration::from_secs(2),
-        ..ProbeConfig::default()
-    };
-    let report = discovery::probe::multicast(&probe_cfg, |_| {}).await?;
-    println!(
-        "Found {} devices by WS-Discovery; adopting…",
-        report.devices.len()
-    );
-    let transport = Transport::new(TransportConfig {
-        timeout: Duration::from_secs(2),
-        ..TransportConfig::default()
-    })?;
-    let clock = SystemClock::shared();
+    let data_dir = a.data_dir.clone().unwrap_or_else(|| {
+        std::env::temp_dir().join(format!("camfleet-demo-{}", std::process::id()))
+    });
+    let state = crate::app::build(&crate::app::AppConfig {
+        data_dir: data_dir.clone(),
+        database_url: None,
+        secure_cookies: false,
+        discovery: DiscoveryConfig {
+            port: a.wsd_port,
+            window: Duration::from_secs(2),
+            ..DiscoveryConfig::default()
+        },
+    })
+    .await?;
+    let password = crate::fleet::sessions::random_token()[..16].to_string();
+    let system = Actor::user("demo");
+    if state.users.count().await? == 0 {
+        state
+            .users
+            .create("admin", &password, Role::Admin, &system)
+            .await?;
+    } else {
+        state
+            .users
+            .set_password("admin", &password, &system)
+            .await?;
+    }
+    println!("Discovering on loopback and adopting…");
+    let started = Instant::now();
+    let run = state
+        .discovery
+        .run(&state.inventory, RunKind::Multicast, &system)
+        .await?;
+    let results = state.discovery.results(&state.db, run.id).await?;
+    let ids: Vec<i32> = results
+        .iter()
+        .filter(|r| r.classification != "managed")
+        .map(|r| r.id)
+        .collect();
     let creds = Credentials {
         username: "admin".into(),
         password: "admin".into(),
     };
-    let requests: Vec<AdoptRequest> = report
-        .devices
-        .iter()
-        .map(|d| AdoptRequest {
-            xaddrs: d.xaddrs.clone(),
-            credentials: Some(creds.clone()),
-            policy: DevicePolicy::default(),
-        })
-        .collect();
-    let started = Instant::now();
-    let results = onvif::adopt::adopt_many(&transport, &clock, requests, 32, |_, _| {}).await;
-    let mut t = Table::new(&[
-        "name", "model", "firmware", "serial", "mac", "auth", "clock", "profiles", "quirks",
-        "result",
-    ]);
-    let mut ok = 0;
-    for (d, r) in report.devices.iter().zip(&results) {
-        match r {
-            Ok(dev) => {
-                ok += 1;
-                t.row(vec![
-                    dev.scopes.name.clone().unwrap_or_default(),
-                    format!("{} {}", dev.info.manufacturer, dev.info.model),
-                    dev.info.firmware_version.clone(),
-                    dev.info.serial_number.clone(),
-                    dev.mac.clone().unwrap_or_default(),
-                    dev.auth_mode.map(|m| m.as_str()).unwrap_or("?").to_string(),
-                    dev.clock_offset_ms
-                        .map(|o| format!("{:+.0}s", o as f64 / 1000.0))
-                        .unwrap_or_default(),
-                    dev.profiles.len().to_string(),
-                    dev.quirks.len().to_string(),
-                    "adopted".into(),
-                ]);
-            }
-            Err(e) => t.row(vec![
-                d.scopes.name.clone().unwrap_or_default(),
-                String::new(),
-                String::new(),
-                String::new(),
-                String::new(),
-                String::new(),
-                String::new(),
-                String::new(),
-                String::new(),
-                format!("failed at {}: {}", e.step, e.error.class),
-            ]),
-        }
+    let outcomes = if ids.is_empty() {
+        Vec::new()
+    } else {
+        state
+            .discovery
+            .adopt(&state.inventory, run.id, &ids, &creds, None, &system)
+            .await?
+    };
+    let mut t = Table::new(&["name", "endpoint", "outcome"]);
+    for o in &outcomes {
+        let name = results
+            .iter()
+            .find(|r| r.id == o.result_id)
+            .and_then(|r| r.scopes["name"].as_str())
+            .unwrap_or("")
+            .to_string();
+        t.row(vec![
+            name,
+            o.endpoint.clone(),
+            match (&o.failed, o.device_id) {
+                (Some(f), _) => f.clone(),
+                (None, Some(id)) => format!("adopted as device {id}"),
+                (None, None) => String::new(),
+            },
+        ]);
     }
     print!("{}", t.render());
+    let adopted = outcomes.iter().filter(|o| o.failed.is_none()).count();
     println!(
-        "{ok} of {} adopted in {:.2?}. Try: camfleet probe {} --user admin --password admin",
-        results.len(),
+        "{} found, {adopted} adopted in {:.2?}; data in {}",
+        run.found,
         started.elapsed(),
-        fleet.device_url(0)
+        data_dir.display()
     );
-    if a.keep_running {
-        println!("Simulated fleet keeps running; Ctrl-C to stop.");
-        super::interrupted().await;
+    if a.no_serve {
+        fleet.shutdown().await;
+        return Ok(());
     }
+    let listener = tokio::net::TcpListener::bind(a.listen).await?;
+    println!(
+        "\nOpen http://{}  — user admin, password {password}  (Ctrl-C stops the demo)",
+        listener.local_addr()?
+    );
+    axum::serve(listener, crate::web::router(state))
+        .with_graceful_shutdown(super::interrupted())
+        .await?;
     fleet.shutdown().await;
     Ok(())
 }

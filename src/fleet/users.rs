@@ -184,6 +184,41 @@ impl Users {
         Ok(u)
     }
 
+    /// Set a new password (and unlock). Callers also end the user's sessions.
+    pub async fn set_password(
+        &self,
+        name: &str,
+        password: &str,
+        actor: &Actor,
+    ) -> Result<user::Model> {
+        validate_password(password)?;
+        let u = user::Entity::find()
+            .filter(user::Column::Username.eq(name))
+            .one(&self.db)
+            .await?
+            .ok_or_else(|| Error::new(ErrorKind::NotFound, format!("no user {name:?}")))?;
+        let id = u.id;
+        let mut am = u.into_active_model();
+        am.password_hash = Set(hash(password.into()).await?);
+        am.failed_logins = Set(0);
+        am.locked_until = Set(None);
+        let u = am.update(&self.db).await?;
+        audit::record(
+            &self.db,
+            actor,
+            self.clock.now_utc(),
+            Entry {
+                action: "user.password",
+                target_kind: "user",
+                target_id: id.to_string(),
+                before: None,
+                after: None,
+            },
+        )
+        .await?;
+        Ok(u)
+    }
+
     pub fn db(&self) -> &DatabaseConnection {
         &self.db
     }
