@@ -376,6 +376,9 @@ async fn technician_discovers_and_adopts_and_sees_failures_per_device() {
     )
     .await;
     assert_eq!(page.matches(">adopted</a>").count(), 3, "{page}");
+    // The run itself now lists them as managed, with nothing left to select.
+    assert_eq!(page.matches(">managed</a>").count(), 3, "{page}");
+    assert_eq!(page.matches("name=\"result\"").count(), 0);
     let (_, _, json) = send(&app, get("/api/v1/devices", &cookie)).await;
     assert_eq!(
         serde_json::from_str::<serde_json::Value>(&json).unwrap()["total"],

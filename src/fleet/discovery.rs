@@ -272,6 +272,11 @@ impl DiscoveryService {
                     let (d, change) = inv
                         .record_adoption(&adopted, endpoint, &xaddrs, Some(creds), site_id, actor)
                         .await?;
+                    // The run now shows this answer as a managed device.
+                    let mut row = r.clone().into_active_model();
+                    row.device_id = Set(Some(d.id));
+                    row.classification = Set("managed".into());
+                    row.update(inv.db()).await?;
                     AdoptOutcome {
                         result_id: r.id,
                         endpoint: r.endpoint.clone(),
