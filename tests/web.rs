@@ -266,6 +266,13 @@ async fn device_list_page_and_api_show_adopted_cameras() {
     let (status, _, page) = send(&app, get("/devices", &cookie)).await;
     assert_eq!(status, StatusCode::OK);
     assert!(page.contains("SimCam-00000") && page.contains("SimCam-00002"));
+    // `%` and `_` in the search are literal characters, not wildcards.
+    let (_, _, json) = send(&app, get("/api/v1/devices?q=simcam_0000%25", &cookie)).await;
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&json).unwrap()["total"],
+        0,
+        "{json}"
+    );
     let (_, _, json) = send(
         &app,
         get("/api/v1/devices?q=simcam-00001&per_page=10", &cookie),
@@ -422,4 +429,32 @@ async fn viewer_cannot_run_discovery() {
     )
     .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn audit_log_is_for_admins_and_filters() {
+    let (app, state) = app().await;
+    state
+        .users
+        .create("root", "correct-horse", Role::Admin, &Actor::system())
+        .await
+        .unwrap();
+    state
+        .users
+        .create("val", "correct-horse", Role::Viewer, &Actor::system())
+        .await
+        .unwrap();
+    let (_, viewer) = login(&app, "val", "correct-horse").await;
+    assert_eq!(
+        send(&app, get("/audit", &viewer)).await.0,
+        StatusCode::FORBIDDEN
+    );
+    let _ = login(&app, "val", "wrong-password").await;
+    let (_, admin) = login(&app, "root", "correct-horse").await;
+    let (status, _, page) = send(&app, get("/audit?action=login.failed", &admin)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains("login.failed"));
+    assert!(!page.contains("<td>user.create</td>"), "filtered out");
+    let (_, _, page) = send(&app, get("/audit?action=user.", &admin)).await;
+    assert_eq!(page.matches("<td>user.create</td>").count(), 2);
 }

@@ -8,7 +8,7 @@ use axum::Json;
 use axum::extract::{Path, Query, State as AxState};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use sea_orm::sea_query::{Expr, ExprTrait, Func};
+use sea_orm::sea_query::{Expr, ExprTrait, Func, LikeExpr};
 use sea_orm::{
     ColumnTrait, Condition, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
 };
@@ -135,7 +135,10 @@ pub async fn list_devices(
             device::Column::DeviceUrl,
             device::Column::AssetTag,
         ] {
-            any = any.add(Expr::expr(Func::lower(Expr::col(c))).like(pattern.as_str()));
+            any = any.add(
+                Expr::expr(Func::lower(Expr::col(c)))
+                    .like(LikeExpr::new(pattern.as_str()).escape('\\')),
+            );
         }
         cond = cond.add(any);
     }
@@ -302,5 +305,69 @@ pub async fn api_devices(
         per_page: l.per_page,
         devices: l.devices,
     })
+    .into_response())
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct AuditQuery {
+    #[serde(default)]
+    pub actor: String,
+    /// Prefix, e.g. `device.` or `login`.
+    #[serde(default)]
+    pub action: String,
+    #[serde(default)]
+    pub target_kind: String,
+    #[serde(default)]
+    pub target_id: String,
+    pub page: Option<u64>,
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "audit.html")]
+pub struct AuditPage {
+    pub me: CurrentUser,
+    pub entries: Vec<audit_log::Model>,
+    pub query: AuditQuery,
+    pub page: u64,
+    pub pages: u64,
+    pub total: u64,
+}
+
+pub async fn audit(
+    AxState(state): AxState<State>,
+    Extension(me): Extension<CurrentUser>,
+    Query(q): Query<AuditQuery>,
+) -> Result<Response, WebError> {
+    me.require(me.role.can_manage_users())?;
+    let mut cond = Condition::all();
+    if !q.actor.is_empty() {
+        cond = cond.add(audit_log::Column::Actor.eq(q.actor.as_str()));
+    }
+    if !q.action.is_empty() {
+        let prefix = format!("{}%", q.action.replace('%', "\\%").replace('_', "\\_"));
+        cond =
+            cond.add(audit_log::Column::Action.like(LikeExpr::new(prefix.as_str()).escape('\\')));
+    }
+    if !q.target_kind.is_empty() {
+        cond = cond.add(audit_log::Column::TargetKind.eq(q.target_kind.as_str()));
+    }
+    if !q.target_id.is_empty() {
+        cond = cond.add(audit_log::Column::TargetId.eq(q.target_id.as_str()));
+    }
+    let paginator = audit_log::Entity::find()
+        .filter(cond)
+        .order_by_desc(audit_log::Column::Id)
+        .paginate(&state.db, 100);
+    let counts = paginator.num_items_and_pages().await?;
+    let page = std::cmp::max(q.page.unwrap_or(1), 1);
+    let entries = paginator.fetch_page(page - 1).await?;
+    Ok(AuditPage {
+        me,
+        entries,
+        query: q,
+        page,
+        pages: std::cmp::max(counts.number_of_pages, 1),
+        total: counts.number_of_items,
+    }
     .into_response())
 }
