@@ -62,5 +62,7 @@ pub async fn build_with_clock(cfg: &AppConfig, clock: SharedClock) -> Result<Arc
         db,
         clock,
         secure_cookies: cfg.secure_cookies,
+        auth_cache: Default::default(),
+        count_cache: Default::default(),
     }))
 }

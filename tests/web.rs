@@ -47,6 +47,8 @@ async fn app_with_wsd_port(port: u16) -> (axum::Router, Arc<AppState>) {
         db,
         clock,
         secure_cookies: false,
+        auth_cache: Default::default(),
+        count_cache: Default::default(),
     });
     (web::router(state.clone()), state)
 }
@@ -457,4 +459,21 @@ async fn audit_log_is_for_admins_and_filters() {
     assert!(!page.contains("<td>user.create</td>"), "filtered out");
     let (_, _, page) = send(&app, get("/audit?action=user.", &admin)).await;
     assert_eq!(page.matches("<td>user.create</td>").count(), 2);
+}
+
+#[tokio::test]
+async fn cached_device_count_follows_adoptions() {
+    let (app, state) = app().await;
+    state.users.create("val", "correct-horse", Role::Viewer, &Actor::system()).await.unwrap();
+    let (_, cookie) = login(&app, "val", "correct-horse").await;
+    let total = |json: String| serde_json::from_str::<serde_json::Value>(&json).unwrap()["total"].clone();
+    assert_eq!(total(send(&app, get("/api/v1/devices", &cookie)).await.2), 0);
+    let f = fleet(1, "").await;
+    let a = camfleet::onvif::adopt(&transport(), &system_clock(), request(f.device_url(0), Some(admin())))
+        .await
+        .unwrap();
+    state.inventory.record_adoption(&a, None, &[], None, None, &Actor::system()).await.unwrap();
+    // The count was cached at 0 a moment ago; the write invalidates it.
+    assert_eq!(total(send(&app, get("/api/v1/devices", &cookie)).await.2), 1);
+    f.shutdown().await;
 }

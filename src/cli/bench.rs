@@ -20,6 +20,35 @@ pub enum BenchCommand {
     Adopt(AdoptBench),
     /// One multicast probe round; report how many answered and how fast.
     Discovery(DiscoveryBench),
+    /// Fill a data directory with N synthetic devices (and a bench user).
+    Seed(SeedBench),
+    /// Load a running `camfleet serve` with concurrent logged-in requests.
+    Web(WebBench),
+}
+
+#[derive(Args, Debug)]
+pub struct SeedBench {
+    #[arg(long, default_value_t = 10_000)]
+    pub devices: u32,
+    #[command(flatten)]
+    pub data: super::serve::DataArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct WebBench {
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    pub url: String,
+    /// Paths to request, round robin.
+    #[arg(long, default_value = "/devices")]
+    pub path: Vec<String>,
+    #[arg(long, default_value_t = 64)]
+    pub concurrency: usize,
+    #[arg(long, default_value_t = 20_000)]
+    pub requests: usize,
+    #[arg(long, default_value = "bench")]
+    pub user: String,
+    #[arg(long, default_value = "bench-password")]
+    pub password: String,
 }
 
 #[derive(Args, Debug)]
@@ -51,6 +80,8 @@ pub async fn run(b: BenchCommand) -> anyhow::Result<()> {
     match b {
         BenchCommand::Adopt(a) => adopt(a).await,
         BenchCommand::Discovery(d) => discovery_round(d).await,
+        BenchCommand::Seed(a) => seed(a).await,
+        BenchCommand::Web(a) => web(a).await,
     }
 }
 
@@ -169,6 +200,208 @@ async fn discovery_round(d: DiscoveryBench) -> anyhow::Result<()> {
     println!("{}", serde_json::to_string_pretty(&report)?);
     if r.devices.len() < d.expect {
         anyhow::bail!("found {} of {}", r.devices.len(), d.expect);
+    }
+    Ok(())
+}
+
+async fn seed(a: SeedBench) -> anyhow::Result<()> {
+    use crate::db::entities::device;
+    use crate::fleet::audit::Actor;
+    use crate::fleet::users::Role;
+    use sea_orm::{EntityTrait, Set};
+    let cfg = crate::app::AppConfig {
+        data_dir: a.data.data_dir.clone(),
+        database_url: a.data.database_url.clone(),
+        secure_cookies: false,
+        discovery: Default::default(),
+    };
+    let state = crate::app::build(&cfg).await?;
+    if state.users.count().await? == 0 {
+        state
+            .users
+            .create(
+                "bench",
+                "bench-password",
+                Role::Viewer,
+                &Actor::user("bench"),
+            )
+            .await?;
+    }
+    let now = chrono::Utc::now();
+    const MODELS: [(&str, &str); 6] = [
+        ("Simvision", "SV-2CD2143"),
+        ("Simvision", "SV-DS-2DE"),
+        ("Acme Optics", "AO-IPC-B2"),
+        ("Northcam", "NC-P1455"),
+        ("Northcam", "NC-M3106"),
+        ("Lumen", "LX-200"),
+    ];
+    let t0 = Instant::now();
+    for chunk in (0..a.devices).collect::<Vec<_>>().chunks(500) {
+        let rows = chunk.iter().map(|&i| {
+            let (mf, model) = MODELS[i as usize % MODELS.len()];
+            let name = format!("Camera {i:05}");
+            let serial = format!("BENCH{i:07}");
+            let mac = format!(
+                "02:be:00:{:02x}:{:02x}:{:02x}",
+                (i >> 16) as u8,
+                (i >> 8) as u8,
+                i as u8
+            );
+            let url = format!(
+                "http://10.{}.{}.{}/onvif/device_service",
+                (i >> 16) as u8,
+                (i >> 8) as u8,
+                i as u8
+            );
+            let hostname = format!("cam-{i:05}");
+            let tag = format!("A{i:06}");
+            let search = crate::fleet::inventory::search_text(
+                &name,
+                model,
+                mf,
+                Some(&serial),
+                Some(&mac),
+                &hostname,
+                &url,
+                &tag,
+            );
+            device::ActiveModel {
+                search_text: Set(search),
+                endpoint_uuid: Set(Some(format!("urn:uuid:00000000-0000-4000-8000-{i:012}"))),
+                mac: Set(Some(mac)),
+                serial: Set(Some(serial)),
+                manufacturer: Set(mf.into()),
+                model: Set(model.into()),
+                firmware: Set(format!("V5.{}.{}", i % 4, i % 9)),
+                hardware_id: Set(String::new()),
+                hostname: Set(hostname),
+                name: Set(name),
+                device_url: Set(url),
+                xaddrs: Set(serde_json::json!([])),
+                status: Set(
+                    ["online", "online", "online", "offline", "degraded"][i as usize % 5].into(),
+                ),
+                last_seen: Set(Some(now)),
+                quirks: Set(serde_json::json!([])),
+                policy: Set(serde_json::json!({})),
+                location: Set(String::new()),
+                purchase_order: Set(String::new()),
+                supplier: Set(String::new()),
+                asset_tag: Set(tag),
+                notes: Set(String::new()),
+                adopted_at: Set(now),
+                updated_at: Set(now),
+                ..Default::default()
+            }
+        });
+        device::Entity::insert_many(rows).exec(&state.db).await?;
+    }
+    println!(
+        "seeded {} devices in {:.2?} into {}",
+        a.devices,
+        t0.elapsed(),
+        a.data.data_dir.display()
+    );
+    Ok(())
+}
+
+async fn web(a: WebBench) -> anyhow::Result<()> {
+    use futures::StreamExt;
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .pool_max_idle_per_host(a.concurrency)
+        .build()?;
+    // Log in through the form like a browser.
+    let r = client.get(format!("{}/login", a.url)).send().await?;
+    let csrf = r
+        .headers()
+        .get_all(reqwest::header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|v| v.strip_prefix("camfleet_login_csrf="))
+        .and_then(|v| v.split(';').next())
+        .ok_or_else(|| anyhow::anyhow!("no login CSRF cookie"))?
+        .to_string();
+    let r = client
+        .post(format!("{}/login", a.url))
+        .header(
+            reqwest::header::COOKIE,
+            format!("camfleet_login_csrf={csrf}"),
+        )
+        .header(
+            reqwest::header::CONTENT_TYPE,
+            "application/x-www-form-urlencoded",
+        )
+        .body(format!(
+            "username={}&password={}&csrf={csrf}",
+            a.user, a.password
+        ))
+        .send()
+        .await?;
+    let session = r
+        .headers()
+        .get_all(reqwest::header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|v| v.strip_prefix("camfleet_session="))
+        .and_then(|v| v.split(';').next())
+        .filter(|v| !v.is_empty())
+        .ok_or_else(|| anyhow::anyhow!("login failed: HTTP {}", r.status()))?
+        .to_string();
+    let cookie = format!("camfleet_session={session}");
+    let t0 = Instant::now();
+    let mut latencies: Vec<Duration> = futures::stream::iter(0..a.requests)
+        .map(|i| {
+            let client = client.clone();
+            let url = format!("{}{}", a.url, a.path[i % a.path.len()]);
+            let cookie = cookie.clone();
+            async move {
+                let t = Instant::now();
+                let ok = match client
+                    .get(url)
+                    .header(reqwest::header::COOKIE, cookie)
+                    .send()
+                    .await
+                {
+                    Ok(r) => r.status().is_success() && r.bytes().await.is_ok(),
+                    Err(_) => false,
+                };
+                (ok, t.elapsed())
+            }
+        })
+        .buffer_unordered(a.concurrency)
+        .filter_map(|(ok, d)| async move { ok.then_some(d) })
+        .collect()
+        .await;
+    let wall = t0.elapsed();
+    latencies.sort();
+    let pct = |p: f64| {
+        latencies
+            .get(((latencies.len() as f64 * p) as usize).min(latencies.len().saturating_sub(1)))
+            .map(|d| d.as_secs_f64() * 1000.0)
+    };
+    let report = serde_json::json!({
+        "bench": "web",
+        "paths": a.path,
+        "requests": a.requests,
+        "ok": latencies.len(),
+        "concurrency": a.concurrency,
+        "wall_s": wall.as_secs_f64(),
+        "requests_per_s": latencies.len() as f64 / wall.as_secs_f64(),
+        "p50_ms": pct(0.50),
+        "p90_ms": pct(0.90),
+        "p99_ms": pct(0.99),
+        "max_ms": latencies.last().map(|d| d.as_secs_f64() * 1000.0),
+    });
+    println!("{}", serde_json::to_string_pretty(&report)?);
+    if latencies.len() < a.requests {
+        anyhow::bail!(
+            "{} of {} requests failed",
+            a.requests - latencies.len(),
+            a.requests
+        );
     }
     Ok(())
 }

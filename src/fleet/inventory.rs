@@ -41,6 +41,9 @@ pub struct Inventory {
     db: DatabaseConnection,
     secrets: std::sync::Arc<SecretBox>,
     clock: SharedClock,
+    /// Bumped on every device write; readers cache derived values (list
+    /// counts) against it.
+    generation: std::sync::atomic::AtomicU64,
 }
 
 /// Identity keys of an adopted device.
@@ -56,7 +59,22 @@ impl Inventory {
         secrets: std::sync::Arc<SecretBox>,
         clock: SharedClock,
     ) -> Self {
-        Self { db, secrets, clock }
+        Self {
+            db,
+            secrets,
+            clock,
+            generation: Default::default(),
+        }
+    }
+
+    /// Changes whenever this process writes a device.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    fn bump(&self) {
+        self.generation
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
     }
 
     pub fn db(&self) -> &DatabaseConnection {
@@ -215,6 +233,7 @@ impl Inventory {
         )
         .await?;
         txn.commit().await?;
+        self.bump();
         Ok((model, change))
     }
 
@@ -273,6 +292,46 @@ fn apply(
         .media_version
         .map(|v| format!("{v:?}").to_ascii_lowercase()));
     am.updated_at = Set(now);
+    // try_as_ref: a field never set (a new device's MAC) is simply empty.
+    let text = |v: &sea_orm::ActiveValue<String>| v.try_as_ref().cloned().unwrap_or_default();
+    let opt = |v: &sea_orm::ActiveValue<Option<String>>| v.try_as_ref().cloned().flatten();
+    am.search_text = Set(search_text(
+        &text(&am.name),
+        &text(&am.model),
+        &text(&am.manufacturer),
+        opt(&am.serial).as_deref(),
+        opt(&am.mac).as_deref(),
+        &text(&am.hostname),
+        &text(&am.device_url),
+        &text(&am.asset_tag),
+    ));
+}
+
+/// The device list's search text: the same fields, in the same order, as the
+/// migration that backfilled it.
+#[allow(clippy::too_many_arguments)]
+pub fn search_text(
+    name: &str,
+    model: &str,
+    manufacturer: &str,
+    serial: Option<&str>,
+    mac: Option<&str>,
+    hostname: &str,
+    device_url: &str,
+    asset_tag: &str,
+) -> String {
+    [
+        name,
+        model,
+        manufacturer,
+        serial.unwrap_or(""),
+        mac.unwrap_or(""),
+        hostname,
+        device_url,
+        asset_tag,
+    ]
+    .join(" ")
+    .to_lowercase()
 }
 
 /// What the audit log keeps of a device: identity and address, no secrets.

@@ -94,27 +94,90 @@ fn same_origin(headers: &HeaderMap) -> bool {
         .is_some_and(|(_, rest)| rest.trim_end_matches('/') == host)
 }
 
+/// Logins resolved recently, so a click does not cost two database round
+/// trips (each a thread hop with SQLite). Entries live [`AUTH_CACHE_TTL`];
+/// logout removes its own entry and any account change clears the cache.
+/// With several nodes on one PostgreSQL, a logout elsewhere takes effect
+/// here within the TTL.
+#[derive(Default)]
+pub struct AuthCache {
+    map: std::sync::Mutex<std::collections::HashMap<String, (CurrentUser, std::time::Duration)>>,
+}
+
+pub const AUTH_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(5);
+const AUTH_CACHE_MAX: usize = 10_000;
+
+impl AuthCache {
+    fn get(&self, token: &str, now: std::time::Duration) -> Option<CurrentUser> {
+        let map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        map.get(token)
+            .filter(|(_, at)| now.saturating_sub(*at) < AUTH_CACHE_TTL)
+            .map(|(u, _)| u.clone())
+    }
+
+    fn put(&self, u: CurrentUser, now: std::time::Duration) {
+        let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        if map.len() >= AUTH_CACHE_MAX {
+            map.retain(|_, (_, at)| now.saturating_sub(*at) < AUTH_CACHE_TTL);
+            if map.len() >= AUTH_CACHE_MAX {
+                map.clear();
+            }
+        }
+        map.insert(u.token.clone(), (u, now));
+    }
+
+    pub fn forget(&self, token: &str) {
+        self.map
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(token);
+    }
+
+    /// After a user, role or password change.
+    pub fn clear(&self) {
+        self.map.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    }
+}
+
+async fn resolve(state: &State, token: String) -> Result<Option<CurrentUser>, WebError> {
+    let now = state.clock.monotonic();
+    if let Some(u) = state.auth_cache.get(&token, now) {
+        return Ok(Some(u));
+    }
+    let Some(data) = state.sessions.get(&token).await? else {
+        return Ok(None);
+    };
+    let Some(u) = state
+        .users
+        .by_id(data.user_id)
+        .await?
+        .filter(|u| !u.disabled)
+    else {
+        return Ok(None);
+    };
+    let Some(role) = Role::parse(&u.role) else {
+        return Ok(None);
+    };
+    let current = CurrentUser {
+        user: u,
+        role,
+        csrf: data.csrf,
+        token,
+    };
+    state.auth_cache.put(current.clone(), now);
+    Ok(Some(current))
+}
+
 pub async fn require_login(
     AxState(state): AxState<State>,
     mut req: Request,
     next: Next,
 ) -> Response {
     let is_api = req.uri().path().starts_with("/api/");
-    let token = cookie(req.headers(), SESSION_COOKIE);
-    let current = match token {
-        Some(t) => match state.sessions.get(&t).await {
-            Ok(Some(data)) => match state.users.by_id(data.user_id).await {
-                Ok(Some(u)) if !u.disabled => Role::parse(&u.role).map(|role| CurrentUser {
-                    user: u,
-                    role,
-                    csrf: data.csrf,
-                    token: t,
-                }),
-                Ok(_) => None,
-                Err(e) => return WebError(e).into_response(),
-            },
-            Ok(None) => None,
-            Err(e) => return WebError(e).into_response(),
+    let current = match cookie(req.headers(), SESSION_COOKIE) {
+        Some(t) => match resolve(&state, t).await {
+            Ok(c) => c,
+            Err(e) => return e.into_response(),
         },
         None => None,
     };
@@ -260,6 +323,7 @@ pub async fn logout(
 ) -> Result<Response, WebError> {
     me.check_csrf(&f.csrf)?;
     state.sessions.delete(&me.token).await?;
+    state.auth_cache.forget(&me.token);
     let mut resp = Redirect::to("/login").into_response();
     resp.headers_mut().append(
         header::SET_COOKIE,

@@ -30,6 +30,8 @@ pub struct AppState {
     pub clock: SharedClock,
     /// Set the cookie `Secure` flag (served over HTTPS, directly or behind a proxy).
     pub secure_cookies: bool,
+    pub auth_cache: auth::AuthCache,
+    pub count_cache: pages::CountCache,
 }
 
 pub type State = Arc<AppState>;

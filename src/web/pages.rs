@@ -8,7 +8,7 @@ use axum::Json;
 use axum::extract::{Path, Query, State as AxState};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use sea_orm::sea_query::{Expr, ExprTrait, Func, LikeExpr};
+use sea_orm::sea_query::{Expr, ExprTrait, LikeExpr};
 use sea_orm::{
     ColumnTrait, Condition, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
 };
@@ -97,8 +97,25 @@ pub struct DeviceQuery {
 
 pub const MAX_PER_PAGE: u64 = 500;
 
+/// What the device list shows of a device: the list loads only these
+/// columns (no JSON or inventory fields), which is most of its speed.
+#[derive(Debug, Clone, sea_orm::FromQueryResult, serde::Serialize)]
+pub struct DeviceRow {
+    pub id: i32,
+    pub name: String,
+    pub status: String,
+    pub manufacturer: String,
+    pub model: String,
+    pub firmware: String,
+    pub serial: Option<String>,
+    pub mac: Option<String>,
+    pub device_url: String,
+    pub last_seen: Option<chrono::DateTime<chrono::Utc>>,
+    pub site_id: Option<i32>,
+}
+
 pub struct DeviceList {
-    pub devices: Vec<device::Model>,
+    pub devices: Vec<DeviceRow>,
     pub total: u64,
     pub page: u64,
     pub pages: u64,
@@ -106,10 +123,8 @@ pub struct DeviceList {
 }
 
 /// Search, filter, sort and page the inventory in the database.
-pub async fn list_devices(
-    db: &sea_orm::DatabaseConnection,
-    q: &DeviceQuery,
-) -> Result<DeviceList, WebError> {
+pub async fn list_devices(state: &State, q: &DeviceQuery) -> Result<DeviceList, WebError> {
+    let db = &state.db;
     let per_page = q.per_page.unwrap_or(50).clamp(1, MAX_PER_PAGE);
     let mut cond = Condition::all();
     let text = q.q.trim();
@@ -122,25 +137,15 @@ pub async fn list_devices(
         }
         let pattern = format!(
             "%{}%",
-            text.to_lowercase().replace('%', "\\%").replace('_', "\\_")
+            text.to_lowercase()
+                .replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_")
         );
-        let mut any = Condition::any();
-        for c in [
-            device::Column::Name,
-            device::Column::Model,
-            device::Column::Manufacturer,
-            device::Column::Serial,
-            device::Column::Mac,
-            device::Column::Hostname,
-            device::Column::DeviceUrl,
-            device::Column::AssetTag,
-        ] {
-            any = any.add(
-                Expr::expr(Func::lower(Expr::col(c)))
-                    .like(LikeExpr::new(pattern.as_str()).escape('\\')),
-            );
-        }
-        cond = cond.add(any);
+        cond = cond.add(
+            Expr::col(device::Column::SearchText)
+                .like(LikeExpr::new(pattern.as_str()).escape('\\')),
+        );
     }
     for (value, col) in [
         (&q.status, device::Column::Status),
@@ -161,23 +166,70 @@ pub async fn list_devices(
         "manufacturer" => device::Column::Manufacturer,
         _ => device::Column::Name,
     };
-    let mut query = device::Entity::find().filter(cond);
+    let mut query = device::Entity::find().filter(cond.clone());
     query = if q.desc {
         query.order_by_desc(sort)
     } else {
         query.order_by_asc(sort)
     };
-    let paginator = query
-        .order_by_asc(device::Column::Id)
-        .paginate(db, per_page);
-    let counts = paginator.num_items_and_pages().await?;
+    // The count changes only when devices are written: cache it per filter
+    // against the inventory's write generation (and at most COUNT_TTL, for
+    // writes made by other nodes). A plain aggregate, not the paginator's
+    // count, which wraps the whole sorted query in a subquery.
+    let key = format!(
+        "{}\u{1}{}\u{1}{}\u{1}{}\u{1}{}",
+        text.to_lowercase(),
+        q.status,
+        q.model,
+        q.firmware,
+        q.manufacturer
+    );
+    let generation = state.inventory.generation();
+    let now = state.clock.monotonic();
+    let total = match state.count_cache.get(&key, generation, now) {
+        Some(n) => n,
+        None => {
+            let n: i64 = device::Entity::find()
+                .filter(cond)
+                .select_only()
+                .column_as(Expr::cust("COUNT(*)"), "n")
+                .into_tuple()
+                .one(db)
+                .await?
+                .unwrap_or(0);
+            let n = u64::try_from(n).unwrap_or(0);
+            state.count_cache.put(key, generation, now, n);
+            n
+        }
+    };
+    let pages = std::cmp::max(total.div_ceil(per_page), 1);
     let page = std::cmp::max(q.page.unwrap_or(1), 1);
-    let devices = paginator.fetch_page(page - 1).await?;
+    let devices = query
+        .order_by_asc(device::Column::Id)
+        .offset((page - 1) * per_page)
+        .limit(per_page)
+        .select_only()
+        .columns([
+            device::Column::Id,
+            device::Column::Name,
+            device::Column::Status,
+            device::Column::Manufacturer,
+            device::Column::Model,
+            device::Column::Firmware,
+            device::Column::Serial,
+            device::Column::Mac,
+            device::Column::DeviceUrl,
+            device::Column::LastSeen,
+            device::Column::SiteId,
+        ])
+        .into_model::<DeviceRow>()
+        .all(db)
+        .await?;
     Ok(DeviceList {
         devices,
-        total: counts.number_of_items,
+        total,
         page,
-        pages: std::cmp::max(counts.number_of_pages, 1),
+        pages,
         per_page,
     })
 }
@@ -218,7 +270,7 @@ pub async fn devices(
     Extension(me): Extension<CurrentUser>,
     Query(q): Query<DeviceQuery>,
 ) -> Result<Response, WebError> {
-    let list = list_devices(&state.db, &q).await?;
+    let list = list_devices(&state, &q).await?;
     let prev_link = if list.page > 1 {
         page_link(&q, list.page - 1)
     } else {
@@ -290,14 +342,14 @@ pub struct ApiDevices {
     pub page: u64,
     pub pages: u64,
     pub per_page: u64,
-    pub devices: Vec<device::Model>,
+    pub devices: Vec<DeviceRow>,
 }
 
 pub async fn api_devices(
     AxState(state): AxState<State>,
     Query(q): Query<DeviceQuery>,
 ) -> Result<Response, WebError> {
-    let l = list_devices(&state.db, &q).await?;
+    let l = list_devices(&state, &q).await?;
     Ok(Json(ApiDevices {
         total: l.total,
         page: l.page,
@@ -370,4 +422,30 @@ pub async fn audit(
         total: counts.number_of_items,
     }
     .into_response())
+}
+
+/// Device counts per filter, valid for one inventory generation and at most
+/// [`COUNT_TTL`].
+#[derive(Default)]
+pub struct CountCache {
+    map: std::sync::Mutex<std::collections::HashMap<String, (u64, std::time::Duration, u64)>>,
+}
+
+pub const COUNT_TTL: std::time::Duration = std::time::Duration::from_secs(10);
+
+impl CountCache {
+    fn get(&self, key: &str, generation: u64, now: std::time::Duration) -> Option<u64> {
+        let map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        map.get(key)
+            .filter(|(g, at, _)| *g == generation && now.saturating_sub(*at) < COUNT_TTL)
+            .map(|(_, _, n)| *n)
+    }
+
+    fn put(&self, key: String, generation: u64, now: std::time::Duration, n: u64) {
+        let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        if map.len() >= 1024 {
+            map.clear();
+        }
+        map.insert(key, (generation, now, n));
+    }
 }

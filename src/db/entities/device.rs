@@ -40,6 +40,10 @@ pub struct Model {
     pub notes: String,
     pub adopted_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
+    /// Lowercased identity and address text for the list's search box
+    /// (`fleet::inventory::search_text`).
+    #[serde(skip)]
+    pub search_text: String,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
