@@ -17,6 +17,7 @@ use camfleet::secrets::SecretBox;
 use camfleet::web::{self, Access, AppState, ROUTES};
 use common::*;
 use http_body_util::BodyExt;
+use sea_orm::EntityTrait;
 use tower::ServiceExt;
 
 async fn app() -> (axum::Router, Arc<AppState>) {
@@ -464,16 +465,121 @@ async fn audit_log_is_for_admins_and_filters() {
 #[tokio::test]
 async fn cached_device_count_follows_adoptions() {
     let (app, state) = app().await;
-    state.users.create("val", "correct-horse", Role::Viewer, &Actor::system()).await.unwrap();
-    let (_, cookie) = login(&app, "val", "correct-horse").await;
-    let total = |json: String| serde_json::from_str::<serde_json::Value>(&json).unwrap()["total"].clone();
-    assert_eq!(total(send(&app, get("/api/v1/devices", &cookie)).await.2), 0);
-    let f = fleet(1, "").await;
-    let a = camfleet::onvif::adopt(&transport(), &system_clock(), request(f.device_url(0), Some(admin())))
+    state
+        .users
+        .create("val", "correct-horse", Role::Viewer, &Actor::system())
         .await
         .unwrap();
-    state.inventory.record_adoption(&a, None, &[], None, None, &Actor::system()).await.unwrap();
+    let (_, cookie) = login(&app, "val", "correct-horse").await;
+    let total =
+        |json: String| serde_json::from_str::<serde_json::Value>(&json).unwrap()["total"].clone();
+    assert_eq!(
+        total(send(&app, get("/api/v1/devices", &cookie)).await.2),
+        0
+    );
+    let f = fleet(1, "").await;
+    let a = camfleet::onvif::adopt(
+        &transport(),
+        &system_clock(),
+        request(f.device_url(0), Some(admin())),
+    )
+    .await
+    .unwrap();
+    state
+        .inventory
+        .record_adoption(&a, None, &[], None, None, &Actor::system())
+        .await
+        .unwrap();
     // The count was cached at 0 a moment ago; the write invalidates it.
-    assert_eq!(total(send(&app, get("/api/v1/devices", &cookie)).await.2), 1);
+    assert_eq!(
+        total(send(&app, get("/api/v1/devices", &cookie)).await.2),
+        1
+    );
+    f.shutdown().await;
+}
+
+#[tokio::test]
+async fn procurement_edits_inventory_fields_with_validation_and_audit() {
+    let (app, state) = app().await;
+    state
+        .users
+        .create("pam", "correct-horse", Role::Procurement, &Actor::system())
+        .await
+        .unwrap();
+    state
+        .users
+        .create("val", "correct-horse", Role::Viewer, &Actor::system())
+        .await
+        .unwrap();
+    let f = fleet(1, "").await;
+    let a = camfleet::onvif::adopt(
+        &transport(),
+        &system_clock(),
+        request(f.device_url(0), Some(admin())),
+    )
+    .await
+    .unwrap();
+    let (d, _) = state
+        .inventory
+        .record_adoption(&a, None, &[], None, None, &Actor::system())
+        .await
+        .unwrap();
+    let url = format!("/devices/{}/inventory", d.id);
+
+    let (_, viewer) = login(&app, "val", "correct-horse").await;
+    assert_eq!(
+        send(&app, get(&url, &viewer)).await.0,
+        StatusCode::FORBIDDEN
+    );
+
+    let (_, cookie) = login(&app, "pam", "correct-horse").await;
+    let (status, _, page) = send(&app, get(&url, &cookie)).await;
+    assert_eq!(status, StatusCode::OK);
+    let csrf = csrf_of(&page);
+    // Bad date and cost: refused, every bad field named, nothing stored.
+    let bad = format!("csrf={csrf}&name=Lobby&asset_tag=A-1&purchase_date=2026-02-30&cost=lots");
+    let (status, _, page) = send(&app, post_form(&url, &cookie, &bad)).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(page.contains("Nothing was saved"));
+    assert!(page.contains("a date as YYYY-MM-DD") && page.contains("an amount such as 1234.50"));
+    assert!(page.contains("value=\"Lobby\""), "what was typed is kept");
+    let stored = camfleet::db::entities::device::Entity::find_by_id(d.id)
+        .one(&state.db)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.asset_tag, "");
+    // Good values: stored, audited as before → after of what changed.
+    let good = format!(
+        "csrf={csrf}&name=Lobby&asset_tag=A-1&purchase_date=2026-01-15&cost=1234.5&warranty_end=2029-01-15&supplier=Acme+Ltd"
+    );
+    let (status, _, _) = send(&app, post_form(&url, &cookie, &good)).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let stored = camfleet::db::entities::device::Entity::find_by_id(d.id)
+        .one(&state.db)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.cost_cents, Some(123450));
+    assert_eq!(stored.warranty_end.unwrap().to_string(), "2029-01-15");
+    assert!(
+        stored.search_text.contains("a-1"),
+        "asset tag is searchable"
+    );
+    let entry = camfleet::db::entities::audit_log::Entity::find()
+        .all(&state.db)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|e| e.action == "device.inventory")
+        .unwrap();
+    assert_eq!(entry.actor, "pam");
+    let after = entry.after.unwrap();
+    assert_eq!(after["cost"], "1234.50");
+    assert!(
+        after.get("notes").is_none(),
+        "unchanged fields are not listed"
+    );
+    assert_eq!(entry.before.unwrap()["asset_tag"], "");
     f.shutdown().await;
 }

@@ -354,3 +354,282 @@ pub fn strip_userinfo(uri: &str) -> String {
         _ => uri.to_string(),
     }
 }
+
+/// The inventory fields procurement edits, as submitted (strings), with
+/// per-field validation.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+pub struct InventoryForm {
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub location: String,
+    #[serde(default)]
+    pub purchase_order: String,
+    #[serde(default)]
+    pub purchase_date: String,
+    #[serde(default)]
+    pub supplier: String,
+    /// Money as typed: `1234.50`.
+    #[serde(default)]
+    pub cost: String,
+    #[serde(default)]
+    pub warranty_end: String,
+    #[serde(default)]
+    pub end_of_life: String,
+    #[serde(default)]
+    pub asset_tag: String,
+    #[serde(default)]
+    pub notes: String,
+}
+
+/// Field name → what is wrong with it.
+pub type FieldErrors = std::collections::BTreeMap<&'static str, String>;
+
+struct Valid {
+    purchase_date: Option<chrono::NaiveDate>,
+    warranty_end: Option<chrono::NaiveDate>,
+    end_of_life: Option<chrono::NaiveDate>,
+    cost_cents: Option<i64>,
+}
+
+fn parse_date(field: &'static str, v: &str, errors: &mut FieldErrors) -> Option<chrono::NaiveDate> {
+    let v = v.trim();
+    if v.is_empty() {
+        return None;
+    }
+    match chrono::NaiveDate::parse_from_str(v, "%Y-%m-%d") {
+        Ok(d) => Some(d),
+        Err(_) => {
+            errors.insert(field, "a date as YYYY-MM-DD".into());
+            None
+        }
+    }
+}
+
+/// `1234`, `1234.5`, `1234.50` → cents; at most two decimals, not negative.
+pub fn parse_money(v: &str) -> Result<Option<i64>, String> {
+    let v = v.trim();
+    if v.is_empty() {
+        return Ok(None);
+    }
+    let (whole, frac) = v.split_once('.').unwrap_or((v, ""));
+    let digits = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_digit());
+    if !digits(whole) || frac.len() > 2 || (!frac.is_empty() && !digits(frac)) || whole.len() > 10 {
+        return Err("an amount such as 1234.50".into());
+    }
+    let cents = whole.parse::<i64>().map_err(|_| "too large".to_string())? * 100
+        + format!("{frac:0<2}").parse::<i64>().unwrap_or(0);
+    Ok(Some(cents))
+}
+
+impl InventoryForm {
+    fn validate(&self) -> Result<Valid, FieldErrors> {
+        let mut errors = FieldErrors::new();
+        for (field, value, max) in [
+            ("name", &self.name, 200),
+            ("location", &self.location, 500),
+            ("purchase_order", &self.purchase_order, 100),
+            ("supplier", &self.supplier, 200),
+            ("asset_tag", &self.asset_tag, 100),
+            ("notes", &self.notes, 4000),
+        ] {
+            if value.chars().count() > max {
+                errors.insert(field, format!("at most {max} characters"));
+            }
+        }
+        let purchase_date = parse_date("purchase_date", &self.purchase_date, &mut errors);
+        let warranty_end = parse_date("warranty_end", &self.warranty_end, &mut errors);
+        let end_of_life = parse_date("end_of_life", &self.end_of_life, &mut errors);
+        let cost_cents = match parse_money(&self.cost) {
+            Ok(c) => c,
+            Err(e) => {
+                errors.insert("cost", e);
+                None
+            }
+        };
+        if let (Some(p), Some(w)) = (purchase_date, warranty_end) {
+            if w < p {
+                errors.insert("warranty_end", "before the purchase date".into());
+            }
+        }
+        if errors.is_empty() {
+            Ok(Valid {
+                purchase_date,
+                warranty_end,
+                end_of_life,
+                cost_cents,
+            })
+        } else {
+            Err(errors)
+        }
+    }
+
+    /// The form as it shows a stored device.
+    pub fn from_device(d: &device::Model) -> Self {
+        let date = |d: Option<chrono::NaiveDate>| {
+            d.map(|d| d.format("%Y-%m-%d").to_string())
+                .unwrap_or_default()
+        };
+        Self {
+            name: d.name.clone(),
+            location: d.location.clone(),
+            purchase_order: d.purchase_order.clone(),
+            purchase_date: date(d.purchase_date),
+            supplier: d.supplier.clone(),
+            cost: d
+                .cost_cents
+                .map(|c| format!("{}.{:02}", c / 100, c % 100))
+                .unwrap_or_default(),
+            warranty_end: date(d.warranty_end),
+            end_of_life: date(d.end_of_life),
+            asset_tag: d.asset_tag.clone(),
+            notes: d.notes.clone(),
+        }
+    }
+}
+
+/// The outcome of an inventory edit.
+pub enum InventoryEdit {
+    Saved(device::Model),
+    /// Nothing was changed; these fields need fixing.
+    Invalid(FieldErrors),
+}
+
+impl Inventory {
+    /// Validate and store the inventory fields of a device; audited as
+    /// before → after of the fields that changed. Nothing is written when
+    /// any field is invalid.
+    pub async fn edit_inventory(
+        &self,
+        id: i32,
+        form: &InventoryForm,
+        actor: &Actor,
+    ) -> Result<InventoryEdit> {
+        let valid = match form.validate() {
+            Ok(v) => v,
+            Err(errors) => return Ok(InventoryEdit::Invalid(errors)),
+        };
+        let old = device::Entity::find_by_id(id)
+            .one(&self.db)
+            .await?
+            .ok_or_else(|| {
+                crate::error::Error::new(
+                    crate::error::ErrorKind::NotFound,
+                    format!("no device {id}"),
+                )
+            })?;
+        let before =
+            serde_json::to_value(InventoryForm::from_device(&old).as_json()).unwrap_or(json!({}));
+        let mut am = old.clone().into_active_model();
+        am.name = Set(form.name.trim().to_string());
+        am.location = Set(form.location.trim().to_string());
+        am.purchase_order = Set(form.purchase_order.trim().to_string());
+        am.purchase_date = Set(valid.purchase_date);
+        am.supplier = Set(form.supplier.trim().to_string());
+        am.cost_cents = Set(valid.cost_cents);
+        am.warranty_end = Set(valid.warranty_end);
+        am.end_of_life = Set(valid.end_of_life);
+        am.asset_tag = Set(form.asset_tag.trim().to_string());
+        am.notes = Set(form.notes.clone());
+        am.updated_at = Set(self.clock.now_utc());
+        am.search_text = Set(search_text(
+            form.name.trim(),
+            &old.model,
+            &old.manufacturer,
+            old.serial.as_deref(),
+            old.mac.as_deref(),
+            &old.hostname,
+            &old.device_url,
+            form.asset_tag.trim(),
+        ));
+        let txn = self.db.begin().await?;
+        let new = am.update(&txn).await?;
+        let after =
+            serde_json::to_value(InventoryForm::from_device(&new).as_json()).unwrap_or(json!({}));
+        let (b, a) = changed_fields(&before, &after);
+        if !a.as_object().is_some_and(|m| m.is_empty()) {
+            audit::record(
+                &txn,
+                actor,
+                self.clock.now_utc(),
+                Entry {
+                    action: "device.inventory",
+                    target_kind: "device",
+                    target_id: id.to_string(),
+                    before: Some(b),
+                    after: Some(a),
+                },
+            )
+            .await?;
+        }
+        txn.commit().await?;
+        self.bump();
+        Ok(InventoryEdit::Saved(new))
+    }
+}
+
+impl InventoryForm {
+    fn as_json(&self) -> serde_json::Value {
+        json!({
+            "name": self.name, "location": self.location, "purchase_order": self.purchase_order,
+            "purchase_date": self.purchase_date, "supplier": self.supplier, "cost": self.cost,
+            "warranty_end": self.warranty_end, "end_of_life": self.end_of_life,
+            "asset_tag": self.asset_tag, "notes": self.notes,
+        })
+    }
+}
+
+/// Only the keys whose values differ, as (before, after).
+fn changed_fields(
+    before: &serde_json::Value,
+    after: &serde_json::Value,
+) -> (serde_json::Value, serde_json::Value) {
+    let (mut b, mut a) = (serde_json::Map::new(), serde_json::Map::new());
+    if let (Some(bo), Some(ao)) = (before.as_object(), after.as_object()) {
+        for (k, av) in ao {
+            let bv = bo.get(k).cloned().unwrap_or(serde_json::Value::Null);
+            if &bv != av {
+                b.insert(k.clone(), bv);
+                a.insert(k.clone(), av.clone());
+            }
+        }
+    }
+    (serde_json::Value::Object(b), serde_json::Value::Object(a))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn money_parses_to_cents_or_says_why_not() {
+        assert_eq!(parse_money(""), Ok(None));
+        assert_eq!(parse_money("12"), Ok(Some(1200)));
+        assert_eq!(parse_money("12.5"), Ok(Some(1250)));
+        assert_eq!(parse_money("12.05"), Ok(Some(1205)));
+        for bad in ["-3", "12.345", "1e3", "12,50", "abc", ".5", "99999999999"] {
+            assert!(parse_money(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn validation_names_each_bad_field() {
+        let f = InventoryForm {
+            purchase_date: "2026-02-30".into(),
+            cost: "lots".into(),
+            warranty_end: "2025-01-01".into(),
+            ..Default::default()
+        };
+        let e = f.validate().err().unwrap();
+        assert!(e.contains_key("purchase_date") && e.contains_key("cost"));
+        let f = InventoryForm {
+            purchase_date: "2026-01-10".into(),
+            warranty_end: "2025-01-01".into(),
+            ..Default::default()
+        };
+        assert_eq!(
+            f.validate().err().unwrap()["warranty_end"],
+            "before the purchase date"
+        );
+    }
+}

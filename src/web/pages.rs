@@ -449,3 +449,76 @@ impl CountCache {
         map.insert(key, (generation, now, n));
     }
 }
+
+#[derive(Template, WebTemplate)]
+#[template(path = "inventory_form.html")]
+pub struct InventoryFormPage {
+    pub me: CurrentUser,
+    pub d: device::Model,
+    pub f: crate::fleet::inventory::InventoryForm,
+    pub errors: crate::fleet::inventory::FieldErrors,
+}
+
+impl InventoryFormPage {
+    /// The error for a field, or empty (templates show it next to the input).
+    pub fn err(&self, field: &str) -> &str {
+        self.errors.get(field).map(String::as_str).unwrap_or("")
+    }
+}
+
+async fn device_or_404(state: &State, id: i32) -> Result<device::Model, WebError> {
+    device::Entity::find_by_id(id)
+        .one(&state.db)
+        .await?
+        .ok_or_else(|| WebError(Error::new(ErrorKind::NotFound, format!("no device {id}"))))
+}
+
+pub async fn inventory_form(
+    AxState(state): AxState<State>,
+    Extension(me): Extension<CurrentUser>,
+    Path(id): Path<i32>,
+) -> Result<Response, WebError> {
+    me.require(me.role.can_edit_inventory())?;
+    let d = device_or_404(&state, id).await?;
+    let f = crate::fleet::inventory::InventoryForm::from_device(&d);
+    Ok(InventoryFormPage {
+        me,
+        d,
+        f,
+        errors: Default::default(),
+    }
+    .into_response())
+}
+
+#[derive(serde::Deserialize)]
+pub struct InventorySubmit {
+    csrf: String,
+    #[serde(flatten)]
+    form: crate::fleet::inventory::InventoryForm,
+}
+
+pub async fn inventory_save(
+    AxState(state): AxState<State>,
+    Extension(me): Extension<CurrentUser>,
+    Path(id): Path<i32>,
+    axum::extract::Form(s): axum::extract::Form<InventorySubmit>,
+) -> Result<Response, WebError> {
+    me.check_csrf(&s.csrf)?;
+    me.require(me.role.can_edit_inventory())?;
+    let actor = crate::fleet::audit::Actor::user(&me.user.username);
+    match state.inventory.edit_inventory(id, &s.form, &actor).await? {
+        crate::fleet::inventory::InventoryEdit::Saved(_) => {
+            Ok(axum::response::Redirect::to(&format!("/devices/{id}")).into_response())
+        }
+        crate::fleet::inventory::InventoryEdit::Invalid(errors) => {
+            let d = device_or_404(&state, id).await?;
+            let page = InventoryFormPage {
+                me,
+                d,
+                f: s.form,
+                errors,
+            };
+            Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response())
+        }
+    }
+}
