@@ -447,10 +447,10 @@ impl InventoryForm {
                 None
             }
         };
-        if let (Some(p), Some(w)) = (purchase_date, warranty_end) {
-            if w < p {
-                errors.insert("warranty_end", "before the purchase date".into());
-            }
+        if let (Some(p), Some(w)) = (purchase_date, warranty_end)
+            && w < p
+        {
+            errors.insert("warranty_end", "before the purchase date".into());
         }
         if errors.is_empty() {
             Ok(Valid {
@@ -490,7 +490,7 @@ impl InventoryForm {
 
 /// The outcome of an inventory edit.
 pub enum InventoryEdit {
-    Saved(device::Model),
+    Saved(Box<device::Model>),
     /// Nothing was changed; these fields need fixing.
     Invalid(FieldErrors),
 }
@@ -564,7 +564,7 @@ impl Inventory {
         }
         txn.commit().await?;
         self.bump();
-        Ok(InventoryEdit::Saved(new))
+        Ok(InventoryEdit::Saved(Box::new(new)))
     }
 }
 
