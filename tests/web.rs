@@ -583,3 +583,62 @@ async fn procurement_edits_inventory_fields_with_validation_and_audit() {
     assert_eq!(entry.before.unwrap()["asset_tag"], "");
     f.shutdown().await;
 }
+
+#[tokio::test]
+async fn inventory_csv_is_quoted_and_defused() {
+    let (app, state) = app().await;
+    state
+        .users
+        .create("pam", "correct-horse", Role::Procurement, &Actor::system())
+        .await
+        .unwrap();
+    let f = fleet(1, "").await;
+    let a = camfleet::onvif::adopt(
+        &transport(),
+        &system_clock(),
+        request(f.device_url(0), Some(admin())),
+    )
+    .await
+    .unwrap();
+    let (d, _) = state
+        .inventory
+        .record_adoption(&a, None, &[], None, None, &Actor::system())
+        .await
+        .unwrap();
+    let form = camfleet::fleet::inventory::InventoryForm {
+        name: "=HYPERLINK(\"http://evil\")".into(),
+        notes: "line one\nline \"two\", with comma".into(),
+        ..Default::default()
+    };
+    state
+        .inventory
+        .edit_inventory(d.id, &form, &Actor::user("pam"))
+        .await
+        .unwrap();
+    let (_, cookie) = login(&app, "pam", "correct-horse").await;
+    let (status, h, csv) = send(&app, get("/inventory.csv", &cookie)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        h[header::CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .starts_with("text/csv")
+    );
+    assert!(
+        h[header::CONTENT_DISPOSITION]
+            .to_str()
+            .unwrap()
+            .contains("attachment")
+    );
+    let mut lines = csv.split("\r\n");
+    assert!(lines.next().unwrap().starts_with("id,name,manufacturer"));
+    assert!(
+        csv.contains("\"'=HYPERLINK(\"\"http://evil\"\")\""),
+        "{csv}"
+    );
+    assert!(
+        csv.contains("\"line one\nline \"\"two\"\", with comma\""),
+        "{csv}"
+    );
+    f.shutdown().await;
+}

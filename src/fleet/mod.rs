@@ -2,6 +2,7 @@
 //! (`onvif`, `discovery`) with the database; the web layer calls them.
 
 pub mod audit;
+pub mod csv;
 pub mod discovery;
 pub mod inventory;
 pub mod sessions;

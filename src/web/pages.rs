@@ -522,3 +522,88 @@ pub async fn inventory_save(
         }
     }
 }
+
+/// The inventory as CSV (every device, inventory columns). Filters as on
+/// the device list apply.
+pub async fn inventory_csv(
+    AxState(state): AxState<State>,
+    Extension(_me): Extension<CurrentUser>,
+    Query(q): Query<DeviceQuery>,
+) -> Result<Response, WebError> {
+    use crate::fleet::csv::row;
+    let mut query = device::Entity::find();
+    for (value, col) in [
+        (&q.status, device::Column::Status),
+        (&q.model, device::Column::Model),
+        (&q.firmware, device::Column::Firmware),
+        (&q.manufacturer, device::Column::Manufacturer),
+    ] {
+        if !value.is_empty() {
+            query = query.filter(col.eq(value.as_str()));
+        }
+    }
+    let devices = query
+        .order_by_asc(device::Column::Id)
+        .all(&state.db)
+        .await?;
+    let date = |d: Option<chrono::NaiveDate>| d.map(|d| d.to_string()).unwrap_or_default();
+    let mut out = row([
+        "id",
+        "name",
+        "manufacturer",
+        "model",
+        "serial",
+        "mac",
+        "firmware",
+        "status",
+        "location",
+        "asset_tag",
+        "purchase_order",
+        "purchase_date",
+        "supplier",
+        "cost",
+        "warranty_end",
+        "end_of_life",
+        "notes",
+    ]);
+    for d in &devices {
+        let cost = d
+            .cost_cents
+            .map(|c| format!("{}.{:02}", c / 100, c % 100))
+            .unwrap_or_default();
+        out.push_str(&row([
+            d.id.to_string().as_str(),
+            &d.name,
+            &d.manufacturer,
+            &d.model,
+            d.serial.as_deref().unwrap_or(""),
+            d.mac.as_deref().unwrap_or(""),
+            &d.firmware,
+            &d.status,
+            &d.location,
+            &d.asset_tag,
+            &d.purchase_order,
+            &date(d.purchase_date),
+            &d.supplier,
+            &cost,
+            &date(d.warranty_end),
+            &date(d.end_of_life),
+            &d.notes,
+        ]));
+    }
+    let filename = format!(
+        "camfleet-inventory-{}.csv",
+        state.clock.now_utc().format("%Y%m%d")
+    );
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{filename}\""),
+            ),
+        ],
+        out,
+    )
+        .into_response())
+}
