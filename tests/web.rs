@@ -90,6 +90,28 @@ fn set_cookie_value(h: &axum::http::HeaderMap, name: &str) -> Option<String> {
         })
 }
 
+/// Adopt simulated camera `i` and record it in the inventory, as an
+/// adoption from discovery would.
+async fn adopt_into(
+    state: &AppState,
+    f: &camfleet::sim::Fleet,
+    i: usize,
+) -> camfleet::db::entities::device::Model {
+    let a = camfleet::onvif::adopt(
+        &transport(),
+        &system_clock(),
+        request(f.device_url(i), Some(admin())),
+    )
+    .await
+    .unwrap();
+    state
+        .inventory
+        .record_adoption(&a, None, &[], Some(&admin()), None, &Actor::system())
+        .await
+        .unwrap()
+        .0
+}
+
 /// Log in through the real form; returns the session cookie header value.
 async fn login(app: &axum::Router, user: &str, pw: &str) -> (StatusCode, String) {
     let (_, h, _) = send(app, get("/login", "")).await;
@@ -252,18 +274,7 @@ async fn device_list_page_and_api_show_adopted_cameras() {
         .unwrap();
     let f = fleet(3, "").await;
     for i in 0..3 {
-        let a = camfleet::onvif::adopt(
-            &transport(),
-            &system_clock(),
-            request(f.device_url(i), Some(admin())),
-        )
-        .await
-        .unwrap();
-        state
-            .inventory
-            .record_adoption(&a, None, &[], Some(&admin()), None, &Actor::system())
-            .await
-            .unwrap();
+        adopt_into(&state, &f, i).await;
     }
     let (_, cookie) = login(&app, "viewer", "correct-horse").await;
     let (status, _, page) = send(&app, get("/devices", &cookie)).await;
@@ -478,18 +489,7 @@ async fn cached_device_count_follows_adoptions() {
         0
     );
     let f = fleet(1, "").await;
-    let a = camfleet::onvif::adopt(
-        &transport(),
-        &system_clock(),
-        request(f.device_url(0), Some(admin())),
-    )
-    .await
-    .unwrap();
-    state
-        .inventory
-        .record_adoption(&a, None, &[], None, None, &Actor::system())
-        .await
-        .unwrap();
+    adopt_into(&state, &f, 0).await;
     // The count was cached at 0 a moment ago; the write invalidates it.
     assert_eq!(
         total(send(&app, get("/api/v1/devices", &cookie)).await.2),
@@ -512,18 +512,7 @@ async fn procurement_edits_inventory_fields_with_validation_and_audit() {
         .await
         .unwrap();
     let f = fleet(1, "").await;
-    let a = camfleet::onvif::adopt(
-        &transport(),
-        &system_clock(),
-        request(f.device_url(0), Some(admin())),
-    )
-    .await
-    .unwrap();
-    let (d, _) = state
-        .inventory
-        .record_adoption(&a, None, &[], None, None, &Actor::system())
-        .await
-        .unwrap();
+    let d = adopt_into(&state, &f, 0).await;
     let url = format!("/devices/{}/inventory", d.id);
 
     let (_, viewer) = login(&app, "val", "correct-horse").await;
@@ -593,18 +582,7 @@ async fn inventory_csv_is_quoted_and_defused() {
         .await
         .unwrap();
     let f = fleet(1, "").await;
-    let a = camfleet::onvif::adopt(
-        &transport(),
-        &system_clock(),
-        request(f.device_url(0), Some(admin())),
-    )
-    .await
-    .unwrap();
-    let (d, _) = state
-        .inventory
-        .record_adoption(&a, None, &[], None, None, &Actor::system())
-        .await
-        .unwrap();
+    let d = adopt_into(&state, &f, 0).await;
     let form = camfleet::fleet::inventory::InventoryForm {
         name: "=HYPERLINK(\"http://evil\")".into(),
         notes: "line one\nline \"two\", with comma".into(),

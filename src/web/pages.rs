@@ -97,6 +97,22 @@ pub struct DeviceQuery {
 
 pub const MAX_PER_PAGE: u64 = 500;
 
+/// The list's exact-match filters (status, model, firmware, manufacturer),
+/// shared by the page, the API and the CSV export.
+fn exact_filters(q: &DeviceQuery, mut cond: Condition) -> Condition {
+    for (value, col) in [
+        (&q.status, device::Column::Status),
+        (&q.model, device::Column::Model),
+        (&q.firmware, device::Column::Firmware),
+        (&q.manufacturer, device::Column::Manufacturer),
+    ] {
+        if !value.is_empty() {
+            cond = cond.add(col.eq(value.as_str()));
+        }
+    }
+    cond
+}
+
 /// What the device list shows of a device: the list loads only these
 /// columns (no JSON or inventory fields), which is most of its speed.
 #[derive(Debug, Clone, sea_orm::FromQueryResult, serde::Serialize)]
@@ -147,16 +163,7 @@ pub async fn list_devices(state: &State, q: &DeviceQuery) -> Result<DeviceList, 
                 .like(LikeExpr::new(pattern.as_str()).escape('\\')),
         );
     }
-    for (value, col) in [
-        (&q.status, device::Column::Status),
-        (&q.model, device::Column::Model),
-        (&q.firmware, device::Column::Firmware),
-        (&q.manufacturer, device::Column::Manufacturer),
-    ] {
-        if !value.is_empty() {
-            cond = cond.add(col.eq(value.as_str()));
-        }
-    }
+    cond = exact_filters(q, cond);
     let sort = match q.sort.as_str() {
         "model" => device::Column::Model,
         "firmware" => device::Column::Firmware,
@@ -531,17 +538,7 @@ pub async fn inventory_csv(
     Query(q): Query<DeviceQuery>,
 ) -> Result<Response, WebError> {
     use crate::fleet::csv::row;
-    let mut query = device::Entity::find();
-    for (value, col) in [
-        (&q.status, device::Column::Status),
-        (&q.model, device::Column::Model),
-        (&q.firmware, device::Column::Firmware),
-        (&q.manufacturer, device::Column::Manufacturer),
-    ] {
-        if !value.is_empty() {
-            query = query.filter(col.eq(value.as_str()));
-        }
-    }
+    let query = device::Entity::find().filter(exact_filters(&q, Condition::all()));
     let devices = query
         .order_by_asc(device::Column::Id)
         .all(&state.db)
