@@ -11,14 +11,14 @@
 use std::future::Future;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::{self, Connection, SendRequest};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 use url::Url;
 
-use super::transport::{HttpReply, Transport, TransportError};
+use super::transport::{BodyBuf, HttpReply, Transport, TransportError, error_chain};
 
 type Io = TokioIo<TcpStream>;
 
@@ -247,9 +247,7 @@ async fn exchange(
     {
         return Err(Failure::After(TransportError::TooLarge(max)));
     }
-    let mut first: Option<Bytes> = None;
-    let mut buf = BytesMut::new();
-    let mut len = 0usize;
+    let mut buf = BodyBuf::new(max);
     loop {
         let frame = tokio::select! {
             biased;
@@ -261,38 +259,18 @@ async fn exchange(
         let Ok(chunk) = frame.into_data() else {
             continue;
         };
-        len += chunk.len();
-        if len > max {
-            return Err(Failure::After(TransportError::TooLarge(max)));
-        }
-        // Most answers arrive in one chunk: keep it; copy only pieces.
-        match first.take() {
-            None if buf.is_empty() => first = Some(chunk),
-            None => buf.extend_from_slice(&chunk),
-            Some(f) => {
-                buf.reserve(f.len() + chunk.len());
-                buf.extend_from_slice(&f);
-                buf.extend_from_slice(&chunk);
-            }
-        }
+        buf.push(chunk).map_err(Failure::After)?;
     }
     Ok(Exchanged {
         reply: HttpReply {
             status,
             headers: std::mem::take(&mut parts.headers),
-            body: first.unwrap_or_else(|| buf.freeze()),
+            body: buf.finish(),
         },
         close: close || conn_done,
     })
 }
 
 fn describe(e: &hyper::Error) -> String {
-    let mut msg = e.to_string();
-    let mut src = std::error::Error::source(e);
-    while let Some(s) = src {
-        msg.push_str(": ");
-        msg.push_str(&s.to_string());
-        src = s.source();
-    }
-    msg
+    error_chain(e)
 }

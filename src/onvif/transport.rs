@@ -169,28 +169,11 @@ impl Transport {
         let headers = std::mem::take(resp.headers_mut());
         // Most answers arrive in one chunk: keep it as is; copy only when
         // a body comes in pieces.
-        let mut first: Option<Bytes> = None;
-        let mut buf = BytesMut::new();
-        let mut len = 0usize;
+        let mut body = BodyBuf::new(max);
         while let Some(chunk) = resp.chunk().await.map_err(describe)? {
-            len += chunk.len();
-            if len > max {
-                return Err(TransportError::TooLarge(max));
-            }
-            match first.take() {
-                None if buf.is_empty() => first = Some(chunk),
-                None => buf.extend_from_slice(&chunk),
-                Some(f) => {
-                    buf.reserve(f.len() + chunk.len());
-                    buf.extend_from_slice(&f);
-                    buf.extend_from_slice(&chunk);
-                }
-            }
+            body.push(chunk)?;
         }
-        let body = match first {
-            Some(f) => f,
-            None => buf.freeze(),
-        };
+        let body = body.finish();
         Ok(HttpReply {
             status,
             headers,
@@ -204,12 +187,58 @@ fn describe(e: reqwest::Error) -> TransportError {
     if e.is_timeout() {
         return TransportError::Timeout(Duration::ZERO);
     }
+    TransportError::Io(error_chain(&e))
+}
+
+/// An error and its sources, `: `-separated.
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
     let mut msg = e.to_string();
-    let mut src = std::error::Error::source(&e);
+    let mut src = e.source();
     while let Some(s) = src {
         msg.push_str(": ");
         msg.push_str(&s.to_string());
         src = s.source();
     }
-    TransportError::Io(msg)
+    msg
+}
+
+/// A response body read chunk by chunk under a size cap. Most answers
+/// arrive in one chunk, which is kept as is; pieces are copied together.
+pub(crate) struct BodyBuf {
+    first: Option<Bytes>,
+    buf: BytesMut,
+    len: usize,
+    max: usize,
+}
+
+impl BodyBuf {
+    pub(crate) fn new(max: usize) -> Self {
+        Self {
+            first: None,
+            buf: BytesMut::new(),
+            len: 0,
+            max,
+        }
+    }
+
+    pub(crate) fn push(&mut self, chunk: Bytes) -> Result<(), TransportError> {
+        self.len += chunk.len();
+        if self.len > self.max {
+            return Err(TransportError::TooLarge(self.max));
+        }
+        match self.first.take() {
+            None if self.buf.is_empty() => self.first = Some(chunk),
+            None => self.buf.extend_from_slice(&chunk),
+            Some(f) => {
+                self.buf.reserve(f.len() + chunk.len());
+                self.buf.extend_from_slice(&f);
+                self.buf.extend_from_slice(&chunk);
+            }
+        }
+        Ok(())
+    }
+
+    pub(crate) fn finish(self) -> Bytes {
+        self.first.unwrap_or_else(|| self.buf.freeze())
+    }
 }
