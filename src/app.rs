@@ -6,9 +6,6 @@ use std::sync::Arc;
 
 use crate::clock::{SharedClock, SystemClock};
 use crate::error::{Error, ErrorKind, Result};
-use crate::fleet::inventory::Inventory;
-use crate::fleet::sessions::Sessions;
-use crate::fleet::users::Users;
 use crate::secrets::SecretBox;
 use crate::web::AppState;
 
@@ -49,20 +46,17 @@ pub async fn build_with_clock(cfg: &AppConfig, clock: SharedClock) -> Result<Arc
         .unwrap_or_else(|| crate::db::sqlite_url(&cfg.data_dir));
     let db = crate::db::connect(&url).await?;
     let secrets = Arc::new(SecretBox::load_or_create(&cfg.data_dir)?);
-    Ok(Arc::new(AppState {
-        users: Users::new(db.clone(), clock.clone()),
-        sessions: Sessions::new(db.clone(), clock.clone()),
-        inventory: Inventory::new(db.clone(), secrets, clock.clone()),
-        discovery: crate::fleet::discovery::DiscoveryService::new(
-            cfg.discovery.clone(),
-            crate::onvif::Transport::new(crate::onvif::TransportConfig::default())
-                .map_err(|e| Error::new(ErrorKind::Internal, e.to_string()))?,
-            clock.clone(),
-        ),
+    let discovery = crate::fleet::discovery::DiscoveryService::new(
+        cfg.discovery.clone(),
+        crate::onvif::Transport::new(crate::onvif::TransportConfig::default())
+            .map_err(|e| Error::new(ErrorKind::Internal, e.to_string()))?,
+        clock.clone(),
+    );
+    Ok(Arc::new(AppState::new(
         db,
+        secrets,
         clock,
-        secure_cookies: cfg.secure_cookies,
-        auth_cache: Default::default(),
-        count_cache: Default::default(),
-    }))
+        discovery,
+        cfg.secure_cookies,
+    )))
 }

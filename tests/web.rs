@@ -10,9 +10,7 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use camfleet::fleet::audit::Actor;
 use camfleet::fleet::discovery::{DiscoveryConfig, DiscoveryService};
-use camfleet::fleet::inventory::Inventory;
-use camfleet::fleet::sessions::Sessions;
-use camfleet::fleet::users::{Role, Users};
+use camfleet::fleet::users::Role;
 use camfleet::secrets::SecretBox;
 use camfleet::web::{self, Access, AppState, ROUTES};
 use common::*;
@@ -36,21 +34,13 @@ async fn app_with_wsd_port(port: u16) -> (axum::Router, Arc<AppState>) {
         transport(),
         clock.clone(),
     );
-    let state = Arc::new(AppState {
-        discovery,
-        users: Users::new(db.clone(), clock.clone()),
-        sessions: Sessions::new(db.clone(), clock.clone()),
-        inventory: Inventory::new(
-            db.clone(),
-            Arc::new(SecretBox::from_key(1, &[3u8; 32])),
-            clock.clone(),
-        ),
+    let state = Arc::new(AppState::new(
         db,
+        Arc::new(SecretBox::from_key(1, &[3u8; 32])),
         clock,
-        secure_cookies: false,
-        auth_cache: Default::default(),
-        count_cache: Default::default(),
-    });
+        discovery,
+        false,
+    ));
     (web::router(state.clone()), state)
 }
 
@@ -124,6 +114,21 @@ async fn login(app: &axum::Router, user: &str, pw: &str) -> (StatusCode, String)
     .await;
     let session = set_cookie_value(&h, "camfleet_session").unwrap_or_default();
     (status, format!("camfleet_session={session}"))
+}
+
+/// Follow a run's live progress (SSE) to its end; returns the event text.
+/// The stream ends when the background work does, so no waiting by time.
+async fn follow(app: &axum::Router, run_url: &str, cookie: &str) -> String {
+    let (status, h, body) = send(app, get(&format!("{run_url}/events"), cookie)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        h[header::CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .starts_with("text/event-stream")
+    );
+    assert!(body.contains("event: end"), "{body}");
+    body
 }
 
 fn csrf_of(page: &str) -> String {
@@ -347,6 +352,8 @@ async fn technician_discovers_and_adopts_and_sees_failures_per_device() {
     .await;
     assert_eq!(status, StatusCode::SEE_OTHER);
     let run_url = h[header::LOCATION].to_str().unwrap().to_string();
+    let events = follow(&app, &run_url, &cookie).await;
+    assert!(events.contains("3 found"), "{events}");
     let (_, _, page) = send(&app, get(&run_url, &cookie)).await;
     assert_eq!(
         page.matches("name=\"result\"").count(),
@@ -370,32 +377,44 @@ async fn technician_discovers_and_adopts_and_sees_failures_per_device() {
     .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(page.contains("User name:"));
-    // Wrong password: every device says where it failed; nothing is adopted.
-    let (_, _, page) = send(
+    // Wrong common password, but the first row has its own right ones:
+    // two devices say where they failed, one is adopted.
+    let first = &ids[0];
+    let (status, _, _) = send(
         &app,
         post_form(
             &format!("{run_url}/adopt"),
             &cookie,
-            &format!("csrf={csrf}{selection}&username=admin&password=wrong"),
+            &format!(
+                "csrf={csrf}{selection}&username=admin&password=wrong&username_{first}=admin&password_{first}=admin"
+            ),
         ),
     )
     .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let events = follow(&app, &run_url, &cookie).await;
+    assert!(events.contains("1 adopted, 2 failed"), "{events}");
+    let (_, _, page) = send(&app, get(&run_url, &cookie)).await;
     assert_eq!(
         page.matches("failed at step identity: unauthorized")
             .count(),
-        3,
+        2,
         "{page}"
     );
-    // Right password: adopted.
-    let (_, _, page) = send(
+    assert_eq!(page.matches(">adopted</a>").count(), 1, "{page}");
+    // The rest with the right password.
+    let rest: String = ids[1..].iter().map(|i| format!("&result={i}")).collect();
+    send(
         &app,
         post_form(
             &format!("{run_url}/adopt"),
             &cookie,
-            &format!("csrf={csrf}{selection}&username=admin&password=admin"),
+            &format!("csrf={csrf}{rest}&username=admin&password=admin"),
         ),
     )
     .await;
+    follow(&app, &run_url, &cookie).await;
+    let (_, _, page) = send(&app, get(&run_url, &cookie)).await;
     assert_eq!(page.matches(">adopted</a>").count(), 3, "{page}");
     // The run itself now lists them as managed, with nothing left to select.
     assert_eq!(page.matches(">managed</a>").count(), 3, "{page}");
@@ -415,7 +434,9 @@ async fn technician_discovers_and_adopts_and_sees_failures_per_device() {
         ),
     )
     .await;
-    let (_, _, page) = send(&app, get(h[header::LOCATION].to_str().unwrap(), &cookie)).await;
+    let second = h[header::LOCATION].to_str().unwrap().to_string();
+    follow(&app, &second, &cookie).await;
+    let (_, _, page) = send(&app, get(&second, &cookie)).await;
     assert_eq!(page.matches(">managed</a>").count(), 3, "{page}");
     f.shutdown().await;
 }
@@ -590,7 +611,12 @@ async fn inventory_csv_is_quoted_and_defused() {
     };
     state
         .inventory
-        .edit_inventory(d.id, &form, &Actor::user("pam"))
+        .edit_inventory(
+            d.id,
+            &form,
+            &camfleet::fleet::access::Scope::All,
+            &Actor::user("pam"),
+        )
         .await
         .unwrap();
     let (_, cookie) = login(&app, "pam", "correct-horse").await;
@@ -609,7 +635,12 @@ async fn inventory_csv_is_quoted_and_defused() {
             .contains("attachment")
     );
     let mut lines = csv.split("\r\n");
-    assert!(lines.next().unwrap().starts_with("id,name,manufacturer"));
+    assert!(
+        lines
+            .next()
+            .unwrap()
+            .starts_with("id,name,site,manufacturer")
+    );
     assert!(
         csv.contains("\"'=HYPERLINK(\"\"http://evil\"\")\""),
         "{csv}"
@@ -619,4 +650,530 @@ async fn inventory_csv_is_quoted_and_defused() {
         "{csv}"
     );
     f.shutdown().await;
+}
+
+/// A multipart body with the CSRF token and one file.
+fn multipart(path: &str, cookie: &str, csrf: &str, file: &str) -> Request<Body> {
+    let b = "----camfleetboundary";
+    let body = format!(
+        "--{b}\r\nContent-Disposition: form-data; name=\"csrf\"\r\n\r\n{csrf}\r\n--{b}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"inv.csv\"\r\nContent-Type: text/csv\r\n\r\n{file}\r\n--{b}--\r\n"
+    );
+    Request::post(path)
+        .header(header::COOKIE, cookie)
+        .header(
+            header::CONTENT_TYPE,
+            format!("multipart/form-data; boundary={b}"),
+        )
+        .body(Body::from(body))
+        .unwrap()
+}
+
+fn form_value(page: &str, name: &str) -> String {
+    let start = page
+        .find(&format!("name=\"{name}\" hidden>"))
+        .unwrap_or_else(|| panic!("no {name} field"))
+        + format!("name=\"{name}\" hidden>").len();
+    let end = page[start..].find("</textarea>").unwrap() + start;
+    // askama escaped it; undo the few escapes our CSV can contain.
+    page[start..end]
+        .replace("&#34;", "\"")
+        .replace("&#39;", "'")
+        .replace("&quot;", "\"")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&#38;", "&")
+        .replace("&amp;", "&")
+}
+
+async fn make_site(state: &AppState, name: &str) -> i32 {
+    state
+        .sites
+        .create(name, "", &Actor::system())
+        .await
+        .unwrap()
+        .id
+}
+
+async fn put_in_site(state: &AppState, device: i32, site: &str) {
+    let d = state
+        .inventory
+        .get_scoped(device, &camfleet::fleet::access::Scope::All)
+        .await
+        .unwrap()
+        .unwrap();
+    let mut form = camfleet::fleet::inventory::InventoryForm::from_device(&d, "");
+    form.site = site.into();
+    assert!(matches!(
+        state
+            .inventory
+            .edit_inventory(
+                device,
+                &form,
+                &camfleet::fleet::access::Scope::All,
+                &Actor::system()
+            )
+            .await
+            .unwrap(),
+        camfleet::fleet::inventory::InventoryEdit::Saved(_)
+    ));
+}
+
+#[tokio::test]
+async fn a_user_limited_to_a_site_sees_and_touches_only_that_site() {
+    let (app, state) = app().await;
+    let f = fleet(3, "").await;
+    let north_dev = adopt_into(&state, &f, 0).await.id;
+    let south_dev = adopt_into(&state, &f, 1).await.id;
+    let loose_dev = adopt_into(&state, &f, 2).await.id;
+    let north = make_site(&state, "North").await;
+    let south = make_site(&state, "South").await;
+    put_in_site(&state, north_dev, "North").await;
+    put_in_site(&state, south_dev, "South").await;
+    let nora = state
+        .users
+        .create("nora", "correct-horse", Role::Technician, &Actor::system())
+        .await
+        .unwrap();
+    state
+        .users
+        .update(
+            nora.id,
+            Role::Technician,
+            false,
+            &[north],
+            0,
+            &Actor::system(),
+        )
+        .await
+        .unwrap();
+    let (_, cookie) = login(&app, "nora", "correct-horse").await;
+    let (_, _, json) = send(&app, get("/api/v1/devices", &cookie)).await;
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(v["total"], 1, "{json}");
+    assert_eq!(v["devices"][0]["id"], north_dev);
+    let (_, _, page) = send(&app, get("/devices", &cookie)).await;
+    assert!(page.contains(&format!("/devices/{north_dev}\"")));
+    assert!(!page.contains(&format!("/devices/{south_dev}\"")));
+    // Another site's device, or one with no site, does not exist for her.
+    for id in [south_dev, loose_dev] {
+        for path in [
+            format!("/devices/{id}"),
+            format!("/api/v1/devices/{id}"),
+            format!("/devices/{id}/inventory"),
+            format!("/devices/{id}/snapshot"),
+        ] {
+            let (status, _, _) = send(&app, get(&path, &cookie)).await;
+            assert_eq!(status, StatusCode::NOT_FOUND, "{path}");
+        }
+    }
+    let (_, _, csv) = send(&app, get("/inventory.csv", &cookie)).await;
+    assert_eq!(csv.trim_end().lines().count(), 2, "{csv}");
+    let (_, _, json) = send(&app, get("/api/v1/sites", &cookie)).await;
+    assert!(json.contains("North") && !json.contains("South"), "{json}");
+    // She cannot move her device to a site that is not hers.
+    let (_, _, page) = send(
+        &app,
+        get(&format!("/devices/{north_dev}/inventory"), &cookie),
+    )
+    .await;
+    let csrf = csrf_of(&page);
+    let (status, _, page) = send(
+        &app,
+        post_form(
+            &format!("/devices/{north_dev}/inventory"),
+            &cookie,
+            &format!("csrf={csrf}&name=x&site=South"),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(page.contains("outside the sites you may manage"), "{page}");
+    // Bulk actions skip what she cannot see.
+    let (_, _, page) = send(
+        &app,
+        post_form(
+            "/devices/bulk",
+            &cookie,
+            &format!("csrf={csrf}&device={south_dev}&action=site&site={north}"),
+        ),
+    )
+    .await;
+    assert!(page.contains("Moved 0 of 0"), "{page}");
+    let d = state
+        .inventory
+        .get_scoped(south_dev, &camfleet::fleet::access::Scope::All)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(d.site_id, Some(south));
+    // The dashboard counts only her site.
+    let (_, _, page) = send(&app, get("/", &cookie)).await;
+    assert!(page.contains("North") && !page.contains("South"), "{page}");
+    f.shutdown().await;
+}
+
+#[tokio::test]
+async fn role_by_route_matrix() {
+    let (app, state) = app().await;
+    let mut cookies = Vec::new();
+    for role in Role::ALL {
+        let name = format!("u-{}", role.as_str());
+        state
+            .users
+            .create(&name, "correct-horse", role, &Actor::system())
+            .await
+            .unwrap();
+        cookies.push((role, login(&app, &name, "correct-horse").await.1));
+    }
+    // (method, path, form, roles allowed). A refused role gets 403.
+    let matrix: &[(&str, &str, &str, &[Role])] = &[
+        ("GET", "/users", "", &[Role::Admin]),
+        ("GET", "/sites", "", &[Role::Admin]),
+        ("GET", "/audit", "", &[Role::Admin]),
+        ("POST", "/sites", "name=Depot", &[Role::Admin]),
+        (
+            "POST",
+            "/users",
+            "username=zed&password=correct-horse&role=viewer",
+            &[Role::Admin],
+        ),
+        (
+            "POST",
+            "/discovery",
+            "kind=unicast&target=",
+            &[Role::Admin, Role::Technician],
+        ),
+        (
+            "GET",
+            "/inventory/import",
+            "",
+            &[Role::Admin, Role::Technician, Role::Procurement],
+        ),
+        ("GET", "/devices", "", &Role::ALL),
+        ("GET", "/inventory", "", &Role::ALL),
+        ("GET", "/account", "", &Role::ALL),
+        ("GET", "/api/v1/devices", "", &Role::ALL),
+    ];
+    for (method, path, form, allowed) in matrix {
+        for (role, cookie) in &cookies {
+            let (_, _, page) = send(&app, get("/account", cookie)).await;
+            let csrf = csrf_of(&page);
+            let req = if *method == "GET" {
+                get(path, cookie)
+            } else {
+                post_form(path, cookie, &format!("csrf={csrf}&{form}"))
+            };
+            let (status, _, body) = send(&app, req).await;
+            if allowed.contains(role) {
+                assert_ne!(
+                    status,
+                    StatusCode::FORBIDDEN,
+                    "{role:?} {method} {path}: {body}"
+                );
+            } else {
+                assert_eq!(status, StatusCode::FORBIDDEN, "{role:?} {method} {path}");
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn csv_import_round_trips_shows_a_dry_run_and_never_half_applies() {
+    let (app, state) = app().await;
+    state
+        .users
+        .create("pam", "correct-horse", Role::Procurement, &Actor::system())
+        .await
+        .unwrap();
+    let f = fleet(2, "").await;
+    let a = adopt_into(&state, &f, 0).await;
+    let b = adopt_into(&state, &f, 1).await;
+    make_site(&state, "North").await;
+    let (_, cookie) = login(&app, "pam", "correct-horse").await;
+    let (_, _, page) = send(&app, get("/inventory/import", &cookie)).await;
+    let csrf = csrf_of(&page);
+    // Round trip: our own export changes nothing.
+    let (_, _, export) = send(&app, get("/inventory.csv", &cookie)).await;
+    let (status, _, page) = send(
+        &app,
+        multipart("/inventory/import", &cookie, &csrf, &export),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert!(
+        page.contains("<b>0</b> change a device, 2 change nothing"),
+        "{page}"
+    );
+    // A real change: shown as before → after, not written by the dry run.
+    let file = format!(
+        "id,site,warranty_end,cost,notes\r\n{},North,2027-03-31,199.90,\"=cmd|' /C calc'!A0\"\r\n",
+        a.id
+    );
+    let (_, _, page) = send(&app, multipart("/inventory/import", &cookie, &csrf, &file)).await;
+    assert!(page.contains("<b>1</b> change a device"), "{page}");
+    assert!(
+        page.contains("warranty_end: <del></del> → <ins>2027-03-31</ins>"),
+        "{page}"
+    );
+    let stored = |id| {
+        let inv = &state.inventory;
+        async move {
+            inv.get_scoped(id, &camfleet::fleet::access::Scope::All)
+                .await
+                .unwrap()
+                .unwrap()
+        }
+    };
+    assert_eq!(stored(a.id).await.warranty_end, None);
+    // Confirm: applied.
+    let data = form_value(&page, "data");
+    let form = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("csrf", &csrf)
+        .append_pair("data", &data)
+        .finish();
+    let (status, _, page) = send(&app, post_form("/inventory/import/apply", &cookie, &form)).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    let d = stored(a.id).await;
+    assert_eq!(d.warranty_end.unwrap().to_string(), "2027-03-31");
+    assert_eq!(d.cost_cents, Some(19990));
+    assert!(d.site_id.is_some());
+    assert_eq!(d.notes, "=cmd|' /C calc'!A0", "kept as text, it is data");
+    // One bad row among good ones: rejected with reasons, nothing written.
+    let file = format!(
+        "id,warranty_end,supplier\r\n{},2028-01-01,Acme\r\n{},2028-02-30,Acme\r\n999999,2028-01-01,Acme\r\n",
+        a.id, b.id
+    );
+    let (_, _, page) = send(&app, multipart("/inventory/import", &cookie, &csrf, &file)).await;
+    assert!(page.contains("<b class=\"error\">2</b> rejected"), "{page}");
+    assert!(
+        page.contains("warranty_end: a date as YYYY-MM-DD"),
+        "{page}"
+    );
+    assert!(page.contains("id: no device 999999"), "{page}");
+    assert!(!page.contains("/inventory/import/apply"), "no apply button");
+    let form = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("csrf", &csrf)
+        .append_pair("data", &file)
+        .finish();
+    let (status, _, page) = send(&app, post_form("/inventory/import/apply", &cookie, &form)).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(page.contains("nothing was changed"), "{page}");
+    assert_eq!(
+        stored(a.id).await.supplier,
+        "",
+        "the good row was not applied"
+    );
+    // A misspelt column rejects the file rather than dropping data.
+    let file = format!("id,warranty_ends\r\n{},2028-01-01\r\n", a.id);
+    let (_, _, page) = send(&app, multipart("/inventory/import", &cookie, &csrf, &file)).await;
+    assert!(
+        page.contains("unknown column &#34;warranty_ends&#34;")
+            || page.contains("unknown column &quot;warranty_ends&quot;"),
+        "{page}"
+    );
+    f.shutdown().await;
+}
+
+#[tokio::test]
+async fn api_tokens_act_as_their_user_until_revoked_or_disabled() {
+    let (app, state) = app().await;
+    let u = state
+        .users
+        .create("script", "correct-horse", Role::Viewer, &Actor::system())
+        .await
+        .unwrap();
+    let (_, cookie) = login(&app, "script", "correct-horse").await;
+    let (_, _, page) = send(&app, get("/account", &cookie)).await;
+    let csrf = csrf_of(&page);
+    let (_, _, page) = send(
+        &app,
+        post_form(
+            "/account",
+            &cookie,
+            &format!("csrf={csrf}&action=create&name=inventory-sync&days=30"),
+        ),
+    )
+    .await;
+    let i = page.find("<code id=\"new-token\">").unwrap() + "<code id=\"new-token\">".len();
+    let token = page[i..].split('<').next().unwrap().to_string();
+    assert!(token.starts_with("cf_"));
+    let bearer = |path: &str, token: &str| {
+        Request::get(path)
+            .header(header::AUTHORIZATION, format!("Bearer {token}"))
+            .body(Body::empty())
+            .unwrap()
+    };
+    let (status, _, _) = send(&app, bearer("/api/v1/devices", &token)).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _, _) = send(&app, bearer("/api/v1/devices", "cf_forged")).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    // The token has the user's role: a viewer's token cannot reach admin pages.
+    let (status, _, _) = send(&app, bearer("/users", &token)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    // Disabled user: the token stops working (cached logins are dropped).
+    let admin = state
+        .users
+        .create("root", "correct-horse", Role::Admin, &Actor::system())
+        .await
+        .unwrap();
+    state
+        .users
+        .update(u.id, Role::Viewer, true, &[], admin.id, &Actor::system())
+        .await
+        .unwrap();
+    state.auth_cache.clear();
+    let (status, _, _) = send(&app, bearer("/api/v1/devices", &token)).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    state
+        .users
+        .update(u.id, Role::Viewer, false, &[], admin.id, &Actor::system())
+        .await
+        .unwrap();
+    state.auth_cache.clear();
+    let (status, _, _) = send(&app, bearer("/api/v1/devices", &token)).await;
+    assert_eq!(status, StatusCode::OK);
+    // Revoked: gone.
+    let tid = state.tokens.of_user(u.id).await.unwrap()[0].id;
+    let (_, cookie) = login(&app, "script", "correct-horse").await;
+    let (_, _, page) = send(&app, get("/account", &cookie)).await;
+    let csrf = csrf_of(&page);
+    send(
+        &app,
+        post_form(
+            "/account",
+            &cookie,
+            &format!("csrf={csrf}&action=revoke&token={tid}"),
+        ),
+    )
+    .await;
+    let (status, _, _) = send(&app, bearer("/api/v1/devices", &token)).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn admin_manages_users_and_a_disabled_user_is_logged_out() {
+    let (app, state) = app().await;
+    state
+        .users
+        .create("root", "correct-horse", Role::Admin, &Actor::system())
+        .await
+        .unwrap();
+    let north = make_site(&state, "North").await;
+    let (_, admin) = login(&app, "root", "correct-horse").await;
+    let (_, _, page) = send(&app, get("/users", &admin)).await;
+    let csrf = csrf_of(&page);
+    // Validation names the field; nothing is created.
+    let (status, _, page) = send(
+        &app,
+        post_form(
+            "/users",
+            &admin,
+            &format!("csrf={csrf}&username=tess&password=short&role=technician"),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(page.contains("password: at least 10 characters"), "{page}");
+    assert_eq!(state.users.count().await.unwrap(), 1);
+    let (status, _, _) = send(
+        &app,
+        post_form(
+            "/users",
+            &admin,
+            &format!(
+                "csrf={csrf}&username=tess&password=correct-horse&role=technician&site={north}"
+            ),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let (_, _, page) = send(&app, get("/users", &admin)).await;
+    assert!(page.contains("tess") && page.contains("North"), "{page}");
+    let tess = state
+        .users
+        .list()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|u| u.username == "tess")
+        .unwrap();
+    assert_eq!(state.users.sites_of(tess.id).await.unwrap(), vec![north]);
+    let (_, tess_cookie) = login(&app, "tess", "correct-horse").await;
+    let (status, _, _) = send(&app, get("/devices", &tess_cookie)).await;
+    assert_eq!(status, StatusCode::OK);
+    // The admin cannot lock themself out.
+    let me = state
+        .users
+        .list()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|u| u.username == "root")
+        .unwrap();
+    let (status, _, page) = send(
+        &app,
+        post_form(
+            &format!("/users/{}", me.id),
+            &admin,
+            &format!("csrf={csrf}&action=update&role=viewer"),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(page.contains("cannot demote or disable your own account"));
+    // Disabling tess ends her session at once.
+    let (status, _, _) = send(
+        &app,
+        post_form(
+            &format!("/users/{}", tess.id),
+            &admin,
+            &format!("csrf={csrf}&action=update&role=technician&disabled=on"),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let (status, h, _) = send(&app, get("/devices", &tess_cookie)).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert!(h[header::LOCATION].to_str().unwrap().starts_with("/login"));
+    // Audited before → after.
+    let (_, _, page) = send(
+        &app,
+        get(
+            &format!("/audit?target_kind=user&target_id={}", tess.id),
+            &admin,
+        ),
+    )
+    .await;
+    assert!(page.contains("user.update"), "{page}");
+}
+
+#[tokio::test]
+async fn openapi_describes_every_api_route() {
+    let (app, state) = app().await;
+    state
+        .users
+        .create("val", "correct-horse", Role::Viewer, &Actor::system())
+        .await
+        .unwrap();
+    let (_, cookie) = login(&app, "val", "correct-horse").await;
+    let (status, _, json) = send(&app, get("/api/openapi.json", &cookie)).await;
+    assert_eq!(status, StatusCode::OK);
+    let doc: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+    let paths = doc["paths"].as_object().unwrap();
+    let mut n = 0;
+    for spec in ROUTES.iter().filter(|r| r.path.starts_with("/api/v1/")) {
+        let p = &paths
+            .get(spec.path)
+            .unwrap_or_else(|| panic!("{} is not in the OpenAPI document", spec.path));
+        assert!(
+            p.get(spec.method.as_str().to_lowercase()).is_some(),
+            "{} {}",
+            spec.method,
+            spec.path
+        );
+        n += 1;
+    }
+    assert!(n >= 5);
+    assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
 }

@@ -6,6 +6,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261126_000001_init;
 mod m20261126_000002_fleet;
 mod m20261126_000003_device_search;
+mod m20261126_000004_access;
 
 pub struct Migrator;
 
@@ -16,6 +17,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000001_init::Migration),
             Box::new(m20261126_000002_fleet::Migration),
             Box::new(m20261126_000003_device_search::Migration),
+            Box::new(m20261126_000004_access::Migration),
         ]
     }
 }

@@ -227,12 +227,20 @@ pub async fn demo(a: DemoArgs) -> anyhow::Result<()> {
         username: "admin".into(),
         password: "admin".into(),
     };
+    let selection: Vec<(i32, Credentials)> = ids.iter().map(|id| (*id, creds.clone())).collect();
     let outcomes = if ids.is_empty() {
         Vec::new()
     } else {
         state
             .discovery
-            .adopt(&state.inventory, run.id, &ids, &creds, None, &system)
+            .adopt(
+                &state.inventory,
+                run.id,
+                &selection,
+                None,
+                &system,
+                &crate::fleet::progress::Reporter::detached(),
+            )
             .await?
     };
     let mut t = Table::new(&["name", "endpoint", "outcome"]);

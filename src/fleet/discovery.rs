@@ -13,6 +13,7 @@ use serde_json::json;
 
 use super::audit::{self, Actor, Entry};
 use super::inventory::{Change, Identity, Inventory};
+use super::progress::Reporter;
 use crate::clock::SharedClock;
 use crate::db::entities::{discovery_result, discovery_run};
 use crate::discovery::{self, Discovered, ProbeConfig, SweepConfig};
@@ -69,7 +70,7 @@ impl RunKind {
 }
 
 /// What happened to one selected result.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct AdoptOutcome {
     pub result_id: i32,
     pub endpoint: String,
@@ -94,7 +95,12 @@ impl DiscoveryService {
         }
     }
 
-    async fn find(&self, kind: &RunKind) -> Result<Vec<Discovered>> {
+    /// The HTTP transport shared with other camera work (snapshots).
+    pub fn transport(&self) -> &Transport {
+        &self.transport
+    }
+
+    async fn find(&self, kind: &RunKind, progress: &Reporter) -> Result<Vec<Discovered>> {
         let probe = ProbeConfig {
             interface: self.config.interface,
             port: self.config.port,
@@ -105,17 +111,25 @@ impl DiscoveryService {
             Error::new(ErrorKind::Unavailable, format!("discovery: {e}"))
         };
         match kind {
-            RunKind::Multicast => Ok(discovery::probe::multicast(&probe, |_| {})
-                .await
-                .map_err(|e| unavailable(&e))?
-                .devices),
+            RunKind::Multicast => {
+                Ok(
+                    discovery::probe::multicast(&probe, |_| progress.update(|p| p.found += 1))
+                        .await
+                        .map_err(|e| unavailable(&e))?
+                        .devices,
+                )
+            }
             RunKind::Unicast(hosts) => {
                 let mut all = Vec::new();
+                progress.update(|p| p.total = hosts.len() as u64);
                 for h in hosts {
-                    let r = discovery::probe::unicast(&probe, *h, |_| {})
-                        .await
-                        .map_err(|e| unavailable(&e))?;
+                    let r = discovery::probe::unicast(&probe, *h, |_| {
+                        progress.update(|p| p.found += 1)
+                    })
+                    .await
+                    .map_err(|e| unavailable(&e))?;
                     all.extend(r.devices);
+                    progress.update(|p| p.done += 1);
                 }
                 Ok(all)
             }
@@ -124,34 +138,67 @@ impl DiscoveryService {
                 cfg.interface = self.config.interface;
                 cfg.wsd_port = self.config.port;
                 cfg.http_ports = http_ports.clone();
-                discovery::sweep::sweep(&cfg, |_, _| {})
-                    .await
-                    .map_err(|e| unavailable(&e))
+                discovery::sweep::sweep(&cfg, |sp, _| {
+                    progress.update(|p| {
+                        p.total = sp.hosts_total + sp.http_total;
+                        p.done = sp.probes_sent + sp.http_checked;
+                        p.found = sp.found;
+                    })
+                })
+                .await
+                .map_err(|e| unavailable(&e))
             }
         }
     }
 
-    /// Run a discovery and store its classified results.
+    /// Run a discovery to the end and store its classified results.
     pub async fn run(
         &self,
         inv: &Inventory,
         kind: RunKind,
         actor: &Actor,
     ) -> Result<discovery_run::Model> {
-        let db = inv.db();
-        let started = self.clock.now_utc();
-        let run = discovery_run::ActiveModel {
+        let run = self.create_run(inv.db(), &kind, None, actor).await?;
+        self.execute(inv, run, kind, &Reporter::detached(), actor)
+            .await
+    }
+
+    /// Record a run as started (the page can show it at once).
+    pub async fn create_run(
+        &self,
+        db: &DatabaseConnection,
+        kind: &RunKind,
+        site_id: Option<i32>,
+        actor: &Actor,
+    ) -> Result<discovery_run::Model> {
+        Ok(discovery_run::ActiveModel {
             kind: Set(kind.name().into()),
             params: Set(kind.params()),
             started_by: Set(actor.name.clone()),
-            started_at: Set(started),
+            started_at: Set(self.clock.now_utc()),
             status: Set("running".into()),
             found: Set(0),
+            site_id: Set(site_id),
             ..Default::default()
         }
         .insert(db)
-        .await?;
-        let found = self.find(&kind).await;
+        .await?)
+    }
+
+    /// Do a created run: probe, classify and store what answered, reporting
+    /// progress as it goes. The run row ends `done` or `failed: …`.
+    pub async fn execute(
+        &self,
+        inv: &Inventory,
+        run: discovery_run::Model,
+        kind: RunKind,
+        progress: &Reporter,
+        actor: &Actor,
+    ) -> Result<discovery_run::Model> {
+        let db = inv.db();
+        let started = run.started_at;
+        progress.update(|p| p.phase = "discovering".into());
+        let found = self.find(&kind, progress).await;
         let mut am = run.clone().into_active_model();
         am.finished_at = Set(Some(self.clock.now_utc()));
         let devices = match found {
@@ -159,6 +206,7 @@ impl DiscoveryService {
             Err(e) => {
                 am.status = Set(format!("failed: {}", e.message));
                 am.update(db).await?;
+                progress.finish("failed", e.message.clone());
                 return Err(e);
             }
         };
@@ -206,6 +254,7 @@ impl DiscoveryService {
             },
         )
         .await?;
+        progress.finish("done", format!("{} found", run.found));
         Ok(run)
     }
 
@@ -230,21 +279,25 @@ impl DiscoveryService {
             .await?)
     }
 
-    /// Adopt the selected results of a run with one set of credentials,
-    /// a bounded number at a time; every device gets its own outcome.
+    /// Adopt selected results of a run, each with its own credentials, a
+    /// bounded number at a time; every device gets its own outcome, stored
+    /// on its result row as it is known.
     pub async fn adopt(
         &self,
         inv: &Inventory,
         run_id: i32,
-        result_ids: &[i32],
-        creds: &Credentials,
+        selection: &[(i32, Credentials)],
         site_id: Option<i32>,
         actor: &Actor,
+        progress: &Reporter,
     ) -> Result<Vec<AdoptOutcome>> {
         let all = self.results(inv.db(), run_id).await?;
-        let chosen: Vec<discovery_result::Model> = all
+        let chosen: Vec<(discovery_result::Model, Credentials)> = all
             .into_iter()
-            .filter(|r| result_ids.contains(&r.id))
+            .filter_map(|r| {
+                let c = selection.iter().find(|(id, _)| *id == r.id)?.1.clone();
+                Some((r, c))
+            })
             .collect();
         if chosen.is_empty() {
             return Err(Error::new(
@@ -252,18 +305,28 @@ impl DiscoveryService {
                 "select at least one device to adopt",
             ));
         }
+        progress.update(|p| {
+            p.phase = "adopting".into();
+            p.total = chosen.len() as u64;
+            p.done = 0;
+            p.finished = false;
+        });
         let requests: Vec<AdoptRequest> = chosen
             .iter()
-            .map(|r| AdoptRequest {
+            .map(|(r, c)| AdoptRequest {
                 xaddrs: serde_json::from_value(r.xaddrs.clone()).unwrap_or_default(),
-                credentials: Some(creds.clone()),
+                credentials: Some(c.clone()),
                 policy: DevicePolicy::default(),
             })
             .collect();
         let results =
-            onvif::adopt::adopt_many(&self.transport, &self.clock, requests, 32, |_, _| {}).await;
+            onvif::adopt::adopt_many(&self.transport, &self.clock, requests, 32, |_, _| {
+                progress.update(|p| p.done += 1)
+            })
+            .await;
         let mut out = Vec::with_capacity(chosen.len());
-        for (r, res) in chosen.iter().zip(results) {
+        for ((r, creds), res) in chosen.iter().zip(results) {
+            let mut row = r.clone().into_active_model();
             let outcome = match res {
                 Ok(adopted) => {
                     let endpoint = (r.via != "http").then_some(r.endpoint.as_str());
@@ -273,10 +336,8 @@ impl DiscoveryService {
                         .record_adoption(&adopted, endpoint, &xaddrs, Some(creds), site_id, actor)
                         .await?;
                     // The run now shows this answer as a managed device.
-                    let mut row = r.clone().into_active_model();
                     row.device_id = Set(Some(d.id));
                     row.classification = Set("managed".into());
-                    row.update(inv.db()).await?;
                     AdoptOutcome {
                         result_id: r.id,
                         endpoint: r.endpoint.clone(),
@@ -296,8 +357,15 @@ impl DiscoveryService {
                     )),
                 },
             };
+            row.outcome = Set(serde_json::to_string(&outcome).ok());
+            row.update(inv.db()).await?;
             out.push(outcome);
         }
+        let failed = out.iter().filter(|o| o.failed.is_some()).count();
+        progress.finish(
+            "done",
+            format!("{} adopted, {failed} failed", out.len() - failed),
+        );
         Ok(out)
     }
 }

@@ -9,15 +9,16 @@ use sea_orm::{
 };
 use serde_json::json;
 
+use super::access::Scope;
 use super::audit::{self, Actor, Entry};
 use crate::clock::SharedClock;
-use crate::db::entities::{credential, device, device_profile};
+use crate::db::entities::{credential, device, device_profile, site};
 use crate::error::Result;
 use crate::onvif::{AdoptedDevice, Credentials};
 use crate::secrets::SecretBox;
 
 /// How an adoption changed the inventory.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(tag = "change", rename_all = "snake_case")]
 pub enum Change {
     Created,
@@ -72,7 +73,16 @@ impl Inventory {
         self.generation.load(std::sync::atomic::Ordering::Acquire)
     }
 
-    fn bump(&self) {
+    pub(crate) fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.clock.now_utc()
+    }
+
+    /// Tell readers that devices were written outside this service.
+    pub fn touch(&self) {
+        self.bump();
+    }
+
+    pub(crate) fn bump(&self) {
         self.generation
             .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
     }
@@ -361,6 +371,9 @@ pub fn strip_userinfo(uri: &str) -> String {
 pub struct InventoryForm {
     #[serde(default)]
     pub name: String,
+    /// The site's name; empty for none.
+    #[serde(default)]
+    pub site: String,
     #[serde(default)]
     pub location: String,
     #[serde(default)]
@@ -464,14 +477,15 @@ impl InventoryForm {
         }
     }
 
-    /// The form as it shows a stored device.
-    pub fn from_device(d: &device::Model) -> Self {
+    /// The form as it shows a stored device (`site` is its site's name).
+    pub fn from_device(d: &device::Model, site: &str) -> Self {
         let date = |d: Option<chrono::NaiveDate>| {
             d.map(|d| d.format("%Y-%m-%d").to_string())
                 .unwrap_or_default()
         };
         Self {
             name: d.name.clone(),
+            site: site.to_string(),
             location: d.location.clone(),
             purchase_order: d.purchase_order.clone(),
             purchase_date: date(d.purchase_date),
@@ -495,33 +509,73 @@ pub enum InventoryEdit {
     Invalid(FieldErrors),
 }
 
+/// A validated edit of one device, not yet written: what changes, before →
+/// after (only the fields that differ).
+pub struct PlannedEdit {
+    pub device_id: i32,
+    pub before: serde_json::Value,
+    pub after: serde_json::Value,
+    am: device::ActiveModel,
+}
+
+impl PlannedEdit {
+    pub fn is_noop(&self) -> bool {
+        self.after.as_object().is_none_or(|m| m.is_empty())
+    }
+}
+
+/// The name of a site id among `sites` ("" for none).
+pub fn site_name(sites: &[site::Model], id: Option<i32>) -> &str {
+    id.and_then(|id| sites.iter().find(|s| s.id == id))
+        .map(|s| s.name.as_str())
+        .unwrap_or("")
+}
+
 impl Inventory {
-    /// Validate and store the inventory fields of a device; audited as
-    /// before → after of the fields that changed. Nothing is written when
-    /// any field is invalid.
-    pub async fn edit_inventory(
+    /// Validate `form` against `old` without writing: per-field errors, or
+    /// the change. The site is given by name and must be one the scope
+    /// allows.
+    pub fn plan_edit(
         &self,
-        id: i32,
+        old: &device::Model,
         form: &InventoryForm,
-        actor: &Actor,
-    ) -> Result<InventoryEdit> {
-        let valid = match form.validate() {
-            Ok(v) => v,
-            Err(errors) => return Ok(InventoryEdit::Invalid(errors)),
+        sites: &[site::Model],
+        scope: &Scope,
+    ) -> std::result::Result<PlannedEdit, FieldErrors> {
+        let (valid, mut errors) = match form.validate() {
+            Ok(v) => (Some(v), FieldErrors::new()),
+            Err(e) => (None, e),
         };
-        let old = device::Entity::find_by_id(id)
-            .one(&self.db)
-            .await?
-            .ok_or_else(|| {
-                crate::error::Error::new(
-                    crate::error::ErrorKind::NotFound,
-                    format!("no device {id}"),
-                )
-            })?;
-        let before =
-            serde_json::to_value(InventoryForm::from_device(&old).as_json()).unwrap_or(json!({}));
+        let wanted = form.site.trim();
+        let site_id = if wanted.is_empty() {
+            None
+        } else {
+            match sites.iter().find(|s| s.name.eq_ignore_ascii_case(wanted)) {
+                Some(s) => Some(s.id),
+                None => {
+                    errors.insert("site", format!("no site named {wanted:?}"));
+                    None
+                }
+            }
+        };
+        if !errors.contains_key("site") && site_id != old.site_id && !scope.allows_site(site_id) {
+            errors.insert(
+                "site",
+                if site_id.is_none() {
+                    "choose one of your sites".into()
+                } else {
+                    "that site is outside the sites you may manage".into()
+                },
+            );
+        }
+        let Some(valid) = valid.filter(|_| errors.is_empty()) else {
+            return Err(errors);
+        };
+        let old_site = site_name(sites, old.site_id);
+        let before = InventoryForm::from_device(old, old_site).as_json();
         let mut am = old.clone().into_active_model();
         am.name = Set(form.name.trim().to_string());
+        am.site_id = Set(site_id);
         am.location = Set(form.location.trim().to_string());
         am.purchase_order = Set(form.purchase_order.trim().to_string());
         am.purchase_date = Set(valid.purchase_date);
@@ -531,7 +585,6 @@ impl Inventory {
         am.end_of_life = Set(valid.end_of_life);
         am.asset_tag = Set(form.asset_tag.trim().to_string());
         am.notes = Set(form.notes.clone());
-        am.updated_at = Set(self.clock.now_utc());
         am.search_text = Set(search_text(
             form.name.trim(),
             &old.model,
@@ -542,36 +595,98 @@ impl Inventory {
             &old.device_url,
             form.asset_tag.trim(),
         ));
-        let txn = self.db.begin().await?;
-        let new = am.update(&txn).await?;
-        let after =
-            serde_json::to_value(InventoryForm::from_device(&new).as_json()).unwrap_or(json!({}));
-        let (b, a) = changed_fields(&before, &after);
-        if !a.as_object().is_some_and(|m| m.is_empty()) {
-            audit::record(
-                &txn,
-                actor,
-                self.clock.now_utc(),
-                Entry {
-                    action: "device.inventory",
-                    target_kind: "device",
-                    target_id: id.to_string(),
-                    before: Some(b),
-                    after: Some(a),
-                },
-            )
-            .await?;
+        // What the stored row will read back as, for the diff.
+        let mut new = old.clone();
+        new.name = form.name.trim().to_string();
+        new.site_id = site_id;
+        new.location = form.location.trim().to_string();
+        new.purchase_order = form.purchase_order.trim().to_string();
+        new.purchase_date = valid.purchase_date;
+        new.supplier = form.supplier.trim().to_string();
+        new.cost_cents = valid.cost_cents;
+        new.warranty_end = valid.warranty_end;
+        new.end_of_life = valid.end_of_life;
+        new.asset_tag = form.asset_tag.trim().to_string();
+        new.notes = form.notes.clone();
+        let after = InventoryForm::from_device(&new, site_name(sites, site_id)).as_json();
+        let (before, after) = changed_fields(&before, &after);
+        Ok(PlannedEdit {
+            device_id: old.id,
+            before,
+            after,
+            am,
+        })
+    }
+
+    /// Write a planned edit inside `txn`, audited (unless nothing changed).
+    pub async fn write_edit(
+        &self,
+        txn: &impl sea_orm::ConnectionTrait,
+        mut p: PlannedEdit,
+        action: &str,
+        actor: &Actor,
+    ) -> Result<Option<device::Model>> {
+        if p.is_noop() {
+            return Ok(None);
         }
+        p.am.updated_at = Set(self.clock.now_utc());
+        let new = p.am.update(txn).await?;
+        audit::record(
+            txn,
+            actor,
+            self.clock.now_utc(),
+            Entry {
+                action,
+                target_kind: "device",
+                target_id: p.device_id.to_string(),
+                before: Some(p.before),
+                after: Some(p.after),
+            },
+        )
+        .await?;
+        Ok(Some(new))
+    }
+
+    /// A device by id, if it exists and the scope lets its user see it.
+    pub async fn get_scoped(&self, id: i32, scope: &Scope) -> Result<Option<device::Model>> {
+        Ok(device::Entity::find_by_id(id)
+            .filter(scope.devices())
+            .one(&self.db)
+            .await?)
+    }
+
+    /// Validate and store the inventory fields of a device; audited as
+    /// before → after of the fields that changed. Nothing is written when
+    /// any field is invalid.
+    pub async fn edit_inventory(
+        &self,
+        id: i32,
+        form: &InventoryForm,
+        scope: &Scope,
+        actor: &Actor,
+    ) -> Result<InventoryEdit> {
+        let old = self.get_scoped(id, scope).await?.ok_or_else(|| {
+            crate::error::Error::new(crate::error::ErrorKind::NotFound, format!("no device {id}"))
+        })?;
+        let sites = site::Entity::find().all(&self.db).await?;
+        let plan = match self.plan_edit(&old, form, &sites, scope) {
+            Ok(p) => p,
+            Err(errors) => return Ok(InventoryEdit::Invalid(errors)),
+        };
+        let txn = self.db.begin().await?;
+        let new = self
+            .write_edit(&txn, plan, "device.inventory", actor)
+            .await?;
         txn.commit().await?;
         self.bump();
-        Ok(InventoryEdit::Saved(Box::new(new)))
+        Ok(InventoryEdit::Saved(Box::new(new.unwrap_or(old))))
     }
 }
 
 impl InventoryForm {
     fn as_json(&self) -> serde_json::Value {
         json!({
-            "name": self.name, "location": self.location, "purchase_order": self.purchase_order,
+            "name": self.name, "site": self.site, "location": self.location, "purchase_order": self.purchase_order,
             "purchase_date": self.purchase_date, "supplier": self.supplier, "cost": self.cost,
             "warranty_end": self.warranty_end, "end_of_life": self.end_of_life,
             "asset_tag": self.asset_tag, "notes": self.notes,

@@ -1,9 +1,14 @@
 //! The fleet services: the domain. Each composes the protocol leaves
 //! (`onvif`, `discovery`) with the database; the web layer calls them.
 
+pub mod access;
 pub mod audit;
 pub mod csv;
 pub mod discovery;
+pub mod import;
 pub mod inventory;
+pub mod progress;
 pub mod sessions;
+pub mod sites;
+pub mod tokens;
 pub mod users;

@@ -53,6 +53,7 @@ impl Sessions {
         session::ActiveModel {
             id: Set(key(&token)),
             data: Set(serde_json::to_vec(&data).unwrap_or_default()),
+            user_id: Set(Some(user_id)),
             expires_at: Set(self.clock.now_utc() + chrono::Duration::seconds(SESSION_TTL_SECS)),
         }
         .insert(&self.db)
@@ -84,11 +85,10 @@ impl Sessions {
 
     /// Remove every session of a user (password change, disable).
     pub async fn delete_user(&self, user_id: i32) -> Result<()> {
-        for s in session::Entity::find().all(&self.db).await? {
-            if serde_json::from_slice::<SessionData>(&s.data).is_ok_and(|d| d.user_id == user_id) {
-                session::Entity::delete_by_id(s.id).exec(&self.db).await?;
-            }
-        }
+        session::Entity::delete_many()
+            .filter(session::Column::UserId.eq(user_id))
+            .exec(&self.db)
+            .await?;
         Ok(())
     }
 

@@ -5,13 +5,13 @@ use argon2::Argon2;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, IntoActiveModel, QueryFilter,
-    Set,
+    Set, TransactionTrait,
 };
 use serde_json::json;
 
 use super::audit::{self, Actor, Entry};
 use crate::clock::SharedClock;
-use crate::db::entities::user;
+use crate::db::entities::{site, user, user_site};
 use crate::error::{Error, ErrorKind, Result};
 
 /// Consecutive failures that lock an account.
@@ -216,6 +216,103 @@ impl Users {
             },
         )
         .await?;
+        Ok(u)
+    }
+
+    pub async fn list(&self) -> Result<Vec<user::Model>> {
+        use sea_orm::QueryOrder;
+        Ok(user::Entity::find()
+            .order_by_asc(user::Column::Username)
+            .all(&self.db)
+            .await?)
+    }
+
+    /// The site ids a user is limited to (empty: all sites).
+    pub async fn sites_of(&self, user_id: i32) -> Result<Vec<i32>> {
+        Ok(user_site::Entity::find()
+            .filter(user_site::Column::UserId.eq(user_id))
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(|m| m.site_id)
+            .collect())
+    }
+
+    /// Change a user's role, enabled flag and sites, audited before → after.
+    /// An admin cannot demote or disable themself (so there is always one
+    /// admin who can undo a mistake). Callers end the user's sessions when
+    /// the account is disabled and clear cached logins.
+    pub async fn update(
+        &self,
+        id: i32,
+        role: Role,
+        disabled: bool,
+        sites: &[i32],
+        actor_user_id: i32,
+        actor: &Actor,
+    ) -> Result<user::Model> {
+        let old = self
+            .by_id(id)
+            .await?
+            .ok_or_else(|| Error::new(ErrorKind::NotFound, format!("no user {id}")))?;
+        if id == actor_user_id && (role != Role::Admin || disabled) {
+            return Err(Error::new(
+                ErrorKind::InvalidArgument,
+                "role: you cannot demote or disable your own account",
+            ));
+        }
+        let mut want: Vec<i32> = sites.to_vec();
+        want.sort_unstable();
+        want.dedup();
+        let known: Vec<i32> = site::Entity::find()
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(|s| s.id)
+            .collect();
+        if let Some(bad) = want.iter().find(|s| !known.contains(s)) {
+            return Err(Error::new(
+                ErrorKind::InvalidArgument,
+                format!("sites: no site {bad}"),
+            ));
+        }
+        let mut had = self.sites_of(id).await?;
+        had.sort_unstable();
+        let before = json!({"role": old.role, "disabled": old.disabled, "sites": had});
+        let txn = self.db.begin().await?;
+        let mut am = old.into_active_model();
+        am.role = Set(role.as_str().into());
+        am.disabled = Set(disabled);
+        let u = am.update(&txn).await?;
+        user_site::Entity::delete_many()
+            .filter(user_site::Column::UserId.eq(id))
+            .exec(&txn)
+            .await?;
+        for s in &want {
+            user_site::ActiveModel {
+                user_id: Set(id),
+                site_id: Set(*s),
+            }
+            .insert(&txn)
+            .await?;
+        }
+        let after = json!({"role": role.as_str(), "disabled": disabled, "sites": want});
+        if before != after {
+            audit::record(
+                &txn,
+                actor,
+                self.clock.now_utc(),
+                Entry {
+                    action: "user.update",
+                    target_kind: "user",
+                    target_id: id.to_string(),
+                    before: Some(before),
+                    after: Some(after),
+                },
+            )
+            .await?;
+        }
+        txn.commit().await?;
         Ok(u)
     }
 

@@ -17,6 +17,7 @@ use super::State;
 use super::error::WebError;
 use crate::db::entities::user;
 use crate::error::{Error, ErrorKind};
+use crate::fleet::access::Scope;
 use crate::fleet::sessions::random_token;
 use crate::fleet::users::{LoginError, Role};
 
@@ -28,8 +29,12 @@ pub const LOGIN_CSRF_COOKIE: &str = "camfleet_login_csrf";
 pub struct CurrentUser {
     pub user: user::Model,
     pub role: Role,
+    /// The sites this user may see (admins: all).
+    pub scope: Scope,
     pub csrf: String,
     token: String,
+    /// Signed in with an API token (no cookie, so no CSRF exposure).
+    pub via_token: bool,
 }
 
 impl CurrentUser {
@@ -46,7 +51,9 @@ impl CurrentUser {
     }
 
     pub fn check_csrf(&self, token: &str) -> Result<(), WebError> {
-        if constant_time_eq(token.as_bytes(), self.csrf.as_bytes()) {
+        // A bearer token is not sent by browsers on their own, so a request
+        // carrying one cannot be forged cross-site.
+        if self.via_token || constant_time_eq(token.as_bytes(), self.csrf.as_bytes()) {
             Ok(())
         } else {
             Err(WebError(Error::new(
@@ -139,30 +146,50 @@ impl AuthCache {
     }
 }
 
-async fn resolve(state: &State, token: String) -> Result<Option<CurrentUser>, WebError> {
+/// How a request proves who it is.
+enum Credential {
+    Session(String),
+    Bearer(String),
+}
+
+async fn resolve(state: &State, cred: Credential) -> Result<Option<CurrentUser>, WebError> {
     let now = state.clock.monotonic();
+    let (token, via_token) = match &cred {
+        Credential::Session(t) => (t.clone(), false),
+        // Cached under a different key space than session tokens.
+        Credential::Bearer(t) => (format!("bearer:{t}"), true),
+    };
     if let Some(u) = state.auth_cache.get(&token, now) {
         return Ok(Some(u));
     }
-    let Some(data) = state.sessions.get(&token).await? else {
-        return Ok(None);
+    let (user_id, csrf) = match &cred {
+        Credential::Session(t) => match state.sessions.get(t).await? {
+            Some(data) => (data.user_id, data.csrf),
+            None => return Ok(None),
+        },
+        Credential::Bearer(t) => match state.tokens.resolve(t).await? {
+            Some(id) => (id, String::new()),
+            None => return Ok(None),
+        },
     };
-    let Some(u) = state
-        .users
-        .by_id(data.user_id)
-        .await?
-        .filter(|u| !u.disabled)
-    else {
+    let Some(u) = state.users.by_id(user_id).await?.filter(|u| !u.disabled) else {
         return Ok(None);
     };
     let Some(role) = Role::parse(&u.role) else {
         return Ok(None);
     };
+    let scope = if role == Role::Admin {
+        Scope::All
+    } else {
+        Scope::from_sites(state.users.sites_of(u.id).await?)
+    };
     let current = CurrentUser {
         user: u,
         role,
-        csrf: data.csrf,
+        scope,
+        csrf,
         token,
+        via_token,
     };
     state.auth_cache.put(current.clone(), now);
     Ok(Some(current))
@@ -174,8 +201,15 @@ pub async fn require_login(
     next: Next,
 ) -> Response {
     let is_api = req.uri().path().starts_with("/api/");
-    let current = match cookie(req.headers(), SESSION_COOKIE) {
-        Some(t) => match resolve(&state, t).await {
+    let bearer = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(|t| Credential::Bearer(t.trim().to_string()));
+    let cred = bearer.or_else(|| cookie(req.headers(), SESSION_COOKIE).map(Credential::Session));
+    let current = match cred {
+        Some(c) => match resolve(&state, c).await {
             Ok(c) => c,
             Err(e) => return e.into_response(),
         },

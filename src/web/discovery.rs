@@ -12,10 +12,11 @@ use axum::response::{IntoResponse, Redirect, Response};
 use super::State;
 use super::auth::CurrentUser;
 use super::error::WebError;
-use crate::db::entities::{discovery_result, discovery_run};
+use crate::db::entities::{discovery_result, discovery_run, site};
 use crate::error::{Error, ErrorKind};
 use crate::fleet::audit::Actor;
 use crate::fleet::discovery::{AdoptOutcome, RunKind};
+use crate::fleet::progress::Progress;
 use crate::onvif::Credentials;
 
 fn actor(me: &CurrentUser) -> Actor {
@@ -126,11 +127,32 @@ pub async fn start(
             return Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response());
         }
     };
+    let actor = actor(&me);
     let run = state
         .discovery
-        .run(&state.inventory, kind, &actor(&me))
+        .create_run(&state.db, &kind, None, &actor)
         .await?;
-    Ok(Redirect::to(&format!("/discovery/{}", run.id)).into_response())
+    let reporter = state.progress.begin(
+        run.id,
+        Progress {
+            phase: "discovering".into(),
+            ..Default::default()
+        },
+    );
+    // The run continues without the request: the page follows it live.
+    let st = state.clone();
+    let id = run.id;
+    tokio::spawn(async move {
+        if let Err(e) = st
+            .discovery
+            .execute(&st.inventory, run, kind, &reporter, &actor)
+            .await
+        {
+            tracing::warn!(run = id, error = %e, "discovery run failed");
+            reporter.finish("failed", e.message);
+        }
+    });
+    Ok(Redirect::to(&format!("/discovery/{id}")).into_response())
 }
 
 pub struct ResultRow {
@@ -138,6 +160,7 @@ pub struct ResultRow {
     pub name: String,
     pub hardware: String,
     pub xaddr: String,
+    pub outcome: Option<AdoptOutcome>,
 }
 
 #[derive(Template, WebTemplate)]
@@ -149,7 +172,11 @@ pub struct RunPage {
     pub can_adopt: bool,
     pub error: String,
     pub username: String,
-    pub outcomes: Vec<AdoptOutcome>,
+    pub sites: Vec<site::Model>,
+    pub site: String,
+    /// Work for this run is going on in this process.
+    pub busy: bool,
+    pub progress: Progress,
 }
 
 async fn run_page(
@@ -158,7 +185,7 @@ async fn run_page(
     id: i32,
     error: String,
     username: String,
-    outcomes: Vec<AdoptOutcome>,
+    site: String,
 ) -> Result<RunPage, WebError> {
     use sea_orm::EntityTrait;
     let run = discovery_run::Entity::find_by_id(id)
@@ -174,17 +201,36 @@ async fn run_page(
             name: r.scopes["name"].as_str().unwrap_or("").to_string(),
             hardware: r.scopes["hardware"].as_str().unwrap_or("").to_string(),
             xaddr: r.xaddrs[0].as_str().unwrap_or("").to_string(),
+            outcome: r
+                .outcome
+                .as_deref()
+                .and_then(|o| serde_json::from_str(o).ok()),
             r,
         })
         .collect();
+    let sites = state
+        .sites
+        .list()
+        .await?
+        .into_iter()
+        .filter(|s| me.scope.allows_site(Some(s.id)))
+        .collect();
+    let progress = state
+        .progress
+        .subscribe(id)
+        .map(|rx| rx.borrow().clone())
+        .unwrap_or_default();
     Ok(RunPage {
         can_adopt: me.role.can_operate_devices(),
+        busy: state.progress.running(id),
         me,
         run,
         rows,
         error,
         username,
-        outcomes,
+        sites,
+        site,
+        progress,
     })
 }
 
@@ -194,10 +240,58 @@ pub async fn run(
     Path(id): Path<i32>,
 ) -> Result<Response, WebError> {
     Ok(
-        run_page(&state, me, id, String::new(), "admin".into(), Vec::new())
+        run_page(&state, me, id, String::new(), "admin".into(), String::new())
             .await?
             .into_response(),
     )
+}
+
+/// What the adopt form asked for: per selected row, the credentials to
+/// use (the row's own when given, else the common ones).
+fn selection(pairs: &[(String, String)]) -> Result<(Vec<(i32, Credentials)>, String), String> {
+    let selected: Vec<i32> = pairs
+        .iter()
+        .filter(|(k, _)| k == "result")
+        .filter_map(|(_, v)| v.parse().ok())
+        .collect();
+    if selected.is_empty() {
+        return Err("Devices: select at least one device to adopt".into());
+    }
+    let raw = |name: &str| {
+        pairs
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    };
+    let common_user = field(pairs, "username");
+    let mut out = Vec::with_capacity(selected.len());
+    for id in selected {
+        let row_user = field(pairs, &format!("username_{id}"));
+        let row_pw = raw(&format!("password_{id}"));
+        let c = if row_user.is_empty() && row_pw.is_empty() {
+            Credentials {
+                username: common_user.clone(),
+                password: raw("password"),
+            }
+        } else {
+            Credentials {
+                username: if row_user.is_empty() {
+                    common_user.clone()
+                } else {
+                    row_user
+                },
+                password: row_pw,
+            }
+        };
+        if c.username.is_empty() {
+            return Err(format!(
+                "User name: the camera user to adopt with (row {id} has none)"
+            ));
+        }
+        out.push((id, c));
+    }
+    Ok((out, common_user))
 }
 
 pub async fn adopt(
@@ -209,38 +303,94 @@ pub async fn adopt(
     let pairs = form_pairs(&raw);
     me.check_csrf(&field(&pairs, "csrf"))?;
     me.require(me.role.can_operate_devices())?;
-    let selected: Vec<i32> = pairs
-        .iter()
-        .filter(|(k, _)| k == "result")
-        .filter_map(|(_, v)| v.parse().ok())
-        .collect();
-    let username = field(&pairs, "username");
-    let password = pairs
-        .iter()
-        .find(|(k, _)| k == "password")
-        .map(|(_, v)| v.clone())
-        .unwrap_or_default();
-    let error = if selected.is_empty() {
-        "Devices: select at least one device to adopt"
-    } else if username.is_empty() {
-        "User name: the camera user to adopt with"
-    } else {
-        ""
+    let site_s = field(&pairs, "site");
+    let site_id = match site_s.as_str() {
+        "" => None,
+        v => v.parse::<i32>().ok(),
+    };
+    let mut error = String::new();
+    if !site_s.is_empty() && site_id.is_none() {
+        error = "Site: choose a site".into();
+    } else if !me.scope.allows_site(site_id) {
+        error = "Site: choose one of your sites".into();
+    }
+    if state.progress.running(id) {
+        error = "This run is busy; wait for it to finish".into();
+    }
+    let (sel, username) = match selection(&pairs) {
+        Ok(s) => s,
+        Err(e) => {
+            if error.is_empty() {
+                error = e;
+            }
+            (Vec::new(), field(&pairs, "username"))
+        }
     };
     if !error.is_empty() {
-        let page = run_page(&state, me, id, error.into(), username, Vec::new()).await?;
+        let page = run_page(&state, me, id, error, username, site_s).await?;
         return Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response());
     }
-    let creds = Credentials {
-        username: username.clone(),
-        password,
-    };
-    let outcomes = state
-        .discovery
-        .adopt(&state.inventory, id, &selected, &creds, None, &actor(&me))
-        .await?;
-    Ok(run_page(&state, me, id, String::new(), username, outcomes)
-        .await?
+    let reporter = state.progress.begin(
+        id,
+        Progress {
+            phase: "adopting".into(),
+            total: sel.len() as u64,
+            ..Default::default()
+        },
+    );
+    let st = state.clone();
+    let actor = actor(&me);
+    tokio::spawn(async move {
+        if let Err(e) = st
+            .discovery
+            .adopt(&st.inventory, id, &sel, site_id, &actor, &reporter)
+            .await
+        {
+            tracing::warn!(run = id, error = %e, "adoption failed");
+            reporter.finish("failed", e.message);
+        }
+    });
+    Ok(Redirect::to(&format!("/discovery/{id}")).into_response())
+}
+
+/// Server-sent events: the run's progress as JSON `progress` events, then
+/// one `end` event. A run with no work going on here answers `end` at once.
+pub async fn events(
+    AxState(state): AxState<State>,
+    Extension(_me): Extension<CurrentUser>,
+    Path(id): Path<i32>,
+) -> Result<Response, WebError> {
+    use axum::response::sse::{Event, KeepAlive, Sse};
+    use futures::StreamExt;
+    let rx = state.progress.subscribe(id);
+    let stream = futures::stream::unfold((rx, false), |(rx, ended)| async move {
+        if ended {
+            return None;
+        }
+        let Some(mut rx) = rx else {
+            let ev = Event::default().event("end").data("{}");
+            return Some((ev, (None, true)));
+        };
+        let p = rx.borrow_and_update().clone();
+        let data = serde_json::to_string(&p).unwrap_or_default();
+        if p.finished {
+            return Some((Event::default().event("end").data(data), (None, true)));
+        }
+        let ev = Event::default().event("progress").data(data);
+        // Wait for the next change before the next event (the first is
+        // sent at once).
+        let next = async move {
+            if rx.changed().await.is_err() {
+                None
+            } else {
+                Some(rx)
+            }
+        };
+        Some((ev, (next.await, false)))
+    })
+    .map(Ok::<_, std::convert::Infallible>);
+    Ok(Sse::new(stream)
+        .keep_alive(KeepAlive::default())
         .into_response())
 }
 

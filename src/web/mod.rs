@@ -3,10 +3,14 @@
 //! that table, and a test walks it to prove each non-public route refuses an
 //! anonymous request, so a new route cannot be left open by mistake.
 
+pub mod admin;
+pub mod api;
 pub mod auth;
 pub mod discovery;
 pub mod error;
+pub mod inventory;
 pub mod pages;
+pub mod snapshot;
 
 use std::sync::Arc;
 
@@ -19,6 +23,8 @@ use crate::clock::SharedClock;
 use crate::fleet::discovery::DiscoveryService;
 use crate::fleet::inventory::Inventory;
 use crate::fleet::sessions::Sessions;
+use crate::fleet::sites::Sites;
+use crate::fleet::tokens::ApiTokens;
 use crate::fleet::users::Users;
 
 pub struct AppState {
@@ -32,6 +38,36 @@ pub struct AppState {
     pub secure_cookies: bool,
     pub auth_cache: auth::AuthCache,
     pub count_cache: pages::CountCache,
+    pub sites: Sites,
+    pub tokens: ApiTokens,
+    pub snapshots: snapshot::SnapshotCache,
+    pub progress: crate::fleet::progress::ProgressHub,
+}
+
+impl AppState {
+    pub fn new(
+        db: sea_orm::DatabaseConnection,
+        secrets: Arc<crate::secrets::SecretBox>,
+        clock: SharedClock,
+        discovery: DiscoveryService,
+        secure_cookies: bool,
+    ) -> Self {
+        Self {
+            users: Users::new(db.clone(), clock.clone()),
+            sessions: Sessions::new(db.clone(), clock.clone()),
+            inventory: Inventory::new(db.clone(), secrets, clock.clone()),
+            sites: Sites::new(db.clone(), clock.clone()),
+            tokens: ApiTokens::new(db.clone(), clock.clone()),
+            discovery,
+            db,
+            clock,
+            secure_cookies,
+            auth_cache: Default::default(),
+            count_cache: Default::default(),
+            snapshots: Default::default(),
+            progress: Default::default(),
+        }
+    }
 }
 
 pub type State = Arc<AppState>;
@@ -78,6 +114,28 @@ pub const ROUTES: &[RouteSpec] = &[
     r(Method::POST, "/discovery", Access::Login),
     r(Method::GET, "/discovery/{id}", Access::Login),
     r(Method::POST, "/discovery/{id}/adopt", Access::Login),
+    r(Method::GET, "/discovery/{id}/events", Access::Login),
+    r(Method::GET, "/static/app.js", Access::Public),
+    r(Method::GET, "/devices/{id}/snapshot", Access::Login),
+    r(Method::POST, "/devices/bulk", Access::Login),
+    r(Method::GET, "/inventory", Access::Login),
+    r(Method::GET, "/inventory/import", Access::Login),
+    r(Method::POST, "/inventory/import", Access::Login),
+    r(Method::POST, "/inventory/import/apply", Access::Login),
+    r(Method::GET, "/sites", Access::Login),
+    r(Method::POST, "/sites", Access::Login),
+    r(Method::POST, "/sites/{id}", Access::Login),
+    r(Method::GET, "/users", Access::Login),
+    r(Method::POST, "/users", Access::Login),
+    r(Method::GET, "/users/{id}", Access::Login),
+    r(Method::POST, "/users/{id}", Access::Login),
+    r(Method::GET, "/account", Access::Login),
+    r(Method::POST, "/account", Access::Login),
+    r(Method::GET, "/api/v1/sites", Access::Login),
+    r(Method::GET, "/api/v1/devices/{id}", Access::Login),
+    r(Method::GET, "/api/v1/discovery", Access::Login),
+    r(Method::GET, "/api/v1/discovery/{id}", Access::Login),
+    r(Method::GET, "/api/openapi.json", Access::Login),
 ];
 
 fn handler(spec: &RouteSpec) -> MethodRouter<State> {
@@ -99,6 +157,32 @@ fn handler(spec: &RouteSpec) -> MethodRouter<State> {
         ("POST", "/discovery") => post(discovery::start),
         ("GET", "/discovery/{id}") => get(discovery::run),
         ("POST", "/discovery/{id}/adopt") => post(discovery::adopt),
+        ("GET", "/discovery/{id}/events") => get(discovery::events),
+        ("GET", "/static/app.js") => get(pages::js),
+        ("GET", "/devices/{id}/snapshot") => get(snapshot::snapshot),
+        ("POST", "/devices/bulk") => post(inventory::bulk),
+        ("GET", "/inventory") => get(inventory::inventory),
+        ("GET", "/inventory/import") => get(inventory::import_form),
+        ("POST", "/inventory/import") => post(inventory::import_preview).layer(
+            axum::extract::DefaultBodyLimit::max(inventory::IMPORT_BODY_LIMIT),
+        ),
+        ("POST", "/inventory/import/apply") => post(inventory::import_apply).layer(
+            axum::extract::DefaultBodyLimit::max(inventory::IMPORT_BODY_LIMIT),
+        ),
+        ("GET", "/sites") => get(admin::sites),
+        ("POST", "/sites") => post(admin::site_create),
+        ("POST", "/sites/{id}") => post(admin::site_update),
+        ("GET", "/users") => get(admin::users),
+        ("POST", "/users") => post(admin::user_create),
+        ("GET", "/users/{id}") => get(admin::user_edit),
+        ("POST", "/users/{id}") => post(admin::user_update),
+        ("GET", "/account") => get(admin::account),
+        ("POST", "/account") => post(admin::account_update),
+        ("GET", "/api/v1/sites") => get(admin::api_sites),
+        ("GET", "/api/v1/devices/{id}") => get(api::device),
+        ("GET", "/api/v1/discovery") => get(api::discovery_runs),
+        ("GET", "/api/v1/discovery/{id}") => get(api::discovery_run),
+        ("GET", "/api/openapi.json") => get(api::openapi),
         (m, p) => panic!("route {m} {p} is listed in ROUTES but has no handler"),
     }
 }

@@ -5,7 +5,7 @@ use askama::Template;
 use askama_web::WebTemplate;
 use axum::Extension;
 use axum::Json;
-use axum::extract::{Path, Query, State as AxState};
+use axum::extract::{Path, Query, RawQuery, State as AxState};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use sea_orm::sea_query::{Expr, ExprTrait, LikeExpr};
@@ -38,68 +38,249 @@ pub async fn css() -> Response {
         .into_response()
 }
 
+pub async fn js() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "max-age=3600"),
+        ],
+        include_str!("../../static/app.js"),
+    )
+        .into_response()
+}
+
 #[derive(Template, WebTemplate)]
 #[template(path = "dashboard.html")]
 pub struct DashboardPage {
     pub me: CurrentUser,
     pub total: u64,
     pub by_status: Vec<(String, i64)>,
+    /// (site id or 0, site name, status, count)
+    pub by_site: Vec<SiteCounts>,
     pub recent: Vec<audit_log::Model>,
+    pub runs: Vec<crate::db::entities::discovery_run::Model>,
+}
+
+pub struct SiteCounts {
+    pub id: i32,
+    pub name: String,
+    pub total: i64,
+    pub by_status: Vec<(String, i64)>,
 }
 
 pub async fn dashboard(
     AxState(state): AxState<State>,
     Extension(me): Extension<CurrentUser>,
 ) -> Result<Response, WebError> {
-    let total = device::Entity::find().count(&state.db).await?;
-    let by_status: Vec<(String, i64)> = device::Entity::find()
+    let rows: Vec<(Option<i32>, String, i64)> = device::Entity::find()
+        .filter(me.scope.devices())
         .select_only()
+        .column(device::Column::SiteId)
         .column(device::Column::Status)
         .column_as(device::Column::Id.count(), "n")
+        .group_by(device::Column::SiteId)
         .group_by(device::Column::Status)
         .into_tuple()
         .all(&state.db)
         .await?;
-    let recent = audit_log::Entity::find()
-        .order_by_desc(audit_log::Column::Id)
-        .limit(10)
-        .all(&state.db)
-        .await?;
+    let sites = state.sites.list().await?;
+    let mut by_status: std::collections::BTreeMap<String, i64> = Default::default();
+    let mut per_site: std::collections::BTreeMap<(String, i32), Vec<(String, i64)>> =
+        Default::default();
+    for (site, status, n) in rows {
+        *by_status.entry(status.clone()).or_default() += n;
+        let name = crate::fleet::inventory::site_name(&sites, site);
+        let name = if name.is_empty() { "(no site)" } else { name };
+        per_site
+            .entry((name.to_string(), site.unwrap_or(0)))
+            .or_default()
+            .push((status, n));
+    }
+    let total = u64::try_from(by_status.values().sum::<i64>()).unwrap_or(0);
+    let by_site = per_site
+        .into_iter()
+        .map(|((name, id), by_status)| SiteCounts {
+            id,
+            name,
+            total: by_status.iter().map(|(_, n)| n).sum(),
+            by_status,
+        })
+        .collect();
+    let recent = if me.role.can_manage_users() {
+        audit_log::Entity::find()
+            .order_by_desc(audit_log::Column::Id)
+            .limit(10)
+            .all(&state.db)
+            .await?
+    } else {
+        Vec::new()
+    };
+    let mut runs = state.discovery.runs(&state.db).await?;
+    runs.truncate(5);
     Ok(DashboardPage {
         me,
         total,
-        by_status,
+        by_status: by_status.into_iter().collect(),
+        by_site,
         recent,
+        runs,
     }
     .into_response())
 }
 
-/// Query parameters of the device list (page and API alike).
-#[derive(Debug, Default, Clone, serde::Deserialize)]
+/// Columns the device list can show; the user picks with `col=…`.
+pub const COLUMNS: &[(&str, &str)] = &[
+    ("thumb", "Snapshot"),
+    ("status", "Status"),
+    ("site", "Site"),
+    ("manufacturer", "Manufacturer"),
+    ("model", "Model"),
+    ("firmware", "Firmware"),
+    ("serial", "Serial"),
+    ("mac", "MAC"),
+    ("address", "Address"),
+    ("last_seen", "Last seen"),
+    ("warranty_end", "Warranty end"),
+    ("end_of_life", "End of life"),
+];
+const DEFAULT_COLUMNS: &[&str] = &[
+    "status",
+    "site",
+    "manufacturer",
+    "model",
+    "firmware",
+    "serial",
+    "address",
+    "last_seen",
+];
+
+/// Query parameters of the device list (page, API and CSV alike).
+#[derive(Debug, Default, Clone, serde::Serialize)]
 pub struct DeviceQuery {
-    #[serde(default)]
     pub q: String,
-    #[serde(default)]
     pub status: String,
-    #[serde(default)]
     pub model: String,
-    #[serde(default)]
     pub firmware: String,
-    #[serde(default)]
     pub manufacturer: String,
-    #[serde(default)]
+    /// Site id, or `none` for devices without a site.
+    pub site: String,
+    /// Warranty ending within this many days (or already ended).
+    pub warranty_within: Option<i64>,
+    /// End of life within this many days (or already reached).
+    pub eol_within: Option<i64>,
     pub sort: String,
-    #[serde(default)]
     pub desc: bool,
     pub page: Option<u64>,
     pub per_page: Option<u64>,
+    /// Chosen columns (empty: the defaults).
+    pub cols: Vec<String>,
+}
+
+impl DeviceQuery {
+    /// From a raw query string; `col` may repeat. Unknown keys are ignored,
+    /// malformed numbers are an error naming the parameter.
+    pub fn parse(raw: Option<&str>) -> Result<Self, WebError> {
+        let mut q = DeviceQuery::default();
+        let bad = |k: &str| {
+            WebError(Error::new(
+                ErrorKind::InvalidArgument,
+                format!("{k}: expected a whole number"),
+            ))
+        };
+        for (k, v) in url::form_urlencoded::parse(raw.unwrap_or("").as_bytes()) {
+            let v = v.into_owned();
+            match k.as_ref() {
+                "q" => q.q = v,
+                "status" => q.status = v,
+                "model" => q.model = v,
+                "firmware" => q.firmware = v,
+                "manufacturer" => q.manufacturer = v,
+                "site" => q.site = v,
+                "warranty_within" if !v.is_empty() => {
+                    q.warranty_within = Some(v.parse().map_err(|_| bad("warranty_within"))?)
+                }
+                "eol_within" if !v.is_empty() => {
+                    q.eol_within = Some(v.parse().map_err(|_| bad("eol_within"))?)
+                }
+                "sort" => q.sort = v,
+                "desc" => q.desc = v == "true" || v == "1",
+                "page" if !v.is_empty() => q.page = Some(v.parse().map_err(|_| bad("page"))?),
+                "per_page" if !v.is_empty() => {
+                    q.per_page = Some(v.parse().map_err(|_| bad("per_page"))?)
+                }
+                "col" if COLUMNS.iter().any(|(c, _)| *c == v) && !q.cols.contains(&v) => {
+                    q.cols.push(v)
+                }
+                _ => {}
+            }
+        }
+        Ok(q)
+    }
+
+    pub fn shows(&self, col: &str) -> bool {
+        if self.cols.is_empty() {
+            DEFAULT_COLUMNS.contains(&col)
+        } else {
+            self.cols.iter().any(|c| c == col)
+        }
+    }
+
+    /// The query as a link, with another page or sort.
+    pub fn link(&self, path: &str, page: u64, sort: Option<&str>) -> String {
+        let mut s = url::form_urlencoded::Serializer::new(String::new());
+        for (k, v) in [
+            ("q", &self.q),
+            ("status", &self.status),
+            ("model", &self.model),
+            ("firmware", &self.firmware),
+            ("manufacturer", &self.manufacturer),
+            ("site", &self.site),
+        ] {
+            if !v.is_empty() {
+                s.append_pair(k, v);
+            }
+        }
+        if let Some(d) = self.warranty_within {
+            s.append_pair("warranty_within", &d.to_string());
+        }
+        if let Some(d) = self.eol_within {
+            s.append_pair("eol_within", &d.to_string());
+        }
+        for c in &self.cols {
+            s.append_pair("col", c);
+        }
+        match sort {
+            Some(col) => {
+                s.append_pair("sort", col);
+                if self.sort == col && !self.desc {
+                    s.append_pair("desc", "true");
+                }
+            }
+            None => {
+                if !self.sort.is_empty() {
+                    s.append_pair("sort", &self.sort);
+                }
+                if self.desc {
+                    s.append_pair("desc", "true");
+                }
+                s.append_pair("page", &page.to_string());
+            }
+        }
+        format!("{path}?{}", s.finish())
+    }
+
+    pub fn sort_link(&self, col: &str) -> String {
+        self.link("/devices", 1, Some(col))
+    }
 }
 
 pub const MAX_PER_PAGE: u64 = 500;
 
-/// The list's exact-match filters (status, model, firmware, manufacturer),
-/// shared by the page, the API and the CSV export.
-fn exact_filters(q: &DeviceQuery, mut cond: Condition) -> Condition {
+/// The list's filters other than free text (status, model, firmware,
+/// manufacturer, site, inventory dates) within the user's scope; shared by
+/// the page, the API and the CSV export.
+fn exact_filters(state: &State, me: &CurrentUser, q: &DeviceQuery) -> Result<Condition, WebError> {
+    let mut cond = me.scope.devices();
     for (value, col) in [
         (&q.status, device::Column::Status),
         (&q.model, device::Column::Model),
@@ -110,12 +291,35 @@ fn exact_filters(q: &DeviceQuery, mut cond: Condition) -> Condition {
             cond = cond.add(col.eq(value.as_str()));
         }
     }
-    cond
+    match q.site.as_str() {
+        "" => {}
+        "none" => cond = cond.add(device::Column::SiteId.is_null()),
+        v => {
+            let id: i32 = v.parse().map_err(|_| {
+                WebError(Error::new(
+                    ErrorKind::InvalidArgument,
+                    "site: a site id or none",
+                ))
+            })?;
+            cond = cond.add(device::Column::SiteId.eq(id));
+        }
+    }
+    let today = state.clock.now_utc().date_naive();
+    for (days, col) in [
+        (q.warranty_within, device::Column::WarrantyEnd),
+        (q.eol_within, device::Column::EndOfLife),
+    ] {
+        if let Some(days) = days {
+            let days = days.clamp(-36_500, 36_500);
+            cond = cond.add(col.lte(today + chrono::Duration::days(days)));
+        }
+    }
+    Ok(cond)
 }
 
 /// What the device list shows of a device: the list loads only these
-/// columns (no JSON or inventory fields), which is most of its speed.
-#[derive(Debug, Clone, sea_orm::FromQueryResult, serde::Serialize)]
+/// columns (no JSON or long inventory fields), which is most of its speed.
+#[derive(Debug, Clone, sea_orm::FromQueryResult, serde::Serialize, utoipa::ToSchema)]
 pub struct DeviceRow {
     pub id: i32,
     pub name: String,
@@ -128,6 +332,8 @@ pub struct DeviceRow {
     pub device_url: String,
     pub last_seen: Option<chrono::DateTime<chrono::Utc>>,
     pub site_id: Option<i32>,
+    pub warranty_end: Option<chrono::NaiveDate>,
+    pub end_of_life: Option<chrono::NaiveDate>,
 }
 
 pub struct DeviceList {
@@ -138,11 +344,16 @@ pub struct DeviceList {
     pub per_page: u64,
 }
 
-/// Search, filter, sort and page the inventory in the database.
-pub async fn list_devices(state: &State, q: &DeviceQuery) -> Result<DeviceList, WebError> {
+/// Search, filter, sort and page the inventory in the database, within
+/// the user's sites.
+pub async fn list_devices(
+    state: &State,
+    me: &CurrentUser,
+    q: &DeviceQuery,
+) -> Result<DeviceList, WebError> {
     let db = &state.db;
     let per_page = q.per_page.unwrap_or(50).clamp(1, MAX_PER_PAGE);
-    let mut cond = Condition::all();
+    let mut cond = exact_filters(state, me, q)?;
     let text = q.q.trim();
     if !text.is_empty() {
         if text.len() > 200 {
@@ -163,7 +374,6 @@ pub async fn list_devices(state: &State, q: &DeviceQuery) -> Result<DeviceList, 
                 .like(LikeExpr::new(pattern.as_str()).escape('\\')),
         );
     }
-    cond = exact_filters(q, cond);
     let sort = match q.sort.as_str() {
         "model" => device::Column::Model,
         "firmware" => device::Column::Firmware,
@@ -171,6 +381,9 @@ pub async fn list_devices(state: &State, q: &DeviceQuery) -> Result<DeviceList, 
         "last_seen" => device::Column::LastSeen,
         "serial" => device::Column::Serial,
         "manufacturer" => device::Column::Manufacturer,
+        "site" => device::Column::SiteId,
+        "warranty_end" => device::Column::WarrantyEnd,
+        "end_of_life" => device::Column::EndOfLife,
         _ => device::Column::Name,
     };
     let mut query = device::Entity::find().filter(cond.clone());
@@ -180,16 +393,21 @@ pub async fn list_devices(state: &State, q: &DeviceQuery) -> Result<DeviceList, 
         query.order_by_asc(sort)
     };
     // The count changes only when devices are written: cache it per filter
-    // against the inventory's write generation (and at most COUNT_TTL, for
-    // writes made by other nodes). A plain aggregate, not the paginator's
-    // count, which wraps the whole sorted query in a subquery.
+    // and scope against the inventory's write generation (and at most
+    // COUNT_TTL, for writes made by other nodes). A plain aggregate, not
+    // the paginator's count, which wraps the sorted query in a subquery.
     let key = format!(
-        "{}\u{1}{}\u{1}{}\u{1}{}\u{1}{}",
+        "{}\u{1}{}\u{1}{}\u{1}{}\u{1}{}\u{1}{}\u{1}{:?}\u{1}{:?}\u{1}{}\u{1}{}",
         text.to_lowercase(),
         q.status,
         q.model,
         q.firmware,
-        q.manufacturer
+        q.manufacturer,
+        q.site,
+        q.warranty_within,
+        q.eol_within,
+        me.scope.cache_key(),
+        state.clock.now_utc().date_naive(),
     );
     let generation = state.inventory.generation();
     let now = state.clock.monotonic();
@@ -210,7 +428,7 @@ pub async fn list_devices(state: &State, q: &DeviceQuery) -> Result<DeviceList, 
         }
     };
     let pages = std::cmp::max(total.div_ceil(per_page), 1);
-    let page = std::cmp::max(q.page.unwrap_or(1), 1);
+    let page = q.page.unwrap_or(1).clamp(1, 1_000_000);
     let devices = query
         .order_by_asc(device::Column::Id)
         .offset((page - 1) * per_page)
@@ -228,6 +446,8 @@ pub async fn list_devices(state: &State, q: &DeviceQuery) -> Result<DeviceList, 
             device::Column::DeviceUrl,
             device::Column::LastSeen,
             device::Column::SiteId,
+            device::Column::WarrantyEnd,
+            device::Column::EndOfLife,
         ])
         .into_model::<DeviceRow>()
         .all(db)
@@ -249,53 +469,63 @@ pub struct DevicesPage {
     pub query: DeviceQuery,
     pub prev_link: String,
     pub next_link: String,
+    pub sites: Vec<crate::db::entities::site::Model>,
+    pub columns: &'static [(&'static str, &'static str)],
+    /// Set after a bulk action: what it did.
+    pub notice: String,
 }
 
-fn page_link(q: &DeviceQuery, page: u64) -> String {
-    let mut s = url::form_urlencoded::Serializer::new(String::new());
-    for (k, v) in [
-        ("q", &q.q),
-        ("status", &q.status),
-        ("model", &q.model),
-        ("firmware", &q.firmware),
-        ("manufacturer", &q.manufacturer),
-        ("sort", &q.sort),
-    ] {
-        if !v.is_empty() {
-            s.append_pair(k, v);
-        }
+impl DevicesPage {
+    pub fn site_of(&self, id: &Option<i32>) -> &str {
+        crate::fleet::inventory::site_name(&self.sites, *id)
     }
-    if q.desc {
-        s.append_pair("desc", "true");
-    }
-    s.append_pair("page", &page.to_string());
-    format!("/devices?{}", s.finish())
 }
 
-pub async fn devices(
-    AxState(state): AxState<State>,
-    Extension(me): Extension<CurrentUser>,
-    Query(q): Query<DeviceQuery>,
-) -> Result<Response, WebError> {
-    let list = list_devices(&state, &q).await?;
+pub async fn devices_page(
+    state: &State,
+    me: CurrentUser,
+    q: DeviceQuery,
+    notice: String,
+) -> Result<DevicesPage, WebError> {
+    let list = list_devices(state, &me, &q).await?;
     let prev_link = if list.page > 1 {
-        page_link(&q, list.page - 1)
+        q.link("/devices", list.page - 1, None)
     } else {
         String::new()
     };
     let next_link = if list.page < list.pages {
-        page_link(&q, list.page + 1)
+        q.link("/devices", list.page + 1, None)
     } else {
         String::new()
     };
+    let sites = state
+        .sites
+        .list()
+        .await?
+        .into_iter()
+        .filter(|s| me.scope.allows_site(Some(s.id)))
+        .collect();
     Ok(DevicesPage {
         me,
         list,
         query: q,
         prev_link,
         next_link,
-    }
-    .into_response())
+        sites,
+        columns: COLUMNS,
+        notice,
+    })
+}
+
+pub async fn devices(
+    AxState(state): AxState<State>,
+    Extension(me): Extension<CurrentUser>,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, WebError> {
+    let q = DeviceQuery::parse(raw.as_deref())?;
+    Ok(devices_page(&state, me, q, String::new())
+        .await?
+        .into_response())
 }
 
 #[derive(Template, WebTemplate)]
@@ -303,6 +533,7 @@ pub async fn devices(
 pub struct DevicePage {
     pub me: CurrentUser,
     pub d: device::Model,
+    pub site: String,
     pub profiles: Vec<device_profile::Model>,
     pub quirks: Vec<String>,
     pub history: Vec<audit_log::Model>,
@@ -313,10 +544,15 @@ pub async fn device(
     Extension(me): Extension<CurrentUser>,
     Path(id): Path<i32>,
 ) -> Result<Response, WebError> {
-    let d = device::Entity::find_by_id(id)
-        .one(&state.db)
-        .await?
-        .ok_or_else(|| WebError(Error::new(ErrorKind::NotFound, format!("no device {id}"))))?;
+    let d = device_or_404(&state, &me, id).await?;
+    let site = match d.site_id {
+        Some(sid) => crate::db::entities::site::Entity::find_by_id(sid)
+            .one(&state.db)
+            .await?
+            .map(|s| s.name)
+            .unwrap_or_default(),
+        None => String::new(),
+    };
     let profiles = device_profile::Entity::find()
         .filter(device_profile::Column::DeviceId.eq(id))
         .all(&state.db)
@@ -336,6 +572,7 @@ pub async fn device(
     Ok(DevicePage {
         me,
         d,
+        site,
         profiles,
         quirks,
         history,
@@ -343,7 +580,7 @@ pub async fn device(
     .into_response())
 }
 
-#[derive(serde::Serialize)]
+#[derive(serde::Serialize, utoipa::ToSchema)]
 pub struct ApiDevices {
     pub total: u64,
     pub page: u64,
@@ -354,9 +591,11 @@ pub struct ApiDevices {
 
 pub async fn api_devices(
     AxState(state): AxState<State>,
-    Query(q): Query<DeviceQuery>,
+    Extension(me): Extension<CurrentUser>,
+    RawQuery(raw): RawQuery,
 ) -> Result<Response, WebError> {
-    let l = list_devices(&state, &q).await?;
+    let q = DeviceQuery::parse(raw.as_deref())?;
+    let l = list_devices(&state, &me, &q).await?;
     Ok(Json(ApiDevices {
         total: l.total,
         page: l.page,
@@ -462,6 +701,7 @@ impl CountCache {
 pub struct InventoryFormPage {
     pub me: CurrentUser,
     pub d: device::Model,
+    pub sites: Vec<crate::db::entities::site::Model>,
     pub f: crate::fleet::inventory::InventoryForm,
     pub errors: crate::fleet::inventory::FieldErrors,
 }
@@ -473,11 +713,32 @@ impl InventoryFormPage {
     }
 }
 
-async fn device_or_404(state: &State, id: i32) -> Result<device::Model, WebError> {
-    device::Entity::find_by_id(id)
-        .one(&state.db)
+/// A device the user may see, or 404 (also for devices of other sites, so
+/// a scoped user learns nothing about them).
+pub async fn device_or_404(
+    state: &State,
+    me: &CurrentUser,
+    id: i32,
+) -> Result<device::Model, WebError> {
+    state
+        .inventory
+        .get_scoped(id, &me.scope)
         .await?
         .ok_or_else(|| WebError(Error::new(ErrorKind::NotFound, format!("no device {id}"))))
+}
+
+/// The sites a user may put devices into.
+async fn sites_for(
+    state: &State,
+    me: &CurrentUser,
+) -> Result<Vec<crate::db::entities::site::Model>, WebError> {
+    Ok(state
+        .sites
+        .list()
+        .await?
+        .into_iter()
+        .filter(|s| me.scope.allows_site(Some(s.id)))
+        .collect())
 }
 
 pub async fn inventory_form(
@@ -486,11 +747,17 @@ pub async fn inventory_form(
     Path(id): Path<i32>,
 ) -> Result<Response, WebError> {
     me.require(me.role.can_edit_inventory())?;
-    let d = device_or_404(&state, id).await?;
-    let f = crate::fleet::inventory::InventoryForm::from_device(&d);
+    let d = device_or_404(&state, &me, id).await?;
+    let all_sites = state.sites.list().await?;
+    let f = crate::fleet::inventory::InventoryForm::from_device(
+        &d,
+        crate::fleet::inventory::site_name(&all_sites, d.site_id),
+    );
+    let sites = sites_for(&state, &me).await?;
     Ok(InventoryFormPage {
         me,
         d,
+        sites,
         f,
         errors: Default::default(),
     }
@@ -513,15 +780,21 @@ pub async fn inventory_save(
     me.check_csrf(&s.csrf)?;
     me.require(me.role.can_edit_inventory())?;
     let actor = crate::fleet::audit::Actor::user(&me.user.username);
-    match state.inventory.edit_inventory(id, &s.form, &actor).await? {
+    match state
+        .inventory
+        .edit_inventory(id, &s.form, &me.scope, &actor)
+        .await?
+    {
         crate::fleet::inventory::InventoryEdit::Saved(_) => {
             Ok(axum::response::Redirect::to(&format!("/devices/{id}")).into_response())
         }
         crate::fleet::inventory::InventoryEdit::Invalid(errors) => {
-            let d = device_or_404(&state, id).await?;
+            let d = device_or_404(&state, &me, id).await?;
+            let sites = sites_for(&state, &me).await?;
             let page = InventoryFormPage {
                 me,
                 d,
+                sites,
                 f: s.form,
                 errors,
             };
@@ -534,19 +807,31 @@ pub async fn inventory_save(
 /// the device list apply.
 pub async fn inventory_csv(
     AxState(state): AxState<State>,
-    Extension(_me): Extension<CurrentUser>,
-    Query(q): Query<DeviceQuery>,
+    Extension(me): Extension<CurrentUser>,
+    RawQuery(raw): RawQuery,
 ) -> Result<Response, WebError> {
-    use crate::fleet::csv::row;
-    let query = device::Entity::find().filter(exact_filters(&q, Condition::all()));
-    let devices = query
+    let q = DeviceQuery::parse(raw.as_deref())?;
+    let devices = device::Entity::find()
+        .filter(exact_filters(&state, &me, &q)?)
         .order_by_asc(device::Column::Id)
         .all(&state.db)
         .await?;
+    let sites = state.sites.list().await?;
+    csv_response(&state, &devices, &sites)
+}
+
+/// Devices as the inventory CSV (the import reads the same columns).
+pub fn csv_response(
+    state: &State,
+    devices: &[device::Model],
+    sites: &[crate::db::entities::site::Model],
+) -> Result<Response, WebError> {
+    use crate::fleet::csv::row;
     let date = |d: Option<chrono::NaiveDate>| d.map(|d| d.to_string()).unwrap_or_default();
     let mut out = row([
         "id",
         "name",
+        "site",
         "manufacturer",
         "model",
         "serial",
@@ -563,7 +848,7 @@ pub async fn inventory_csv(
         "end_of_life",
         "notes",
     ]);
-    for d in &devices {
+    for d in devices {
         let cost = d
             .cost_cents
             .map(|c| format!("{}.{:02}", c / 100, c % 100))
@@ -571,6 +856,7 @@ pub async fn inventory_csv(
         out.push_str(&row([
             d.id.to_string().as_str(),
             &d.name,
+            crate::fleet::inventory::site_name(sites, d.site_id),
             &d.manufacturer,
             &d.model,
             d.serial.as_deref().unwrap_or(""),

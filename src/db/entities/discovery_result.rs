@@ -15,6 +15,8 @@ pub struct Model {
     pub device_id: Option<i32>,
     /// `new`, `managed` or `moved`.
     pub classification: String,
+    /// The adoption outcome (JSON `AdoptOutcome`), once adopted or failed.
+    pub outcome: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -14,6 +14,8 @@ pub struct Model {
     /// `running`, `done`, `failed: …`.
     pub status: String,
     pub found: i32,
+    /// Where adopted cameras go (migration 4).
+    pub site_id: Option<i32>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -1,6 +1,7 @@
 //! sea-orm entities, one file per table, matching `migrations/`. Model logic
 //! lives in the fleet services, not here.
 
+pub mod api_token;
 pub mod audit_log;
 pub mod credential;
 pub mod device;
@@ -10,3 +11,4 @@ pub mod discovery_run;
 pub mod session;
 pub mod site;
 pub mod user;
+pub mod user_site;

@@ -9,6 +9,7 @@ pub struct Model {
     pub id: String,
     pub data: Vec<u8>,
     pub expires_at: DateTimeUtc,
+    pub user_id: Option<i32>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

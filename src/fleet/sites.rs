@@ -1,0 +1,184 @@
+//! Sites: the places cameras live. Users may be limited to sites; devices
+//! belong to at most one. A site with devices cannot be deleted (move them
+//! first), so nothing is orphaned silently.
+
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, IntoActiveModel,
+    PaginatorTrait, QueryFilter, QueryOrder, Set,
+};
+use serde_json::json;
+
+use super::audit::{self, Actor, Entry};
+use crate::clock::SharedClock;
+use crate::db::entities::{device, site, user_site};
+use crate::error::{Error, ErrorKind, Result};
+
+pub struct Sites {
+    db: DatabaseConnection,
+    clock: SharedClock,
+}
+
+pub fn validate_name(name: &str) -> Result<String> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 100 {
+        return Err(Error::new(
+            ErrorKind::InvalidArgument,
+            "name: 1–100 characters",
+        ));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(Error::new(
+            ErrorKind::InvalidArgument,
+            "name: no control characters",
+        ));
+    }
+    Ok(name.to_string())
+}
+
+impl Sites {
+    pub fn new(db: DatabaseConnection, clock: SharedClock) -> Self {
+        Self { db, clock }
+    }
+
+    pub async fn list(&self) -> Result<Vec<site::Model>> {
+        Ok(site::Entity::find()
+            .order_by_asc(site::Column::Name)
+            .all(&self.db)
+            .await?)
+    }
+
+    pub async fn by_name(&self, name: &str) -> Result<Option<site::Model>> {
+        Ok(site::Entity::find()
+            .filter(site::Column::Name.eq(name.trim()))
+            .one(&self.db)
+            .await?)
+    }
+
+    pub async fn create(
+        &self,
+        name: &str,
+        description: &str,
+        actor: &Actor,
+    ) -> Result<site::Model> {
+        let name = validate_name(name)?;
+        if self.by_name(&name).await?.is_some() {
+            return Err(Error::new(
+                ErrorKind::Conflict,
+                format!("name: a site named {name:?} exists"),
+            ));
+        }
+        let now = self.clock.now_utc();
+        let s = site::ActiveModel {
+            name: Set(name.clone()),
+            description: Set(description.trim().chars().take(1000).collect()),
+            created_at: Set(now),
+            ..Default::default()
+        }
+        .insert(&self.db)
+        .await?;
+        audit::record(
+            &self.db,
+            actor,
+            now,
+            Entry {
+                action: "site.create",
+                target_kind: "site",
+                target_id: s.id.to_string(),
+                before: None,
+                after: Some(json!({"name": s.name, "description": s.description})),
+            },
+        )
+        .await?;
+        Ok(s)
+    }
+
+    pub async fn update(
+        &self,
+        id: i32,
+        name: &str,
+        description: &str,
+        actor: &Actor,
+    ) -> Result<site::Model> {
+        let name = validate_name(name)?;
+        let old = site::Entity::find_by_id(id)
+            .one(&self.db)
+            .await?
+            .ok_or_else(|| Error::new(ErrorKind::NotFound, format!("no site {id}")))?;
+        if let Some(other) = self.by_name(&name).await?
+            && other.id != id
+        {
+            return Err(Error::new(
+                ErrorKind::Conflict,
+                format!("name: a site named {name:?} exists"),
+            ));
+        }
+        let before = json!({"name": old.name, "description": old.description});
+        let mut am = old.into_active_model();
+        am.name = Set(name);
+        am.description = Set(description.trim().chars().take(1000).collect());
+        let s = am.update(&self.db).await?;
+        audit::record(
+            &self.db,
+            actor,
+            self.clock.now_utc(),
+            Entry {
+                action: "site.update",
+                target_kind: "site",
+                target_id: id.to_string(),
+                before: Some(before),
+                after: Some(json!({"name": s.name, "description": s.description})),
+            },
+        )
+        .await?;
+        Ok(s)
+    }
+
+    /// Delete an empty site (and the memberships naming it).
+    pub async fn delete(&self, id: i32, actor: &Actor) -> Result<()> {
+        let s = site::Entity::find_by_id(id)
+            .one(&self.db)
+            .await?
+            .ok_or_else(|| Error::new(ErrorKind::NotFound, format!("no site {id}")))?;
+        let n = device::Entity::find()
+            .filter(device::Column::SiteId.eq(id))
+            .count(&self.db)
+            .await?;
+        if n > 0 {
+            return Err(Error::new(
+                ErrorKind::Conflict,
+                format!("site {:?} still has {n} devices; move them first", s.name),
+            ));
+        }
+        user_site::Entity::delete_many()
+            .filter(user_site::Column::SiteId.eq(id))
+            .exec(&self.db)
+            .await?;
+        site::Entity::delete_by_id(id).exec(&self.db).await?;
+        audit::record(
+            &self.db,
+            actor,
+            self.clock.now_utc(),
+            Entry {
+                action: "site.delete",
+                target_kind: "site",
+                target_id: id.to_string(),
+                before: Some(json!({"name": s.name})),
+                after: None,
+            },
+        )
+        .await
+    }
+
+    /// Device counts per site id (None = no site).
+    pub async fn device_counts(&self) -> Result<Vec<(Option<i32>, i64)>> {
+        use sea_orm::QuerySelect;
+        Ok(device::Entity::find()
+            .select_only()
+            .column(device::Column::SiteId)
+            .column_as(device::Column::Id.count(), "n")
+            .group_by(device::Column::SiteId)
+            .into_tuple()
+            .all(&self.db)
+            .await?)
+    }
+}

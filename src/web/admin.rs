@@ -1,0 +1,497 @@
+//! Admin pages: sites, users and roles (with site limits), and each user's
+//! own account page with API tokens. Every change is audited by the fleet
+//! services; cached logins are dropped after any account change so a new
+//! role or a disabled account takes effect on the next request.
+
+use askama::Template;
+use askama_web::WebTemplate;
+use axum::Extension;
+use axum::extract::{Path, RawForm, State as AxState};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+
+use super::State;
+use super::auth::CurrentUser;
+use super::error::WebError;
+use crate::db::entities::{api_token, site, user};
+use crate::error::{Error, ErrorKind};
+use crate::fleet::audit::Actor;
+use crate::fleet::users::Role;
+
+fn actor(me: &CurrentUser) -> Actor {
+    Actor::user(&me.user.username)
+}
+
+/// Decoded form fields; names may repeat (checkbox lists).
+pub struct FormFields(Vec<(String, String)>);
+
+impl FormFields {
+    pub fn parse(raw: &[u8]) -> Self {
+        FormFields(url::form_urlencoded::parse(raw).into_owned().collect())
+    }
+    pub fn get(&self, name: &str) -> String {
+        self.0
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    }
+    pub fn all(&self, name: &str) -> Vec<String> {
+        self.0
+            .iter()
+            .filter(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+            .collect()
+    }
+    pub fn ids(&self, name: &str) -> Vec<i32> {
+        self.all(name)
+            .iter()
+            .filter_map(|v| v.parse().ok())
+            .collect()
+    }
+}
+
+// ---------- sites ----------
+
+#[derive(Template, WebTemplate)]
+#[template(path = "sites.html")]
+pub struct SitesPage {
+    pub me: CurrentUser,
+    pub sites: Vec<(site::Model, i64)>,
+    pub unassigned: i64,
+    pub error: String,
+    pub name: String,
+    pub description: String,
+}
+
+async fn sites_page(
+    state: &State,
+    me: CurrentUser,
+    error: String,
+    name: String,
+    description: String,
+) -> Result<SitesPage, WebError> {
+    let counts = state.sites.device_counts().await?;
+    let n = |id: Option<i32>| {
+        counts
+            .iter()
+            .find(|(s, _)| *s == id)
+            .map(|(_, n)| *n)
+            .unwrap_or(0)
+    };
+    let sites = state
+        .sites
+        .list()
+        .await?
+        .into_iter()
+        .map(|s| {
+            let c = n(Some(s.id));
+            (s, c)
+        })
+        .collect();
+    Ok(SitesPage {
+        me,
+        sites,
+        unassigned: n(None),
+        error,
+        name,
+        description,
+    })
+}
+
+pub async fn sites(
+    AxState(state): AxState<State>,
+    Extension(me): Extension<CurrentUser>,
+) -> Result<Response, WebError> {
+    me.require(me.role.can_manage_users())?;
+    Ok(
+        sites_page(&state, me, String::new(), String::new(), String::new())
+            .await?
+            .into_response(),
+    )
+}
+
+pub async fn site_create(
+    AxState(state): AxState<State>,
+    Extension(me): Extension<CurrentUser>,
+    RawForm(raw): RawForm,
+) -> Result<Response, WebError> {
+    let f = FormFields::parse(&raw);
+    me.check_csrf(&f.get("csrf"))?;
+    me.require(me.role.can_manage_users())?;
+    let (name, description) = (f.get("name"), f.get("description"));
+    match state.sites.create(&name, &description, &actor(&me)).await {
+        Ok(_) => Ok(Redirect::to("/sites").into_response()),
+        Err(e) if matches!(e.kind, ErrorKind::InvalidArgument | ErrorKind::Conflict) => {
+            let page = sites_page(&state, me, e.message, name, description).await?;
+            Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+pub async fn site_update(
+    AxState(state): AxState<State>,
+    Extension(me): Extension<CurrentUser>,
+    Path(id): Path<i32>,
+    RawForm(raw): RawForm,
+) -> Result<Response, WebError> {
+    let f = FormFields::parse(&raw);
+    me.check_csrf(&f.get("csrf"))?;
+    me.require(me.role.can_manage_users())?;
+    let result = if f.get("action") == "delete" {
+        state.sites.delete(id, &actor(&me)).await
+    } else {
+        state
+            .sites
+            .update(id, &f.get("name"), &f.get("description"), &actor(&me))
+            .await
+            .map(|_| ())
+    };
+    match result {
+        Ok(()) => {
+            state.auth_cache.clear();
+            Ok(Redirect::to("/sites").into_response())
+        }
+        Err(e) if matches!(e.kind, ErrorKind::InvalidArgument | ErrorKind::Conflict) => {
+            let page = sites_page(&state, me, e.message, String::new(), String::new()).await?;
+            Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+pub async fn api_sites(
+    AxState(state): AxState<State>,
+    Extension(me): Extension<CurrentUser>,
+) -> Result<Response, WebError> {
+    let sites: Vec<super::api::ApiSite> = state
+        .sites
+        .list()
+        .await?
+        .into_iter()
+        .filter(|s| me.scope.allows_site(Some(s.id)))
+        .map(|s| super::api::ApiSite {
+            id: s.id,
+            name: s.name,
+            description: s.description,
+        })
+        .collect();
+    Ok(axum::Json(sites).into_response())
+}
+
+// ---------- users ----------
+
+pub struct UserRow {
+    pub u: user::Model,
+    pub sites: String,
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "users.html")]
+pub struct UsersPage {
+    pub me: CurrentUser,
+    pub users: Vec<UserRow>,
+    pub sites: Vec<site::Model>,
+    pub roles: &'static [Role],
+    pub error: String,
+    pub field: String,
+    pub username: String,
+    pub role: String,
+}
+
+async fn users_page(
+    state: &State,
+    me: CurrentUser,
+    error: String,
+    field: String,
+    username: String,
+    role: String,
+) -> Result<UsersPage, WebError> {
+    let sites = state.sites.list().await?;
+    let mut users = Vec::new();
+    for u in state.users.list().await? {
+        let ids = state.users.sites_of(u.id).await?;
+        let names: Vec<&str> = ids
+            .iter()
+            .map(|id| crate::fleet::inventory::site_name(&sites, Some(*id)))
+            .collect();
+        users.push(UserRow {
+            sites: if names.is_empty() {
+                "all".into()
+            } else {
+                names.join(", ")
+            },
+            u,
+        });
+    }
+    Ok(UsersPage {
+        me,
+        users,
+        sites,
+        roles: &Role::ALL,
+        error,
+        field,
+        username,
+        role,
+    })
+}
+
+pub async fn users(
+    AxState(state): AxState<State>,
+    Extension(me): Extension<CurrentUser>,
+) -> Result<Response, WebError> {
+    me.require(me.role.can_manage_users())?;
+    Ok(users_page(
+        &state,
+        me,
+        String::new(),
+        String::new(),
+        String::new(),
+        "viewer".into(),
+    )
+    .await?
+    .into_response())
+}
+
+/// The form field an error message is about (`"password: …"` → password).
+fn field_of(message: &str) -> String {
+    message
+        .split_once(':')
+        .map(|(f, _)| f.trim().replace(' ', "_"))
+        .unwrap_or_default()
+}
+
+pub async fn user_create(
+    AxState(state): AxState<State>,
+    Extension(me): Extension<CurrentUser>,
+    RawForm(raw): RawForm,
+) -> Result<Response, WebError> {
+    let f = FormFields::parse(&raw);
+    me.check_csrf(&f.get("csrf"))?;
+    me.require(me.role.can_manage_users())?;
+    let (name, role_s) = (f.get("username").trim().to_string(), f.get("role"));
+    let result = async {
+        let role = Role::parse(&role_s)
+            .ok_or_else(|| Error::new(ErrorKind::InvalidArgument, "role: choose a role"))?;
+        let u = state
+            .users
+            .create(&name, &f.get("password"), role, &actor(&me))
+            .await?;
+        state
+            .users
+            .update(u.id, role, false, &f.ids("site"), me.user.id, &actor(&me))
+            .await
+    }
+    .await;
+    match result {
+        Ok(_) => Ok(Redirect::to("/users").into_response()),
+        Err(e) if matches!(e.kind, ErrorKind::InvalidArgument | ErrorKind::Conflict) => {
+            let field = field_of(&e.message);
+            let page = users_page(&state, me, e.message, field, name, role_s).await?;
+            Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "user_edit.html")]
+pub struct UserEditPage {
+    pub me: CurrentUser,
+    pub u: user::Model,
+    pub member_of: Vec<i32>,
+    pub sites: Vec<site::Model>,
+    pub roles: &'static [Role],
+    pub tokens: Vec<api_token::Model>,
+    pub error: String,
+}
+
+async fn user_edit_page(
+    state: &State,
+    me: CurrentUser,
+    id: i32,
+    error: String,
+) -> Result<UserEditPage, WebError> {
+    let u = state
+        .users
+        .by_id(id)
+        .await?
+        .ok_or_else(|| WebError(Error::new(ErrorKind::NotFound, format!("no user {id}"))))?;
+    Ok(UserEditPage {
+        member_of: state.users.sites_of(id).await?,
+        sites: state.sites.list().await?,
+        roles: &Role::ALL,
+        tokens: state.tokens.of_user(id).await?,
+        me,
+        u,
+        error,
+    })
+}
+
+pub async fn user_edit(
+    AxState(state): AxState<State>,
+    Extension(me): Extension<CurrentUser>,
+    Path(id): Path<i32>,
+) -> Result<Response, WebError> {
+    me.require(me.role.can_manage_users())?;
+    Ok(user_edit_page(&state, me, id, String::new())
+        .await?
+        .into_response())
+}
+
+pub async fn user_update(
+    AxState(state): AxState<State>,
+    Extension(me): Extension<CurrentUser>,
+    Path(id): Path<i32>,
+    RawForm(raw): RawForm,
+) -> Result<Response, WebError> {
+    let f = FormFields::parse(&raw);
+    me.check_csrf(&f.get("csrf"))?;
+    me.require(me.role.can_manage_users())?;
+    let result = async {
+        match f.get("action").as_str() {
+            "password" => {
+                let u = state
+                    .users
+                    .by_id(id)
+                    .await?
+                    .ok_or_else(|| Error::new(ErrorKind::NotFound, format!("no user {id}")))?;
+                state
+                    .users
+                    .set_password(&u.username, &f.get("password"), &actor(&me))
+                    .await?;
+                if id != me.user.id {
+                    state.sessions.delete_user(id).await?;
+                }
+                Ok(())
+            }
+            "revoke_token" => {
+                let tid: i32 = f.get("token").parse().map_err(|_| {
+                    Error::new(ErrorKind::InvalidArgument, "token: which token to revoke")
+                })?;
+                state.tokens.revoke(tid, Some(id), &actor(&me)).await
+            }
+            _ => {
+                let role = Role::parse(&f.get("role"))
+                    .ok_or_else(|| Error::new(ErrorKind::InvalidArgument, "role: choose a role"))?;
+                let disabled = f.get("disabled") == "on";
+                state
+                    .users
+                    .update(id, role, disabled, &f.ids("site"), me.user.id, &actor(&me))
+                    .await?;
+                if disabled {
+                    state.sessions.delete_user(id).await?;
+                }
+                Ok(())
+            }
+        }
+    }
+    .await;
+    state.auth_cache.clear();
+    match result {
+        Ok(()) => Ok(Redirect::to(&format!("/users/{id}")).into_response()),
+        Err(e) if matches!(e.kind, ErrorKind::InvalidArgument | ErrorKind::Conflict) => {
+            let page = user_edit_page(&state, me, id, e.message).await?;
+            Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+// ---------- own account: API tokens ----------
+
+#[derive(Template, WebTemplate)]
+#[template(path = "account.html")]
+pub struct AccountPage {
+    pub me: CurrentUser,
+    pub tokens: Vec<api_token::Model>,
+    /// A token just made: shown this once.
+    pub new_token: String,
+    pub error: String,
+}
+
+pub async fn account(
+    AxState(state): AxState<State>,
+    Extension(me): Extension<CurrentUser>,
+) -> Result<Response, WebError> {
+    let tokens = state.tokens.of_user(me.user.id).await?;
+    Ok(AccountPage {
+        me,
+        tokens,
+        new_token: String::new(),
+        error: String::new(),
+    }
+    .into_response())
+}
+
+pub async fn account_update(
+    AxState(state): AxState<State>,
+    Extension(me): Extension<CurrentUser>,
+    RawForm(raw): RawForm,
+) -> Result<Response, WebError> {
+    let f = FormFields::parse(&raw);
+    me.check_csrf(&f.get("csrf"))?;
+    if me.via_token {
+        return Err(WebError(Error::new(
+            ErrorKind::PermissionDenied,
+            "tokens are managed from a browser login, not with a token",
+        )));
+    }
+    let mut new_token = String::new();
+    let result = match f.get("action").as_str() {
+        "revoke" => match f.get("token").parse::<i32>() {
+            Ok(tid) => {
+                let r = state
+                    .tokens
+                    .revoke(tid, Some(me.user.id), &actor(&me))
+                    .await;
+                state.auth_cache.clear();
+                r
+            }
+            Err(_) => Err(Error::new(ErrorKind::InvalidArgument, "token: which one")),
+        },
+        _ => {
+            let days = f.get("days");
+            let days = if days.trim().is_empty() {
+                Ok(None)
+            } else {
+                days.trim().parse::<u32>().map(Some).map_err(|_| {
+                    Error::new(
+                        ErrorKind::InvalidArgument,
+                        "valid for: a number of days, or empty",
+                    )
+                })
+            };
+            match days {
+                Ok(days) => state
+                    .tokens
+                    .create(me.user.id, &f.get("name"), days, &actor(&me))
+                    .await
+                    .map(|(t, _)| new_token = t),
+                Err(e) => Err(e),
+            }
+        }
+    };
+    let error = match result {
+        Ok(()) => String::new(),
+        Err(e) if matches!(e.kind, ErrorKind::InvalidArgument | ErrorKind::NotFound) => e.message,
+        Err(e) => return Err(e.into()),
+    };
+    let status = if error.is_empty() {
+        StatusCode::OK
+    } else {
+        StatusCode::UNPROCESSABLE_ENTITY
+    };
+    let tokens = state.tokens.of_user(me.user.id).await?;
+    Ok((
+        status,
+        AccountPage {
+            me,
+            tokens,
+            new_token,
+            error,
+        },
+    )
+        .into_response())
+}

@@ -1,0 +1,313 @@
+//! Procurement pages: the warranty-expiring and end-of-life views, CSV
+//! import with a dry run and an all-or-nothing apply, and bulk actions on
+//! devices selected in the list.
+
+use askama::Template;
+use askama_web::WebTemplate;
+use axum::Extension;
+use axum::extract::{Multipart, RawForm, RawQuery, State as AxState};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, TransactionTrait};
+
+use super::State;
+use super::admin::FormFields;
+use super::auth::CurrentUser;
+use super::error::WebError;
+use super::pages::{DeviceList, DeviceQuery, devices_page, list_devices};
+use crate::db::entities::{device, site};
+use crate::error::{Error, ErrorKind};
+use crate::fleet::audit::Actor;
+use crate::fleet::import::{ImportReport, MAX_IMPORT_BYTES};
+use crate::fleet::inventory::{InventoryForm, site_name};
+
+/// Request bodies for import routes may be as large as the largest file.
+pub const IMPORT_BODY_LIMIT: usize = MAX_IMPORT_BYTES * 2 + 64 * 1024;
+
+#[derive(Template, WebTemplate)]
+#[template(path = "inventory.html")]
+pub struct InventoryPage {
+    pub me: CurrentUser,
+    pub view: String,
+    pub days: i64,
+    pub list: DeviceList,
+    pub sites: Vec<site::Model>,
+    pub today: chrono::NaiveDate,
+}
+
+impl InventoryPage {
+    pub fn site_of(&self, id: &Option<i32>) -> &str {
+        site_name(&self.sites, *id)
+    }
+    pub fn past(&self, d: &Option<chrono::NaiveDate>) -> bool {
+        d.is_some_and(|d| d < self.today)
+    }
+}
+
+/// `/inventory?view=warranty&days=90` (default) or `view=eol&days=365`.
+pub async fn inventory(
+    AxState(state): AxState<State>,
+    Extension(me): Extension<CurrentUser>,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, WebError> {
+    let f = FormFields::parse(raw.as_deref().unwrap_or("").as_bytes());
+    let view = if f.get("view") == "eol" {
+        "eol"
+    } else {
+        "warranty"
+    };
+    let days = match f.get("days").trim() {
+        "" => {
+            if view == "eol" {
+                365
+            } else {
+                90
+            }
+        }
+        d => d.parse::<i64>().map_err(|_| {
+            WebError(Error::new(
+                ErrorKind::InvalidArgument,
+                "days: a whole number of days",
+            ))
+        })?,
+    };
+    let mut q = DeviceQuery {
+        per_page: Some(200),
+        page: f.get("page").parse().ok(),
+        ..Default::default()
+    };
+    if view == "eol" {
+        q.eol_within = Some(days);
+        q.sort = "end_of_life".into();
+    } else {
+        q.warranty_within = Some(days);
+        q.sort = "warranty_end".into();
+    }
+    let list = list_devices(&state, &me, &q).await?;
+    Ok(InventoryPage {
+        sites: state.sites.list().await?,
+        today: state.clock.now_utc().date_naive(),
+        me,
+        view: view.into(),
+        days,
+        list,
+    }
+    .into_response())
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "import.html")]
+pub struct ImportPage {
+    pub me: CurrentUser,
+    pub report: Option<ImportReport>,
+    /// The file's text, carried to the apply step.
+    pub data: String,
+    pub applied: bool,
+    pub error: String,
+}
+
+pub async fn import_form(Extension(me): Extension<CurrentUser>) -> Result<Response, WebError> {
+    me.require(me.role.can_edit_inventory())?;
+    Ok(ImportPage {
+        me,
+        report: None,
+        data: String::new(),
+        applied: false,
+        error: String::new(),
+    }
+    .into_response())
+}
+
+fn text_of(bytes: &[u8]) -> Result<String, String> {
+    String::from_utf8(bytes.to_vec())
+        .map_err(|_| "the file is not UTF-8 text; save it from the spreadsheet as CSV UTF-8".into())
+}
+
+/// Dry run: upload (multipart `file`, or a `data` text field) → report.
+pub async fn import_preview(
+    AxState(state): AxState<State>,
+    Extension(me): Extension<CurrentUser>,
+    mut mp: Multipart,
+) -> Result<Response, WebError> {
+    let (mut csrf, mut data) = (String::new(), Vec::new());
+    let bad = |m: String| WebError(Error::new(ErrorKind::InvalidArgument, m));
+    while let Some(field) = mp
+        .next_field()
+        .await
+        .map_err(|e| bad(format!("upload: {e}")))?
+    {
+        match field.name().unwrap_or("") {
+            "csrf" => csrf = field.text().await.map_err(|e| bad(e.to_string()))?,
+            "file" | "data" => {
+                let b = field
+                    .bytes()
+                    .await
+                    .map_err(|e| bad(format!("upload: {e}")))?;
+                if !b.is_empty() {
+                    data = b.to_vec();
+                }
+            }
+            _ => {}
+        }
+    }
+    me.check_csrf(&csrf)?;
+    me.require(me.role.can_edit_inventory())?;
+    let page = |report, data, error: String| ImportPage {
+        me: me.clone(),
+        report,
+        data,
+        applied: false,
+        error,
+    };
+    if data.is_empty() {
+        let p = page(None, String::new(), "file: choose a CSV file".into());
+        return Ok((StatusCode::UNPROCESSABLE_ENTITY, p).into_response());
+    }
+    let text = match text_of(&data) {
+        Ok(t) => t,
+        Err(e) => {
+            let p = page(None, String::new(), format!("file: {e}"));
+            return Ok((StatusCode::UNPROCESSABLE_ENTITY, p).into_response());
+        }
+    };
+    let report = state
+        .inventory
+        .import_dry_run(text.as_bytes(), &me.scope)
+        .await?;
+    Ok(page(Some(report), text, String::new()).into_response())
+}
+
+/// Apply a previewed file: re-validated; all rows or none.
+pub async fn import_apply(
+    AxState(state): AxState<State>,
+    Extension(me): Extension<CurrentUser>,
+    RawForm(raw): RawForm,
+) -> Result<Response, WebError> {
+    let f = FormFields::parse(&raw);
+    me.check_csrf(&f.get("csrf"))?;
+    me.require(me.role.can_edit_inventory())?;
+    let data = f.get("data");
+    let actor = Actor::user(&me.user.username);
+    match state
+        .inventory
+        .import_apply(data.as_bytes(), &me.scope, &actor)
+        .await
+    {
+        Ok(report) => Ok(ImportPage {
+            me,
+            report: Some(report),
+            data: String::new(),
+            applied: true,
+            error: String::new(),
+        }
+        .into_response()),
+        Err(e) if e.kind == ErrorKind::InvalidArgument => {
+            let report = state
+                .inventory
+                .import_dry_run(data.as_bytes(), &me.scope)
+                .await?;
+            let p = ImportPage {
+                me,
+                report: Some(report),
+                data,
+                applied: false,
+                error: e.message,
+            };
+            Ok((StatusCode::UNPROCESSABLE_ENTITY, p).into_response())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Bulk actions on devices selected in the list: move to a site, or
+/// export the selection as CSV.
+pub async fn bulk(
+    AxState(state): AxState<State>,
+    Extension(me): Extension<CurrentUser>,
+    RawForm(raw): RawForm,
+) -> Result<Response, WebError> {
+    let f = FormFields::parse(&raw);
+    me.check_csrf(&f.get("csrf"))?;
+    let ids = f.ids("device");
+    if ids.is_empty() || ids.len() > 10_000 {
+        return Err(WebError(Error::new(
+            ErrorKind::InvalidArgument,
+            "devices: select between 1 and 10,000 devices",
+        )));
+    }
+    let devices = device::Entity::find()
+        .filter(me.scope.devices())
+        .filter(device::Column::Id.is_in(ids.iter().copied()))
+        .order_by_asc(device::Column::Id)
+        .all(&state.db)
+        .await?;
+    let sites = state.sites.list().await?;
+    match f.get("action").as_str() {
+        "export" => super::pages::csv_response(&state, &devices, &sites),
+        "site" => {
+            me.require(me.role.can_edit_inventory())?;
+            let target = f.get("site");
+            let target_name = match target.as_str() {
+                "none" => String::new(),
+                v => v
+                    .parse::<i32>()
+                    .ok()
+                    .and_then(|id| sites.iter().find(|s| s.id == id))
+                    .map(|s| s.name.clone())
+                    .ok_or_else(|| {
+                        WebError(Error::new(
+                            ErrorKind::InvalidArgument,
+                            "site: choose a site",
+                        ))
+                    })?,
+            };
+            let actor = Actor::user(&me.user.username);
+            let mut plans = Vec::new();
+            for d in &devices {
+                let mut form = InventoryForm::from_device(d, site_name(&sites, d.site_id));
+                form.site = target_name.clone();
+                match state.inventory.plan_edit(d, &form, &sites, &me.scope) {
+                    Ok(p) => plans.push(p),
+                    Err(errors) => {
+                        let why: Vec<String> =
+                            errors.iter().map(|(k, v)| format!("{k}: {v}")).collect();
+                        return Err(WebError(Error::new(
+                            ErrorKind::InvalidArgument,
+                            format!("device {}: {}; nothing was changed", d.id, why.join("; ")),
+                        )));
+                    }
+                }
+            }
+            let txn = state.db.begin().await?;
+            let mut changed = 0;
+            for p in plans {
+                if state
+                    .inventory
+                    .write_edit(&txn, p, "device.bulk_site", &actor)
+                    .await?
+                    .is_some()
+                {
+                    changed += 1;
+                }
+            }
+            txn.commit().await?;
+            state.inventory.touch();
+            let label = if target_name.is_empty() {
+                "no site".to_string()
+            } else {
+                target_name
+            };
+            let notice = format!(
+                "Moved {changed} of {} selected devices to {label}.",
+                devices.len()
+            );
+            Ok(devices_page(&state, me, DeviceQuery::default(), notice)
+                .await?
+                .into_response())
+        }
+        _ => Err(WebError(Error::new(
+            ErrorKind::InvalidArgument,
+            "action: choose what to do with the selection",
+        ))),
+    }
+}
