@@ -1177,3 +1177,74 @@ async fn openapi_describes_every_api_route() {
     assert!(n >= 5);
     assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
 }
+
+#[tokio::test]
+async fn snapshots_are_fetched_by_the_server_and_cached() {
+    let (app, state) = app().await;
+    state
+        .users
+        .create("val", "correct-horse", Role::Viewer, &Actor::system())
+        .await
+        .unwrap();
+    // Camera 0 needs Digest for its snapshot; camfleet answers with the
+    // stored credentials, which never reach the browser.
+    let f = fleet(1, "digest-md5").await;
+    let d = adopt_into(&state, &f, 0).await;
+    let (_, cookie) = login(&app, "val", "correct-horse").await;
+    let path = format!("/devices/{}/snapshot", d.id);
+    let before = f.cameras()[0]
+        .requests
+        .load(std::sync::atomic::Ordering::SeqCst);
+    let (status, h, body) = send(&app, get(&path, &cookie)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(h[header::CONTENT_TYPE], "image/bmp");
+    let after_first = f.cameras()[0]
+        .requests
+        .load(std::sync::atomic::Ordering::SeqCst);
+    assert!(after_first > before);
+    let (status, _, _) = send(&app, get(&path, &cookie)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        f.cameras()[0]
+            .requests
+            .load(std::sync::atomic::Ordering::SeqCst),
+        after_first,
+        "the second view came from the cache"
+    );
+    // The device page links the image, never a camera URL with credentials.
+    let (_, _, page) = send(&app, get(&format!("/devices/{}", d.id), &cookie)).await;
+    assert!(page.contains(&path));
+    assert!(!page.contains("admin:admin@"));
+    f.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_second_login_page_keeps_the_first_pages_token_valid() {
+    // Found by the Chromium test: a browser that loads the login page twice
+    // (two tabs, a reload) must not invalidate the form it shows.
+    let (app, state) = app().await;
+    state
+        .users
+        .create("tab", "correct-horse", Role::Viewer, &Actor::system())
+        .await
+        .unwrap();
+    let (_, h, first) = send(&app, get("/login", "")).await;
+    let cookie = set_cookie_value(&h, "camfleet_login_csrf").unwrap();
+    let jar = format!("camfleet_login_csrf={cookie}");
+    let (_, h2, _) = send(&app, get("/login", &jar)).await;
+    assert_eq!(
+        set_cookie_value(&h2, "camfleet_login_csrf").as_deref(),
+        Some(cookie.as_str())
+    );
+    let csrf = csrf_of(&first);
+    let (status, _, _) = send(
+        &app,
+        post_form(
+            "/login",
+            &jar,
+            &format!("username=tab&password=correct-horse&csrf={csrf}"),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+}

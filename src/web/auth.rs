@@ -259,8 +259,20 @@ pub struct NextParam {
     next: Option<String>,
 }
 
-pub async fn login_page(AxState(state): AxState<State>, Query(q): Query<NextParam>) -> Response {
-    let csrf = random_token();
+pub async fn login_page(
+    AxState(state): AxState<State>,
+    headers: HeaderMap,
+    Query(q): Query<NextParam>,
+) -> Response {
+    // Keep the browser's token if it has one, so two login tabs (or a page
+    // the browser loaded twice) do not invalidate each other.
+    let csrf = cookie(&headers, LOGIN_CSRF_COOKIE)
+        .filter(|t| {
+            t.len() == 43
+                && t.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
+        .unwrap_or_else(random_token);
     let page = LoginPage {
         csrf: csrf.clone(),
         next: safe_next(q.next.as_deref()),

@@ -20,6 +20,11 @@ if [ ! -x "$P/venv/bin/python" ]; then
 fi
 "$P/venv/bin/pip" install -q --disable-pip-version-check wsdiscovery==2.1.2
 
+say "peers: Chromium and ChromeDriver (Debian) for the browser test"
+if ! command -v chromedriver >/dev/null || [ ! -x /usr/bin/chromium ]; then
+  apt-get update -qq && apt-get install -y -qq chromium chromium-driver >/dev/null
+fi
+
 say "build (outside the namespace; it has no network)"
 cargo build --offline --tests -q
 
@@ -51,6 +56,9 @@ ip netns exec "$NS" su postgres -c "$PGBIN/pg_ctl -D $PG/data -l $PG/pg.log -o '
 say "interop tests in namespace $NS (loopback only)"
 ip netns exec "$NS" env CAMFLEET_PEER_PYTHON="$P/venv/bin/python" \
   cargo test --offline --test interop_wsdiscovery -- --ignored --test-threads=1
+
+say "browser test: headless Chromium against the real server and a simulated fleet"
+ip netns exec "$NS" cargo test --offline --test browser -- --ignored --test-threads=1
 
 say "database tests against PostgreSQL"
 ip netns exec "$NS" env CAMFLEET_TEST_PG="postgres://postgres@127.0.0.1:5433/postgres" \
