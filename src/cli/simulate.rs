@@ -227,22 +227,34 @@ pub async fn demo(a: DemoArgs) -> anyhow::Result<()> {
         username: "admin".into(),
         password: "admin".into(),
     };
-    let selection: Vec<(i32, Credentials)> = ids.iter().map(|id| (*id, creds.clone())).collect();
-    let outcomes = if ids.is_empty() {
-        Vec::new()
-    } else {
-        state
-            .discovery
-            .adopt(
-                &state.inventory,
-                run.id,
-                &selection,
-                None,
-                &system,
-                &crate::fleet::progress::Reporter::detached(),
-            )
-            .await?
-    };
+    // Two sites, half the fleet in each, so site limits can be tried out.
+    let mut site_ids = Vec::new();
+    for name in ["North", "South"] {
+        let site = match state.sites.by_name(name).await? {
+            Some(s) => s,
+            None => state.sites.create(name, "demo site", &system).await?,
+        };
+        site_ids.push(site.id);
+    }
+    let half = ids.len().div_ceil(2);
+    let mut outcomes = Vec::new();
+    for (chunk, site) in ids.chunks(half.max(1)).zip(site_ids) {
+        let selection: Vec<(i32, Credentials)> =
+            chunk.iter().map(|id| (*id, creds.clone())).collect();
+        outcomes.extend(
+            state
+                .discovery
+                .adopt(
+                    &state.inventory,
+                    run.id,
+                    &selection,
+                    Some(site),
+                    &system,
+                    &crate::fleet::progress::Reporter::detached(),
+                )
+                .await?,
+        );
+    }
     let mut t = Table::new(&["name", "endpoint", "outcome"]);
     for o in &outcomes {
         let name = results
