@@ -10,6 +10,7 @@
 
 mod common;
 
+use std::os::unix::process::CommandExt;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -29,7 +30,12 @@ struct Driver(std::process::Child);
 
 impl Drop for Driver {
     fn drop(&mut self) {
-        let _ = self.0.kill();
+        // chromedriver and the Chromium it started share a process group:
+        // end them all, even when the test failed half-way.
+        let pgid = self.0.id() as i32;
+        unsafe {
+            libc::kill(-pgid, libc::SIGKILL);
+        }
         let _ = self.0.wait();
     }
 }
@@ -105,6 +111,7 @@ async fn technician_discovers_adopts_and_opens_a_device_in_chromium() {
             std::env::var("CHROMEDRIVER").unwrap_or_else(|_| "chromedriver".into()),
         )
         .arg(format!("--port={port}"))
+        .process_group(0)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()

@@ -1248,3 +1248,49 @@ async fn a_second_login_page_keeps_the_first_pages_token_valid() {
     .await;
     assert_eq!(status, StatusCode::SEE_OTHER);
 }
+
+#[tokio::test]
+async fn search_follows_renames_through_the_text_index() {
+    let (app, state) = app().await;
+    state
+        .users
+        .create("val", "correct-horse", Role::Viewer, &Actor::system())
+        .await
+        .unwrap();
+    let f = fleet(2, "").await;
+    let a = adopt_into(&state, &f, 0).await;
+    adopt_into(&state, &f, 1).await;
+    let (_, cookie) = login(&app, "val", "correct-horse").await;
+    let total = |q: &str| {
+        let app = app.clone();
+        let cookie = cookie.clone();
+        let q: String = url::form_urlencoded::byte_serialize(q.as_bytes()).collect();
+        async move {
+            let (_, _, json) = send(&app, get(&format!("/api/v1/devices?q={q}"), &cookie)).await;
+            serde_json::from_str::<serde_json::Value>(&json).unwrap()["total"]
+                .as_u64()
+                .unwrap()
+        }
+    };
+    assert_eq!(total("SimCam").await, 2, "case-insensitive, indexed");
+    assert_eq!(total("m-00001").await, 1);
+    assert_eq!(total("00").await, 2, "short text: a scan, same answer");
+    assert_eq!(total("sim\"cam").await, 0, "quotes are literal");
+    for name in ["Gate Alpha", "Loading Dock East"] {
+        let mut form = camfleet::fleet::inventory::InventoryForm::from_device(&a, "");
+        form.name = name.into();
+        state
+            .inventory
+            .edit_inventory(
+                a.id,
+                &form,
+                &camfleet::fleet::access::Scope::All,
+                &Actor::system(),
+            )
+            .await
+            .unwrap();
+    }
+    assert_eq!(total("dock east").await, 1, "the new name is indexed");
+    assert_eq!(total("gate alpha").await, 0, "the old name is gone");
+    f.shutdown().await;
+}

@@ -7,6 +7,7 @@ mod m20261126_000001_init;
 mod m20261126_000002_fleet;
 mod m20261126_000003_device_search;
 mod m20261126_000004_access;
+mod m20261126_000005_search_index;
 
 pub struct Migrator;
 
@@ -18,6 +19,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000002_fleet::Migration),
             Box::new(m20261126_000003_device_search::Migration),
             Box::new(m20261126_000004_access::Migration),
+            Box::new(m20261126_000005_search_index::Migration),
         ]
     }
 }

@@ -16,7 +16,12 @@ use crate::error::{Error, ErrorKind, Result};
 pub struct Sites {
     db: DatabaseConnection,
     clock: SharedClock,
+    /// The list, read on nearly every page: cached until a site changes
+    /// here, and at most [`LIST_TTL`] (changes made by other nodes).
+    cache: std::sync::Mutex<Option<(std::time::Duration, Vec<site::Model>)>>,
 }
+
+pub const LIST_TTL: std::time::Duration = std::time::Duration::from_secs(10);
 
 pub fn validate_name(name: &str) -> Result<String> {
     let name = name.trim();
@@ -37,14 +42,31 @@ pub fn validate_name(name: &str) -> Result<String> {
 
 impl Sites {
     pub fn new(db: DatabaseConnection, clock: SharedClock) -> Self {
-        Self { db, clock }
+        Self {
+            db,
+            clock,
+            cache: Default::default(),
+        }
     }
 
+    /// Every site, by name.
     pub async fn list(&self) -> Result<Vec<site::Model>> {
-        Ok(site::Entity::find()
+        let now = self.clock.monotonic();
+        if let Some((at, sites)) = &*self.cache.lock().unwrap_or_else(|e| e.into_inner())
+            && now.saturating_sub(*at) < LIST_TTL
+        {
+            return Ok(sites.clone());
+        }
+        let sites = site::Entity::find()
             .order_by_asc(site::Column::Name)
             .all(&self.db)
-            .await?)
+            .await?;
+        *self.cache.lock().unwrap_or_else(|e| e.into_inner()) = Some((now, sites.clone()));
+        Ok(sites)
+    }
+
+    fn changed(&self) {
+        *self.cache.lock().unwrap_or_else(|e| e.into_inner()) = None;
     }
 
     pub async fn by_name(&self, name: &str) -> Result<Option<site::Model>> {
@@ -76,6 +98,7 @@ impl Sites {
         }
         .insert(&self.db)
         .await?;
+        self.changed();
         audit::record(
             &self.db,
             actor,
@@ -117,6 +140,7 @@ impl Sites {
         am.name = Set(name);
         am.description = Set(description.trim().chars().take(1000).collect());
         let s = am.update(&self.db).await?;
+        self.changed();
         audit::record(
             &self.db,
             actor,
@@ -154,6 +178,7 @@ impl Sites {
             .exec(&self.db)
             .await?;
         site::Entity::delete_by_id(id).exec(&self.db).await?;
+        self.changed();
         audit::record(
             &self.db,
             actor,

@@ -38,6 +38,7 @@ pub struct AppState {
     pub secure_cookies: bool,
     pub auth_cache: auth::AuthCache,
     pub count_cache: pages::CountCache,
+    pub page_cache: pages::PageCache,
     pub sites: Sites,
     pub tokens: ApiTokens,
     pub snapshots: snapshot::SnapshotCache,
@@ -64,6 +65,8 @@ impl AppState {
             secure_cookies,
             auth_cache: Default::default(),
             count_cache: Default::default(),
+            // At most 500 rows each: a few MiB at most.
+            page_cache: pages::PageCache::with_capacity(64),
             snapshots: Default::default(),
             progress: Default::default(),
         }

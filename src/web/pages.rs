@@ -276,6 +276,36 @@ impl DeviceQuery {
 
 pub const MAX_PER_PAGE: u64 = 500;
 
+/// Free-text search as a substring of the device's lowercased search text.
+/// On SQLite, three characters or more go through the FTS5 trigram index
+/// (a quoted phrase: every character literal); shorter text, `scan`, and
+/// PostgreSQL (where pg_trgm indexes the LIKE), use an escaped LIKE. Both
+/// forms match the same rows: a substring of the lowercased text.
+/// Past this many matches, a search page scans the sort order instead of
+/// using the text index (see `list_devices`).
+const DENSE_MATCHES: u64 = 500;
+
+fn search_condition(backend: sea_orm::DatabaseBackend, text: &str, scan: bool) -> Condition {
+    let lower = text.to_lowercase();
+    if !scan && backend == sea_orm::DatabaseBackend::Sqlite && lower.chars().count() >= 3 {
+        let phrase = format!("\"{}\"", lower.replace('"', "\"\""));
+        return Condition::all().add(Expr::cust_with_values(
+            "devices.id IN (SELECT rowid FROM devices_fts WHERE devices_fts MATCH ?)",
+            [phrase],
+        ));
+    }
+    let pattern = format!(
+        "%{}%",
+        lower
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_")
+    );
+    Condition::all().add(
+        Expr::col(device::Column::SearchText).like(LikeExpr::new(pattern.as_str()).escape('\\')),
+    )
+}
+
 /// The list's filters other than free text (status, model, firmware,
 /// manufacturer, site, inventory dates) within the user's scope; shared by
 /// the page, the API and the CSV export.
@@ -337,7 +367,7 @@ pub struct DeviceRow {
 }
 
 pub struct DeviceList {
-    pub devices: Vec<DeviceRow>,
+    pub devices: std::sync::Arc<Vec<DeviceRow>>,
     pub total: u64,
     pub page: u64,
     pub pages: u64,
@@ -353,27 +383,23 @@ pub async fn list_devices(
 ) -> Result<DeviceList, WebError> {
     let db = &state.db;
     let per_page = q.per_page.unwrap_or(50).clamp(1, MAX_PER_PAGE);
-    let mut cond = exact_filters(state, me, q)?;
+    let filters = exact_filters(state, me, q)?;
     let text = q.q.trim();
-    if !text.is_empty() {
-        if text.len() > 200 {
-            return Err(WebError(Error::new(
-                ErrorKind::InvalidArgument,
-                "search text is too long",
-            )));
-        }
-        let pattern = format!(
-            "%{}%",
-            text.to_lowercase()
-                .replace('\\', "\\\\")
-                .replace('%', "\\%")
-                .replace('_', "\\_")
-        );
-        cond = cond.add(
-            Expr::col(device::Column::SearchText)
-                .like(LikeExpr::new(pattern.as_str()).escape('\\')),
-        );
+    if text.len() > 200 {
+        return Err(WebError(Error::new(
+            ErrorKind::InvalidArgument,
+            "search text is too long",
+        )));
     }
+    let backend = state.db.get_database_backend();
+    let with_search = |scan: bool| {
+        if text.is_empty() {
+            filters.clone()
+        } else {
+            filters.clone().add(search_condition(backend, text, scan))
+        }
+    };
+    // Counting uses the text index (it must visit every match anyway).
     let sort = match q.sort.as_str() {
         "model" => device::Column::Model,
         "firmware" => device::Column::Firmware,
@@ -385,12 +411,6 @@ pub async fn list_devices(
         "warranty_end" => device::Column::WarrantyEnd,
         "end_of_life" => device::Column::EndOfLife,
         _ => device::Column::Name,
-    };
-    let mut query = device::Entity::find().filter(cond.clone());
-    query = if q.desc {
-        query.order_by_desc(sort)
-    } else {
-        query.order_by_asc(sort)
     };
     // The count changes only when devices are written: cache it per filter
     // and scope against the inventory's write generation (and at most
@@ -411,24 +431,53 @@ pub async fn list_devices(
     );
     let generation = state.inventory.generation();
     let now = state.clock.monotonic();
-    let total = match state.count_cache.get(&key, generation, now) {
-        Some(n) => n,
-        None => {
-            let n: i64 = device::Entity::find()
-                .filter(cond)
-                .select_only()
-                .column_as(Expr::cust("COUNT(*)"), "n")
-                .into_tuple()
-                .one(db)
-                .await?
-                .unwrap_or(0);
-            let n = u64::try_from(n).unwrap_or(0);
-            state.count_cache.put(key, generation, now, n);
-            n
+    let count = |key: String, cond: Condition| async move {
+        if let Some(n) = state.count_cache.get(&key, generation, now) {
+            return Ok::<u64, WebError>(n);
         }
+        let n: i64 = device::Entity::find()
+            .filter(cond)
+            .select_only()
+            .column_as(Expr::cust("COUNT(*)"), "n")
+            .into_tuple()
+            .one(db)
+            .await?
+            .unwrap_or(0);
+        let n = u64::try_from(n).unwrap_or(0);
+        state.count_cache.put(key, generation, now, n);
+        Ok(n)
+    };
+    let total = count(key.clone(), with_search(false)).await?;
+    // How the page finds its rows, when there is a search (SQLite): if the
+    // matches are a large share of what the other filters leave, walking
+    // the sort index and testing each row stops after one page; otherwise
+    // collecting the matches from the text index and sorting them wins.
+    let dense = !text.is_empty() && total > DENSE_MATCHES && {
+        let base_key = format!("{key}\u{1}base");
+        let base = count(base_key, filters.clone()).await?;
+        total.saturating_mul(5) > base
     };
     let pages = std::cmp::max(total.div_ceil(per_page), 1);
     let page = q.page.unwrap_or(1).clamp(1, 1_000_000);
+    let query = device::Entity::find().filter(with_search(dense));
+    let query = if q.desc {
+        query.order_by_desc(sort)
+    } else {
+        query.order_by_asc(sort)
+    };
+    let page_key = format!(
+        "{key}\u{1}{}\u{1}{}\u{1}{dense}\u{1}{page}\u{1}{per_page}",
+        q.sort, q.desc
+    );
+    if let Some(devices) = state.page_cache.get(&page_key, generation, now) {
+        return Ok(DeviceList {
+            devices,
+            total,
+            page,
+            pages,
+            per_page,
+        });
+    }
     let devices = query
         .order_by_asc(device::Column::Id)
         .offset((page - 1) * per_page)
@@ -452,6 +501,10 @@ pub async fn list_devices(
         .into_model::<DeviceRow>()
         .all(db)
         .await?;
+    let devices = std::sync::Arc::new(devices);
+    state
+        .page_cache
+        .put(page_key, generation, now, devices.clone());
     Ok(DeviceList {
         devices,
         total,
@@ -601,7 +654,7 @@ pub async fn api_devices(
         page: l.page,
         pages: l.pages,
         per_page: l.per_page,
-        devices: l.devices,
+        devices: l.devices.as_ref().clone(),
     })
     .into_response())
 }
@@ -672,24 +725,48 @@ pub async fn audit(
 
 /// Device counts per filter, valid for one inventory generation and at most
 /// [`COUNT_TTL`].
-#[derive(Default)]
-pub struct CountCache {
-    map: std::sync::Mutex<std::collections::HashMap<String, (u64, std::time::Duration, u64)>>,
+pub type CountCache = GenCache<u64>;
+
+/// List pages (rows) per filter, sort and page, on the same terms.
+pub type PageCache = GenCache<std::sync::Arc<Vec<DeviceRow>>>;
+
+/// A small map of values derived from the device table, each valid for
+/// one inventory generation (bumped by every device write in this process)
+/// and at most [`COUNT_TTL`] (writes made by other nodes).
+pub struct GenCache<T> {
+    map: std::sync::Mutex<std::collections::HashMap<String, (u64, std::time::Duration, T)>>,
+    /// Entries kept before the map is emptied (bounded memory).
+    cap: usize,
+}
+
+impl<T> Default for GenCache<T> {
+    fn default() -> Self {
+        Self::with_capacity(1024)
+    }
+}
+
+impl<T> GenCache<T> {
+    pub fn with_capacity(cap: usize) -> Self {
+        Self {
+            map: Default::default(),
+            cap,
+        }
+    }
 }
 
 pub const COUNT_TTL: std::time::Duration = std::time::Duration::from_secs(10);
 
-impl CountCache {
-    fn get(&self, key: &str, generation: u64, now: std::time::Duration) -> Option<u64> {
+impl<T: Clone> GenCache<T> {
+    fn get(&self, key: &str, generation: u64, now: std::time::Duration) -> Option<T> {
         let map = self.map.lock().unwrap_or_else(|e| e.into_inner());
         map.get(key)
             .filter(|(g, at, _)| *g == generation && now.saturating_sub(*at) < COUNT_TTL)
-            .map(|(_, _, n)| *n)
+            .map(|(_, _, n)| n.clone())
     }
 
-    fn put(&self, key: String, generation: u64, now: std::time::Duration, n: u64) {
+    fn put(&self, key: String, generation: u64, now: std::time::Duration, n: T) {
         let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
-        if map.len() >= 1024 {
+        if map.len() >= self.cap {
             map.clear();
         }
         map.insert(key, (generation, now, n));
