@@ -1294,3 +1294,180 @@ async fn search_follows_renames_through_the_text_index() {
     assert_eq!(total("gate alpha").await, 0, "the old name is gone");
     f.shutdown().await;
 }
+
+#[tokio::test]
+async fn scripts_edit_inventory_import_csv_and_start_discovery_through_the_api() {
+    let (app, state) = app().await;
+    let pam = state
+        .users
+        .create("pam", "correct-horse", Role::Procurement, &Actor::system())
+        .await
+        .unwrap();
+    let (token, _) = state
+        .tokens
+        .create(pam.id, "sync", None, &Actor::system())
+        .await
+        .unwrap();
+    let f = fleet(1, "").await;
+    let d = adopt_into(&state, &f, 0).await;
+    let call = |method: &str, path: &str, ct: &str, body: String| {
+        Request::builder()
+            .method(method)
+            .uri(path)
+            .header(header::AUTHORIZATION, format!("Bearer {token}"))
+            .header(header::CONTENT_TYPE, ct)
+            .body(Body::from(body))
+            .unwrap()
+    };
+    // PATCH: only the given fields change; a bad field changes nothing.
+    let path = format!("/api/v1/devices/{}/inventory", d.id);
+    let (status, _, json) = send(
+        &app,
+        call(
+            "PATCH",
+            &path,
+            "application/json",
+            r#"{"asset_tag": "A-17", "cost": "12.5"}"#.into(),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{json}");
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(
+        (v["asset_tag"].as_str(), v["cost_cents"].as_i64()),
+        (Some("A-17"), Some(1250))
+    );
+    assert_eq!(v["name"], d.name.as_str(), "left out: kept");
+    let (status, _, json) = send(
+        &app,
+        call(
+            "PATCH",
+            &path,
+            "application/json",
+            r#"{"asset_tag": "B-1", "warranty_end": "soon"}"#.into(),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(json.contains("warranty_end"), "{json}");
+    let (_, _, json) = send(
+        &app,
+        call(
+            "GET",
+            &format!("/api/v1/devices/{}", d.id),
+            "",
+            String::new(),
+        ),
+    )
+    .await;
+    assert!(json.contains("\"A-17\""), "unchanged: {json}");
+    // Import: dry run by default, then applied.
+    let csv = format!("id,supplier\r\n{},Acme\r\n", d.id);
+    let (status, _, json) = send(
+        &app,
+        call("POST", "/api/v1/inventory/import", "text/csv", csv.clone()),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{json}");
+    assert!(json.contains("\"supplier\":[\"\",\"Acme\"]"), "{json}");
+    let (status, _, _) = send(
+        &app,
+        call(
+            "POST",
+            "/api/v1/inventory/import?dry_run=false",
+            "text/csv",
+            csv,
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, _, json) = send(
+        &app,
+        call(
+            "GET",
+            &format!("/api/v1/devices/{}", d.id),
+            "",
+            String::new(),
+        ),
+    )
+    .await;
+    assert!(json.contains("\"supplier\":\"Acme\""), "{json}");
+    // Procurement may not start discoveries.
+    let (status, _, _) = send(
+        &app,
+        call(
+            "POST",
+            "/api/v1/discovery",
+            "application/json",
+            r#"{"kind":"multicast"}"#.into(),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    // A browser session must send its CSRF token in a header for API writes.
+    let (_, cookie) = login(&app, "pam", "correct-horse").await;
+    let req = Request::builder()
+        .method("PATCH")
+        .uri(&path)
+        .header(header::COOKIE, &cookie)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(r#"{"asset_tag": "C-3"}"#))
+        .unwrap();
+    let (status, _, _) = send(&app, req).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    f.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_technician_token_starts_a_discovery_and_follows_it() {
+    let port = free_udp_port();
+    let (app, state) = app_with_wsd_port(port).await;
+    let tech = state
+        .users
+        .create("tess", "correct-horse", Role::Technician, &Actor::system())
+        .await
+        .unwrap();
+    let (token, _) = state
+        .tokens
+        .create(tech.id, "ci", Some(1), &Actor::system())
+        .await
+        .unwrap();
+    let req = |method: &str, path: &str, body: &str| {
+        Request::builder()
+            .method(method)
+            .uri(path)
+            .header(header::AUTHORIZATION, format!("Bearer {token}"))
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(body.to_string()))
+            .unwrap()
+    };
+    let (status, _, json) = send(
+        &app,
+        req(
+            "POST",
+            "/api/v1/discovery",
+            r#"{"kind":"cidr","target":"10.0.0.0/8"}"#,
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(json.contains("/16"), "{json}");
+    let (status, _, json) = send(
+        &app,
+        req(
+            "POST",
+            "/api/v1/discovery",
+            r#"{"kind":"unicast","target":"127.0.0.1"}"#,
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{json}");
+    let id = serde_json::from_str::<serde_json::Value>(&json).unwrap()["id"]
+        .as_i64()
+        .unwrap();
+    let (_, _, events) = send(&app, req("GET", &format!("/discovery/{id}/events"), "")).await;
+    assert!(events.contains("event: end"), "{events}");
+    let (_, _, json) = send(&app, req("GET", &format!("/api/v1/discovery/{id}"), "")).await;
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(v["run"]["status"], "done", "{json}");
+}

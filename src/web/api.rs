@@ -7,7 +7,8 @@
 
 use axum::Extension;
 use axum::Json;
-use axum::extract::{Path, State as AxState};
+use axum::extract::{Path, RawQuery, State as AxState};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use utoipa::{OpenApi, ToSchema};
@@ -257,6 +258,188 @@ pub async fn discovery_run(
     .into_response())
 }
 
+/// CSRF for API writes: a bearer token needs none; a browser session
+/// sends its token in `X-CSRF-Token`.
+fn api_csrf(me: &CurrentUser, headers: &HeaderMap) -> Result<(), WebError> {
+    let t = headers
+        .get("x-csrf-token")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    me.check_csrf(t)
+}
+
+/// Field errors as JSON: `{"error": "...", "fields": {"cost": "..."}}`.
+fn invalid(fields: &crate::fleet::inventory::FieldErrors) -> Response {
+    (
+        StatusCode::UNPROCESSABLE_ENTITY,
+        Json(serde_json::json!({"error": "invalid fields; nothing was changed", "fields": fields})),
+    )
+        .into_response()
+}
+
+/// The inventory fields of a device as the API reads and writes them.
+#[derive(serde::Serialize, serde::Deserialize, ToSchema)]
+pub struct ApiInventory {
+    #[serde(default)]
+    pub name: Option<String>,
+    /// The site's name; empty for none.
+    #[serde(default)]
+    pub site: Option<String>,
+    #[serde(default)]
+    pub location: Option<String>,
+    #[serde(default)]
+    pub asset_tag: Option<String>,
+    #[serde(default)]
+    pub purchase_order: Option<String>,
+    /// YYYY-MM-DD
+    #[serde(default)]
+    pub purchase_date: Option<String>,
+    #[serde(default)]
+    pub supplier: Option<String>,
+    /// Money as text, e.g. "1234.50".
+    #[serde(default)]
+    pub cost: Option<String>,
+    #[serde(default)]
+    pub warranty_end: Option<String>,
+    #[serde(default)]
+    pub end_of_life: Option<String>,
+    #[serde(default)]
+    pub notes: Option<String>,
+}
+
+/// Change a device's inventory fields; fields left out keep their values.
+/// All valid or nothing written.
+#[utoipa::path(patch, path = "/api/v1/devices/{id}/inventory",
+    params(("id" = i32, Path)),
+    request_body = ApiInventory,
+    responses((status = 200, body = ApiDevice), (status = 401), (status = 403), (status = 404),
+        (status = 422, description = "per-field errors; nothing changed")),
+    security(("bearer" = []), ("session" = [])))]
+pub async fn patch_inventory(
+    AxState(state): AxState<State>,
+    Extension(me): Extension<CurrentUser>,
+    Path(id): Path<i32>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<Response, WebError> {
+    api_csrf(&me, &headers)?;
+    me.require(me.role.can_edit_inventory())?;
+    let patch: ApiInventory = serde_json::from_slice(&body).map_err(|e| {
+        WebError(Error::new(
+            ErrorKind::InvalidArgument,
+            format!("body: expected a JSON object of inventory fields ({e})"),
+        ))
+    })?;
+    let d = device_or_404(&state, &me, id).await?;
+    let sites = state.sites.list().await?;
+    let mut f = crate::fleet::inventory::InventoryForm::from_device(
+        &d,
+        crate::fleet::inventory::site_name(&sites, d.site_id),
+    );
+    let set = |slot: &mut String, v: Option<String>| {
+        if let Some(v) = v {
+            *slot = v;
+        }
+    };
+    set(&mut f.name, patch.name);
+    set(&mut f.site, patch.site);
+    set(&mut f.location, patch.location);
+    set(&mut f.asset_tag, patch.asset_tag);
+    set(&mut f.purchase_order, patch.purchase_order);
+    set(&mut f.purchase_date, patch.purchase_date);
+    set(&mut f.supplier, patch.supplier);
+    set(&mut f.cost, patch.cost);
+    set(&mut f.warranty_end, patch.warranty_end);
+    set(&mut f.end_of_life, patch.end_of_life);
+    set(&mut f.notes, patch.notes);
+    let actor = crate::fleet::audit::Actor::user(&me.user.username);
+    match state
+        .inventory
+        .edit_inventory(id, &f, &me.scope, &actor)
+        .await?
+    {
+        crate::fleet::inventory::InventoryEdit::Saved(_) => {
+            device(AxState(state), Extension(me), Path(id)).await
+        }
+        crate::fleet::inventory::InventoryEdit::Invalid(errors) => Ok(invalid(&errors)),
+    }
+}
+
+/// Check (`dry_run=true`, the default) or apply an inventory CSV, sent as
+/// the request body (`text/csv`). The report lists per row what changes or
+/// why it is rejected; applying writes all rows or none.
+#[utoipa::path(post, path = "/api/v1/inventory/import",
+    params(("dry_run" = Option<bool>, Query, description = "default true")),
+    request_body(content = String, content_type = "text/csv"),
+    responses((status = 200, description = "the report"), (status = 401), (status = 403),
+        (status = 422, description = "rejected rows; nothing changed")),
+    security(("bearer" = []), ("session" = [])))]
+pub async fn import(
+    AxState(state): AxState<State>,
+    Extension(me): Extension<CurrentUser>,
+    RawQuery(raw): RawQuery,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<Response, WebError> {
+    api_csrf(&me, &headers)?;
+    me.require(me.role.can_edit_inventory())?;
+    let dry_run = !url::form_urlencoded::parse(raw.as_deref().unwrap_or("").as_bytes())
+        .any(|(k, v)| k == "dry_run" && (v == "false" || v == "0"));
+    if dry_run {
+        let report = state.inventory.import_dry_run(&body, &me.scope).await?;
+        return Ok(Json(report).into_response());
+    }
+    let actor = crate::fleet::audit::Actor::user(&me.user.username);
+    match state.inventory.import_apply(&body, &me.scope, &actor).await {
+        Ok(report) => Ok(Json(report).into_response()),
+        Err(e) if e.kind == ErrorKind::InvalidArgument => {
+            let report = state.inventory.import_dry_run(&body, &me.scope).await?;
+            Ok((
+                StatusCode::UNPROCESSABLE_ENTITY,
+                Json(serde_json::json!({"error": e.message, "report": report})),
+            )
+                .into_response())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// What to discover.
+#[derive(serde::Deserialize, ToSchema)]
+pub struct ApiDiscover {
+    /// `multicast`, `unicast` or `cidr`.
+    pub kind: String,
+    /// Unicast: IPv4 addresses separated by commas; cidr: a range (≤ /16).
+    #[serde(default)]
+    pub target: String,
+}
+
+/// Start a discovery run in the background; follow it at
+/// `/discovery/{id}/events` (SSE) or poll `/api/v1/discovery/{id}`.
+#[utoipa::path(post, path = "/api/v1/discovery",
+    request_body = ApiDiscover,
+    responses((status = 202, body = ApiRun), (status = 401), (status = 403), (status = 422)),
+    security(("bearer" = []), ("session" = [])))]
+pub async fn start_discovery(
+    AxState(state): AxState<State>,
+    Extension(me): Extension<CurrentUser>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<Response, WebError> {
+    api_csrf(&me, &headers)?;
+    me.require(me.role.can_operate_devices())?;
+    let req: ApiDiscover = serde_json::from_slice(&body).map_err(|e| {
+        WebError(Error::new(
+            ErrorKind::InvalidArgument,
+            format!("body: expected {{\"kind\": …, \"target\": …}} ({e})"),
+        ))
+    })?;
+    let kind = super::discovery::parse_kind(&req.kind, &req.target)
+        .map_err(|m| WebError(Error::new(ErrorKind::InvalidArgument, m)))?;
+    let run = super::discovery::launch(&state, &me, kind).await?;
+    Ok((StatusCode::ACCEPTED, Json(run_of(run))).into_response())
+}
+
 struct Security;
 
 impl utoipa::Modify for Security {
@@ -285,8 +468,8 @@ impl utoipa::Modify for Security {
 #[derive(OpenApi)]
 #[openapi(
     info(title = "camfleet API", description = "Devices, sites, discovery and inventory of a camfleet installation."),
-    paths(devices_doc, device, sites_doc, discovery_runs, discovery_run),
-    components(schemas(ApiDevices, DeviceRow, ApiDevice, ApiProfile, ApiSite, ApiRun, ApiResult, ApiRunDetail)),
+    paths(devices_doc, device, patch_inventory, import, sites_doc, discovery_runs, start_discovery, discovery_run),
+    components(schemas(ApiDevices, DeviceRow, ApiDevice, ApiProfile, ApiSite, ApiRun, ApiResult, ApiRunDetail, ApiInventory, ApiDiscover)),
     modifiers(&Security),
 )]
 pub struct ApiDoc;

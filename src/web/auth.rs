@@ -226,7 +226,11 @@ pub async fn require_login(
             .unwrap_or("/");
         return Redirect::to(&format!("/login?next={}", urlencode(next_path))).into_response();
     };
-    if req.method() == axum::http::Method::POST && !same_origin(req.headers()) {
+    if !matches!(
+        *req.method(),
+        axum::http::Method::GET | axum::http::Method::HEAD
+    ) && !same_origin(req.headers())
+    {
         return (StatusCode::FORBIDDEN, "cross-site request refused").into_response();
     }
     req.extensions_mut().insert(current);

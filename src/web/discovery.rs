@@ -70,7 +70,7 @@ pub async fn runs(
 }
 
 /// Parse the run form; errors name the field.
-fn parse_kind(kind: &str, target: &str) -> Result<RunKind, String> {
+pub fn parse_kind(kind: &str, target: &str) -> Result<RunKind, String> {
     match kind {
         "multicast" => Ok(RunKind::Multicast),
         "unicast" => {
@@ -127,7 +127,17 @@ pub async fn start(
             return Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response());
         }
     };
-    let actor = actor(&me);
+    let run = launch(&state, &me, kind).await?;
+    Ok(Redirect::to(&format!("/discovery/{}", run.id)).into_response())
+}
+
+/// Create a run and start it in the background.
+pub async fn launch(
+    state: &State,
+    me: &CurrentUser,
+    kind: RunKind,
+) -> Result<discovery_run::Model, WebError> {
+    let actor = actor(me);
     let run = state
         .discovery
         .create_run(&state.db, &kind, None, &actor)
@@ -142,6 +152,7 @@ pub async fn start(
     // The run continues without the request: the page follows it live.
     let st = state.clone();
     let id = run.id;
+    let returned = run.clone();
     tokio::spawn(async move {
         if let Err(e) = st
             .discovery
@@ -152,7 +163,7 @@ pub async fn start(
             reporter.finish("failed", e.message);
         }
     });
-    Ok(Redirect::to(&format!("/discovery/{id}")).into_response())
+    Ok(returned)
 }
 
 pub struct ResultRow {

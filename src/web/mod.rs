@@ -138,6 +138,13 @@ pub const ROUTES: &[RouteSpec] = &[
     r(Method::GET, "/api/v1/devices/{id}", Access::Login),
     r(Method::GET, "/api/v1/discovery", Access::Login),
     r(Method::GET, "/api/v1/discovery/{id}", Access::Login),
+    r(
+        Method::PATCH,
+        "/api/v1/devices/{id}/inventory",
+        Access::Login,
+    ),
+    r(Method::POST, "/api/v1/inventory/import", Access::Login),
+    r(Method::POST, "/api/v1/discovery", Access::Login),
     r(Method::GET, "/api/openapi.json", Access::Login),
 ];
 
@@ -185,6 +192,11 @@ fn handler(spec: &RouteSpec) -> MethodRouter<State> {
         ("GET", "/api/v1/devices/{id}") => get(api::device),
         ("GET", "/api/v1/discovery") => get(api::discovery_runs),
         ("GET", "/api/v1/discovery/{id}") => get(api::discovery_run),
+        ("PATCH", "/api/v1/devices/{id}/inventory") => axum::routing::patch(api::patch_inventory),
+        ("POST", "/api/v1/inventory/import") => post(api::import).layer(
+            axum::extract::DefaultBodyLimit::max(inventory::IMPORT_BODY_LIMIT),
+        ),
+        ("POST", "/api/v1/discovery") => post(api::start_discovery),
         ("GET", "/api/openapi.json") => get(api::openapi),
         (m, p) => panic!("route {m} {p} is listed in ROUTES but has no handler"),
     }
