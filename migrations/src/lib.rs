@@ -8,6 +8,7 @@ mod m20261126_000002_fleet;
 mod m20261126_000003_device_search;
 mod m20261126_000004_access;
 mod m20261126_000005_search_index;
+mod m20261126_000006_health;
 
 pub struct Migrator;
 
@@ -20,6 +21,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000003_device_search::Migration),
             Box::new(m20261126_000004_access::Migration),
             Box::new(m20261126_000005_search_index::Migration),
+            Box::new(m20261126_000006_health::Migration),
         ]
     }
 }

@@ -5,6 +5,7 @@ pub mod access;
 pub mod audit;
 pub mod csv;
 pub mod discovery;
+pub mod health;
 pub mod import;
 pub mod inventory;
 pub mod progress;

@@ -44,6 +44,20 @@ pub struct Model {
     /// (`fleet::inventory::search_text`).
     #[serde(skip)]
     pub search_text: String,
+    /// Why the device is in its `status` (migration 6, the poller).
+    pub state_reason: String,
+    pub state_since: Option<DateTimeUtc>,
+    /// Consecutive failed / successful polls (flap suppression).
+    pub poll_failures: i32,
+    pub poll_successes: i32,
+    pub latency_ms: Option<i32>,
+    /// Camera clock minus ours at the last poll.
+    pub drift_ms: Option<i64>,
+    pub last_poll_at: Option<DateTimeUtc>,
+    /// When identity and firmware were last read.
+    pub last_info_at: Option<DateTimeUtc>,
+    /// Per-device poll interval override (seconds).
+    pub poll_interval_s: Option<i32>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -9,6 +9,8 @@ pub struct Model {
     pub name: String,
     pub description: String,
     pub created_at: DateTimeUtc,
+    /// Poll interval for the site's devices (seconds); default when unset.
+    pub poll_interval_s: Option<i32>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
