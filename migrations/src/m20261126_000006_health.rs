@@ -66,15 +66,45 @@ enum HealthRollups {
 impl MigrationTrait for Migration {
     async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
         let cols: Vec<ColumnDef> = vec![
-            ColumnDef::new(Devices::StateReason).text().not_null().default("").to_owned(),
-            ColumnDef::new(Devices::StateSince).timestamp_with_time_zone().null().to_owned(),
-            ColumnDef::new(Devices::PollFailures).integer().not_null().default(0).to_owned(),
-            ColumnDef::new(Devices::PollSuccesses).integer().not_null().default(0).to_owned(),
-            ColumnDef::new(Devices::LatencyMs).integer().null().to_owned(),
-            ColumnDef::new(Devices::DriftMs).big_integer().null().to_owned(),
-            ColumnDef::new(Devices::LastPollAt).timestamp_with_time_zone().null().to_owned(),
-            ColumnDef::new(Devices::LastInfoAt).timestamp_with_time_zone().null().to_owned(),
-            ColumnDef::new(Devices::PollIntervalS).integer().null().to_owned(),
+            ColumnDef::new(Devices::StateReason)
+                .text()
+                .not_null()
+                .default("")
+                .to_owned(),
+            ColumnDef::new(Devices::StateSince)
+                .timestamp_with_time_zone()
+                .null()
+                .to_owned(),
+            ColumnDef::new(Devices::PollFailures)
+                .integer()
+                .not_null()
+                .default(0)
+                .to_owned(),
+            ColumnDef::new(Devices::PollSuccesses)
+                .integer()
+                .not_null()
+                .default(0)
+                .to_owned(),
+            ColumnDef::new(Devices::LatencyMs)
+                .integer()
+                .null()
+                .to_owned(),
+            ColumnDef::new(Devices::DriftMs)
+                .big_integer()
+                .null()
+                .to_owned(),
+            ColumnDef::new(Devices::LastPollAt)
+                .timestamp_with_time_zone()
+                .null()
+                .to_owned(),
+            ColumnDef::new(Devices::LastInfoAt)
+                .timestamp_with_time_zone()
+                .null()
+                .to_owned(),
+            ColumnDef::new(Devices::PollIntervalS)
+                .integer()
+                .null()
+                .to_owned(),
         ];
         // SQLite adds one column per ALTER.
         for mut c in cols {
@@ -104,14 +134,26 @@ impl MigrationTrait for Migration {
                         .auto_increment()
                         .primary_key(),
                 )
-                .col(ColumnDef::new(DeviceTransitions::DeviceId).integer().not_null())
+                .col(
+                    ColumnDef::new(DeviceTransitions::DeviceId)
+                        .integer()
+                        .not_null(),
+                )
                 .col(
                     ColumnDef::new(DeviceTransitions::At)
                         .timestamp_with_time_zone()
                         .not_null(),
                 )
-                .col(ColumnDef::new(DeviceTransitions::FromState).string().not_null())
-                .col(ColumnDef::new(DeviceTransitions::ToState).string().not_null())
+                .col(
+                    ColumnDef::new(DeviceTransitions::FromState)
+                        .string()
+                        .not_null(),
+                )
+                .col(
+                    ColumnDef::new(DeviceTransitions::ToState)
+                        .string()
+                        .not_null(),
+                )
                 .col(ColumnDef::new(DeviceTransitions::Reason).text().not_null())
                 .to_owned(),
         )
@@ -149,13 +191,37 @@ impl MigrationTrait for Migration {
                 .table(HealthRollups::Table)
                 .if_not_exists()
                 .col(ColumnDef::new(HealthRollups::DeviceId).integer().not_null())
-                .col(ColumnDef::new(HealthRollups::BucketMs).big_integer().not_null())
+                .col(
+                    ColumnDef::new(HealthRollups::BucketMs)
+                        .big_integer()
+                        .not_null(),
+                )
                 .col(ColumnDef::new(HealthRollups::Samples).integer().not_null())
-                .col(ColumnDef::new(HealthRollups::OkSamples).integer().not_null())
-                .col(ColumnDef::new(HealthRollups::LatencySumMs).big_integer().not_null())
-                .col(ColumnDef::new(HealthRollups::LatencyMaxMs).integer().not_null())
-                .col(ColumnDef::new(HealthRollups::DriftMinMs).big_integer().null())
-                .col(ColumnDef::new(HealthRollups::DriftMaxMs).big_integer().null())
+                .col(
+                    ColumnDef::new(HealthRollups::OkSamples)
+                        .integer()
+                        .not_null(),
+                )
+                .col(
+                    ColumnDef::new(HealthRollups::LatencySumMs)
+                        .big_integer()
+                        .not_null(),
+                )
+                .col(
+                    ColumnDef::new(HealthRollups::LatencyMaxMs)
+                        .integer()
+                        .not_null(),
+                )
+                .col(
+                    ColumnDef::new(HealthRollups::DriftMinMs)
+                        .big_integer()
+                        .null(),
+                )
+                .col(
+                    ColumnDef::new(HealthRollups::DriftMaxMs)
+                        .big_integer()
+                        .null(),
+                )
                 .primary_key(
                     Index::create()
                         .col(HealthRollups::DeviceId)

@@ -107,12 +107,22 @@ pub enum PollOutcome {
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum HealthEvent {
-    FirmwareChanged { from: String, to: String },
-    SerialChanged { from: String, to: String },
+    FirmwareChanged {
+        from: String,
+        to: String,
+    },
+    SerialChanged {
+        from: String,
+        to: String,
+    },
     CredentialsRefused,
     /// A clock jump: the camera rebooted, or its time was reset.
-    Rebooted { jump_ms: i64 },
-    DriftHigh { drift_ms: i64 },
+    Rebooted {
+        jump_ms: i64,
+    },
+    DriftHigh {
+        drift_ms: i64,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -231,7 +241,9 @@ pub fn observe(cfg: &HealthConfig, t: &Tracker, outcome: &PollOutcome) -> Observ
                 reason = format!(
                     "a different camera answers here (serial {} → {})",
                     t.serial,
-                    info.as_ref().map(|i| i.serial_number.as_str()).unwrap_or("")
+                    info.as_ref()
+                        .map(|i| i.serial_number.as_str())
+                        .unwrap_or("")
                 );
             } else {
                 match t.state {
@@ -313,7 +325,11 @@ mod tests {
         }
     }
 
-    fn run(cfg: &HealthConfig, mut t: Tracker, outcomes: &[PollOutcome]) -> (Tracker, Vec<Transition>) {
+    fn run(
+        cfg: &HealthConfig,
+        mut t: Tracker,
+        outcomes: &[PollOutcome],
+    ) -> (Tracker, Vec<Transition>) {
         let mut seen = Vec::new();
         for o in outcomes {
             let obs = observe(cfg, &t, o);
@@ -327,12 +343,20 @@ mod tests {
     fn three_failures_take_a_device_offline_and_two_successes_bring_it_back() {
         let cfg = HealthConfig::default();
         let t = tracker(HealthState::Online);
-        let (t, tr) = run(&cfg, t, &[fail(FaultClass::Timeout), fail(FaultClass::Timeout)]);
+        let (t, tr) = run(
+            &cfg,
+            t,
+            &[fail(FaultClass::Timeout), fail(FaultClass::Timeout)],
+        );
         assert_eq!(t.state, HealthState::Degraded);
         assert_eq!(tr.len(), 1);
         let (t, tr) = run(&cfg, t, &[fail(FaultClass::Transport)]);
         assert_eq!(t.state, HealthState::Offline);
-        assert!(tr[0].reason.starts_with("3 polls failed in a row; last transport"));
+        assert!(
+            tr[0]
+                .reason
+                .starts_with("3 polls failed in a row; last transport")
+        );
         // One success is not enough; a failure in between resets it.
         let (t, tr) = run(&cfg, t, &[ok(5), fail(FaultClass::Timeout), ok(5)]);
         assert_eq!((t.state, tr.len()), (HealthState::Offline, 0));
@@ -345,7 +369,14 @@ mod tests {
     fn a_single_blip_never_reaches_offline() {
         let cfg = HealthConfig::default();
         let outcomes: Vec<PollOutcome> = (0..20)
-            .flat_map(|_| [fail(FaultClass::Timeout), ok(5), fail(FaultClass::Malformed), ok(5)])
+            .flat_map(|_| {
+                [
+                    fail(FaultClass::Timeout),
+                    ok(5),
+                    fail(FaultClass::Malformed),
+                    ok(5),
+                ]
+            })
             .collect();
         let (t, tr) = run(&cfg, tracker(HealthState::Online), &outcomes);
         assert_eq!(t.state, HealthState::Online);
@@ -355,7 +386,11 @@ mod tests {
     #[test]
     fn refused_credentials_are_immediate_and_need_an_authenticated_read_to_clear() {
         let cfg = HealthConfig::default();
-        let o = observe(&cfg, &tracker(HealthState::Online), &fail(FaultClass::Unauthorized));
+        let o = observe(
+            &cfg,
+            &tracker(HealthState::Online),
+            &fail(FaultClass::Unauthorized),
+        );
         assert_eq!(o.tracker.state, HealthState::Unauthorized);
         assert_eq!(o.events, vec![HealthEvent::CredentialsRefused]);
         // Anonymous clock reads keep answering: still unauthorized.
@@ -386,7 +421,9 @@ mod tests {
             from: "1.0".into(),
             to: "2.0".into()
         }));
-        assert!(o.events.contains(&HealthEvent::Rebooted { jump_ms: -3_600_000 }));
+        assert!(o.events.contains(&HealthEvent::Rebooted {
+            jump_ms: -3_600_000
+        }));
         assert_eq!(o.tracker.firmware, "2.0");
         let swapped = PollOutcome::Answered {
             latency_ms: 5,

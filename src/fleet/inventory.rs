@@ -247,6 +247,11 @@ impl Inventory {
         Ok((model, change))
     }
 
+    /// The key that seals camera passwords (for services that open them).
+    pub fn secrets(&self) -> std::sync::Arc<SecretBox> {
+        self.secrets.clone()
+    }
+
     /// The stored password of a device's credential, decrypted.
     pub async fn credentials_of(&self, d: &device::Model) -> Result<Option<Credentials>> {
         let Some(id) = d.credential_id else {

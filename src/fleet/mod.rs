@@ -8,6 +8,7 @@ pub mod discovery;
 pub mod health;
 pub mod import;
 pub mod inventory;
+pub mod poller;
 pub mod progress;
 pub mod sessions;
 pub mod sites;

@@ -34,6 +34,16 @@ impl AuthMode {
     pub fn uses_digest(self) -> bool {
         matches!(self, AuthMode::HttpDigest | AuthMode::Both)
     }
+    pub fn parse(s: &str) -> Option<AuthMode> {
+        [
+            AuthMode::None,
+            AuthMode::WsSecurity,
+            AuthMode::HttpDigest,
+            AuthMode::Both,
+        ]
+        .into_iter()
+        .find(|m| m.as_str() == s)
+    }
     pub fn as_str(self) -> &'static str {
         match self {
             AuthMode::None => "none",

@@ -1,0 +1,283 @@
+//! The health poller against the simulator: a fleet with failing cameras of
+//! every kind, polled cycle by cycle (the cycles are driven by the test and
+//! the clock is a ManualClock shared with the cameras, so nothing waits on
+//! the wall clock; only the hanging camera's deadline is real time).
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use camfleet::clock::{Clock, SharedClock};
+use camfleet::db::entities::{device, device_transition, health_sample};
+use camfleet::fleet::audit::Actor;
+use camfleet::fleet::health::{HealthEvent, HealthState};
+use camfleet::fleet::inventory::Inventory;
+use camfleet::fleet::poller::{Notice, Poller, PollerConfig};
+use camfleet::secrets::SecretBox;
+use camfleet::sim::{FleetConfig, Quirks};
+use common::*;
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter, Set};
+
+fn quirks(spec: &str) -> Quirks {
+    let mut q = Quirks::default();
+    q.apply(spec).unwrap();
+    q
+}
+
+#[tokio::test]
+async fn a_fleet_with_failing_cameras_is_classified_and_tracked() {
+    let clock = manual_clock();
+    let shared: SharedClock = clock.clone();
+    let mut cfg = FleetConfig::new(8, 0);
+    cfg.clock = shared.clone();
+    cfg.overrides.insert(1, quirks("hang"));
+    cfg.overrides.insert(2, quirks("garbage"));
+    cfg.overrides.insert(3, quirks("skew=3600"));
+    let fleet = fleet_with(cfg).await;
+    let db = test_db().await;
+    let secrets = Arc::new(SecretBox::from_key(1, &[9u8; 32]));
+    let inv = Inventory::new(db.clone(), secrets.clone(), shared.clone());
+    let t = transport_with_timeout(400);
+    let mut ids = Vec::new();
+    for i in 0..8 {
+        // Camera 1 hangs and 2 speaks garbage: adopt them by hand-made
+        // records, as if they had been healthy when adopted.
+        let src = if i == 1 || i == 2 { 0 } else { i };
+        let mut a =
+            camfleet::onvif::adopt(&t, &shared, request(fleet.device_url(src), Some(admin())))
+                .await
+                .unwrap();
+        // Each record its own identity (1 and 2 borrow camera 0's answers).
+        a.mac = Some(format!("02:00:00:00:01:{i:02x}"));
+        a.info.serial_number = format!("ADOPTED-{i}");
+        let (d, _) = inv
+            .record_adoption(
+                &a,
+                Some(&format!("urn:uuid:test-{i}")),
+                &[],
+                Some(&admin()),
+                None,
+                &Actor::system(),
+            )
+            .await
+            .unwrap();
+        let mut am = d.into_active_model();
+        am.device_url = Set(if i == 7 {
+            // Nothing listens there: connection refused.
+            "http://127.0.0.1:1/onvif/device_service".to_string()
+        } else {
+            fleet.device_url(i)
+        });
+        am.serial = Set(Some(format!("SERIAL-{i}")));
+        let d = am.update(&db).await.unwrap();
+        ids.push(d.id);
+    }
+    // The real cameras' serials, so only the swapped one changes.
+    for (i, id) in ids.iter().enumerate() {
+        let serial = fleet.cameras()[i].state.lock().unwrap().serial.clone();
+        let d = device::Entity::find_by_id(*id)
+            .one(&db)
+            .await
+            .unwrap()
+            .unwrap();
+        let mut am = d.into_active_model();
+        am.serial = Set(Some(serial));
+        am.update(&db).await.unwrap();
+    }
+    let poller = Poller::new(
+        db.clone(),
+        secrets,
+        t,
+        shared.clone(),
+        PollerConfig {
+            deadline: Duration::from_millis(600),
+            info_interval: Duration::ZERO,
+            ..PollerConfig::default()
+        },
+    );
+    let all = || async { device::Entity::find().all(&db).await.unwrap() };
+    let state_of = |id: i32| {
+        let db = db.clone();
+        async move {
+            let d = device::Entity::find_by_id(id)
+                .one(&db)
+                .await
+                .unwrap()
+                .unwrap();
+            (HealthState::parse(&d.status), d)
+        }
+    };
+
+    let r1 = poller.poll_devices(all().await).await.unwrap();
+    assert_eq!(r1.polled, 8);
+    assert_eq!(state_of(ids[0]).await.0, HealthState::Online);
+    let (s3, d3) = state_of(ids[3]).await;
+    assert_eq!(s3, HealthState::Degraded);
+    assert!(
+        d3.state_reason.contains("clock off by 3600 s"),
+        "{}",
+        d3.state_reason
+    );
+    assert!((d3.drift_ms.unwrap() - 3_600_000).abs() < 2_000);
+
+    // Things change on the cameras.
+    fleet.cameras()[4].state.lock().unwrap().users[0].password = "rotated-elsewhere".into();
+    fleet.cameras()[5].state.lock().unwrap().serial = "SOMEONE-ELSE".into();
+    fleet.cameras()[6].state.lock().unwrap().firmware = "V9.9.9".into();
+
+    let mut notices = Vec::new();
+    for _ in 0..2 {
+        clock.advance(Duration::from_secs(60));
+        notices.extend(poller.poll_devices(all().await).await.unwrap().notices);
+    }
+    for (i, want) in [
+        (0, HealthState::Online),
+        (1, HealthState::Offline),
+        (2, HealthState::Offline),
+        (3, HealthState::Degraded),
+        (4, HealthState::Unauthorized),
+        (5, HealthState::Replaced),
+        (6, HealthState::Online),
+        (7, HealthState::Offline),
+    ] {
+        let (s, d) = state_of(ids[i]).await;
+        assert_eq!(s, want, "camera {i}: {}", d.state_reason);
+    }
+    let reason = |i: usize| {
+        let id = ids[i];
+        let state_of = &state_of;
+        async move { state_of(id).await.1.state_reason }
+    };
+    assert!(
+        reason(1).await.contains("last timeout"),
+        "{}",
+        reason(1).await
+    );
+    assert!(
+        reason(2).await.contains("last malformed"),
+        "{}",
+        reason(2).await
+    );
+    assert!(
+        reason(7).await.contains("last transport"),
+        "{}",
+        reason(7).await
+    );
+    assert!(reason(5).await.contains("SOMEONE-ELSE"));
+    // The new firmware is stored, and noticed once.
+    assert_eq!(state_of(ids[6]).await.1.firmware, "V9.9.9");
+    let fw: Vec<&Notice> = notices
+        .iter()
+        .filter(|n| {
+            matches!(
+                n,
+                Notice::Event {
+                    event: HealthEvent::FirmwareChanged { .. },
+                    ..
+                }
+            )
+        })
+        .collect();
+    assert_eq!(fw.len(), 1, "{notices:?}");
+    assert!(notices.contains(&Notice::Event {
+        device_id: ids[4],
+        event: HealthEvent::CredentialsRefused
+    }));
+    // Transitions are stored with reasons; a sample per poll.
+    let tr = device_transition::Entity::find()
+        .filter(device_transition::Column::DeviceId.eq(ids[1]))
+        .all(&db)
+        .await
+        .unwrap();
+    // Adoption left it online: one failure degrades, the third takes it offline.
+    let path: Vec<(&str, &str)> = tr
+        .iter()
+        .map(|t| (t.from_state.as_str(), t.to_state.as_str()))
+        .collect();
+    assert_eq!(
+        path,
+        [("online", "degraded"), ("degraded", "offline")],
+        "{tr:?}"
+    );
+    let samples = health_sample::Entity::find().all(&db).await.unwrap();
+    assert_eq!(samples.len(), 24);
+    assert_eq!(
+        samples.iter().filter(|s| !s.ok).count(),
+        3 * 3 + 2,
+        "1, 2, 7 ×3; 4 ×2"
+    );
+
+    // The password is fixed on the camera: two answered polls with an
+    // authenticated read bring it back.
+    fleet.cameras()[4].state.lock().unwrap().users[0].password = "admin".into();
+    for _ in 0..2 {
+        clock.advance(Duration::from_secs(60));
+        poller.poll_devices(all().await).await.unwrap();
+    }
+    assert_eq!(state_of(ids[4]).await.0, HealthState::Online);
+    fleet.shutdown().await;
+}
+
+#[tokio::test]
+async fn due_devices_are_spread_over_the_interval_and_polled_again_after_it() {
+    let clock = manual_clock();
+    let shared: SharedClock = clock.clone();
+    let mut cfg = FleetConfig::new(1, 0);
+    cfg.clock = shared.clone();
+    let fleet = fleet_with(cfg).await;
+    let db = test_db().await;
+    let secrets = Arc::new(SecretBox::from_key(1, &[9u8; 32]));
+    let inv = Inventory::new(db.clone(), secrets.clone(), shared.clone());
+    let t = transport();
+    let a = camfleet::onvif::adopt(&t, &shared, request(fleet.device_url(0), Some(admin())))
+        .await
+        .unwrap();
+    // Many records of the one camera, as a large fleet adopted at once.
+    for i in 0..60 {
+        let (d, _) = inv
+            .record_adoption(
+                &a,
+                Some(&format!("urn:uuid:spread-{i}")),
+                &[],
+                Some(&admin()),
+                None,
+                &Actor::system(),
+            )
+            .await
+            .unwrap();
+        let mut am = d.into_active_model();
+        am.mac = Set(Some(format!("02:00:00:00:00:{i:02x}")));
+        am.serial = Set(Some(format!("S{i}")));
+        am.update(&db).await.unwrap();
+    }
+    let poller = Poller::new(
+        db.clone(),
+        secrets,
+        t,
+        shared.clone(),
+        PollerConfig::default(),
+    );
+    let now = clock.now_utc();
+    let due_now = poller.due(now).await.unwrap().len();
+    let due_later = poller
+        .due(now + chrono::Duration::seconds(61))
+        .await
+        .unwrap()
+        .len();
+    assert!(due_now < 10, "not all at once: {due_now}");
+    assert_eq!(due_later, 60, "every device within one interval");
+    clock.advance(Duration::from_secs(61));
+    let r = poller.cycle().await.unwrap();
+    assert_eq!(r.polled, 60);
+    assert_eq!(poller.due(clock.now_utc()).await.unwrap().len(), 0);
+    assert_eq!(
+        poller
+            .due(clock.now_utc() + chrono::Duration::seconds(60))
+            .await
+            .unwrap()
+            .len(),
+        60
+    );
+    fleet.shutdown().await;
+}
