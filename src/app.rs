@@ -60,3 +60,43 @@ pub async fn build_with_clock(cfg: &AppConfig, clock: SharedClock) -> Result<Arc
         cfg.secure_cookies,
     )))
 }
+
+/// Start the health poller in the background; it stops when `shutdown`
+/// fires. Poll results refresh the list caches; state changes are logged
+/// (and, with alerting, notified).
+pub fn spawn_poller(
+    state: &Arc<AppState>,
+    config: crate::fleet::poller::PollerConfig,
+    shutdown: crate::shutdown::Shutdown,
+) -> tokio::task::JoinHandle<()> {
+    let poller = Arc::new(crate::fleet::poller::Poller::new(
+        state.db.clone(),
+        state.inventory.secrets(),
+        crate::fleet::poller::poll_transport()
+            .unwrap_or_else(|_| state.discovery.transport().clone()),
+        state.clock.clone(),
+        config,
+    ));
+    let st = state.clone();
+    tokio::spawn(poller.run(shutdown, move |report| {
+        st.inventory.touch();
+        crate::web::metrics::record_cycle(&report);
+        for n in &report.notices {
+            if let crate::fleet::poller::Notice::Transition {
+                device_id,
+                from,
+                to,
+                reason,
+            } = n
+            {
+                tracing::info!(
+                    device = device_id,
+                    from = from.as_str(),
+                    to = to.as_str(),
+                    reason = reason.as_str(),
+                    "device state changed"
+                );
+            }
+        }
+    }))
+}

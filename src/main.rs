@@ -10,13 +10,17 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> std::process::ExitCode {
     let _ = camfleet::cli::PROCESS_START.set(std::time::Instant::now());
-    // `camfleet discover | head` should end quietly, as Unix tools do.
-    #[cfg(unix)]
-    // SAFETY: restoring the default disposition of SIGPIPE before any thread starts.
-    unsafe {
-        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
-    }
     let cli = camfleet::cli::Cli::parse();
+    // `camfleet discover | head` should end quietly, as Unix tools do; the
+    // servers (serve, demo, simulate) keep Rust's default of ignoring
+    // SIGPIPE, or a client hanging up mid-answer would kill them.
+    #[cfg(unix)]
+    if cli.is_short_lived() {
+        // SAFETY: restoring the default disposition of SIGPIPE before any thread starts.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()

@@ -208,6 +208,36 @@ async fn a_fleet_with_failing_cameras_is_classified_and_tracked() {
         "1, 2, 7 ×3; 4 ×2"
     );
 
+    // Rollups summarise the raw samples; the chart series read either.
+    let now_ms = clock.now_utc().timestamp_millis() + 10 * 60 * 1000;
+    camfleet::fleet::samples::rollup(&db, now_ms).await.unwrap();
+    let raw = camfleet::fleet::samples::series(&db, ids[3], now_ms, 3_600_000, 300_000, true)
+        .await
+        .unwrap();
+    let rolled = camfleet::fleet::samples::series(&db, ids[3], now_ms, 3_600_000, 300_000, false)
+        .await
+        .unwrap();
+    assert_eq!(raw.iter().map(|p| p.samples).sum::<i64>(), 3);
+    assert_eq!(rolled.iter().map(|p| p.samples).sum::<i64>(), 3);
+    assert_eq!(raw[0].availability(), Some(1.0));
+    assert!((rolled[0].drift_avg_ms.unwrap() - 3_600_000.0).abs() < 3_000.0);
+    let offline =
+        camfleet::fleet::samples::series(&db, ids[1], now_ms, 3_600_000, 3_600_000, false)
+            .await
+            .unwrap();
+    assert_eq!(offline[0].availability(), Some(0.0));
+    // Past retention, raw samples go; rollups stay.
+    camfleet::fleet::samples::rollup(&db, now_ms + 49 * 3_600_000)
+        .await
+        .unwrap();
+    assert!(
+        health_sample::Entity::find()
+            .all(&db)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
     // The password is fixed on the camera: two answered polls with an
     // authenticated read bring it back.
     fleet.cameras()[4].state.lock().unwrap().users[0].password = "admin".into();

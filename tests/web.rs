@@ -1471,3 +1471,55 @@ async fn a_technician_token_starts_a_discovery_and_follows_it() {
     let v: serde_json::Value = serde_json::from_str(&json).unwrap();
     assert_eq!(v["run"]["status"], "done", "{json}");
 }
+
+#[tokio::test]
+async fn polled_health_shows_in_the_list_the_device_page_and_metrics() {
+    let (app, state) = app().await;
+    state
+        .users
+        .create("val", "correct-horse", Role::Viewer, &Actor::system())
+        .await
+        .unwrap();
+    let f = fleet(1, "").await;
+    let d = adopt_into(&state, &f, 0).await;
+    let poller = camfleet::fleet::poller::Poller::new(
+        state.db.clone(),
+        state.inventory.secrets(),
+        transport(),
+        state.clock.clone(),
+        Default::default(),
+    );
+    let all = camfleet::db::entities::device::Entity::find()
+        .all(&state.db)
+        .await
+        .unwrap();
+    let r = poller.poll_devices(all).await.unwrap();
+    assert_eq!(r.answered, 1);
+    state.inventory.touch();
+    let (_, cookie) = login(&app, "val", "correct-horse").await;
+    let (_, _, page) = send(&app, get("/devices", &cookie)).await;
+    assert!(
+        page.contains("<th><a href=\"/devices?sort=latency\">Latency</a></th>"),
+        "{page}"
+    );
+    assert!(page.contains(" ms</td>"), "{page}");
+    let (_, _, page) = send(&app, get(&format!("/devices/{}", d.id), &cookie)).await;
+    assert!(
+        page.contains("State history") && page.contains("<svg class=\"chart\""),
+        "{page}"
+    );
+    assert_eq!(page.matches("<svg class=\"chart\"").count(), 6);
+    let (status, h, body) = send(&app, get("/metrics", &cookie)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        h[header::CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
+    assert!(
+        body.contains("camfleet_devices{state=\"online\"} 1"),
+        "{body}"
+    );
+    f.shutdown().await;
+}

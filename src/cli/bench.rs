@@ -24,6 +24,33 @@ pub enum BenchCommand {
     Seed(SeedBench),
     /// Load a running `camfleet serve` with concurrent logged-in requests.
     Web(WebBench),
+    /// Health poll cycles over N cameras of a running `camfleet simulate`.
+    Poll(PollBench),
+}
+
+#[derive(Args, Debug)]
+pub struct PollBench {
+    #[arg(long, default_value_t = 10_000)]
+    pub count: u32,
+    #[arg(long, default_value_t = 20000)]
+    pub base_port: u16,
+    /// Polls in flight at once.
+    #[arg(long, default_value_t = 512)]
+    pub concurrency: usize,
+    /// Deadline of one poll, ms.
+    #[arg(long, default_value_t = 5000)]
+    pub deadline_ms: u64,
+    /// Cycles to run (the first also reads identity; later ones only the clock).
+    #[arg(long, default_value_t = 3)]
+    pub cycles: u32,
+    /// Expected misbehaving share (the simulator's --misbehave), to check
+    /// the classification.
+    #[arg(long, default_value_t = 0)]
+    pub misbehave: u32,
+    #[arg(long, default_value = "admin")]
+    pub user: String,
+    #[arg(long, default_value = "admin")]
+    pub password: String,
 }
 
 #[derive(Args, Debug)]
@@ -82,6 +109,7 @@ pub async fn run(b: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Discovery(d) => discovery_round(d).await,
         BenchCommand::Seed(a) => seed(a).await,
         BenchCommand::Web(a) => web(a).await,
+        BenchCommand::Poll(a) => poll(a).await,
     }
 }
 
@@ -404,4 +432,146 @@ async fn web(a: WebBench) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+async fn poll(a: PollBench) -> anyhow::Result<()> {
+    use crate::db::entities::{credential, device};
+    use crate::fleet::health::HealthState;
+    use sea_orm::{ActiveModelTrait, EntityTrait, Set};
+
+    let clock = SystemClock::shared();
+    // A database file, as in production (an in-memory one would count
+    // the whole database in the RSS measured here).
+    let dir = std::env::temp_dir().join(format!("camfleet-bench-poll-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let db = crate::db::connect(&crate::db::sqlite_url(&dir)).await?;
+    let secrets = std::sync::Arc::new(crate::secrets::SecretBox::from_key(1, &rand_key()));
+    let now = chrono::Utc::now();
+    let cred = credential::ActiveModel {
+        username: Set(a.user.clone()),
+        sealed: Set(secrets.seal(a.password.as_bytes())),
+        created_at: Set(now),
+        ..Default::default()
+    }
+    .insert(&db)
+    .await?;
+    let rows: Vec<device::ActiveModel> = (0..a.count)
+        .map(|i| {
+            let url = format!(
+                "http://127.0.0.1:{}/onvif/device_service",
+                a.base_port as u32 + i
+            );
+            device::ActiveModel {
+                device_url: Set(url.clone()),
+                xaddrs: Set(serde_json::json!([url])),
+                status: Set("online".into()),
+                quirks: Set(serde_json::json!([])),
+                policy: Set(serde_json::json!({})),
+                credential_id: Set(Some(cred.id)),
+                adopted_at: Set(now),
+                updated_at: Set(now),
+                name: Set(format!("cam-{i}")),
+                ..Default::default()
+            }
+        })
+        .collect();
+    for chunk in rows.chunks(500) {
+        device::Entity::insert_many(chunk.to_vec())
+            .exec(&db)
+            .await?;
+    }
+    let poller = crate::fleet::poller::Poller::new(
+        db.clone(),
+        secrets,
+        crate::fleet::poller::poll_transport()?,
+        clock,
+        crate::fleet::poller::PollerConfig {
+            concurrency: a.concurrency,
+            deadline: Duration::from_millis(a.deadline_ms),
+            ..Default::default()
+        },
+    );
+    println!(
+        "{} cameras from 127.0.0.1:{}, concurrency {}, deadline {} ms",
+        a.count, a.base_port, a.concurrency, a.deadline_ms
+    );
+    for c in 1..=a.cycles {
+        let devices = crate::fleet::poller::targets(&db).await?;
+        let cpu0 = usage().cpu;
+        let t0 = Instant::now();
+        let r = poller.poll_devices(devices).await?;
+        let wall = t0.elapsed();
+        let cpu = usage().cpu - cpu0;
+        let mut failed: Vec<_> = r.failed_by_class.iter().collect();
+        failed.sort();
+        println!(
+            "cycle {c}: {} polled in {:.2?} (CPU {:.2?}), {} answered, failed {:?}, peak RSS {} MiB",
+            r.polled,
+            wall,
+            cpu,
+            r.answered,
+            failed,
+            usage().max_rss_kib / 1024
+        );
+    }
+    // Classification against what the simulator was told.
+    let devices = device::Entity::find().all(&db).await?;
+    let mut by_state: std::collections::BTreeMap<&str, usize> = Default::default();
+    let mut wrong = 0usize;
+    for (i, d) in devices.iter().enumerate() {
+        let s = HealthState::parse(&d.status);
+        *by_state.entry(s.as_str()).or_default() += 1;
+        let want = match super::simulate::misbehaviour(i as u32, a.misbehave) {
+            None => HealthState::Online,
+            Some("skew=3600") => HealthState::Degraded,
+            Some("refuse") => HealthState::Unauthorized,
+            Some(_) => HealthState::Offline,
+        };
+        if s != want {
+            wrong += 1;
+            if wrong <= 5 {
+                println!(
+                    "camera {i}: {} ({}), expected {}",
+                    s.as_str(),
+                    d.state_reason,
+                    want.as_str()
+                );
+            }
+        }
+    }
+    println!("states: {by_state:?}; misclassified: {wrong}");
+    // Peak RSS counts mapped database pages too; split what is resident now.
+    if let Ok(status) = std::fs::read_to_string("/proc/self/status") {
+        let pick: Vec<&str> = status
+            .lines()
+            .filter(|l| {
+                l.starts_with("RssAnon") || l.starts_with("RssFile") || l.starts_with("VmRSS")
+            })
+            .collect();
+        println!(
+            "now: {}",
+            pick.join(", ")
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ")
+        );
+    }
+    let size: u64 = std::fs::read_dir(&dir)?
+        .filter_map(|e| e.ok()?.metadata().ok())
+        .map(|m| m.len())
+        .sum();
+    println!("database files: {} MiB", size / 1024 / 1024);
+    if let Ok(fds) = std::fs::read_dir("/proc/self/fd") {
+        println!("open file descriptors: {}", fds.count());
+    }
+    drop(db);
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+fn rand_key() -> [u8; 32] {
+    use rand::Rng;
+    let mut k = [0u8; 32];
+    rand::rng().fill_bytes(&mut k);
+    k
 }

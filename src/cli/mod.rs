@@ -43,6 +43,18 @@ pub enum Command {
     Bench(bench::BenchCommand),
 }
 
+impl Cli {
+    /// Commands that print a result and end, where `| head` should end
+    /// them quietly (SIGPIPE default). Servers must not: a client closing
+    /// its connection mid-answer would kill the whole process.
+    pub fn is_short_lived(&self) -> bool {
+        matches!(
+            self.command,
+            Command::Discover(_) | Command::Probe(_) | Command::User(_)
+        )
+    }
+}
+
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     raise_fd_limit();
     match cli.command {

@@ -40,6 +40,12 @@ pub struct ServeArgs {
     /// Mark cookies Secure (set when served over HTTPS, e.g. behind a proxy).
     #[arg(long)]
     pub secure_cookies: bool,
+    /// Do not poll device health (e.g. a node that only serves the UI).
+    #[arg(long)]
+    pub no_poll: bool,
+    /// Default poll interval in seconds (sites and devices may override).
+    #[arg(long, default_value_t = 60)]
+    pub poll_interval: u64,
 }
 
 pub async fn serve(a: ServeArgs) -> anyhow::Result<()> {
@@ -52,9 +58,24 @@ pub async fn serve(a: ServeArgs) -> anyhow::Result<()> {
     }
     let listener = tokio::net::TcpListener::bind(a.listen).await?;
     println!("camfleet listening on http://{}", listener.local_addr()?);
+    let (stop, shutdown) = crate::shutdown::channel();
+    let poller = (!a.no_poll).then(|| {
+        app::spawn_poller(
+            &state,
+            crate::fleet::poller::PollerConfig {
+                interval: std::time::Duration::from_secs(a.poll_interval.max(5)),
+                ..Default::default()
+            },
+            shutdown,
+        )
+    });
     axum::serve(listener, crate::web::router(state))
         .with_graceful_shutdown(super::interrupted())
         .await?;
+    stop.fire();
+    if let Some(p) = poller {
+        let _ = p.await;
+    }
     Ok(())
 }
 

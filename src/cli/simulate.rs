@@ -57,6 +57,19 @@ pub struct SimulateArgs {
     /// Multicast a Hello for each camera at start and a Bye at exit.
     #[arg(long)]
     pub hello: bool,
+    /// Make this percentage of cameras misbehave, in turn: hang, garbage,
+    /// refuse the password (401), 100 MB body, endless body, clock 1 h off.
+    #[arg(long, default_value_t = 0)]
+    pub misbehave: u32,
+}
+
+/// The kinds `--misbehave` cycles through, and which camera gets which.
+pub const MISBEHAVIOURS: [&str; 6] = ["hang", "garbage", "refuse", "huge", "endless", "skew=3600"];
+
+pub fn misbehaviour(index: u32, percent: u32) -> Option<&'static str> {
+    let bucket = (index as u64).wrapping_mul(7_919) % 100;
+    (bucket < u64::from(percent.min(100)))
+        .then(|| MISBEHAVIOURS[index as usize % MISBEHAVIOURS.len()])
 }
 
 impl SimulateArgs {
@@ -86,6 +99,16 @@ impl SimulateArgs {
             q.apply(list).map_err(anyhow::Error::msg)?;
             cfg.overrides.insert(idx, q);
         }
+        for i in 0..self.count {
+            match misbehaviour(i, self.misbehave) {
+                Some("refuse") | None => {}
+                Some(spec) => {
+                    let mut q = cfg.plan_quirks(i);
+                    q.apply(spec).map_err(anyhow::Error::msg)?;
+                    cfg.overrides.insert(i, q);
+                }
+            }
+        }
         if self.wsd_port != 0 {
             cfg.wsd = Some(WsdConfig {
                 interface: self.wsd_interface,
@@ -101,6 +124,22 @@ pub async fn simulate(a: SimulateArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     let fleet = Fleet::start(a.fleet_config()?).await?;
     let n = fleet.cameras().len();
+    // "refuse": the camera's password was changed behind our back.
+    for (i, cam) in fleet.cameras().iter().enumerate() {
+        if misbehaviour(i as u32, a.misbehave) == Some("refuse") {
+            let mut st = cam.state.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(u) = st.users.first_mut() {
+                u.password = "changed-elsewhere".into();
+            }
+        }
+    }
+    if a.misbehave > 0 {
+        println!(
+            "{}% of cameras misbehave in turn: {}",
+            a.misbehave,
+            MISBEHAVIOURS.join(", ")
+        );
+    }
     println!(
         "{n} simulated cameras: {} .. {} (user {}), started in {:.2?}",
         fleet.device_url(0),
@@ -290,9 +329,21 @@ pub async fn demo(a: DemoArgs) -> anyhow::Result<()> {
         "\nOpen http://{}  — user admin, password {password}  (Ctrl-C stops the demo)",
         listener.local_addr()?
     );
+    // The demo polls every 15 s so state changes show quickly.
+    let (stop, shutdown) = crate::shutdown::channel();
+    let poller = crate::app::spawn_poller(
+        &state,
+        crate::fleet::poller::PollerConfig {
+            interval: Duration::from_secs(15),
+            ..Default::default()
+        },
+        shutdown,
+    );
     axum::serve(listener, crate::web::router(state))
         .with_graceful_shutdown(super::interrupted())
         .await?;
+    stop.fire();
+    let _ = poller.await;
     fleet.shutdown().await;
     Ok(())
 }

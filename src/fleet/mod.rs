@@ -10,6 +10,7 @@ pub mod import;
 pub mod inventory;
 pub mod poller;
 pub mod progress;
+pub mod samples;
 pub mod sessions;
 pub mod sites;
 pub mod tokens;

@@ -21,8 +21,8 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, DatabaseConnection, EntityTrait, IntoActiveModel,
-    Set, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, Condition, DatabaseConnection, EntityTrait, Set,
+    TransactionTrait,
 };
 
 use super::health::{self, HealthConfig, HealthEvent, HealthState, PollOutcome, Tracker};
@@ -31,6 +31,19 @@ use crate::db::entities::{credential, device, device_transition, health_sample, 
 use crate::error::Result;
 use crate::onvif::{AuthMode, Credentials, DevicePolicy, DeviceSession, FaultClass, Transport};
 use crate::secrets::SecretBox;
+
+/// Answers to the poll's requests are a few KiB; a camera sending more is
+/// cut off here (not at the transport's general 4 MiB), so hundreds of
+/// misbehaving cameras at once cannot balloon memory.
+pub const POLL_MAX_BODY: usize = 256 * 1024;
+
+/// The transport settings for polling.
+pub fn poll_transport() -> std::result::Result<Transport, crate::onvif::transport::TransportError> {
+    Transport::new(crate::onvif::TransportConfig {
+        max_body_bytes: POLL_MAX_BODY,
+        ..Default::default()
+    })
+}
 
 #[derive(Debug, Clone)]
 pub struct PollerConfig {
@@ -51,12 +64,87 @@ impl Default for PollerConfig {
         Self {
             interval: Duration::from_secs(60),
             info_interval: Duration::from_secs(600),
-            concurrency: 256,
+            // Mostly waiting on sockets: a hanging camera holds a slot for
+            // the whole deadline, so slots are many and cheap.
+            concurrency: 512,
             deadline: Duration::from_secs(10),
             jump_ms: 60_000,
             health: HealthConfig::default(),
         }
     }
+}
+
+/// What the poller needs of a device: the lean part of its row (no
+/// inventory fields, no address lists), so 10,000 of them stay small.
+#[derive(Debug, Clone, sea_orm::FromQueryResult)]
+pub struct PollTarget {
+    pub id: i32,
+    pub device_url: String,
+    pub policy: serde_json::Value,
+    pub auth_mode: Option<String>,
+    pub status: String,
+    pub poll_failures: i32,
+    pub poll_successes: i32,
+    pub serial: Option<String>,
+    pub firmware: String,
+    pub drift_ms: Option<i64>,
+    pub last_info_at: Option<chrono::DateTime<chrono::Utc>>,
+    pub poll_interval_s: Option<i32>,
+    pub site_id: Option<i32>,
+    pub last_poll_at: Option<chrono::DateTime<chrono::Utc>>,
+    pub adopted_at: chrono::DateTime<chrono::Utc>,
+    pub credential_id: Option<i32>,
+}
+
+impl From<device::Model> for PollTarget {
+    fn from(d: device::Model) -> Self {
+        PollTarget {
+            id: d.id,
+            device_url: d.device_url,
+            policy: d.policy,
+            auth_mode: d.auth_mode,
+            status: d.status,
+            poll_failures: d.poll_failures,
+            poll_successes: d.poll_successes,
+            serial: d.serial,
+            firmware: d.firmware,
+            drift_ms: d.drift_ms,
+            last_info_at: d.last_info_at,
+            poll_interval_s: d.poll_interval_s,
+            site_id: d.site_id,
+            last_poll_at: d.last_poll_at,
+            adopted_at: d.adopted_at,
+            credential_id: d.credential_id,
+        }
+    }
+}
+
+/// Load poll targets (every device, lean columns only).
+pub async fn targets(db: &DatabaseConnection) -> Result<Vec<PollTarget>> {
+    use sea_orm::QuerySelect;
+    Ok(device::Entity::find()
+        .select_only()
+        .columns([
+            device::Column::Id,
+            device::Column::DeviceUrl,
+            device::Column::Policy,
+            device::Column::AuthMode,
+            device::Column::Status,
+            device::Column::PollFailures,
+            device::Column::PollSuccesses,
+            device::Column::Serial,
+            device::Column::Firmware,
+            device::Column::DriftMs,
+            device::Column::LastInfoAt,
+            device::Column::PollIntervalS,
+            device::Column::SiteId,
+            device::Column::LastPollAt,
+            device::Column::AdoptedAt,
+            device::Column::CredentialId,
+        ])
+        .into_model::<PollTarget>()
+        .all(db)
+        .await?)
 }
 
 /// What one device's poll produced, before it is written.
@@ -132,7 +220,7 @@ impl Poller {
         }
     }
 
-    fn interval_of(&self, d: &device::Model, sites: &HashMap<i32, Option<i32>>) -> Duration {
+    fn interval_of(&self, d: &PollTarget, sites: &HashMap<i32, Option<i32>>) -> Duration {
         let secs = d
             .poll_interval_s
             .or_else(|| d.site_id.and_then(|s| sites.get(&s).copied().flatten()))
@@ -145,14 +233,14 @@ impl Poller {
     /// an offset within its interval derived from its id, so a fleet
     /// adopted at once is spread over the interval instead of polled in
     /// one burst.
-    pub async fn due(&self, now: chrono::DateTime<chrono::Utc>) -> Result<Vec<device::Model>> {
+    pub async fn due(&self, now: chrono::DateTime<chrono::Utc>) -> Result<Vec<PollTarget>> {
         let sites: HashMap<i32, Option<i32>> = site::Entity::find()
             .all(&self.db)
             .await?
             .into_iter()
             .map(|s| (s.id, s.poll_interval_s))
             .collect();
-        let devices = device::Entity::find().all(&self.db).await?;
+        let devices = targets(&self.db).await?;
         let busy = self
             .in_flight
             .lock()
@@ -178,7 +266,7 @@ impl Poller {
 
     fn credentials(
         &self,
-        d: &device::Model,
+        d: &PollTarget,
         creds: &HashMap<i32, credential::Model>,
     ) -> Option<Credentials> {
         let c = creds.get(&d.credential_id?)?;
@@ -189,7 +277,7 @@ impl Poller {
     }
 
     /// Poll one device (network only; nothing is written).
-    async fn poll_one(&self, d: &device::Model, creds: Option<Credentials>) -> PollResult {
+    async fn poll_one(&self, d: &PollTarget, creds: Option<Credentials>) -> PollResult {
         let started = self.clock.monotonic();
         let elapsed_ms = |clock: &SharedClock| {
             u32::try_from(clock.monotonic().saturating_sub(started).as_millis()).unwrap_or(u32::MAX)
@@ -203,6 +291,7 @@ impl Poller {
                 )),
             };
         let latency_ms = elapsed_ms(&self.clock);
+        metrics::histogram!("camfleet_poll_latency_seconds").record(f64::from(latency_ms) / 1000.0);
         let outcome = match outcome {
             Ok((drift_ms, info, clock_latency)) => {
                 let jump = d
@@ -229,7 +318,7 @@ impl Poller {
         }
     }
 
-    fn wants_info(&self, d: &device::Model) -> bool {
+    fn wants_info(&self, d: &PollTarget) -> bool {
         let state = HealthState::parse(&d.status);
         let now = self.clock.now_utc();
         let info_due = d.last_info_at.is_none_or(|at| {
@@ -248,7 +337,7 @@ impl Poller {
     /// of the clock read) or the failure's class and message.
     async fn exchange(
         &self,
-        d: &device::Model,
+        d: &PollTarget,
         creds: Option<Credentials>,
     ) -> std::result::Result<
         (i64, Option<crate::onvif::DeviceInformation>, u32),
@@ -291,40 +380,50 @@ impl Poller {
 
     /// Poll these devices (at most `concurrency` at once) and write the
     /// results. Devices already being polled are skipped.
-    pub async fn poll_devices(&self, devices: Vec<device::Model>) -> Result<CycleReport> {
+    pub async fn poll_devices<T: Into<PollTarget>>(
+        &self,
+        devices: impl IntoIterator<Item = T>,
+    ) -> Result<CycleReport> {
         let creds: HashMap<i32, credential::Model> = credential::Entity::find()
             .all(&self.db)
             .await?
             .into_iter()
             .map(|c| (c.id, c))
             .collect();
-        let mine: Vec<device::Model> = {
+        let mine: Vec<Arc<PollTarget>> = {
             let mut set = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
-            devices.into_iter().filter(|d| set.insert(d.id)).collect()
+            devices
+                .into_iter()
+                .map(Into::into)
+                .filter(|d: &PollTarget| set.insert(d.id))
+                .map(Arc::new)
+                .collect()
         };
-        let by_id: HashMap<i32, device::Model> = mine.iter().map(|d| (d.id, d.clone())).collect();
         let mut results = Vec::with_capacity(mine.len());
-        let mut stream = futures::stream::iter(mine.into_iter().map(|d| {
-            let c = self.credentials(&d, &creds);
-            async move {
-                let _mark = InFlight {
-                    set: &self.in_flight,
-                    id: d.id,
-                };
-                self.poll_one(&d, c).await
+        {
+            let mut stream = futures::stream::iter(mine.iter().cloned().map(|d| {
+                let c = self.credentials(&d, &creds);
+                async move {
+                    let _mark = InFlight {
+                        set: &self.in_flight,
+                        id: d.id,
+                    };
+                    self.poll_one(&d, c).await
+                }
+            }))
+            .buffer_unordered(self.config.concurrency.max(1));
+            while let Some(r) = stream.next().await {
+                results.push(r);
             }
-        }))
-        .buffer_unordered(self.config.concurrency.max(1));
-        while let Some(r) = stream.next().await {
-            results.push(r);
         }
+        let by_id: HashMap<i32, &PollTarget> = mine.iter().map(|d| (d.id, d.as_ref())).collect();
         self.write(&by_id, results).await
     }
 
     /// Apply results to the devices' trackers and store everything.
     async fn write(
         &self,
-        by_id: &HashMap<i32, device::Model>,
+        by_id: &HashMap<i32, &PollTarget>,
         results: Vec<PollResult>,
     ) -> Result<CycleReport> {
         let mut report = CycleReport {
@@ -334,7 +433,7 @@ impl Poller {
         for chunk in results.chunks(500) {
             let txn = self.db.begin().await?;
             for r in chunk {
-                let Some(d) = by_id.get(&r.device_id) else {
+                let Some(&d) = by_id.get(&r.device_id) else {
                     continue;
                 };
                 let tracker = Tracker {
@@ -345,7 +444,11 @@ impl Poller {
                     firmware: d.firmware.clone(),
                 };
                 let obs = health::observe(&self.config.health, &tracker, &r.outcome);
-                let mut am = d.clone().into_active_model();
+                // Only the health columns are written.
+                let mut am = device::ActiveModel {
+                    id: sea_orm::ActiveValue::Unchanged(d.id),
+                    ..Default::default()
+                };
                 am.status = Set(obs.tracker.state.as_str().into());
                 am.poll_failures = Set(obs.tracker.failures as i32);
                 am.poll_successes = Set(obs.tracker.successes as i32);
@@ -459,11 +562,21 @@ impl Poller {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut tasks = tokio::task::JoinSet::new();
+        let mut last_rollup: Option<Duration> = None;
         loop {
             tokio::select! {
                 _ = shutdown.wait() => break,
                 _ = tick.tick() => {}
                 Some(_) = tasks.join_next(), if !tasks.is_empty() => continue,
+            }
+            let mono = self.clock.monotonic();
+            if last_rollup.is_none_or(|at| mono.saturating_sub(at) >= Duration::from_secs(300)) {
+                last_rollup = Some(mono);
+                if let Err(e) =
+                    super::samples::rollup(&self.db, self.clock.now_utc().timestamp_millis()).await
+                {
+                    tracing::warn!(error = %e, "health rollup failed");
+                }
             }
             match self.due(self.clock.now_utc()).await {
                 Ok(due) if !due.is_empty() => {

@@ -9,6 +9,7 @@ pub mod auth;
 pub mod discovery;
 pub mod error;
 pub mod inventory;
+pub mod metrics;
 pub mod pages;
 pub mod snapshot;
 
@@ -146,6 +147,7 @@ pub const ROUTES: &[RouteSpec] = &[
     r(Method::POST, "/api/v1/inventory/import", Access::Login),
     r(Method::POST, "/api/v1/discovery", Access::Login),
     r(Method::GET, "/api/openapi.json", Access::Login),
+    r(Method::GET, "/metrics", Access::Login),
 ];
 
 fn handler(spec: &RouteSpec) -> MethodRouter<State> {
@@ -198,6 +200,7 @@ fn handler(spec: &RouteSpec) -> MethodRouter<State> {
         ),
         ("POST", "/api/v1/discovery") => post(api::start_discovery),
         ("GET", "/api/openapi.json") => get(api::openapi),
+        ("GET", "/metrics") => get(metrics::metrics),
         (m, p) => panic!("route {m} {p} is listed in ROUTES but has no handler"),
     }
 }

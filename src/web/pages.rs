@@ -139,6 +139,8 @@ pub const COLUMNS: &[(&str, &str)] = &[
     ("serial", "Serial"),
     ("mac", "MAC"),
     ("address", "Address"),
+    ("latency", "Latency"),
+    ("drift", "Clock drift"),
     ("last_seen", "Last seen"),
     ("warranty_end", "Warranty end"),
     ("end_of_life", "End of life"),
@@ -151,6 +153,8 @@ const DEFAULT_COLUMNS: &[&str] = &[
     "firmware",
     "serial",
     "address",
+    "latency",
+    "drift",
     "last_seen",
 ];
 
@@ -364,6 +368,30 @@ pub struct DeviceRow {
     pub site_id: Option<i32>,
     pub warranty_end: Option<chrono::NaiveDate>,
     pub end_of_life: Option<chrono::NaiveDate>,
+    pub latency_ms: Option<i32>,
+    pub drift_ms: Option<i64>,
+}
+
+impl DeviceRow {
+    /// Drift for people: `+3.2 s`, `-1 h 2 min`.
+    pub fn drift_text(&self) -> String {
+        self.drift_ms.map(human_drift).unwrap_or_default()
+    }
+}
+
+/// A clock offset in the unit that reads best.
+pub fn human_drift(ms: i64) -> String {
+    let sign = if ms < 0 { "-" } else { "+" };
+    let a = ms.unsigned_abs();
+    if a < 1_000 {
+        format!("{sign}{a} ms")
+    } else if a < 120_000 {
+        format!("{sign}{:.1} s", a as f64 / 1000.0)
+    } else if a < 7_200_000 {
+        format!("{sign}{} min", a / 60_000)
+    } else {
+        format!("{sign}{} h {} min", a / 3_600_000, (a % 3_600_000) / 60_000)
+    }
 }
 
 pub struct DeviceList {
@@ -405,6 +433,8 @@ pub async fn list_devices(
         "firmware" => device::Column::Firmware,
         "status" => device::Column::Status,
         "last_seen" => device::Column::LastSeen,
+        "latency" => device::Column::LatencyMs,
+        "drift" => device::Column::DriftMs,
         "serial" => device::Column::Serial,
         "manufacturer" => device::Column::Manufacturer,
         "site" => device::Column::SiteId,
@@ -497,6 +527,8 @@ pub async fn list_devices(
             device::Column::SiteId,
             device::Column::WarrantyEnd,
             device::Column::EndOfLife,
+            device::Column::LatencyMs,
+            device::Column::DriftMs,
         ])
         .into_model::<DeviceRow>()
         .all(db)
@@ -587,6 +619,10 @@ pub struct DevicePage {
     pub me: CurrentUser,
     pub d: device::Model,
     pub site: String,
+    pub transitions: Vec<crate::db::entities::device_transition::Model>,
+    /// Server-rendered SVG charts: (title, svg).
+    pub charts: Vec<(String, String)>,
+    pub drift: String,
     pub profiles: Vec<device_profile::Model>,
     pub quirks: Vec<String>,
     pub history: Vec<audit_log::Model>,
@@ -622,15 +658,63 @@ pub async fn device(
         .limit(50)
         .all(&state.db)
         .await?;
+    let transitions = crate::db::entities::device_transition::Entity::find()
+        .filter(crate::db::entities::device_transition::Column::DeviceId.eq(id))
+        .order_by_desc(crate::db::entities::device_transition::Column::Id)
+        .limit(50)
+        .all(&state.db)
+        .await?;
+    let charts = health_charts(&state, id).await?;
+    let drift = d.drift_ms.map(human_drift).unwrap_or_default();
     Ok(DevicePage {
         me,
         d,
         site,
+        transitions,
+        charts,
+        drift,
         profiles,
         quirks,
         history,
     }
     .into_response())
+}
+
+/// The device page's charts: 24 h from raw samples (5-minute buckets)
+/// and 7 days from rollups (hourly), for availability, latency and drift.
+async fn health_charts(state: &State, id: i32) -> Result<Vec<(String, String)>, WebError> {
+    use crate::fleet::samples::{BUCKET_MS, series, svg_chart};
+    let now = state.clock.now_utc().timestamp_millis();
+    let mut out = Vec::new();
+    for (label, span, bucket, raw) in [
+        ("24 h", 24 * 3_600_000_i64, BUCKET_MS, true),
+        ("7 days", 7 * 24 * 3_600_000_i64, 3_600_000, false),
+    ] {
+        let pts = series(&state.db, id, now, span, bucket, raw).await?;
+        let x = |p: &crate::fleet::samples::Point| (p.start_ms - (now - span)) as f64 / span as f64;
+        let avail: Vec<(f64, Option<f64>)> = pts
+            .iter()
+            .map(|p| (x(p), p.availability().map(|a| a * 100.0)))
+            .collect();
+        let lat: Vec<(f64, Option<f64>)> = pts.iter().map(|p| (x(p), p.latency_avg_ms)).collect();
+        let drift: Vec<(f64, Option<f64>)> = pts
+            .iter()
+            .map(|p| (x(p), p.drift_avg_ms.map(|d| d / 1000.0)))
+            .collect();
+        out.push((
+            format!("Availability, {label}"),
+            svg_chart(&format!("Availability, {label}"), "%", &avail, Some(100.0)),
+        ));
+        out.push((
+            format!("Latency, {label}"),
+            svg_chart(&format!("Latency, {label}"), "ms", &lat, None),
+        ));
+        out.push((
+            format!("Clock drift, {label}"),
+            svg_chart(&format!("Clock drift, {label}"), "s", &drift, None),
+        ));
+    }
+    Ok(out)
 }
 
 #[derive(serde::Serialize, utoipa::ToSchema)]

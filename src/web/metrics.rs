@@ -1,0 +1,91 @@
+//! Prometheus `/metrics` (behind a login like every route: scrape with an
+//! API token, `authorization: credentials: cf_…` in Prometheus). Counters
+//! and the poll latency histogram come from the `metrics` facade the
+//! poller feeds; device counts by state are read from the database at
+//! scrape time, so every node reports the same fleet.
+
+use std::sync::OnceLock;
+
+use axum::extract::State as AxState;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use sea_orm::{ColumnTrait, EntityTrait, QuerySelect};
+
+use super::State;
+use super::error::WebError;
+use crate::db::entities::device;
+use crate::fleet::health::HealthState;
+use crate::fleet::poller::{CycleReport, Notice};
+
+static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+
+/// Install the process-wide recorder (once; later calls reuse it).
+pub fn handle() -> Option<&'static PrometheusHandle> {
+    HANDLE
+        .get_or_init(|| {
+            PrometheusBuilder::new()
+                .set_buckets_for_metric(
+                    metrics_exporter_prometheus::Matcher::Full(
+                        "camfleet_poll_latency_seconds".into(),
+                    ),
+                    &[
+                        0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+                    ],
+                )
+                .ok()?
+                .install_recorder()
+                .ok()
+        })
+        .as_ref()
+}
+
+/// Count one poll batch (the poller's callback calls this).
+pub fn record_cycle(r: &CycleReport) {
+    handle();
+    metrics::counter!("camfleet_polls_total", "outcome" => "answered").increment(r.answered as u64);
+    for (class, n) in &r.failed_by_class {
+        metrics::counter!("camfleet_poll_errors_total", "class" => *class).increment(*n as u64);
+    }
+    for n in &r.notices {
+        if let Notice::Transition { to, .. } = n {
+            metrics::counter!("camfleet_state_transitions_total", "to" => to.as_str()).increment(1);
+        }
+    }
+}
+
+pub async fn metrics(AxState(state): AxState<State>) -> Result<Response, WebError> {
+    let rows: Vec<(String, i64)> = device::Entity::find()
+        .select_only()
+        .column(device::Column::Status)
+        .column_as(device::Column::Id.count(), "n")
+        .group_by(device::Column::Status)
+        .into_tuple()
+        .all(&state.db)
+        .await?;
+    let mut out = String::from(
+        "# HELP camfleet_devices Adopted devices by health state.\n# TYPE camfleet_devices gauge\n",
+    );
+    for s in HealthState::ALL {
+        let n: i64 = rows
+            .iter()
+            .filter(|(st, _)| HealthState::parse(st) == s)
+            .map(|(_, n)| n)
+            .sum();
+        out.push_str(&format!(
+            "camfleet_devices{{state=\"{}\"}} {n}\n",
+            s.as_str()
+        ));
+    }
+    if let Some(h) = handle() {
+        out.push_str(&h.render());
+    }
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        out,
+    )
+        .into_response())
+}
