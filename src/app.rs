@@ -52,13 +52,15 @@ pub async fn build_with_clock(cfg: &AppConfig, clock: SharedClock) -> Result<Arc
             .map_err(|e| Error::new(ErrorKind::Internal, e.to_string()))?,
         clock.clone(),
     );
-    Ok(Arc::new(AppState::new(
+    let state = Arc::new(AppState::new(
         db,
         secrets,
         clock,
         discovery,
         cfg.secure_cookies,
-    )))
+    ));
+    state.alerting.ensure_default_rules().await?;
+    Ok(state)
 }
 
 /// Start the health poller in the background; it stops when `shutdown`
@@ -80,6 +82,15 @@ pub fn spawn_poller(
     let st = state.clone();
     tokio::spawn(poller.run(shutdown, move |report| {
         st.inventory.touch();
+        if !report.notices.is_empty() {
+            let st = st.clone();
+            let notices = report.notices.clone();
+            tokio::spawn(async move {
+                if let Err(e) = st.alerting.process(&notices).await {
+                    tracing::warn!(error = %e, "alerting failed");
+                }
+            });
+        }
         crate::web::metrics::record_cycle(&report);
         for n in &report.notices {
             if let crate::fleet::poller::Notice::Transition {

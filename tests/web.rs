@@ -1523,3 +1523,99 @@ async fn polled_health_shows_in_the_list_the_device_page_and_metrics() {
     );
     f.shutdown().await;
 }
+
+#[tokio::test]
+async fn alerts_are_listed_within_scope_and_acknowledged_by_technicians() {
+    use camfleet::fleet::health::HealthState;
+    use camfleet::fleet::poller::Notice;
+    let (app, state) = app().await;
+    state.alerting.ensure_default_rules().await.unwrap();
+    let f = fleet(2, "").await;
+    let a = adopt_into(&state, &f, 0).await;
+    let b = adopt_into(&state, &f, 1).await;
+    let north = make_site(&state, "North").await;
+    make_site(&state, "South").await;
+    put_in_site(&state, a.id, "North").await;
+    put_in_site(&state, b.id, "South").await;
+    let r = state
+        .alerting
+        .process(&[
+            Notice::Transition {
+                device_id: a.id,
+                from: HealthState::Online,
+                to: HealthState::Offline,
+                reason: "3 polls failed in a row".into(),
+            },
+            Notice::Transition {
+                device_id: b.id,
+                from: HealthState::Online,
+                to: HealthState::Offline,
+                reason: "3 polls failed in a row".into(),
+            },
+        ])
+        .await
+        .unwrap();
+    assert_eq!(r.opened.len(), 2);
+    for (name, role) in [("tess", Role::Technician), ("val", Role::Viewer)] {
+        let u = state
+            .users
+            .create(name, "correct-horse", role, &Actor::system())
+            .await
+            .unwrap();
+        state
+            .users
+            .update(u.id, role, false, &[north], 0, &Actor::system())
+            .await
+            .unwrap();
+    }
+    let (_, tess) = login(&app, "tess", "correct-horse").await;
+    let (_, _, page) = send(&app, get("/alerts", &tess)).await;
+    assert!(
+        page.contains(&format!("/alerts/{}\"", r.opened[0])),
+        "{page}"
+    );
+    assert!(
+        !page.contains(&format!("/alerts/{}\"", r.opened[1])),
+        "South's alert is not hers"
+    );
+    let (status, _, _) = send(&app, get(&format!("/alerts/{}", r.opened[1]), &tess)).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (_, _, page) = send(&app, get(&format!("/alerts/{}", r.opened[0]), &tess)).await;
+    let csrf = csrf_of(&page);
+    let (status, _, _) = send(
+        &app,
+        post_form(
+            &format!("/alerts/{}", r.opened[0]),
+            &tess,
+            &format!("csrf={csrf}&action=acknowledge&note=driving+there"),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let (_, _, page) = send(&app, get(&format!("/alerts/{}", r.opened[0]), &tess)).await;
+    assert!(
+        page.contains("acknowledged") && page.contains("driving there"),
+        "{page}"
+    );
+    // A viewer reads but cannot act.
+    let (_, val) = login(&app, "val", "correct-horse").await;
+    let (_, _, page) = send(&app, get("/alerts", &val)).await;
+    let csrf = csrf_of(&page);
+    let (status, _, _) = send(
+        &app,
+        post_form(
+            &format!("/alerts/{}", r.opened[0]),
+            &val,
+            &format!("csrf={csrf}&action=resolve"),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    // Metrics count them.
+    let (_, _, body) = send(&app, get("/metrics", &tess)).await;
+    assert!(
+        body.contains("camfleet_alerts{state=\"open\",severity=\"critical\"} 1"),
+        "{body}"
+    );
+    f.shutdown().await;
+}

@@ -9,6 +9,7 @@ mod m20261126_000003_device_search;
 mod m20261126_000004_access;
 mod m20261126_000005_search_index;
 mod m20261126_000006_health;
+mod m20261126_000007_alerts;
 
 pub struct Migrator;
 
@@ -22,6 +23,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000004_access::Migration),
             Box::new(m20261126_000005_search_index::Migration),
             Box::new(m20261126_000006_health::Migration),
+            Box::new(m20261126_000007_alerts::Migration),
         ]
     }
 }

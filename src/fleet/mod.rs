@@ -2,6 +2,7 @@
 //! (`onvif`, `discovery`) with the database; the web layer calls them.
 
 pub mod access;
+pub mod alerting;
 pub mod audit;
 pub mod csv;
 pub mod discovery;

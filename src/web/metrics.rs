@@ -77,6 +77,34 @@ pub async fn metrics(AxState(state): AxState<State>) -> Result<Response, WebErro
             s.as_str()
         ));
     }
+    let alerts: Vec<(String, String, i64)> = crate::db::entities::alert::Entity::find()
+        .select_only()
+        .column(crate::db::entities::alert::Column::State)
+        .column(crate::db::entities::alert::Column::Severity)
+        .column_as(crate::db::entities::alert::Column::Id.count(), "n")
+        .group_by(crate::db::entities::alert::Column::State)
+        .group_by(crate::db::entities::alert::Column::Severity)
+        .into_tuple()
+        .all(&state.db)
+        .await?;
+    out.push_str("# HELP camfleet_alerts Alerts not resolved, by state and severity.\n# TYPE camfleet_alerts gauge\n");
+    for (st, sev, n) in alerts.iter().filter(|(st, _, _)| st != "resolved") {
+        out.push_str(&format!(
+            "camfleet_alerts{{state=\"{st}\",severity=\"{sev}\"}} {n}\n"
+        ));
+    }
+    let failed: Vec<(String, i64)> = crate::db::entities::delivery::Entity::find()
+        .select_only()
+        .column(crate::db::entities::delivery::Column::Status)
+        .column_as(crate::db::entities::delivery::Column::Id.count(), "n")
+        .group_by(crate::db::entities::delivery::Column::Status)
+        .into_tuple()
+        .all(&state.db)
+        .await?;
+    out.push_str("# HELP camfleet_deliveries Notifications in the outbox by status.\n# TYPE camfleet_deliveries gauge\n");
+    for (st, n) in &failed {
+        out.push_str(&format!("camfleet_deliveries{{status=\"{st}\"}} {n}\n"));
+    }
     if let Some(h) = handle() {
         out.push_str(&h.render());
     }

@@ -4,6 +4,7 @@
 //! anonymous request, so a new route cannot be left open by mistake.
 
 pub mod admin;
+pub mod alerts;
 pub mod api;
 pub mod auth;
 pub mod discovery;
@@ -44,6 +45,7 @@ pub struct AppState {
     pub tokens: ApiTokens,
     pub snapshots: snapshot::SnapshotCache,
     pub progress: crate::fleet::progress::ProgressHub,
+    pub alerting: crate::fleet::alerting::Alerting,
 }
 
 impl AppState {
@@ -60,6 +62,11 @@ impl AppState {
             inventory: Inventory::new(db.clone(), secrets, clock.clone()),
             sites: Sites::new(db.clone(), clock.clone()),
             tokens: ApiTokens::new(db.clone(), clock.clone()),
+            alerting: crate::fleet::alerting::Alerting::new(
+                db.clone(),
+                clock.clone(),
+                String::new(),
+            ),
             discovery,
             db,
             clock,
@@ -148,6 +155,9 @@ pub const ROUTES: &[RouteSpec] = &[
     r(Method::POST, "/api/v1/discovery", Access::Login),
     r(Method::GET, "/api/openapi.json", Access::Login),
     r(Method::GET, "/metrics", Access::Login),
+    r(Method::GET, "/alerts", Access::Login),
+    r(Method::GET, "/alerts/{id}", Access::Login),
+    r(Method::POST, "/alerts/{id}", Access::Login),
 ];
 
 fn handler(spec: &RouteSpec) -> MethodRouter<State> {
@@ -201,6 +211,9 @@ fn handler(spec: &RouteSpec) -> MethodRouter<State> {
         ("POST", "/api/v1/discovery") => post(api::start_discovery),
         ("GET", "/api/openapi.json") => get(api::openapi),
         ("GET", "/metrics") => get(metrics::metrics),
+        ("GET", "/alerts") => get(alerts::alerts),
+        ("GET", "/alerts/{id}") => get(alerts::alert_page),
+        ("POST", "/alerts/{id}") => post(alerts::alert_action),
         (m, p) => panic!("route {m} {p} is listed in ROUTES but has no handler"),
     }
 }

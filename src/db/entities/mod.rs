@@ -1,9 +1,13 @@
 //! sea-orm entities, one file per table, matching `migrations/`. Model logic
 //! lives in the fleet services, not here.
 
+pub mod alert;
+pub mod alert_history;
+pub mod alert_rule;
 pub mod api_token;
 pub mod audit_log;
 pub mod credential;
+pub mod delivery;
 pub mod device;
 pub mod device_profile;
 pub mod device_transition;
@@ -11,6 +15,7 @@ pub mod discovery_result;
 pub mod discovery_run;
 pub mod health_rollup;
 pub mod health_sample;
+pub mod notify_channel;
 pub mod session;
 pub mod site;
 pub mod user;

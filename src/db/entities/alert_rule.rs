@@ -1,0 +1,29 @@
+use sea_orm::entity::prelude::*;
+
+/// When to raise an alert, how bad it is, where, and whom to tell.
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, serde::Serialize)]
+#[sea_orm(table_name = "alert_rules")]
+pub struct Model {
+    #[sea_orm(primary_key)]
+    pub id: i32,
+    pub name: String,
+    /// `offline`, `unauthorized`, `replaced`, `firmware_changed`, `drift`, `rebooted`.
+    pub kind: String,
+    /// `critical`, `major`, `minor`, `info`.
+    pub severity: String,
+    /// Site ids the rule covers; empty: every site.
+    pub site_ids: Json,
+    /// For `drift`: the threshold in ms.
+    pub threshold_ms: Option<i64>,
+    pub channel_ids: Json,
+    /// After an alert resolves, the same device and rule do not notify
+    /// again for this long (a flapping camera).
+    pub cooldown_s: i32,
+    pub enabled: bool,
+    pub created_at: DateTimeUtc,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}
