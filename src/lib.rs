@@ -10,6 +10,7 @@ pub mod db;
 pub mod discovery;
 pub mod error;
 pub mod fleet;
+pub mod notify;
 pub mod onvif;
 pub mod secrets;
 pub mod shutdown;

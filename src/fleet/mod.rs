@@ -9,6 +9,7 @@ pub mod discovery;
 pub mod health;
 pub mod import;
 pub mod inventory;
+pub mod notifier;
 pub mod poller;
 pub mod progress;
 pub mod samples;

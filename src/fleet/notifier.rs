@@ -1,0 +1,184 @@
+//! The delivery worker: sends the outbox (`deliveries`) through each
+//! channel, retrying with backoff; a failure is recorded with its exact
+//! error and shown on the alerts page. It runs apart from the poller, so a
+//! dead mail server never slows polling.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, IntoActiveModel, QueryFilter,
+    QueryOrder, QuerySelect, Set,
+};
+use serde_json::json;
+
+use crate::clock::SharedClock;
+use crate::db::entities::{delivery, notify_channel};
+use crate::error::{Error, ErrorKind, Result};
+use crate::notify::{self, Message};
+use crate::secrets::SecretBox;
+
+/// Waits before the 2nd, 3rd, … attempt; after the last, the delivery fails.
+pub const BACKOFF_SECS: [i64; 7] = [30, 120, 300, 900, 1800, 3600, 3600];
+pub const SEND_TIMEOUT: Duration = Duration::from_secs(15);
+
+pub struct Notifier {
+    db: DatabaseConnection,
+    secrets: Arc<SecretBox>,
+    clock: SharedClock,
+    http: reqwest::Client,
+}
+
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct SendReport {
+    pub sent: usize,
+    pub retrying: usize,
+    pub failed: usize,
+}
+
+impl Notifier {
+    pub fn new(
+        db: DatabaseConnection,
+        secrets: Arc<SecretBox>,
+        clock: SharedClock,
+    ) -> Result<Self> {
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|e| Error::new(ErrorKind::Internal, format!("HTTP client: {e}")))?;
+        Ok(Self {
+            db,
+            secrets,
+            clock,
+            http,
+        })
+    }
+
+    fn secret(&self, c: &notify_channel::Model) -> Option<String> {
+        c.sealed
+            .as_ref()
+            .and_then(|s| self.secrets.open_string(s).ok())
+    }
+
+    /// Send one message through one channel now; the exact error if not.
+    pub async fn send(
+        &self,
+        c: &notify_channel::Model,
+        msg: &Message,
+    ) -> std::result::Result<(), String> {
+        let secret = self.secret(c);
+        match c.kind.as_str() {
+            "webhook" => {
+                let cfg: notify::webhook::WebhookConfig = serde_json::from_value(c.config.clone())
+                    .map_err(|e| format!("channel settings: {e}"))?;
+                notify::webhook::send(
+                    &self.http,
+                    &cfg,
+                    secret.unwrap_or_default().as_bytes(),
+                    msg,
+                    self.clock.now_utc().timestamp(),
+                    SEND_TIMEOUT,
+                )
+                .await
+            }
+            "email" => {
+                let cfg: notify::email::EmailConfig = serde_json::from_value(c.config.clone())
+                    .map_err(|e| format!("channel settings: {e}"))?;
+                notify::email::send(&cfg, secret.as_deref(), msg, SEND_TIMEOUT).await
+            }
+            other => Err(format!("no sender for channel kind {other:?} yet")),
+        }
+    }
+
+    /// A test message through a channel, for the "send test" button.
+    pub async fn send_test(&self, channel_id: i32) -> Result<std::result::Result<(), String>> {
+        let c = notify_channel::Entity::find_by_id(channel_id)
+            .one(&self.db)
+            .await?
+            .ok_or_else(|| Error::new(ErrorKind::NotFound, format!("no channel {channel_id}")))?;
+        let msg = Message {
+            subject: format!("[test] camfleet channel {:?}", c.name),
+            payload: json!({"event": "test", "rule": "test", "severity": "info",
+                "site": "", "at": self.clock.now_utc(), "devices": []}),
+            delivery_id: 0,
+        };
+        Ok(self.send(&c, &msg).await)
+    }
+
+    /// Send every delivery that is due; returns what happened.
+    pub async fn deliver_due(&self) -> Result<SendReport> {
+        let now = self.clock.now_utc();
+        let due = delivery::Entity::find()
+            .filter(delivery::Column::Status.eq("pending"))
+            .filter(delivery::Column::NextAttemptAt.lte(now))
+            .order_by_asc(delivery::Column::Id)
+            .limit(100)
+            .all(&self.db)
+            .await?;
+        let channels: std::collections::HashMap<i32, notify_channel::Model> =
+            notify_channel::Entity::find()
+                .all(&self.db)
+                .await?
+                .into_iter()
+                .map(|c| (c.id, c))
+                .collect();
+        let mut report = SendReport::default();
+        for d in due {
+            let outcome = match channels.get(&d.channel_id) {
+                Some(c) if c.enabled => {
+                    let msg = Message {
+                        subject: d.subject.clone(),
+                        payload: d.payload.clone(),
+                        delivery_id: i64::from(d.id),
+                    };
+                    self.send(c, &msg).await
+                }
+                Some(_) => Err("the channel is disabled".into()),
+                None => Err("the channel was deleted".into()),
+            };
+            let attempts = d.attempts + 1;
+            let mut am = d.into_active_model();
+            am.attempts = Set(attempts);
+            match outcome {
+                Ok(()) => {
+                    am.status = Set("sent".into());
+                    am.sent_at = Set(Some(self.clock.now_utc()));
+                    am.last_error = Set(String::new());
+                    report.sent += 1;
+                }
+                Err(e) => {
+                    am.last_error = Set(e.chars().take(1000).collect());
+                    match BACKOFF_SECS.get(attempts as usize - 1) {
+                        Some(wait) => {
+                            am.next_attempt_at =
+                                Set(self.clock.now_utc() + chrono::Duration::seconds(*wait));
+                            report.retrying += 1;
+                        }
+                        None => {
+                            am.status = Set("failed".into());
+                            report.failed += 1;
+                        }
+                    }
+                    metrics::counter!("camfleet_delivery_failures_total").increment(1);
+                }
+            }
+            am.update(&self.db).await?;
+        }
+        Ok(report)
+    }
+
+    /// Run until shutdown, looking for due deliveries every two seconds.
+    pub async fn run(self: Arc<Self>, mut shutdown: crate::shutdown::Shutdown) {
+        let mut tick = tokio::time::interval(Duration::from_secs(2));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = shutdown.wait() => break,
+                _ = tick.tick() => {}
+            }
+            if let Err(e) = self.deliver_due().await {
+                tracing::warn!(error = %e, "delivering notifications failed");
+            }
+        }
+    }
+}

@@ -1,0 +1,154 @@
+//! Email through SMTP (lettre): no encryption, STARTTLS or implicit TLS,
+//! optional login; a text and an HTML part, each device with a link back
+//! to its page.
+
+use std::time::Duration;
+
+use lettre::message::{Mailbox, MultiPart, SinglePart, header::ContentType};
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::{AsyncSmtpTransport, AsyncTransport, Message as Mail, Tokio1Executor};
+
+use super::Message;
+
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct EmailConfig {
+    pub host: String,
+    pub port: u16,
+    /// `none`, `starttls` or `tls`.
+    pub security: String,
+    #[serde(default)]
+    pub username: String,
+    pub from: String,
+    pub to: Vec<String>,
+}
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// The text and HTML bodies of an alert.
+pub fn bodies(msg: &Message) -> (String, String) {
+    let p = &msg.payload;
+    let devices = p["devices"].as_array().cloned().unwrap_or_default();
+    let mut text = format!(
+        "{}\n\nRule: {} ({})\nSite: {}\n\n",
+        msg.subject,
+        p["rule"].as_str().unwrap_or(""),
+        p["severity"].as_str().unwrap_or(""),
+        p["site"].as_str().unwrap_or("")
+    );
+    let mut html = format!(
+        "<h2>{}</h2><p>Rule: {} ({})<br>Site: {}</p><table border=\"1\" cellpadding=\"4\" cellspacing=\"0\"><tr><th>Device</th><th>Address</th><th>Serial</th><th>State</th><th>Why</th></tr>",
+        esc(&msg.subject),
+        esc(p["rule"].as_str().unwrap_or("")),
+        esc(p["severity"].as_str().unwrap_or("")),
+        esc(p["site"].as_str().unwrap_or(""))
+    );
+    for d in &devices {
+        let f = |k: &str| d[k].as_str().unwrap_or("").to_string();
+        text.push_str(&format!(
+            "- {} ({}) serial {} — {}: {}\n  {}\n",
+            f("name"),
+            f("address"),
+            f("serial"),
+            f("state"),
+            f("reason"),
+            f("link")
+        ));
+        html.push_str(&format!(
+            "<tr><td><a href=\"{}\">{}</a></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            esc(&f("link")),
+            esc(&f("name")),
+            esc(&f("address")),
+            esc(&f("serial")),
+            esc(&f("state")),
+            esc(&f("reason"))
+        ));
+    }
+    html.push_str("</table><p>— camfleet</p>");
+    (text, html)
+}
+
+pub async fn send(
+    cfg: &EmailConfig,
+    password: Option<&str>,
+    msg: &Message,
+    timeout: Duration,
+) -> Result<(), String> {
+    let from: Mailbox = cfg
+        .from
+        .parse()
+        .map_err(|e| format!("from {:?}: {e}", cfg.from))?;
+    if cfg.to.is_empty() {
+        return Err("to: at least one recipient".into());
+    }
+    let mut builder = Mail::builder().from(from).subject(msg.subject.clone());
+    for to in &cfg.to {
+        builder = builder.to(to.parse().map_err(|e| format!("to {to:?}: {e}"))?);
+    }
+    let (text, html) = bodies(msg);
+    let mail = builder
+        .multipart(
+            MultiPart::alternative()
+                .singlepart(
+                    SinglePart::builder()
+                        .header(ContentType::TEXT_PLAIN)
+                        .body(text),
+                )
+                .singlepart(
+                    SinglePart::builder()
+                        .header(ContentType::TEXT_HTML)
+                        .body(html),
+                ),
+        )
+        .map_err(|e| e.to_string())?;
+    let mut t = match cfg.security.as_str() {
+        "tls" => AsyncSmtpTransport::<Tokio1Executor>::relay(&cfg.host),
+        "starttls" => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&cfg.host),
+        "none" => Ok(AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(
+            &cfg.host,
+        )),
+        other => return Err(format!("security {other:?}: none, starttls or tls")),
+    }
+    .map_err(|e| e.to_string())?
+    .port(cfg.port)
+    .timeout(Some(timeout));
+    if !cfg.username.is_empty() {
+        t = t.credentials(Credentials::new(
+            cfg.username.clone(),
+            password.unwrap_or("").to_string(),
+        ));
+    }
+    let transport = t.build();
+    transport
+        .send(mail)
+        .await
+        .map(|_| ())
+        .map_err(|e| crate::onvif::transport::error_chain(&e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bodies_list_devices_with_links_and_escape_html() {
+        let m = Message {
+            subject: "[critical] Camera offline: <x>".into(),
+            payload: serde_json::json!({"rule": "Camera offline", "severity": "critical", "site": "North",
+                "devices": [{"name": "Gate <1>", "address": "http://10.0.0.5/", "serial": "S1",
+                "state": "offline", "reason": "3 polls failed", "link": "https://cf/devices/7"}]}),
+            delivery_id: 1,
+        };
+        let (text, html) = bodies(&m);
+        assert!(
+            text.contains("Gate <1> (http://10.0.0.5/) serial S1")
+                && text.contains("https://cf/devices/7")
+        );
+        assert!(html.contains("Gate &lt;1&gt;") && html.contains("href=\"https://cf/devices/7\""));
+        assert!(!html.contains("<x>"));
+    }
+}
