@@ -111,3 +111,16 @@ pub fn spawn_poller(
         }
     }))
 }
+
+/// Start the notification worker (sends the alert outbox) in the background.
+pub fn spawn_notifier(
+    state: &Arc<AppState>,
+    shutdown: crate::shutdown::Shutdown,
+) -> Result<tokio::task::JoinHandle<()>> {
+    let n = Arc::new(crate::fleet::notifier::Notifier::new(
+        state.db.clone(),
+        state.inventory.secrets(),
+        state.clock.clone(),
+    )?);
+    Ok(tokio::spawn(n.run(shutdown)))
+}

@@ -1619,3 +1619,145 @@ async fn alerts_are_listed_within_scope_and_acknowledged_by_technicians() {
     );
     f.shutdown().await;
 }
+
+#[tokio::test]
+async fn admins_configure_channels_with_a_send_test_and_edit_rules() {
+    let (app, state) = app().await;
+    state.alerting.ensure_default_rules().await.unwrap();
+    state
+        .users
+        .create("root", "correct-horse", Role::Admin, &Actor::system())
+        .await
+        .unwrap();
+    // A receiver that answers 200.
+    let hook = axum::Router::new().route("/hook", axum::routing::post(|| async { "ok" }));
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", l.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(l, hook).await.unwrap() });
+    let (_, cookie) = login(&app, "root", "correct-horse").await;
+    let (_, _, page) = send(&app, get("/alerts/settings", &cookie)).await;
+    let csrf = csrf_of(&page);
+    let form = |pairs: &[(&str, &str)]| {
+        let mut s = url::form_urlencoded::Serializer::new(String::new());
+        s.append_pair("csrf", &csrf);
+        for (k, v) in pairs {
+            s.append_pair(k, v);
+        }
+        s.finish()
+    };
+    let (status, _, page) = send(
+        &app,
+        post_form(
+            "/alerts/channels",
+            &cookie,
+            &form(&[
+                ("kind", "webhook"),
+                ("name", "noc"),
+                ("url", &url),
+                ("secret", "short"),
+            ]),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(page.contains("secret: at least 16 characters"), "{page}");
+    let (status, _, page) = send(
+        &app,
+        post_form(
+            "/alerts/channels",
+            &cookie,
+            &form(&[
+                ("kind", "email"),
+                ("name", "mail"),
+                ("host", "127.0.0.1"),
+                ("port", "25"),
+                ("security", "none"),
+                ("from", "not an address"),
+                ("to", "noc@example.test"),
+            ]),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(page.contains("from:"), "{page}");
+    let (status, _, _) = send(
+        &app,
+        post_form(
+            "/alerts/channels",
+            &cookie,
+            &form(&[
+                ("kind", "webhook"),
+                ("name", "noc"),
+                ("url", &url),
+                ("secret", "a-long-enough-secret"),
+            ]),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let ch = camfleet::db::entities::notify_channel::Entity::find()
+        .all(&state.db)
+        .await
+        .unwrap()[0]
+        .clone();
+    assert!(
+        ch.sealed.is_some() && !ch.config.to_string().contains("a-long-enough-secret"),
+        "secret sealed, not in config"
+    );
+    let (status, _, page) = send(
+        &app,
+        post_form(
+            &format!("/alerts/channels/{}", ch.id),
+            &cookie,
+            &form(&[("action", "test")]),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert!(page.contains("Test sent through"), "{page}");
+    // Rules: a bad cooldown is refused; a good edit is saved and audited.
+    let rule = camfleet::db::entities::alert_rule::Entity::find()
+        .all(&state.db)
+        .await
+        .unwrap()[0]
+        .clone();
+    let (status, _, _) = send(
+        &app,
+        post_form(
+            &format!("/alerts/rules/{}", rule.id),
+            &cookie,
+            &form(&[
+                ("severity", "major"),
+                ("cooldown_s", "-5"),
+                ("enabled", "on"),
+            ]),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    let ch_id = ch.id.to_string();
+    let (status, _, _) = send(
+        &app,
+        post_form(
+            &format!("/alerts/rules/{}", rule.id),
+            &cookie,
+            &form(&[
+                ("severity", "major"),
+                ("cooldown_s", "900"),
+                ("enabled", "on"),
+                ("channel", &ch_id),
+            ]),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let r = camfleet::db::entities::alert_rule::Entity::find_by_id(rule.id)
+        .one(&state.db)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((r.severity.as_str(), r.cooldown_s), ("major", 900));
+    assert_eq!(r.channel_ids, serde_json::json!([ch.id]));
+    let (_, _, page) = send(&app, get("/audit?action=rule.", &cookie)).await;
+    assert!(page.contains("rule.update"));
+}

@@ -43,6 +43,10 @@ pub struct ServeArgs {
     /// Do not poll device health (e.g. a node that only serves the UI).
     #[arg(long)]
     pub no_poll: bool,
+    /// The address people reach camfleet at, for links in notifications
+    /// (e.g. `https://camfleet.example`).
+    #[arg(long, env = "CAMFLEET_PUBLIC_URL")]
+    pub public_url: Option<String>,
     /// Default poll interval in seconds (sites and devices may override).
     #[arg(long, default_value_t = 60)]
     pub poll_interval: u64,
@@ -59,6 +63,10 @@ pub async fn serve(a: ServeArgs) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(a.listen).await?;
     println!("camfleet listening on http://{}", listener.local_addr()?);
     let (stop, shutdown) = crate::shutdown::channel();
+    if let Some(url) = &a.public_url {
+        state.alerting.set_base_url(url);
+    }
+    let notifier = app::spawn_notifier(&state, shutdown.clone())?;
     let poller = (!a.no_poll).then(|| {
         app::spawn_poller(
             &state,
@@ -76,6 +84,7 @@ pub async fn serve(a: ServeArgs) -> anyhow::Result<()> {
     if let Some(p) = poller {
         let _ = p.await;
     }
+    let _ = notifier.await;
     Ok(())
 }
 

@@ -331,6 +331,10 @@ pub async fn demo(a: DemoArgs) -> anyhow::Result<()> {
     );
     // The demo polls every 15 s so state changes show quickly.
     let (stop, shutdown) = crate::shutdown::channel();
+    state
+        .alerting
+        .set_base_url(&format!("http://{}", listener.local_addr()?));
+    let notifier = crate::app::spawn_notifier(&state, shutdown.clone())?;
     let poller = crate::app::spawn_poller(
         &state,
         crate::fleet::poller::PollerConfig {
@@ -344,6 +348,7 @@ pub async fn demo(a: DemoArgs) -> anyhow::Result<()> {
         .await?;
     stop.fire();
     let _ = poller.await;
+    let _ = notifier.await;
     fleet.shutdown().await;
     Ok(())
 }

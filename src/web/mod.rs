@@ -4,6 +4,7 @@
 //! anonymous request, so a new route cannot be left open by mistake.
 
 pub mod admin;
+pub mod alert_admin;
 pub mod alerts;
 pub mod api;
 pub mod auth;
@@ -155,6 +156,10 @@ pub const ROUTES: &[RouteSpec] = &[
     r(Method::POST, "/api/v1/discovery", Access::Login),
     r(Method::GET, "/api/openapi.json", Access::Login),
     r(Method::GET, "/metrics", Access::Login),
+    r(Method::GET, "/alerts/settings", Access::Login),
+    r(Method::POST, "/alerts/channels", Access::Login),
+    r(Method::POST, "/alerts/channels/{id}", Access::Login),
+    r(Method::POST, "/alerts/rules/{id}", Access::Login),
     r(Method::GET, "/alerts", Access::Login),
     r(Method::GET, "/alerts/{id}", Access::Login),
     r(Method::POST, "/alerts/{id}", Access::Login),
@@ -211,6 +216,10 @@ fn handler(spec: &RouteSpec) -> MethodRouter<State> {
         ("POST", "/api/v1/discovery") => post(api::start_discovery),
         ("GET", "/api/openapi.json") => get(api::openapi),
         ("GET", "/metrics") => get(metrics::metrics),
+        ("GET", "/alerts/settings") => get(alert_admin::settings),
+        ("POST", "/alerts/channels") => post(alert_admin::channel_create),
+        ("POST", "/alerts/channels/{id}") => post(alert_admin::channel_action),
+        ("POST", "/alerts/rules/{id}") => post(alert_admin::rule_update),
         ("GET", "/alerts") => get(alerts::alerts),
         ("GET", "/alerts/{id}") => get(alerts::alert_page),
         ("POST", "/alerts/{id}") => post(alerts::alert_action),
