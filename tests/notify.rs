@@ -281,3 +281,58 @@ async fn email_goes_out_over_smtp_with_text_and_html_parts() {
 fn secrets2() -> SecretBox {
     SecretBox::from_key(1, &[4u8; 32])
 }
+
+#[tokio::test]
+async fn snmp_traps_carry_the_mib_varbinds_decoded_by_an_independent_parser() {
+    let clock = manual_clock();
+    let shared: SharedClock = clock.clone();
+    let db = test_db().await;
+    let secrets = Arc::new(SecretBox::from_key(1, &[4u8; 32]));
+    let sock = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let port = sock.local_addr().unwrap().port();
+    let ch = channel(
+        &db,
+        &secrets,
+        "snmp",
+        serde_json::json!({"host": "127.0.0.1", "port": port, "inform": false}),
+        "noc-community",
+    )
+    .await;
+    let n = Notifier::new(db.clone(), secrets, shared).unwrap();
+    queue(&db, ch, camfleet::clock::Clock::now_utc(clock.as_ref())).await;
+    assert_eq!(n.deliver_due().await.unwrap().sent, 1);
+    let mut buf = vec![0u8; 65535];
+    let (len, _) = sock.recv_from(&mut buf).await.unwrap();
+    // The `snmp` crate (written elsewhere, 2017) decodes what async-snmp sent.
+    let pdu = snmp::SnmpPdu::from_bytes(&buf[..len]).expect("a valid SNMP message");
+    assert_eq!(pdu.message_type, snmp::SnmpMessageType::Trap);
+    assert!(
+        buf[..len].windows(13).any(|w| w == b"noc-community"),
+        "the community"
+    );
+    let binds: Vec<(String, String)> = pdu
+        .varbinds
+        .map(|(oid, v)| (oid.to_string(), format!("{v:?}")))
+        .collect();
+    // sysUpTime.0 and snmpTrapOID.0 first, then ours.
+    assert_eq!(binds[0].0, "1.3.6.1.2.1.1.3.0");
+    assert_eq!(binds[1].0, "1.3.6.1.6.3.1.1.4.1.0");
+    assert!(
+        binds[1].1.contains("1.3.6.1.4.1.61873.0.1"),
+        "{:?}",
+        binds[1]
+    );
+    let find = |tail: &str| {
+        binds
+            .iter()
+            .find(|(o, _)| o == &format!("1.3.6.1.4.1.61873.1.{tail}.0"))
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    };
+    assert!(find("2").contains("Camera offline"));
+    assert!(find("3").contains('1'), "critical = 1: {}", find("3"));
+    assert!(find("4").contains("North"));
+    assert!(find("5").contains("Gate 3"));
+    assert!(find("9").contains("3 polls failed"));
+    assert_eq!(binds.len(), 12);
+}

@@ -86,7 +86,12 @@ impl Notifier {
                     .map_err(|e| format!("channel settings: {e}"))?;
                 notify::email::send(&cfg, secret.as_deref(), msg, SEND_TIMEOUT).await
             }
-            other => Err(format!("no sender for channel kind {other:?} yet")),
+            "snmp" => {
+                let cfg: notify::snmp::SnmpConfig = serde_json::from_value(c.config.clone())
+                    .map_err(|e| format!("channel settings: {e}"))?;
+                notify::snmp::send(&cfg, secret.as_deref().unwrap_or(""), msg, SEND_TIMEOUT).await
+            }
+            other => Err(format!("no sender for channel kind {other:?}")),
         }
     }
 

@@ -4,6 +4,7 @@
 //! the outbox shows and the "send test" button reports.
 
 pub mod email;
+pub mod snmp;
 pub mod webhook;
 
 /// What every channel sends: a subject, and the alert as JSON.

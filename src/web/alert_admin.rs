@@ -59,6 +59,16 @@ async fn page(
         .map(|c| ChannelRow {
             target: match c.kind.as_str() {
                 "webhook" => c.config["url"].as_str().unwrap_or("").to_string(),
+                "snmp" => format!(
+                    "{} to {}:{}",
+                    if c.config["inform"].as_bool() == Some(true) {
+                        "INFORM"
+                    } else {
+                        "TRAP"
+                    },
+                    c.config["host"].as_str().unwrap_or(""),
+                    c.config["port"]
+                ),
                 "email" => format!(
                     "{} via {}:{} ({})",
                     c.config["to"]
@@ -161,7 +171,28 @@ fn channel_from(f: &FormFields) -> Result<(String, serde_json::Value, String), E
                 f.get("password"),
             ))
         }
-        _ => Err(invalid("kind: webhook or email")),
+        "snmp" => {
+            let host = f.get("host").trim().to_string();
+            if host.is_empty() {
+                return Err(invalid("host: the trap receiver"));
+            }
+            let port: u16 = f
+                .get("port")
+                .trim()
+                .parse()
+                .map_err(|_| invalid("port: 1–65535"))?;
+            let community = f.get("community");
+            Ok((
+                "snmp".into(),
+                json!({"host": host, "port": port, "inform": f.get("inform") == "on"}),
+                if community.is_empty() {
+                    "public".into()
+                } else {
+                    community
+                },
+            ))
+        }
+        _ => Err(invalid("kind: webhook, email or snmp")),
     }
 }
 

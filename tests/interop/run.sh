@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Interop suite: camfleet against third-party peers (see ../../shared/PEERS.md):
-# Python wsdiscovery, and PostgreSQL for the database tests.
+# Python wsdiscovery, PostgreSQL for the database tests, headless Chromium,
+# and net-snmp snmptrapd for SNMP notifications.
 # Installs the peers it needs into target/peers, then runs the ignored
 # interop tests inside a fresh loopback-only network namespace, because the
 # peers multicast and choose their own interfaces.
@@ -25,6 +26,11 @@ if ! command -v chromedriver >/dev/null || [ ! -x /usr/bin/chromium ]; then
   apt-get update -qq && apt-get install -y -qq chromium chromium-driver >/dev/null
 fi
 
+say "peers: net-snmp snmptrapd and snmptranslate (Debian)"
+if ! command -v snmptrapd >/dev/null || ! command -v snmptranslate >/dev/null; then
+  apt-get update -qq && apt-get install -y -qq --no-install-recommends snmptrapd snmp >/dev/null
+fi
+
 say "build (outside the namespace; it has no network)"
 cargo build --offline --tests -q
 
@@ -40,7 +46,10 @@ chmod 755 "$PG" && chown postgres "$PG"
 su postgres -c "$PGBIN/initdb -D $PG/data -A trust -U postgres --no-sync" >/dev/null
 
 NS="camfleet-interop-$$"
+TRAPD=$(mktemp -d /tmp/camfleet-trapd.XXXXXX)
 cleanup() {
+  [ -f "$TRAPD/pid" ] && kill "$(cat "$TRAPD/pid")" 2>/dev/null || true
+  rm -rf "$TRAPD"
   su postgres -c "$PGBIN/pg_ctl -D $PG/data -m immediate -w stop" >/dev/null 2>&1 || true
   ip netns del "$NS" 2>/dev/null || true
   rm -rf "$PG"
@@ -59,6 +68,24 @@ ip netns exec "$NS" env CAMFLEET_PEER_PYTHON="$P/venv/bin/python" \
 
 say "browser test: headless Chromium against the real server and a simulated fleet"
 ip netns exec "$NS" cargo test --offline --test browser -- --ignored --test-threads=1
+
+say "CAMFLEET-MIB loads in net-snmp (IETF base modules: our minimal stand-ins, Debian ships none)"
+export MIBDIRS="$root/tests/interop/mib-stubs:$root/mibs"
+for o in cfAlertRaised cfAlertResolved cfTest cfDeviceCount; do
+  out=$(SNMP_PERSISTENT_DIR="$TRAPD" MIBS=CAMFLEET-MIB snmptranslate -On "CAMFLEET-MIB::$o" 2>&1)
+  case "$out" in .1.3.6.1.4.1.61873.*) echo "$o = $out" ;; *) echo "snmptranslate $o: $out"; exit 1 ;; esac
+done
+
+say "SNMP traps and informs into snmptrapd (MIB loaded) on 127.0.0.1:1162"
+cat > "$TRAPD/snmptrapd.conf" <<'CONF'
+authCommunity log,execute,net public
+format2 TRAP2 %P varbinds: %v\n
+CONF
+ip netns exec "$NS" env SNMP_PERSISTENT_DIR="$TRAPD" MIBS=CAMFLEET-MIB \
+  snmptrapd -f -C -c "$TRAPD/snmptrapd.conf" -Lf "$TRAPD/traps.log" -p "$TRAPD/pid" udp:127.0.0.1:1162 &
+for _ in $(seq 50); do grep -q "NET-SNMP version" "$TRAPD/traps.log" 2>/dev/null && break; sleep 0.1; done
+ip netns exec "$NS" env CAMFLEET_SNMPTRAPD=127.0.0.1:1162 CAMFLEET_SNMPTRAPD_LOG="$TRAPD/traps.log" \
+  cargo test --offline --test interop_snmptrapd -- --ignored
 
 say "database tests against PostgreSQL"
 ip netns exec "$NS" env CAMFLEET_TEST_PG="postgres://postgres@127.0.0.1:5433/postgres" \

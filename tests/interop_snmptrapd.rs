@@ -1,0 +1,94 @@
+//! camfleet's SNMP notifications received by net-snmp's snmptrapd (a peer
+//! written elsewhere), which loads `mibs/CAMFLEET-MIB.txt` and logs the
+//! varbinds by name. Run by tests/interop/run.sh, which starts snmptrapd on
+//! 127.0.0.1 and passes its port and log file:
+//! `CAMFLEET_SNMPTRAPD=127.0.0.1:1162 CAMFLEET_SNMPTRAPD_LOG=… cargo test
+//! --test interop_snmptrapd -- --ignored`.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use camfleet::db::entities::{delivery, notify_channel};
+use camfleet::fleet::notifier::Notifier;
+use camfleet::secrets::SecretBox;
+use common::*;
+use sea_orm::{ActiveModelTrait, Set};
+
+#[tokio::test]
+#[ignore = "needs snmptrapd; run by tests/interop/run.sh"]
+async fn snmptrapd_logs_our_traps_and_informs_by_mib_name() {
+    let target = std::env::var("CAMFLEET_SNMPTRAPD").expect("CAMFLEET_SNMPTRAPD=host:port");
+    let log = std::env::var("CAMFLEET_SNMPTRAPD_LOG").expect("CAMFLEET_SNMPTRAPD_LOG");
+    let (host, port) = target.rsplit_once(':').unwrap();
+    let db = test_db().await;
+    let secrets = Arc::new(SecretBox::from_key(1, &[6u8; 32]));
+    let clock = system_clock();
+    let now = chrono::Utc::now();
+    for (i, inform) in [false, true].into_iter().enumerate() {
+        let ch = notify_channel::ActiveModel {
+            name: Set(format!("trapd {i}")),
+            kind: Set("snmp".into()),
+            config: Set(serde_json::json!({"host": host, "port": port.parse::<u16>().unwrap(), "inform": inform})),
+            sealed: Set(Some(secrets.seal(b"public"))),
+            enabled: Set(true),
+            created_at: Set(now),
+            ..Default::default()
+        }
+        .insert(&db)
+        .await
+        .unwrap();
+        delivery::ActiveModel {
+            channel_id: Set(ch.id),
+            alert_ids: Set(serde_json::json!([40 + i])),
+            subject: Set("site outage".into()),
+            payload: Set(serde_json::json!({"event": "alert", "rule": "Camera offline", "severity": "critical",
+                "site": "North", "devices": [
+                    {"alert_id": 40 + i, "name": format!("Gate {i}"), "address": "http://10.1.2.3/onvif/device_service",
+                     "serial": "SN-42", "state": "offline", "reason": "3 polls failed in a row; last timeout"},
+                    {"alert_id": 50 + i, "name": "Dock", "address": "", "serial": "", "state": "offline", "reason": ""}]})),
+            status: Set("pending".into()),
+            attempts: Set(0),
+            next_attempt_at: Set(now),
+            last_error: Set(String::new()),
+            created_at: Set(now),
+            ..Default::default()
+        }
+        .insert(&db)
+        .await
+        .unwrap();
+    }
+    let n = Notifier::new(db, secrets, clock).unwrap();
+    let r = n.deliver_due().await.unwrap();
+    assert_eq!(r.sent, 2, "the INFORM was acknowledged: {r:?}");
+    // snmptrapd writes its log as traps arrive; look until both are there.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let text = loop {
+        let t = std::fs::read_to_string(&log).unwrap_or_default();
+        if t.matches("cfAlertRaised").count() >= 2 || std::time::Instant::now() > deadline {
+            break t;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let lines: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("cfAlertRaised"))
+        .collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    for l in &lines {
+        for want in [
+            "CAMFLEET-MIB::cfRuleName.0 = STRING: Camera offline",
+            "CAMFLEET-MIB::cfSeverity.0 = INTEGER: critical(1)",
+            "CAMFLEET-MIB::cfSiteName.0 = STRING: North",
+            "CAMFLEET-MIB::cfDeviceName.0 = STRING: Gate",
+            "CAMFLEET-MIB::cfDeviceSerial.0 = STRING: SN-42",
+            "CAMFLEET-MIB::cfReason.0 = STRING: 3 polls failed in a row; last timeout",
+            "CAMFLEET-MIB::cfDeviceCount.0 = Gauge32: 2",
+            "community public",
+        ] {
+            assert!(l.contains(want), "{want} missing in: {l}");
+        }
+    }
+    assert!(lines.iter().any(|l| l.contains("INFORM")), "{text}");
+}
