@@ -71,8 +71,11 @@ ip netns exec "$NS" cargo test --offline --test browser -- --ignored --test-thre
 
 say "CAMFLEET-MIB loads in net-snmp (IETF base modules: our minimal stand-ins, Debian ships none)"
 export MIBDIRS="$root/tests/interop/mib-stubs:$root/mibs"
+mkdir -p "$TRAPD/cert_indexes"
 for o in cfAlertRaised cfAlertResolved cfTest cfDeviceCount; do
-  out=$(SNMP_PERSISTENT_DIR="$TRAPD" MIBS=CAMFLEET-MIB snmptranslate -On "CAMFLEET-MIB::$o" 2>&1)
+  # Any complaint from the MIB parser on stderr fails the suite.
+  out=$(SNMP_PERSISTENT_DIR="$TRAPD" MIBS=CAMFLEET-MIB snmptranslate -On "CAMFLEET-MIB::$o" 2>"$TRAPD/err")
+  if [ -s "$TRAPD/err" ]; then cat "$TRAPD/err"; exit 1; fi
   case "$out" in .1.3.6.1.4.1.61873.*) echo "$o = $out" ;; *) echo "snmptranslate $o: $out"; exit 1 ;; esac
 done
 
