@@ -309,5 +309,20 @@ async fn due_devices_are_spread_over_the_interval_and_polled_again_after_it() {
             .len(),
         60
     );
+    // A site's interval overrides the default for its devices.
+    let sites = camfleet::fleet::sites::Sites::new(db.clone(), shared.clone());
+    let slow = sites.create("Slow", "", &Actor::system()).await.unwrap().id;
+    sites
+        .set_poll_interval(slow, Some(300), &Actor::system())
+        .await
+        .unwrap();
+    for d in device::Entity::find().all(&db).await.unwrap() {
+        let mut am = d.into_active_model();
+        am.site_id = Set(Some(slow));
+        am.update(&db).await.unwrap();
+    }
+    let later = |s: i64| clock.now_utc() + chrono::Duration::seconds(s);
+    assert_eq!(poller.due(later(60)).await.unwrap().len(), 0);
+    assert_eq!(poller.due(later(301)).await.unwrap().len(), 60);
     fleet.shutdown().await;
 }

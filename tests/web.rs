@@ -1761,3 +1761,65 @@ async fn admins_configure_channels_with_a_send_test_and_edit_rules() {
     let (_, _, page) = send(&app, get("/audit?action=rule.", &cookie)).await;
     assert!(page.contains("rule.update"));
 }
+
+#[tokio::test]
+async fn firmware_matrix_and_site_poll_interval() {
+    let (app, state) = app().await;
+    state
+        .users
+        .create("root", "correct-horse", Role::Admin, &Actor::system())
+        .await
+        .unwrap();
+    let f = fleet(2, "").await;
+    let a = adopt_into(&state, &f, 0).await;
+    adopt_into(&state, &f, 1).await;
+    let (_, cookie) = login(&app, "root", "correct-horse").await;
+    let (status, _, page) = send(&app, get("/firmware", &cookie)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        page.contains(&a.model) && page.contains(&a.firmware),
+        "{page}"
+    );
+    let link = format!(
+        "/devices?manufacturer={}",
+        url::form_urlencoded::byte_serialize(a.manufacturer.as_bytes()).collect::<String>()
+    );
+    assert!(
+        page.contains(&link.replace('&', "&amp;")) || page.contains(&link),
+        "{page}"
+    );
+    let north = make_site(&state, "North").await;
+    let (_, _, page) = send(&app, get("/sites", &cookie)).await;
+    let csrf = csrf_of(&page);
+    let (status, _, page) = send(
+        &app,
+        post_form(
+            &format!("/sites/{north}"),
+            &cookie,
+            &format!("csrf={csrf}&action=save&name=Renamed&description=&poll_interval_s=5"),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(page.contains("poll interval: 10–86400 seconds"), "{page}");
+    assert_eq!(
+        state.sites.list().await.unwrap()[0].name,
+        "North",
+        "nothing half-saved"
+    );
+    let (status, _, _) = send(
+        &app,
+        post_form(
+            &format!("/sites/{north}"),
+            &cookie,
+            &format!("csrf={csrf}&action=save&name=North&description=&poll_interval_s=300"),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        state.sites.list().await.unwrap()[0].poll_interval_s,
+        Some(300)
+    );
+    f.shutdown().await;
+}

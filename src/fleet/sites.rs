@@ -157,6 +157,41 @@ impl Sites {
         Ok(s)
     }
 
+    /// The poll interval of the site's devices (None: the default).
+    pub async fn set_poll_interval(&self, id: i32, secs: Option<i32>, actor: &Actor) -> Result<()> {
+        if secs.is_some_and(|s| !(10..=86_400).contains(&s)) {
+            return Err(Error::new(
+                ErrorKind::InvalidArgument,
+                "poll interval: 10–86400 seconds, or empty for the default",
+            ));
+        }
+        let old = site::Entity::find_by_id(id)
+            .one(&self.db)
+            .await?
+            .ok_or_else(|| Error::new(ErrorKind::NotFound, format!("no site {id}")))?;
+        if old.poll_interval_s == secs {
+            return Ok(());
+        }
+        let before = old.poll_interval_s;
+        let mut am = old.into_active_model();
+        am.poll_interval_s = Set(secs);
+        am.update(&self.db).await?;
+        self.changed();
+        audit::record(
+            &self.db,
+            actor,
+            self.clock.now_utc(),
+            Entry {
+                action: "site.poll_interval",
+                target_kind: "site",
+                target_id: id.to_string(),
+                before: Some(json!({"poll_interval_s": before})),
+                after: Some(json!({"poll_interval_s": secs})),
+            },
+        )
+        .await
+    }
+
     /// Delete an empty site (and the memberships naming it).
     pub async fn delete(&self, id: i32, actor: &Actor) -> Result<()> {
         let s = site::Entity::find_by_id(id)

@@ -142,11 +142,39 @@ pub async fn site_update(
     let result = if f.get("action") == "delete" {
         state.sites.delete(id, &actor(&me)).await
     } else {
-        state
-            .sites
-            .update(id, &f.get("name"), &f.get("description"), &actor(&me))
-            .await
-            .map(|_| ())
+        let interval = match f.get("poll_interval_s").trim() {
+            "" => Ok(None),
+            v => v.parse::<i32>().map(Some).map_err(|_| {
+                Error::new(
+                    ErrorKind::InvalidArgument,
+                    "poll interval: a number of seconds, or empty for the default",
+                )
+            }),
+        };
+        // Check everything before writing anything.
+        let interval = interval.and_then(|secs| {
+            if secs.is_some_and(|s| !(10..=86_400).contains(&s)) {
+                Err(Error::new(
+                    ErrorKind::InvalidArgument,
+                    "poll interval: 10–86400 seconds, or empty for the default",
+                ))
+            } else {
+                Ok(secs)
+            }
+        });
+        match interval {
+            Ok(secs) => {
+                match state
+                    .sites
+                    .update(id, &f.get("name"), &f.get("description"), &actor(&me))
+                    .await
+                {
+                    Ok(_) => state.sites.set_poll_interval(id, secs, &actor(&me)).await,
+                    Err(e) => Err(e),
+                }
+            }
+            Err(e) => Err(e),
+        }
     };
     match result {
         Ok(()) => {

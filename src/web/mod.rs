@@ -10,6 +10,7 @@ pub mod api;
 pub mod auth;
 pub mod discovery;
 pub mod error;
+pub mod firmware;
 pub mod inventory;
 pub mod metrics;
 pub mod pages;
@@ -156,6 +157,7 @@ pub const ROUTES: &[RouteSpec] = &[
     r(Method::POST, "/api/v1/discovery", Access::Login),
     r(Method::GET, "/api/openapi.json", Access::Login),
     r(Method::GET, "/metrics", Access::Login),
+    r(Method::GET, "/firmware", Access::Login),
     r(Method::GET, "/alerts/settings", Access::Login),
     r(Method::POST, "/alerts/channels", Access::Login),
     r(Method::POST, "/alerts/channels/{id}", Access::Login),
@@ -216,6 +218,7 @@ fn handler(spec: &RouteSpec) -> MethodRouter<State> {
         ("POST", "/api/v1/discovery") => post(api::start_discovery),
         ("GET", "/api/openapi.json") => get(api::openapi),
         ("GET", "/metrics") => get(metrics::metrics),
+        ("GET", "/firmware") => get(firmware::firmware),
         ("GET", "/alerts/settings") => get(alert_admin::settings),
         ("POST", "/alerts/channels") => post(alert_admin::channel_create),
         ("POST", "/alerts/channels/{id}") => post(alert_admin::channel_action),
