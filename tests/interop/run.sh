@@ -31,6 +31,12 @@ if ! command -v snmptrapd >/dev/null || ! command -v snmptranslate >/dev/null; t
   apt-get update -qq && apt-get install -y -qq --no-install-recommends snmptrapd snmp >/dev/null
 fi
 
+say "peers: maildev 3.0.0 (npm)"
+if [ ! -x "$P/maildev/node_modules/.bin/maildev" ]; then
+  command -v npm >/dev/null || { apt-get update -qq && apt-get install -y -qq npm >/dev/null; }
+  npm install --silent --no-audit --no-fund --prefix "$P/maildev" maildev@3.0.0 >/dev/null 2>&1
+fi
+
 say "build (outside the namespace; it has no network)"
 cargo build --offline --tests -q
 
@@ -49,7 +55,17 @@ NS="camfleet-interop-$$"
 TRAPD=$(mktemp -d /tmp/camfleet-trapd.XXXXXX)
 cleanup() {
   [ -f "$TRAPD/pid" ] && kill "$(cat "$TRAPD/pid")" 2>/dev/null || true
-  rm -rf "$TRAPD"
+  [ -n "${MAILDEV_PID:-}" ] && kill "$MAILDEV_PID" 2>/dev/null || true
+  # Let them exit (bounded; never a bare `wait`, which could hang).
+  for _ in $(seq 30); do
+    alive=0
+    for p in "${MAILDEV_PID:-}" "$(cat "$TRAPD/pid" 2>/dev/null)"; do
+      [ -n "$p" ] && kill -0 "$p" 2>/dev/null && alive=1
+    done
+    [ "$alive" = 0 ] && break
+    sleep 0.1
+  done
+  rm -rf "$TRAPD" 2>/dev/null || { sleep 1; rm -rf "$TRAPD" 2>/dev/null; } || true
   su postgres -c "$PGBIN/pg_ctl -D $PG/data -m immediate -w stop" >/dev/null 2>&1 || true
   ip netns del "$NS" 2>/dev/null || true
   rm -rf "$PG"
@@ -89,6 +105,14 @@ ip netns exec "$NS" env SNMP_PERSISTENT_DIR="$TRAPD" MIBS=CAMFLEET-MIB \
 for _ in $(seq 50); do grep -q "NET-SNMP version" "$TRAPD/traps.log" 2>/dev/null && break; sleep 0.1; done
 ip netns exec "$NS" env CAMFLEET_SNMPTRAPD=127.0.0.1:1162 CAMFLEET_SNMPTRAPD_LOG="$TRAPD/traps.log" \
   cargo test --offline --test interop_snmptrapd -- --ignored
+
+say "alert email into maildev (SMTP 127.0.0.1:2526, API :1081)"
+ip netns exec "$NS" "$P/maildev/node_modules/.bin/maildev" -s 2526 --ip 127.0.0.1 -w 1081 --web-ip 127.0.0.1 \
+  >"$TRAPD/maildev.log" 2>&1 &
+MAILDEV_PID=$!
+for _ in $(seq 100); do ip netns exec "$NS" curl -sf http://127.0.0.1:1081/api/healthz >/dev/null 2>&1 && break; sleep 0.1; done
+ip netns exec "$NS" env CAMFLEET_MAILDEV=127.0.0.1:2526 CAMFLEET_MAILDEV_API=http://127.0.0.1:1081 \
+  cargo test --offline --test interop_maildev -- --ignored
 
 say "database tests against PostgreSQL"
 ip netns exec "$NS" env CAMFLEET_TEST_PG="postgres://postgres@127.0.0.1:5433/postgres" \
