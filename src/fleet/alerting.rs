@@ -57,6 +57,9 @@ pub struct Alerting {
     clock: SharedClock,
     /// Link base for notifications, e.g. `https://camfleet.example`.
     base_url: std::sync::RwLock<String>,
+    /// One batch at a time, so two overlapping poll batches cannot both
+    /// open the same rule's alert for a device.
+    serial: tokio::sync::Mutex<()>,
 }
 
 #[derive(Clone)]
@@ -150,6 +153,7 @@ impl Alerting {
             db,
             clock,
             base_url: std::sync::RwLock::new(base_url),
+            serial: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -201,6 +205,7 @@ impl Alerting {
         if notices.is_empty() {
             return Ok(report);
         }
+        let _one_at_a_time = self.serial.lock().await;
         let now = self.clock.now_utc();
         let rules: Vec<alert_rule::Model> = alert_rule::Entity::find()
             .filter(alert_rule::Column::Enabled.eq(true))
