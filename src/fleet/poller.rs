@@ -32,10 +32,11 @@ use crate::error::Result;
 use crate::onvif::{AuthMode, Credentials, DevicePolicy, DeviceSession, FaultClass, Transport};
 use crate::secrets::SecretBox;
 
-/// Answers to the poll's requests are a few KiB; a camera sending more is
-/// cut off here (not at the transport's general 4 MiB), so hundreds of
-/// misbehaving cameras at once cannot balloon memory.
-pub const POLL_MAX_BODY: usize = 256 * 1024;
+/// Answers to the poll's requests are 1–3 KiB; a camera sending more is
+/// cut off at 64 KiB (not at the transport's general 4 MiB), so hundreds
+/// of misbehaving cameras at once cannot balloon memory (measured in
+/// BENCHMARKS.md).
+pub const POLL_MAX_BODY: usize = 64 * 1024;
 
 /// The transport settings for polling.
 pub fn poll_transport() -> std::result::Result<Transport, crate::onvif::transport::TransportError> {
