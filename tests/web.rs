@@ -102,6 +102,19 @@ async fn adopt_into(
         .0
 }
 
+/// A user with the tests' password.
+async fn make_user(
+    state: &AppState,
+    name: &str,
+    role: Role,
+) -> camfleet::db::entities::user::Model {
+    state
+        .users
+        .create(name, "correct-horse", role, &Actor::system())
+        .await
+        .unwrap()
+}
+
 /// Log in through the real form; returns the session cookie header value.
 async fn login(app: &axum::Router, user: &str, pw: &str) -> (StatusCode, String) {
     let (_, h, _) = send(app, get("/login", "")).await;
@@ -190,11 +203,7 @@ async fn public_routes_answer_and_carry_security_headers() {
 #[tokio::test]
 async fn login_csrf_logout_cycle() {
     let (app, state) = app().await;
-    state
-        .users
-        .create("tech", "correct-horse", Role::Technician, &Actor::system())
-        .await
-        .unwrap();
+    make_user(&state, "tech", Role::Technician).await;
     // Without the login CSRF cookie the form is refused.
     let (status, _, _) = send(
         &app,
@@ -228,11 +237,7 @@ async fn login_csrf_logout_cycle() {
 #[tokio::test]
 async fn cross_site_post_is_refused() {
     let (app, state) = app().await;
-    state
-        .users
-        .create("tech", "correct-horse", Role::Technician, &Actor::system())
-        .await
-        .unwrap();
+    make_user(&state, "tech", Role::Technician).await;
     let (_, cookie) = login(&app, "tech", "correct-horse").await;
     let (_, _, page) = send(&app, get("/devices", &cookie)).await;
     let req = Request::post("/logout")
@@ -248,11 +253,7 @@ async fn cross_site_post_is_refused() {
 #[tokio::test]
 async fn repeated_failures_lock_the_account_from_the_web_too() {
     let (app, state) = app().await;
-    state
-        .users
-        .create("ann", "correct-horse", Role::Viewer, &Actor::system())
-        .await
-        .unwrap();
+    make_user(&state, "ann", Role::Viewer).await;
     for _ in 0..4 {
         assert_eq!(
             login(&app, "ann", "bad-password-x").await.0,
@@ -272,11 +273,7 @@ async fn repeated_failures_lock_the_account_from_the_web_too() {
 #[tokio::test]
 async fn device_list_page_and_api_show_adopted_cameras() {
     let (app, state) = app().await;
-    state
-        .users
-        .create("viewer", "correct-horse", Role::Viewer, &Actor::system())
-        .await
-        .unwrap();
+    make_user(&state, "viewer", Role::Viewer).await;
     let f = fleet(3, "").await;
     for i in 0..3 {
         adopt_into(&state, &f, i).await;
@@ -314,11 +311,7 @@ async fn device_list_page_and_api_show_adopted_cameras() {
 async fn technician_discovers_and_adopts_and_sees_failures_per_device() {
     let port = free_udp_port();
     let (app, state) = app_with_wsd_port(port).await;
-    state
-        .users
-        .create("tech", "correct-horse", Role::Technician, &Actor::system())
-        .await
-        .unwrap();
+    make_user(&state, "tech", Role::Technician).await;
     let mut cfg = camfleet::sim::FleetConfig::new(3, 0);
     cfg.wsd = Some(camfleet::sim::WsdConfig {
         port,
@@ -444,11 +437,7 @@ async fn technician_discovers_and_adopts_and_sees_failures_per_device() {
 #[tokio::test]
 async fn viewer_cannot_run_discovery() {
     let (app, state) = app().await;
-    state
-        .users
-        .create("val", "correct-horse", Role::Viewer, &Actor::system())
-        .await
-        .unwrap();
+    make_user(&state, "val", Role::Viewer).await;
     let (_, cookie) = login(&app, "val", "correct-horse").await;
     let (status, _, page) = send(&app, get("/discovery", &cookie)).await;
     assert_eq!(status, StatusCode::OK);
@@ -469,16 +458,8 @@ async fn viewer_cannot_run_discovery() {
 #[tokio::test]
 async fn audit_log_is_for_admins_and_filters() {
     let (app, state) = app().await;
-    state
-        .users
-        .create("root", "correct-horse", Role::Admin, &Actor::system())
-        .await
-        .unwrap();
-    state
-        .users
-        .create("val", "correct-horse", Role::Viewer, &Actor::system())
-        .await
-        .unwrap();
+    make_user(&state, "root", Role::Admin).await;
+    make_user(&state, "val", Role::Viewer).await;
     let (_, viewer) = login(&app, "val", "correct-horse").await;
     assert_eq!(
         send(&app, get("/audit", &viewer)).await.0,
@@ -497,11 +478,7 @@ async fn audit_log_is_for_admins_and_filters() {
 #[tokio::test]
 async fn cached_device_count_follows_adoptions() {
     let (app, state) = app().await;
-    state
-        .users
-        .create("val", "correct-horse", Role::Viewer, &Actor::system())
-        .await
-        .unwrap();
+    make_user(&state, "val", Role::Viewer).await;
     let (_, cookie) = login(&app, "val", "correct-horse").await;
     let total =
         |json: String| serde_json::from_str::<serde_json::Value>(&json).unwrap()["total"].clone();
@@ -522,16 +499,8 @@ async fn cached_device_count_follows_adoptions() {
 #[tokio::test]
 async fn procurement_edits_inventory_fields_with_validation_and_audit() {
     let (app, state) = app().await;
-    state
-        .users
-        .create("pam", "correct-horse", Role::Procurement, &Actor::system())
-        .await
-        .unwrap();
-    state
-        .users
-        .create("val", "correct-horse", Role::Viewer, &Actor::system())
-        .await
-        .unwrap();
+    make_user(&state, "pam", Role::Procurement).await;
+    make_user(&state, "val", Role::Viewer).await;
     let f = fleet(1, "").await;
     let d = adopt_into(&state, &f, 0).await;
     let url = format!("/devices/{}/inventory", d.id);
@@ -597,11 +566,7 @@ async fn procurement_edits_inventory_fields_with_validation_and_audit() {
 #[tokio::test]
 async fn inventory_csv_is_quoted_and_defused() {
     let (app, state) = app().await;
-    state
-        .users
-        .create("pam", "correct-horse", Role::Procurement, &Actor::system())
-        .await
-        .unwrap();
+    make_user(&state, "pam", Role::Procurement).await;
     let f = fleet(1, "").await;
     let d = adopt_into(&state, &f, 0).await;
     let form = camfleet::fleet::inventory::InventoryForm {
@@ -729,11 +694,7 @@ async fn a_user_limited_to_a_site_sees_and_touches_only_that_site() {
     let south = make_site(&state, "South").await;
     put_in_site(&state, north_dev, "North").await;
     put_in_site(&state, south_dev, "South").await;
-    let nora = state
-        .users
-        .create("nora", "correct-horse", Role::Technician, &Actor::system())
-        .await
-        .unwrap();
+    let nora = make_user(&state, "nora", Role::Technician).await;
     state
         .users
         .update(
@@ -818,11 +779,7 @@ async fn role_by_route_matrix() {
     let mut cookies = Vec::new();
     for role in Role::ALL {
         let name = format!("u-{}", role.as_str());
-        state
-            .users
-            .create(&name, "correct-horse", role, &Actor::system())
-            .await
-            .unwrap();
+        make_user(&state, &name, role).await;
         cookies.push((role, login(&app, &name, "correct-horse").await.1));
     }
     // (method, path, form, roles allowed). A refused role gets 403.
@@ -880,11 +837,7 @@ async fn role_by_route_matrix() {
 #[tokio::test]
 async fn csv_import_round_trips_shows_a_dry_run_and_never_half_applies() {
     let (app, state) = app().await;
-    state
-        .users
-        .create("pam", "correct-horse", Role::Procurement, &Actor::system())
-        .await
-        .unwrap();
+    make_user(&state, "pam", Role::Procurement).await;
     let f = fleet(2, "").await;
     let a = adopt_into(&state, &f, 0).await;
     let b = adopt_into(&state, &f, 1).await;
@@ -977,11 +930,7 @@ async fn csv_import_round_trips_shows_a_dry_run_and_never_half_applies() {
 #[tokio::test]
 async fn api_tokens_act_as_their_user_until_revoked_or_disabled() {
     let (app, state) = app().await;
-    let u = state
-        .users
-        .create("script", "correct-horse", Role::Viewer, &Actor::system())
-        .await
-        .unwrap();
+    let u = make_user(&state, "script", Role::Viewer).await;
     let (_, cookie) = login(&app, "script", "correct-horse").await;
     let (_, _, page) = send(&app, get("/account", &cookie)).await;
     let csrf = csrf_of(&page);
@@ -1011,11 +960,7 @@ async fn api_tokens_act_as_their_user_until_revoked_or_disabled() {
     let (status, _, _) = send(&app, bearer("/users", &token)).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     // Disabled user: the token stops working (cached logins are dropped).
-    let admin = state
-        .users
-        .create("root", "correct-horse", Role::Admin, &Actor::system())
-        .await
-        .unwrap();
+    let admin = make_user(&state, "root", Role::Admin).await;
     state
         .users
         .update(u.id, Role::Viewer, true, &[], admin.id, &Actor::system())
@@ -1053,11 +998,7 @@ async fn api_tokens_act_as_their_user_until_revoked_or_disabled() {
 #[tokio::test]
 async fn admin_manages_users_and_a_disabled_user_is_logged_out() {
     let (app, state) = app().await;
-    state
-        .users
-        .create("root", "correct-horse", Role::Admin, &Actor::system())
-        .await
-        .unwrap();
+    make_user(&state, "root", Role::Admin).await;
     let north = make_site(&state, "North").await;
     let (_, admin) = login(&app, "root", "correct-horse").await;
     let (_, _, page) = send(&app, get("/users", &admin)).await;
@@ -1150,11 +1091,7 @@ async fn admin_manages_users_and_a_disabled_user_is_logged_out() {
 #[tokio::test]
 async fn openapi_describes_every_api_route() {
     let (app, state) = app().await;
-    state
-        .users
-        .create("val", "correct-horse", Role::Viewer, &Actor::system())
-        .await
-        .unwrap();
+    make_user(&state, "val", Role::Viewer).await;
     let (_, cookie) = login(&app, "val", "correct-horse").await;
     let (status, _, json) = send(&app, get("/api/openapi.json", &cookie)).await;
     assert_eq!(status, StatusCode::OK);
@@ -1181,11 +1118,7 @@ async fn openapi_describes_every_api_route() {
 #[tokio::test]
 async fn snapshots_are_fetched_by_the_server_and_cached() {
     let (app, state) = app().await;
-    state
-        .users
-        .create("val", "correct-horse", Role::Viewer, &Actor::system())
-        .await
-        .unwrap();
+    make_user(&state, "val", Role::Viewer).await;
     // Camera 0 needs Digest for its snapshot; camfleet answers with the
     // stored credentials, which never reach the browser.
     let f = fleet(1, "digest-md5").await;
@@ -1223,11 +1156,7 @@ async fn a_second_login_page_keeps_the_first_pages_token_valid() {
     // Found by the Chromium test: a browser that loads the login page twice
     // (two tabs, a reload) must not invalidate the form it shows.
     let (app, state) = app().await;
-    state
-        .users
-        .create("tab", "correct-horse", Role::Viewer, &Actor::system())
-        .await
-        .unwrap();
+    make_user(&state, "tab", Role::Viewer).await;
     let (_, h, first) = send(&app, get("/login", "")).await;
     let cookie = set_cookie_value(&h, "camfleet_login_csrf").unwrap();
     let jar = format!("camfleet_login_csrf={cookie}");
@@ -1252,11 +1181,7 @@ async fn a_second_login_page_keeps_the_first_pages_token_valid() {
 #[tokio::test]
 async fn search_follows_renames_through_the_text_index() {
     let (app, state) = app().await;
-    state
-        .users
-        .create("val", "correct-horse", Role::Viewer, &Actor::system())
-        .await
-        .unwrap();
+    make_user(&state, "val", Role::Viewer).await;
     let f = fleet(2, "").await;
     let a = adopt_into(&state, &f, 0).await;
     adopt_into(&state, &f, 1).await;
@@ -1298,11 +1223,7 @@ async fn search_follows_renames_through_the_text_index() {
 #[tokio::test]
 async fn scripts_edit_inventory_import_csv_and_start_discovery_through_the_api() {
     let (app, state) = app().await;
-    let pam = state
-        .users
-        .create("pam", "correct-horse", Role::Procurement, &Actor::system())
-        .await
-        .unwrap();
+    let pam = make_user(&state, "pam", Role::Procurement).await;
     let (token, _) = state
         .tokens
         .create(pam.id, "sync", None, &Actor::system())
@@ -1422,11 +1343,7 @@ async fn scripts_edit_inventory_import_csv_and_start_discovery_through_the_api()
 async fn a_technician_token_starts_a_discovery_and_follows_it() {
     let port = free_udp_port();
     let (app, state) = app_with_wsd_port(port).await;
-    let tech = state
-        .users
-        .create("tess", "correct-horse", Role::Technician, &Actor::system())
-        .await
-        .unwrap();
+    let tech = make_user(&state, "tess", Role::Technician).await;
     let (token, _) = state
         .tokens
         .create(tech.id, "ci", Some(1), &Actor::system())
@@ -1475,11 +1392,7 @@ async fn a_technician_token_starts_a_discovery_and_follows_it() {
 #[tokio::test]
 async fn polled_health_shows_in_the_list_the_device_page_and_metrics() {
     let (app, state) = app().await;
-    state
-        .users
-        .create("val", "correct-horse", Role::Viewer, &Actor::system())
-        .await
-        .unwrap();
+    make_user(&state, "val", Role::Viewer).await;
     let f = fleet(1, "").await;
     let d = adopt_into(&state, &f, 0).await;
     let poller = camfleet::fleet::poller::Poller::new(
@@ -1557,11 +1470,7 @@ async fn alerts_are_listed_within_scope_and_acknowledged_by_technicians() {
         .unwrap();
     assert_eq!(r.opened.len(), 2);
     for (name, role) in [("tess", Role::Technician), ("val", Role::Viewer)] {
-        let u = state
-            .users
-            .create(name, "correct-horse", role, &Actor::system())
-            .await
-            .unwrap();
+        let u = make_user(&state, name, role).await;
         state
             .users
             .update(u.id, role, false, &[north], 0, &Actor::system())
@@ -1624,11 +1533,7 @@ async fn alerts_are_listed_within_scope_and_acknowledged_by_technicians() {
 async fn admins_configure_channels_with_a_send_test_and_edit_rules() {
     let (app, state) = app().await;
     state.alerting.ensure_default_rules().await.unwrap();
-    state
-        .users
-        .create("root", "correct-horse", Role::Admin, &Actor::system())
-        .await
-        .unwrap();
+    make_user(&state, "root", Role::Admin).await;
     // A receiver that answers 200.
     let hook = axum::Router::new().route("/hook", axum::routing::post(|| async { "ok" }));
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -1765,11 +1670,7 @@ async fn admins_configure_channels_with_a_send_test_and_edit_rules() {
 #[tokio::test]
 async fn firmware_matrix_and_site_poll_interval() {
     let (app, state) = app().await;
-    state
-        .users
-        .create("root", "correct-horse", Role::Admin, &Actor::system())
-        .await
-        .unwrap();
+    make_user(&state, "root", Role::Admin).await;
     let f = fleet(2, "").await;
     let a = adopt_into(&state, &f, 0).await;
     adopt_into(&state, &f, 1).await;

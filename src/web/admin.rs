@@ -335,6 +335,16 @@ pub struct UserEditPage {
     pub error: String,
 }
 
+impl UserEditPage {
+    /// Where the tokens table's revoke buttons post (`_tokens.html`).
+    pub fn token_post(&self) -> String {
+        format!("/users/{}", self.u.id)
+    }
+    pub fn token_action(&self) -> &'static str {
+        "revoke_token"
+    }
+}
+
 async fn user_edit_page(
     state: &State,
     me: CurrentUser,
@@ -437,6 +447,15 @@ pub struct AccountPage {
     /// A token just made: shown this once.
     pub new_token: String,
     pub error: String,
+}
+
+impl AccountPage {
+    pub fn token_post(&self) -> String {
+        "/account".into()
+    }
+    pub fn token_action(&self) -> &'static str {
+        "revoke"
+    }
 }
 
 pub async fn account(

@@ -18,7 +18,7 @@ use super::auth::CurrentUser;
 use super::error::WebError;
 use crate::db::entities::{alert_rule, notify_channel, site};
 use crate::error::{Error, ErrorKind};
-use crate::fleet::audit::{self, Actor, Entry};
+use crate::fleet::audit::Entry;
 
 pub struct ChannelRow {
     pub c: notify_channel::Model,
@@ -232,9 +232,8 @@ pub async fn channel_create(
         }
         .insert(&state.db)
         .await?;
-    audit::record(
+    me.audit(
         &state.db,
-        &Actor::user(&me.user.username),
         now,
         Entry {
             action: "channel.create",
@@ -295,9 +294,8 @@ pub async fn channel_action(
         ),
     };
     if action != "test" && error.is_empty() {
-        audit::record(
+        me.audit(
             &state.db,
-            &Actor::user(&me.user.username),
             state.clock.now_utc(),
             Entry {
                 action: &format!("channel.{action}"),
@@ -367,9 +365,8 @@ pub async fn rule_update(
     am.site_ids = Set(json!(f.ids("site")));
     am.channel_ids = Set(json!(f.ids("channel")));
     let r = am.update(&state.db).await?;
-    audit::record(
+    me.audit(
         &state.db,
-        &Actor::user(&me.user.username),
         state.clock.now_utc(),
         Entry {
             action: "rule.update",

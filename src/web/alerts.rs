@@ -178,9 +178,8 @@ pub async fn alert_action(
             )));
         }
     };
-    crate::fleet::audit::record(
+    me.audit(
         &state.db,
-        &crate::fleet::audit::Actor::user(who),
         state.clock.now_utc(),
         crate::fleet::audit::Entry {
             action: &format!("alert.{}", f.get("action")),

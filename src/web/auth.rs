@@ -50,6 +50,23 @@ impl CurrentUser {
         }
     }
 
+    /// Record a change this user made in the audit log.
+    pub async fn audit(
+        &self,
+        db: &sea_orm::DatabaseConnection,
+        at: chrono::DateTime<chrono::Utc>,
+        entry: crate::fleet::audit::Entry<'_>,
+    ) -> Result<(), WebError> {
+        crate::fleet::audit::record(
+            db,
+            &crate::fleet::audit::Actor::user(&self.user.username),
+            at,
+            entry,
+        )
+        .await?;
+        Ok(())
+    }
+
     pub fn check_csrf(&self, token: &str) -> Result<(), WebError> {
         // A bearer token is not sent by browsers on their own, so a request
         // carrying one cannot be forged cross-site.
