@@ -1724,3 +1724,47 @@ async fn firmware_matrix_and_site_poll_interval() {
     );
     f.shutdown().await;
 }
+
+#[tokio::test]
+async fn technicians_set_a_device_poll_interval_and_viewers_cannot() {
+    let (app, state) = app().await;
+    make_user(&state, "tess", Role::Technician).await;
+    make_user(&state, "val", Role::Viewer).await;
+    let f = fleet(1, "").await;
+    let d = adopt_into(&state, &f, 0).await;
+    let path = format!("/devices/{}/poll", d.id);
+    let (_, val) = login(&app, "val", "correct-horse").await;
+    let (_, _, page) = send(&app, get(&format!("/devices/{}", d.id), &val)).await;
+    assert!(!page.contains(&path), "no form for viewers");
+    let csrf = csrf_of(&page);
+    let (status, _, _) = send(
+        &app,
+        post_form(&path, &val, &format!("csrf={csrf}&poll_interval_s=30")),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (_, tess) = login(&app, "tess", "correct-horse").await;
+    let (_, _, page) = send(&app, get(&format!("/devices/{}", d.id), &tess)).await;
+    let csrf = csrf_of(&page);
+    let (status, _, body) = send(
+        &app,
+        post_form(&path, &tess, &format!("csrf={csrf}&poll_interval_s=3")),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(body.contains("10–86400"), "{body}");
+    let (status, _, _) = send(
+        &app,
+        post_form(&path, &tess, &format!("csrf={csrf}&poll_interval_s=30")),
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let stored = state
+        .inventory
+        .get_scoped(d.id, &camfleet::fleet::access::Scope::All)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.poll_interval_s, Some(30));
+    f.shutdown().await;
+}

@@ -652,6 +652,45 @@ impl Inventory {
         Ok(Some(new))
     }
 
+    /// Set a device's own poll interval (None: its site's, or the default).
+    pub async fn set_poll_interval(
+        &self,
+        id: i32,
+        secs: Option<i32>,
+        scope: &Scope,
+        actor: &Actor,
+    ) -> Result<()> {
+        if secs.is_some_and(|s| !(10..=86_400).contains(&s)) {
+            return Err(crate::error::Error::new(
+                crate::error::ErrorKind::InvalidArgument,
+                "poll interval: 10–86400 seconds, or empty for the site's or the default",
+            ));
+        }
+        let old = self.get_scoped(id, scope).await?.ok_or_else(|| {
+            crate::error::Error::new(crate::error::ErrorKind::NotFound, format!("no device {id}"))
+        })?;
+        if old.poll_interval_s == secs {
+            return Ok(());
+        }
+        let before = old.poll_interval_s;
+        let mut am = old.into_active_model();
+        am.poll_interval_s = Set(secs);
+        am.update(&self.db).await?;
+        audit::record(
+            &self.db,
+            actor,
+            self.clock.now_utc(),
+            Entry {
+                action: "device.poll_interval",
+                target_kind: "device",
+                target_id: id.to_string(),
+                before: Some(json!({"poll_interval_s": before})),
+                after: Some(json!({"poll_interval_s": secs})),
+            },
+        )
+        .await
+    }
+
     /// A device by id, if it exists and the scope lets its user see it.
     pub async fn get_scoped(&self, id: i32, scope: &Scope) -> Result<Option<device::Model>> {
         Ok(device::Entity::find_by_id(id)

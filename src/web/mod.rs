@@ -131,6 +131,7 @@ pub const ROUTES: &[RouteSpec] = &[
     r(Method::GET, "/static/app.js", Access::Public),
     r(Method::GET, "/devices/{id}/snapshot", Access::Login),
     r(Method::POST, "/devices/bulk", Access::Login),
+    r(Method::POST, "/devices/{id}/poll", Access::Login),
     r(Method::GET, "/inventory", Access::Login),
     r(Method::GET, "/inventory/import", Access::Login),
     r(Method::POST, "/inventory/import", Access::Login),
@@ -190,6 +191,7 @@ fn handler(spec: &RouteSpec) -> MethodRouter<State> {
         ("GET", "/static/app.js") => get(pages::js),
         ("GET", "/devices/{id}/snapshot") => get(snapshot::snapshot),
         ("POST", "/devices/bulk") => post(inventory::bulk),
+        ("POST", "/devices/{id}/poll") => post(pages::device_poll),
         ("GET", "/inventory") => get(inventory::inventory),
         ("GET", "/inventory/import") => get(inventory::import_form),
         ("POST", "/inventory/import") => post(inventory::import_preview).layer(

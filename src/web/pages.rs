@@ -1051,3 +1051,34 @@ pub fn csv_response(
     )
         .into_response())
 }
+
+/// A device's own poll interval (technicians and admins).
+pub async fn device_poll(
+    AxState(state): AxState<State>,
+    Extension(me): Extension<CurrentUser>,
+    Path(id): Path<i32>,
+    axum::extract::RawForm(raw): axum::extract::RawForm,
+) -> Result<Response, WebError> {
+    let f = super::admin::FormFields::parse(&raw);
+    me.check_csrf(&f.get("csrf"))?;
+    me.require(me.role.can_operate_devices())?;
+    let secs = match f.get("poll_interval_s").trim() {
+        "" => None,
+        v => Some(v.parse::<i32>().map_err(|_| {
+            WebError(Error::new(
+                ErrorKind::InvalidArgument,
+                "poll interval: a number of seconds, or empty",
+            ))
+        })?),
+    };
+    state
+        .inventory
+        .set_poll_interval(
+            id,
+            secs,
+            &me.scope,
+            &crate::fleet::audit::Actor::user(&me.user.username),
+        )
+        .await?;
+    Ok(axum::response::Redirect::to(&format!("/devices/{id}")).into_response())
+}
