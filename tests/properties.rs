@@ -22,6 +22,16 @@ proptest! {
     }
 
     #[test]
+    fn event_parsers_never_panic(s in "(<(Topic|Message|SimpleItem|Data|Source|NotificationMessage|SubscriptionReference|Address|ReferenceParameters|CurrentTime|TerminationTime)( (Name|Value|UtcTime)=\"[^\"<]{0,12}\")?/?>|</[A-Za-z]{0,12}>|[^<&]{0,12}){0,40}") {
+        if let Ok(root) = xml::parse(format!("<R>{s}</R>").as_bytes()) {
+            let _ = camfleet::onvif::events::parse_subscription(&root);
+            for m in camfleet::onvif::events::parse_pulled(&root).messages {
+                let _ = camfleet::onvif::events::signal(&m);
+            }
+        }
+    }
+
+    #[test]
     fn escaped_text_reads_back(text in "\\PC{0,64}") {
         let doc = format!("<r>{}</r>", xml::escape(&text));
         let root = xml::parse(doc.as_bytes()).unwrap();

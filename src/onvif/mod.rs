@@ -10,6 +10,7 @@ pub mod conn;
 pub mod device;
 pub mod envelope;
 pub mod error;
+pub mod events;
 pub mod fault;
 pub mod httpauth;
 pub mod media;
