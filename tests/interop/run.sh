@@ -54,6 +54,9 @@ su postgres -c "$PGBIN/initdb -D $PG/data -A trust -U postgres --no-sync" >/dev/
 NS="camfleet-interop-$$"
 TRAPD=$(mktemp -d /tmp/camfleet-trapd.XXXXXX)
 cleanup() {
+  # Every step runs even if one fails (no `set -e` here): a leftover
+  # PostgreSQL or namespace would outlive the run.
+  set +e
   [ -f "$TRAPD/pid" ] && kill "$(cat "$TRAPD/pid")" 2>/dev/null || true
   [ -n "${MAILDEV_PID:-}" ] && kill "$MAILDEV_PID" 2>/dev/null || true
   # Let them exit (bounded; never a bare `wait`, which could hang).
