@@ -86,3 +86,12 @@ impl Clock for ManualClock {
         self.inner.lock().unwrap_or_else(|e| e.into_inner()).1
     }
 }
+
+/// When the process started (set first thing in `main`; otherwise the first
+/// time anyone asks). For uptimes such as SNMP's sysUpTime.
+pub static PROCESS_START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+
+/// Time since [`PROCESS_START`].
+pub fn process_uptime() -> std::time::Duration {
+    PROCESS_START.get_or_init(std::time::Instant::now).elapsed()
+}

@@ -2,7 +2,6 @@
 //! BENCHMARKS.md. The simulated fleet runs in another process (`camfleet
 //! simulate`), so the CPU and memory measured here are the client's alone.
 
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use clap::{Args, Subcommand};
@@ -12,7 +11,7 @@ use crate::discovery::{self, ProbeConfig};
 use crate::onvif::{self, AdoptRequest, Credentials, DevicePolicy, Transport, TransportConfig};
 
 /// Set by `main` as early as possible: "start-up" for time-to-first-result.
-pub static PROCESS_START: OnceLock<Instant> = OnceLock::new();
+pub use crate::clock::PROCESS_START;
 
 #[derive(Subcommand, Debug)]
 pub enum BenchCommand {

@@ -127,7 +127,7 @@ pub async fn send(
         .send(mail)
         .await
         .map(|_| ())
-        .map_err(|e| crate::onvif::transport::error_chain(&e))
+        .map_err(|e| crate::error::error_chain(&e))
 }
 
 #[cfg(test)]

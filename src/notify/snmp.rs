@@ -106,9 +106,7 @@ pub fn varbinds(msg: &Message) -> (Oid, Vec<VarBind>) {
 
 /// sysUpTime for the notification: hundredths of a second since start.
 fn uptime() -> u32 {
-    let t = crate::cli::PROCESS_START
-        .get_or_init(std::time::Instant::now)
-        .elapsed();
+    let t = crate::clock::process_uptime();
     (t.as_millis() / 10).min(u128::from(u32::MAX)) as u32
 }
 

@@ -82,7 +82,7 @@ pub async fn send(
         .body(body)
         .send()
         .await
-        .map_err(|e| crate::onvif::transport::error_chain(&e))?;
+        .map_err(|e| crate::error::error_chain(&e))?;
     let status = resp.status();
     if status.is_success() {
         Ok(())

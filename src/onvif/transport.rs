@@ -190,17 +190,7 @@ fn describe(e: reqwest::Error) -> TransportError {
     TransportError::Io(error_chain(&e))
 }
 
-/// An error and its sources, `: `-separated.
-pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut msg = e.to_string();
-    let mut src = e.source();
-    while let Some(s) = src {
-        msg.push_str(": ");
-        msg.push_str(&s.to_string());
-        src = s.source();
-    }
-    msg
-}
+pub(crate) use crate::error::error_chain;
 
 /// A response body read chunk by chunk under a size cap. Most answers
 /// arrive in one chunk, which is kept as is; pieces are copied together.
