@@ -34,11 +34,14 @@ impl Scope {
 
     /// The condition that limits a device query to this scope.
     pub fn devices(&self) -> Condition {
+        self.on(device::Column::SiteId)
+    }
+
+    /// The same limit on any table's site column (alerts, …).
+    pub fn on(&self, site_column: impl ColumnTrait) -> Condition {
         match self {
             Scope::All => Condition::all(),
-            Scope::Sites(ids) => {
-                Condition::all().add(device::Column::SiteId.is_in(ids.iter().copied()))
-            }
+            Scope::Sites(ids) => Condition::all().add(site_column.is_in(ids.iter().copied())),
         }
     }
 

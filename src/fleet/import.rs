@@ -330,7 +330,7 @@ impl Inventory {
         )
         .await?;
         txn.commit().await?;
-        self.bump();
+        self.touch();
         Ok(plan.report)
     }
 }

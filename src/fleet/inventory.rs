@@ -77,12 +77,9 @@ impl Inventory {
         self.clock.now_utc()
     }
 
-    /// Tell readers that devices were written outside this service.
+    /// Tell readers (list caches) that devices were written: by this
+    /// service, or by others (poller, bulk edits, import).
     pub fn touch(&self) {
-        self.bump();
-    }
-
-    pub(crate) fn bump(&self) {
         self.generation
             .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
     }
@@ -243,7 +240,7 @@ impl Inventory {
         )
         .await?;
         txn.commit().await?;
-        self.bump();
+        self.touch();
         Ok((model, change))
     }
 
@@ -722,7 +719,7 @@ impl Inventory {
             .write_edit(&txn, plan, "device.inventory", actor)
             .await?;
         txn.commit().await?;
-        self.bump();
+        self.touch();
         Ok(InventoryEdit::Saved(Box::new(new.unwrap_or(old))))
     }
 }

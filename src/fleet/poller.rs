@@ -20,10 +20,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, DatabaseConnection, EntityTrait, Set,
-    TransactionTrait,
-};
+use sea_orm::{ActiveModelTrait, DatabaseConnection, EntityTrait, Set, TransactionTrait};
 
 use super::health::{self, HealthConfig, HealthEvent, HealthState, PollOutcome, Tracker};
 use crate::clock::SharedClock;
@@ -596,9 +593,4 @@ impl Poller {
         }
         tasks.shutdown().await;
     }
-}
-
-/// Devices in a state, for the dashboard and metrics.
-pub fn state_condition(state: HealthState) -> Condition {
-    Condition::all().add(device::Column::Status.eq(state.as_str()))
 }

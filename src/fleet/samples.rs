@@ -181,19 +181,14 @@ pub fn svg_chart(
             None => pen_down = false,
         }
     }
-    let esc = |s: &str| {
-        s.replace('&', "&amp;")
-            .replace('<', "&lt;")
-            .replace('>', "&gt;")
-    };
     format!(
         "<svg class=\"chart\" xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 {W} {H}\" role=\"img\" aria-label=\"{t}\">\
 <text x=\"{PAD}\" y=\"14\" class=\"chart-title\">{t}</text>\
 <text x=\"{x2}\" y=\"14\" text-anchor=\"end\" class=\"chart-axis\">max {max:.0} {u}</text>\
 <line x1=\"{PAD}\" y1=\"{yb}\" x2=\"{x2}\" y2=\"{yb}\" class=\"chart-base\"/>\
 <path d=\"{path}\" class=\"chart-line\" fill=\"none\"/></svg>",
-        t = esc(title),
-        u = esc(unit),
+        t = crate::xml::escape(title),
+        u = crate::xml::escape(unit),
         x2 = W - PAD,
         yb = H - PAD,
     )

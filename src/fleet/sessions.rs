@@ -31,7 +31,8 @@ pub fn random_token() -> String {
     B64URL.encode(b)
 }
 
-fn key(token: &str) -> String {
+/// Lowercase hex SHA-256: how session and API tokens are stored.
+pub(crate) fn key(token: &str) -> String {
     sha2::Sha256::digest(token.as_bytes())
         .iter()
         .map(|b| format!("{b:02x}"))

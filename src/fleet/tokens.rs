@@ -8,10 +8,9 @@ use sea_orm::{
     QueryOrder, Set,
 };
 use serde_json::json;
-use sha2::Digest;
 
 use super::audit::{self, Actor, Entry};
-use super::sessions::random_token;
+use super::sessions::{key, random_token};
 use crate::clock::SharedClock;
 use crate::db::entities::api_token;
 use crate::error::{Error, ErrorKind, Result};
@@ -21,13 +20,6 @@ pub const PREFIX: &str = "cf_";
 pub struct ApiTokens {
     db: DatabaseConnection,
     clock: SharedClock,
-}
-
-fn hash(token: &str) -> String {
-    sha2::Sha256::digest(token.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
 }
 
 impl ApiTokens {
@@ -61,7 +53,7 @@ impl ApiTokens {
         let t = api_token::ActiveModel {
             user_id: Set(user_id),
             name: Set(name.into()),
-            token_hash: Set(hash(&token)),
+            token_hash: Set(key(&token)),
             created_at: Set(now),
             last_used_at: Set(None),
             expires_at: Set(valid_days.map(|d| now + chrono::Duration::days(i64::from(d)))),
@@ -123,7 +115,7 @@ impl ApiTokens {
             return Ok(None);
         }
         let Some(t) = api_token::Entity::find()
-            .filter(api_token::Column::TokenHash.eq(hash(token)))
+            .filter(api_token::Column::TokenHash.eq(key(token)))
             .one(&self.db)
             .await?
         else {

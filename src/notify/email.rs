@@ -9,6 +9,7 @@ use lettre::transport::smtp::authentication::Credentials;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message as Mail, Tokio1Executor};
 
 use super::Message;
+use crate::xml::escape;
 
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct EmailConfig {
@@ -20,13 +21,6 @@ pub struct EmailConfig {
     pub username: String,
     pub from: String,
     pub to: Vec<String>,
-}
-
-fn esc(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
 }
 
 /// The text and HTML bodies of an alert.
@@ -42,10 +36,10 @@ pub fn bodies(msg: &Message) -> (String, String) {
     );
     let mut html = format!(
         "<h2>{}</h2><p>Rule: {} ({})<br>Site: {}</p><table border=\"1\" cellpadding=\"4\" cellspacing=\"0\"><tr><th>Device</th><th>Address</th><th>Serial</th><th>State</th><th>Why</th></tr>",
-        esc(&msg.subject),
-        esc(p["rule"].as_str().unwrap_or("")),
-        esc(p["severity"].as_str().unwrap_or("")),
-        esc(p["site"].as_str().unwrap_or(""))
+        escape(&msg.subject),
+        escape(p["rule"].as_str().unwrap_or("")),
+        escape(p["severity"].as_str().unwrap_or("")),
+        escape(p["site"].as_str().unwrap_or(""))
     );
     for d in &devices {
         let f = |k: &str| d[k].as_str().unwrap_or("").to_string();
@@ -60,12 +54,12 @@ pub fn bodies(msg: &Message) -> (String, String) {
         ));
         html.push_str(&format!(
             "<tr><td><a href=\"{}\">{}</a></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            esc(&f("link")),
-            esc(&f("name")),
-            esc(&f("address")),
-            esc(&f("serial")),
-            esc(&f("state")),
-            esc(&f("reason"))
+            escape(&f("link")),
+            escape(&f("name")),
+            escape(&f("address")),
+            escape(&f("serial")),
+            escape(&f("state")),
+            escape(&f("reason"))
         ));
     }
     html.push_str("</table><p>— camfleet</p>");

@@ -21,12 +21,16 @@ pub const TIMESTAMP_HEADER: &str = "x-camfleet-timestamp";
 pub const DELIVERY_HEADER: &str = "x-camfleet-delivery";
 
 /// `sha256=<hex>` over `"{timestamp}.{body}"`.
-pub fn signature(secret: &[u8], timestamp: i64, body: &[u8]) -> String {
+fn mac(secret: &[u8], timestamp: i64, body: &[u8]) -> Hmac<Sha256> {
     let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(secret).expect("HMAC takes any key length");
     mac.update(timestamp.to_string().as_bytes());
     mac.update(b".");
     mac.update(body);
-    let tag = mac.finalize().into_bytes();
+    mac
+}
+
+pub fn signature(secret: &[u8], timestamp: i64, body: &[u8]) -> String {
+    let tag = mac(secret, timestamp, body).finalize().into_bytes();
     format!(
         "sha256={}",
         tag.iter().map(|b| format!("{b:02x}")).collect::<String>()
@@ -48,11 +52,7 @@ pub fn verify(secret: &[u8], timestamp: i64, body: &[u8], header: &str) -> bool 
     else {
         return false;
     };
-    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(secret).expect("HMAC takes any key length");
-    mac.update(timestamp.to_string().as_bytes());
-    mac.update(b".");
-    mac.update(body);
-    mac.verify_slice(&tag).is_ok()
+    mac(secret, timestamp, body).verify_slice(&tag).is_ok()
 }
 
 pub async fn send(

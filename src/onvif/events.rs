@@ -9,7 +9,7 @@
 
 use chrono::{DateTime, Duration, Utc};
 
-use crate::xml::{Element, Ns};
+use crate::xml::{Element, Ns, escape};
 
 /// A subscription as the camera granted it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,13 +55,6 @@ fn time(s: Option<String>) -> Option<DateTime<Utc>> {
         })
 }
 
-fn esc(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
-
 /// Serialise an element (for echoing ReferenceParameters), each namespace
 /// declared where it is used.
 pub fn to_xml(e: &Element) -> String {
@@ -77,7 +70,7 @@ fn write_el(e: &Element, out: &mut String, n: &mut usize) {
             let p = format!("r{n}");
             (
                 format!("{p}:{}", e.local),
-                format!(" xmlns:{p}=\"{}\"", esc(uri)),
+                format!(" xmlns:{p}=\"{}\"", escape(uri)),
             )
         }
         _ => (e.local.clone(), String::new()),
@@ -87,11 +80,11 @@ fn write_el(e: &Element, out: &mut String, n: &mut usize) {
     out.push_str(&decl);
     for a in &e.attrs {
         if matches!(a.ns, Ns::None) {
-            out.push_str(&format!(" {}=\"{}\"", a.local, esc(&a.value)));
+            out.push_str(&format!(" {}=\"{}\"", a.local, escape(&a.value)));
         }
     }
     out.push('>');
-    out.push_str(&esc(&e.text));
+    out.push_str(&escape(&e.text));
     for c in &e.children {
         write_el(c, out, n);
     }

@@ -13,6 +13,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use super::State;
 use super::auth::CurrentUser;
 use super::error::WebError;
+use super::form::FormFields;
 use crate::db::entities::{api_token, site, user};
 use crate::error::{Error, ErrorKind};
 use crate::fleet::audit::Actor;
@@ -20,35 +21,6 @@ use crate::fleet::users::Role;
 
 fn actor(me: &CurrentUser) -> Actor {
     Actor::user(&me.user.username)
-}
-
-/// Decoded form fields; names may repeat (checkbox lists).
-pub struct FormFields(Vec<(String, String)>);
-
-impl FormFields {
-    pub fn parse(raw: &[u8]) -> Self {
-        FormFields(url::form_urlencoded::parse(raw).into_owned().collect())
-    }
-    pub fn get(&self, name: &str) -> String {
-        self.0
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.clone())
-            .unwrap_or_default()
-    }
-    pub fn all(&self, name: &str) -> Vec<String> {
-        self.0
-            .iter()
-            .filter(|(k, _)| k == name)
-            .map(|(_, v)| v.clone())
-            .collect()
-    }
-    pub fn ids(&self, name: &str) -> Vec<i32> {
-        self.all(name)
-            .iter()
-            .filter_map(|v| v.parse().ok())
-            .collect()
-    }
 }
 
 // ---------- sites ----------

@@ -13,9 +13,9 @@ use sea_orm::{ActiveModelTrait, EntityTrait, IntoActiveModel, QueryOrder, Set};
 use serde_json::json;
 
 use super::State;
-use super::admin::FormFields;
 use super::auth::CurrentUser;
 use super::error::WebError;
+use super::form::FormFields;
 use crate::db::entities::{alert_rule, notify_channel, site};
 use crate::error::{Error, ErrorKind};
 use crate::fleet::audit::Entry;

@@ -10,9 +10,9 @@ use axum::response::{IntoResponse, Redirect, Response};
 use sea_orm::{ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 
 use super::State;
-use super::admin::FormFields;
 use super::auth::CurrentUser;
 use super::error::WebError;
+use super::form::FormFields;
 use crate::db::entities::{alert, alert_history, alert_rule, delivery, device};
 use crate::error::{Error, ErrorKind};
 
@@ -34,12 +34,7 @@ pub struct AlertsPage {
 
 /// Alerts on devices the user may see.
 fn scoped(me: &CurrentUser) -> Condition {
-    match &me.scope {
-        crate::fleet::access::Scope::All => Condition::all(),
-        crate::fleet::access::Scope::Sites(ids) => {
-            Condition::all().add(alert::Column::SiteId.is_in(ids.iter().copied()))
-        }
-    }
+    me.scope.on(alert::Column::SiteId)
 }
 
 pub async fn alerts(

@@ -12,6 +12,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use super::State;
 use super::auth::CurrentUser;
 use super::error::WebError;
+use super::form::FormFields;
 use crate::db::entities::{discovery_result, discovery_run, site};
 use crate::error::{Error, ErrorKind};
 use crate::fleet::audit::Actor;
@@ -28,18 +29,6 @@ fn not_found(id: i32) -> WebError {
         ErrorKind::NotFound,
         format!("no discovery run {id}"),
     ))
-}
-
-fn form_pairs(raw: &[u8]) -> Vec<(String, String)> {
-    url::form_urlencoded::parse(raw).into_owned().collect()
-}
-
-fn field(pairs: &[(String, String)], name: &str) -> String {
-    pairs
-        .iter()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.trim().to_string())
-        .unwrap_or_default()
 }
 
 #[derive(Template, WebTemplate)]
@@ -108,10 +97,10 @@ pub async fn start(
     Extension(me): Extension<CurrentUser>,
     RawForm(raw): RawForm,
 ) -> Result<Response, WebError> {
-    let pairs = form_pairs(&raw);
-    me.check_csrf(&field(&pairs, "csrf"))?;
+    let f = FormFields::parse(&raw);
+    me.check_csrf(&f.text("csrf"))?;
     me.require(me.role.can_operate_devices())?;
-    let (kind_s, target) = (field(&pairs, "kind"), field(&pairs, "target"));
+    let (kind_s, target) = (f.text("kind"), f.text("target"));
     let kind = match parse_kind(&kind_s, &target) {
         Ok(k) => k,
         Err(error) => {
@@ -259,31 +248,20 @@ pub async fn run(
 
 /// What the adopt form asked for: per selected row, the credentials to
 /// use (the row's own when given, else the common ones).
-fn selection(pairs: &[(String, String)]) -> Result<(Vec<(i32, Credentials)>, String), String> {
-    let selected: Vec<i32> = pairs
-        .iter()
-        .filter(|(k, _)| k == "result")
-        .filter_map(|(_, v)| v.parse().ok())
-        .collect();
+fn selection(f: &FormFields) -> Result<(Vec<(i32, Credentials)>, String), String> {
+    let selected = f.ids("result");
     if selected.is_empty() {
         return Err("Devices: select at least one device to adopt".into());
     }
-    let raw = |name: &str| {
-        pairs
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.clone())
-            .unwrap_or_default()
-    };
-    let common_user = field(pairs, "username");
+    let common_user = f.text("username");
     let mut out = Vec::with_capacity(selected.len());
     for id in selected {
-        let row_user = field(pairs, &format!("username_{id}"));
-        let row_pw = raw(&format!("password_{id}"));
+        let row_user = f.text(&format!("username_{id}"));
+        let row_pw = f.get(&format!("password_{id}"));
         let c = if row_user.is_empty() && row_pw.is_empty() {
             Credentials {
                 username: common_user.clone(),
-                password: raw("password"),
+                password: f.get("password"),
             }
         } else {
             Credentials {
@@ -311,10 +289,10 @@ pub async fn adopt(
     Path(id): Path<i32>,
     RawForm(raw): RawForm,
 ) -> Result<Response, WebError> {
-    let pairs = form_pairs(&raw);
-    me.check_csrf(&field(&pairs, "csrf"))?;
+    let f = FormFields::parse(&raw);
+    me.check_csrf(&f.text("csrf"))?;
     me.require(me.role.can_operate_devices())?;
-    let site_s = field(&pairs, "site");
+    let site_s = f.text("site");
     let site_id = match site_s.as_str() {
         "" => None,
         v => v.parse::<i32>().ok(),
@@ -328,13 +306,13 @@ pub async fn adopt(
     if state.progress.running(id) {
         error = "This run is busy; wait for it to finish".into();
     }
-    let (sel, username) = match selection(&pairs) {
+    let (sel, username) = match selection(&f) {
         Ok(s) => s,
         Err(e) => {
             if error.is_empty() {
                 error = e;
             }
-            (Vec::new(), field(&pairs, "username"))
+            (Vec::new(), f.text("username"))
         }
     };
     if !error.is_empty() {

@@ -11,9 +11,9 @@ use axum::response::{IntoResponse, Response};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, TransactionTrait};
 
 use super::State;
-use super::admin::FormFields;
 use super::auth::CurrentUser;
 use super::error::WebError;
+use super::form::FormFields;
 use super::pages::{DeviceList, DeviceQuery, devices_page, list_devices};
 use crate::db::entities::{device, site};
 use crate::error::{Error, ErrorKind};

@@ -11,6 +11,7 @@ pub mod auth;
 pub mod discovery;
 pub mod error;
 pub mod firmware;
+pub mod form;
 pub mod inventory;
 pub mod metrics;
 pub mod pages;

@@ -1059,7 +1059,7 @@ pub async fn device_poll(
     Path(id): Path<i32>,
     axum::extract::RawForm(raw): axum::extract::RawForm,
 ) -> Result<Response, WebError> {
-    let f = super::admin::FormFields::parse(&raw);
+    let f = super::form::FormFields::parse(&raw);
     me.check_csrf(&f.get("csrf"))?;
     me.require(me.role.can_operate_devices())?;
     let secs = match f.get("poll_interval_s").trim() {
