@@ -71,6 +71,8 @@ pub fn spawn_poller(
     config: crate::fleet::poller::PollerConfig,
     shutdown: crate::shutdown::Shutdown,
 ) -> tokio::task::JoinHandle<()> {
+    // The metrics recorder first, so the first poll's samples are kept.
+    crate::web::metrics::handle();
     let poller = Arc::new(crate::fleet::poller::Poller::new(
         state.db.clone(),
         state.inventory.secrets(),

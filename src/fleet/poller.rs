@@ -20,7 +20,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use sea_orm::{ActiveModelTrait, DatabaseConnection, EntityTrait, Set, TransactionTrait};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, Condition, DatabaseConnection, EntityTrait, QueryFilter,
+    QuerySelect, Set, TransactionTrait,
+};
 
 use super::health::{self, HealthConfig, HealthEvent, HealthState, PollOutcome, Tracker};
 use crate::clock::SharedClock;
@@ -119,8 +122,12 @@ impl From<device::Model> for PollTarget {
 
 /// Load poll targets (every device, lean columns only).
 pub async fn targets(db: &DatabaseConnection) -> Result<Vec<PollTarget>> {
-    use sea_orm::QuerySelect;
+    targets_where(db, Condition::all()).await
+}
+
+async fn targets_where(db: &DatabaseConnection, cond: Condition) -> Result<Vec<PollTarget>> {
     Ok(device::Entity::find()
+        .filter(cond)
         .select_only()
         .columns([
             device::Column::Id,
@@ -238,7 +245,34 @@ impl Poller {
             .into_iter()
             .map(|s| (s.id, s.poll_interval_s))
             .collect();
-        let devices = targets(&self.db).await?;
+        // The poller asks every second; load only devices that can be due:
+        // never polled, or polled longer ago than the shortest interval in
+        // use. The exact per-device check follows.
+        let shortest_device: Option<Option<i32>> = device::Entity::find()
+            .select_only()
+            .column_as(device::Column::PollIntervalS.min(), "m")
+            .into_tuple()
+            .one(&self.db)
+            .await?;
+        let shortest = [
+            sites.values().flatten().copied().min(),
+            shortest_device.flatten(),
+        ]
+        .into_iter()
+        .flatten()
+        .filter(|s| *s > 0)
+        .map(|s| Duration::from_secs(s as u64))
+        .chain([self.config.interval])
+        .min()
+        .unwrap_or(self.config.interval);
+        let cutoff = now - chrono::Duration::from_std(shortest).unwrap_or_default();
+        let devices = targets_where(
+            &self.db,
+            Condition::any()
+                .add(device::Column::LastPollAt.is_null())
+                .add(device::Column::LastPollAt.lte(cutoff)),
+        )
+        .await?;
         let busy = self
             .in_flight
             .lock()

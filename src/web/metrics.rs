@@ -42,7 +42,6 @@ pub fn handle() -> Option<&'static PrometheusHandle> {
 
 /// Count one poll batch (the poller's callback calls this).
 pub fn record_cycle(r: &CycleReport) {
-    handle();
     metrics::counter!("camfleet_polls_total", "outcome" => "answered").increment(r.answered as u64);
     for (class, n) in &r.failed_by_class {
         metrics::counter!("camfleet_poll_errors_total", "class" => *class).increment(*n as u64);
