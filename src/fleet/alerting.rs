@@ -238,10 +238,19 @@ impl Alerting {
                 )
             })
             .collect();
-        // Latest alert per (rule, device) among these devices.
+        // Latest alert per (rule, device) among these devices. Only live
+        // alerts (dedup) and ones resolved within the longest cooldown
+        // (reopening) matter; a device's older history is not loaded.
+        let longest = rules.iter().map(|r| r.cooldown_s).max().unwrap_or(0);
+        let recent = now - chrono::Duration::seconds(i64::from(longest));
         let mut latest: HashMap<(i32, i32), alert::Model> = HashMap::new();
         for a in alert::Entity::find()
             .filter(alert::Column::DeviceId.is_in(ids.iter().copied()))
+            .filter(
+                sea_orm::Condition::any()
+                    .add(alert::Column::ResolvedAt.is_null())
+                    .add(alert::Column::ResolvedAt.gte(recent)),
+            )
             .order_by_asc(alert::Column::Id)
             .all(&self.db)
             .await?
