@@ -114,6 +114,40 @@ pub fn spawn_poller(
     }))
 }
 
+/// Start the camera event subscriptions (PullPoint) in the background; their
+/// notices go to alerting. Stops when `shutdown` fires (unsubscribing).
+pub fn spawn_events(
+    state: &Arc<AppState>,
+    config: crate::fleet::events::EventConfig,
+    shutdown: crate::shutdown::Shutdown,
+) -> tokio::task::JoinHandle<()> {
+    let manager = Arc::new(crate::fleet::events::EventManager::new(
+        state.db.clone(),
+        state.inventory.secrets(),
+        state.discovery.transport().clone(),
+        state.clock.clone(),
+        config,
+    ));
+    let st = state.clone();
+    tokio::spawn(manager.run(shutdown, move |notices| {
+        for n in &notices {
+            if let crate::fleet::poller::Notice::Event {
+                device_id,
+                event: crate::fleet::health::HealthEvent::CameraEvent { topic, summary, .. },
+            } = n
+            {
+                tracing::info!(device = device_id, topic = topic.as_str(), "{summary}");
+            }
+        }
+        let st = st.clone();
+        tokio::spawn(async move {
+            if let Err(e) = st.alerting.process(&notices).await {
+                tracing::warn!(error = %e, "alerting failed");
+            }
+        });
+    }))
+}
+
 /// Start the notification worker (sends the alert outbox) in the background.
 pub fn spawn_notifier(
     state: &Arc<AppState>,

@@ -198,3 +198,72 @@ async fn oxvif_injected_faults_are_classified() {
     // Faults are single-shot: the next call works again.
     assert!(device::get_hostname(&s).await.is_ok());
 }
+
+/// Its event service dispatches on the SOAP action (ours must be the
+/// standard's port-type actions) and answers every lifetime with
+/// TerminationTime = CurrentTime, relative or absolute: the watch switches
+/// to absolute times, then renews on its own count instead of in a loop.
+#[tokio::test]
+async fn event_subscription_against_the_oxvif_mock() {
+    use camfleet::fleet::events::{EventConfig, Next, Stepped, Watch};
+    use camfleet::onvif::ops::Service;
+    use oxvif::mock::AckOnlyOperation;
+    let m = MockServer::builder()
+        .enforce_auth(true)
+        // Renew and Unsubscribe are acknowledged without effect there.
+        .with_acknowledgment_only(AckOnlyOperation::EventsRenew)
+        .with_acknowledgment_only(AckOnlyOperation::EventsUnsubscribe)
+        .start()
+        .await
+        .expect("oxvif mock");
+    let d = onvif::adopt(
+        &transport(),
+        &system_clock(),
+        request(m.device_url().to_string(), Some(admin())),
+    )
+    .await
+    .unwrap();
+    let events_url = d
+        .services
+        .iter()
+        .find(|s| s.service == Some(Service::Events))
+        .map(|s| s.xaddr.parse::<url::Url>().unwrap())
+        .expect("the mock advertises an event service");
+    let clock = system_clock();
+    let mut w = Watch::new(
+        1,
+        session(&m, Some(admin())),
+        events_url,
+        clock.clone(),
+        EventConfig::default(),
+        std::sync::Arc::new(tokio::sync::Semaphore::new(1)),
+    );
+    assert_eq!(w.step().await, Stepped::Subscribed);
+    assert!(w.broken_relative, "TerminationTime == CurrentTime");
+    assert_eq!(w.next(), Next::Renew);
+    assert_eq!(w.step().await, Stepped::Renewed);
+    // Absolute times are answered the same way: renew on our own count.
+    let renew_in = w.renew_at().unwrap() - clock.now_utc();
+    assert!(
+        renew_in > chrono::Duration::seconds(470),
+        "no renew loop: {renew_in}"
+    );
+    assert!(matches!(w.next(), Next::Pull(_)));
+    // It synthesises motion and rule-engine events: read, not watched.
+    for _ in 0..2 {
+        match w.step().await {
+            Stepped::Pulled(msgs) => {
+                assert_eq!(msgs.len(), 1, "{msgs:?}");
+                assert!(
+                    msgs[0].topic.starts_with("VideoSource/MotionAlarm")
+                        || msgs[0].topic.starts_with("RuleEngine/"),
+                    "{msgs:?}"
+                );
+                assert_eq!(camfleet::onvif::events::signal(&msgs[0]), None);
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    w.unsubscribe().await;
+    assert!(w.subscription().is_none());
+}

@@ -1768,3 +1768,90 @@ async fn technicians_set_a_device_poll_interval_and_viewers_cannot() {
     assert_eq!(stored.poll_interval_s, Some(30));
     f.shutdown().await;
 }
+
+#[tokio::test]
+async fn admins_add_camera_event_rules_and_the_device_page_lists_events() {
+    use sea_orm::{ActiveModelTrait, ColumnTrait, QueryFilter};
+    let (app, state) = app().await;
+    state.alerting.ensure_default_rules().await.unwrap();
+    make_user(&state, "root", Role::Admin).await;
+    let f = fleet(1, "").await;
+    let d = adopt_into(&state, &f, 0).await;
+    let (_, cookie) = login(&app, "root", "correct-horse").await;
+    let (_, _, page) = send(&app, get("/alerts/settings", &cookie)).await;
+    assert!(page.contains("Camera storage failure"), "seeded event rule");
+    let csrf = csrf_of(&page);
+    let form = |pairs: &[(&str, &str)]| {
+        let mut s = url::form_urlencoded::Serializer::new(String::new());
+        s.append_pair("csrf", &csrf);
+        for (k, v) in pairs {
+            s.append_pair(k, v);
+        }
+        s.finish()
+    };
+    let (status, _, page) = send(
+        &app,
+        post_form(
+            "/alerts/rules",
+            &cookie,
+            &form(&[
+                ("name", "CPU"),
+                ("topic", "tns1:Monitoring <x>"),
+                ("severity", "minor"),
+            ]),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(page.contains("topic: a topic path"), "{page}");
+    let (status, _, _) = send(
+        &app,
+        post_form(
+            "/alerts/rules",
+            &cookie,
+            &form(&[
+                ("name", "CPU"),
+                ("topic", "/Monitoring/ProcessorUsage/"),
+                ("severity", "minor"),
+            ]),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let rule = camfleet::db::entities::alert_rule::Entity::find()
+        .filter(camfleet::db::entities::alert_rule::Column::Name.eq("CPU"))
+        .one(&state.db)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (rule.kind.as_str(), rule.topic.as_str()),
+        ("event_topic", "Monitoring/ProcessorUsage")
+    );
+    let (_, _, page) = send(&app, get("/audit?action=rule.", &cookie)).await;
+    assert!(page.contains("rule.create"));
+
+    // A stored camera event shows on the device page with its state.
+    camfleet::db::entities::device_event::ActiveModel {
+        device_id: sea_orm::Set(d.id),
+        at: sea_orm::Set(chrono::Utc::now()),
+        topic: sea_orm::Set("Device/HardwareFailure/StorageFailure".into()),
+        operation: sea_orm::Set("Changed".into()),
+        source: sea_orm::Set(serde_json::json!([["Token", "SD_DISK_1"]])),
+        data: sea_orm::Set(serde_json::json!([["Failed", "true"]])),
+        active: sea_orm::Set(Some(true)),
+        ..Default::default()
+    }
+    .insert(&state.db)
+    .await
+    .unwrap();
+    let (status, _, page) = send(&app, get(&format!("/devices/{}", d.id), &cookie)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        page.contains("Device/HardwareFailure/StorageFailure (Changed)"),
+        "{page}"
+    );
+    assert!(page.contains("Token=SD_DISK_1 · Failed=true"), "{page}");
+    assert!(page.contains("Subscription: starting"), "{page}");
+    f.shutdown().await;
+}

@@ -10,6 +10,7 @@ mod m20261126_000004_access;
 mod m20261126_000005_search_index;
 mod m20261126_000006_health;
 mod m20261126_000007_alerts;
+mod m20261126_000008_events;
 
 pub struct Migrator;
 
@@ -24,6 +25,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000005_search_index::Migration),
             Box::new(m20261126_000006_health::Migration),
             Box::new(m20261126_000007_alerts::Migration),
+            Box::new(m20261126_000008_events::Migration),
         ]
     }
 }

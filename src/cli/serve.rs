@@ -43,6 +43,9 @@ pub struct ServeArgs {
     /// Do not poll device health (e.g. a node that only serves the UI).
     #[arg(long)]
     pub no_poll: bool,
+    /// Do not subscribe to camera events (PullPoint). Implied by --no-poll.
+    #[arg(long)]
+    pub no_events: bool,
     /// The address people reach camfleet at, for links in notifications
     /// (e.g. `https://camfleet.example`).
     #[arg(long, env = "CAMFLEET_PUBLIC_URL")]
@@ -67,6 +70,8 @@ pub async fn serve(a: ServeArgs) -> anyhow::Result<()> {
         state.alerting.set_base_url(url);
     }
     let notifier = app::spawn_notifier(&state, shutdown.clone())?;
+    let events = (!a.no_poll && !a.no_events)
+        .then(|| app::spawn_events(&state, Default::default(), shutdown.clone()));
     let poller = (!a.no_poll).then(|| {
         app::spawn_poller(
             &state,
@@ -83,6 +88,9 @@ pub async fn serve(a: ServeArgs) -> anyhow::Result<()> {
     stop.fire();
     if let Some(p) = poller {
         let _ = p.await;
+    }
+    if let Some(e) = events {
+        let _ = e.await;
     }
     let _ = notifier.await;
     Ok(())

@@ -335,6 +335,16 @@ pub async fn demo(a: DemoArgs) -> anyhow::Result<()> {
         .alerting
         .set_base_url(&format!("http://{}", listener.local_addr()?));
     let notifier = crate::app::spawn_notifier(&state, shutdown.clone())?;
+    let events = crate::app::spawn_events(
+        &state,
+        crate::fleet::events::EventConfig {
+            start_spread: Duration::from_secs(5),
+            reconcile_every: Duration::from_secs(10),
+            ..Default::default()
+        },
+        shutdown.clone(),
+    );
+    let storyteller = tokio::spawn(demo_events(fleet.cameras().to_vec(), shutdown.clone()));
     let poller = crate::app::spawn_poller(
         &state,
         crate::fleet::poller::PollerConfig {
@@ -348,7 +358,34 @@ pub async fn demo(a: DemoArgs) -> anyhow::Result<()> {
         .await?;
     stop.fire();
     let _ = poller.await;
+    let _ = events.await;
+    let _ = storyteller.await;
     let _ = notifier.await;
     fleet.shutdown().await;
     Ok(())
+}
+
+/// Something to see in the demo: every 90 s one camera's SD card fails or
+/// recovers, and another's view is covered or uncovered, in turn.
+async fn demo_events(
+    cameras: Vec<std::sync::Arc<crate::sim::SimCamera>>,
+    mut shutdown: crate::shutdown::Shutdown,
+) {
+    use crate::sim::events::SimEvent;
+    if cameras.len() < 2 {
+        return;
+    }
+    let mut round = 0usize;
+    loop {
+        tokio::select! {
+            _ = shutdown.wait() => return,
+            _ = tokio::time::sleep(Duration::from_secs(90)) => {}
+        }
+        let on = round.is_multiple_of(2);
+        let a = &cameras[(round / 2 * 7 + 1) % cameras.len()];
+        let b = &cameras[(round / 2 * 11 + 2) % cameras.len()];
+        a.events.push(SimEvent::storage_failure(on), a.camera_now());
+        b.events.push(SimEvent::tamper(on), b.camera_now());
+        round += 1;
+    }
 }

@@ -27,13 +27,14 @@ use crate::db::entities::{
 };
 use crate::error::{Error, ErrorKind, Result};
 
-pub const KINDS: [&str; 6] = [
+pub const KINDS: [&str; 7] = [
     "offline",
     "unauthorized",
     "replaced",
     "firmware_changed",
     "drift",
     "rebooted",
+    "event_topic",
 ];
 pub const SEVERITIES: [&str; 4] = ["critical", "major", "minor", "info"];
 
@@ -125,15 +126,47 @@ fn opens(rule: &alert_rule::Model, n: &Notice) -> Option<String> {
             "camera clock jumped {} s (reboot or time reset)",
             jump_ms / 1000
         )),
+        (
+            "event_topic",
+            Notice::Event {
+                event:
+                    HealthEvent::CameraEvent {
+                        topic,
+                        active,
+                        summary,
+                    },
+                ..
+            },
+        ) if topic_matches(&rule.topic, topic) && *active != Some(false) => Some(summary.clone()),
         _ => None,
     }
 }
 
-fn resolves(kind: &str, n: &Notice) -> bool {
+/// A rule's topic is a prefix on `/` boundaries; empty matches every
+/// watched topic. Case as the camera sends it is ignored.
+fn topic_matches(rule_topic: &str, topic: &str) -> bool {
+    let want = rule_topic.trim().trim_matches('/');
+    if want.is_empty() {
+        return true;
+    }
+    let (w, t) = (want.to_ascii_lowercase(), topic.to_ascii_lowercase());
+    t == w || t.starts_with(&format!("{w}/"))
+}
+
+fn resolves(rule: &alert_rule::Model, n: &Notice) -> bool {
+    if let Notice::Event {
+        event: HealthEvent::CameraEvent { topic, active, .. },
+        ..
+    } = n
+    {
+        return rule.kind == "event_topic"
+            && *active == Some(false)
+            && topic_matches(&rule.topic, topic);
+    }
     let Notice::Transition { from, to, .. } = n else {
         return false;
     };
-    match kind {
+    match rule.kind.as_str() {
         "offline" => *from == HealthState::Offline && *to != HealthState::Offline,
         "unauthorized" => *from == HealthState::Unauthorized && *to != HealthState::Unauthorized,
         "drift" => *to == HealthState::Online,
@@ -173,12 +206,26 @@ impl Alerting {
             return Ok(());
         }
         let now = self.clock.now_utc();
-        for (name, kind, severity, threshold) in [
-            ("Camera offline", "offline", "critical", None),
-            ("Credentials refused", "unauthorized", "major", None),
-            ("Camera replaced", "replaced", "major", None),
-            ("Firmware changed", "firmware_changed", "info", None),
-            ("Clock drift", "drift", "minor", Some(5_000)),
+        for (name, kind, severity, threshold, topic) in [
+            ("Camera offline", "offline", "critical", None, ""),
+            ("Credentials refused", "unauthorized", "major", None, ""),
+            ("Camera replaced", "replaced", "major", None, ""),
+            ("Firmware changed", "firmware_changed", "info", None, ""),
+            ("Clock drift", "drift", "minor", Some(5_000), ""),
+            (
+                "Camera storage failure",
+                "event_topic",
+                "major",
+                None,
+                "Device/HardwareFailure/StorageFailure",
+            ),
+            (
+                "Camera tampering",
+                "event_topic",
+                "minor",
+                None,
+                "VideoSource",
+            ),
         ] {
             alert_rule::ActiveModel {
                 name: Set(name.into()),
@@ -190,6 +237,7 @@ impl Alerting {
                 cooldown_s: Set(600),
                 enabled: Set(true),
                 created_at: Set(now),
+                topic: Set(topic.into()),
                 ..Default::default()
             }
             .insert(&self.db)
@@ -322,7 +370,7 @@ impl Alerting {
                         .or_default()
                         .push((a.id, dev_id, summary));
                     latest.insert(key, a);
-                } else if resolves(&rule.kind, n)
+                } else if resolves(rule, n)
                     && let Some(a) = live.cloned()
                 {
                     let id = a.id;
@@ -330,8 +378,14 @@ impl Alerting {
                     am.state = Set("resolved".into());
                     am.resolved_at = Set(Some(now));
                     let a = am.update(&txn).await?;
-                    self.history(&txn, id, "resolved", "system", "the device recovered")
-                        .await?;
+                    let why = match n {
+                        Notice::Event {
+                            event: HealthEvent::CameraEvent { summary, .. },
+                            ..
+                        } => summary.clone(),
+                        _ => "the device recovered".into(),
+                    };
+                    self.history(&txn, id, "resolved", "system", &why).await?;
                     report.resolved.push(id);
                     groups
                         .entry((rule.id, dev.site_id, false))
@@ -484,5 +538,32 @@ impl Alerting {
         let a = am.update(&self.db).await?;
         self.history(&self.db, id, "resolved", who, note).await?;
         Ok(a)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::topic_matches;
+
+    #[test]
+    fn rule_topics_match_on_path_boundaries() {
+        assert!(topic_matches("", "Device/HardwareFailure/StorageFailure"));
+        assert!(topic_matches(
+            "VideoSource",
+            "VideoSource/GlobalSceneChange/ImagingService"
+        ));
+        assert!(topic_matches(
+            "/videosource/",
+            "VideoSource/ImageTooBlurry/AnalyticsService"
+        ));
+        assert!(topic_matches(
+            "Device/HardwareFailure/StorageFailure",
+            "Device/HardwareFailure/StorageFailure"
+        ));
+        assert!(!topic_matches("Video", "VideoSource/GlobalSceneChange"));
+        assert!(!topic_matches(
+            "Device/HardwareFailure/Storage",
+            "Device/HardwareFailure/StorageFailure"
+        ));
     }
 }

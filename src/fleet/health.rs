@@ -123,6 +123,14 @@ pub enum HealthEvent {
     DriftHigh {
         drift_ms: i64,
     },
+    /// A camera notification on a watched topic (PullPoint events).
+    CameraEvent {
+        topic: String,
+        /// The condition is on (true), over (false), or has no on/off
+        /// meaning (None: a reboot report).
+        active: Option<bool>,
+        summary: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

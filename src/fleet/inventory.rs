@@ -295,6 +295,13 @@ fn apply(
     }
     am.device_url = Set(a.device_url.clone());
     am.xaddrs = Set(json!(xaddrs));
+    am.events_url = Set(Some(
+        a.services
+            .iter()
+            .find(|s| s.service == Some(crate::onvif::ops::Service::Events))
+            .map(|s| s.xaddr.clone())
+            .unwrap_or_default(),
+    ));
     am.status = Set("online".into());
     am.last_seen = Set(Some(now));
     am.auth_mode = Set(a.auth_mode.map(|m| m.as_str().to_string()));

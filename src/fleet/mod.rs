@@ -6,6 +6,7 @@ pub mod alerting;
 pub mod audit;
 pub mod csv;
 pub mod discovery;
+pub mod events;
 pub mod health;
 pub mod import;
 pub mod inventory;

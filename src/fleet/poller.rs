@@ -120,6 +120,38 @@ impl From<device::Model> for PollTarget {
     }
 }
 
+/// The stored credential, opened.
+pub(crate) fn open_credentials(secrets: &SecretBox, c: &credential::Model) -> Option<Credentials> {
+    Some(Credentials {
+        username: c.username.clone(),
+        password: secrets.open_string(&c.sealed).ok()?,
+    })
+}
+
+/// A session to a stored device with its policy and known auth mode.
+pub(crate) fn device_session(
+    device_url: &str,
+    policy: &serde_json::Value,
+    auth_mode: Option<&str>,
+    creds: Option<Credentials>,
+    transport: &Transport,
+    clock: &SharedClock,
+) -> std::result::Result<DeviceSession, (FaultClass, String)> {
+    let url = url::Url::parse(device_url)
+        .map_err(|e| (FaultClass::Transport, format!("device URL: {e}")))?;
+    let mut policy: DevicePolicy = serde_json::from_value(policy.clone()).unwrap_or_default();
+    if policy.auth_mode.is_none() {
+        policy.auth_mode = auth_mode.and_then(AuthMode::parse);
+    }
+    Ok(DeviceSession::new(
+        transport.clone(),
+        clock.clone(),
+        url,
+        creds,
+        policy,
+    ))
+}
+
 /// Load poll targets (every device, lean columns only).
 pub async fn targets(db: &DatabaseConnection) -> Result<Vec<PollTarget>> {
     targets_where(db, Condition::all()).await
@@ -301,11 +333,7 @@ impl Poller {
         d: &PollTarget,
         creds: &HashMap<i32, credential::Model>,
     ) -> Option<Credentials> {
-        let c = creds.get(&d.credential_id?)?;
-        Some(Credentials {
-            username: c.username.clone(),
-            password: self.secrets.open_string(&c.sealed).ok()?,
-        })
+        open_credentials(&self.secrets, creds.get(&d.credential_id?)?)
     }
 
     /// Poll one device (network only; nothing is written).
@@ -375,19 +403,14 @@ impl Poller {
         (i64, Option<crate::onvif::DeviceInformation>, u32),
         (FaultClass, String),
     > {
-        let url = url::Url::parse(&d.device_url)
-            .map_err(|e| (FaultClass::Transport, format!("device URL: {e}")))?;
-        let mut policy: DevicePolicy = serde_json::from_value(d.policy.clone()).unwrap_or_default();
-        if policy.auth_mode.is_none() {
-            policy.auth_mode = d.auth_mode.as_deref().and_then(AuthMode::parse);
-        }
-        let session = DeviceSession::new(
-            self.transport.clone(),
-            self.clock.clone(),
-            url,
+        let session = device_session(
+            &d.device_url,
+            &d.policy,
+            d.auth_mode.as_deref(),
             creds,
-            policy,
-        );
+            &self.transport,
+            &self.clock,
+        )?;
         let sent_mono = self.clock.monotonic();
         let sent_utc = self.clock.now_utc();
         let t = session

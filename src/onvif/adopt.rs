@@ -321,8 +321,9 @@ pub async fn adopt(
     })
 }
 
-/// GetServices (with capabilities), or GetCapabilities when the device lacks
-/// it or lists no media service. Service addresses are rewritten to the
+/// GetServices (with capabilities), completed from GetCapabilities when the
+/// device lacks it or leaves out media or events (some firmware lists the
+/// event service only there). Service addresses are rewritten to the
 /// reached host and registered with the session.
 pub async fn discover_services(s: &DeviceSession) -> Result<Vec<ServiceInfo>, OnvifError> {
     let mut services = match device::get_services(s).await {
@@ -334,7 +335,8 @@ pub async fn discover_services(s: &DeviceSession) -> Result<Vec<ServiceInfo>, On
     let has_media = services
         .iter()
         .any(|x| matches!(x.service, Some(Service::Media | Service::Media2)));
-    if services.is_empty() || !has_media {
+    let has_events = services.iter().any(|x| x.service == Some(Service::Events));
+    if services.is_empty() || !has_media || !has_events {
         if services.is_empty() {
             s.note_quirk(Quirk::NoGetServices);
         }

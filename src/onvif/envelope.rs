@@ -21,6 +21,27 @@ pub fn request(header: &str, body: &str) -> String {
     s
 }
 
+/// WS-Addressing 1.0 request headers: `Action`, `To`, `MessageID`, and each
+/// serialised ReferenceParameter (already marked `IsReferenceParameter`).
+pub fn addressing(
+    action: &str,
+    to: &str,
+    message_id: &str,
+    reference_parameters: &[String],
+) -> String {
+    let mut h = format!(
+        r#"<wsa:Action xmlns:wsa="{0}">{1}</wsa:Action><wsa:To xmlns:wsa="{0}">{2}</wsa:To><wsa:MessageID xmlns:wsa="{0}">urn:uuid:{3}</wsa:MessageID>"#,
+        ns::WSA_2005,
+        crate::xml::escape(action),
+        crate::xml::escape(to),
+        crate::xml::escape(message_id),
+    );
+    for p in reference_parameters {
+        h.push_str(p);
+    }
+    h
+}
+
 /// SOAP version seen in an answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum SoapVersion {

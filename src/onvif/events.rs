@@ -3,12 +3,16 @@
 //! camfleet turns into health signals, and when to renew a subscription —
 //! including cameras whose relative termination times are broken.
 //!
-//! Pure functions over the tolerant XML tree, tested with answers shaped
-//! as cameras send them. Sending the requests (WS-Addressing headers with
-//! the subscription's ReferenceParameters echoed) is the session's part.
+//! Parsing and timing are pure functions over the tolerant XML tree, tested
+//! with answers shaped as cameras send them. The calls at the bottom send
+//! the requests through [`DeviceSession::call_addressed`] (WS-Addressing
+//! headers, the subscription's ReferenceParameters echoed on every call).
 
 use chrono::{DateTime, Duration, Utc};
 
+use super::error::{OnvifError, OnvifResult};
+use super::ops;
+use super::session::DeviceSession;
 use crate::xml::{Element, Ns, escape};
 
 /// A subscription as the camera granted it.
@@ -59,11 +63,23 @@ fn time(s: Option<String>) -> Option<DateTime<Utc>> {
 /// declared where it is used.
 pub fn to_xml(e: &Element) -> String {
     let mut out = String::new();
-    write_el(e, &mut out, &mut 0);
+    write_el(e, &mut out, &mut 0, "");
     out
 }
 
-fn write_el(e: &Element, out: &mut String, n: &mut usize) {
+/// A ReferenceParameter as it is echoed: marked
+/// `wsa:IsReferenceParameter="true"` as WS-Addressing 1.0 asks.
+fn reference_parameter(e: &Element) -> String {
+    let mut out = String::new();
+    let mark = format!(
+        r#" xmlns:wsa="{}" wsa:IsReferenceParameter="true""#,
+        super::ns::WSA_2005
+    );
+    write_el(e, &mut out, &mut 0, &mark);
+    out
+}
+
+fn write_el(e: &Element, out: &mut String, n: &mut usize, extra: &str) {
     let (tag, decl) = match &e.ns {
         Ns::Uri(uri) => {
             *n += 1;
@@ -78,6 +94,7 @@ fn write_el(e: &Element, out: &mut String, n: &mut usize) {
     out.push('<');
     out.push_str(&tag);
     out.push_str(&decl);
+    out.push_str(extra);
     for a in &e.attrs {
         if matches!(a.ns, Ns::None) {
             out.push_str(&format!(" {}=\"{}\"", a.local, escape(&a.value)));
@@ -86,7 +103,7 @@ fn write_el(e: &Element, out: &mut String, n: &mut usize) {
     out.push('>');
     out.push_str(&escape(&e.text));
     for c in &e.children {
-        write_el(c, out, n);
+        write_el(c, out, n, "");
     }
     out.push_str(&format!("</{tag}>"));
 }
@@ -97,7 +114,7 @@ pub fn parse_subscription(resp: &Element) -> Option<Subscription> {
     let address = reference.text_at(&["Address"])?;
     let reference_parameters = reference
         .child_local("ReferenceParameters")
-        .map(|r| r.children.iter().map(to_xml).collect())
+        .map(|r| r.children.iter().map(reference_parameter).collect())
         .unwrap_or_default();
     Some(Subscription {
         address,
@@ -282,6 +299,107 @@ pub fn termination_value(
     }
 }
 
+fn duration_value(d: std::time::Duration) -> String {
+    format!("PT{}S", d.as_secs().max(1))
+}
+
+/// The subscription's address, or why it is not one.
+fn subscription_url(sub: &Subscription) -> Result<url::Url, String> {
+    url::Url::parse(sub.address.trim())
+        .map_err(|e| format!("subscription address {:?}: {e}", sub.address))
+}
+
+/// CreatePullPointSubscription at the events service. `termination` is
+/// what [`termination_value`] gave. The subscription address is rewritten
+/// like every other address a camera reports (its host may be wrong).
+pub async fn create_pull_point(
+    s: &DeviceSession,
+    events_url: &url::Url,
+    termination: &str,
+) -> OnvifResult<Subscription> {
+    let op = ops::EVENTS_CREATE_PULL_POINT_SUBSCRIPTION;
+    let body = format!(
+        r#"<tev:CreatePullPointSubscription xmlns:tev="{}"><tev:InitialTerminationTime>{}</tev:InitialTerminationTime></tev:CreatePullPointSubscription>"#,
+        op.namespace,
+        escape(termination)
+    );
+    let el = s.call_addressed(op, &body, events_url, &[], None).await?;
+    let mut sub = parse_subscription(&el)
+        .ok_or_else(|| OnvifError::malformed(op.name, "no SubscriptionReference/Address"))?;
+    if let Some(r) = super::address::rewrite(&sub.address, s.device_url()) {
+        if r.changed {
+            s.note_quirk(super::types::Quirk::AddressRewritten {
+                field: "SubscriptionReference".into(),
+                reported: sub.address.clone(),
+            });
+        }
+        sub.address = r.url.to_string();
+    }
+    Ok(sub)
+}
+
+/// PullMessages: a long-poll of up to `wait` for at most `limit` messages.
+/// The HTTP deadline is the wait plus `grace`.
+pub async fn pull_messages(
+    s: &DeviceSession,
+    sub: &Subscription,
+    wait: std::time::Duration,
+    limit: u32,
+    grace: std::time::Duration,
+) -> OnvifResult<Pulled> {
+    let op = ops::EVENTS_PULL_MESSAGES;
+    let body = format!(
+        r#"<tev:PullMessages xmlns:tev="{}"><tev:Timeout>{}</tev:Timeout><tev:MessageLimit>{limit}</tev:MessageLimit></tev:PullMessages>"#,
+        op.namespace,
+        duration_value(wait)
+    );
+    let url = subscription_url(sub).map_err(|m| OnvifError::malformed(op.name, m))?;
+    let el = s
+        .call_addressed(
+            op,
+            &body,
+            &url,
+            &sub.reference_parameters,
+            Some(wait + grace),
+        )
+        .await?;
+    Ok(parse_pulled(&el))
+}
+
+/// Renew: the answer's (CurrentTime, TerminationTime). CurrentTime is
+/// optional in WS-BaseNotification; when absent it is None.
+pub async fn renew(
+    s: &DeviceSession,
+    sub: &Subscription,
+    termination: &str,
+) -> OnvifResult<(Option<DateTime<Utc>>, Option<DateTime<Utc>>)> {
+    let op = ops::SUBSCRIPTION_RENEW;
+    let body = format!(
+        r#"<wsnt:Renew xmlns:wsnt="{}"><wsnt:TerminationTime>{}</wsnt:TerminationTime></wsnt:Renew>"#,
+        op.namespace,
+        escape(termination)
+    );
+    let url = subscription_url(sub).map_err(|m| OnvifError::malformed(op.name, m))?;
+    let el = s
+        .call_addressed(op, &body, &url, &sub.reference_parameters, None)
+        .await?;
+    Ok((
+        time(el.text_at(&["CurrentTime"])),
+        time(el.text_at(&["TerminationTime"])),
+    ))
+}
+
+/// Unsubscribe (best effort when stopping: the camera frees the slot
+/// instead of waiting for the subscription to expire).
+pub async fn unsubscribe(s: &DeviceSession, sub: &Subscription) -> OnvifResult<()> {
+    let op = ops::SUBSCRIPTION_UNSUBSCRIBE;
+    let body = format!(r#"<wsnt:Unsubscribe xmlns:wsnt="{}"/>"#, op.namespace);
+    let url = subscription_url(sub).map_err(|m| OnvifError::malformed(op.name, m))?;
+    s.call_addressed(op, &body, &url, &sub.reference_parameters, None)
+        .await?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -336,7 +454,9 @@ mod tests {
         assert_eq!(s.address, "http://10.0.0.7/onvif/Subscription?Idx=3");
         assert_eq!(
             s.reference_parameters,
-            ["<r1:SubscriptionId xmlns:r1=\"urn:vendor:sub\">7&amp;x</r1:SubscriptionId>"]
+            [
+                "<r1:SubscriptionId xmlns:r1=\"urn:vendor:sub\" xmlns:wsa=\"http://www.w3.org/2005/08/addressing\" wsa:IsReferenceParameter=\"true\">7&amp;x</r1:SubscriptionId>"
+            ]
         );
         assert_eq!(
             s.termination_time.unwrap() - s.current_time.unwrap(),

@@ -25,3 +25,5 @@ pub const TAN: &str = "http://www.onvif.org/ver20/analytics/wsdl";
 pub const WSA_2004: &str = "http://schemas.xmlsoap.org/ws/2004/08/addressing";
 pub const WSD: &str = "http://schemas.xmlsoap.org/ws/2005/04/discovery";
 pub const DN: &str = "http://www.onvif.org/ver10/network/wsdl";
+pub const WSNT: &str = "http://docs.oasis-open.org/wsn/b-2";
+pub const WSA_2005: &str = "http://www.w3.org/2005/08/addressing";

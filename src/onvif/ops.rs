@@ -18,12 +18,20 @@ pub struct Operation {
     pub namespace: &'static str,
     /// Which service endpoint answers it.
     pub service: Service,
+    /// The SOAP action when it is not `{namespace}/{name}`: the event
+    /// operations take theirs from the WSDL port type
+    /// (`…/EventPortType/CreatePullPointSubscriptionRequest`).
+    pub explicit_action: Option<&'static str>,
 }
 
 impl Operation {
-    /// The SOAP action URI: `{namespace}/{name}` for every ONVIF service we use.
+    /// The SOAP action URI: `{namespace}/{name}` for the device and media
+    /// services, the declared one for events and WS-BaseNotification.
     pub fn action(&self) -> String {
-        format!("{}/{}", self.namespace, self.name)
+        match self.explicit_action {
+            Some(a) => a.to_string(),
+            None => format!("{}/{}", self.namespace, self.name),
+        }
     }
 }
 
@@ -83,15 +91,20 @@ pub const ALL_SERVICES: [Service; 11] = [
 ];
 
 macro_rules! ops {
-    ($($konst:ident = $svc:ident $name:literal;)*) => {
+    ($($konst:ident = $svc:ident $name:literal $(in $nsuri:ident)? $(action $action:literal)?;)*) => {
         $(pub const $konst: Operation = Operation {
             name: $name,
-            namespace: Service::$svc.namespace(),
+            namespace: ops!(@ns $svc $($nsuri)?),
             service: Service::$svc,
+            explicit_action: ops!(@action $($action)?),
         };)*
         /// Every operation the client can send.
         pub const ALL: &[Operation] = &[$($konst),*];
     };
+    (@ns $svc:ident) => { Service::$svc.namespace() };
+    (@ns $svc:ident $nsuri:ident) => { ns::$nsuri };
+    (@action) => { None };
+    (@action $action:literal) => { Some($action) };
 }
 
 ops! {
@@ -113,4 +126,14 @@ ops! {
     MEDIA2_GET_STREAM_URI = Media2 "GetStreamUri";
     MEDIA2_GET_SNAPSHOT_URI = Media2 "GetSnapshotUri";
     MEDIA2_GET_VIDEO_ENCODER_CONFIGURATIONS = Media2 "GetVideoEncoderConfigurations";
+    EVENTS_CREATE_PULL_POINT_SUBSCRIPTION = Events "CreatePullPointSubscription"
+        action "http://www.onvif.org/ver10/events/wsdl/EventPortType/CreatePullPointSubscriptionRequest";
+    EVENTS_PULL_MESSAGES = Events "PullMessages"
+        action "http://www.onvif.org/ver10/events/wsdl/PullPointSubscription/PullMessagesRequest";
+    // Sent to the subscription's own address (not the events service), with
+    // its ReferenceParameters echoed; elements in WS-BaseNotification.
+    SUBSCRIPTION_RENEW = Events "Renew" in WSNT
+        action "http://docs.oasis-open.org/wsn/bw-2/SubscriptionManager/RenewRequest";
+    SUBSCRIPTION_UNSUBSCRIBE = Events "Unsubscribe" in WSNT
+        action "http://docs.oasis-open.org/wsn/bw-2/SubscriptionManager/UnsubscribeRequest";
 }

@@ -89,6 +89,14 @@ struct State {
     http_date: Option<(chrono::DateTime<chrono::Utc>, Duration)>,
 }
 
+/// Where one call goes: the URL, WS-Addressing (with the ReferenceParameters
+/// to echo) when the call needs it, and its deadline.
+struct Dest {
+    url: Url,
+    addressing: Option<Vec<String>>,
+    timeout: Option<Duration>,
+}
+
 pub struct DeviceSession {
     transport: Transport,
     conn: DeviceConn,
@@ -193,6 +201,14 @@ impl DeviceSession {
         self.policy.timeout_ms.map(Duration::from_millis)
     }
 
+    fn dest_for(&self, op: Operation) -> Dest {
+        Dest {
+            url: self.url_for(op.service),
+            addressing: None,
+            timeout: self.timeout(),
+        }
+    }
+
     fn url_for(&self, service: Service) -> Url {
         if service == Service::Device {
             return self.device_url.clone();
@@ -211,7 +227,8 @@ impl DeviceSession {
             r#"<tds:GetSystemDateAndTime xmlns:tds="{}"/>"#,
             op.namespace
         );
-        let el = match self.exchange(op, &body, AuthMode::None).await? {
+        let dest = self.dest_for(op);
+        let el = match self.exchange(op, &body, AuthMode::None, &dest).await? {
             Outcome::Body(el) => el,
             other => {
                 let err = self.outcome_error(op, other);
@@ -223,7 +240,7 @@ impl DeviceSession {
                 // refusal's HTTP Date header is the camera's clock to the
                 // second: anchor on it provisionally when we have nothing better.
                 self.anchor_on_http_date();
-                self.call_inner(op, &body, false).await?
+                self.call_inner(op, &body, false, &dest).await?
             }
         };
         let t = parse_system_date_time(&el).ok_or_else(|| {
@@ -272,7 +289,28 @@ impl DeviceSession {
 
     /// Call an operation with authentication as the device needs it.
     pub async fn call(&self, op: Operation, body: &str) -> OnvifResult<Element> {
-        self.call_inner(op, body, true).await
+        self.call_inner(op, body, true, &self.dest_for(op)).await
+    }
+
+    /// Call an operation at an address of the camera's choosing (an event
+    /// subscription) with WS-Addressing headers: `To`, `Action`, a fresh
+    /// `MessageID`, and the subscription's ReferenceParameters echoed, as
+    /// the WS-BaseNotification operations require. `timeout` replaces the
+    /// device's deadline (a PullMessages long-poll outlasts it).
+    pub async fn call_addressed(
+        &self,
+        op: Operation,
+        body: &str,
+        to: &Url,
+        reference_parameters: &[String],
+        timeout: Option<Duration>,
+    ) -> OnvifResult<Element> {
+        let dest = Dest {
+            url: to.clone(),
+            addressing: Some(reference_parameters.to_vec()),
+            timeout: timeout.or(self.timeout()),
+        };
+        self.call_inner(op, body, true, &dest).await
     }
 
     async fn call_inner(
@@ -280,18 +318,19 @@ impl DeviceSession {
         op: Operation,
         body: &str,
         may_resync: bool,
+        dest: &Dest,
     ) -> OnvifResult<Element> {
         if self.creds.is_none() {
-            return match self.exchange(op, body, AuthMode::None).await? {
+            return match self.exchange(op, body, AuthMode::None, dest).await? {
                 Outcome::Body(el) => Ok(el),
                 other => Err(self.outcome_error(op, other)),
             };
         }
         let mode = match self.auth_mode() {
             Some(m) => m,
-            None => return self.detect_and_call(op, body, may_resync).await,
+            None => return self.detect_and_call(op, body, may_resync, dest).await,
         };
-        match self.exchange(op, body, mode).await? {
+        match self.exchange(op, body, mode, dest).await? {
             Outcome::Body(el) => Ok(el),
             other => {
                 let err = self.outcome_error(op, other);
@@ -301,10 +340,10 @@ impl DeviceSession {
                 if mode == AuthMode::None {
                     // Anonymous worked for something else; this needs auth.
                     self.lock().auth_mode = None;
-                    return self.detect_and_call(op, body, may_resync).await;
+                    return self.detect_and_call(op, body, may_resync, dest).await;
                 }
                 if mode.uses_wsse() && may_resync && self.resync_after_auth_fault().await {
-                    return match self.exchange(op, body, mode).await? {
+                    return match self.exchange(op, body, mode, dest).await? {
                         Outcome::Body(el) => Ok(el),
                         other => Err(self.outcome_error(op, other)),
                     };
@@ -325,8 +364,9 @@ impl DeviceSession {
         op: Operation,
         body: &str,
         may_resync: bool,
+        dest: &Dest,
     ) -> OnvifResult<Element> {
-        let first = self.exchange(op, body, AuthMode::None).await?;
+        let first = self.exchange(op, body, AuthMode::None, dest).await?;
         let mode = match first {
             Outcome::Body(el) => {
                 self.lock().auth_mode = Some(AuthMode::None);
@@ -334,7 +374,7 @@ impl DeviceSession {
             }
             Outcome::Challenge(h) => {
                 self.take_challenge(&h);
-                match self.exchange(op, body, AuthMode::HttpDigest).await? {
+                match self.exchange(op, body, AuthMode::HttpDigest, dest).await? {
                     Outcome::Body(el) => {
                         self.lock().auth_mode = Some(AuthMode::HttpDigest);
                         return Ok(el);
@@ -362,7 +402,7 @@ impl DeviceSession {
         // WS-Security (alone, or on top of Digest).
         let mut resynced = !may_resync;
         loop {
-            match self.exchange(op, body, mode).await? {
+            match self.exchange(op, body, mode, dest).await? {
                 Outcome::Body(el) => {
                     self.lock().auth_mode = Some(mode);
                     return Ok(el);
@@ -370,7 +410,7 @@ impl DeviceSession {
                 Outcome::Challenge(h) if mode == AuthMode::WsSecurity => {
                     // HTTP layer wants Digest too.
                     self.take_challenge(&h);
-                    match self.exchange(op, body, AuthMode::Both).await? {
+                    match self.exchange(op, body, AuthMode::Both, dest).await? {
                         Outcome::Body(el) => {
                             self.lock().auth_mode = Some(AuthMode::Both);
                             return Ok(el);
@@ -396,8 +436,14 @@ impl DeviceSession {
     /// One request/answer, including the Digest handshake when `mode` uses
     /// it. Transport failures come back as errors; everything the device said
     /// comes back as an [`Outcome`].
-    async fn exchange(&self, op: Operation, body: &str, mode: AuthMode) -> OnvifResult<Outcome> {
-        let url = self.url_for(op.service);
+    async fn exchange(
+        &self,
+        op: Operation,
+        body: &str,
+        mode: AuthMode,
+        dest: &Dest,
+    ) -> OnvifResult<Outcome> {
+        let url = &dest.url;
         let content_type = format!(
             "application/soap+xml; charset=utf-8; action=\"{}\"",
             op.action()
@@ -406,9 +452,9 @@ impl DeviceSession {
         let mut attempts = 0;
         loop {
             attempts += 1;
-            let envelope_text = self.envelope(body, mode);
+            let envelope_text = self.envelope(op, body, mode, dest);
             let authorization = if mode.uses_digest() {
-                let (a, fresh) = self.digest_authorization(&url, envelope_text.as_bytes());
+                let (a, fresh) = self.digest_authorization(url, envelope_text.as_bytes());
                 fresh_challenge |= fresh;
                 a
             } else {
@@ -417,11 +463,11 @@ impl DeviceSession {
             let reply = self
                 .conn
                 .post(
-                    &url,
+                    url,
                     &content_type,
                     envelope_text,
                     authorization.as_deref(),
-                    self.timeout(),
+                    dest.timeout,
                 )
                 .await
                 .map_err(|e| transport_error(op, e))?;
@@ -519,8 +565,8 @@ impl DeviceSession {
         }
     }
 
-    fn envelope(&self, body: &str, mode: AuthMode) -> String {
-        let header = match (&self.creds, mode.uses_wsse()) {
+    fn envelope(&self, op: Operation, body: &str, mode: AuthMode, dest: &Dest) -> String {
+        let mut header = match (&self.creds, mode.uses_wsse()) {
             (Some(c), true) => wsse::security_header(
                 &c.username,
                 &c.password,
@@ -529,6 +575,14 @@ impl DeviceSession {
             ),
             _ => String::new(),
         };
+        if let Some(params) = &dest.addressing {
+            header.push_str(&envelope::addressing(
+                &op.action(),
+                dest.url.as_str(),
+                &uuid::Uuid::new_v4().to_string(),
+                params,
+            ));
+        }
         envelope::request(&header, body)
     }
 

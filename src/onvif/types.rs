@@ -80,6 +80,9 @@ pub enum Quirk {
     XAddrFallback { used: String },
     /// Answers had to be read past broken XML.
     MalformedXmlTolerated,
+    /// Event subscriptions mishandle relative (`PT600S`) termination
+    /// times; absolute times are sent instead.
+    BrokenRelativeTime,
 }
 
 /// One advertised service endpoint.

@@ -42,6 +42,8 @@ pub struct SimCamera {
     pub clock: SharedClock,
     /// SOAP and snapshot requests received (tests count retries with it).
     pub requests: std::sync::atomic::AtomicU64,
+    /// PullPoint subscriptions and the events queued on them.
+    pub events: super::events::SimEvents,
     nonce_secret: [u8; 16],
     seen_nonces: Mutex<VecDeque<String>>,
 }
@@ -75,6 +77,7 @@ impl SimCamera {
             reported_authority,
             clock,
             requests: std::sync::atomic::AtomicU64::new(0),
+            events: Default::default(),
             nonce_secret,
             seen_nonces: Mutex::new(VecDeque::new()),
         }
@@ -234,6 +237,17 @@ async fn handle_inner(cam: &Arc<SimCamera>, req: Request<Incoming>) -> Resp {
         rtsp_authority: cam.rtsp_authority.clone(),
     };
     let now = cam.camera_now();
+    if super::events::is_event_op(op) && !q.no_events {
+        let header = root.child_local("Header");
+        return match cam
+            .events
+            .handle(header, op, now, &cam.reported_authority, q.broken_relative)
+            .await
+        {
+            Ok(body) => envelope_response(&cam, StatusCode::OK, &body),
+            Err(f) => fault_response(&cam, &f),
+        };
+    }
     let result = {
         let st = cam.lock();
         state::handle(&st, q, &prefixes, &addressing, now, op)

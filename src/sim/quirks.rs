@@ -56,6 +56,10 @@ pub struct Quirks {
     pub media2: bool,
     /// Prepends a UTF-8 byte-order mark to answers.
     pub bom: bool,
+    /// No event service at all.
+    pub no_events: bool,
+    /// Answers relative subscription lifetimes with TerminationTime = now.
+    pub broken_relative: bool,
 }
 
 impl Default for Quirks {
@@ -81,6 +85,8 @@ impl Default for Quirks {
             no_get_services: false,
             media2: true,
             bom: false,
+            no_events: false,
+            broken_relative: false,
         }
     }
 }
@@ -124,6 +130,8 @@ impl Quirks {
                 "no-getservices" => self.no_get_services = true,
                 "media1" => self.media2 = false,
                 "bom" => self.bom = true,
+                "no-events" => self.no_events = true,
+                "broken-relative" => self.broken_relative = true,
                 other => return Err(format!("unknown quirk {other:?}")),
             }
         }
@@ -174,6 +182,7 @@ impl Quirks {
         q.no_get_services = next() % 8 == 0;
         q.media2 = next() % 3 != 0;
         q.bom = next() % 8 == 0;
+        q.broken_relative = next() % 6 == 0;
         q
     }
 }

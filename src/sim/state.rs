@@ -240,6 +240,7 @@ pub fn handle(
     let dev = format!("http://{}/onvif/device_service", a.http_authority);
     let media_x = format!("http://{}/onvif/media_service", a.http_authority);
     let media2_x = format!("http://{}/onvif/media2_service", a.http_authority);
+    let events_x = format!("http://{}/onvif/events_service", a.http_authority);
     Ok(match (op, media2) {
         ("GetSystemDateAndTime", false) => {
             let date = |t: DateTime<Utc>| {
@@ -301,11 +302,21 @@ pub fn handle(
             if q.media2 {
                 out.push_str(&svc(ns::TR2, &media2_x, ""));
             }
+            if !q.no_events {
+                out.push_str(&svc(ns::TEV, &events_x, ""));
+            }
             out.push_str(&format!("</{tds}:GetServicesResponse>"));
             out
         }
         ("GetCapabilities", false) => format!(
-            "<{tds}:GetCapabilitiesResponse><{tds}:Capabilities><{tt}:Device><{tt}:XAddr>{dev}</{tt}:XAddr></{tt}:Device><{tt}:Media><{tt}:XAddr>{media_x}</{tt}:XAddr><{tt}:StreamingCapabilities><{tt}:RTP_TCP>true</{tt}:RTP_TCP></{tt}:StreamingCapabilities></{tt}:Media></{tds}:Capabilities></{tds}:GetCapabilitiesResponse>"
+            "<{tds}:GetCapabilitiesResponse><{tds}:Capabilities><{tt}:Device><{tt}:XAddr>{dev}</{tt}:XAddr></{tt}:Device><{tt}:Media><{tt}:XAddr>{media_x}</{tt}:XAddr><{tt}:StreamingCapabilities><{tt}:RTP_TCP>true</{tt}:RTP_TCP></{tt}:StreamingCapabilities></{tt}:Media>{}</{tds}:Capabilities></{tds}:GetCapabilitiesResponse>",
+            if q.no_events {
+                String::new()
+            } else {
+                format!(
+                    "<{tt}:Events><{tt}:XAddr>{events_x}</{tt}:XAddr><{tt}:WSSubscriptionPolicySupport>false</{tt}:WSSubscriptionPolicySupport><{tt}:WSPullPointSupport>true</{tt}:WSPullPointSupport></{tt}:Events>"
+                )
+            }
         ),
         ("GetScopes", false) => {
             let mut out = format!("<{tds}:GetScopesResponse>");

@@ -329,6 +329,7 @@ pub async fn rule_update(
         .await?
         .ok_or_else(|| WebError(Error::new(ErrorKind::NotFound, format!("no rule {id}"))))?;
     let severity = f.get("severity");
+    let topic = f.get("topic").trim().trim_matches('/').to_string();
     let cooldown = f.get("cooldown_s").trim().parse::<i32>();
     let threshold = f.get("threshold_ms");
     let threshold = if threshold.trim().is_empty() {
@@ -342,6 +343,8 @@ pub async fn rule_update(
         "cooldown: 0–86400 seconds"
     } else if !threshold.as_ref().is_ok_and(|t| t.is_none_or(|t| t > 0)) {
         "threshold: a positive number of milliseconds"
+    } else if rule.kind == "event_topic" && !valid_topic(&topic) {
+        TOPIC_RULE
     } else {
         ""
     };
@@ -356,8 +359,12 @@ pub async fn rule_update(
         return Ok((StatusCode::UNPROCESSABLE_ENTITY, p).into_response());
     }
     let before = json!({"severity": rule.severity, "site_ids": rule.site_ids, "channel_ids": rule.channel_ids,
-        "cooldown_s": rule.cooldown_s, "threshold_ms": rule.threshold_ms, "enabled": rule.enabled});
+        "cooldown_s": rule.cooldown_s, "threshold_ms": rule.threshold_ms, "enabled": rule.enabled, "topic": rule.topic});
+    let is_event = rule.kind == "event_topic";
     let mut am = rule.into_active_model();
+    if is_event {
+        am.topic = Set(topic);
+    }
     am.severity = Set(severity);
     am.cooldown_s = Set(cooldown.unwrap_or(600));
     am.threshold_ms = Set(threshold.unwrap_or(None));
@@ -375,7 +382,81 @@ pub async fn rule_update(
             before: Some(before),
             after: Some(
                 json!({"severity": r.severity, "site_ids": r.site_ids, "channel_ids": r.channel_ids,
-                "cooldown_s": r.cooldown_s, "threshold_ms": r.threshold_ms, "enabled": r.enabled}),
+                "cooldown_s": r.cooldown_s, "threshold_ms": r.threshold_ms, "enabled": r.enabled, "topic": r.topic}),
+            ),
+        },
+    )
+    .await?;
+    Ok(Redirect::to("/alerts/settings").into_response())
+}
+
+const TOPIC_RULE: &str = "topic: a topic path such as Device/HardwareFailure/StorageFailure (letters, digits, / _ - . only, at most 200)";
+
+/// An event topic path (without namespace prefix); empty means every
+/// watched topic.
+fn valid_topic(t: &str) -> bool {
+    t.len() <= 200
+        && t.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '/' | '_' | '-' | '.'))
+}
+
+/// A new camera-event rule (the other kinds exist once each).
+pub async fn rule_create(
+    AxState(state): AxState<State>,
+    Extension(me): Extension<CurrentUser>,
+    RawForm(raw): RawForm,
+) -> Result<Response, WebError> {
+    let f = FormFields::parse(&raw);
+    me.check_csrf(&f.get("csrf"))?;
+    me.require(me.role.can_manage_users())?;
+    let name = f.text("name");
+    let topic = f.get("topic").trim().trim_matches('/').to_string();
+    let severity = f.get("severity");
+    let error = if name.is_empty() || name.chars().count() > 100 {
+        "name: required, at most 100 characters"
+    } else if !crate::fleet::alerting::SEVERITIES.contains(&severity.as_str()) {
+        "severity: critical, major, minor or info"
+    } else if !valid_topic(&topic) {
+        TOPIC_RULE
+    } else {
+        ""
+    };
+    if !error.is_empty() {
+        let p = page(
+            &state,
+            me,
+            String::new(),
+            format!("Rule not added — {error}"),
+        )
+        .await?;
+        return Ok((StatusCode::UNPROCESSABLE_ENTITY, p).into_response());
+    }
+    let now = state.clock.now_utc();
+    let r = alert_rule::ActiveModel {
+        name: Set(name),
+        kind: Set("event_topic".into()),
+        severity: Set(severity),
+        site_ids: Set(json!([])),
+        threshold_ms: Set(None),
+        channel_ids: Set(json!([])),
+        cooldown_s: Set(600),
+        enabled: Set(true),
+        created_at: Set(now),
+        topic: Set(topic),
+        ..Default::default()
+    }
+    .insert(&state.db)
+    .await?;
+    me.audit(
+        &state.db,
+        now,
+        Entry {
+            action: "rule.create",
+            target_kind: "rule",
+            target_id: r.id.to_string(),
+            before: None,
+            after: Some(
+                json!({"name": r.name, "kind": r.kind, "topic": r.topic, "severity": r.severity}),
             ),
         },
     )

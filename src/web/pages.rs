@@ -613,6 +613,13 @@ pub async fn devices(
         .into_response())
 }
 
+pub struct EventRow {
+    pub at: chrono::DateTime<chrono::Utc>,
+    pub topic: String,
+    pub state: &'static str,
+    pub details: String,
+}
+
 #[derive(Template, WebTemplate)]
 #[template(path = "device.html")]
 pub struct DevicePage {
@@ -620,6 +627,8 @@ pub struct DevicePage {
     pub d: device::Model,
     pub site: String,
     pub transitions: Vec<crate::db::entities::device_transition::Model>,
+    /// Camera events on watched topics, newest first: (when, topic, state, details).
+    pub events: Vec<EventRow>,
     /// Server-rendered SVG charts: (title, svg).
     pub charts: Vec<(String, String)>,
     pub drift: String,
@@ -664,6 +673,44 @@ pub async fn device(
         .limit(50)
         .all(&state.db)
         .await?;
+    let events = crate::db::entities::device_event::Entity::find()
+        .filter(crate::db::entities::device_event::Column::DeviceId.eq(id))
+        .order_by_desc(crate::db::entities::device_event::Column::Id)
+        .limit(30)
+        .all(&state.db)
+        .await?
+        .into_iter()
+        .map(|e| {
+            let items = |v: &serde_json::Value| {
+                v.as_array()
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(|p| Some(format!("{}={}", p[0].as_str()?, p[1].as_str()?)))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    })
+                    .unwrap_or_default()
+            };
+            EventRow {
+                at: e.at,
+                state: match e.active {
+                    Some(true) => "on",
+                    Some(false) => "off",
+                    None => "",
+                },
+                details: [items(&e.source), items(&e.data)]
+                    .into_iter()
+                    .filter(|s| !s.is_empty())
+                    .collect::<Vec<_>>()
+                    .join(" · "),
+                topic: if e.operation.is_empty() {
+                    e.topic
+                } else {
+                    format!("{} ({})", e.topic, e.operation)
+                },
+            }
+        })
+        .collect();
     let charts = health_charts(&state, id).await?;
     let drift = d.drift_ms.map(human_drift).unwrap_or_default();
     Ok(DevicePage {
@@ -671,6 +718,7 @@ pub async fn device(
         d,
         site,
         transitions,
+        events,
         charts,
         drift,
         profiles,

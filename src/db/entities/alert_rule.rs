@@ -7,7 +7,8 @@ pub struct Model {
     #[sea_orm(primary_key)]
     pub id: i32,
     pub name: String,
-    /// `offline`, `unauthorized`, `replaced`, `firmware_changed`, `drift`, `rebooted`.
+    /// `offline`, `unauthorized`, `replaced`, `firmware_changed`, `drift`, `rebooted`,
+    /// `event_topic`.
     pub kind: String,
     /// `critical`, `major`, `minor`, `info`.
     pub severity: String,
@@ -21,6 +22,9 @@ pub struct Model {
     pub cooldown_s: i32,
     pub enabled: bool,
     pub created_at: DateTimeUtc,
+    /// For `event_topic`: the topic prefix (without namespace prefix),
+    /// e.g. `Device/HardwareFailure/StorageFailure`; empty: every watched topic.
+    pub topic: String,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

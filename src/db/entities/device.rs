@@ -58,6 +58,11 @@ pub struct Model {
     pub last_info_at: Option<DateTimeUtc>,
     /// Per-device poll interval override (seconds).
     pub poll_interval_s: Option<i32>,
+    /// The event service (migration 8): None until looked up, empty when
+    /// the device has none.
+    pub events_url: Option<String>,
+    /// How the event subscription fares, for the device page.
+    pub events_status: String,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

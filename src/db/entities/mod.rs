@@ -9,6 +9,7 @@ pub mod audit_log;
 pub mod credential;
 pub mod delivery;
 pub mod device;
+pub mod device_event;
 pub mod device_profile;
 pub mod device_transition;
 pub mod discovery_result;
