@@ -50,6 +50,10 @@ pub struct PollBench {
     pub user: String,
     #[arg(long, default_value = "admin")]
     pub password: String,
+    /// After the cycles, keep event subscriptions (PullPoint) to every
+    /// answering camera for this many seconds and report their cost.
+    #[arg(long, default_value_t = 0)]
+    pub events_secs: u64,
 }
 
 #[derive(Args, Debug)]
@@ -479,6 +483,7 @@ async fn poll(a: PollBench) -> anyhow::Result<()> {
             .exec(&db)
             .await?;
     }
+    let secrets_for_events = secrets.clone();
     let poller = crate::fleet::poller::Poller::new(
         db.clone(),
         secrets,
@@ -539,6 +544,9 @@ async fn poll(a: PollBench) -> anyhow::Result<()> {
         }
     }
     println!("states: {by_state:?}; misclassified: {wrong}");
+    if a.events_secs > 0 {
+        events(&db, &secrets_for_events, &a).await?;
+    }
     // Peak RSS counts mapped database pages too; split what is resident now.
     if let Ok(status) = std::fs::read_to_string("/proc/self/status") {
         let pick: Vec<&str> = status
@@ -565,6 +573,101 @@ async fn poll(a: PollBench) -> anyhow::Result<()> {
     }
     drop(db);
     let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+/// Subscribe to every answering camera's events and hold the subscriptions
+/// (long-polls) for `--events-secs`: how many get subscribed, how fast, and
+/// what they cost in memory and file descriptors.
+async fn events(
+    db: &sea_orm::DatabaseConnection,
+    secrets: &std::sync::Arc<crate::secrets::SecretBox>,
+    a: &PollBench,
+) -> anyhow::Result<()> {
+    use crate::db::entities::device;
+    use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
+    // The simulator serves events at the device address's host and port.
+    for d in device::Entity::find().all(db).await? {
+        let url = d
+            .device_url
+            .replace("/onvif/device_service", "/onvif/events_service");
+        device::Entity::update_many()
+            .col_expr(
+                device::Column::EventsUrl,
+                sea_orm::sea_query::Expr::value(url),
+            )
+            .filter(device::Column::Id.eq(d.id))
+            .exec(db)
+            .await?;
+    }
+    let eligible = device::Entity::find()
+        .filter(device::Column::Status.is_in(["online", "degraded"]))
+        .count(db)
+        .await?;
+    let manager = std::sync::Arc::new(crate::fleet::events::EventManager::new(
+        db.clone(),
+        secrets.clone(),
+        crate::onvif::Transport::new(crate::onvif::TransportConfig::default())?,
+        SystemClock::shared(),
+        crate::fleet::events::EventConfig {
+            start_spread: Duration::from_secs(10),
+            reconcile_every: Duration::from_secs(5),
+            ..Default::default()
+        },
+    ));
+    let (stop, shutdown) = crate::shutdown::channel();
+    let cpu0 = usage().cpu;
+    let t0 = Instant::now();
+    let task = tokio::spawn(manager.run(shutdown, |_| {}));
+    let mut all_at = None;
+    while t0.elapsed() < Duration::from_secs(a.events_secs) {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let subscribed = device::Entity::find()
+            .filter(device::Column::EventsStatus.like("subscribed%"))
+            .count(db)
+            .await?;
+        if all_at.is_none() && subscribed >= eligible {
+            all_at = Some(t0.elapsed());
+        }
+    }
+    let subscribed = device::Entity::find()
+        .filter(device::Column::EventsStatus.like("subscribed%"))
+        .count(db)
+        .await?;
+    let fds = std::fs::read_dir("/proc/self/fd")
+        .map(|d| d.count())
+        .unwrap_or(0);
+    let cpu = usage().cpu - cpu0;
+    let mut others: std::collections::BTreeMap<String, usize> = Default::default();
+    for d in device::Entity::find()
+        .filter(device::Column::EventsStatus.not_like("subscribed%"))
+        .all(db)
+        .await?
+    {
+        // "retrying at HH:MM:SS UTC: class: message" → "class: message".
+        let why = d
+            .events_status
+            .split_once(" UTC: ")
+            .map(|(_, w)| w)
+            .unwrap_or(&d.events_status);
+        *others.entry(why.chars().take(80).collect()).or_default() += 1;
+    }
+    if !others.is_empty() {
+        println!("events: not subscribed: {others:?}");
+    }
+    println!(
+        "events: {subscribed} of {eligible} answering cameras subscribed{}; held {} s: CPU {:.2?}, peak RSS {} MiB, open fds {fds}",
+        all_at
+            .map(|t| format!(" (all within {t:.1?}, starts spread over 10 s)"))
+            .unwrap_or_default(),
+        a.events_secs,
+        cpu,
+        usage().max_rss_kib / 1024
+    );
+    let t1 = Instant::now();
+    stop.fire();
+    let _ = task.await;
+    println!("events: stopped (unsubscribing) in {:.2?}", t1.elapsed());
     Ok(())
 }
 

@@ -527,7 +527,7 @@ impl EventManager {
                 Duration::from_millis((d.id.unsigned_abs() as u64 * 2_654_435_761) % spread_ms);
             let start = now + chrono::Duration::from_std(offset).unwrap_or_default();
             let (stop, stopped) = crate::shutdown::channel();
-            let task = tokio::spawn(watch_device(
+            let fut = watch_device(
                 d.id,
                 d.events_url.clone(),
                 session,
@@ -537,7 +537,8 @@ impl EventManager {
                 start,
                 tx.clone(),
                 stopped,
-            ));
+            );
+            let task = tokio::spawn(fut);
             running.insert(d.id, Running { stop, task });
         }
         // Old notifications go (bounded table).

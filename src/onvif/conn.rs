@@ -169,6 +169,11 @@ impl DeviceConn {
         let _ = stream.set_nodelay(true);
         let (sender, conn) = http1::Builder::new()
             .ignore_invalid_headers_in_responses(true)
+            // Headers of a camera answer fit easily; the read buffer is not
+            // left to grow to hyper's 400 KiB default on a long-lived
+            // connection (one per event subscription).
+            .max_buf_size(16 * 1024)
+            .writev(true)
             .handshake(TokioIo::new(stream))
             .await
             .map_err(|e| TransportError::Io(format!("HTTP handshake with {authority}: {e}")))?;
