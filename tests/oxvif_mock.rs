@@ -267,3 +267,76 @@ async fn event_subscription_against_the_oxvif_mock() {
     w.unsubscribe().await;
     assert!(w.subscription().is_none());
 }
+
+/// Writes against a device we did not write: they persist there and are
+/// read back. Its SetNTP keeps only DNS names and drops IPv4 servers: the
+/// verify step must call that a write that did not stick.
+#[tokio::test]
+async fn provisioning_writes_against_the_oxvif_mock() {
+    use camfleet::fleet::audit::Actor;
+    use camfleet::fleet::provision::{ProfileSpec, Provisioner, ServersSpec, UserSpec};
+    let m = mock(true).await;
+    let db = test_db().await;
+    let secrets = std::sync::Arc::new(camfleet::secrets::SecretBox::from_key(1, &[3u8; 32]));
+    let clock = system_clock();
+    let inv =
+        camfleet::fleet::inventory::Inventory::new(db.clone(), secrets.clone(), clock.clone());
+    let a = onvif::adopt(
+        &transport(),
+        &clock,
+        request(m.device_url().to_string(), Some(admin())),
+    )
+    .await
+    .unwrap();
+    let (d, _) = inv
+        .record_adoption(&a, None, &[], Some(&admin()), None, &Actor::system())
+        .await
+        .unwrap();
+    let p = Provisioner::new(db.clone(), secrets, transport(), clock);
+    let t = p.targets(&[d.id]).await.unwrap().remove(0);
+    let good = ProfileSpec {
+        hostname: Some("gate-{id}".into()),
+        ntp: Some(ServersSpec {
+            servers: vec!["ntp1.example".into()],
+            ..Default::default()
+        }),
+        dns: Some(ServersSpec {
+            servers: vec!["192.0.2.53".into()],
+            ..Default::default()
+        }),
+        discoverable: Some(false),
+        location_scope: Some("North".into()),
+        users: vec![UserSpec {
+            username: "operator1".into(),
+            level: "Operator".into(),
+            password_sealed: p.seal_password("op-secret-1"),
+        }],
+        ..Default::default()
+    };
+    let applied = p.apply_one(&t, &good, &|_| {}).await;
+    assert_eq!(applied.status, "changed", "{:#?}", applied.results);
+    let plan = p.plan(&good, &[d.id]).await.unwrap();
+    assert!(
+        plan[0]
+            .settings
+            .iter()
+            .all(|s| s.action == camfleet::fleet::provision::Action::Same),
+        "{:#?}",
+        plan[0].settings
+    );
+    // An IPv4 NTP server: accepted, dropped, caught.
+    let ipv4 = ProfileSpec {
+        ntp: Some(ServersSpec {
+            servers: vec!["ntp1.example".into(), "192.0.2.10".into()],
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let applied = p.apply_one(&t, &ipv4, &|_| {}).await;
+    assert_eq!(applied.status, "failed");
+    assert!(
+        applied.results[0].message.contains("did not stick"),
+        "{:#?}",
+        applied.results
+    );
+}

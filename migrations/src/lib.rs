@@ -11,6 +11,7 @@ mod m20261126_000005_search_index;
 mod m20261126_000006_health;
 mod m20261126_000007_alerts;
 mod m20261126_000008_events;
+mod m20261126_000009_provision;
 
 pub struct Migrator;
 
@@ -26,6 +27,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000006_health::Migration),
             Box::new(m20261126_000007_alerts::Migration),
             Box::new(m20261126_000008_events::Migration),
+            Box::new(m20261126_000009_provision::Migration),
         ]
     }
 }

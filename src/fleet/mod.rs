@@ -13,6 +13,7 @@ pub mod inventory;
 pub mod notifier;
 pub mod poller;
 pub mod progress;
+pub mod provision;
 pub mod samples;
 pub mod sessions;
 pub mod sites;

@@ -6,12 +6,15 @@
 
 pub mod address;
 pub mod adopt;
+pub mod config;
 pub mod conn;
 pub mod device;
+pub mod encoder;
 pub mod envelope;
 pub mod error;
 pub mod events;
 pub mod fault;
+pub mod firmware;
 pub mod httpauth;
 pub mod media;
 pub mod ns;

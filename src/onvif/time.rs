@@ -11,6 +11,34 @@ use crate::xml::Element;
 
 /// Parse a GetSystemDateAndTimeResponse. UTCDateTime first; if missing or
 /// invalid, LocalDateTime minus the POSIX TZ offset.
+/// `PT600S`, `PT10M`, `PT1H30M`, `P1DT2H`: seconds. None when not a duration.
+pub fn parse_duration(s: &str) -> Option<i64> {
+    let s = s.trim();
+    let rest = s.strip_prefix('P')?;
+    let (days, time) = match rest.split_once('T') {
+        Some((d, t)) => (d, t),
+        None => (rest, ""),
+    };
+    let mut total = 0i64;
+    let mut take = |part: &str, units: &[(char, i64)]| -> Option<()> {
+        let mut num = String::new();
+        for c in part.chars() {
+            if c.is_ascii_digit() || c == '.' {
+                num.push(c);
+            } else {
+                let mult = units.iter().find(|(u, _)| *u == c)?.1;
+                let n: f64 = num.parse().ok()?;
+                total += (n * mult as f64) as i64;
+                num.clear();
+            }
+        }
+        num.is_empty().then_some(())
+    };
+    take(days, &[('D', 86_400)])?;
+    take(time, &[('H', 3600), ('M', 60), ('S', 1)])?;
+    Some(total)
+}
+
 pub fn parse_system_date_time(resp: &Element) -> Option<CameraTime> {
     let sdt = resp.child_local("SystemDateAndTime").unwrap_or(resp);
     let ntp = sdt

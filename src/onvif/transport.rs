@@ -127,6 +127,26 @@ impl Transport {
         self.exchange(req, timeout, self.cfg.max_body_bytes).await
     }
 
+    /// POST bytes (a firmware image to a camera's UploadUri).
+    pub async fn post_bytes(
+        &self,
+        url: &Url,
+        content_type: &str,
+        body: Bytes,
+        authorization: Option<&str>,
+        timeout: Option<Duration>,
+    ) -> Result<HttpReply, TransportError> {
+        let mut req = self
+            .client()?
+            .post(url.clone())
+            .header(http::header::CONTENT_TYPE, content_type)
+            .body(body);
+        if let Some(a) = authorization {
+            req = req.header(http::header::AUTHORIZATION, a);
+        }
+        self.exchange(req, timeout, self.cfg.max_body_bytes).await
+    }
+
     /// GET (snapshots, HTTP probes), with its own body cap.
     pub async fn get(
         &self,

@@ -44,6 +44,11 @@ pub struct SimCamera {
     pub requests: std::sync::atomic::AtomicU64,
     /// PullPoint subscriptions and the events queued on them.
     pub events: super::events::SimEvents,
+    /// Failures tests ask for (writes that do not stick, firmware trouble).
+    pub failures: Mutex<super::config::Failures>,
+    /// Firmware uploaded and waiting for the reboot.
+    pub pending_firmware: Mutex<Option<String>>,
+    down: Mutex<Option<chrono::DateTime<chrono::Utc>>>,
     nonce_secret: [u8; 16],
     seen_nonces: Mutex<VecDeque<String>>,
 }
@@ -78,13 +83,37 @@ impl SimCamera {
             clock,
             requests: std::sync::atomic::AtomicU64::new(0),
             events: Default::default(),
+            failures: Default::default(),
+            pending_firmware: Mutex::new(None),
+            down: Mutex::new(None),
             nonce_secret,
             seen_nonces: Mutex::new(VecDeque::new()),
         }
     }
 
     pub fn camera_now(&self) -> chrono::DateTime<chrono::Utc> {
-        self.clock.now_utc() + chrono::Duration::seconds(self.quirks.clock_skew_secs)
+        let set = self.lock().clock_offset_s;
+        self.clock.now_utc() + chrono::Duration::seconds(self.quirks.clock_skew_secs + set)
+    }
+
+    /// Down (rebooting) until this time of the injected clock, if at all.
+    pub fn down_until(&self) -> Option<chrono::DateTime<chrono::Utc>> {
+        *self.down.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Go down for `secs` (a reboot); None: until told otherwise.
+    pub fn go_down(&self, secs: Option<i64>) {
+        let until = match secs {
+            Some(s) => self.clock.now_utc() + chrono::Duration::seconds(s),
+            None => chrono::DateTime::<chrono::Utc>::MAX_UTC,
+        };
+        *self.down.lock().unwrap_or_else(|e| e.into_inner()) = Some(until);
+        self.events.forget_subscriptions();
+    }
+
+    /// Come back now (ends a "never returns" reboot).
+    pub fn come_back(&self) {
+        *self.down.lock().unwrap_or_else(|e| e.into_inner()) = None;
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, CameraState> {
@@ -121,7 +150,7 @@ pub async fn serve(cam: Arc<SimCamera>, listener: TcpListener, mut shutdown: Shu
 }
 
 type Body = http_body_util::combinators::BoxBody<Bytes, Infallible>;
-type Resp = Response<Body>;
+pub(super) type Resp = Response<Body>;
 
 fn full(b: impl Into<Bytes>) -> Body {
     Full::new(b.into()).boxed()
@@ -145,7 +174,7 @@ fn streamed(total: Option<u64>) -> Body {
     http_body_util::StreamBody::new(stream).boxed()
 }
 
-fn plain(status: StatusCode, body: &'static str) -> Resp {
+pub(super) fn plain(status: StatusCode, body: &'static str) -> Resp {
     let mut r = Response::new(full(Bytes::from_static(body.as_bytes())));
     *r.status_mut() = status;
     r
@@ -177,8 +206,18 @@ async fn handle_inner(cam: &Arc<SimCamera>, req: Request<Incoming>) -> Resp {
         tokio::time::sleep(Duration::from_millis(q.slow_ms)).await;
     }
     let (parts, body) = req.into_parts();
+    if let Some(until) = cam.down_until() {
+        if cam.clock.now_utc() < until {
+            return plain(StatusCode::SERVICE_UNAVAILABLE, "rebooting");
+        }
+        cam.come_back();
+        super::config::finish_reboot(&cam);
+    }
     if parts.method == http::Method::GET {
         return snapshot(&cam, &parts);
+    }
+    if parts.uri.path() == super::config::UPLOAD_PATH {
+        return super::config::firmware_upload(&cam, &parts, body).await;
     }
     if parts.method != http::Method::POST {
         return plain(StatusCode::METHOD_NOT_ALLOWED, "POST only");
@@ -237,6 +276,12 @@ async fn handle_inner(cam: &Arc<SimCamera>, req: Request<Incoming>) -> Resp {
         rtsp_authority: cam.rtsp_authority.clone(),
     };
     let now = cam.camera_now();
+    if let Some(r) = super::config::handle_write(&cam, op) {
+        return match r {
+            Ok(body) => envelope_response(&cam, StatusCode::OK, &body),
+            Err(f) => fault_response(&cam, &f),
+        };
+    }
     if super::events::is_event_op(op) && !q.no_events {
         let header = root.child_local("Header");
         return match cam
@@ -333,14 +378,15 @@ fn check_wsse(cam: &SimCamera, header: Option<&xml::Element>) -> bool {
     let given = pw_el.text.trim();
     let created = tok.text_at(&["Created"]).unwrap_or_default();
     let nonce = tok.text_at(&["Nonce"]).unwrap_or_default();
-    let Some(password) = cam.lock().password_of(&user).map(String::from) else {
+    let passwords = cam.lock().passwords_of(&user);
+    if passwords.is_empty() {
         return false;
-    };
+    }
     let is_text = pw_el
         .attr("Type")
         .is_some_and(|t| t.ends_with("#PasswordText"));
     if is_text {
-        return given == password;
+        return passwords.iter().any(|p| given == p);
     }
     if cam.quirks.strict_created && !created_is_strict(&created) {
         return false;
@@ -352,7 +398,10 @@ fn check_wsse(cam: &SimCamera, header: Option<&xml::Element>) -> bool {
     if skew.abs() > CREATED_WINDOW_SECS {
         return false;
     }
-    if !wsse::verify_digest(&nonce, &created, &password, given) {
+    if !passwords
+        .iter()
+        .any(|p| wsse::verify_digest(&nonce, &created, p, given))
+    {
         return false;
     }
     // Replay protection: a nonce is good once.
@@ -378,7 +427,7 @@ pub fn created_is_strict(c: &str) -> bool {
     }
 }
 
-enum DigestCheck {
+pub(super) enum DigestCheck {
     Ok,
     Challenge { stale: bool },
 }
@@ -399,7 +448,7 @@ fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
-fn challenge(cam: &SimCamera, stale: bool) -> Resp {
+pub(super) fn challenge(cam: &SimCamera, stale: bool) -> Resp {
     let nonce = make_nonce(cam);
     let stale = if stale { ", stale=true" } else { "" };
     let value = match cam.quirks.auth {
@@ -418,7 +467,7 @@ fn challenge(cam: &SimCamera, stale: bool) -> Resp {
     r
 }
 
-fn check_digest(cam: &SimCamera, parts: &http::request::Parts) -> DigestCheck {
+pub(super) fn check_digest(cam: &SimCamera, parts: &http::request::Parts) -> DigestCheck {
     let Some(auth) = parts
         .headers
         .get(http::header::AUTHORIZATION)
@@ -459,9 +508,7 @@ fn check_digest(cam: &SimCamera, parts: &http::request::Parts) -> DigestCheck {
     if nonce_mac(cam, ts) != mac {
         return DigestCheck::Challenge { stale: false };
     }
-    let Some(password) = cam.lock().password_of(&user).map(String::from) else {
-        return DigestCheck::Challenge { stale: false };
-    };
+    let passwords = cam.lock().passwords_of(&user);
     let h = |s: &str| -> String {
         if algorithm.eq_ignore_ascii_case("SHA-256") {
             hex(&sha2::Sha256::digest(s.as_bytes()))
@@ -469,14 +516,17 @@ fn check_digest(cam: &SimCamera, parts: &http::request::Parts) -> DigestCheck {
             hex(&md5::Md5::digest(s.as_bytes()))
         }
     };
-    let ha1 = h(&format!("{user}:{REALM}:{password}"));
     let ha2 = h(&format!("{}:{uri}", parts.method.as_str()));
-    let expected = if qop.is_empty() {
-        h(&format!("{ha1}:{nonce}:{ha2}"))
-    } else {
-        h(&format!("{ha1}:{nonce}:{nc}:{cnonce}:{qop}:{ha2}"))
-    };
-    if expected != response {
+    let matches = passwords.iter().any(|password| {
+        let ha1 = h(&format!("{user}:{REALM}:{password}"));
+        let expected = if qop.is_empty() {
+            h(&format!("{ha1}:{nonce}:{ha2}"))
+        } else {
+            h(&format!("{ha1}:{nonce}:{nc}:{cnonce}:{qop}:{ha2}"))
+        };
+        expected == response
+    });
+    if !matches {
         return DigestCheck::Challenge { stale: false };
     }
     if cam.clock.now_utc().timestamp() - ts > NONCE_TTL_SECS {

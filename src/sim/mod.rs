@@ -3,6 +3,7 @@
 //! profiles and state, plus a WS-Discovery responder. Used by `camfleet
 //! demo`, the tests and the benchmarks — and never the only peer we test with.
 
+pub mod config;
 pub mod events;
 pub mod http;
 pub mod quirks;

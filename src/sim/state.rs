@@ -53,6 +53,15 @@ pub struct CameraState {
     pub name_scope: String,
     pub location_scope: String,
     pub profiles: Vec<SimProfile>,
+    /// WS-Discovery answers (SetDiscoveryMode).
+    pub discoverable: bool,
+    /// DateTimeType NTP (true) or Manual.
+    pub time_ntp: bool,
+    pub tz: String,
+    /// Added to the camera clock by SetSystemDateAndTime (seconds).
+    pub clock_offset_s: i64,
+    /// Passwords that still work after a change (a failure mode).
+    pub legacy_passwords: Vec<(String, String)>,
 }
 
 impl CameraState {
@@ -124,6 +133,11 @@ impl CameraState {
                     encoder: sub,
                 },
             ],
+            discoverable: true,
+            time_ntp: true,
+            tz: "UTC0".into(),
+            clock_offset_s: 0,
+            legacy_passwords: Vec::new(),
         }
     }
 
@@ -132,6 +146,23 @@ impl CameraState {
             .iter()
             .find(|u| u.username == user)
             .map(|u| u.password.as_str())
+    }
+
+    /// Every password that authenticates `user`: the current one and, on a
+    /// camera that keeps them, old ones.
+    pub fn passwords_of(&self, user: &str) -> Vec<String> {
+        let mut v: Vec<String> = self
+            .password_of(user)
+            .map(String::from)
+            .into_iter()
+            .collect();
+        v.extend(
+            self.legacy_passwords
+                .iter()
+                .filter(|(u, _)| u == user)
+                .map(|(_, p)| p.clone()),
+        );
+        v
     }
 
     pub fn scopes(&self) -> Vec<String> {
@@ -254,18 +285,20 @@ pub fn handle(
                     t.day()
                 )
             };
+            let dtt = if st.time_ntp { "NTP" } else { "Manual" };
             let (tz, local) = if q.no_utc {
                 ("CST-8", camera_now + chrono::Duration::hours(8))
             } else {
-                ("UTC0", camera_now)
+                (st.tz.as_str(), camera_now)
             };
+            let tz = escape(tz);
             let utc = if q.no_utc {
                 String::new()
             } else {
                 format!("<{tt}:UTCDateTime>{}</{tt}:UTCDateTime>", date(camera_now))
             };
             format!(
-                "<{tds}:GetSystemDateAndTimeResponse><{tds}:SystemDateAndTime><{tt}:DateTimeType>NTP</{tt}:DateTimeType><{tt}:DaylightSavings>false</{tt}:DaylightSavings><{tt}:TimeZone><{tt}:TZ>{tz}</{tt}:TZ></{tt}:TimeZone>{utc}<{tt}:LocalDateTime>{}</{tt}:LocalDateTime></{tds}:SystemDateAndTime></{tds}:GetSystemDateAndTimeResponse>",
+                "<{tds}:GetSystemDateAndTimeResponse><{tds}:SystemDateAndTime><{tt}:DateTimeType>{dtt}</{tt}:DateTimeType><{tt}:DaylightSavings>false</{tt}:DaylightSavings><{tt}:TimeZone><{tt}:TZ>{tz}</{tt}:TZ></{tt}:TimeZone>{utc}<{tt}:LocalDateTime>{}</{tt}:LocalDateTime></{tds}:SystemDateAndTime></{tds}:GetSystemDateAndTimeResponse>",
                 date(local)
             )
         }

@@ -187,7 +187,15 @@ pub async fn respond(
             continue;
         }
         // Schedule every camera's answer at a random delay, sent in order by one task.
+        // A camera set to NonDiscoverable does not answer probes.
         let mut plan: Vec<(Duration, usize)> = (0..cams.len())
+            .filter(|i| {
+                cams[*i]
+                    .state
+                    .lock()
+                    .map(|s| s.discoverable)
+                    .unwrap_or(true)
+            })
             .map(|i| {
                 let ms = max_delay.as_millis() as u64;
                 let d = if ms == 0 {

@@ -63,6 +63,11 @@ pub struct Model {
     pub events_url: Option<String>,
     /// How the event subscription fares, for the device page.
     pub events_status: String,
+    /// The provisioning profile last applied (migration 9).
+    pub profile_id: Option<i32>,
+    /// What differs from that profile at the last check; empty: matches.
+    pub config_drift: String,
+    pub drift_checked_at: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
