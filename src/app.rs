@@ -60,6 +60,12 @@ pub async fn build_with_clock(cfg: &AppConfig, clock: SharedClock) -> Result<Arc
         cfg.secure_cookies,
     ));
     state.alerting.ensure_default_rules().await?;
+    // Tasks that were running when camfleet stopped are interrupted now;
+    // the task page offers to resume them.
+    let interrupted = state.provisioner.recover().await?;
+    if interrupted > 0 {
+        tracing::warn!(interrupted, "provisioning tasks interrupted by a restart");
+    }
     Ok(state)
 }
 
@@ -146,6 +152,33 @@ pub fn spawn_events(
             }
         });
     }))
+}
+
+/// Check provisioned devices against their profiles every `every`, and
+/// alert on drift (and on its end).
+pub fn spawn_drift_checker(
+    state: &Arc<AppState>,
+    every: std::time::Duration,
+    mut shutdown: crate::shutdown::Shutdown,
+) -> tokio::task::JoinHandle<()> {
+    let st = state.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = shutdown.wait() => return,
+                _ = tokio::time::sleep(every) => {}
+            }
+            match st.provisioner.check_drift(None).await {
+                Ok((newly, cleared)) => {
+                    let notices = crate::fleet::provision::drift_notices(&newly, &cleared);
+                    if let Err(e) = st.alerting.process(&notices).await {
+                        tracing::warn!(error = %e, "alerting failed");
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "drift check failed"),
+            }
+        }
+    })
 }
 
 /// Start the notification worker (sends the alert outbox) in the background.

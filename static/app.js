@@ -15,7 +15,7 @@
     const show = function (p) {
       document.getElementById("live-phase").textContent = p.phase || "";
       document.getElementById("live-text").textContent =
-        (p.total ? p.done + " / " + p.total + " · " : "") + (p.found || 0) + " found" + (p.message ? " · " + p.message : "");
+        (p.total ? p.done + " / " + p.total + " · " : "") + (p.found || 0) + " " + (live.dataset.foundLabel || "found") + (p.message ? " · " + p.message : "");
       const pct = p.total ? Math.min(100, Math.round(100 * p.done / p.total)) : 0;
       document.getElementById("live-bar").style.width = pct + "%";
     };

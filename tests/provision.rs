@@ -408,9 +408,13 @@ async fn an_interrupted_task_is_resumed_after_a_restart_and_drift_is_found() {
         );
     }
     // No drift until someone changes a camera by hand.
-    assert!(r.p.check_drift(None).await.unwrap().is_empty());
+    assert!(r.p.check_drift(None).await.unwrap().0.is_empty());
+    let alerting =
+        camfleet::fleet::alerting::Alerting::new(r.db.clone(), system_clock(), String::new());
+    alerting.ensure_default_rules().await.unwrap();
     r.fleet.cameras()[1].state.lock().unwrap().hostname = "changed-by-hand".into();
-    let drift = r.p.check_drift(None).await.unwrap();
+    let (drift, cleared) = r.p.check_drift(None).await.unwrap();
+    assert!(cleared.is_empty());
     assert_eq!(drift.len(), 1);
     assert_eq!(drift[0].0, r.ids[1]);
     assert!(
@@ -418,13 +422,30 @@ async fn an_interrupted_task_is_resumed_after_a_restart_and_drift_is_found() {
         "{}",
         drift[0].1
     );
+    let opened = alerting
+        .process(&camfleet::fleet::provision::drift_notices(&drift, &cleared))
+        .await
+        .unwrap()
+        .opened;
+    assert_eq!(opened.len(), 1, "the drift rule opens an alert");
     // Reported once, not again while it stays.
-    assert!(r.p.check_drift(None).await.unwrap().is_empty());
+    assert!(r.p.check_drift(None).await.unwrap().0.is_empty());
     let d = device::Entity::find_by_id(r.ids[1])
         .one(&r.db)
         .await
         .unwrap()
         .unwrap();
     assert!(!d.config_drift.is_empty());
+    // Fixed by hand: the next check finds it back in line and the alert resolves.
+    r.fleet.cameras()[1].state.lock().unwrap().hostname = format!("cam-{}", r.ids[1]);
+    let (drift, cleared) = r.p.check_drift(None).await.unwrap();
+    assert!(drift.is_empty());
+    assert_eq!(cleared, [r.ids[1]]);
+    let resolved = alerting
+        .process(&camfleet::fleet::provision::drift_notices(&drift, &cleared))
+        .await
+        .unwrap()
+        .resolved;
+    assert_eq!(resolved, opened);
     r.fleet.shutdown().await;
 }

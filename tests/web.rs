@@ -1855,3 +1855,145 @@ async fn admins_add_camera_event_rules_and_the_device_page_lists_events() {
     assert!(page.contains("Subscription: starting"), "{page}");
     f.shutdown().await;
 }
+
+#[tokio::test]
+async fn technicians_plan_apply_and_follow_a_provisioning_task() {
+    let (app, state) = app().await;
+    make_user(&state, "tech", Role::Technician).await;
+    make_user(&state, "viewer", Role::Viewer).await;
+    let f = fleet(2, "").await;
+    let a = adopt_into(&state, &f, 0).await;
+    let b = adopt_into(&state, &f, 1).await;
+    let (_, viewer) = login(&app, "viewer", "correct-horse").await;
+    let (status, _, _) = send(&app, get("/provision", &viewer)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (_, cookie) = login(&app, "tech", "correct-horse").await;
+    let (status, _, page) = send(&app, get("/provision", &cookie)).await;
+    assert_eq!(status, StatusCode::OK);
+    let csrf = csrf_of(&page);
+    let form = |pairs: &[(&str, &str)]| {
+        let mut s = url::form_urlencoded::Serializer::new(String::new());
+        s.append_pair("csrf", &csrf);
+        for (k, v) in pairs {
+            s.append_pair(k, v);
+        }
+        s.finish()
+    };
+    // Each bad field is named.
+    let (status, _, page) = send(
+        &app,
+        post_form(
+            "/provision/profiles",
+            &cookie,
+            &form(&[
+                ("name", "North"),
+                ("ntp_mode", "manual"),
+                ("ntp_servers", ""),
+                ("main_resolution", "big"),
+                ("user_name", "operator"),
+                ("user_level", "Operator"),
+                ("user_password", "short"),
+            ]),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    for e in [
+        "NTP servers: at least one for manual",
+        "main stream resolution: WIDTHxHEIGHT",
+        "user operator: password of at least 8 characters",
+    ] {
+        assert!(page.contains(e), "{e}: {page}");
+    }
+    let (status, h, _) = send(
+        &app,
+        post_form(
+            "/provision/profiles",
+            &cookie,
+            &form(&[
+                ("name", "North"),
+                ("ntp_mode", "manual"),
+                ("ntp_servers", "ntp1.example 192.0.2.10"),
+                ("hostname", "cam-{id}"),
+                ("main_resolution", "1280x720"),
+                ("main_fps", "15"),
+                ("rotate", "on"),
+            ]),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let profile_url = h[header::LOCATION].to_str().unwrap().to_string();
+    let (_, _, page) = send(&app, get(&profile_url, &cookie)).await;
+    assert!(page.contains("ntp1.example 192.0.2.10"), "{page}");
+    // Plan: per device, now → wanted.
+    let (status, _, page) = send(
+        &app,
+        post_form(
+            &format!("{profile_url}/run"),
+            &cookie,
+            &form(&[("action", "plan"), ("site", "")]),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert!(
+        page.contains(&format!("cam-{}", a.id)) && page.contains("will change"),
+        "{page}"
+    );
+    // Apply, follow the live progress to the end, see the outcome.
+    let (status, h, _) = send(
+        &app,
+        post_form(
+            &format!("{profile_url}/run"),
+            &cookie,
+            &form(&[("action", "apply"), ("site", "")]),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let task_url = h[header::LOCATION].to_str().unwrap().to_string();
+    let events = follow(&app, &task_url, &cookie).await;
+    assert!(events.contains("event: end"), "{events}");
+    let (_, _, page) = send(&app, get(&task_url, &cookie)).await;
+    assert!(page.contains("2 changed"), "{page}");
+    assert!(page.contains("Show new password once"), "{page}");
+    let item = camfleet::db::entities::provision_item::Entity::find()
+        .all(&state.db)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|i| i.device_id == b.id)
+        .unwrap();
+    let item_id = item.id.to_string();
+    let (_, _, page) = send(
+        &app,
+        post_form(
+            &task_url,
+            &cookie,
+            &form(&[("action", "reveal"), ("item", &item_id)]),
+        ),
+    )
+    .await;
+    let cam_pw = f.cameras()[1]
+        .state
+        .lock()
+        .unwrap()
+        .password_of("admin")
+        .unwrap()
+        .to_string();
+    assert!(page.contains(&format!("<code>{cam_pw}</code>")), "{page}");
+    let (_, _, page) = send(
+        &app,
+        post_form(
+            &task_url,
+            &cookie,
+            &form(&[("action", "reveal"), ("item", &item_id)]),
+        ),
+    )
+    .await;
+    assert!(!page.contains(&cam_pw), "shown once only");
+    let (_, _, page) = send(&app, get("/audit?action=provision.", &viewer)).await;
+    let _ = page;
+    f.shutdown().await;
+}

@@ -4,6 +4,7 @@ mod bench;
 pub use bench::PROCESS_START;
 mod discover;
 mod probe;
+mod provision;
 mod serve;
 mod simulate;
 mod table;
@@ -35,6 +36,8 @@ pub enum Command {
     Probe(probe::ProbeArgs),
     /// Run the web app.
     Serve(serve::ServeArgs),
+    /// Apply a provisioning profile to devices (or show the plan).
+    Provision(provision::ProvisionArgs),
     /// Manage users.
     #[command(subcommand)]
     User(serve::UserCommand),
@@ -64,6 +67,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Probe(a) => probe::probe(a).await,
         Command::Bench(b) => bench::run(b).await,
         Command::Serve(a) => serve::serve(a).await,
+        Command::Provision(a) => provision::provision(a).await,
         Command::User(c) => serve::user(c).await,
     }
 }

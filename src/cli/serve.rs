@@ -20,7 +20,7 @@ pub struct DataArgs {
 }
 
 impl DataArgs {
-    fn config(&self, secure_cookies: bool) -> AppConfig {
+    pub(super) fn config(&self, secure_cookies: bool) -> AppConfig {
         AppConfig {
             data_dir: self.data_dir.clone(),
             database_url: self.database_url.clone(),
@@ -70,6 +70,13 @@ pub async fn serve(a: ServeArgs) -> anyhow::Result<()> {
         state.alerting.set_base_url(url);
     }
     let notifier = app::spawn_notifier(&state, shutdown.clone())?;
+    let drift = (!a.no_poll).then(|| {
+        app::spawn_drift_checker(
+            &state,
+            std::time::Duration::from_secs(6 * 3600),
+            shutdown.clone(),
+        )
+    });
     let events = (!a.no_poll && !a.no_events)
         .then(|| app::spawn_events(&state, Default::default(), shutdown.clone()));
     let poller = (!a.no_poll).then(|| {
@@ -91,6 +98,9 @@ pub async fn serve(a: ServeArgs) -> anyhow::Result<()> {
     }
     if let Some(e) = events {
         let _ = e.await;
+    }
+    if let Some(d) = drift {
+        let _ = d.await;
     }
     let _ = notifier.await;
     Ok(())

@@ -27,7 +27,7 @@ use crate::db::entities::{
 };
 use crate::error::{Error, ErrorKind, Result};
 
-pub const KINDS: [&str; 7] = [
+pub const KINDS: [&str; 8] = [
     "offline",
     "unauthorized",
     "replaced",
@@ -35,6 +35,7 @@ pub const KINDS: [&str; 7] = [
     "drift",
     "rebooted",
     "event_topic",
+    "config_drift",
 ];
 pub const SEVERITIES: [&str; 4] = ["critical", "major", "minor", "info"];
 
@@ -138,6 +139,17 @@ fn opens(rule: &alert_rule::Model, n: &Notice) -> Option<String> {
                 ..
             },
         ) if topic_matches(&rule.topic, topic) && *active != Some(false) => Some(summary.clone()),
+        (
+            "config_drift",
+            Notice::Event {
+                event:
+                    HealthEvent::ConfigDrift {
+                        summary,
+                        drifted: true,
+                    },
+                ..
+            },
+        ) => Some(format!("configuration drifted: {summary}")),
         _ => None,
     }
 }
@@ -154,6 +166,13 @@ fn topic_matches(rule_topic: &str, topic: &str) -> bool {
 }
 
 fn resolves(rule: &alert_rule::Model, n: &Notice) -> bool {
+    if let Notice::Event {
+        event: HealthEvent::ConfigDrift { drifted, .. },
+        ..
+    } = n
+    {
+        return rule.kind == "config_drift" && !drifted;
+    }
     if let Notice::Event {
         event: HealthEvent::CameraEvent { topic, active, .. },
         ..
@@ -226,6 +245,7 @@ impl Alerting {
                 None,
                 "VideoSource",
             ),
+            ("Configuration drift", "config_drift", "minor", None, ""),
         ] {
             alert_rule::ActiveModel {
                 name: Set(name.into()),
@@ -380,7 +400,9 @@ impl Alerting {
                     let a = am.update(&txn).await?;
                     let why = match n {
                         Notice::Event {
-                            event: HealthEvent::CameraEvent { summary, .. },
+                            event:
+                                HealthEvent::CameraEvent { summary, .. }
+                                | HealthEvent::ConfigDrift { summary, .. },
                             ..
                         } => summary.clone(),
                         _ => "the device recovered".into(),

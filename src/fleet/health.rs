@@ -123,6 +123,12 @@ pub enum HealthEvent {
     DriftHigh {
         drift_ms: i64,
     },
+    /// The camera's configuration no longer matches its provisioning
+    /// profile (or matches again).
+    ConfigDrift {
+        summary: String,
+        drifted: bool,
+    },
     /// A camera notification on a watched topic (PullPoint events).
     CameraEvent {
         topic: String,

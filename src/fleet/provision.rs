@@ -1042,21 +1042,23 @@ impl Provisioner {
     pub async fn plan(&self, spec: &ProfileSpec, ids: &[i32]) -> Result<Vec<DevicePlan>> {
         use futures::StreamExt;
         let targets = self.targets(ids).await?;
-        let plans = futures::stream::iter(targets.iter().map(|t| async move {
-            match Provisioning::new(t, spec, &self.secrets, &self.clock, &self.transport) {
-                Ok(p) => p.plan().await,
-                Err(e) => DevicePlan {
-                    device_id: t.device.id,
-                    name: t.device.name.clone(),
-                    settings: Vec::new(),
-                    error: Some(e),
-                },
-            }
-        }))
-        .buffered(self.concurrency.max(1))
-        .collect::<Vec<_>>()
-        .await;
+        let plans = futures::stream::iter(targets.into_iter().map(|t| self.plan_one(t, spec)))
+            .buffered(self.concurrency.max(1))
+            .collect::<Vec<_>>()
+            .await;
         Ok(plans)
+    }
+
+    async fn plan_one(&self, t: Target, spec: &ProfileSpec) -> DevicePlan {
+        match Provisioning::new(&t, spec, &self.secrets, &self.clock, &self.transport) {
+            Ok(p) => p.plan().await,
+            Err(e) => DevicePlan {
+                device_id: t.device.id,
+                name: t.device.name.clone(),
+                settings: Vec::new(),
+                error: Some(e),
+            },
+        }
     }
 
     /// Apply to one device: the plan's changes in order, each verified.
@@ -1304,6 +1306,16 @@ impl Provisioner {
             },
         )
         .await?;
+        // Registered now, so a page that follows the task sees it queued
+        // rather than finished.
+        self.progress.begin(
+            task.id,
+            Progress {
+                phase: "queued".into(),
+                total: ids.len() as u64,
+                ..Default::default()
+            },
+        );
         Ok(task.id)
     }
 
@@ -1554,6 +1566,13 @@ impl Provisioner {
         let mut am = t.into_active_model();
         am.status = Set("running".into());
         am.update(&self.db).await?;
+        self.progress.begin(
+            task_id,
+            Progress {
+                phase: "queued".into(),
+                ..Default::default()
+            },
+        );
         audit::record(
             &self.db,
             actor,
@@ -1609,15 +1628,16 @@ impl Provisioner {
     }
 
     /// Drift: plan each device against the profile it follows; store what
-    /// differs. Returns (device id, drift text) for devices whose drift
-    /// appeared (was empty before, is not now).
-    pub async fn check_drift(&self, ids: Option<&[i32]>) -> Result<Vec<(i32, String)>> {
+    /// differs. Returns the devices whose drift appeared (device id, what
+    /// differs) and those back in line.
+    pub async fn check_drift(&self, ids: Option<&[i32]>) -> Result<(Vec<(i32, String)>, Vec<i32>)> {
         let mut q = device::Entity::find().filter(device::Column::ProfileId.is_not_null());
         if let Some(ids) = ids {
             q = q.filter(device::Column::Id.is_in(ids.iter().copied()));
         }
         let devices = q.all(&self.db).await?;
         let mut newly = Vec::new();
+        let mut cleared = Vec::new();
         let mut by_profile: std::collections::BTreeMap<i32, Vec<device::Model>> =
             Default::default();
         for d in devices {
@@ -1652,6 +1672,9 @@ impl Provisioner {
                 if before.is_empty() && !drift.is_empty() && plan.error.is_none() {
                     newly.push((plan.device_id, drift.clone()));
                 }
+                if !before.is_empty() && drift.is_empty() {
+                    cleared.push(plan.device_id);
+                }
                 device::Entity::update_many()
                     .col_expr(
                         device::Column::ConfigDrift,
@@ -1666,8 +1689,31 @@ impl Provisioner {
                     .await?;
             }
         }
-        Ok(newly)
+        Ok((newly, cleared))
     }
+}
+
+/// Alert notices for a drift check's findings.
+pub fn drift_notices(newly: &[(i32, String)], cleared: &[i32]) -> Vec<super::poller::Notice> {
+    use super::health::HealthEvent;
+    use super::poller::Notice;
+    newly
+        .iter()
+        .map(|(id, what)| Notice::Event {
+            device_id: *id,
+            event: HealthEvent::ConfigDrift {
+                summary: what.chars().take(500).collect(),
+                drifted: true,
+            },
+        })
+        .chain(cleared.iter().map(|id| Notice::Event {
+            device_id: *id,
+            event: HealthEvent::ConfigDrift {
+                summary: "configuration matches its profile again".into(),
+                drifted: false,
+            },
+        }))
+        .collect()
 }
 
 /// Profile JSON for the audit log: sealed passwords left out.

@@ -349,9 +349,16 @@ pub async fn events(
     Extension(_me): Extension<CurrentUser>,
     Path(id): Path<i32>,
 ) -> Result<Response, WebError> {
+    Ok(progress_sse(state.progress.subscribe(id)))
+}
+
+/// Server-sent events from a progress channel: `progress` on each change,
+/// then `end` (also at once when there is nothing running).
+pub(super) fn progress_sse(
+    rx: Option<tokio::sync::watch::Receiver<crate::fleet::progress::Progress>>,
+) -> Response {
     use axum::response::sse::{Event, KeepAlive, Sse};
     use futures::StreamExt;
-    let rx = state.progress.subscribe(id);
     let stream = futures::stream::unfold((rx, false), |(rx, ended)| async move {
         if ended {
             return None;
@@ -378,9 +385,9 @@ pub async fn events(
         Some((ev, (next.await, false)))
     })
     .map(Ok::<_, std::convert::Infallible>);
-    Ok(Sse::new(stream)
+    Sse::new(stream)
         .keep_alive(KeepAlive::default())
-        .into_response())
+        .into_response()
 }
 
 #[cfg(test)]

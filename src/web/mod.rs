@@ -15,6 +15,7 @@ pub mod form;
 pub mod inventory;
 pub mod metrics;
 pub mod pages;
+pub mod provision;
 pub mod snapshot;
 
 use std::sync::Arc;
@@ -49,6 +50,7 @@ pub struct AppState {
     pub snapshots: snapshot::SnapshotCache,
     pub progress: crate::fleet::progress::ProgressHub,
     pub alerting: crate::fleet::alerting::Alerting,
+    pub provisioner: Arc<crate::fleet::provision::Provisioner>,
 }
 
 impl AppState {
@@ -62,6 +64,12 @@ impl AppState {
         Self {
             users: Users::new(db.clone(), clock.clone()),
             sessions: Sessions::new(db.clone(), clock.clone()),
+            provisioner: Arc::new(crate::fleet::provision::Provisioner::new(
+                db.clone(),
+                secrets.clone(),
+                discovery.transport().clone(),
+                clock.clone(),
+            )),
             inventory: Inventory::new(db.clone(), secrets, clock.clone()),
             sites: Sites::new(db.clone(), clock.clone()),
             tokens: ApiTokens::new(db.clone(), clock.clone()),
@@ -160,6 +168,15 @@ pub const ROUTES: &[RouteSpec] = &[
     r(Method::GET, "/api/openapi.json", Access::Login),
     r(Method::GET, "/metrics", Access::Login),
     r(Method::GET, "/firmware", Access::Login),
+    r(Method::GET, "/provision", Access::Login),
+    r(Method::POST, "/provision/profiles", Access::Login),
+    r(Method::GET, "/provision/profiles/{id}", Access::Login),
+    r(Method::POST, "/provision/profiles/{id}", Access::Login),
+    r(Method::POST, "/provision/profiles/{id}/run", Access::Login),
+    r(Method::GET, "/provision/tasks/{id}", Access::Login),
+    r(Method::POST, "/provision/tasks/{id}", Access::Login),
+    r(Method::GET, "/provision/tasks/{id}/events", Access::Login),
+    r(Method::POST, "/provision/drift", Access::Login),
     r(Method::GET, "/alerts/settings", Access::Login),
     r(Method::POST, "/alerts/channels", Access::Login),
     r(Method::POST, "/alerts/channels/{id}", Access::Login),
@@ -223,6 +240,15 @@ fn handler(spec: &RouteSpec) -> MethodRouter<State> {
         ("GET", "/api/openapi.json") => get(api::openapi),
         ("GET", "/metrics") => get(metrics::metrics),
         ("GET", "/firmware") => get(firmware::firmware),
+        ("GET", "/provision") => get(provision::index),
+        ("POST", "/provision/profiles") => post(provision::create),
+        ("GET", "/provision/profiles/{id}") => get(provision::profile),
+        ("POST", "/provision/profiles/{id}") => post(provision::update),
+        ("POST", "/provision/profiles/{id}/run") => post(provision::run),
+        ("GET", "/provision/tasks/{id}") => get(provision::task),
+        ("POST", "/provision/tasks/{id}") => post(provision::task_action),
+        ("GET", "/provision/tasks/{id}/events") => get(provision::task_events),
+        ("POST", "/provision/drift") => post(provision::drift),
         ("GET", "/alerts/settings") => get(alert_admin::settings),
         ("POST", "/alerts/channels") => post(alert_admin::channel_create),
         ("POST", "/alerts/channels/{id}") => post(alert_admin::channel_action),
