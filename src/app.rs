@@ -16,6 +16,9 @@ pub struct AppConfig {
     pub database_url: Option<String>,
     pub secure_cookies: bool,
     pub discovery: crate::fleet::discovery::DiscoveryConfig,
+    /// `s3://bucket?endpoint=…` for an S3-compatible tier; default: the
+    /// `storage/` directory under `data_dir`.
+    pub storage_url: Option<String>,
 }
 
 pub fn ensure_data_dir(dir: &Path) -> Result<()> {
@@ -52,13 +55,13 @@ pub async fn build_with_clock(cfg: &AppConfig, clock: SharedClock) -> Result<Arc
             .map_err(|e| Error::new(ErrorKind::Internal, e.to_string()))?,
         clock.clone(),
     );
-    let state = Arc::new(AppState::new(
-        db,
-        secrets,
-        clock,
-        discovery,
-        cfg.secure_cookies,
-    ));
+    let storage = match &cfg.storage_url {
+        Some(url) => crate::storage::Storage::s3(url)?,
+        None => crate::storage::Storage::local(&cfg.data_dir.join("storage"))?,
+    };
+    let state = Arc::new(
+        AppState::new(db, secrets, clock, discovery, cfg.secure_cookies).with_storage(storage),
+    );
     state.alerting.ensure_default_rules().await?;
     // Tasks that were running when camfleet stopped are interrupted now;
     // the task page offers to resume them.
@@ -179,6 +182,26 @@ pub fn spawn_drift_checker(
             }
         }
     })
+}
+
+/// Drive firmware rollouts (every 5 s); failures go to alerting.
+pub fn spawn_rollouts(
+    state: &Arc<AppState>,
+    shutdown: crate::shutdown::Shutdown,
+) -> tokio::task::JoinHandle<()> {
+    let st = state.clone();
+    tokio::spawn(state.firmware_lib.clone().run(
+        std::time::Duration::from_secs(5),
+        shutdown,
+        move |notices| {
+            let st = st.clone();
+            tokio::spawn(async move {
+                if let Err(e) = st.alerting.process(&notices).await {
+                    tracing::warn!(error = %e, "alerting failed");
+                }
+            });
+        },
+    ))
 }
 
 /// Start the notification worker (sends the alert outbox) in the background.

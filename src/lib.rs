@@ -15,5 +15,6 @@ pub mod onvif;
 pub mod secrets;
 pub mod shutdown;
 pub mod sim;
+pub mod storage;
 pub mod web;
 pub mod xml;

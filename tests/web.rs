@@ -1997,3 +1997,156 @@ async fn technicians_plan_apply_and_follow_a_provisioning_task() {
     let _ = page;
     f.shutdown().await;
 }
+
+#[tokio::test]
+async fn firmware_library_approval_and_a_rollout_from_the_pages() {
+    use sea_orm::EntityTrait;
+    let (app, state) = app().await;
+    make_user(&state, "root", Role::Admin).await;
+    make_user(&state, "tech", Role::Technician).await;
+    let f = fleet(1, "").await;
+    let d = adopt_into(&state, &f, 0).await;
+    let (_, tech) = login(&app, "tech", "correct-horse").await;
+    let (_, _, page) = send(&app, get("/firmware", &tech)).await;
+    let csrf = csrf_of(&page);
+    let image = camfleet::sim::config::sim_image("9.0.1", 2048);
+    let multipart = |fields: &[(&str, &str)], file: &[u8]| {
+        let b = "XBOUNDARYX";
+        let mut body = Vec::new();
+        for (k, v) in fields {
+            body.extend_from_slice(
+                format!("--{b}\r\nContent-Disposition: form-data; name=\"{k}\"\r\n\r\n{v}\r\n")
+                    .as_bytes(),
+            );
+        }
+        body.extend_from_slice(
+            format!("--{b}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"fw.bin\"\r\nContent-Type: application/octet-stream\r\n\r\n").as_bytes(),
+        );
+        body.extend_from_slice(file);
+        body.extend_from_slice(format!("\r\n--{b}--\r\n").as_bytes());
+        Request::post("/firmware/images")
+            .header(header::COOKIE, &tech)
+            .header(
+                header::CONTENT_TYPE,
+                format!("multipart/form-data; boundary={b}"),
+            )
+            .body(Body::from(body))
+            .unwrap()
+    };
+    let (status, _, page) = send(
+        &app,
+        multipart(
+            &[
+                ("csrf", &csrf),
+                ("vendor", "Sim"),
+                ("model", ""),
+                ("version", "9.0.1"),
+            ],
+            &image,
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(page.contains("model: required"), "{page}");
+    let (status, _, _) = send(
+        &app,
+        multipart(
+            &[
+                ("csrf", &csrf),
+                ("vendor", "Sim"),
+                ("model", &d.model),
+                ("version", "9.0.1"),
+                ("notes", "fixes"),
+            ],
+            &image,
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let img = camfleet::db::entities::firmware_image::Entity::find()
+        .one(&state.db)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(img.size, 2048);
+    assert_eq!(
+        &state.storage.get(&img.storage_key).await.unwrap()[..],
+        &image[..]
+    );
+    // Technicians cannot approve; admins can, and the page counts who is behind.
+    let form = |c: &str, pairs: &[(&str, &str)]| {
+        let mut s = url::form_urlencoded::Serializer::new(String::new());
+        s.append_pair("csrf", c);
+        for (k, v) in pairs {
+            s.append_pair(k, v);
+        }
+        s.finish()
+    };
+    let approve = format!("/firmware/images/{}", img.id);
+    let (status, _, _) = send(
+        &app,
+        post_form(&approve, &tech, &form(&csrf, &[("action", "approve")])),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (_, root) = login(&app, "root", "correct-horse").await;
+    let (_, _, page) = send(&app, get("/firmware", &root)).await;
+    let rc = csrf_of(&page);
+    let (status, _, _) = send(
+        &app,
+        post_form(&approve, &root, &form(&rc, &[("action", "approve")])),
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let (_, _, page) = send(&app, get("/firmware", &tech)).await;
+    assert!(
+        page.contains("<td>9.0.1</td>") && page.contains("<b>1</b>"),
+        "one device behind: {page}"
+    );
+    // A rollout: bad window refused, a good one created and shown.
+    let (status, _, page) = send(
+        &app,
+        post_form(
+            "/firmware/rollouts",
+            &tech,
+            &form(
+                &csrf,
+                &[
+                    ("image", &img.id.to_string()),
+                    ("day", "0"),
+                    ("start_hour", "25"),
+                    ("end_hour", "4"),
+                    ("utc_offset", "0"),
+                ],
+            ),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(page.contains("window hours: 0–23"), "{page}");
+    let (status, h, _) = send(
+        &app,
+        post_form(
+            "/firmware/rollouts",
+            &tech,
+            &form(&csrf, &[("image", &img.id.to_string()), ("canary", "1")]),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let url = h[header::LOCATION].to_str().unwrap().to_string();
+    let (_, _, page) = send(&app, get(&url, &tech)).await;
+    assert!(
+        page.contains("canary") && page.contains("pending"),
+        "{page}"
+    );
+    let (status, _, _) = send(
+        &app,
+        post_form(&url, &tech, &form(&csrf, &[("action", "pause")])),
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let (_, _, page) = send(&app, get(&url, &tech)).await;
+    assert!(page.contains("status-paused"), "{page}");
+    f.shutdown().await;
+}

@@ -12,6 +12,7 @@ mod m20261126_000006_health;
 mod m20261126_000007_alerts;
 mod m20261126_000008_events;
 mod m20261126_000009_provision;
+mod m20261126_000010_firmware;
 
 pub struct Migrator;
 
@@ -28,6 +29,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000007_alerts::Migration),
             Box::new(m20261126_000008_events::Migration),
             Box::new(m20261126_000009_provision::Migration),
+            Box::new(m20261126_000010_firmware::Migration),
         ]
     }
 }

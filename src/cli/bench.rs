@@ -245,6 +245,7 @@ async fn seed(a: SeedBench) -> anyhow::Result<()> {
         database_url: a.data.database_url.clone(),
         secure_cookies: false,
         discovery: Default::default(),
+        storage_url: None,
     };
     let state = crate::app::build(&cfg).await?;
     if state.users.count().await? == 0 {

@@ -17,6 +17,11 @@ pub struct DataArgs {
     /// `postgres://user:pass@host/db` to use PostgreSQL instead of SQLite.
     #[arg(long, env = "CAMFLEET_DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
+    /// `s3://bucket[/prefix]?endpoint=http://host:9000` for an
+    /// S3-compatible storage tier (keys from AWS_ACCESS_KEY_ID and
+    /// AWS_SECRET_ACCESS_KEY); default: `storage/` in the data directory.
+    #[arg(long, env = "CAMFLEET_STORAGE_URL")]
+    pub storage_url: Option<String>,
 }
 
 impl DataArgs {
@@ -26,6 +31,7 @@ impl DataArgs {
             database_url: self.database_url.clone(),
             secure_cookies,
             discovery: Default::default(),
+            storage_url: self.storage_url.clone(),
         }
     }
 }
@@ -70,6 +76,7 @@ pub async fn serve(a: ServeArgs) -> anyhow::Result<()> {
         state.alerting.set_base_url(url);
     }
     let notifier = app::spawn_notifier(&state, shutdown.clone())?;
+    let rollouts = app::spawn_rollouts(&state, shutdown.clone());
     let drift = (!a.no_poll).then(|| {
         app::spawn_drift_checker(
             &state,
@@ -102,6 +109,7 @@ pub async fn serve(a: ServeArgs) -> anyhow::Result<()> {
     if let Some(d) = drift {
         let _ = d.await;
     }
+    let _ = rollouts.await;
     let _ = notifier.await;
     Ok(())
 }

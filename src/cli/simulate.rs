@@ -235,6 +235,7 @@ pub async fn demo(a: DemoArgs) -> anyhow::Result<()> {
             window: Duration::from_secs(2),
             ..DiscoveryConfig::default()
         },
+        storage_url: None,
     })
     .await?;
     let password = crate::fleet::sessions::random_token()[..16].to_string();
@@ -345,6 +346,21 @@ pub async fn demo(a: DemoArgs) -> anyhow::Result<()> {
         shutdown.clone(),
     );
     let storyteller = tokio::spawn(demo_events(fleet.cameras().to_vec(), shutdown.clone()));
+    let rollouts = crate::app::spawn_rollouts(&state, shutdown.clone());
+    // A firmware image the simulated cameras accept, to try a rollout with.
+    if state.firmware_lib.images().await?.is_empty() {
+        state
+            .firmware_lib
+            .upload(
+                "Simulated",
+                "*",
+                "V6.0.0",
+                "Demo image: every simulated camera takes it and reboots into V6.0.0.",
+                bytes::Bytes::from(crate::sim::config::sim_image("V6.0.0", 256 * 1024)),
+                &system,
+            )
+            .await?;
+    }
     let poller = crate::app::spawn_poller(
         &state,
         crate::fleet::poller::PollerConfig {
@@ -360,6 +376,7 @@ pub async fn demo(a: DemoArgs) -> anyhow::Result<()> {
     let _ = poller.await;
     let _ = events.await;
     let _ = storyteller.await;
+    let _ = rollouts.await;
     let _ = notifier.await;
     fleet.shutdown().await;
     Ok(())

@@ -27,7 +27,7 @@ use crate::db::entities::{
 };
 use crate::error::{Error, ErrorKind, Result};
 
-pub const KINDS: [&str; 8] = [
+pub const KINDS: [&str; 9] = [
     "offline",
     "unauthorized",
     "replaced",
@@ -36,6 +36,7 @@ pub const KINDS: [&str; 8] = [
     "rebooted",
     "event_topic",
     "config_drift",
+    "firmware_failed",
 ];
 pub const SEVERITIES: [&str; 4] = ["critical", "major", "minor", "info"];
 
@@ -150,6 +151,13 @@ fn opens(rule: &alert_rule::Model, n: &Notice) -> Option<String> {
                 ..
             },
         ) => Some(format!("configuration drifted: {summary}")),
+        (
+            "firmware_failed",
+            Notice::Event {
+                event: HealthEvent::FirmwareUpgradeFailed { version, reason },
+                ..
+            },
+        ) => Some(format!("firmware upgrade to {version} failed: {reason}")),
         _ => None,
     }
 }
@@ -246,6 +254,13 @@ impl Alerting {
                 "VideoSource",
             ),
             ("Configuration drift", "config_drift", "minor", None, ""),
+            (
+                "Firmware upgrade failed",
+                "firmware_failed",
+                "major",
+                None,
+                "",
+            ),
         ] {
             alert_rule::ActiveModel {
                 name: Set(name.into()),

@@ -123,6 +123,11 @@ pub enum HealthEvent {
     DriftHigh {
         drift_ms: i64,
     },
+    /// A firmware upgrade of the device failed (rollouts).
+    FirmwareUpgradeFailed {
+        version: String,
+        reason: String,
+    },
     /// The camera's configuration no longer matches its provisioning
     /// profile (or matches again).
     ConfigDrift {

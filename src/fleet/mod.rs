@@ -7,6 +7,7 @@ pub mod audit;
 pub mod csv;
 pub mod discovery;
 pub mod events;
+pub mod firmware;
 pub mod health;
 pub mod import;
 pub mod inventory;

@@ -51,6 +51,9 @@ pub struct AppState {
     pub progress: crate::fleet::progress::ProgressHub,
     pub alerting: crate::fleet::alerting::Alerting,
     pub provisioner: Arc<crate::fleet::provision::Provisioner>,
+    pub storage: Arc<crate::storage::Storage>,
+    pub firmware_lib: Arc<crate::fleet::firmware::Firmware>,
+    secrets: Arc<crate::secrets::SecretBox>,
 }
 
 impl AppState {
@@ -61,9 +64,20 @@ impl AppState {
         discovery: DiscoveryService,
         secure_cookies: bool,
     ) -> Self {
+        // In memory until `with_storage` gives the configured tier.
+        let storage = Arc::new(crate::storage::Storage::memory());
         Self {
             users: Users::new(db.clone(), clock.clone()),
             sessions: Sessions::new(db.clone(), clock.clone()),
+            storage: storage.clone(),
+            firmware_lib: Arc::new(crate::fleet::firmware::Firmware::new(
+                db.clone(),
+                storage,
+                secrets.clone(),
+                discovery.transport().clone(),
+                clock.clone(),
+            )),
+            secrets: secrets.clone(),
             provisioner: Arc::new(crate::fleet::provision::Provisioner::new(
                 db.clone(),
                 secrets.clone(),
@@ -89,6 +103,22 @@ impl AppState {
             snapshots: Default::default(),
             progress: Default::default(),
         }
+    }
+}
+
+impl AppState {
+    /// Use this storage tier (the local directory or S3 from the config).
+    pub fn with_storage(mut self, storage: crate::storage::Storage) -> Self {
+        let storage = Arc::new(storage);
+        self.firmware_lib = Arc::new(crate::fleet::firmware::Firmware::new(
+            self.db.clone(),
+            storage.clone(),
+            self.secrets.clone(),
+            self.discovery.transport().clone(),
+            self.clock.clone(),
+        ));
+        self.storage = storage;
+        self
     }
 }
 
@@ -168,6 +198,11 @@ pub const ROUTES: &[RouteSpec] = &[
     r(Method::GET, "/api/openapi.json", Access::Login),
     r(Method::GET, "/metrics", Access::Login),
     r(Method::GET, "/firmware", Access::Login),
+    r(Method::POST, "/firmware/images", Access::Login),
+    r(Method::POST, "/firmware/images/{id}", Access::Login),
+    r(Method::POST, "/firmware/rollouts", Access::Login),
+    r(Method::GET, "/firmware/rollouts/{id}", Access::Login),
+    r(Method::POST, "/firmware/rollouts/{id}", Access::Login),
     r(Method::GET, "/provision", Access::Login),
     r(Method::POST, "/provision/profiles", Access::Login),
     r(Method::GET, "/provision/profiles/{id}", Access::Login),
@@ -240,6 +275,13 @@ fn handler(spec: &RouteSpec) -> MethodRouter<State> {
         ("GET", "/api/openapi.json") => get(api::openapi),
         ("GET", "/metrics") => get(metrics::metrics),
         ("GET", "/firmware") => get(firmware::firmware),
+        ("POST", "/firmware/images") => post(firmware::upload).layer(
+            axum::extract::DefaultBodyLimit::max(firmware::UPLOAD_BODY_LIMIT),
+        ),
+        ("POST", "/firmware/images/{id}") => post(firmware::image_action),
+        ("POST", "/firmware/rollouts") => post(firmware::rollout_create),
+        ("GET", "/firmware/rollouts/{id}") => get(firmware::rollout),
+        ("POST", "/firmware/rollouts/{id}") => post(firmware::rollout_action),
         ("GET", "/provision") => get(provision::index),
         ("POST", "/provision/profiles") => post(provision::create),
         ("GET", "/provision/profiles/{id}") => get(provision::profile),

@@ -1,0 +1,132 @@
+//! The storage tier: one `object_store` for a local directory (the
+//! default, under the data directory) or an S3-compatible bucket
+//! (path-style, for MinIO, SeaweedFS, AWS). Firmware images live here now;
+//! recordings will too.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use object_store::path::Path as Key;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+
+use crate::error::{Error, ErrorKind, Result};
+
+pub struct Storage {
+    store: Arc<dyn ObjectStore>,
+    /// Where it is, for pages and logs (no secrets).
+    pub description: String,
+}
+
+fn err(what: &str, e: impl std::fmt::Display) -> Error {
+    Error::new(ErrorKind::Unavailable, format!("storage: {what}: {e}"))
+}
+
+impl Storage {
+    /// A local directory (created if missing).
+    pub fn local(dir: &Path) -> Result<Storage> {
+        std::fs::create_dir_all(dir).map_err(|e| err(&dir.display().to_string(), e))?;
+        let fs = object_store::local::LocalFileSystem::new_with_prefix(dir)
+            .map_err(|e| err(&dir.display().to_string(), e))?;
+        Ok(Storage {
+            store: Arc::new(fs),
+            description: format!("local directory {}", dir.display()),
+        })
+    }
+
+    /// In memory (tests).
+    pub fn memory() -> Storage {
+        Storage {
+            store: Arc::new(object_store::memory::InMemory::new()),
+            description: "memory".into(),
+        }
+    }
+
+    /// `s3://bucket[/prefix]?endpoint=http://host:9000&region=…`. Keys come
+    /// from `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY`. Requests are
+    /// path-style; plain HTTP is allowed only to an explicit endpoint.
+    pub fn s3(url: &str) -> Result<Storage> {
+        let parsed = url::Url::parse(url).map_err(|e| err("URL", e))?;
+        if parsed.scheme() != "s3" {
+            return Err(Error::new(
+                ErrorKind::InvalidArgument,
+                "storage URL: s3://bucket?endpoint=… expected",
+            ));
+        }
+        let bucket = parsed
+            .host_str()
+            .ok_or_else(|| Error::new(ErrorKind::InvalidArgument, "storage URL: no bucket"))?;
+        let q = |k: &str| {
+            parsed
+                .query_pairs()
+                .find(|(n, _)| n == k)
+                .map(|(_, v)| v.into_owned())
+        };
+        let mut b = object_store::aws::AmazonS3Builder::from_env()
+            .with_bucket_name(bucket)
+            .with_virtual_hosted_style_request(false)
+            .with_region(q("region").unwrap_or_else(|| "us-east-1".into()));
+        if let Some(ep) = q("endpoint") {
+            b = b
+                .with_allow_http(ep.starts_with("http://"))
+                .with_endpoint(ep);
+        }
+        let s3 = b.build().map_err(|e| err("S3 configuration", e))?;
+        let prefix = parsed.path().trim_matches('/').to_string();
+        let store: Arc<dyn ObjectStore> = if prefix.is_empty() {
+            Arc::new(s3)
+        } else {
+            Arc::new(object_store::prefix::PrefixStore::new(s3, prefix.as_str()))
+        };
+        Ok(Storage {
+            store,
+            description: format!("S3 bucket {bucket}"),
+        })
+    }
+
+    pub async fn put(&self, key: &str, bytes: Bytes) -> Result<()> {
+        self.store
+            .put(&Key::from(key), PutPayload::from_bytes(bytes))
+            .await
+            .map_err(|e| err(&format!("writing {key}"), e))?;
+        Ok(())
+    }
+
+    pub async fn get(&self, key: &str) -> Result<Bytes> {
+        let r = self
+            .store
+            .get(&Key::from(key))
+            .await
+            .map_err(|e| err(&format!("reading {key}"), e))?;
+        r.bytes()
+            .await
+            .map_err(|e| err(&format!("reading {key}"), e))
+    }
+
+    pub async fn delete(&self, key: &str) -> Result<()> {
+        self.store
+            .delete(&Key::from(key))
+            .await
+            .map_err(|e| err(&format!("deleting {key}"), e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn local_round_trip_and_clear_errors() {
+        let dir = std::env::temp_dir().join(format!("camfleet-storage-{}", uuid::Uuid::new_v4()));
+        let s = Storage::local(&dir).unwrap();
+        s.put("firmware/ab/cd.bin", Bytes::from_static(b"image"))
+            .await
+            .unwrap();
+        assert_eq!(&s.get("firmware/ab/cd.bin").await.unwrap()[..], b"image");
+        s.delete("firmware/ab/cd.bin").await.unwrap();
+        let e = s.get("firmware/ab/cd.bin").await.unwrap_err();
+        assert!(e.to_string().contains("reading firmware/ab/cd.bin"), "{e}");
+        assert!(Storage::s3("http://bucket").is_err());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
