@@ -81,7 +81,7 @@ async fn post(
     c.post(
         &url.parse().unwrap(),
         "application/soap+xml",
-        "<x/>".into(),
+        "<x/>".to_string(),
         None,
         None,
     )
@@ -167,7 +167,7 @@ async fn a_hung_exchange_times_out_and_is_not_reused() {
         .post(
             &u,
             "application/soap+xml",
-            "<x/>".into(),
+            "<x/>".to_string(),
             None,
             Some(Duration::from_millis(200)),
         )

@@ -36,9 +36,16 @@ struct Rig {
 }
 
 async fn rig(n: u32) -> Rig {
+    rig_with(n, "").await
+}
+
+async fn rig_with(n: u32, spec: &str) -> Rig {
     let clock = manual_clock();
     let shared: SharedClock = clock.clone();
     let mut cfg = FleetConfig::new(n, 0);
+    let mut q = camfleet::sim::Quirks::default();
+    q.apply(spec).unwrap();
+    cfg.plan = camfleet::sim::QuirkPlan::Uniform(q);
     cfg.clock = shared.clone();
     let fleet = fleet_with(cfg).await;
     let db = test_db().await;
@@ -307,4 +314,33 @@ async fn too_many_failures_stop_the_rollout_and_pause_holds_it() {
     );
     r.fleet.cameras()[1].come_back();
     r.fleet.shutdown().await;
+}
+
+#[tokio::test]
+async fn cameras_with_only_the_legacy_upgrade_get_the_image_by_mtom() {
+    for spec in ["legacy-firmware", "legacy-firmware,digest"] {
+        let r = rig_with(2, spec).await;
+        let plan = RolloutPlan {
+            canary: 1,
+            wave_size: 1,
+            margin_s: 60,
+            ..Default::default()
+        };
+        r.fw.create_rollout(r.image, &r.ids, &plan, &Actor::system())
+            .await
+            .unwrap();
+        drive(
+            &r.fw,
+            &r,
+            Duration::from_secs(10),
+            Duration::from_secs(3600),
+        )
+        .await;
+        let ro = rollout(&r).await;
+        assert_eq!(ro.status, "done", "{spec}: {ro:?} {:?}", devices(&r).await);
+        for i in 0..2 {
+            assert_eq!(firmware_of(&r, i), "9.9.9", "{spec}");
+        }
+        r.fleet.shutdown().await;
+    }
 }

@@ -449,3 +449,53 @@ async fn an_interrupted_task_is_resumed_after_a_restart_and_drift_is_found() {
     assert_eq!(resolved, opened);
     r.fleet.shutdown().await;
 }
+
+#[tokio::test]
+async fn network_changes_move_the_stored_address_only_when_the_camera_answers_there() {
+    let r = rig(1, "").await;
+    let before = device::Entity::find_by_id(r.ids[0])
+        .one(&r.db)
+        .await
+        .unwrap()
+        .unwrap();
+    // Same address, new prefix: reachable, so kept.
+    let ok =
+        r.p.change_network(
+            r.ids[0],
+            false,
+            Some(("127.0.0.1".parse().unwrap(), 16)),
+            std::time::Duration::from_secs(5),
+            &Actor::system(),
+        )
+        .await
+        .unwrap();
+    assert!(ok.contains("answers at"), "{ok}");
+    assert_eq!(
+        r.fleet.cameras()[0].state.lock().unwrap().ipv4,
+        Some(("127.0.0.1".into(), 16))
+    );
+    // An address where nothing answers: the camera took it, camfleet keeps
+    // the address it can reach and says so.
+    let e =
+        r.p.change_network(
+            r.ids[0],
+            false,
+            Some(("127.0.0.254".parse().unwrap(), 24)),
+            std::time::Duration::from_secs(1),
+            &Actor::system(),
+        )
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("stored address is unchanged"), "{e}");
+    let after = device::Entity::find_by_id(r.ids[0])
+        .one(&r.db)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(after.device_url, before.device_url);
+    // A reboot takes the camera down.
+    let msg = r.p.reboot(r.ids[0], &Actor::system()).await.unwrap();
+    assert!(msg.contains("Rebooting"), "{msg}");
+    assert!(r.fleet.cameras()[0].down_until().is_some());
+    r.fleet.shutdown().await;
+}

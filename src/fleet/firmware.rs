@@ -343,11 +343,7 @@ impl Firmware {
         let (todo, already): (Vec<_>, Vec<_>) =
             devices.into_iter().partition(|d| d.firmware != img.version);
         let w = waves(todo.len(), plan);
-        for (d, wave) in todo
-            .iter()
-            .zip(w)
-            .chain(already.iter().map(|d| (d, -1)))
-        {
+        for (d, wave) in todo.iter().zip(w).chain(already.iter().map(|d| (d, -1))) {
             rollout_device::ActiveModel {
                 rollout_id: Set(r.id),
                 device_id: Set(d.id),
@@ -693,15 +689,42 @@ impl Firmware {
                     })
                     .await?;
                 }
+                Err(e) if e.class == FaultClass::NotSupported => {
+                    // Older firmware: the legacy one-call upgrade (MTOM).
+                    if image.is_none() {
+                        image = Some(self.storage.get(&img.storage_key).await?);
+                    }
+                    let bytes = image.clone().unwrap_or_default();
+                    let timeout = std::time::Duration::from_secs(600);
+                    match crate::onvif::firmware::upgrade_system_firmware(&s, bytes, timeout).await
+                    {
+                        Ok(msg) => {
+                            // No ExpectedDownTime in this exchange: assume 5 min.
+                            let deadline =
+                                now + chrono::Duration::seconds(300 + plan.margin_s as i64);
+                            self.set_device(rd, |a| {
+                                a.status = Set("rebooting".into());
+                                a.deadline = Set(Some(deadline));
+                                a.next_at = Set(Some(now));
+                                a.message = Set(format!("legacy UpgradeSystemFirmware: {msg}"));
+                            })
+                            .await?;
+                        }
+                        Err(e) => {
+                            let why = format!("UpgradeSystemFirmware (legacy): {e}");
+                            self.fail(rd, &why).await?;
+                            notices.push(Notice::Event {
+                                device_id: d.id,
+                                event: HealthEvent::FirmwareUpgradeFailed {
+                                    version: img.version.clone(),
+                                    reason: why,
+                                },
+                            });
+                        }
+                    }
+                }
                 Err(e) => {
-                    let why = if e.class == FaultClass::NotSupported {
-                        format!(
-                            "the camera does not offer StartFirmwareUpgrade ({}); the legacy MTOM upgrade is not supported",
-                            e.message
-                        )
-                    } else {
-                        format!("StartFirmwareUpgrade: {e}")
-                    };
+                    let why = format!("StartFirmwareUpgrade: {e}");
                     self.fail(rd, &why).await?;
                     notices.push(Notice::Event {
                         device_id: d.id,

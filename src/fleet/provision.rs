@@ -1716,6 +1716,150 @@ pub fn drift_notices(newly: &[(i32, String)], cleared: &[i32]) -> Vec<super::pol
         .collect()
 }
 
+impl Provisioner {
+    /// SystemReboot (audited).
+    pub async fn reboot(&self, device_id: i32, actor: &Actor) -> Result<String> {
+        let t = self
+            .targets(&[device_id])
+            .await?
+            .pop()
+            .ok_or_else(|| Error::new(ErrorKind::NotFound, format!("no device {device_id}")))?;
+        let s = device_session(
+            &t.device.device_url,
+            &t.device.policy,
+            t.device.auth_mode.as_deref(),
+            t.creds.clone(),
+            &self.transport,
+            &self.clock,
+        )
+        .map_err(|(_, e)| Error::new(ErrorKind::InvalidArgument, e))?;
+        let msg = cfg::system_reboot(&s)
+            .await
+            .map_err(|e| Error::new(ErrorKind::Unavailable, e.to_string()))?;
+        audit::record(
+            &self.db,
+            actor,
+            self.clock.now_utc(),
+            Entry {
+                action: "device.reboot",
+                target_kind: "device",
+                target_id: device_id.to_string(),
+                before: None,
+                after: Some(json!({"message": msg})),
+            },
+        )
+        .await?;
+        Ok(msg)
+    }
+
+    /// Change a camera's IPv4 configuration (DHCP, or a static address),
+    /// reboot it when it asks to, then check that it answers at its new
+    /// address within `wait`. Only then is the stored address changed; the
+    /// outcome says what happened either way (and is audited).
+    pub async fn change_network(
+        &self,
+        device_id: i32,
+        dhcp: bool,
+        address: Option<(std::net::Ipv4Addr, u8)>,
+        wait: std::time::Duration,
+        actor: &Actor,
+    ) -> Result<String> {
+        let t = self
+            .targets(&[device_id])
+            .await?
+            .pop()
+            .ok_or_else(|| Error::new(ErrorKind::NotFound, format!("no device {device_id}")))?;
+        let d = &t.device;
+        let session = |url: &str| {
+            device_session(
+                url,
+                &d.policy,
+                d.auth_mode.as_deref(),
+                t.creds.clone(),
+                &self.transport,
+                &self.clock,
+            )
+            .map_err(|(_, e)| Error::new(ErrorKind::InvalidArgument, e))
+        };
+        let s = session(&d.device_url)?;
+        let unavailable = |e: OnvifError| Error::new(ErrorKind::Unavailable, e.to_string());
+        let ifaces = dev::get_network_interfaces(&s).await.map_err(unavailable)?;
+        let iface = ifaces
+            .iter()
+            .find(|i| i.enabled)
+            .or(ifaces.first())
+            .ok_or_else(|| Error::new(ErrorKind::Unavailable, "the camera lists no interface"))?;
+        let before =
+            json!({"device_url": d.device_url, "ipv4": iface.ipv4, "dhcp": iface.ipv4_dhcp});
+        let reboot = cfg::set_ipv4(&s, &iface.token, dhcp, address)
+            .await
+            .map_err(unavailable)?;
+        if reboot {
+            cfg::system_reboot(&s).await.map_err(unavailable)?;
+        }
+        // Where it should answer now.
+        let mut new_url = url::Url::parse(&d.device_url)
+            .map_err(|e| Error::new(ErrorKind::InvalidArgument, e.to_string()))?;
+        if let (false, Some((a, _))) = (dhcp, address) {
+            let _ = new_url.set_host(Some(&a.to_string()));
+        }
+        let started = std::time::Instant::now();
+        let mut reachable = false;
+        while started.elapsed() < wait {
+            let probe = session(new_url.as_str())?;
+            let r =
+                tokio::time::timeout(std::time::Duration::from_secs(3), probe.sync_clock()).await;
+            if matches!(r, Ok(Ok(_))) {
+                reachable = true;
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_secs(1).min(wait)).await;
+        }
+        let outcome = if reachable {
+            if new_url.as_str() != d.device_url {
+                device::Entity::update_many()
+                    .col_expr(
+                        device::Column::DeviceUrl,
+                        sea_orm::sea_query::Expr::value(new_url.to_string()),
+                    )
+                    .filter(device::Column::Id.eq(device_id))
+                    .exec(&self.db)
+                    .await?;
+            }
+            format!("the camera answers at {new_url}")
+        } else if dhcp {
+            format!(
+                "the camera did not answer at {} within {} s after switching to DHCP; it may have a new address: run a discovery",
+                d.device_url,
+                wait.as_secs()
+            )
+        } else {
+            format!(
+                "the camera did not answer at {new_url} within {} s; the stored address is unchanged",
+                wait.as_secs()
+            )
+        };
+        audit::record(
+            &self.db,
+            actor,
+            self.clock.now_utc(),
+            Entry {
+                action: "device.network",
+                target_kind: "device",
+                target_id: device_id.to_string(),
+                before: Some(before),
+                after: Some(json!({"dhcp": dhcp, "address": address.map(|(a, p)| format!("{a}/{p}")), "reachable": reachable, "outcome": outcome})),
+            },
+        )
+        .await?;
+        if reachable {
+            Ok(outcome)
+        } else {
+            Err(Error::new(ErrorKind::Unavailable, outcome))
+        }
+    }
+}
+
 /// Profile JSON for the audit log: sealed passwords left out.
 fn redact(mut v: serde_json::Value) -> serde_json::Value {
     if let Some(users) = v.get_mut("users").and_then(|u| u.as_array_mut()) {

@@ -300,6 +300,38 @@ pub fn scope_uri(kind: &str, value: &str) -> String {
     format!("onvif://www.onvif.org/{kind}/{enc}")
 }
 
+/// IPv4 on one interface: DHCP, or a static address and prefix length.
+/// True when the camera says it must reboot for the change.
+pub async fn set_ipv4(
+    s: &DeviceSession,
+    token: &str,
+    dhcp: bool,
+    address: Option<(std::net::Ipv4Addr, u8)>,
+) -> OnvifResult<bool> {
+    let op = ops::SET_NETWORK_INTERFACES;
+    let manual = match (dhcp, address) {
+        (false, Some((a, p))) => format!(
+            "<tt:Manual><tt:Address>{a}</tt:Address><tt:PrefixLength>{p}</tt:PrefixLength></tt:Manual>"
+        ),
+        (false, None) => {
+            return Err(OnvifError::new(
+                FaultClass::InvalidArgument,
+                op.name,
+                "a static configuration needs an address",
+            ));
+        }
+        (true, _) => String::new(),
+    };
+    let inner = format!(
+        "<tds:InterfaceToken>{}</tds:InterfaceToken><tds:NetworkInterface><tt:Enabled>true</tt:Enabled><tt:IPv4><tt:Enabled>true</tt:Enabled>{manual}<tt:DHCP>{dhcp}</tt:DHCP></tt:IPv4></tds:NetworkInterface>",
+        escape(token)
+    );
+    let el = s.call(op, &req(op, &inner)).await?;
+    Ok(el
+        .text_at(&["RebootNeeded"])
+        .is_some_and(|v| super::device::is_true(&v)))
+}
+
 /// SystemReboot; the camera's message (e.g. "Rebooting in 30 seconds").
 pub async fn system_reboot(s: &DeviceSession) -> OnvifResult<String> {
     let op = ops::SYSTEM_REBOOT;

@@ -57,10 +57,11 @@ impl DeviceConn {
         &self,
         url: &Url,
         content_type: &str,
-        body: String,
+        body: impl Into<Bytes>,
         authorization: Option<&str>,
         timeout: Option<Duration>,
     ) -> Result<HttpReply, TransportError> {
+        let body: Bytes = body.into();
         if url.scheme() != "http" {
             return self
                 .transport
@@ -68,7 +69,6 @@ impl DeviceConn {
                 .await;
         }
         let deadline = timeout.unwrap_or(self.transport.config().timeout);
-        let body = Bytes::from(body);
         match tokio::time::timeout(
             deadline,
             self.post_http(url, content_type, body, authorization),

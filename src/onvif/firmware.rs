@@ -104,3 +104,21 @@ pub async fn upload(
         )),
     }
 }
+
+/// The legacy UpgradeSystemFirmware: the image as an MTOM attachment in
+/// one SOAP call (for cameras without StartFirmwareUpgrade). Returns the
+/// camera's message.
+pub async fn upgrade_system_firmware(
+    s: &DeviceSession,
+    image: Bytes,
+    timeout: Duration,
+) -> OnvifResult<String> {
+    let op = ops::UPGRADE_SYSTEM_FIRMWARE;
+    let body = format!(
+        r#"<tds:UpgradeSystemFirmware xmlns:tds="{}"><tds:Firmware><xop:Include xmlns:xop="http://www.w3.org/2004/08/xop/include" href="cid:{}"/></tds:Firmware></tds:UpgradeSystemFirmware>"#,
+        op.namespace,
+        super::session::ATTACHMENT_CID
+    );
+    let el = s.call_mtom(op, &body, image, Some(timeout)).await?;
+    Ok(el.text_at(&["Message"]).unwrap_or_default())
+}

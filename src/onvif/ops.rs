@@ -130,6 +130,7 @@ ops! {
     SET_DISCOVERY_MODE = Device "SetDiscoveryMode";
     SET_SCOPES = Device "SetScopes";
     SYSTEM_REBOOT = Device "SystemReboot";
+    SET_NETWORK_INTERFACES = Device "SetNetworkInterfaces";
     START_FIRMWARE_UPGRADE = Device "StartFirmwareUpgrade";
     UPGRADE_SYSTEM_FIRMWARE = Device "UpgradeSystemFirmware";
     MEDIA_GET_PROFILES = Media "GetProfiles";

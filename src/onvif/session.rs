@@ -95,6 +95,37 @@ struct Dest {
     url: Url,
     addressing: Option<Vec<String>>,
     timeout: Option<Duration>,
+    /// Sent as an MTOM/XOP attachment (`cid:attachment@camfleet`).
+    attachment: Option<bytes::Bytes>,
+}
+
+/// The Content-ID of an MTOM attachment, for `xop:Include href="cid:…"`.
+pub const ATTACHMENT_CID: &str = "attachment@camfleet";
+
+/// An MTOM (SOAP 1.2 + XOP) multipart body: the envelope, then the
+/// attachment. Returns (Content-Type, body).
+fn mtom(envelope: &str, attachment: &[u8], action: &str) -> (String, bytes::Bytes) {
+    let boundary = format!("uuid:{}", uuid::Uuid::new_v4());
+    let ct = format!(
+        "multipart/related; type=\"application/xop+xml\"; start=\"<root@camfleet>\"; start-info=\"application/soap+xml\"; boundary=\"{boundary}\"; action=\"{action}\""
+    );
+    let mut b = Vec::with_capacity(envelope.len() + attachment.len() + 512);
+    b.extend_from_slice(
+        format!(
+            "--{boundary}\r\nContent-Type: application/xop+xml; charset=UTF-8; type=\"application/soap+xml\"\r\nContent-Transfer-Encoding: binary\r\nContent-ID: <root@camfleet>\r\n\r\n"
+        )
+        .as_bytes(),
+    );
+    b.extend_from_slice(envelope.as_bytes());
+    b.extend_from_slice(
+        format!(
+            "\r\n--{boundary}\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: binary\r\nContent-ID: <{ATTACHMENT_CID}>\r\n\r\n"
+        )
+        .as_bytes(),
+    );
+    b.extend_from_slice(attachment);
+    b.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    (ct, bytes::Bytes::from(b))
 }
 
 pub struct DeviceSession {
@@ -206,6 +237,7 @@ impl DeviceSession {
             url: self.url_for(op.service),
             addressing: None,
             timeout: self.timeout(),
+            attachment: None,
         }
     }
 
@@ -309,6 +341,26 @@ impl DeviceSession {
             url: to.clone(),
             addressing: Some(reference_parameters.to_vec()),
             timeout: timeout.or(self.timeout()),
+            attachment: None,
+        };
+        self.call_inner(op, body, true, &dest).await
+    }
+
+    /// Call with a binary attachment sent by MTOM/XOP (the body refers to
+    /// it as `cid:` [`ATTACHMENT_CID`]); e.g. the legacy
+    /// UpgradeSystemFirmware.
+    pub async fn call_mtom(
+        &self,
+        op: Operation,
+        body: &str,
+        attachment: bytes::Bytes,
+        timeout: Option<Duration>,
+    ) -> OnvifResult<Element> {
+        let dest = Dest {
+            url: self.url_for(op.service),
+            addressing: None,
+            timeout: timeout.or(self.timeout()),
+            attachment: Some(attachment),
         };
         self.call_inner(op, body, true, &dest).await
     }
@@ -453,8 +505,12 @@ impl DeviceSession {
         loop {
             attempts += 1;
             let envelope_text = self.envelope(op, body, mode, dest);
+            let (content_type, payload) = match &dest.attachment {
+                Some(a) => mtom(&envelope_text, a, &op.action()),
+                None => (content_type.clone(), bytes::Bytes::from(envelope_text)),
+            };
             let authorization = if mode.uses_digest() {
-                let (a, fresh) = self.digest_authorization(url, envelope_text.as_bytes());
+                let (a, fresh) = self.digest_authorization(url, &payload);
                 fresh_challenge |= fresh;
                 a
             } else {
@@ -465,7 +521,7 @@ impl DeviceSession {
                 .post(
                     url,
                     &content_type,
-                    envelope_text,
+                    payload,
                     authorization.as_deref(),
                     dest.timeout,
                 )

@@ -112,7 +112,7 @@ impl Transport {
         &self,
         url: &Url,
         content_type: &str,
-        body: String,
+        body: impl Into<Bytes>,
         authorization: Option<&str>,
         timeout: Option<Duration>,
     ) -> Result<HttpReply, TransportError> {
@@ -120,7 +120,7 @@ impl Transport {
             .client()?
             .post(url.clone())
             .header(http::header::CONTENT_TYPE, content_type)
-            .body(body);
+            .body(body.into());
         if let Some(a) = authorization {
             req = req.header(http::header::AUTHORIZATION, a);
         }

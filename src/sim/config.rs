@@ -87,7 +87,11 @@ fn percent_decode(s: &str) -> String {
 }
 
 /// Handle a write operation, or None when `req` is not one.
-pub fn handle_write(cam: &Arc<SimCamera>, req: &Element) -> Option<Result<String, SimFault>> {
+pub fn handle_write(
+    cam: &Arc<SimCamera>,
+    req: &Element,
+    attachments: &[(String, Bytes)],
+) -> Option<Result<String, SimFault>> {
     let op = req.local.as_str();
     let media2 = req.ns_uri() == Some(ns::TR2);
     let is_write = matches!(
@@ -104,12 +108,20 @@ pub fn handle_write(cam: &Arc<SimCamera>, req: &Element) -> Option<Result<String
             | "SetDiscoveryMode"
             | "SetScopes"
             | "SystemReboot"
+            | "SetNetworkInterfaces"
             | "StartFirmwareUpgrade"
+            | "UpgradeSystemFirmware"
             | "GetVideoEncoderConfigurationOptions"
             | "SetVideoEncoderConfiguration"
     );
     if !is_write || (media2 && !cam.quirks.media2) {
         return None;
+    }
+    if op == "StartFirmwareUpgrade" && cam.quirks.legacy_firmware {
+        return Some(Err(SimFault::not_supported(op)));
+    }
+    if op == "UpgradeSystemFirmware" {
+        return Some(legacy_upgrade(cam, req, attachments));
     }
     let failures = cam
         .failures
@@ -316,6 +328,39 @@ fn apply(
             }
             ok(op)
         }
+        "SetNetworkInterfaces" => {
+            if t(&["InterfaceToken"]).as_deref() != Some("eth0") {
+                return Err(SimFault {
+                    sender: true,
+                    subcode: "InvalidNetworkInterface",
+                    reason: "no such interface".into(),
+                });
+            }
+            let v4 = req
+                .child_local("NetworkInterface")
+                .and_then(|n| n.child_local("IPv4"))
+                .ok_or_else(|| invalid("IPv4 missing"))?;
+            let dhcp = v4
+                .text_at(&["DHCP"])
+                .is_some_and(|v| crate::onvif::device::is_true(&v));
+            if !dhcp {
+                let addr = v4
+                    .text_at(&["Manual", "Address"])
+                    .filter(|a| a.parse::<std::net::Ipv4Addr>().is_ok())
+                    .ok_or_else(|| invalid("Manual/Address: an IPv4 address"))?;
+                let prefix = v4
+                    .text_at(&["Manual", "PrefixLength"])
+                    .and_then(|p| p.trim().parse::<u8>().ok())
+                    .filter(|p| (1..=32).contains(p))
+                    .ok_or_else(|| invalid("PrefixLength: 1–32"))?;
+                st.ipv4 = Some((addr, prefix));
+            }
+            st.ipv4_dhcp = dhcp;
+            format!(
+                r#"<tds:SetNetworkInterfacesResponse xmlns:tds="{}"><tds:RebootNeeded>false</tds:RebootNeeded></tds:SetNetworkInterfacesResponse>"#,
+                ns::TDS
+            )
+        }
         "SystemReboot" => format!(
             r#"<tds:SystemRebootResponse xmlns:tds="{}"><tds:Message>Rebooting in {REBOOT_SECS} seconds</tds:Message></tds:SystemRebootResponse>"#,
             ns::TDS
@@ -424,6 +469,102 @@ fn apply(
         }
         _ => return Err(SimFault::not_supported(op)),
     })
+}
+
+/// Split a `multipart/related` (MTOM) body into the root part (the SOAP
+/// envelope) and the attachments by Content-ID (without `<>`).
+pub fn split_multipart(content_type: &str, body: &[u8]) -> Option<(Bytes, Vec<(String, Bytes)>)> {
+    let param = |name: &str| {
+        content_type.split(';').find_map(|p| {
+            let (k, v) = p.trim().split_once('=')?;
+            (k.trim().eq_ignore_ascii_case(name)).then(|| v.trim().trim_matches('"').to_string())
+        })
+    };
+    let boundary = format!("--{}", param("boundary")?);
+    let start = param("start").map(|s| s.trim_matches(|c| c == '<' || c == '>').to_string());
+    let mut parts = Vec::new();
+    let mut rest = body;
+    loop {
+        let i = find(rest, boundary.as_bytes())?;
+        rest = &rest[i + boundary.len()..];
+        if rest.starts_with(b"--") {
+            break;
+        }
+        let end = find(rest, boundary.as_bytes())?;
+        let part = &rest[..end];
+        let part = part.strip_prefix(b"\r\n").unwrap_or(part);
+        let split = find(part, b"\r\n\r\n")?;
+        let headers = std::str::from_utf8(&part[..split]).ok()?;
+        let mut content = &part[split + 4..];
+        content = content.strip_suffix(b"\r\n").unwrap_or(content);
+        let cid = headers
+            .lines()
+            .find_map(|l| {
+                let (k, v) = l.split_once(':')?;
+                k.trim()
+                    .eq_ignore_ascii_case("content-id")
+                    .then(|| v.trim().trim_matches(|c| c == '<' || c == '>').to_string())
+            })
+            .unwrap_or_default();
+        parts.push((cid, Bytes::copy_from_slice(content)));
+    }
+    let root_at = start
+        .and_then(|s| parts.iter().position(|(c, _)| *c == s))
+        .unwrap_or(0);
+    if parts.is_empty() {
+        return None;
+    }
+    let root = parts.remove(root_at).1;
+    Some((root, parts))
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+/// UpgradeSystemFirmware: the image is the attachment the body refers to.
+fn legacy_upgrade(
+    cam: &Arc<SimCamera>,
+    req: &Element,
+    attachments: &[(String, Bytes)],
+) -> Result<String, SimFault> {
+    let href = req
+        .child_local("Firmware")
+        .and_then(|f| f.child_local("Include"))
+        .and_then(|i| i.attr("href"))
+        .ok_or_else(|| invalid("Firmware/xop:Include missing"))?;
+    let cid = href.trim_start_matches("cid:");
+    let image = attachments
+        .iter()
+        .find(|(c, _)| c == cid)
+        .map(|(_, b)| b.clone())
+        .ok_or_else(|| invalid(format!("no attachment {cid}")))?;
+    let failures = cam
+        .failures
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    if failures.upload_rejected {
+        return Err(SimFault {
+            sender: false,
+            subcode: "FirmwareUpgradeFailed",
+            reason: "flash write error".into(),
+        });
+    }
+    let version =
+        image_version(&image).ok_or_else(|| invalid("not a firmware image for this model"))?;
+    *cam.pending_firmware
+        .lock()
+        .unwrap_or_else(|e| e.into_inner()) = Some(version);
+    cam.go_down(if failures.never_returns {
+        None
+    } else {
+        Some(REBOOT_SECS)
+    });
+    Ok(format!(
+        r#"<tds:UpgradeSystemFirmwareResponse xmlns:tds="{}"><tds:Message>Upgrade successful, rebooting in {REBOOT_SECS} seconds</tds:Message></tds:UpgradeSystemFirmwareResponse>"#,
+        ns::TDS
+    ))
 }
 
 fn image_version(image: &[u8]) -> Option<String> {

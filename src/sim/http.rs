@@ -222,9 +222,30 @@ async fn handle_inner(cam: &Arc<SimCamera>, req: Request<Incoming>) -> Resp {
     if parts.method != http::Method::POST {
         return plain(StatusCode::METHOD_NOT_ALLOWED, "POST only");
     }
-    let body = match Limited::new(body, MAX_REQUEST_BYTES).collect().await {
+    let content_type = parts
+        .headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    // MTOM (the legacy firmware upgrade) may carry a whole image.
+    let multipart = content_type.starts_with("multipart/related");
+    let limit = if multipart {
+        64 * 1024 * 1024
+    } else {
+        MAX_REQUEST_BYTES
+    };
+    let body = match Limited::new(body, limit).collect().await {
         Ok(b) => b.to_bytes(),
         Err(_) => return plain(StatusCode::PAYLOAD_TOO_LARGE, "request too large"),
+    };
+    let (body, attachments) = if multipart {
+        match super::config::split_multipart(&content_type, &body) {
+            Some(x) => x,
+            None => return fault_response(&cam, &SimFault::invalid("unreadable MTOM request")),
+        }
+    } else {
+        (body, Vec::new())
     };
     if q.huge_body || q.endless_body {
         // 100 MB, or no end at all, of whitespace before any XML.
@@ -276,7 +297,7 @@ async fn handle_inner(cam: &Arc<SimCamera>, req: Request<Incoming>) -> Resp {
         rtsp_authority: cam.rtsp_authority.clone(),
     };
     let now = cam.camera_now();
-    if let Some(r) = super::config::handle_write(&cam, op) {
+    if let Some(r) = super::config::handle_write(&cam, op, &attachments) {
         return match r {
             Ok(body) => envelope_response(&cam, StatusCode::OK, &body),
             Err(f) => fault_response(&cam, &f),

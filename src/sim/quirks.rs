@@ -60,6 +60,9 @@ pub struct Quirks {
     pub no_events: bool,
     /// Answers relative subscription lifetimes with TerminationTime = now.
     pub broken_relative: bool,
+    /// Older firmware: no StartFirmwareUpgrade, only the MTOM
+    /// UpgradeSystemFirmware.
+    pub legacy_firmware: bool,
 }
 
 impl Default for Quirks {
@@ -87,6 +90,7 @@ impl Default for Quirks {
             bom: false,
             no_events: false,
             broken_relative: false,
+            legacy_firmware: false,
         }
     }
 }
@@ -132,6 +136,7 @@ impl Quirks {
                 "bom" => self.bom = true,
                 "no-events" => self.no_events = true,
                 "broken-relative" => self.broken_relative = true,
+                "legacy-firmware" => self.legacy_firmware = true,
                 other => return Err(format!("unknown quirk {other:?}")),
             }
         }

@@ -62,6 +62,10 @@ pub struct CameraState {
     pub clock_offset_s: i64,
     /// Passwords that still work after a change (a failure mode).
     pub legacy_passwords: Vec<(String, String)>,
+    /// IPv4 as configured by SetNetworkInterfaces (None: the address the
+    /// camera listens on). The simulator keeps listening where it is.
+    pub ipv4: Option<(String, u8)>,
+    pub ipv4_dhcp: bool,
 }
 
 impl CameraState {
@@ -138,6 +142,8 @@ impl CameraState {
             tz: "UTC0".into(),
             clock_offset_s: 0,
             legacy_passwords: Vec::new(),
+            ipv4: None,
+            ipv4_dhcp: false,
         }
     }
 
@@ -368,9 +374,16 @@ pub fn handle(
             escape(&st.hostname)
         ),
         ("GetNetworkInterfaces", false) => format!(
-            "<{tds}:GetNetworkInterfacesResponse><{tds}:NetworkInterfaces token=\"eth0\"><{tt}:Enabled>true</{tt}:Enabled><{tt}:Info><{tt}:Name>eth0</{tt}:Name><{tt}:HwAddress>{}</{tt}:HwAddress><{tt}:MTU>1500</{tt}:MTU></{tt}:Info><{tt}:IPv4><{tt}:Enabled>true</{tt}:Enabled><{tt}:Config><{tt}:Manual><{tt}:Address>{}</{tt}:Address><{tt}:PrefixLength>24</{tt}:PrefixLength></{tt}:Manual><{tt}:DHCP>false</{tt}:DHCP></{tt}:Config></{tt}:IPv4></{tds}:NetworkInterfaces></{tds}:GetNetworkInterfacesResponse>",
+            "<{tds}:GetNetworkInterfacesResponse><{tds}:NetworkInterfaces token=\"eth0\"><{tt}:Enabled>true</{tt}:Enabled><{tt}:Info><{tt}:Name>eth0</{tt}:Name><{tt}:HwAddress>{}</{tt}:HwAddress><{tt}:MTU>1500</{tt}:MTU></{tt}:Info><{tt}:IPv4><{tt}:Enabled>true</{tt}:Enabled><{tt}:Config><{tt}:Manual><{tt}:Address>{}</{tt}:Address><{tt}:PrefixLength>{}</{tt}:PrefixLength></{tt}:Manual><{tt}:DHCP>{}</{tt}:DHCP></{tt}:Config></{tt}:IPv4></{tds}:NetworkInterfaces></{tds}:GetNetworkInterfacesResponse>",
             st.mac.to_uppercase().replace(':', "-"),
-            a.http_authority.split(':').next().unwrap_or("127.0.0.1")
+            st.ipv4.as_ref().map(|(a, _)| a.clone()).unwrap_or_else(|| a
+                .http_authority
+                .split(':')
+                .next()
+                .unwrap_or("127.0.0.1")
+                .to_string()),
+            st.ipv4.as_ref().map(|(_, p)| *p).unwrap_or(24),
+            st.ipv4_dhcp
         ),
         ("GetNTP", false) => {
             let mut hosts = String::new();

@@ -171,6 +171,8 @@ pub const ROUTES: &[RouteSpec] = &[
     r(Method::GET, "/devices/{id}/snapshot", Access::Login),
     r(Method::POST, "/devices/bulk", Access::Login),
     r(Method::POST, "/devices/{id}/poll", Access::Login),
+    r(Method::POST, "/devices/{id}/reboot", Access::Login),
+    r(Method::POST, "/devices/{id}/network", Access::Login),
     r(Method::GET, "/inventory", Access::Login),
     r(Method::GET, "/inventory/import", Access::Login),
     r(Method::POST, "/inventory/import", Access::Login),
@@ -246,6 +248,8 @@ fn handler(spec: &RouteSpec) -> MethodRouter<State> {
         ("GET", "/devices/{id}/snapshot") => get(snapshot::snapshot),
         ("POST", "/devices/bulk") => post(inventory::bulk),
         ("POST", "/devices/{id}/poll") => post(pages::device_poll),
+        ("POST", "/devices/{id}/reboot") => post(pages::device_reboot),
+        ("POST", "/devices/{id}/network") => post(pages::device_network),
         ("GET", "/inventory") => get(inventory::inventory),
         ("GET", "/inventory/import") => get(inventory::import_form),
         ("POST", "/inventory/import") => post(inventory::import_preview).layer(

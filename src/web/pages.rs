@@ -1130,3 +1130,75 @@ pub async fn device_poll(
         .await?;
     Ok(axum::response::Redirect::to(&format!("/devices/{id}")).into_response())
 }
+
+/// Reboot a camera (technicians; a ticked confirmation required).
+pub async fn device_reboot(
+    AxState(state): AxState<State>,
+    Extension(me): Extension<CurrentUser>,
+    Path(id): Path<i32>,
+    axum::extract::RawForm(raw): axum::extract::RawForm,
+) -> Result<Response, WebError> {
+    let f = super::form::FormFields::parse(&raw);
+    me.check_csrf(&f.get("csrf"))?;
+    me.require(me.role.can_operate_devices())?;
+    device_or_404(&state, &me, id).await?;
+    if f.get("confirm") != "on" {
+        return Err(WebError(Error::new(
+            ErrorKind::InvalidArgument,
+            "reboot: tick the confirmation",
+        )));
+    }
+    state
+        .provisioner
+        .reboot(id, &crate::fleet::audit::Actor::user(&me.user.username))
+        .await?;
+    Ok(axum::response::Redirect::to(&format!("/devices/{id}")).into_response())
+}
+
+/// Change a camera's IPv4 settings: only with the confirmation ticked, and
+/// the stored address follows only when the camera answers there.
+pub async fn device_network(
+    AxState(state): AxState<State>,
+    Extension(me): Extension<CurrentUser>,
+    Path(id): Path<i32>,
+    axum::extract::RawForm(raw): axum::extract::RawForm,
+) -> Result<Response, WebError> {
+    let f = super::form::FormFields::parse(&raw);
+    me.check_csrf(&f.get("csrf"))?;
+    me.require(me.role.can_operate_devices())?;
+    device_or_404(&state, &me, id).await?;
+    let bad = |m: &str| WebError(Error::new(ErrorKind::InvalidArgument, m.to_string()));
+    if f.get("confirm") != "on" {
+        return Err(bad(
+            "network: tick that you understand the camera may become unreachable",
+        ));
+    }
+    let (dhcp, address) = match f.text("mode").as_str() {
+        "dhcp" => (true, None),
+        "static" => {
+            let a: std::net::Ipv4Addr = f
+                .text("address")
+                .parse()
+                .map_err(|_| bad("address: an IPv4 address"))?;
+            let p: u8 = f
+                .text("prefix")
+                .parse()
+                .ok()
+                .filter(|p| (1..=32).contains(p))
+                .ok_or_else(|| bad("prefix length: 1–32"))?;
+            (false, Some((a, p)))
+        }
+        _ => return Err(bad("mode: DHCP or static")),
+    };
+    state
+        .provisioner
+        .change_network(
+            id,
+            dhcp,
+            address,
+            std::time::Duration::from_secs(60),
+            &crate::fleet::audit::Actor::user(&me.user.username),
+        )
+        .await?;
+    Ok(axum::response::Redirect::to(&format!("/devices/{id}")).into_response())
+}
