@@ -19,6 +19,8 @@ pub struct AppConfig {
     /// `s3://bucket?endpoint=…` for an S3-compatible tier; default: the
     /// `storage/` directory under `data_dir`.
     pub storage_url: Option<String>,
+    /// A second, `cold` tier (an S3 URL or a directory) for tier migration.
+    pub cold_storage_url: Option<String>,
 }
 
 pub fn ensure_data_dir(dir: &Path) -> Result<()> {
@@ -59,12 +61,26 @@ pub async fn build_with_clock(cfg: &AppConfig, clock: SharedClock) -> Result<Arc
         Some(url) => crate::storage::Storage::s3(url)?,
         None => crate::storage::Storage::local(&cfg.data_dir.join("storage"))?,
     };
+    let cold = match &cfg.cold_storage_url {
+        Some(url) if url.starts_with("s3://") => Some(crate::storage::Storage::s3(url)?),
+        Some(dir) => Some(crate::storage::Storage::local(std::path::Path::new(dir))?),
+        None => None,
+    };
     let state = Arc::new(
-        AppState::new(db, secrets, clock, discovery, cfg.secure_cookies).with_storage(storage),
+        AppState::new(db, secrets, clock, discovery, cfg.secure_cookies).with_storage(
+            storage,
+            cold,
+            Some(cfg.data_dir.clone()),
+        ),
     );
     state.alerting.ensure_default_rules().await?;
     // Tasks that were running when camfleet stopped are interrupted now;
     // the task page offers to resume them.
+    state.jobs.ensure_defaults().await?;
+    let lost = state.jobs.recover().await?;
+    if lost > 0 {
+        tracing::warn!(runs = lost, "job runs interrupted by a restart");
+    }
     let interrupted = state.provisioner.recover().await?;
     if interrupted > 0 {
         tracing::warn!(interrupted, "provisioning tasks interrupted by a restart");
@@ -202,6 +218,19 @@ pub fn spawn_rollouts(
             });
         },
     ))
+}
+
+/// Run scheduled jobs (checked every 20 s).
+pub fn spawn_jobs(
+    state: &Arc<AppState>,
+    shutdown: crate::shutdown::Shutdown,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(
+        state
+            .jobs
+            .clone()
+            .run_loop(std::time::Duration::from_secs(20), shutdown),
+    )
 }
 
 /// Start the notification worker (sends the alert outbox) in the background.

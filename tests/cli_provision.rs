@@ -17,6 +17,7 @@ async fn provision_from_the_command_line_dry_run_then_apply() {
         secure_cookies: false,
         discovery: Default::default(),
         storage_url: None,
+        cold_storage_url: None,
     };
     let state = camfleet::app::build(&cfg).await.unwrap();
     let site = state

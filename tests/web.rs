@@ -2150,3 +2150,67 @@ async fn firmware_library_approval_and_a_rollout_from_the_pages() {
     assert!(page.contains("status-paused"), "{page}");
     f.shutdown().await;
 }
+
+#[tokio::test]
+async fn admins_schedule_jobs_see_the_next_runs_and_run_them_now() {
+    let (app, state) = app().await;
+    state.jobs.ensure_defaults().await.unwrap();
+    make_user(&state, "root", Role::Admin).await;
+    make_user(&state, "tech", Role::Technician).await;
+    let (_, tech) = login(&app, "tech", "correct-horse").await;
+    let (status, _, page) = send(&app, get("/jobs", &tech)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        page.contains("Retention sweep") && page.contains("Health sample rollup"),
+        "{page}"
+    );
+    let csrf = csrf_of(&page);
+    let form = |c: &str, pairs: &[(&str, &str)]| {
+        let mut s = url::form_urlencoded::Serializer::new(String::new());
+        s.append_pair("csrf", c);
+        for (k, v) in pairs {
+            s.append_pair(k, v);
+        }
+        s.finish()
+    };
+    let fields = [
+        ("name", "nightly rollup"),
+        ("kind", "health_rollup"),
+        ("schedule", "30 2 * * *"),
+        ("timezone", "Europe/Berlin"),
+        ("params", "{}"),
+        ("missed_policy", "skip"),
+        ("enabled", "on"),
+    ];
+    let (status, _, _) = send(&app, post_form("/jobs", &tech, &form(&csrf, &fields))).await;
+    assert_eq!(
+        status,
+        StatusCode::FORBIDDEN,
+        "technicians do not change jobs"
+    );
+    let (_, root) = login(&app, "root", "correct-horse").await;
+    let (_, _, page) = send(&app, get("/jobs", &root)).await;
+    let rc = csrf_of(&page);
+    let mut bad = fields;
+    bad[2] = ("schedule", "every night");
+    let (status, _, page) = send(&app, post_form("/jobs", &root, &form(&rc, &bad))).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(page.contains("schedule:"), "{page}");
+    let (status, h, _) = send(&app, post_form("/jobs", &root, &form(&rc, &fields))).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let url = h[header::LOCATION].to_str().unwrap().to_string();
+    let (_, _, page) = send(&app, get(&url, &root)).await;
+    // Five next runs, each at 02:30 Berlin (01:30 UTC in winter).
+    assert_eq!(page.matches("01:30 UTC").count(), 5, "{page}");
+    let (status, _, _) = send(
+        &app,
+        post_form(&url, &root, &form(&rc, &[("action", "run")])),
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let id: i32 = url.rsplit('/').next().unwrap().parse().unwrap();
+    // The run is recorded (it may still be finishing).
+    let runs = state.jobs.runs(id, 5).await.unwrap();
+    assert_eq!(runs.len(), 1);
+    assert_eq!(runs[0].trigger, "manual");
+}

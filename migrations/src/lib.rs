@@ -13,6 +13,7 @@ mod m20261126_000007_alerts;
 mod m20261126_000008_events;
 mod m20261126_000009_provision;
 mod m20261126_000010_firmware;
+mod m20261126_000011_jobs;
 
 pub struct Migrator;
 
@@ -30,6 +31,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000008_events::Migration),
             Box::new(m20261126_000009_provision::Migration),
             Box::new(m20261126_000010_firmware::Migration),
+            Box::new(m20261126_000011_jobs::Migration),
         ]
     }
 }

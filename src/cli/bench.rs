@@ -246,6 +246,7 @@ async fn seed(a: SeedBench) -> anyhow::Result<()> {
         secure_cookies: false,
         discovery: Default::default(),
         storage_url: None,
+        cold_storage_url: None,
     };
     let state = crate::app::build(&cfg).await?;
     if state.users.count().await? == 0 {

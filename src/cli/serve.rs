@@ -22,6 +22,10 @@ pub struct DataArgs {
     /// AWS_SECRET_ACCESS_KEY); default: `storage/` in the data directory.
     #[arg(long, env = "CAMFLEET_STORAGE_URL")]
     pub storage_url: Option<String>,
+    /// A second, `cold` storage tier (an s3:// URL or a directory) that
+    /// the tier-migration job moves old recordings to.
+    #[arg(long, env = "CAMFLEET_COLD_STORAGE_URL")]
+    pub cold_storage_url: Option<String>,
 }
 
 impl DataArgs {
@@ -32,6 +36,7 @@ impl DataArgs {
             secure_cookies,
             discovery: Default::default(),
             storage_url: self.storage_url.clone(),
+            cold_storage_url: self.cold_storage_url.clone(),
         }
     }
 }
@@ -77,6 +82,7 @@ pub async fn serve(a: ServeArgs) -> anyhow::Result<()> {
     }
     let notifier = app::spawn_notifier(&state, shutdown.clone())?;
     let rollouts = app::spawn_rollouts(&state, shutdown.clone());
+    let jobs = app::spawn_jobs(&state, shutdown.clone());
     let drift = (!a.no_poll).then(|| {
         app::spawn_drift_checker(
             &state,
@@ -110,6 +116,7 @@ pub async fn serve(a: ServeArgs) -> anyhow::Result<()> {
         let _ = d.await;
     }
     let _ = rollouts.await;
+    let _ = jobs.await;
     let _ = notifier.await;
     Ok(())
 }

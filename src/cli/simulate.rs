@@ -236,6 +236,7 @@ pub async fn demo(a: DemoArgs) -> anyhow::Result<()> {
             ..DiscoveryConfig::default()
         },
         storage_url: None,
+        cold_storage_url: None,
     })
     .await?;
     let password = crate::fleet::sessions::random_token()[..16].to_string();
@@ -347,6 +348,7 @@ pub async fn demo(a: DemoArgs) -> anyhow::Result<()> {
     );
     let storyteller = tokio::spawn(demo_events(fleet.cameras().to_vec(), shutdown.clone()));
     let rollouts = crate::app::spawn_rollouts(&state, shutdown.clone());
+    let jobs = crate::app::spawn_jobs(&state, shutdown.clone());
     // A firmware image the simulated cameras accept, to try a rollout with.
     if state.firmware_lib.images().await?.is_empty() {
         state
@@ -377,6 +379,7 @@ pub async fn demo(a: DemoArgs) -> anyhow::Result<()> {
     let _ = events.await;
     let _ = storyteller.await;
     let _ = rollouts.await;
+    let _ = jobs.await;
     let _ = notifier.await;
     fleet.shutdown().await;
     Ok(())

@@ -1717,6 +1717,82 @@ pub fn drift_notices(newly: &[(i32, String)], cleared: &[i32]) -> Vec<super::pol
 }
 
 impl Provisioner {
+    fn session_of(&self, t: &Target) -> Result<DeviceSession> {
+        device_session(
+            &t.device.device_url,
+            &t.device.policy,
+            t.device.auth_mode.as_deref(),
+            t.creds.clone(),
+            &self.transport,
+            &self.clock,
+        )
+        .map_err(|(_, e)| Error::new(ErrorKind::InvalidArgument, e))
+    }
+
+    async fn target(&self, device_id: i32) -> Result<Target> {
+        self.targets(&[device_id])
+            .await?
+            .pop()
+            .ok_or_else(|| Error::new(ErrorKind::NotFound, format!("no device {device_id}")))
+    }
+
+    /// Put a drifting camera clock right: NTP when the camera has NTP
+    /// servers (or takes them from DHCP), else camfleet's clock.
+    pub async fn sync_time(&self, device_id: i32) -> Result<String> {
+        let t = self.target(device_id).await?;
+        let s = self.session_of(&t)?;
+        let unavailable = |e: OnvifError| Error::new(ErrorKind::Unavailable, e.to_string());
+        let ntp = dev::get_ntp(&s).await.ok();
+        let use_ntp = ntp
+            .as_ref()
+            .is_some_and(|n| n.from_dhcp || !n.servers.is_empty());
+        let utc = (!use_ntp).then(|| self.clock.now_utc());
+        cfg::set_system_date_and_time(&s, use_ntp, None, utc)
+            .await
+            .map_err(unavailable)?;
+        Ok(if use_ntp {
+            "switched to NTP".into()
+        } else {
+            "set to camfleet's clock (the camera has no NTP server)".into()
+        })
+    }
+
+    /// A snapshot of a camera's settings for the configuration backup.
+    /// Unreadable parts are recorded as errors, not fatal; a camera that
+    /// cannot be read at all is.
+    pub async fn settings_snapshot(&self, device_id: i32) -> Result<serde_json::Value> {
+        let t = self.target(device_id).await?;
+        let s = self.session_of(&t)?;
+        let info = dev::get_device_information(&s)
+            .await
+            .map_err(|e| Error::new(ErrorKind::Unavailable, e.to_string()))?;
+        let _ = crate::onvif::adopt::discover_services(&s).await;
+        fn part<T: Serialize>(r: std::result::Result<T, OnvifError>) -> serde_json::Value {
+            match r {
+                Ok(v) => serde_json::to_value(v).unwrap_or(json!(null)),
+                Err(e) => json!({"error": e.to_string()}),
+            }
+        }
+        let media = match t.device.media_version.as_deref() {
+            Some("v20") => MediaVersion::V20,
+            _ => MediaVersion::V10,
+        };
+        Ok(json!({
+            "device_id": device_id,
+            "taken_at": self.clock.now_utc(),
+            "information": info,
+            "time": part(s.sync_clock().await),
+            "hostname": part(dev::get_hostname(&s).await),
+            "ntp": part(dev::get_ntp(&s).await),
+            "dns": part(dev::get_dns(&s).await),
+            "network_interfaces": part(dev::get_network_interfaces(&s).await),
+            "users": part(dev::get_users(&s).await),
+            "scopes": part(dev::get_scopes(&s).await),
+            "discoverable": part(cfg::get_discovery_mode(&s).await),
+            "profiles": part(crate::onvif::media::get_profiles(&s, media).await),
+        }))
+    }
+
     /// SystemReboot (audited).
     pub async fn reboot(&self, device_id: i32, actor: &Actor) -> Result<String> {
         let t = self

@@ -14,6 +14,8 @@ use crate::error::{Error, ErrorKind, Result};
 
 pub struct Storage {
     store: Arc<dyn ObjectStore>,
+    /// For a local tier: its directory (free space is measured there).
+    local_dir: Option<std::path::PathBuf>,
     /// Where it is, for pages and logs (no secrets).
     pub description: String,
 }
@@ -30,6 +32,7 @@ impl Storage {
             .map_err(|e| err(&dir.display().to_string(), e))?;
         Ok(Storage {
             store: Arc::new(fs),
+            local_dir: Some(dir.to_path_buf()),
             description: format!("local directory {}", dir.display()),
         })
     }
@@ -38,6 +41,7 @@ impl Storage {
     pub fn memory() -> Storage {
         Storage {
             store: Arc::new(object_store::memory::InMemory::new()),
+            local_dir: None,
             description: "memory".into(),
         }
     }
@@ -80,8 +84,20 @@ impl Storage {
         };
         Ok(Storage {
             store,
+            local_dir: None,
             description: format!("S3 bucket {bucket}"),
         })
+    }
+
+    /// Free bytes on a local tier's filesystem (None for object stores).
+    pub fn free_bytes(&self) -> Option<u64> {
+        let dir = self.local_dir.as_ref()?;
+        let c = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()).ok()?;
+        let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+        // SAFETY: `c` is a valid NUL-terminated path and `st` a writable
+        // statvfs; the call only writes into `st`.
+        let rc = unsafe { libc::statvfs(c.as_ptr(), &mut st) };
+        (rc == 0).then(|| st.f_bavail as u64 * st.f_frsize as u64)
     }
 
     pub async fn put(&self, key: &str, bytes: Bytes) -> Result<()> {

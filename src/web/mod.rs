@@ -13,6 +13,7 @@ pub mod error;
 pub mod firmware;
 pub mod form;
 pub mod inventory;
+pub mod jobs;
 pub mod metrics;
 pub mod pages;
 pub mod provision;
@@ -53,6 +54,7 @@ pub struct AppState {
     pub provisioner: Arc<crate::fleet::provision::Provisioner>,
     pub storage: Arc<crate::storage::Storage>,
     pub firmware_lib: Arc<crate::fleet::firmware::Firmware>,
+    pub jobs: Arc<crate::fleet::jobs::Jobs>,
     secrets: Arc<crate::secrets::SecretBox>,
 }
 
@@ -66,23 +68,36 @@ impl AppState {
     ) -> Self {
         // In memory until `with_storage` gives the configured tier.
         let storage = Arc::new(crate::storage::Storage::memory());
+        let provisioner = Arc::new(crate::fleet::provision::Provisioner::new(
+            db.clone(),
+            secrets.clone(),
+            discovery.transport().clone(),
+            clock.clone(),
+        ));
+        let firmware = Arc::new(crate::fleet::firmware::Firmware::new(
+            db.clone(),
+            storage.clone(),
+            secrets.clone(),
+            discovery.transport().clone(),
+            clock.clone(),
+        ));
         Self {
             users: Users::new(db.clone(), clock.clone()),
             sessions: Sessions::new(db.clone(), clock.clone()),
             storage: storage.clone(),
-            firmware_lib: Arc::new(crate::fleet::firmware::Firmware::new(
-                db.clone(),
-                storage,
-                secrets.clone(),
-                discovery.transport().clone(),
-                clock.clone(),
-            )),
+            firmware_lib: firmware.clone(),
             secrets: secrets.clone(),
-            provisioner: Arc::new(crate::fleet::provision::Provisioner::new(
-                db.clone(),
-                secrets.clone(),
-                discovery.transport().clone(),
-                clock.clone(),
+            provisioner: provisioner.clone(),
+            jobs: Arc::new(crate::fleet::jobs::Jobs::new(
+                crate::fleet::jobs::JobContext {
+                    db: db.clone(),
+                    clock: clock.clone(),
+                    tiers: [("hot".to_string(), storage.clone())].into_iter().collect(),
+                    provisioner,
+                    firmware: firmware.clone(),
+                    discovery: None,
+                    data_dir: None,
+                },
             )),
             inventory: Inventory::new(db.clone(), secrets, clock.clone()),
             sites: Sites::new(db.clone(), clock.clone()),
@@ -107,8 +122,15 @@ impl AppState {
 }
 
 impl AppState {
-    /// Use this storage tier (the local directory or S3 from the config).
-    pub fn with_storage(mut self, storage: crate::storage::Storage) -> Self {
+    /// Use these storage tiers (the local directory or S3 from the
+    /// config as `hot`, an optional `cold` one) and this data directory
+    /// (database backups).
+    pub fn with_storage(
+        mut self,
+        storage: crate::storage::Storage,
+        cold: Option<crate::storage::Storage>,
+        data_dir: Option<std::path::PathBuf>,
+    ) -> Self {
         let storage = Arc::new(storage);
         self.firmware_lib = Arc::new(crate::fleet::firmware::Firmware::new(
             self.db.clone(),
@@ -116,6 +138,33 @@ impl AppState {
             self.secrets.clone(),
             self.discovery.transport().clone(),
             self.clock.clone(),
+        ));
+        let mut tiers: std::collections::HashMap<String, Arc<crate::storage::Storage>> =
+            [("hot".to_string(), storage.clone())].into_iter().collect();
+        if let Some(c) = cold {
+            tiers.insert("cold".into(), Arc::new(c));
+        }
+        self.jobs = Arc::new(crate::fleet::jobs::Jobs::new(
+            crate::fleet::jobs::JobContext {
+                db: self.db.clone(),
+                clock: self.clock.clone(),
+                tiers,
+                provisioner: self.provisioner.clone(),
+                firmware: self.firmware_lib.clone(),
+                discovery: Some((
+                    crate::fleet::discovery::DiscoveryService::new(
+                        self.discovery.config.clone(),
+                        self.discovery.transport().clone(),
+                        self.clock.clone(),
+                    ),
+                    crate::fleet::inventory::Inventory::new(
+                        self.db.clone(),
+                        self.secrets.clone(),
+                        self.clock.clone(),
+                    ),
+                )),
+                data_dir,
+            },
         ));
         self.storage = storage;
         self
@@ -205,6 +254,10 @@ pub const ROUTES: &[RouteSpec] = &[
     r(Method::POST, "/firmware/rollouts", Access::Login),
     r(Method::GET, "/firmware/rollouts/{id}", Access::Login),
     r(Method::POST, "/firmware/rollouts/{id}", Access::Login),
+    r(Method::GET, "/jobs", Access::Login),
+    r(Method::POST, "/jobs", Access::Login),
+    r(Method::GET, "/jobs/{id}", Access::Login),
+    r(Method::POST, "/jobs/{id}", Access::Login),
     r(Method::GET, "/provision", Access::Login),
     r(Method::POST, "/provision/profiles", Access::Login),
     r(Method::GET, "/provision/profiles/{id}", Access::Login),
@@ -286,6 +339,10 @@ fn handler(spec: &RouteSpec) -> MethodRouter<State> {
         ("POST", "/firmware/rollouts") => post(firmware::rollout_create),
         ("GET", "/firmware/rollouts/{id}") => get(firmware::rollout),
         ("POST", "/firmware/rollouts/{id}") => post(firmware::rollout_action),
+        ("GET", "/jobs") => get(jobs::jobs),
+        ("POST", "/jobs") => post(jobs::create),
+        ("GET", "/jobs/{id}") => get(jobs::job),
+        ("POST", "/jobs/{id}") => post(jobs::action),
         ("GET", "/provision") => get(provision::index),
         ("POST", "/provision/profiles") => post(provision::create),
         ("GET", "/provision/profiles/{id}") => get(provision::profile),

@@ -1,0 +1,867 @@
+//! Scheduled maintenance jobs: a cron expression in a time zone, parameters,
+//! an enabled flag and a policy for runs missed while camfleet was down.
+//! One run at a time per job; every run is recorded with its start, end,
+//! outcome and log.
+//!
+//! [`Jobs::tick`] decides what is due on the injected clock, so schedules
+//! and the missed-run policy are tested by moving time by hand.
+//!
+//! Missed runs: a slot that passed more than [`GRACE`] ago counts as
+//! missed. `skip` drops missed slots (the next run is the next slot);
+//! `run_once` runs once now for all of them (trigger `catch_up`).
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, Utc};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait,
+    IntoActiveModel, QueryFilter, QueryOrder, QuerySelect, Set,
+};
+use serde_json::json;
+
+use super::audit::{self, Actor, Entry};
+use super::discovery::{DiscoveryService, RunKind};
+use super::firmware::Firmware;
+use super::inventory::Inventory;
+use super::provision::Provisioner;
+use super::recordings::{Ledger, RetentionPolicy};
+use crate::clock::SharedClock;
+use crate::db::entities::{device, job, job_run};
+use crate::error::{Error, ErrorKind, Result};
+use crate::storage::Storage;
+
+pub const KINDS: [&str; 9] = [
+    "retention_sweep",
+    "tier_migration",
+    "storage_scrub",
+    "health_rollup",
+    "rediscovery",
+    "time_sync_check",
+    "config_backup",
+    "firmware_audit",
+    "database_maintenance",
+];
+
+/// A slot later than this is missed, not merely late.
+pub const GRACE: chrono::Duration = chrono::Duration::minutes(5);
+
+/// Crontab numbers weekdays 0–7 from Sunday (0 and 7 both Sunday); the
+/// `cron` crate 1–7 from Sunday. Translate one day-of-week field.
+fn crontab_weekdays(field: &str) -> String {
+    let map = |n: u32| (n % 7) + 1;
+    field
+        .split(',')
+        .map(|item| {
+            let (range, step) = match item.split_once('/') {
+                Some((r, s)) => (r, Some(s)),
+                None => (item, None),
+            };
+            let mapped = match range.split_once('-') {
+                Some((a, b)) => match (a.parse::<u32>(), b.parse::<u32>()) {
+                    // "5-7" (Friday to Sunday) wraps in cron's numbering.
+                    (Ok(a), Ok(7)) if a > 0 && step.is_none() => format!("{}-7,1", map(a)),
+                    (Ok(a), Ok(b)) => format!("{}-{}", map(a), map(b)),
+                    _ => range.to_string(),
+                },
+                None => match range.parse::<u32>() {
+                    Ok(n) => map(n).to_string(),
+                    Err(_) => range.to_string(),
+                },
+            };
+            match step {
+                Some(s) => format!("{mapped}/{s}"),
+                None => mapped,
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Parse a schedule: crontab's 5 fields (minute first, weekdays 0–7 from
+/// Sunday) get a seconds field of 0; 6 or 7 fields are taken as the
+/// `cron` crate reads them (seconds first, weekdays 1–7 from Sunday).
+pub fn parse_schedule(expr: &str) -> std::result::Result<cron::Schedule, String> {
+    let e = expr.trim();
+    let fields = e.split_whitespace().count();
+    let full = match fields {
+        5 => {
+            let f: Vec<&str> = e.split_whitespace().collect();
+            format!(
+                "0 {} {} {} {} {}",
+                f[0],
+                f[1],
+                f[2],
+                f[3],
+                crontab_weekdays(f[4])
+            )
+        }
+        6 | 7 => e.to_string(),
+        _ => {
+            return Err(format!(
+                "{fields} fields: use 5 (minute hour day month weekday) or 6 with seconds first"
+            ));
+        }
+    };
+    full.parse::<cron::Schedule>()
+        .map_err(|err| format!("{e:?}: {err}"))
+}
+
+pub fn parse_tz(name: &str) -> std::result::Result<chrono_tz::Tz, String> {
+    name.trim()
+        .parse::<chrono_tz::Tz>()
+        .map_err(|_| format!("unknown time zone {name:?} (an IANA name such as Europe/Berlin)"))
+}
+
+/// The next `n` run times after `after`, in UTC.
+pub fn next_runs(
+    schedule: &cron::Schedule,
+    tz: chrono_tz::Tz,
+    after: DateTime<Utc>,
+    n: usize,
+) -> Vec<DateTime<Utc>> {
+    schedule
+        .after(&after.with_timezone(&tz))
+        .take(n)
+        .map(|t| t.with_timezone(&Utc))
+        .collect()
+}
+
+/// A run to start: its schedule slot and trigger (`schedule`, `catch_up`).
+pub type DueRun = (DateTime<Utc>, &'static str);
+
+/// What is due for one job at `now`: (slot, trigger) and the slot to
+/// remember as handled. Pure.
+pub fn due(
+    schedule: &cron::Schedule,
+    tz: chrono_tz::Tz,
+    since: DateTime<Utc>,
+    now: DateTime<Utc>,
+    policy: &str,
+) -> (Option<DueRun>, Option<DateTime<Utc>>) {
+    let passed: Vec<DateTime<Utc>> = schedule
+        .after(&since.with_timezone(&tz))
+        .map(|t| t.with_timezone(&Utc))
+        .take_while(|t| *t <= now)
+        .take(100_000)
+        .collect();
+    let Some(last) = passed.last().copied() else {
+        return (None, None);
+    };
+    if now - last <= GRACE {
+        // On time (earlier missed slots, if any, are covered by this run).
+        return (Some((last, "schedule")), Some(last));
+    }
+    match policy {
+        "run_once" => (Some((last, "catch_up")), Some(last)),
+        _ => (None, Some(last)),
+    }
+}
+
+/// What job kinds need.
+pub struct JobContext {
+    pub db: DatabaseConnection,
+    pub clock: SharedClock,
+    /// Storage tiers by name; `hot` is the default tier.
+    pub tiers: std::collections::HashMap<String, Arc<Storage>>,
+    pub provisioner: Arc<Provisioner>,
+    pub firmware: Arc<Firmware>,
+    pub discovery: Option<(DiscoveryService, Inventory)>,
+    /// Where database backups go before the storage tier (SQLite).
+    pub data_dir: Option<PathBuf>,
+}
+
+pub struct Jobs {
+    ctx: Arc<JobContext>,
+    running: Mutex<HashSet<i32>>,
+}
+
+/// Frees a job's running mark however its run ends.
+struct Running<'a> {
+    set: &'a Mutex<HashSet<i32>>,
+    id: i32,
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        self.set
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.id);
+    }
+}
+
+fn invalid(m: impl Into<String>) -> Error {
+    Error::new(ErrorKind::InvalidArgument, m.into())
+}
+
+impl Jobs {
+    pub fn new(ctx: JobContext) -> Self {
+        Self {
+            ctx: Arc::new(ctx),
+            running: Mutex::new(HashSet::new()),
+        }
+    }
+
+    pub fn db(&self) -> &DatabaseConnection {
+        &self.ctx.db
+    }
+
+    pub async fn list(&self) -> Result<Vec<job::Model>> {
+        Ok(job::Entity::find()
+            .order_by_asc(job::Column::Name)
+            .all(&self.ctx.db)
+            .await?)
+    }
+
+    pub async fn get(&self, id: i32) -> Result<job::Model> {
+        job::Entity::find_by_id(id)
+            .one(&self.ctx.db)
+            .await?
+            .ok_or_else(|| Error::new(ErrorKind::NotFound, format!("no job {id}")))
+    }
+
+    pub async fn runs(&self, job_id: i32, limit: u64) -> Result<Vec<job_run::Model>> {
+        Ok(job_run::Entity::find()
+            .filter(job_run::Column::JobId.eq(job_id))
+            .order_by_desc(job_run::Column::Id)
+            .limit(limit)
+            .all(&self.ctx.db)
+            .await?)
+    }
+
+    /// Create or update a job (validated, audited).
+    #[allow(clippy::too_many_arguments)]
+    pub async fn save(
+        &self,
+        id: Option<i32>,
+        name: &str,
+        kind: &str,
+        schedule: &str,
+        timezone: &str,
+        params: serde_json::Value,
+        enabled: bool,
+        missed_policy: &str,
+        actor: &Actor,
+    ) -> Result<job::Model> {
+        let name = name.trim();
+        if name.is_empty() || name.chars().count() > 100 {
+            return Err(invalid("name: required, at most 100 characters"));
+        }
+        if !KINDS.contains(&kind) {
+            return Err(invalid(format!("kind: one of {}", KINDS.join(", "))));
+        }
+        parse_schedule(schedule).map_err(|e| invalid(format!("schedule: {e}")))?;
+        parse_tz(timezone).map_err(|e| invalid(format!("time zone: {e}")))?;
+        if !["skip", "run_once"].contains(&missed_policy) {
+            return Err(invalid("missed runs: skip or run_once"));
+        }
+        if !params.is_object() {
+            return Err(invalid("parameters: a JSON object"));
+        }
+        check_params(kind, &params).map_err(|e| invalid(format!("parameters: {e}")))?;
+        let now = self.ctx.clock.now_utc();
+        if let Some(other) = job::Entity::find()
+            .filter(job::Column::Name.eq(name))
+            .one(&self.ctx.db)
+            .await?
+            && Some(other.id) != id
+        {
+            return Err(Error::new(
+                ErrorKind::Conflict,
+                format!("a job named {name:?} exists"),
+            ));
+        }
+        let (m, before) = match id {
+            Some(id) => {
+                let old = self.get(id).await?;
+                let before = json!({"name": old.name, "kind": old.kind, "schedule": old.schedule, "timezone": old.timezone, "params": old.params, "enabled": old.enabled, "missed_policy": old.missed_policy});
+                let schedule_changed =
+                    old.schedule != schedule.trim() || old.timezone != timezone.trim();
+                let mut am = old.into_active_model();
+                am.name = Set(name.into());
+                am.kind = Set(kind.into());
+                am.schedule = Set(schedule.trim().into());
+                am.timezone = Set(timezone.trim().into());
+                am.params = Set(params);
+                am.enabled = Set(enabled);
+                am.missed_policy = Set(missed_policy.into());
+                if schedule_changed {
+                    // A new schedule starts from now, not from old slots.
+                    am.last_scheduled_at = Set(Some(now));
+                }
+                am.updated_at = Set(now);
+                (am.update(&self.ctx.db).await?, Some(before))
+            }
+            None => (
+                job::ActiveModel {
+                    name: Set(name.into()),
+                    kind: Set(kind.into()),
+                    schedule: Set(schedule.trim().into()),
+                    timezone: Set(timezone.trim().into()),
+                    params: Set(params),
+                    enabled: Set(enabled),
+                    missed_policy: Set(missed_policy.into()),
+                    last_scheduled_at: Set(Some(now)),
+                    created_at: Set(now),
+                    updated_at: Set(now),
+                    ..Default::default()
+                }
+                .insert(&self.ctx.db)
+                .await?,
+                None,
+            ),
+        };
+        audit::record(
+            &self.ctx.db,
+            actor,
+            now,
+            Entry {
+                action: if before.is_some() { "job.update" } else { "job.create" },
+                target_kind: "job",
+                target_id: m.id.to_string(),
+                before,
+                after: Some(json!({"name": m.name, "kind": m.kind, "schedule": m.schedule, "timezone": m.timezone, "params": m.params, "enabled": m.enabled, "missed_policy": m.missed_policy})),
+            },
+        )
+        .await?;
+        Ok(m)
+    }
+
+    /// Seed the built-in jobs on a fresh installation.
+    pub async fn ensure_defaults(&self) -> Result<()> {
+        if job::Entity::find().one(&self.ctx.db).await?.is_some() {
+            return Ok(());
+        }
+        for (name, kind, schedule, params, enabled) in [
+            (
+                "Health sample rollup",
+                "health_rollup",
+                "*/15 * * * *",
+                json!({}),
+                true,
+            ),
+            (
+                "Retention sweep",
+                "retention_sweep",
+                "17 * * * *",
+                json!({"tier": "hot", "max_age_days": 30, "min_free_bytes": 5_000_000_000_i64}),
+                true,
+            ),
+            (
+                "Firmware audit",
+                "firmware_audit",
+                "0 7 * * 1",
+                json!({}),
+                true,
+            ),
+            (
+                "Time sync check",
+                "time_sync_check",
+                "30 3 * * *",
+                json!({"threshold_ms": 5000, "fix": false}),
+                true,
+            ),
+            (
+                "Configuration backup",
+                "config_backup",
+                "0 2 * * *",
+                json!({}),
+                true,
+            ),
+            (
+                "Database maintenance",
+                "database_maintenance",
+                "0 4 * * 0",
+                json!({"backup": true}),
+                true,
+            ),
+            (
+                "Storage scrub",
+                "storage_scrub",
+                "0 5 * * *",
+                json!({"tier": "hot", "stride": 50}),
+                true,
+            ),
+            (
+                "Rediscovery sweep",
+                "rediscovery",
+                "0 6 * * *",
+                json!({}),
+                false,
+            ),
+        ] {
+            self.save(
+                None,
+                name,
+                kind,
+                schedule,
+                "UTC",
+                params,
+                enabled,
+                "skip",
+                &Actor::system(),
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// After a restart, runs left `running` are interrupted.
+    pub async fn recover(&self) -> Result<u64> {
+        let r = job_run::Entity::update_many()
+            .col_expr(
+                job_run::Column::Outcome,
+                sea_orm::sea_query::Expr::value("interrupted"),
+            )
+            .col_expr(
+                job_run::Column::FinishedAt,
+                sea_orm::sea_query::Expr::value(self.ctx.clock.now_utc()),
+            )
+            .filter(job_run::Column::Outcome.eq("running"))
+            .exec(&self.ctx.db)
+            .await?;
+        Ok(r.rows_affected)
+    }
+
+    /// Start every due run. Returns the spawned runs (tests await them).
+    pub async fn tick(self: &Arc<Self>) -> Result<Vec<tokio::task::JoinHandle<()>>> {
+        let now = self.ctx.clock.now_utc();
+        let mut started = Vec::new();
+        for j in job::Entity::find()
+            .filter(job::Column::Enabled.eq(true))
+            .all(&self.ctx.db)
+            .await?
+        {
+            let (Ok(schedule), Ok(tz)) = (parse_schedule(&j.schedule), parse_tz(&j.timezone))
+            else {
+                continue;
+            };
+            let since = j.last_scheduled_at.unwrap_or(j.created_at);
+            let (run, handled) = due(&schedule, tz, since, now, &j.missed_policy);
+            if let Some(h) = handled {
+                job::Entity::update_many()
+                    .col_expr(
+                        job::Column::LastScheduledAt,
+                        sea_orm::sea_query::Expr::value(h),
+                    )
+                    .filter(job::Column::Id.eq(j.id))
+                    .exec(&self.ctx.db)
+                    .await?;
+            }
+            if let Some((slot, trigger)) = run
+                && let Some(h) = self.start(j, trigger, Some(slot)).await?
+            {
+                started.push(h);
+            }
+        }
+        Ok(started)
+    }
+
+    /// "Run now" (refused while a run of the job is going).
+    pub async fn run_now(
+        self: &Arc<Self>,
+        id: i32,
+        actor: &Actor,
+    ) -> Result<tokio::task::JoinHandle<()>> {
+        let j = self.get(id).await?;
+        audit::record(
+            &self.ctx.db,
+            actor,
+            self.ctx.clock.now_utc(),
+            Entry {
+                action: "job.run",
+                target_kind: "job",
+                target_id: id.to_string(),
+                before: None,
+                after: None,
+            },
+        )
+        .await?;
+        self.start(j, "manual", None)
+            .await?
+            .ok_or_else(|| Error::new(ErrorKind::Conflict, format!("job {id} is already running")))
+    }
+
+    /// Start a run unless one of this job is going (one at a time).
+    async fn start(
+        self: &Arc<Self>,
+        j: job::Model,
+        trigger: &str,
+        slot: Option<DateTime<Utc>>,
+    ) -> Result<Option<tokio::task::JoinHandle<()>>> {
+        if !self
+            .running
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(j.id)
+        {
+            tracing::info!(job = j.id, "previous run still going; this slot is skipped");
+            return Ok(None);
+        }
+        let run = match (job_run::ActiveModel {
+            job_id: Set(j.id),
+            trigger: Set(trigger.into()),
+            scheduled_for: Set(slot),
+            started_at: Set(self.ctx.clock.now_utc()),
+            outcome: Set("running".into()),
+            log: Set(String::new()),
+            ..Default::default()
+        })
+        .insert(&self.ctx.db)
+        .await
+        {
+            Ok(r) => r,
+            Err(e) => {
+                self.running
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(&j.id);
+                return Err(e.into());
+            }
+        };
+        let me = self.clone();
+        Ok(Some(tokio::spawn(async move {
+            let _mark = Running {
+                set: &me.running,
+                id: j.id,
+            };
+            let result = me.execute(&j).await;
+            let (outcome, log) = match result {
+                Ok(log) => ("ok", log),
+                Err(e) => ("failed", e.to_string()),
+            };
+            let mut am = run.into_active_model();
+            am.outcome = Set(outcome.into());
+            am.log = Set(log.chars().take(100_000).collect());
+            am.finished_at = Set(Some(me.ctx.clock.now_utc()));
+            if let Err(e) = am.update(&me.ctx.db).await {
+                tracing::warn!(job = j.id, error = %e, "recording a job run failed");
+            }
+        })))
+    }
+
+    /// Run one job's work; the log is what the run page shows.
+    async fn execute(&self, j: &job::Model) -> Result<String> {
+        let c = &self.ctx;
+        let p = &j.params;
+        let now = c.clock.now_utc();
+        let tier = |name: &str| {
+            c.tiers
+                .get(name)
+                .cloned()
+                .ok_or_else(|| invalid(format!("no storage tier {name:?}")))
+        };
+        match j.kind.as_str() {
+            "health_rollup" => {
+                let n = super::samples::rollup(&c.db, now.timestamp_millis()).await?;
+                Ok(format!("rolled up {n} samples into 5-minute buckets"))
+            }
+            "retention_sweep" => {
+                let policy: RetentionPolicy = serde_json::from_value(p.clone())
+                    .map_err(|e| invalid(format!("parameters: {e}")))?;
+                let store = tier(&policy.tier)?;
+                let r = Ledger::new(c.db.clone())
+                    .sweep(&store, &policy, now)
+                    .await?;
+                let mut log = format!(
+                    "tier {}: deleted {} segments, {} bytes; by reason {:?}",
+                    policy.tier, r.deleted, r.bytes, r.by_reason
+                );
+                if r.missing > 0 {
+                    log.push_str(&format!("; {} ledger rows had no object", r.missing));
+                }
+                if r.low_space {
+                    log.push_str("; STORAGE LOW: emergency purge ran");
+                }
+                Ok(log)
+            }
+            "tier_migration" => {
+                let from = p["from"].as_str().unwrap_or("hot").to_string();
+                let to = p["to"].as_str().unwrap_or("cold").to_string();
+                let days = p["after_days"].as_u64().unwrap_or(7) as u32;
+                let (src, dst) = (tier(&from)?, tier(&to)?);
+                let (n, bytes) = Ledger::new(c.db.clone())
+                    .migrate((&from, &src), (&to, &dst), days, now, 10_000)
+                    .await?;
+                Ok(format!(
+                    "moved {n} segments ({bytes} bytes) older than {days} days from {from} to {to}"
+                ))
+            }
+            "storage_scrub" => {
+                let name = p["tier"].as_str().unwrap_or("hot").to_string();
+                let stride = p["stride"].as_u64().unwrap_or(50) as usize;
+                let problems = Ledger::new(c.db.clone())
+                    .scrub(&name, tier(&name)?.as_ref(), stride)
+                    .await?;
+                if problems.is_empty() {
+                    Ok(format!("tier {name}: every sampled segment verified"))
+                } else {
+                    Err(Error::new(
+                        ErrorKind::Internal,
+                        format!("{} problems:\n{}", problems.len(), problems.join("\n")),
+                    ))
+                }
+            }
+            "firmware_audit" => {
+                let images = c.firmware.images().await?;
+                let devices = device::Entity::find().all(&c.db).await?;
+                let mut behind = Vec::new();
+                for d in &devices {
+                    if let Some(a) = Firmware::approved_for(&images, &d.model)
+                        && d.firmware != a.version
+                    {
+                        behind.push(format!(
+                            "{} ({}): runs {}, approved {}",
+                            if d.name.is_empty() {
+                                format!("device {}", d.id)
+                            } else {
+                                d.name.clone()
+                            },
+                            d.model,
+                            d.firmware,
+                            a.version
+                        ));
+                    }
+                }
+                Ok(format!(
+                    "{} of {} devices behind their approved firmware{}{}",
+                    behind.len(),
+                    devices.len(),
+                    if behind.is_empty() { "" } else { ":\n" },
+                    behind.join("\n")
+                ))
+            }
+            "time_sync_check" => {
+                let threshold = p["threshold_ms"].as_i64().unwrap_or(5000);
+                let fix = p["fix"].as_bool().unwrap_or(false);
+                let off: Vec<device::Model> = device::Entity::find()
+                    .all(&c.db)
+                    .await?
+                    .into_iter()
+                    .filter(|d| d.drift_ms.is_some_and(|m| m.abs() > threshold))
+                    .collect();
+                let mut log = format!("{} devices off by more than {threshold} ms", off.len());
+                for d in &off {
+                    log.push_str(&format!(
+                        "\n{}: {} ms",
+                        if d.name.is_empty() {
+                            format!("device {}", d.id)
+                        } else {
+                            d.name.clone()
+                        },
+                        d.drift_ms.unwrap_or(0)
+                    ));
+                    if fix {
+                        match c.provisioner.sync_time(d.id).await {
+                            Ok(how) => log.push_str(&format!(" → {how}")),
+                            Err(e) => log.push_str(&format!(" → not fixed: {e}")),
+                        }
+                    }
+                }
+                Ok(log)
+            }
+            "config_backup" => {
+                let store = tier("hot")?;
+                let devices = device::Entity::find()
+                    .filter(device::Column::Status.is_in(["online", "degraded"]))
+                    .all(&c.db)
+                    .await?;
+                let (mut ok, mut failed) = (0, Vec::new());
+                for d in &devices {
+                    match c.provisioner.settings_snapshot(d.id).await {
+                        Ok(snapshot) => {
+                            let key = format!(
+                                "config-backups/{}/{}.json",
+                                d.id,
+                                now.format("%Y%m%dT%H%M%SZ")
+                            );
+                            let body = serde_json::to_vec_pretty(&snapshot).unwrap_or_default();
+                            store.put(&key, bytes::Bytes::from(body)).await?;
+                            ok += 1;
+                        }
+                        Err(e) => failed.push(format!("device {}: {e}", d.id)),
+                    }
+                }
+                let log = format!(
+                    "saved {ok} of {} configurations{}{}",
+                    devices.len(),
+                    if failed.is_empty() { "" } else { "; failed:\n" },
+                    failed.join("\n")
+                );
+                if failed.len() == devices.len() && !devices.is_empty() {
+                    Err(Error::new(ErrorKind::Unavailable, log))
+                } else {
+                    Ok(log)
+                }
+            }
+            "database_maintenance" => {
+                let backend = c.db.get_database_backend();
+                let mut log = String::new();
+                if backend == sea_orm::DatabaseBackend::Sqlite {
+                    if p["backup"].as_bool().unwrap_or(false)
+                        && let Some(dir) = &c.data_dir
+                    {
+                        let path = dir.join(format!("backup-{}.db", now.format("%Y%m%dT%H%M%SZ")));
+                        let quoted = path.display().to_string().replace('\'', "''");
+                        c.db.execute_unprepared(&format!("VACUUM INTO '{quoted}'"))
+                            .await?;
+                        let bytes = std::fs::read(&path).map_err(|e| {
+                            Error::new(
+                                ErrorKind::Internal,
+                                format!("reading {}: {e}", path.display()),
+                            )
+                        })?;
+                        let key = format!(
+                            "db-backups/{}",
+                            path.file_name()
+                                .and_then(|f| f.to_str())
+                                .unwrap_or("backup.db")
+                        );
+                        tier("hot")?.put(&key, bytes::Bytes::from(bytes)).await?;
+                        let _ = std::fs::remove_file(&path);
+                        log.push_str(&format!("backup stored as {key}\n"));
+                    }
+                    c.db.execute_unprepared("PRAGMA optimize").await?;
+                    log.push_str("SQLite: PRAGMA optimize done");
+                } else {
+                    c.db.execute_unprepared("VACUUM (ANALYZE)").await?;
+                    log.push_str("PostgreSQL: VACUUM (ANALYZE) done; back up with pg_dump or PITR");
+                }
+                Ok(log)
+            }
+            "rediscovery" => {
+                let Some((svc, inv)) = &c.discovery else {
+                    return Err(Error::new(
+                        ErrorKind::Unavailable,
+                        "discovery is not configured here",
+                    ));
+                };
+                let kind = match p["cidr"].as_str() {
+                    Some(cidr) => RunKind::Cidr {
+                        cidr: cidr.parse().map_err(|e| invalid(format!("cidr: {e}")))?,
+                        http_ports: vec![80],
+                    },
+                    None => RunKind::Multicast,
+                };
+                let run = svc.run(inv, kind, &Actor::system()).await?;
+                Ok(format!(
+                    "discovery run {}: {} found ({}); see /discovery/{}",
+                    run.id, run.found, run.status, run.id
+                ))
+            }
+            other => Err(invalid(format!("unknown job kind {other}"))),
+        }
+    }
+
+    /// Run due jobs every `every` until shutdown.
+    pub async fn run_loop(
+        self: Arc<Self>,
+        every: std::time::Duration,
+        mut shutdown: crate::shutdown::Shutdown,
+    ) {
+        loop {
+            tokio::select! {
+                _ = shutdown.wait() => return,
+                _ = tokio::time::sleep(every) => {}
+            }
+            if let Err(e) = self.tick().await {
+                tracing::warn!(error = %e, "scheduling jobs failed");
+            }
+        }
+    }
+}
+
+/// Parameters a kind understands, checked when the job is saved.
+fn check_params(kind: &str, p: &serde_json::Value) -> std::result::Result<(), String> {
+    match kind {
+        "retention_sweep" => serde_json::from_value::<RetentionPolicy>(p.clone())
+            .map(|_| ())
+            .map_err(|e| e.to_string()),
+        "rediscovery" => match p.get("cidr") {
+            Some(c) => c
+                .as_str()
+                .ok_or("cidr: a string")?
+                .parse::<ipnet::Ipv4Net>()
+                .map(|_| ())
+                .map_err(|e| format!("cidr: {e}")),
+            None => Ok(()),
+        },
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(s: &str) -> DateTime<Utc> {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn schedules_time_zones_and_missed_runs() {
+        let s = parse_schedule("30 2 * * *").unwrap();
+        let berlin = parse_tz("Europe/Berlin").unwrap();
+        // 02:30 in Berlin is 01:30 UTC in winter.
+        let next = next_runs(&s, berlin, at("2026-11-26T10:00:00Z"), 5);
+        assert_eq!(next[0], at("2026-11-27T01:30:00Z"));
+        assert_eq!(next.len(), 5);
+        assert!(parse_schedule("*/15 * * *").is_err());
+        // Crontab weekdays: 0 and 7 are Sunday, 1 Monday.
+        let sunday = parse_schedule("0 4 * * 0").unwrap();
+        assert_eq!(
+            next_runs(&sunday, chrono_tz::UTC, at("2026-11-26T10:00:00Z"), 1)[0],
+            at("2026-11-29T04:00:00Z")
+        );
+        let weekdays = parse_schedule("0 4 * * 1-5").unwrap();
+        assert_eq!(
+            next_runs(&weekdays, chrono_tz::UTC, at("2026-11-27T10:00:00Z"), 1)[0],
+            at("2026-11-30T04:00:00Z")
+        );
+        let weekend = parse_schedule("0 4 * * 6-7").unwrap();
+        let w = next_runs(&weekend, chrono_tz::UTC, at("2026-11-26T10:00:00Z"), 2);
+        assert_eq!(w, [at("2026-11-28T04:00:00Z"), at("2026-11-29T04:00:00Z")]);
+        assert!(parse_tz("Mars/Olympus").is_err());
+        // On time.
+        let (run, handled) = due(
+            &s,
+            berlin,
+            at("2026-11-26T10:00:00Z"),
+            at("2026-11-27T01:31:00Z"),
+            "skip",
+        );
+        assert_eq!(run, Some((at("2026-11-27T01:30:00Z"), "schedule")));
+        assert_eq!(handled, Some(at("2026-11-27T01:30:00Z")));
+        // camfleet was down for three days: skip, or one catch-up run.
+        let (run, handled) = due(
+            &s,
+            berlin,
+            at("2026-11-26T10:00:00Z"),
+            at("2026-11-29T12:00:00Z"),
+            "skip",
+        );
+        assert_eq!(run, None);
+        assert_eq!(handled, Some(at("2026-11-29T01:30:00Z")));
+        let (run, _) = due(
+            &s,
+            berlin,
+            at("2026-11-26T10:00:00Z"),
+            at("2026-11-29T12:00:00Z"),
+            "run_once",
+        );
+        assert_eq!(run, Some((at("2026-11-29T01:30:00Z"), "catch_up")));
+        // Nothing due yet.
+        assert_eq!(
+            due(
+                &s,
+                berlin,
+                at("2026-11-27T01:30:00Z"),
+                at("2026-11-27T20:00:00Z"),
+                "skip"
+            ),
+            (None, None)
+        );
+    }
+}

@@ -1,0 +1,198 @@
+//! Scheduled jobs: the list with each job's next run and last outcome, a
+//! form (schedule checked, the next five run times shown), "run now", and
+//! every run with its log. Technicians read; admins change and run.
+
+use askama::Template;
+use askama_web::WebTemplate;
+use axum::Extension;
+use axum::extract::{Path, RawForm, State as AxState};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+
+use super::State;
+use super::auth::CurrentUser;
+use super::error::WebError;
+use super::form::FormFields;
+use crate::db::entities::{job, job_run};
+use crate::error::ErrorKind;
+use crate::fleet::audit::Actor;
+use crate::fleet::jobs::{KINDS, next_runs, parse_schedule, parse_tz};
+
+pub struct JobRow {
+    pub job: job::Model,
+    pub next: Vec<chrono::DateTime<chrono::Utc>>,
+    pub last: Option<job_run::Model>,
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "jobs.html")]
+pub struct JobsPage {
+    pub me: CurrentUser,
+    pub rows: Vec<JobRow>,
+    pub kinds: &'static [&'static str],
+    pub error: String,
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "job.html")]
+pub struct JobPage {
+    pub me: CurrentUser,
+    pub row: JobRow,
+    pub runs: Vec<job_run::Model>,
+    pub kinds: &'static [&'static str],
+    pub error: String,
+}
+
+async fn row(state: &State, j: job::Model, n: usize) -> Result<JobRow, WebError> {
+    let next = match (parse_schedule(&j.schedule), parse_tz(&j.timezone)) {
+        (Ok(s), Ok(tz)) if j.enabled => next_runs(&s, tz, state.clock.now_utc(), n),
+        _ => Vec::new(),
+    };
+    let last = state.jobs.runs(j.id, 1).await?.pop();
+    Ok(JobRow { job: j, next, last })
+}
+
+async fn list_page(state: &State, me: CurrentUser, error: String) -> Result<JobsPage, WebError> {
+    let mut rows = Vec::new();
+    for j in state.jobs.list().await? {
+        rows.push(row(state, j, 1).await?);
+    }
+    Ok(JobsPage {
+        me,
+        rows,
+        kinds: &KINDS,
+        error,
+    })
+}
+
+pub async fn jobs(
+    AxState(state): AxState<State>,
+    Extension(me): Extension<CurrentUser>,
+) -> Result<Response, WebError> {
+    me.require(me.role.can_operate_devices())?;
+    Ok(list_page(&state, me, String::new()).await?.into_response())
+}
+
+fn fields(f: &FormFields) -> Result<serde_json::Value, String> {
+    let raw = f.get("params");
+    let raw = if raw.trim().is_empty() {
+        "{}".to_string()
+    } else {
+        raw
+    };
+    serde_json::from_str(&raw).map_err(|e| format!("parameters: not JSON: {e}"))
+}
+
+pub async fn create(
+    AxState(state): AxState<State>,
+    Extension(me): Extension<CurrentUser>,
+    RawForm(raw): RawForm,
+) -> Result<Response, WebError> {
+    let f = FormFields::parse(&raw);
+    me.check_csrf(&f.get("csrf"))?;
+    me.require(me.role.can_manage_users())?;
+    let result = match fields(&f) {
+        Err(e) => Err(e),
+        Ok(params) => state
+            .jobs
+            .save(
+                None,
+                &f.text("name"),
+                &f.text("kind"),
+                &f.text("schedule"),
+                &f.text("timezone"),
+                params,
+                f.get("enabled") == "on",
+                &f.text("missed_policy"),
+                &Actor::user(&me.user.username),
+            )
+            .await
+            .map_err(|e| e.to_string()),
+    };
+    match result {
+        Ok(j) => Ok(Redirect::to(&format!("/jobs/{}", j.id)).into_response()),
+        Err(e) => {
+            let page = list_page(&state, me, e).await?;
+            Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response())
+        }
+    }
+}
+
+async fn job_page(
+    state: &State,
+    me: CurrentUser,
+    id: i32,
+    error: String,
+) -> Result<JobPage, WebError> {
+    let j = state.jobs.get(id).await?;
+    Ok(JobPage {
+        row: row(state, j, 5).await?,
+        runs: state.jobs.runs(id, 50).await?,
+        me,
+        kinds: &KINDS,
+        error,
+    })
+}
+
+pub async fn job(
+    AxState(state): AxState<State>,
+    Extension(me): Extension<CurrentUser>,
+    Path(id): Path<i32>,
+) -> Result<Response, WebError> {
+    me.require(me.role.can_operate_devices())?;
+    Ok(job_page(&state, me, id, String::new())
+        .await?
+        .into_response())
+}
+
+pub async fn action(
+    AxState(state): AxState<State>,
+    Extension(me): Extension<CurrentUser>,
+    Path(id): Path<i32>,
+    RawForm(raw): RawForm,
+) -> Result<Response, WebError> {
+    let f = FormFields::parse(&raw);
+    me.check_csrf(&f.get("csrf"))?;
+    me.require(me.role.can_manage_users())?;
+    let actor = Actor::user(&me.user.username);
+    let result = match f.text("action").as_str() {
+        "run" => state
+            .jobs
+            .run_now(id, &actor)
+            .await
+            .map(|_| ())
+            .map_err(|e| {
+                if e.kind == ErrorKind::Conflict {
+                    e.to_string()
+                } else {
+                    format!("could not start: {e}")
+                }
+            }),
+        _ => match fields(&f) {
+            Err(e) => Err(e),
+            Ok(params) => state
+                .jobs
+                .save(
+                    Some(id),
+                    &f.text("name"),
+                    &f.text("kind"),
+                    &f.text("schedule"),
+                    &f.text("timezone"),
+                    params,
+                    f.get("enabled") == "on",
+                    &f.text("missed_policy"),
+                    &actor,
+                )
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string()),
+        },
+    };
+    match result {
+        Ok(()) => Ok(Redirect::to(&format!("/jobs/{id}")).into_response()),
+        Err(e) => {
+            let page = job_page(&state, me, id, e).await?;
+            Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response())
+        }
+    }
+}

@@ -1,0 +1,417 @@
+//! Scheduled jobs with a ManualClock: cron slots in a time zone, the
+//! missed-run policy, one run at a time, runs recorded with their log,
+//! and the storage kinds against the ledger: retention (nothing outside
+//! the ledger is touched), scrub, tier migration; plus interrupted runs.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use camfleet::clock::{Clock, SharedClock};
+use camfleet::db::entities::{job_run, recording};
+use camfleet::fleet::audit::Actor;
+use camfleet::fleet::firmware::Firmware;
+use camfleet::fleet::jobs::{JobContext, Jobs};
+use camfleet::fleet::provision::Provisioner;
+use camfleet::fleet::recordings::hex;
+use camfleet::secrets::SecretBox;
+use camfleet::storage::Storage;
+use common::*;
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, Set};
+use serde_json::json;
+use sha2::Digest;
+
+struct Rig {
+    jobs: Arc<Jobs>,
+    clock: Arc<camfleet::clock::ManualClock>,
+    db: sea_orm::DatabaseConnection,
+    hot: Arc<Storage>,
+    cold: Arc<Storage>,
+}
+
+async fn rig() -> Rig {
+    let clock = manual_clock();
+    let shared: SharedClock = clock.clone();
+    let db = test_db().await;
+    let secrets = Arc::new(SecretBox::from_key(1, &[2u8; 32]));
+    let hot = Arc::new(Storage::memory());
+    let cold = Arc::new(Storage::memory());
+    let jobs = Arc::new(Jobs::new(JobContext {
+        db: db.clone(),
+        clock: shared.clone(),
+        tiers: [
+            ("hot".to_string(), hot.clone()),
+            ("cold".to_string(), cold.clone()),
+        ]
+        .into_iter()
+        .collect(),
+        provisioner: Arc::new(Provisioner::new(
+            db.clone(),
+            secrets.clone(),
+            transport_with_timeout(500),
+            shared.clone(),
+        )),
+        firmware: Arc::new(Firmware::new(
+            db.clone(),
+            hot.clone(),
+            secrets,
+            transport(),
+            shared,
+        )),
+        discovery: None,
+        data_dir: None,
+    }));
+    Rig {
+        jobs,
+        clock,
+        db,
+        hot,
+        cold,
+    }
+}
+
+async fn tick_and_wait(r: &Rig) -> usize {
+    let started = r.jobs.tick().await.unwrap();
+    let n = started.len();
+    for h in started {
+        h.await.unwrap();
+    }
+    n
+}
+
+async fn runs(r: &Rig, job: i32) -> Vec<job_run::Model> {
+    job_run::Entity::find()
+        .filter(job_run::Column::JobId.eq(job))
+        .order_by_asc(job_run::Column::Id)
+        .all(&r.db)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn jobs_run_on_their_slots_and_missed_runs_follow_the_policy() {
+    let r = rig().await;
+    let quarter = r
+        .jobs
+        .save(
+            None,
+            "rollup",
+            "health_rollup",
+            "*/15 * * * *",
+            "UTC",
+            json!({}),
+            true,
+            "skip",
+            &Actor::system(),
+        )
+        .await
+        .unwrap();
+    // A bad schedule or zone is refused with the reason.
+    let e = r
+        .jobs
+        .save(
+            None,
+            "bad",
+            "health_rollup",
+            "*/15 * * *",
+            "UTC",
+            json!({}),
+            true,
+            "skip",
+            &Actor::system(),
+        )
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("4 fields"), "{e}");
+    let e = r
+        .jobs
+        .save(
+            None,
+            "bad",
+            "health_rollup",
+            "0 3 * * *",
+            "Mars/Base",
+            json!({}),
+            true,
+            "skip",
+            &Actor::system(),
+        )
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("unknown time zone"), "{e}");
+    assert_eq!(tick_and_wait(&r).await, 0, "nothing due at creation");
+    r.clock.advance(Duration::from_secs(15 * 60));
+    assert_eq!(tick_and_wait(&r).await, 1);
+    r.clock.advance(Duration::from_secs(60));
+    assert_eq!(tick_and_wait(&r).await, 0, "one run per slot");
+    let done = runs(&r, quarter.id).await;
+    assert_eq!(done.len(), 1);
+    assert_eq!(
+        (done[0].trigger.as_str(), done[0].outcome.as_str()),
+        ("schedule", "ok")
+    );
+    assert!(done[0].log.contains("rolled up"), "{}", done[0].log);
+
+    // Daily at 03:00 Berlin; camfleet is down for three days.
+    let skip = r
+        .jobs
+        .save(
+            None,
+            "daily-skip",
+            "health_rollup",
+            "0 3 * * *",
+            "Europe/Berlin",
+            json!({}),
+            true,
+            "skip",
+            &Actor::system(),
+        )
+        .await
+        .unwrap();
+    let once = r
+        .jobs
+        .save(
+            None,
+            "daily-once",
+            "health_rollup",
+            "0 3 * * *",
+            "Europe/Berlin",
+            json!({}),
+            true,
+            "run_once",
+            &Actor::system(),
+        )
+        .await
+        .unwrap();
+    r.clock.advance(Duration::from_secs(3 * 86_400));
+    tick_and_wait(&r).await;
+    assert!(runs(&r, skip.id).await.is_empty(), "missed runs skipped");
+    let caught = runs(&r, once.id).await;
+    assert_eq!(caught.len(), 1, "one catch-up run, not three");
+    assert_eq!(caught[0].trigger, "catch_up");
+    // And the schedule carries on from there.
+    let next_slot: chrono::DateTime<chrono::Utc> =
+        caught[0].scheduled_for.unwrap() + chrono::Duration::days(1);
+    r.clock
+        .advance((next_slot - r.clock.now_utc()).to_std().unwrap() + Duration::from_secs(1));
+    tick_and_wait(&r).await;
+    assert_eq!(runs(&r, skip.id).await.len(), 1);
+    assert_eq!(runs(&r, skip.id).await[0].trigger, "schedule");
+}
+
+#[tokio::test]
+async fn one_run_at_a_time_and_interrupted_runs_are_marked() {
+    let r = rig().await;
+    // A config backup of a hanging camera takes its full deadline.
+    let f = one_camera("hang").await;
+    let now = chrono::Utc::now();
+    camfleet::db::entities::device::ActiveModel {
+        device_url: Set(f.device_url(0)),
+        xaddrs: Set(json!([])),
+        status: Set("online".into()),
+        quirks: Set(json!([])),
+        policy: Set(json!({})),
+        adopted_at: Set(now),
+        updated_at: Set(now),
+        ..Default::default()
+    }
+    .insert(&r.db)
+    .await
+    .unwrap();
+    let j = r
+        .jobs
+        .save(
+            None,
+            "backup",
+            "config_backup",
+            "0 2 * * *",
+            "UTC",
+            json!({}),
+            true,
+            "skip",
+            &Actor::system(),
+        )
+        .await
+        .unwrap();
+    let first = r.jobs.run_now(j.id, &Actor::system()).await.unwrap();
+    let second = r.jobs.run_now(j.id, &Actor::system()).await.unwrap_err();
+    assert!(second.to_string().contains("already running"), "{second}");
+    first.await.unwrap();
+    let done = runs(&r, j.id).await;
+    assert_eq!(done.len(), 1);
+    assert_eq!(done[0].outcome, "failed", "{}", done[0].log);
+    assert!(done[0].log.contains("saved 0 of 1"), "{}", done[0].log);
+    // A run left `running` by a crash is interrupted at start-up.
+    job_run::ActiveModel {
+        job_id: Set(j.id),
+        trigger: Set("schedule".into()),
+        started_at: Set(r.clock.now_utc()),
+        outcome: Set("running".into()),
+        log: Set(String::new()),
+        ..Default::default()
+    }
+    .insert(&r.db)
+    .await
+    .unwrap();
+    assert_eq!(r.jobs.recover().await.unwrap(), 1);
+    assert_eq!(runs(&r, j.id).await[1].outcome, "interrupted");
+    f.shutdown().await;
+}
+
+async fn segment(
+    r: &Rig,
+    device: i32,
+    hours_ago: i64,
+    body: &[u8],
+    tier: &str,
+) -> recording::Model {
+    let start = r.clock.now_utc() - chrono::Duration::hours(hours_ago);
+    let key = format!("rec/{device}/{}.mp4", start.timestamp());
+    let store = if tier == "hot" { &r.hot } else { &r.cold };
+    store.put(&key, Bytes::copy_from_slice(body)).await.unwrap();
+    recording::ActiveModel {
+        device_id: Set(device),
+        site_id: Set(None),
+        profile: Set("Profile_1".into()),
+        start_at: Set(start),
+        end_at: Set(start + chrono::Duration::seconds(60)),
+        bytes: Set(body.len() as i64),
+        codec: Set("h264".into()),
+        checksum: Set(hex(&sha2::Sha256::digest(body))),
+        tier: Set(tier.into()),
+        storage_key: Set(key),
+        created_at: Set(start),
+        ..Default::default()
+    }
+    .insert(&r.db)
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn retention_scrub_and_tier_migration_work_from_the_ledger() {
+    let r = rig().await;
+    let mp4 = |n: u8| {
+        let mut v = vec![0, 0, 0, 24];
+        v.extend_from_slice(b"ftypisom");
+        v.extend(std::iter::repeat_n(n, 100));
+        v
+    };
+    let old = segment(&r, 1, 24 * 40, &mp4(1), "hot").await;
+    let mid = segment(&r, 1, 24 * 10, &mp4(2), "hot").await;
+    let new = segment(&r, 1, 1, &mp4(3), "hot").await;
+    // Not in the ledger: never deleted.
+    r.hot
+        .put("rec/1/orphan.mp4", Bytes::from_static(b"unknown"))
+        .await
+        .unwrap();
+    let sweep = r
+        .jobs
+        .save(
+            None,
+            "retention",
+            "retention_sweep",
+            "17 * * * *",
+            "UTC",
+            json!({"tier": "hot", "max_age_days": 30}),
+            true,
+            "skip",
+            &Actor::system(),
+        )
+        .await
+        .unwrap();
+    r.jobs
+        .run_now(sweep.id, &Actor::system())
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    let log = runs(&r, sweep.id).await[0].log.clone();
+    assert!(log.contains("deleted 1 segments"), "{log}");
+    assert!(r.hot.get(&old.storage_key).await.is_err());
+    assert!(r.hot.get("rec/1/orphan.mp4").await.is_ok());
+    assert!(
+        recording::Entity::find_by_id(old.id)
+            .one(&r.db)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // Scrub finds a corrupted segment.
+    r.hot
+        .put(&mid.storage_key, Bytes::from_static(b"garbage"))
+        .await
+        .unwrap();
+    let scrub = r
+        .jobs
+        .save(
+            None,
+            "scrub",
+            "storage_scrub",
+            "0 5 * * *",
+            "UTC",
+            json!({"tier": "hot", "stride": 1}),
+            true,
+            "skip",
+            &Actor::system(),
+        )
+        .await
+        .unwrap();
+    r.jobs
+        .run_now(scrub.id, &Actor::system())
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    let run = runs(&r, scrub.id).await.remove(0);
+    assert_eq!(run.outcome, "failed");
+    assert!(run.log.contains("checksum mismatch"), "{}", run.log);
+    // Migration moves the week-old segment to cold, verified, and only it.
+    r.hot
+        .put(&mid.storage_key, Bytes::from(mp4(2)))
+        .await
+        .unwrap();
+    let migrate = r
+        .jobs
+        .save(
+            None,
+            "to cold",
+            "tier_migration",
+            "0 1 * * *",
+            "UTC",
+            json!({"from": "hot", "to": "cold", "after_days": 7}),
+            true,
+            "skip",
+            &Actor::system(),
+        )
+        .await
+        .unwrap();
+    r.jobs
+        .run_now(migrate.id, &Actor::system())
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    let run = runs(&r, migrate.id).await.remove(0);
+    assert_eq!(run.outcome, "ok", "{}", run.log);
+    assert!(run.log.contains("moved 1 segments"), "{}", run.log);
+    assert_eq!(
+        &r.cold.get(&mid.storage_key).await.unwrap()[..],
+        &mp4(2)[..]
+    );
+    assert!(r.hot.get(&mid.storage_key).await.is_err());
+    let moved = recording::Entity::find_by_id(mid.id)
+        .one(&r.db)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(moved.tier, "cold");
+    let kept = recording::Entity::find_by_id(new.id)
+        .one(&r.db)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(kept.tier, "hot");
+}
