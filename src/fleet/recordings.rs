@@ -164,7 +164,7 @@ impl Ledger {
             .column(recording::Column::Tier)
             .column_as(sea_orm::sea_query::Expr::cust("COUNT(*)"), "n")
             .column_as(
-                sea_orm::sea_query::Expr::cust("COALESCE(SUM(bytes), 0)"),
+                sea_orm::sea_query::Expr::cust("CAST(COALESCE(SUM(bytes), 0) AS BIGINT)"),
                 "b",
             )
             .group_by(recording::Column::Tier)

@@ -91,13 +91,15 @@ pub async fn series(
         };
         format!(
             "SELECT (at_ms / {bucket_ms}) * {bucket_ms} AS b, COUNT(*) AS n, SUM({ok_expr}) AS ok, \
-             AVG(CASE WHEN {ok_expr} = 1 THEN latency_ms END) AS lat, AVG(drift_ms) AS drift \
+             CAST(AVG(CASE WHEN {ok_expr} = 1 THEN latency_ms END) AS DOUBLE PRECISION) AS lat, \
+             CAST(AVG(drift_ms) AS DOUBLE PRECISION) AS drift \
              FROM health_samples WHERE device_id = $1 AND at_ms >= $2 GROUP BY b ORDER BY b"
         )
     } else {
         format!(
             "SELECT (bucket_ms / {bucket_ms}) * {bucket_ms} AS b, SUM(samples) AS n, SUM(ok_samples) AS ok, \
-             SUM(latency_sum_ms) * 1.0 / NULLIF(SUM(ok_samples), 0) AS lat, AVG((drift_min_ms + drift_max_ms) / 2.0) AS drift \
+             CAST(SUM(latency_sum_ms) * 1.0 / NULLIF(SUM(ok_samples), 0) AS DOUBLE PRECISION) AS lat, \
+             CAST(AVG((drift_min_ms + drift_max_ms) / 2.0) AS DOUBLE PRECISION) AS drift \
              FROM health_rollups WHERE device_id = $1 AND bucket_ms >= $2 GROUP BY b ORDER BY b"
         )
     };
@@ -108,6 +110,8 @@ pub async fn series(
             [device_id.into(), since.into()],
         ))
         .await?;
+    // Averages are cast to DOUBLE PRECISION: PostgreSQL's AVG and SUM of
+    // bigint are NUMERIC, which does not decode as f64.
     let mut out = Vec::with_capacity(rows.len());
     for r in rows {
         let num = |col: &str| -> Option<f64> {

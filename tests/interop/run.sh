@@ -119,4 +119,5 @@ ip netns exec "$NS" env CAMFLEET_MAILDEV=127.0.0.1:2526 CAMFLEET_MAILDEV_API=htt
 
 say "database tests against PostgreSQL"
 ip netns exec "$NS" env CAMFLEET_TEST_PG="postgres://postgres@127.0.0.1:5433/postgres" \
-  cargo test --offline --test inventory --test users --test web
+  cargo test --offline --test inventory --test users --test web --test poller --test alerting \
+    --test events --test provision --test firmware --test jobs
