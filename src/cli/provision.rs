@@ -162,16 +162,7 @@ pub async fn provision(a: ProvisionArgs) -> anyhow::Result<()> {
         .all(&state.db)
         .await?
         .into_iter()
-        .map(|d| {
-            (
-                d.id,
-                if d.name.is_empty() {
-                    format!("device {}", d.id)
-                } else {
-                    d.name
-                },
-            )
-        })
+        .map(|d| (d.id, crate::fleet::inventory::display_name(&d)))
         .collect();
     let mut t = Table::new(&["device", "outcome", "details"]);
     let mut bad = 0;

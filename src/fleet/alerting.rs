@@ -307,11 +307,7 @@ impl Alerting {
                 (
                     d.id,
                     Dev {
-                        name: if d.name.is_empty() {
-                            format!("device {}", d.id)
-                        } else {
-                            d.name
-                        },
+                        name: crate::fleet::inventory::display_name(&d),
                         site_id: d.site_id,
                         address: d.device_url,
                         serial: d.serial.unwrap_or_default(),

@@ -315,11 +315,7 @@ impl Firmware {
                 ErrorKind::InvalidArgument,
                 format!(
                     "{} is a {}, not a {}: this image is not for it",
-                    if d.name.is_empty() {
-                        format!("device {}", d.id)
-                    } else {
-                        d.name.clone()
-                    },
+                    crate::fleet::inventory::display_name(&d),
                     d.model,
                     img.model_pattern
                 ),

@@ -796,3 +796,12 @@ mod tests {
         );
     }
 }
+
+/// How a device is named to people: its name, or `device N`.
+pub fn display_name(d: &device::Model) -> String {
+    if d.name.is_empty() {
+        format!("device {}", d.id)
+    } else {
+        d.name.clone()
+    }
+}

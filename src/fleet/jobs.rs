@@ -614,11 +614,7 @@ impl Jobs {
                     {
                         behind.push(format!(
                             "{} ({}): runs {}, approved {}",
-                            if d.name.is_empty() {
-                                format!("device {}", d.id)
-                            } else {
-                                d.name.clone()
-                            },
+                            crate::fleet::inventory::display_name(&d),
                             d.model,
                             d.firmware,
                             a.version
@@ -646,11 +642,7 @@ impl Jobs {
                 for d in &off {
                     log.push_str(&format!(
                         "\n{}: {} ms",
-                        if d.name.is_empty() {
-                            format!("device {}", d.id)
-                        } else {
-                            d.name.clone()
-                        },
+                        crate::fleet::inventory::display_name(&d),
                         d.drift_ms.unwrap_or(0)
                     ));
                     if fix {

@@ -268,10 +268,7 @@ impl<'a> Provisioning<'a> {
             clock,
         )
         .map_err(|(_, e)| e)?;
-        let media = match d.media_version.as_deref() {
-            Some("v20") | Some("V20") => MediaVersion::V20,
-            _ => MediaVersion::V10,
-        };
+        let media = media_of(d);
         Ok(Self {
             session,
             target,
@@ -674,11 +671,7 @@ impl<'a> Provisioning<'a> {
         }
         DevicePlan {
             device_id: d.id,
-            name: if d.name.is_empty() {
-                format!("device {}", d.id)
-            } else {
-                d.name.clone()
-            },
+            name: crate::fleet::inventory::display_name(&d),
             settings,
             error: None,
         }
@@ -834,6 +827,14 @@ impl<'a> Provisioning<'a> {
             }
             other => Err(format!("no writer for {other}")),
         }
+    }
+}
+
+/// The media service version a device was adopted with.
+fn media_of(d: &device::Model) -> MediaVersion {
+    match d.media_version.as_deref() {
+        Some(v) if v.eq_ignore_ascii_case("v20") => MediaVersion::V20,
+        _ => MediaVersion::V10,
     }
 }
 
@@ -1446,20 +1447,10 @@ impl Provisioner {
     }
 
     async fn refresh_profiles(&self, t: &Target) {
-        let Ok(d) = device_session(
-            &t.device.device_url,
-            &t.device.policy,
-            t.device.auth_mode.as_deref(),
-            t.creds.clone(),
-            &self.transport,
-            &self.clock,
-        ) else {
+        let Ok(d) = self.session_of(t) else {
             return;
         };
-        let media = match t.device.media_version.as_deref() {
-            Some("v20") | Some("V20") => MediaVersion::V20,
-            _ => MediaVersion::V10,
-        };
+        let media = media_of(&t.device);
         if let Ok(profiles) = crate::onvif::media::get_profiles(&d, media).await {
             for p in profiles {
                 if let Some(e) = p.encoder {
@@ -1773,10 +1764,7 @@ impl Provisioner {
                 Err(e) => json!({"error": e.to_string()}),
             }
         }
-        let media = match t.device.media_version.as_deref() {
-            Some("v20") => MediaVersion::V20,
-            _ => MediaVersion::V10,
-        };
+        let media = media_of(&t.device);
         Ok(json!({
             "device_id": device_id,
             "taken_at": self.clock.now_utc(),
@@ -1795,20 +1783,7 @@ impl Provisioner {
 
     /// SystemReboot (audited).
     pub async fn reboot(&self, device_id: i32, actor: &Actor) -> Result<String> {
-        let t = self
-            .targets(&[device_id])
-            .await?
-            .pop()
-            .ok_or_else(|| Error::new(ErrorKind::NotFound, format!("no device {device_id}")))?;
-        let s = device_session(
-            &t.device.device_url,
-            &t.device.policy,
-            t.device.auth_mode.as_deref(),
-            t.creds.clone(),
-            &self.transport,
-            &self.clock,
-        )
-        .map_err(|(_, e)| Error::new(ErrorKind::InvalidArgument, e))?;
+        let s = self.session_of(&self.target(device_id).await?)?;
         let msg = cfg::system_reboot(&s)
             .await
             .map_err(|e| Error::new(ErrorKind::Unavailable, e.to_string()))?;
@@ -1840,22 +1815,13 @@ impl Provisioner {
         wait: std::time::Duration,
         actor: &Actor,
     ) -> Result<String> {
-        let t = self
-            .targets(&[device_id])
-            .await?
-            .pop()
-            .ok_or_else(|| Error::new(ErrorKind::NotFound, format!("no device {device_id}")))?;
+        let t = self.target(device_id).await?;
         let d = &t.device;
+        // A session to the device at another address (the new one).
         let session = |url: &str| {
-            device_session(
-                url,
-                &d.policy,
-                d.auth_mode.as_deref(),
-                t.creds.clone(),
-                &self.transport,
-                &self.clock,
-            )
-            .map_err(|(_, e)| Error::new(ErrorKind::InvalidArgument, e))
+            let mut at = t.clone();
+            at.device.device_url = url.to_string();
+            self.session_of(&at)
         };
         let s = session(&d.device_url)?;
         let unavailable = |e: OnvifError| Error::new(ErrorKind::Unavailable, e.to_string());

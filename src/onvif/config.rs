@@ -19,6 +19,14 @@ fn req(op: Operation, inner: &str) -> String {
     )
 }
 
+/// `<tds:{tag}>…</tds:{tag}>` for each value, escaped.
+fn elements(tag: &str, values: &[String]) -> String {
+    values
+        .iter()
+        .map(|v| format!("<tds:{tag}>{}</tds:{tag}>", escape(v)))
+        .collect()
+}
+
 impl NetworkHost {
     /// An address as typed: IPv4, IPv6, or else a DNS name.
     pub fn from_text(s: &str) -> NetworkHost {
@@ -231,11 +239,8 @@ pub async fn set_user(s: &DeviceSession, user: &UserWrite) -> OnvifResult<()> {
 
 pub async fn delete_users(s: &DeviceSession, usernames: &[String]) -> OnvifResult<()> {
     let op = ops::DELETE_USERS;
-    let inner: String = usernames
-        .iter()
-        .map(|u| format!("<tds:Username>{}</tds:Username>", escape(u)))
-        .collect();
-    s.call(op, &req(op, &inner)).await?;
+    s.call(op, &req(op, &elements("Username", usernames)))
+        .await?;
     Ok(())
 }
 
@@ -277,11 +282,7 @@ pub async fn set_discovery_mode(s: &DeviceSession, discoverable: bool) -> OnvifR
 /// SetScopes replaces every configurable scope; pass all that should stay.
 pub async fn set_scopes(s: &DeviceSession, scopes: &[String]) -> OnvifResult<()> {
     let op = ops::SET_SCOPES;
-    let inner: String = scopes
-        .iter()
-        .map(|x| format!("<tds:Scopes>{}</tds:Scopes>", escape(x)))
-        .collect();
-    s.call(op, &req(op, &inner)).await?;
+    s.call(op, &req(op, &elements("Scopes", scopes))).await?;
     Ok(())
 }
 

@@ -342,16 +342,7 @@ pub async fn rollout(
         .all(&state.db)
         .await?
         .into_iter()
-        .map(|d| {
-            (
-                d.id,
-                if d.name.is_empty() {
-                    format!("device {}", d.id)
-                } else {
-                    d.name
-                },
-            )
-        })
+        .map(|d| (d.id, crate::fleet::inventory::display_name(&d)))
         .collect();
     let devices = rows
         .into_iter()

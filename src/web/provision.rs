@@ -668,11 +668,7 @@ async fn task_page(
         .await?
         .into_iter()
         .map(|d| {
-            let n = if d.name.is_empty() {
-                format!("device {}", d.id)
-            } else {
-                d.name
-            };
+            let n = crate::fleet::inventory::display_name(&d);
             (d.id, n)
         })
         .collect();
