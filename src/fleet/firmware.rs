@@ -315,7 +315,7 @@ impl Firmware {
                 ErrorKind::InvalidArgument,
                 format!(
                     "{} is a {}, not a {}: this image is not for it",
-                    crate::fleet::inventory::display_name(&d),
+                    crate::fleet::inventory::display_name(d),
                     d.model,
                     img.model_pattern
                 ),

@@ -760,6 +760,15 @@ fn changed_fields(
     (serde_json::Value::Object(b), serde_json::Value::Object(a))
 }
 
+/// How a device is named to people: its name, or `device N`.
+pub fn display_name(d: &device::Model) -> String {
+    if d.name.is_empty() {
+        format!("device {}", d.id)
+    } else {
+        d.name.clone()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -794,14 +803,5 @@ mod tests {
             f.validate().err().unwrap()["warranty_end"],
             "before the purchase date"
         );
-    }
-}
-
-/// How a device is named to people: its name, or `device N`.
-pub fn display_name(d: &device::Model) -> String {
-    if d.name.is_empty() {
-        format!("device {}", d.id)
-    } else {
-        d.name.clone()
     }
 }

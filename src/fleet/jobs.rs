@@ -614,7 +614,7 @@ impl Jobs {
                     {
                         behind.push(format!(
                             "{} ({}): runs {}, approved {}",
-                            crate::fleet::inventory::display_name(&d),
+                            crate::fleet::inventory::display_name(d),
                             d.model,
                             d.firmware,
                             a.version
@@ -642,7 +642,7 @@ impl Jobs {
                 for d in &off {
                     log.push_str(&format!(
                         "\n{}: {} ms",
-                        crate::fleet::inventory::display_name(&d),
+                        crate::fleet::inventory::display_name(d),
                         d.drift_ms.unwrap_or(0)
                     ));
                     if fix {

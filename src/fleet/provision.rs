@@ -671,7 +671,7 @@ impl<'a> Provisioning<'a> {
         }
         DevicePlan {
             device_id: d.id,
-            name: crate::fleet::inventory::display_name(&d),
+            name: crate::fleet::inventory::display_name(d),
             settings,
             error: None,
         }
