@@ -415,3 +415,94 @@ async fn retention_scrub_and_tier_migration_work_from_the_ledger() {
         .unwrap();
     assert_eq!(kept.tier, "hot");
 }
+
+#[tokio::test]
+async fn low_free_space_purges_oldest_first_and_tells_the_noc_once() {
+    let clock = manual_clock();
+    let shared: SharedClock = clock.clone();
+    let db = test_db().await;
+    let dir = std::env::temp_dir().join(format!("camfleet-jobs-{}", uuid::Uuid::new_v4()));
+    let hot = Arc::new(Storage::local(&dir).unwrap());
+    let secrets = Arc::new(SecretBox::from_key(1, &[2u8; 32]));
+    let jobs = Arc::new(Jobs::new(JobContext {
+        db: db.clone(),
+        clock: shared.clone(),
+        tiers: [("hot".to_string(), hot.clone())].into_iter().collect(),
+        provisioner: Arc::new(Provisioner::new(
+            db.clone(),
+            secrets.clone(),
+            transport(),
+            shared.clone(),
+        )),
+        firmware: Arc::new(Firmware::new(
+            db.clone(),
+            hot.clone(),
+            secrets,
+            transport(),
+            shared,
+        )),
+        discovery: None,
+        data_dir: None,
+    }));
+    let r = Rig {
+        jobs: jobs.clone(),
+        clock,
+        db: db.clone(),
+        hot: hot.clone(),
+        cold: Arc::new(Storage::memory()),
+    };
+    let a = segment(&r, 1, 3, b"\0\0\0\x10ftypisom-oldest", "hot").await;
+    let b = segment(&r, 1, 2, b"\0\0\0\x10ftypisom-newer", "hot").await;
+    camfleet::db::entities::notify_channel::ActiveModel {
+        name: Set("noc".into()),
+        kind: Set("webhook".into()),
+        config: Set(json!({"url": "http://127.0.0.1:9/hook"})),
+        sealed: Set(None),
+        enabled: Set(true),
+        created_at: Set(r.clock.now_utc()),
+        ..Default::default()
+    }
+    .insert(&db)
+    .await
+    .unwrap();
+    // More free space wanted than any disk has: an emergency.
+    let free = hot.free_bytes().unwrap() as i64;
+    let j = jobs
+        .save(
+            None,
+            "retention",
+            "retention_sweep",
+            "17 * * * *",
+            "UTC",
+            json!({"tier": "hot", "min_free_bytes": free * 4}),
+            true,
+            "skip",
+            &Actor::system(),
+        )
+        .await
+        .unwrap();
+    jobs.run_now(j.id, &Actor::system())
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    let run = runs(&r, j.id).await.remove(0);
+    assert!(run.log.contains("STORAGE LOW"), "{}", run.log);
+    assert!(run.log.contains("deleted 2 segments"), "{}", run.log);
+    assert!(run.log.contains("1 notifications queued"), "{}", run.log);
+    assert!(hot.get(&a.storage_key).await.is_err() && hot.get(&b.storage_key).await.is_err());
+    // A second sweep within the hour does not notify again.
+    segment(&r, 1, 1, b"\0\0\0\x10ftypisom-again", "hot").await;
+    jobs.run_now(j.id, &Actor::system())
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    let deliveries = camfleet::db::entities::delivery::Entity::find()
+        .all(&db)
+        .await
+        .unwrap();
+    assert_eq!(deliveries.len(), 1);
+    assert!(deliveries[0].subject.contains("Storage low on tier hot"));
+    let _ = std::fs::remove_dir_all(&dir);
+}

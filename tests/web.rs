@@ -1434,6 +1434,10 @@ async fn polled_health_shows_in_the_list_the_device_page_and_metrics() {
         body.contains("camfleet_devices{state=\"online\"} 1"),
         "{body}"
     );
+    assert!(
+        body.contains("# TYPE camfleet_recorded_bytes gauge"),
+        "{body}"
+    );
     f.shutdown().await;
 }
 

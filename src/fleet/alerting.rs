@@ -574,6 +574,53 @@ impl Alerting {
     }
 }
 
+/// A notification about camfleet itself rather than a device (storage
+/// running low): queued to every enabled channel, at most once per
+/// `quiet` for the same subject. Returns the deliveries queued.
+pub async fn queue_system_notice(
+    db: &DatabaseConnection,
+    now: chrono::DateTime<chrono::Utc>,
+    subject: &str,
+    severity: &str,
+    reason: &str,
+    quiet: chrono::Duration,
+) -> Result<usize> {
+    let recent = delivery::Entity::find()
+        .filter(delivery::Column::Subject.eq(subject))
+        .filter(delivery::Column::CreatedAt.gte(now - quiet))
+        .one(db)
+        .await?;
+    if recent.is_some() {
+        return Ok(0);
+    }
+    let channels = notify_channel::Entity::find()
+        .filter(notify_channel::Column::Enabled.eq(true))
+        .all(db)
+        .await?;
+    let payload = json!({
+        "event": "alert", "rule": subject, "kind": "system", "severity": severity,
+        "site": "", "at": now,
+        "devices": [{"name": "camfleet", "reason": reason, "state": "", "address": "", "serial": "", "alert_id": 0}],
+    });
+    for c in &channels {
+        delivery::ActiveModel {
+            channel_id: Set(c.id),
+            alert_ids: Set(json!([])),
+            subject: Set(subject.into()),
+            payload: Set(payload.clone()),
+            status: Set("pending".into()),
+            attempts: Set(0),
+            next_attempt_at: Set(now),
+            last_error: Set(String::new()),
+            created_at: Set(now),
+            ..Default::default()
+        }
+        .insert(db)
+        .await?;
+    }
+    Ok(channels.len())
+}
+
 #[cfg(test)]
 mod tests {
     use super::topic_matches;

@@ -574,6 +574,23 @@ impl Jobs {
                 }
                 if r.low_space {
                     log.push_str("; STORAGE LOW: emergency purge ran");
+                    let free = store.free_bytes().unwrap_or(0);
+                    let queued = super::alerting::queue_system_notice(
+                        &c.db,
+                        now,
+                        &format!("[critical] Storage low on tier {}", policy.tier),
+                        "critical",
+                        &format!(
+                            "{} MiB free after purging {} segments ({} MiB); the threshold is {} MiB",
+                            free / 1_048_576,
+                            r.deleted,
+                            r.bytes / 1_048_576,
+                            policy.min_free_bytes.unwrap_or(0) / 1_048_576
+                        ),
+                        chrono::Duration::hours(1),
+                    )
+                    .await?;
+                    log.push_str(&format!("; {queued} notifications queued"));
                 }
                 Ok(log)
             }

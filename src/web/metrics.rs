@@ -104,6 +104,23 @@ pub async fn metrics(AxState(state): AxState<State>) -> Result<Response, WebErro
     for (st, n) in &failed {
         out.push_str(&format!("camfleet_deliveries{{status=\"{st}\"}} {n}\n"));
     }
+    // Storage: the ledger's bytes per tier, and free space where it can be
+    // measured (local tiers), so the NOC can alert before a purge.
+    let totals = crate::fleet::recordings::Ledger::new(state.db.clone())
+        .totals()
+        .await?;
+    out.push_str("# HELP camfleet_recorded_bytes Bytes in the recordings ledger by tier.\n# TYPE camfleet_recorded_bytes gauge\n");
+    for (tier, _, bytes) in &totals {
+        out.push_str(&format!(
+            "camfleet_recorded_bytes{{tier=\"{tier}\"}} {bytes}\n"
+        ));
+    }
+    if let Some(free) = state.storage.free_bytes() {
+        out.push_str("# HELP camfleet_storage_free_bytes Free bytes on the local storage tier.\n# TYPE camfleet_storage_free_bytes gauge\n");
+        out.push_str(&format!(
+            "camfleet_storage_free_bytes{{tier=\"hot\"}} {free}\n"
+        ));
+    }
     if let Some(h) = handle() {
         out.push_str(&h.render());
     }
