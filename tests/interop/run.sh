@@ -34,7 +34,17 @@ fi
 say "peers: maildev 3.0.0 (npm)"
 if [ ! -x "$P/maildev/node_modules/.bin/maildev" ]; then
   command -v npm >/dev/null || { apt-get update -qq && apt-get install -y -qq npm >/dev/null; }
-  npm install --silent --no-audit --no-fund --prefix "$P/maildev" maildev@3.0.0 >/dev/null 2>&1
+  mkdir -p "$P/maildev"
+  # maildev 3.0.0's web UI pulls the newest @tanstack/react-query, which
+  # may ask for a query-core the registry (or its mirror) does not have yet;
+  # pin one that exists (the API we test does not use it).
+  cat >"$P/maildev/package.json" <<'JSON'
+{"name": "camfleet-peer-maildev", "private": true,
+ "dependencies": {"maildev": "3.0.0"},
+ "overrides": {"@tanstack/query-core": "5.108.0"}}
+JSON
+  npm install --no-audit --no-fund --loglevel=error --prefix "$P/maildev" >"$P/maildev-install.log" 2>&1 \
+    || { cat "$P/maildev-install.log"; exit 1; }
 fi
 
 say "build (outside the namespace; it has no network)"
