@@ -12,6 +12,7 @@ pub mod error;
 pub mod fleet;
 pub mod notify;
 pub mod onvif;
+pub mod recorder;
 pub mod secrets;
 pub mod shutdown;
 pub mod sim;

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Interop suite: camfleet against third-party peers (see ../../shared/PEERS.md):
 # Python wsdiscovery, PostgreSQL for the database tests, headless Chromium,
-# and net-snmp snmptrapd for SNMP notifications.
+# net-snmp snmptrapd for SNMP notifications, the GStreamer RTSP server and
+# ffprobe for the recorder.
 # Installs the peers it needs into target/peers, then runs the ignored
 # interop tests inside a fresh loopback-only network namespace, because the
 # peers multicast and choose their own interfaces.
@@ -24,6 +25,14 @@ fi
 say "peers: Chromium and ChromeDriver (Debian) for the browser test"
 if ! command -v chromedriver >/dev/null || [ ! -x /usr/bin/chromium ]; then
   apt-get update -qq && apt-get install -y -qq chromium chromium-driver >/dev/null
+fi
+
+say "peers: GStreamer RTSP server (gst-rtsp-server, x264) and ffprobe (Debian)"
+if ! /usr/bin/python3 -c 'import gi; gi.require_version("GstRtspServer", "1.0")' 2>/dev/null \
+  || ! command -v ffprobe >/dev/null || ! gst-inspect-1.0 x264enc >/dev/null 2>&1; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+    gir1.2-gst-rtsp-server-1.0 python3-gi gstreamer1.0-plugins-base gstreamer1.0-plugins-good \
+    gstreamer1.0-plugins-ugly gstreamer1.0-tools ffmpeg >/dev/null
 fi
 
 say "peers: net-snmp snmptrapd and snmptranslate (Debian)"
@@ -69,10 +78,12 @@ cleanup() {
   set +e
   [ -f "$TRAPD/pid" ] && kill "$(cat "$TRAPD/pid")" 2>/dev/null || true
   [ -n "${MAILDEV_PID:-}" ] && kill "$MAILDEV_PID" 2>/dev/null || true
+  [ -n "${RTSP_PID:-}" ] && kill "$RTSP_PID" 2>/dev/null || true
+  [ -n "${RTSP_AUTH_PID:-}" ] && kill "$RTSP_AUTH_PID" 2>/dev/null || true
   # Let them exit (bounded; never a bare `wait`, which could hang).
   for _ in $(seq 30); do
     alive=0
-    for p in "${MAILDEV_PID:-}" "$(cat "$TRAPD/pid" 2>/dev/null)"; do
+    for p in "${MAILDEV_PID:-}" "${RTSP_PID:-}" "${RTSP_AUTH_PID:-}" "$(cat "$TRAPD/pid" 2>/dev/null)"; do
       [ -n "$p" ] && kill -0 "$p" 2>/dev/null && alive=1
     done
     [ "$alive" = 0 ] && break
@@ -126,6 +137,15 @@ MAILDEV_PID=$!
 for _ in $(seq 100); do ip netns exec "$NS" curl -sf http://127.0.0.1:1081/api/healthz >/dev/null 2>&1 && break; sleep 0.1; done
 ip netns exec "$NS" env CAMFLEET_MAILDEV=127.0.0.1:2526 CAMFLEET_MAILDEV_API=http://127.0.0.1:1081 \
   cargo test --offline --test interop_maildev -- --ignored
+
+say "recorder against the GStreamer RTSP server (H.264; Digest on :8555), checked by ffprobe"
+ip netns exec "$NS" /usr/bin/python3 tests/interop/rtsp_server.py 8554 >"$TRAPD/rtsp.log" 2>&1 &
+RTSP_PID=$!
+ip netns exec "$NS" /usr/bin/python3 tests/interop/rtsp_server.py 8555 cam secret-pw >"$TRAPD/rtsp-auth.log" 2>&1 &
+RTSP_AUTH_PID=$!
+for _ in $(seq 100); do grep -q rtsp:// "$TRAPD/rtsp.log" "$TRAPD/rtsp-auth.log" 2>/dev/null && [ "$(grep -l rtsp:// "$TRAPD"/rtsp*.log | wc -l)" = 2 ] && break; sleep 0.1; done
+ip netns exec "$NS" env CAMFLEET_RTSP=rtsp://127.0.0.1:8554/h264 CAMFLEET_RTSP_AUTH=rtsp://127.0.0.1:8555/h264 \
+  cargo test --offline --test interop_rtsp -- --ignored
 
 say "database tests against PostgreSQL"
 ip netns exec "$NS" env CAMFLEET_TEST_PG="postgres://postgres@127.0.0.1:5433/postgres" \

@@ -1,0 +1,383 @@
+//! Recording: one camera stream pulled over RTSP (retina, TCP interleaved)
+//! into playable MP4 segments cut at keyframes. Video is never decoded.
+//!
+//! Each segment is written to a spool directory as `.partial`, finished
+//! (`moov` written), fsynced, renamed, its directory fsynced, a sidecar
+//! with its metadata written the same way; then it is put into the storage
+//! tier and its ledger row committed, and only then removed from the spool.
+//! A crash loses at most the segment in progress: [`reconcile`] discards
+//! `.partial` files and commits finished segments the ledger lacks.
+
+pub mod mp4;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use sea_orm::{ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, Set};
+use serde::{Deserialize, Serialize};
+use sha2::Digest;
+
+use crate::clock::SharedClock;
+use crate::db::entities::recording;
+use crate::error::{Error, ErrorKind, Result};
+use crate::shutdown::Shutdown;
+use crate::storage::Storage;
+
+#[derive(Debug, Clone)]
+pub struct RecordOptions {
+    /// Segment length; cut at the first keyframe after it.
+    pub segment: Duration,
+    /// No frame for this long: reconnect.
+    pub frame_timeout: Duration,
+    pub spool: PathBuf,
+    pub tier: String,
+}
+
+impl RecordOptions {
+    pub fn new(spool: PathBuf) -> Self {
+        Self {
+            segment: Duration::from_secs(60),
+            frame_timeout: Duration::from_secs(20),
+            spool,
+            tier: "hot".into(),
+        }
+    }
+}
+
+/// What a stream is recorded as.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct StreamId {
+    pub device_id: i32,
+    pub site_id: Option<i32>,
+    pub profile: String,
+}
+
+/// A finished segment's metadata (the spool sidecar, then the ledger row).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Sidecar {
+    stream: StreamId,
+    start_ms: i64,
+    end_ms: i64,
+    codec: String,
+    key: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct RecordStats {
+    pub frames: u64,
+    pub segments: u64,
+    pub bytes: u64,
+    /// Frames reported lost by the RTP layer.
+    pub lost: u64,
+}
+
+pub struct Recorder {
+    db: DatabaseConnection,
+    store: Arc<Storage>,
+    clock: SharedClock,
+}
+
+fn rec_err(what: &str, e: impl std::fmt::Display) -> Error {
+    Error::new(ErrorKind::Unavailable, format!("recording: {what}: {e}"))
+}
+
+fn fsync_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::File::open(dir)?.sync_all()
+}
+
+struct Open {
+    writer: mp4::Mp4Writer<std::fs::File>,
+    path: PathBuf,
+    start_ms: i64,
+    first_ts: i64,
+    codec: String,
+}
+
+impl Recorder {
+    pub fn new(db: DatabaseConnection, store: Arc<Storage>, clock: SharedClock) -> Self {
+        Self { db, store, clock }
+    }
+
+    /// Record until `stop`, the stream ends, or no frame arrives within the
+    /// frame timeout (an error: the caller reconnects).
+    pub async fn record(
+        &self,
+        stream: &StreamId,
+        url: url::Url,
+        creds: Option<(String, String)>,
+        opts: &RecordOptions,
+        stats: &mut RecordStats,
+        mut stop: Shutdown,
+    ) -> Result<()> {
+        use retina::client::{
+            Credentials, PlayOptions, Session, SessionOptions, SetupOptions, TcpTransportOptions,
+            Transport,
+        };
+        std::fs::create_dir_all(&opts.spool).map_err(|e| rec_err("spool", e))?;
+        let options = SessionOptions::default()
+            .creds(creds.map(|(username, password)| Credentials { username, password }))
+            .user_agent(concat!("camfleet/", env!("CARGO_PKG_VERSION")).into());
+        let mut session =
+            tokio::time::timeout(Duration::from_secs(10), Session::describe(url, options))
+                .await
+                .map_err(|_| rec_err("DESCRIBE", "no answer within 10 s"))?
+                .map_err(|e| rec_err("DESCRIBE", e))?;
+        let vi = session
+            .streams()
+            .iter()
+            .position(|s| s.media() == "video")
+            .ok_or_else(|| rec_err("DESCRIBE", "no video stream"))?;
+        session
+            .setup(
+                vi,
+                SetupOptions::default().transport(Transport::Tcp(TcpTransportOptions::default())),
+            )
+            .await
+            .map_err(|e| rec_err("SETUP", e))?;
+        let playing = session
+            .play(PlayOptions::default())
+            .await
+            .map_err(|e| rec_err("PLAY", e))?;
+        let mut demuxed = playing.demuxed().map_err(|e| rec_err("demux", e))?;
+        let mut open: Option<Open> = None;
+        let result = loop {
+            let item = tokio::select! {
+                _ = stop.wait() => break Ok(()),
+                r = tokio::time::timeout(opts.frame_timeout, demuxed.next()) => r,
+            };
+            let frame = match item {
+                Err(_) => {
+                    break Err(rec_err(
+                        "stream",
+                        format!("no frames for {} s", opts.frame_timeout.as_secs()),
+                    ));
+                }
+                Ok(None) => break Ok(()),
+                Ok(Some(Err(e))) => break Err(rec_err("stream", e)),
+                Ok(Some(Ok(retina::codec::CodecItem::VideoFrame(f)))) => f,
+                Ok(Some(Ok(_))) => continue,
+            };
+            stats.frames += 1;
+            stats.lost += u64::from(frame.loss());
+            let ts = frame.timestamp().elapsed();
+            let cut = open.as_ref().is_some_and(|o| {
+                frame.is_random_access_point()
+                    && (frame.has_new_parameters()
+                        || (ts - o.first_ts) as u64 >= opts.segment.as_secs() * 90_000)
+            });
+            if cut && let Some(o) = open.take() {
+                self.finish(o, stream, opts, stats).await?;
+            }
+            if open.is_none() {
+                if !frame.is_random_access_point() {
+                    continue; // a segment starts at a keyframe
+                }
+                let Some(retina::codec::ParametersRef::Video(v)) =
+                    demuxed.streams()[vi].parameters()
+                else {
+                    continue;
+                };
+                let entry = v
+                    .mp4_sample_entry()
+                    .build()
+                    .map_err(|e| rec_err("sample entry", e))?;
+                let start_ms = self.clock.now_utc().timestamp_millis();
+                let path = opts.spool.join(format!(
+                    "{}-{}-{start_ms}.mp4.partial",
+                    stream.device_id, stream.profile
+                ));
+                let file = std::fs::File::create(&path).map_err(|e| rec_err("spool", e))?;
+                let codec = v
+                    .rfc6381_codec()
+                    .split('.')
+                    .next()
+                    .unwrap_or("")
+                    .to_string();
+                open = Some(Open {
+                    writer: mp4::Mp4Writer::new(file, entry, v.pixel_dimensions(), 90_000)
+                        .map_err(|e| rec_err("spool", e))?,
+                    path,
+                    start_ms,
+                    first_ts: ts,
+                    codec,
+                });
+            }
+            if let Some(o) = open.as_mut() {
+                o.writer
+                    .push(
+                        ts - o.first_ts,
+                        frame.data(),
+                        frame.is_random_access_point(),
+                    )
+                    .map_err(|e| rec_err("spool", e))?;
+            }
+        };
+        if let Some(o) = open.take() {
+            self.finish(o, stream, opts, stats).await?;
+        }
+        result
+    }
+
+    /// Finish a segment: moov, fsync, rename, sidecar; then store and commit.
+    async fn finish(
+        &self,
+        o: Open,
+        stream: &StreamId,
+        opts: &RecordOptions,
+        stats: &mut RecordStats,
+    ) -> Result<()> {
+        if o.writer.samples() == 0 {
+            let _ = std::fs::remove_file(&o.path);
+            return Ok(());
+        }
+        let dur_ms = (o.writer.duration() / 90) as i64;
+        let file = o.writer.finish().map_err(|e| rec_err("finishing", e))?;
+        file.sync_all().map_err(|e| rec_err("fsync", e))?;
+        drop(file);
+        let done = o.path.with_extension(""); // drop ".partial"
+        std::fs::rename(&o.path, &done).map_err(|e| rec_err("rename", e))?;
+        let day = chrono::DateTime::from_timestamp_millis(o.start_ms)
+            .unwrap_or_default()
+            .format("%Y/%m/%d");
+        let side = Sidecar {
+            stream: stream.clone(),
+            start_ms: o.start_ms,
+            end_ms: o.start_ms + dur_ms,
+            codec: o.codec,
+            key: format!(
+                "recordings/{}/{}/{day}/{}.mp4",
+                stream.device_id, stream.profile, o.start_ms
+            ),
+        };
+        let side_path = done.with_extension("json");
+        std::fs::write(&side_path, serde_json::to_vec(&side).unwrap_or_default())
+            .map_err(|e| rec_err("sidecar", e))?;
+        std::fs::File::open(&side_path)
+            .and_then(|f| f.sync_all())
+            .map_err(|e| rec_err("fsync", e))?;
+        fsync_dir(&opts.spool).map_err(|e| rec_err("fsync", e))?;
+        let bytes = self.commit(&done, &side, &opts.tier).await?;
+        stats.segments += 1;
+        stats.bytes += bytes;
+        Ok(())
+    }
+
+    /// Put a finished spool segment into the tier and the ledger; then
+    /// remove it from the spool. Idempotent by storage key.
+    async fn commit(&self, path: &Path, side: &Sidecar, tier: &str) -> Result<u64> {
+        let data = std::fs::read(path).map_err(|e| rec_err("spool", e))?;
+        let exists = recording::Entity::find()
+            .filter(recording::Column::StorageKey.eq(side.key.clone()))
+            .one(&self.db)
+            .await?
+            .is_some();
+        let bytes = data.len() as u64;
+        if !exists {
+            let sum = crate::fleet::recordings::hex(&sha2::Sha256::digest(&data));
+            self.store.put(&side.key, bytes::Bytes::from(data)).await?;
+            let at = |ms: i64| chrono::DateTime::from_timestamp_millis(ms).unwrap_or_default();
+            recording::ActiveModel {
+                device_id: Set(side.stream.device_id),
+                site_id: Set(side.stream.site_id),
+                profile: Set(side.stream.profile.clone()),
+                start_at: Set(at(side.start_ms)),
+                end_at: Set(at(side.end_ms)),
+                bytes: Set(bytes as i64),
+                codec: Set(side.codec.clone()),
+                checksum: Set(sum),
+                tier: Set(tier.into()),
+                storage_key: Set(side.key.clone()),
+                created_at: Set(self.clock.now_utc()),
+                ..Default::default()
+            }
+            .insert(&self.db)
+            .await?;
+        }
+        let _ = std::fs::remove_file(path);
+        let _ = std::fs::remove_file(path.with_extension("json"));
+        Ok(bytes)
+    }
+
+    /// Start-up: `.partial` segments are discarded (counted), finished ones
+    /// the ledger lacks are committed. Returns (discarded, committed).
+    pub async fn reconcile(&self, spool: &Path, tier: &str) -> Result<(usize, usize)> {
+        let Ok(entries) = std::fs::read_dir(spool) else {
+            return Ok((0, 0));
+        };
+        let (mut discarded, mut committed) = (0, 0);
+        for e in entries.flatten() {
+            let p = e.path();
+            let name = p
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or("")
+                .to_string();
+            if name.ends_with(".partial") {
+                tracing::warn!(file = %p.display(), "discarding a segment cut off by a crash");
+                let _ = std::fs::remove_file(&p);
+                discarded += 1;
+            } else if name.ends_with(".mp4") {
+                let side: Option<Sidecar> = std::fs::read(p.with_extension("json"))
+                    .ok()
+                    .and_then(|b| serde_json::from_slice(&b).ok());
+                match side {
+                    Some(s) => {
+                        self.commit(&p, &s, tier).await?;
+                        committed += 1;
+                    }
+                    None => {
+                        // Finished but its sidecar was lost: without its
+                        // metadata it cannot be filed; keep it for a person.
+                        tracing::warn!(file = %p.display(), "finished segment without metadata kept in the spool");
+                    }
+                }
+            }
+        }
+        Ok((discarded, committed))
+    }
+
+    /// Record a stream until `stop`, reconnecting with backoff (1 s, 5 s,
+    /// 10 s, then every 60 s) after every failure.
+    pub async fn run(
+        self: Arc<Self>,
+        stream: StreamId,
+        url: url::Url,
+        creds: Option<(String, String)>,
+        opts: RecordOptions,
+        mut stop: Shutdown,
+    ) -> RecordStats {
+        let mut stats = RecordStats::default();
+        let mut failures = 0usize;
+        const BACKOFF: [u64; 4] = [1, 5, 10, 60];
+        loop {
+            let before = stats.frames;
+            let r = self
+                .record(
+                    &stream,
+                    url.clone(),
+                    creds.clone(),
+                    &opts,
+                    &mut stats,
+                    stop.clone(),
+                )
+                .await;
+            if stop.is_fired() {
+                return stats;
+            }
+            if stats.frames > before {
+                failures = 0;
+            }
+            let wait = BACKOFF[failures.min(BACKOFF.len() - 1)];
+            failures += 1;
+            if let Err(e) = r {
+                tracing::warn!(device = stream.device_id, error = %e, retry_in_s = wait, "recording interrupted");
+            }
+            tokio::select! {
+                _ = stop.wait() => return stats,
+                _ = tokio::time::sleep(Duration::from_secs(wait)) => {}
+            }
+        }
+    }
+}

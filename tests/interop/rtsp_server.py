@@ -1,0 +1,43 @@
+#!/usr/bin/python3
+"""A GStreamer RTSP server (gst-rtsp-server, Debian packages) for the
+recorder's interop test: H.264 (x264) test pattern at /h264, optionally
+behind Digest authentication.
+
+usage: rtsp_server.py PORT [USER PASSWORD]
+Written for camfleet; the pipeline is GStreamer's standard test source.
+"""
+import sys
+
+import gi
+
+gi.require_version("Gst", "1.0")
+gi.require_version("GstRtsp", "1.0")
+gi.require_version("GstRtspServer", "1.0")
+from gi.repository import GLib, Gst, GstRtsp, GstRtspServer  # noqa: E402
+
+Gst.init(None)
+port = sys.argv[1]
+server = GstRtspServer.RTSPServer()
+server.set_address("127.0.0.1")
+server.set_service(port)
+factory = GstRtspServer.RTSPMediaFactory()
+factory.set_launch(
+    "( videotestsrc is-live=true pattern=ball ! video/x-raw,width=320,height=240,framerate=25/1 "
+    "! x264enc tune=zerolatency key-int-max=25 bitrate=300 ! rtph264pay name=pay0 pt=96 config-interval=1 )"
+)
+factory.set_shared(True)
+if len(sys.argv) >= 4:
+    auth = GstRtspServer.RTSPAuth()
+    auth.set_supported_methods(GstRtsp.RTSPAuthMethod.DIGEST)
+    token = GstRtspServer.RTSPToken()
+    token.set_string(GstRtspServer.RTSP_TOKEN_MEDIA_FACTORY_ROLE, "user")
+    auth.add_digest(sys.argv[2], sys.argv[3], token)
+    server.set_auth(auth)
+    perms = GstRtspServer.RTSPPermissions()
+    perms.add_permission_for_role("user", GstRtspServer.RTSP_PERM_MEDIA_FACTORY_ACCESS, True)
+    perms.add_permission_for_role("user", GstRtspServer.RTSP_PERM_MEDIA_FACTORY_CONSTRUCT, True)
+    factory.set_permissions(perms)
+server.get_mount_points().add_factory("/h264", factory)
+server.attach(None)
+print(f"rtsp://127.0.0.1:{port}/h264", flush=True)
+GLib.MainLoop().run()
