@@ -5,6 +5,7 @@ pub use bench::PROCESS_START;
 mod discover;
 mod probe;
 mod provision;
+mod record;
 mod serve;
 mod simulate;
 mod table;
@@ -38,6 +39,8 @@ pub enum Command {
     Serve(serve::ServeArgs),
     /// Apply a provisioning profile to devices (or show the plan).
     Provision(provision::ProvisionArgs),
+    /// Record one camera's stream into the storage tier until Ctrl-C.
+    Record(record::RecordArgs),
     /// Manage users.
     #[command(subcommand)]
     User(serve::UserCommand),
@@ -68,6 +71,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench(b) => bench::run(b).await,
         Command::Serve(a) => serve::serve(a).await,
         Command::Provision(a) => provision::provision(a).await,
+        Command::Record(a) => record::record(a).await,
         Command::User(c) => serve::user(c).await,
     }
 }

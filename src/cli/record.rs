@@ -1,0 +1,89 @@
+//! `camfleet record --device ID [--profile TOKEN]`: record one camera's
+//! stream into the storage tier and the recordings ledger until Ctrl-C
+//! (recording policies for the whole fleet are not built yet).
+
+use clap::Args;
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+
+use super::serve::DataArgs;
+use crate::db::entities::{credential, device, device_profile};
+use crate::recorder::{RecordOptions, Recorder, StreamId};
+
+#[derive(Args, Debug)]
+pub struct RecordArgs {
+    /// The device's id (see the device list).
+    #[arg(long)]
+    pub device: i32,
+    /// Media profile token; default: the device's first profile.
+    #[arg(long)]
+    pub profile: Option<String>,
+    /// Segment length in seconds (cut at the next keyframe).
+    #[arg(long, default_value_t = 60)]
+    pub segment: u64,
+    #[command(flatten)]
+    pub data: DataArgs,
+}
+
+pub async fn record(a: RecordArgs) -> anyhow::Result<()> {
+    let data_dir = a.data.data_dir.clone();
+    let state = crate::app::build(&a.data.config(false)).await?;
+    let d = device::Entity::find_by_id(a.device)
+        .one(&state.db)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("no device {}", a.device))?;
+    let mut q = device_profile::Entity::find().filter(device_profile::Column::DeviceId.eq(d.id));
+    if let Some(p) = &a.profile {
+        q = q.filter(device_profile::Column::Token.eq(p.clone()));
+    }
+    let p = q
+        .order_by_asc(device_profile::Column::Id)
+        .one(&state.db)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("device {} has no such media profile", d.id))?;
+    let uri = p
+        .stream_uri
+        .clone()
+        .ok_or_else(|| anyhow::anyhow!("profile {} has no stream address", p.token))?;
+    let creds = match d.credential_id {
+        Some(c) => credential::Entity::find_by_id(c)
+            .one(&state.db)
+            .await?
+            .and_then(|c| crate::fleet::poller::open_credentials(&state.inventory.secrets(), &c))
+            .map(|c| (c.username, c.password)),
+        None => None,
+    };
+    let spool = data_dir.join("spool");
+    let rec = std::sync::Arc::new(Recorder::new(
+        state.db.clone(),
+        state.storage.clone(),
+        state.clock.clone(),
+    ));
+    let (discarded, committed) = rec.reconcile(&spool, "hot").await?;
+    if discarded + committed > 0 {
+        eprintln!(
+            "spool: {discarded} cut-off segments discarded, {committed} finished ones committed"
+        );
+    }
+    let mut opts = RecordOptions::new(spool);
+    opts.segment = std::time::Duration::from_secs(a.segment.max(1));
+    let (stop, stopped) = crate::shutdown::channel();
+    let stream = StreamId {
+        device_id: d.id,
+        site_id: d.site_id,
+        profile: p.token.clone(),
+    };
+    println!(
+        "recording {uri} into {} (Ctrl-C stops)",
+        state.storage.description
+    );
+    let url = url::Url::parse(&uri)?;
+    let task = tokio::spawn(rec.run(stream, url, creds, opts, stopped));
+    super::interrupted().await;
+    stop.fire();
+    let stats = task.await?;
+    println!(
+        "{} frames, {} segments, {} bytes, {} frames lost",
+        stats.frames, stats.segments, stats.bytes, stats.lost
+    );
+    Ok(())
+}
