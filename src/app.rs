@@ -220,6 +220,31 @@ pub fn spawn_rollouts(
     ))
 }
 
+/// Record every device whose policy says so (spool under `spool`);
+/// recordings that stop or resume go to alerting.
+pub fn spawn_recordings(
+    state: &Arc<AppState>,
+    spool: std::path::PathBuf,
+    shutdown: crate::shutdown::Shutdown,
+) -> tokio::task::JoinHandle<()> {
+    let m = Arc::new(crate::fleet::recording::RecordingManager::new(
+        state.db.clone(),
+        state.inventory.secrets(),
+        state.storage.clone(),
+        state.clock.clone(),
+        spool,
+    ));
+    let st = state.clone();
+    tokio::spawn(m.run(shutdown, move |notices| {
+        let st = st.clone();
+        tokio::spawn(async move {
+            if let Err(e) = st.alerting.process(&notices).await {
+                tracing::warn!(error = %e, "alerting failed");
+            }
+        });
+    }))
+}
+
 /// Run scheduled jobs (checked every 20 s).
 pub fn spawn_jobs(
     state: &Arc<AppState>,

@@ -132,3 +132,77 @@ async fn records_from_a_digest_protected_server() {
     assert!(e.to_string().contains("DESCRIBE"), "{e}");
     assert!(recording::Entity::find().all(&db).await.unwrap().is_empty());
 }
+
+/// The fleet path: a device whose policy says "record Profile_1" is
+/// recorded by the manager, and its status says so.
+#[tokio::test]
+#[ignore = "needs the GStreamer RTSP server; run by tests/interop/run.sh"]
+async fn the_recording_manager_records_a_device_by_its_policy() {
+    use camfleet::db::entities::{device, device_profile};
+    use sea_orm::{ActiveModelTrait, Set};
+    let url = std::env::var("CAMFLEET_RTSP").expect("CAMFLEET_RTSP");
+    let db = test_db().await;
+    let now = chrono::Utc::now();
+    let d = device::ActiveModel {
+        device_url: Set("http://127.0.0.1:1/onvif/device_service".into()),
+        xaddrs: Set(serde_json::json!([])),
+        status: Set("online".into()),
+        quirks: Set(serde_json::json!([])),
+        policy: Set(serde_json::json!({})),
+        adopted_at: Set(now),
+        updated_at: Set(now),
+        record_profile: Set(Some("Profile_1".into())),
+        ..Default::default()
+    }
+    .insert(&db)
+    .await
+    .unwrap();
+    device_profile::ActiveModel {
+        device_id: Set(d.id),
+        token: Set("Profile_1".into()),
+        name: Set("main".into()),
+        encoding: Set("H264".into()),
+        stream_uri: Set(Some(url)),
+        ..Default::default()
+    }
+    .insert(&db)
+    .await
+    .unwrap();
+    let store = Arc::new(Storage::memory());
+    let spool = std::env::temp_dir().join(format!("camfleet-spool-{}", uuid::Uuid::new_v4()));
+    let mut m = camfleet::fleet::recording::RecordingManager::new(
+        db.clone(),
+        Arc::new(camfleet::secrets::SecretBox::from_key(1, &[1u8; 32])),
+        store.clone(),
+        system_clock(),
+        spool.clone(),
+    );
+    m.segment = Duration::from_secs(1);
+    m.reconcile_every = Duration::from_millis(200);
+    let (stop, stopped) = camfleet::shutdown::channel();
+    let task = tokio::spawn(Arc::new(m).run(stopped, |_| {}));
+    let t = tokio::time::Instant::now();
+    loop {
+        let n = recording::Entity::find().all(&db).await.unwrap().len();
+        if n >= 2 {
+            break;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "no segments recorded"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let row = device::Entity::find_by_id(d.id)
+        .one(&db)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(row.recording_status, "recording");
+    stop.fire();
+    tokio::time::timeout(Duration::from_secs(15), task)
+        .await
+        .unwrap()
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&spool);
+}

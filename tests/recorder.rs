@@ -77,3 +77,86 @@ async fn after_a_crash_partial_segments_go_and_finished_ones_are_committed_once(
     assert_eq!(recording::Entity::find().all(&db).await.unwrap().len(), 1);
     let _ = std::fs::remove_dir_all(&spool);
 }
+
+#[tokio::test]
+async fn a_recording_that_cannot_start_is_reported_and_alerted() {
+    use camfleet::db::entities::{device, device_profile};
+    use camfleet::fleet::health::HealthEvent;
+    use camfleet::fleet::poller::Notice;
+    use sea_orm::{ActiveModelTrait, Set};
+    let db = test_db().await;
+    let now = chrono::Utc::now();
+    let d = device::ActiveModel {
+        device_url: Set("http://127.0.0.1:1/onvif/device_service".into()),
+        xaddrs: Set(serde_json::json!([])),
+        status: Set("online".into()),
+        quirks: Set(serde_json::json!([])),
+        policy: Set(serde_json::json!({})),
+        adopted_at: Set(now),
+        updated_at: Set(now),
+        record_profile: Set(Some("Profile_1".into())),
+        ..Default::default()
+    }
+    .insert(&db)
+    .await
+    .unwrap();
+    device_profile::ActiveModel {
+        device_id: Set(d.id),
+        token: Set("Profile_1".into()),
+        name: Set("main".into()),
+        encoding: Set("H264".into()),
+        // Nothing listens there: connection refused.
+        stream_uri: Set(Some("rtsp://127.0.0.1:1/main".into())),
+        ..Default::default()
+    }
+    .insert(&db)
+    .await
+    .unwrap();
+    let alerting =
+        camfleet::fleet::alerting::Alerting::new(db.clone(), system_clock(), String::new());
+    alerting.ensure_default_rules().await.unwrap();
+    let spool = std::env::temp_dir().join(format!("camfleet-spool-{}", uuid::Uuid::new_v4()));
+    let mut m = camfleet::fleet::recording::RecordingManager::new(
+        db.clone(),
+        Arc::new(camfleet::secrets::SecretBox::from_key(1, &[1u8; 32])),
+        Arc::new(Storage::memory()),
+        system_clock(),
+        spool.clone(),
+    );
+    m.reconcile_every = std::time::Duration::from_millis(100);
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Vec<Notice>>();
+    let (stop, stopped) = camfleet::shutdown::channel();
+    let task = tokio::spawn(Arc::new(m).run(stopped, move |n| {
+        let _ = tx.send(n);
+    }));
+    let notices = tokio::time::timeout(std::time::Duration::from_secs(20), rx.recv())
+        .await
+        .expect("a notice")
+        .unwrap();
+    assert!(
+        matches!(&notices[0], Notice::Event { event: HealthEvent::RecordingStopped { reason }, .. } if reason.contains("DESCRIBE")),
+        "{notices:?}"
+    );
+    let report = alerting.process(&notices).await.unwrap();
+    assert_eq!(
+        report.opened.len(),
+        1,
+        "the recording_stopped rule opens an alert"
+    );
+    let row = device::Entity::find_by_id(d.id)
+        .one(&db)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        row.recording_status.starts_with("retrying in 1 s"),
+        "{}",
+        row.recording_status
+    );
+    stop.fire();
+    tokio::time::timeout(std::time::Duration::from_secs(15), task)
+        .await
+        .expect("stops")
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&spool);
+}

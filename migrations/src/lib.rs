@@ -14,6 +14,7 @@ mod m20261126_000008_events;
 mod m20261126_000009_provision;
 mod m20261126_000010_firmware;
 mod m20261126_000011_jobs;
+mod m20261126_000012_recording_policy;
 
 pub struct Migrator;
 
@@ -32,6 +33,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000009_provision::Migration),
             Box::new(m20261126_000010_firmware::Migration),
             Box::new(m20261126_000011_jobs::Migration),
+            Box::new(m20261126_000012_recording_policy::Migration),
         ]
     }
 }

@@ -83,6 +83,7 @@ pub async fn serve(a: ServeArgs) -> anyhow::Result<()> {
     let notifier = app::spawn_notifier(&state, shutdown.clone())?;
     let rollouts = app::spawn_rollouts(&state, shutdown.clone());
     let jobs = app::spawn_jobs(&state, shutdown.clone());
+    let recordings = app::spawn_recordings(&state, a.data.data_dir.join("spool"), shutdown.clone());
     let drift = (!a.no_poll).then(|| {
         app::spawn_drift_checker(
             &state,
@@ -117,6 +118,7 @@ pub async fn serve(a: ServeArgs) -> anyhow::Result<()> {
     }
     let _ = rollouts.await;
     let _ = jobs.await;
+    let _ = recordings.await;
     let _ = notifier.await;
     Ok(())
 }

@@ -27,7 +27,7 @@ use crate::db::entities::{
 };
 use crate::error::{Error, ErrorKind, Result};
 
-pub const KINDS: [&str; 9] = [
+pub const KINDS: [&str; 10] = [
     "offline",
     "unauthorized",
     "replaced",
@@ -37,6 +37,7 @@ pub const KINDS: [&str; 9] = [
     "event_topic",
     "config_drift",
     "firmware_failed",
+    "recording_stopped",
 ];
 pub const SEVERITIES: [&str; 4] = ["critical", "major", "minor", "info"];
 
@@ -158,6 +159,13 @@ fn opens(rule: &alert_rule::Model, n: &Notice) -> Option<String> {
                 ..
             },
         ) => Some(format!("firmware upgrade to {version} failed: {reason}")),
+        (
+            "recording_stopped",
+            Notice::Event {
+                event: HealthEvent::RecordingStopped { reason },
+                ..
+            },
+        ) => Some(format!("recording stopped: {reason}")),
         _ => None,
     }
 }
@@ -174,6 +182,13 @@ fn topic_matches(rule_topic: &str, topic: &str) -> bool {
 }
 
 fn resolves(rule: &alert_rule::Model, n: &Notice) -> bool {
+    if let Notice::Event {
+        event: HealthEvent::RecordingResumed,
+        ..
+    } = n
+    {
+        return rule.kind == "recording_stopped";
+    }
     if let Notice::Event {
         event: HealthEvent::ConfigDrift { drifted, .. },
         ..
@@ -261,6 +276,7 @@ impl Alerting {
                 None,
                 "",
             ),
+            ("Recording stopped", "recording_stopped", "major", None, ""),
         ] {
             alert_rule::ActiveModel {
                 name: Set(name.into()),

@@ -123,6 +123,12 @@ pub enum HealthEvent {
     DriftHigh {
         drift_ms: i64,
     },
+    /// The device's recording stopped (connection, auth, no frames).
+    RecordingStopped {
+        reason: String,
+    },
+    /// Its recording is running again.
+    RecordingResumed,
     /// A firmware upgrade of the device failed (rollouts).
     FirmwareUpgradeFailed {
         version: String,

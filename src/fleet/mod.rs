@@ -16,6 +16,7 @@ pub mod notifier;
 pub mod poller;
 pub mod progress;
 pub mod provision;
+pub mod recording;
 pub mod recordings;
 pub mod samples;
 pub mod sessions;

@@ -1967,6 +1967,8 @@ mod tests {
             profile_id: None,
             config_drift: String::new(),
             drift_checked_at: None,
+            record_profile: None,
+            recording_status: String::new(),
         }
     }
 

@@ -25,6 +25,17 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::shutdown::Shutdown;
 use crate::storage::Storage;
 
+/// What a running recording reports (to the health view and alerting).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RecEvent {
+    /// Playing: frames are coming.
+    Recording,
+    /// A segment was stored.
+    Segment { bytes: u64 },
+    /// The stream failed; the next try is in `retry_in_s`.
+    Interrupted { error: String, retry_in_s: u64 },
+}
+
 #[derive(Debug, Clone)]
 pub struct RecordOptions {
     /// Segment length; cut at the first keyframe after it.
@@ -33,6 +44,8 @@ pub struct RecordOptions {
     pub frame_timeout: Duration,
     pub spool: PathBuf,
     pub tier: String,
+    /// Where progress is reported, if anywhere.
+    pub events: Option<tokio::sync::mpsc::UnboundedSender<RecEvent>>,
 }
 
 impl RecordOptions {
@@ -42,6 +55,7 @@ impl RecordOptions {
             frame_timeout: Duration::from_secs(20),
             spool,
             tier: "hot".into(),
+            events: None,
         }
     }
 }
@@ -141,6 +155,9 @@ impl Recorder {
             .await
             .map_err(|e| rec_err("PLAY", e))?;
         let mut demuxed = playing.demuxed().map_err(|e| rec_err("demux", e))?;
+        if let Some(tx) = &opts.events {
+            let _ = tx.send(RecEvent::Recording);
+        }
         let mut open: Option<Open> = None;
         let result = loop {
             let item = tokio::select! {
@@ -259,6 +276,9 @@ impl Recorder {
             .map_err(|e| rec_err("fsync", e))?;
         fsync_dir(&opts.spool).map_err(|e| rec_err("fsync", e))?;
         let bytes = self.commit(&done, &side, &opts.tier).await?;
+        if let Some(tx) = &opts.events {
+            let _ = tx.send(RecEvent::Segment { bytes });
+        }
         stats.segments += 1;
         stats.bytes += bytes;
         Ok(())
@@ -371,8 +391,16 @@ impl Recorder {
             }
             let wait = BACKOFF[failures.min(BACKOFF.len() - 1)];
             failures += 1;
-            if let Err(e) = r {
-                tracing::warn!(device = stream.device_id, error = %e, retry_in_s = wait, "recording interrupted");
+            let error = match r {
+                Err(e) => e.to_string(),
+                Ok(()) => "the stream ended".into(),
+            };
+            tracing::warn!(device = stream.device_id, error = %error, retry_in_s = wait, "recording interrupted");
+            if let Some(tx) = &opts.events {
+                let _ = tx.send(RecEvent::Interrupted {
+                    error,
+                    retry_in_s: wait,
+                });
             }
             tokio::select! {
                 _ = stop.wait() => return stats,

@@ -1202,3 +1202,53 @@ pub async fn device_network(
         .await?;
     Ok(axum::response::Redirect::to(&format!("/devices/{id}")).into_response())
 }
+
+/// Recording policy of a device: which media profile to record (empty: none).
+pub async fn device_recording(
+    AxState(state): AxState<State>,
+    Extension(me): Extension<CurrentUser>,
+    Path(id): Path<i32>,
+    axum::extract::RawForm(raw): axum::extract::RawForm,
+) -> Result<Response, WebError> {
+    let f = super::form::FormFields::parse(&raw);
+    me.check_csrf(&f.get("csrf"))?;
+    me.require(me.role.can_operate_devices())?;
+    let d = device_or_404(&state, &me, id).await?;
+    let token = f.text("profile");
+    let profile = if token.is_empty() {
+        None
+    } else {
+        let known = device_profile::Entity::find()
+            .filter(device_profile::Column::DeviceId.eq(id))
+            .filter(device_profile::Column::Token.eq(token.clone()))
+            .one(&state.db)
+            .await?;
+        if known.is_none() {
+            return Err(WebError(Error::new(
+                ErrorKind::InvalidArgument,
+                format!("recording: no media profile {token:?} on this device"),
+            )));
+        }
+        Some(token)
+    };
+    let before = d.record_profile.clone();
+    let mut am = sea_orm::IntoActiveModel::into_active_model(d);
+    am.record_profile = sea_orm::Set(profile.clone());
+    if profile.is_none() {
+        am.recording_status = sea_orm::Set(String::new());
+    }
+    sea_orm::ActiveModelTrait::update(am, &state.db).await?;
+    me.audit(
+        &state.db,
+        state.clock.now_utc(),
+        crate::fleet::audit::Entry {
+            action: "device.recording",
+            target_kind: "device",
+            target_id: id.to_string(),
+            before: Some(serde_json::json!({"record_profile": before})),
+            after: Some(serde_json::json!({"record_profile": profile})),
+        },
+    )
+    .await?;
+    Ok(axum::response::Redirect::to(&format!("/devices/{id}")).into_response())
+}

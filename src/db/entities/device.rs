@@ -68,6 +68,10 @@ pub struct Model {
     /// What differs from that profile at the last check; empty: matches.
     pub config_drift: String,
     pub drift_checked_at: Option<DateTimeUtc>,
+    /// The media profile recorded (migration 12); None: not recorded.
+    pub record_profile: Option<String>,
+    /// How its recording fares, for the health view.
+    pub recording_status: String,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -1,0 +1,236 @@
+//! Recording policies for the fleet: every device with a profile to record
+//! gets one long-lived recorder task (reconnecting on its own); tasks are
+//! started and stopped as policies change. Each stream's state goes to the
+//! device row (the health view) and, when a recording stops or resumes,
+//! to alerting (`recording_stopped`).
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
+
+use super::health::HealthEvent;
+use super::poller::{Notice, open_credentials};
+use crate::clock::SharedClock;
+use crate::db::entities::{credential, device, device_profile};
+use crate::error::Result;
+use crate::recorder::{RecEvent, RecordOptions, Recorder, StreamId};
+use crate::secrets::SecretBox;
+use crate::shutdown::{Shutdown, ShutdownTrigger};
+use crate::storage::Storage;
+
+pub struct RecordingManager {
+    db: DatabaseConnection,
+    secrets: Arc<SecretBox>,
+    recorder: Arc<Recorder>,
+    pub spool: PathBuf,
+    pub segment: Duration,
+    pub reconcile_every: Duration,
+}
+
+struct Task {
+    /// What it records: (profile, stream address).
+    what: (String, String),
+    stop: ShutdownTrigger,
+    handle: tokio::task::JoinHandle<()>,
+}
+
+impl RecordingManager {
+    pub fn new(
+        db: DatabaseConnection,
+        secrets: Arc<SecretBox>,
+        store: Arc<Storage>,
+        clock: SharedClock,
+        spool: PathBuf,
+    ) -> Self {
+        Self {
+            recorder: Arc::new(Recorder::new(db.clone(), store, clock)),
+            db,
+            secrets,
+            spool,
+            segment: Duration::from_secs(60),
+            reconcile_every: Duration::from_secs(30),
+        }
+    }
+
+    async fn set_status(&self, id: i32, status: &str) -> Result<()> {
+        device::Entity::update_many()
+            .col_expr(
+                device::Column::RecordingStatus,
+                sea_orm::sea_query::Expr::value(status.chars().take(500).collect::<String>()),
+            )
+            .filter(device::Column::Id.eq(id))
+            .exec(&self.db)
+            .await?;
+        Ok(())
+    }
+
+    /// Devices to record: (device, profile token, stream address, creds).
+    async fn wanted(
+        &self,
+    ) -> Result<Vec<(device::Model, String, String, Option<(String, String)>)>> {
+        let devices = device::Entity::find()
+            .filter(device::Column::RecordProfile.is_not_null())
+            .all(&self.db)
+            .await?;
+        let mut out = Vec::new();
+        for d in devices {
+            let token = d.record_profile.clone().unwrap_or_default();
+            let uri = device_profile::Entity::find()
+                .filter(device_profile::Column::DeviceId.eq(d.id))
+                .filter(device_profile::Column::Token.eq(token.clone()))
+                .one(&self.db)
+                .await?
+                .and_then(|p| p.stream_uri);
+            let Some(uri) = uri else {
+                self.set_status(
+                    d.id,
+                    &format!("not recording: profile {token} has no stream address"),
+                )
+                .await?;
+                continue;
+            };
+            let creds = match d.credential_id {
+                Some(c) => credential::Entity::find_by_id(c)
+                    .one(&self.db)
+                    .await?
+                    .and_then(|c| open_credentials(&self.secrets, &c))
+                    .map(|c| (c.username, c.password)),
+                None => None,
+            };
+            out.push((d, token, uri, creds));
+        }
+        Ok(out)
+    }
+
+    /// Run until shutdown; `on_notices` gets recording stopped/resumed.
+    pub async fn run(
+        self: Arc<Self>,
+        mut shutdown: Shutdown,
+        on_notices: impl Fn(Vec<Notice>) + Send + Sync + 'static,
+    ) {
+        match self.recorder.reconcile(&self.spool, "hot").await {
+            Ok((d, c)) if d + c > 0 => {
+                tracing::warn!(
+                    discarded = d,
+                    committed = c,
+                    "recording spool reconciled after a restart"
+                )
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "reconciling the recording spool failed"),
+        }
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(i32, RecEvent)>();
+        let mut tasks: HashMap<i32, Task> = HashMap::new();
+        // Devices whose recording is known stopped (alerted).
+        let mut stopped: std::collections::HashSet<i32> = Default::default();
+        let mut tick = tokio::time::interval(self.reconcile_every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = shutdown.wait() => break,
+                _ = tick.tick() => {
+                    if let Err(e) = self.reconcile_tasks(&mut tasks, &tx).await {
+                        tracing::warn!(error = %e, "recording policies: reconcile failed");
+                    }
+                }
+                Some((id, ev)) = rx.recv() => {
+                    let (status, notice) = match &ev {
+                        RecEvent::Recording => (
+                            "recording".to_string(),
+                            stopped.remove(&id).then_some(HealthEvent::RecordingResumed),
+                        ),
+                        RecEvent::Segment { .. } => ("recording".to_string(), None),
+                        RecEvent::Interrupted { error, retry_in_s } => (
+                            format!("retrying in {retry_in_s} s: {error}"),
+                            stopped.insert(id).then(|| HealthEvent::RecordingStopped { reason: error.clone() }),
+                        ),
+                    };
+                    if let Err(e) = self.set_status(id, &status).await {
+                        tracing::warn!(error = %e, "recording status not stored");
+                    }
+                    if let Some(event) = notice {
+                        on_notices(vec![Notice::Event { device_id: id, event }]);
+                    }
+                }
+            }
+        }
+        for t in tasks.values() {
+            t.stop.fire();
+        }
+        for (_, t) in tasks {
+            let _ = tokio::time::timeout(Duration::from_secs(10), t.handle).await;
+        }
+    }
+
+    async fn reconcile_tasks(
+        &self,
+        tasks: &mut HashMap<i32, Task>,
+        tx: &tokio::sync::mpsc::UnboundedSender<(i32, RecEvent)>,
+    ) -> Result<()> {
+        let wanted = self.wanted().await?;
+        let ids: std::collections::HashSet<i32> = wanted.iter().map(|w| w.0.id).collect();
+        // Stop what is no longer wanted, or wanted differently.
+        let mut gone = Vec::new();
+        for (id, t) in tasks.iter() {
+            let same = wanted
+                .iter()
+                .find(|w| w.0.id == *id)
+                .is_some_and(|w| (w.1.clone(), w.2.clone()) == t.what);
+            if !ids.contains(id) || !same || t.handle.is_finished() {
+                t.stop.fire();
+                gone.push(*id);
+            }
+        }
+        for id in gone {
+            tasks.remove(&id);
+            if !ids.contains(&id) {
+                self.set_status(id, "").await?;
+            }
+        }
+        for (d, token, uri, creds) in wanted {
+            if tasks.contains_key(&d.id) {
+                continue;
+            }
+            let Ok(url) = url::Url::parse(&uri) else {
+                self.set_status(d.id, &format!("not recording: bad stream address {uri:?}"))
+                    .await?;
+                continue;
+            };
+            let (ev_tx, mut ev_rx) = tokio::sync::mpsc::unbounded_channel();
+            let fwd = tx.clone();
+            let id = d.id;
+            tokio::spawn(async move {
+                while let Some(e) = ev_rx.recv().await {
+                    if fwd.send((id, e)).is_err() {
+                        break;
+                    }
+                }
+            });
+            let mut opts = RecordOptions::new(self.spool.clone());
+            opts.segment = self.segment;
+            opts.events = Some(ev_tx);
+            let (stop, stopped) = crate::shutdown::channel();
+            let stream = StreamId {
+                device_id: d.id,
+                site_id: d.site_id,
+                profile: token.clone(),
+            };
+            let rec = self.recorder.clone();
+            let handle = tokio::spawn(async move {
+                rec.run(stream, url, creds, opts, stopped).await;
+            });
+            tasks.insert(
+                d.id,
+                Task {
+                    what: (token, uri),
+                    stop,
+                    handle,
+                },
+            );
+        }
+        Ok(())
+    }
+}
