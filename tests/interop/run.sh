@@ -150,4 +150,4 @@ ip netns exec "$NS" env CAMFLEET_RTSP=rtsp://127.0.0.1:8554/h264 CAMFLEET_RTSP_A
 say "database tests against PostgreSQL"
 ip netns exec "$NS" env CAMFLEET_TEST_PG="postgres://postgres@127.0.0.1:5433/postgres" \
   cargo test --offline --test inventory --test users --test web --test poller --test alerting \
-    --test events --test provision --test firmware --test jobs
+    --test events --test provision --test firmware --test jobs --test recorder
