@@ -2218,3 +2218,92 @@ async fn admins_schedule_jobs_see_the_next_runs_and_run_them_now() {
     assert_eq!(runs.len(), 1);
     assert_eq!(runs[0].trigger, "manual");
 }
+
+#[tokio::test]
+async fn recorded_segments_show_on_a_timeline_with_gaps_and_play_in_scope_only() {
+    use sea_orm::ActiveModelTrait;
+    let (app, state) = app().await;
+    make_user(&state, "tech", Role::Technician).await;
+    let f = fleet(2, "").await;
+    let a = adopt_into(&state, &f, 0).await;
+    let b = adopt_into(&state, &f, 1).await;
+    make_site(&state, "Elsewhere").await;
+    put_in_site(&state, b.id, "Elsewhere").await;
+    let u = make_user(&state, "north", Role::Technician).await;
+    let north = make_site(&state, "North").await;
+    put_in_site(&state, a.id, "North").await;
+    state
+        .users
+        .update(u.id, Role::Technician, false, &[north], 0, &Actor::system())
+        .await
+        .unwrap();
+    let day: chrono::DateTime<chrono::Utc> = "2026-11-20T10:00:00Z".parse().unwrap();
+    let mut ids = Vec::new();
+    for (dev, start_s, body) in [
+        (a.id, 0, &b"\0\0\0\x10ftypisomAAAA"[..]),
+        (a.id, 60, b"\0\0\0\x10ftypisomBBBB"),
+        (a.id, 600, b"\0\0\0\x10ftypisomCCCC"),
+        (b.id, 0, b"\0\0\0\x10ftypisomDDDD"),
+    ] {
+        let start = day + chrono::Duration::seconds(start_s);
+        let key = format!("recordings/{dev}/{start_s}.mp4");
+        state
+            .storage
+            .put(&key, bytes::Bytes::copy_from_slice(body))
+            .await
+            .unwrap();
+        let r = camfleet::db::entities::recording::ActiveModel {
+            device_id: sea_orm::Set(dev),
+            site_id: sea_orm::Set(None),
+            profile: sea_orm::Set("Profile_1".into()),
+            start_at: sea_orm::Set(start),
+            end_at: sea_orm::Set(start + chrono::Duration::seconds(60)),
+            bytes: sea_orm::Set(body.len() as i64),
+            codec: sea_orm::Set("avc1".into()),
+            checksum: sea_orm::Set(String::new()),
+            tier: sea_orm::Set("hot".into()),
+            storage_key: sea_orm::Set(key),
+            created_at: sea_orm::Set(start),
+            ..Default::default()
+        }
+        .insert(&state.db)
+        .await
+        .unwrap();
+        ids.push(r.id);
+    }
+    let (_, cookie) = login(&app, "north", "correct-horse").await;
+    let (status, _, page) = send(
+        &app,
+        get(
+            &format!("/devices/{}/recordings?day=2026-11-20", a.id),
+            &cookie,
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    // Two back-to-back segments, a gap from 10:02 to 10:10, a third.
+    assert_eq!(page.matches("<video").count(), 3, "{page}");
+    assert!(
+        page.contains("<td>10:02:00</td><td>10:10:00</td><td colspan=\"2\"><b>gap</b>"),
+        "{page}"
+    );
+    let (status, h, body) = send(&app, get(&format!("/recordings/{}", ids[1]), &cookie)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(h[header::CONTENT_TYPE], "video/mp4");
+    assert!(body.ends_with("BBBB"));
+    // Another site's camera: not found, for this user.
+    let (status, _, _) = send(&app, get(&format!("/recordings/{}", ids[3]), &cookie)).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _, _) = send(&app, get(&format!("/devices/{}/recordings", b.id), &cookie)).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _, _) = send(
+        &app,
+        get(
+            &format!("/devices/{}/recordings?day=yesterday", a.id),
+            &cookie,
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    f.shutdown().await;
+}

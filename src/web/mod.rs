@@ -17,6 +17,7 @@ pub mod jobs;
 pub mod metrics;
 pub mod pages;
 pub mod provision;
+pub mod recordings;
 pub mod snapshot;
 
 use std::sync::Arc;
@@ -222,6 +223,8 @@ pub const ROUTES: &[RouteSpec] = &[
     r(Method::POST, "/devices/{id}/poll", Access::Login),
     r(Method::POST, "/devices/{id}/reboot", Access::Login),
     r(Method::POST, "/devices/{id}/recording", Access::Login),
+    r(Method::GET, "/devices/{id}/recordings", Access::Login),
+    r(Method::GET, "/recordings/{id}", Access::Login),
     r(Method::POST, "/devices/{id}/network", Access::Login),
     r(Method::GET, "/inventory", Access::Login),
     r(Method::GET, "/inventory/import", Access::Login),
@@ -304,6 +307,8 @@ fn handler(spec: &RouteSpec) -> MethodRouter<State> {
         ("POST", "/devices/{id}/poll") => post(pages::device_poll),
         ("POST", "/devices/{id}/reboot") => post(pages::device_reboot),
         ("POST", "/devices/{id}/recording") => post(pages::device_recording),
+        ("GET", "/devices/{id}/recordings") => get(recordings::recordings),
+        ("GET", "/recordings/{id}") => get(recordings::segment),
         ("POST", "/devices/{id}/network") => post(pages::device_network),
         ("GET", "/inventory") => get(inventory::inventory),
         ("GET", "/inventory/import") => get(inventory::import_form),
