@@ -25,6 +25,21 @@ pub enum BenchCommand {
     Web(WebBench),
     /// Health poll cycles over N cameras of a running `camfleet simulate`.
     Poll(PollBench),
+    /// Record N streams of one RTSP source for a while; CPU per stream.
+    Record(RecordBench),
+}
+
+#[derive(Args, Debug)]
+pub struct RecordBench {
+    /// The RTSP source (e.g. the GStreamer test server).
+    #[arg(long)]
+    pub url: String,
+    #[arg(long, default_value_t = 1)]
+    pub streams: usize,
+    #[arg(long, default_value_t = 30)]
+    pub secs: u64,
+    #[arg(long, default_value_t = 60)]
+    pub segment: u64,
 }
 
 #[derive(Args, Debug)]
@@ -113,6 +128,7 @@ pub async fn run(b: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Seed(a) => seed(a).await,
         BenchCommand::Web(a) => web(a).await,
         BenchCommand::Poll(a) => poll(a).await,
+        BenchCommand::Record(a) => record(a).await,
     }
 }
 
@@ -670,6 +686,69 @@ async fn events(
     stop.fire();
     let _ = task.await;
     println!("events: stopped (unsubscribing) in {:.2?}", t1.elapsed());
+    Ok(())
+}
+
+/// Record `streams` copies of one source into an in-memory tier and a
+/// throw-away SQLite ledger; report CPU per stream, frames and losses.
+async fn record(a: RecordBench) -> anyhow::Result<()> {
+    use crate::recorder::{RecordOptions, RecordStats, Recorder, StreamId};
+    let dir = std::env::temp_dir().join(format!("camfleet-bench-record-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let db = crate::db::connect(&crate::db::sqlite_url(&dir)).await?;
+    let store = std::sync::Arc::new(crate::storage::Storage::memory());
+    let rec = std::sync::Arc::new(Recorder::new(db, store, SystemClock::shared()));
+    let (stop, stopped) = crate::shutdown::channel();
+    let cpu0 = usage().cpu;
+    let t0 = Instant::now();
+    let mut tasks = Vec::new();
+    for i in 0..a.streams {
+        let rec = rec.clone();
+        let mut opts = RecordOptions::new(dir.join("spool"));
+        opts.segment = Duration::from_secs(a.segment.max(1));
+        let url = url::Url::parse(&a.url)?;
+        let stopped = stopped.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut stats = RecordStats::default();
+            let stream = StreamId {
+                device_id: i as i32 + 1,
+                site_id: None,
+                profile: "bench".into(),
+            };
+            let r = rec.record(&stream, url, None, &opts, &mut stats, stopped).await;
+            (r, stats)
+        }));
+    }
+    tokio::time::sleep(Duration::from_secs(a.secs)).await;
+    stop.fire();
+    let mut total = RecordStats::default();
+    let mut failed = 0;
+    for t in tasks {
+        let (r, s) = t.await?;
+        if r.is_err() {
+            failed += 1;
+        }
+        total.frames += s.frames;
+        total.segments += s.segments;
+        total.bytes += s.bytes;
+        total.lost += s.lost;
+    }
+    let wall = t0.elapsed();
+    let cpu = usage().cpu - cpu0;
+    println!(
+        "{} streams for {:.1?}: CPU {:.2?} ({:.2} % of one core per stream), {} frames ({:.1} fps per stream), {} lost, {} segments, {} MiB, {failed} failed, peak RSS {} MiB",
+        a.streams,
+        wall,
+        cpu,
+        cpu.as_secs_f64() / wall.as_secs_f64() * 100.0 / a.streams as f64,
+        total.frames,
+        total.frames as f64 / wall.as_secs_f64() / a.streams as f64,
+        total.lost,
+        total.segments,
+        total.bytes / 1_048_576,
+        usage().max_rss_kib / 1024
+    );
+    let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }
 

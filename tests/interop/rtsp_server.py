@@ -6,6 +6,7 @@ behind Digest authentication.
 usage: rtsp_server.py PORT [USER PASSWORD]
 Written for camfleet; the pipeline is GStreamer's standard test source.
 """
+import os
 import sys
 
 import gi
@@ -21,9 +22,13 @@ server = GstRtspServer.RTSPServer()
 server.set_address("127.0.0.1")
 server.set_service(port)
 factory = GstRtspServer.RTSPMediaFactory()
+# CAMFLEET_RTSP_SIZE (e.g. 1280x720) and CAMFLEET_RTSP_KBPS for benchmarks.
+size = os.environ.get("CAMFLEET_RTSP_SIZE", "320x240").split("x")
+kbps = os.environ.get("CAMFLEET_RTSP_KBPS", "300")
 factory.set_launch(
-    "( videotestsrc is-live=true pattern=ball ! video/x-raw,width=320,height=240,framerate=25/1 "
-    "! x264enc tune=zerolatency key-int-max=25 bitrate=300 ! rtph264pay name=pay0 pt=96 config-interval=1 )"
+    f"( videotestsrc is-live=true pattern=ball ! video/x-raw,width={size[0]},height={size[1]},framerate=25/1 "
+    f"! x264enc tune=zerolatency speed-preset=ultrafast key-int-max=25 bitrate={kbps} "
+    "! rtph264pay name=pay0 pt=96 config-interval=1 )"
 )
 factory.set_shared(True)
 if len(sys.argv) >= 4:
