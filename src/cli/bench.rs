@@ -715,7 +715,9 @@ async fn record(a: RecordBench) -> anyhow::Result<()> {
                 site_id: None,
                 profile: "bench".into(),
             };
-            let r = rec.record(&stream, url, None, &opts, &mut stats, stopped).await;
+            let r = rec
+                .record(&stream, url, None, &opts, &mut stats, stopped)
+                .await;
             (r, stats)
         }));
     }
