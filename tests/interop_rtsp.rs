@@ -23,7 +23,11 @@ async fn record_for(
 ) -> (Vec<recording::Model>, Arc<Storage>, RecordStats) {
     let db = test_db().await;
     let store = Arc::new(Storage::memory());
-    let rec = Recorder::new(db.clone(), store.clone(), system_clock());
+    let rec = Recorder::new(
+        Arc::new(camfleet::fleet::recordings::Ledger::new(db.clone())),
+        store.clone(),
+        system_clock(),
+    );
     let spool = std::env::temp_dir().join(format!("camfleet-spool-{}", uuid::Uuid::new_v4()));
     let mut opts = RecordOptions::new(spool.clone());
     opts.segment = Duration::from_secs(2);
@@ -111,7 +115,11 @@ async fn records_from_a_digest_protected_server() {
     check(&url, Some(("cam".into(), "secret-pw".into()))).await;
     // Wrong password: a clear error, nothing recorded.
     let db = test_db().await;
-    let rec = Recorder::new(db.clone(), Arc::new(Storage::memory()), system_clock());
+    let rec = Recorder::new(
+        Arc::new(camfleet::fleet::recordings::Ledger::new(db.clone())),
+        Arc::new(Storage::memory()),
+        system_clock(),
+    );
     let mut stats = RecordStats::default();
     let (_stop, stopped) = camfleet::shutdown::channel();
     let e = rec

@@ -35,7 +35,11 @@ fn segment() -> Vec<u8> {
 async fn after_a_crash_partial_segments_go_and_finished_ones_are_committed_once() {
     let db = test_db().await;
     let store = Arc::new(Storage::memory());
-    let rec = Recorder::new(db.clone(), store.clone(), system_clock());
+    let rec = Recorder::new(
+        Arc::new(camfleet::fleet::recordings::Ledger::new(db.clone())),
+        store.clone(),
+        system_clock(),
+    );
     let spool = std::env::temp_dir().join(format!("camfleet-spool-{}", uuid::Uuid::new_v4()));
     std::fs::create_dir_all(&spool).unwrap();
     // Killed mid-segment: ftyp and some frames, no moov.

@@ -697,7 +697,11 @@ async fn record(a: RecordBench) -> anyhow::Result<()> {
     std::fs::create_dir_all(&dir)?;
     let db = crate::db::connect(&crate::db::sqlite_url(&dir)).await?;
     let store = std::sync::Arc::new(crate::storage::Storage::memory());
-    let rec = std::sync::Arc::new(Recorder::new(db, store, SystemClock::shared()));
+    let rec = std::sync::Arc::new(Recorder::new(
+        std::sync::Arc::new(crate::fleet::recordings::Ledger::new(db)),
+        store,
+        SystemClock::shared(),
+    ));
     let (stop, stopped) = crate::shutdown::channel();
     let cpu0 = usage().cpu;
     let t0 = Instant::now();

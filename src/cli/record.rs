@@ -54,7 +54,7 @@ pub async fn record(a: RecordArgs) -> anyhow::Result<()> {
     };
     let spool = data_dir.join("spool");
     let rec = std::sync::Arc::new(Recorder::new(
-        state.db.clone(),
+        std::sync::Arc::new(crate::fleet::recordings::Ledger::new(state.db.clone())),
         state.storage.clone(),
         state.clock.clone(),
     ));

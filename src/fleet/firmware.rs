@@ -29,7 +29,6 @@ use sea_orm::{
 };
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use sha2::Digest;
 
 use super::audit::{self, Actor, Entry};
 use super::health::HealthEvent;
@@ -204,7 +203,7 @@ impl Firmware {
         if bytes.len() > MAX_IMAGE_BYTES {
             return invalid("file: larger than 256 MiB");
         }
-        let sha = hex(&sha2::Sha256::digest(&bytes));
+        let sha = crate::storage::sha256_hex(&bytes);
         let key = format!("firmware/{sha}.bin");
         self.storage.put(&key, bytes.clone()).await?;
         let now = self.clock.now_utc();
@@ -767,10 +766,6 @@ impl Firmware {
             }
         }
     }
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 #[cfg(test)]

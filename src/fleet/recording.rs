@@ -46,7 +46,11 @@ impl RecordingManager {
         spool: PathBuf,
     ) -> Self {
         Self {
-            recorder: Arc::new(Recorder::new(db.clone(), store, clock)),
+            recorder: Arc::new(Recorder::new(
+                Arc::new(super::recordings::Ledger::new(db.clone())),
+                store,
+                clock,
+            )),
             db,
             secrets,
             spool,

@@ -15,12 +15,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use sea_orm::{ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, Set};
 use serde::{Deserialize, Serialize};
-use sha2::Digest;
 
 use crate::clock::SharedClock;
-use crate::db::entities::recording;
 use crate::error::{Error, ErrorKind, Result};
 use crate::shutdown::Shutdown;
 use crate::storage::Storage;
@@ -87,8 +84,33 @@ pub struct RecordStats {
     pub lost: u64,
 }
 
+/// A finished segment, as it is filed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Filed {
+    pub stream: StreamId,
+    pub start: chrono::DateTime<chrono::Utc>,
+    pub end: chrono::DateTime<chrono::Utc>,
+    pub bytes: u64,
+    pub codec: String,
+    /// SHA-256 of the stored bytes, hex.
+    pub checksum: String,
+    pub tier: String,
+    pub key: String,
+    /// When it was filed (the recorder's clock).
+    pub filed_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// Where finished segments are filed: the recordings ledger, which lives
+/// with the fleet (`fleet::recordings::Ledger`); the recorder knows no
+/// database.
+pub trait SegmentLedger: Send + Sync {
+    /// Is a segment with this storage key filed already?
+    fn contains<'a>(&'a self, key: &'a str) -> futures::future::BoxFuture<'a, Result<bool>>;
+    fn file<'a>(&'a self, seg: &'a Filed) -> futures::future::BoxFuture<'a, Result<()>>;
+}
+
 pub struct Recorder {
-    db: DatabaseConnection,
+    ledger: Arc<dyn SegmentLedger>,
     store: Arc<Storage>,
     clock: SharedClock,
 }
@@ -110,8 +132,12 @@ struct Open {
 }
 
 impl Recorder {
-    pub fn new(db: DatabaseConnection, store: Arc<Storage>, clock: SharedClock) -> Self {
-        Self { db, store, clock }
+    pub fn new(ledger: Arc<dyn SegmentLedger>, store: Arc<Storage>, clock: SharedClock) -> Self {
+        Self {
+            ledger,
+            store,
+            clock,
+        }
     }
 
     /// Record until `stop`, the stream ends, or no frame arrives within the
@@ -288,32 +314,24 @@ impl Recorder {
     /// remove it from the spool. Idempotent by storage key.
     async fn commit(&self, path: &Path, side: &Sidecar, tier: &str) -> Result<u64> {
         let data = std::fs::read(path).map_err(|e| rec_err("spool", e))?;
-        let exists = recording::Entity::find()
-            .filter(recording::Column::StorageKey.eq(side.key.clone()))
-            .one(&self.db)
-            .await?
-            .is_some();
         let bytes = data.len() as u64;
-        if !exists {
-            let sum = crate::fleet::recordings::hex(&sha2::Sha256::digest(&data));
+        if !self.ledger.contains(&side.key).await? {
+            let checksum = crate::storage::sha256_hex(&data);
             self.store.put(&side.key, bytes::Bytes::from(data)).await?;
             let at = |ms: i64| chrono::DateTime::from_timestamp_millis(ms).unwrap_or_default();
-            recording::ActiveModel {
-                device_id: Set(side.stream.device_id),
-                site_id: Set(side.stream.site_id),
-                profile: Set(side.stream.profile.clone()),
-                start_at: Set(at(side.start_ms)),
-                end_at: Set(at(side.end_ms)),
-                bytes: Set(bytes as i64),
-                codec: Set(side.codec.clone()),
-                checksum: Set(sum),
-                tier: Set(tier.into()),
-                storage_key: Set(side.key.clone()),
-                created_at: Set(self.clock.now_utc()),
-                ..Default::default()
-            }
-            .insert(&self.db)
-            .await?;
+            self.ledger
+                .file(&Filed {
+                    stream: side.stream.clone(),
+                    start: at(side.start_ms),
+                    end: at(side.end_ms),
+                    bytes,
+                    codec: side.codec.clone(),
+                    checksum,
+                    tier: tier.into(),
+                    key: side.key.clone(),
+                    filed_at: self.clock.now_utc(),
+                })
+                .await?;
         }
         let _ = std::fs::remove_file(path);
         let _ = std::fs::remove_file(path.with_extension("json"));

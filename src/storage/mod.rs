@@ -127,6 +127,16 @@ impl Storage {
     }
 }
 
+/// SHA-256 of some bytes, as lowercase hex (checksums in the ledger and
+/// the firmware library).
+pub fn sha256_hex(data: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(data)
+        .iter()
+        .map(|x| format!("{x:02x}"))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
