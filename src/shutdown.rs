@@ -34,3 +34,9 @@ impl Shutdown {
         *self.0.borrow()
     }
 }
+
+/// A signal that never fires (one-off runs: a job, a CLI command, a test).
+pub fn never() -> Shutdown {
+    static NEVER: std::sync::OnceLock<watch::Sender<bool>> = std::sync::OnceLock::new();
+    Shutdown(NEVER.get_or_init(|| watch::channel(false).0).subscribe())
+}

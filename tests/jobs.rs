@@ -62,6 +62,7 @@ async fn rig() -> Rig {
         )),
         discovery: None,
         data_dir: None,
+        backfill: None,
     }));
     Rig {
         jobs,
@@ -443,6 +444,7 @@ async fn low_free_space_purges_oldest_first_and_tells_the_noc_once() {
         )),
         discovery: None,
         data_dir: None,
+        backfill: None,
     }));
     let r = Rig {
         jobs: jobs.clone(),

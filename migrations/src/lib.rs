@@ -15,6 +15,7 @@ mod m20261126_000009_provision;
 mod m20261126_000010_firmware;
 mod m20261126_000011_jobs;
 mod m20261126_000012_recording_policy;
+mod m20261126_000013_backfill;
 
 pub struct Migrator;
 
@@ -34,6 +35,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000010_firmware::Migration),
             Box::new(m20261126_000011_jobs::Migration),
             Box::new(m20261126_000012_recording_policy::Migration),
+            Box::new(m20261126_000013_backfill::Migration),
         ]
     }
 }

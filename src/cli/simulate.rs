@@ -349,6 +349,23 @@ pub async fn demo(a: DemoArgs) -> anyhow::Result<()> {
     let storyteller = tokio::spawn(demo_events(fleet.cameras().to_vec(), shutdown.clone()));
     let rollouts = crate::app::spawn_rollouts(&state, shutdown.clone());
     let jobs = crate::app::spawn_jobs(&state, shutdown.clone());
+    // Record the first two cameras' main streams; the first loses its
+    // network for 40 s every 5 minutes (it keeps recording to its card),
+    // and the edge backfill job fills the hole from the card.
+    let urls: Vec<String> = fleet
+        .cameras()
+        .iter()
+        .take(2)
+        .map(|c| c.device_url())
+        .collect();
+    let recorded = record_in_demo(&state, &outcomes, &urls).await?;
+    if !recorded.is_empty() {
+        println!(
+            "Recording devices {recorded:?} (see Recordings; edge backfill runs every 10 minutes)."
+        );
+    }
+    let recordings = crate::app::spawn_recordings(&state, data_dir.join("spool"), shutdown.clone());
+    let outages = tokio::spawn(demo_outages(fleet.cameras().to_vec(), shutdown.clone()));
     // A firmware image the simulated cameras accept, to try a rollout with.
     if state.firmware_lib.images().await?.is_empty() {
         state
@@ -380,9 +397,65 @@ pub async fn demo(a: DemoArgs) -> anyhow::Result<()> {
     let _ = storyteller.await;
     let _ = rollouts.await;
     let _ = jobs.await;
+    let _ = recordings.await;
+    let _ = outages.await;
     let _ = notifier.await;
     fleet.shutdown().await;
     Ok(())
+}
+
+/// Set a recording policy (the first media profile) on the adopted
+/// devices at these addresses.
+async fn record_in_demo(
+    state: &std::sync::Arc<crate::web::AppState>,
+    outcomes: &[crate::fleet::discovery::AdoptOutcome],
+    urls: &[String],
+) -> anyhow::Result<Vec<i32>> {
+    use crate::db::entities::{device, device_profile};
+    use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, Set};
+    let mut ids: Vec<i32> = outcomes.iter().filter_map(|o| o.device_id).collect();
+    ids.sort();
+    let mut out = Vec::new();
+    for id in ids {
+        let Some(d) = device::Entity::find_by_id(id).one(&state.db).await? else {
+            continue;
+        };
+        if !urls.contains(&d.device_url) {
+            continue;
+        }
+        if d.record_profile.is_some() {
+            out.push(id);
+            continue;
+        }
+        let Some(p) = device_profile::Entity::find()
+            .filter(device_profile::Column::DeviceId.eq(id))
+            .order_by_asc(device_profile::Column::Id)
+            .one(&state.db)
+            .await?
+        else {
+            continue;
+        };
+        let mut am: device::ActiveModel = d.into();
+        am.record_profile = Set(Some(p.token));
+        am.update(&state.db).await?;
+        out.push(id);
+    }
+    Ok(out)
+}
+
+/// The first camera's network drops for 40 s every 5 minutes.
+async fn demo_outages(
+    cameras: Vec<std::sync::Arc<crate::sim::SimCamera>>,
+    mut shutdown: crate::shutdown::Shutdown,
+) {
+    let Some(cam) = cameras.first() else { return };
+    loop {
+        tokio::select! {
+            _ = shutdown.wait() => return,
+            _ = tokio::time::sleep(Duration::from_secs(300)) => {}
+        }
+        cam.go_down(Some(40));
+    }
 }
 
 /// Something to see in the demo: every 90 s one camera's SD card fails or

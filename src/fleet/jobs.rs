@@ -32,8 +32,9 @@ use crate::db::entities::{device, job, job_run};
 use crate::error::{Error, ErrorKind, Result};
 use crate::storage::Storage;
 
-pub const KINDS: [&str; 9] = [
+pub const KINDS: [&str; 10] = [
     "retention_sweep",
+    "edge_backfill",
     "tier_migration",
     "storage_scrub",
     "health_rollup",
@@ -170,6 +171,8 @@ pub struct JobContext {
     pub discovery: Option<(DiscoveryService, Inventory)>,
     /// Where database backups go before the storage tier (SQLite).
     pub data_dir: Option<PathBuf>,
+    /// Edge backfill (needs a spool directory, so only with a data dir).
+    pub backfill: Option<Arc<super::backfill::Backfill>>,
 }
 
 pub struct Jobs {
@@ -347,6 +350,13 @@ impl Jobs {
                 "retention_sweep",
                 "17 * * * *",
                 json!({"tier": "hot", "max_age_days": 30, "min_free_bytes": 5_000_000_000_i64}),
+                true,
+            ),
+            (
+                "Edge backfill",
+                "edge_backfill",
+                "*/10 * * * *",
+                json!({}),
                 true,
             ),
             (
@@ -593,6 +603,35 @@ impl Jobs {
                     log.push_str(&format!("; {queued} notifications queued"));
                 }
                 Ok(log)
+            }
+            "edge_backfill" => {
+                let Some(b) = &c.backfill else {
+                    return Err(Error::new(
+                        ErrorKind::Unavailable,
+                        "edge backfill is not configured here",
+                    ));
+                };
+                let r = b.run(None, crate::shutdown::never()).await?;
+                let mut log = format!(
+                    "{} gaps on {} devices: {} filled, {} partly, {} not on the camera either, {} failed; {} segments, {} MiB",
+                    r.gaps,
+                    r.devices,
+                    r.filled,
+                    r.partial,
+                    r.empty,
+                    r.failed,
+                    r.segments,
+                    r.bytes / 1_048_576
+                );
+                for line in &r.log {
+                    log.push('\n');
+                    log.push_str(line);
+                }
+                if r.failed > 0 && r.failed == r.gaps {
+                    Err(Error::new(ErrorKind::Unavailable, log))
+                } else {
+                    Ok(log)
+                }
             }
             "tier_migration" => {
                 let from = p["from"].as_str().unwrap_or("hot").to_string();

@@ -334,6 +334,7 @@ impl crate::recorder::SegmentLedger for Ledger {
                 tier: Set(s.tier.clone()),
                 storage_key: Set(s.key.clone()),
                 created_at: Set(s.filed_at),
+                origin: Set(s.origin.clone()),
                 ..Default::default()
             }
             .insert(&self.db)

@@ -19,6 +19,7 @@ pub mod httpauth;
 pub mod media;
 pub mod ns;
 pub mod ops;
+pub mod recording;
 pub mod session;
 pub mod time;
 pub mod transport;

@@ -155,4 +155,11 @@ ops! {
         action "http://docs.oasis-open.org/wsn/bw-2/SubscriptionManager/RenewRequest";
     SUBSCRIPTION_UNSUBSCRIBE = Events "Unsubscribe" in WSNT
         action "http://docs.oasis-open.org/wsn/bw-2/SubscriptionManager/UnsubscribeRequest";
+    // Profile G: on-board recordings and their replay.
+    RECORDING_GET_RECORDINGS = Recording "GetRecordings";
+    SEARCH_GET_RECORDING_SUMMARY = Search "GetRecordingSummary";
+    SEARCH_FIND_RECORDINGS = Search "FindRecordings";
+    SEARCH_GET_RECORDING_SEARCH_RESULTS = Search "GetRecordingSearchResults";
+    SEARCH_END_SEARCH = Search "EndSearch";
+    REPLAY_GET_REPLAY_URI = Replay "GetReplayUri";
 }

@@ -8,7 +8,10 @@
 //! A crash loses at most the segment in progress: [`reconcile`] discards
 //! `.partial` files and commits finished segments the ledger lacks.
 
+pub mod depack;
 pub mod mp4;
+pub mod replay;
+pub mod rtsp;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -41,6 +44,8 @@ pub struct RecordOptions {
     pub frame_timeout: Duration,
     pub spool: PathBuf,
     pub tier: String,
+    /// `live` (the stream) or `edge` (replayed from the camera).
+    pub origin: String,
     /// Where progress is reported, if anywhere.
     pub events: Option<tokio::sync::mpsc::UnboundedSender<RecEvent>>,
 }
@@ -52,6 +57,7 @@ impl RecordOptions {
             frame_timeout: Duration::from_secs(20),
             spool,
             tier: "hot".into(),
+            origin: "live".into(),
             events: None,
         }
     }
@@ -73,6 +79,12 @@ struct Sidecar {
     end_ms: i64,
     codec: String,
     key: String,
+    #[serde(default = "live")]
+    origin: String,
+}
+
+fn live() -> String {
+    "live".into()
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -96,6 +108,7 @@ pub struct Filed {
     pub checksum: String,
     pub tier: String,
     pub key: String,
+    pub origin: String,
     /// When it was filed (the recorder's clock).
     pub filed_at: chrono::DateTime<chrono::Utc>,
 }
@@ -121,6 +134,30 @@ fn rec_err(what: &str, e: impl std::fmt::Display) -> Error {
 
 fn fsync_dir(dir: &Path) -> std::io::Result<()> {
     std::fs::File::open(dir)?.sync_all()
+}
+
+/// A frame on its way into a segment.
+struct SegFrame<'a> {
+    /// 90 kHz, rising within the stream.
+    ts: i64,
+    /// Wall time of the frame (names a new segment and is its start).
+    wall_ms: i64,
+    data: &'a [u8],
+    key: bool,
+    /// Start a new segment here (new parameters, a gap).
+    cut_before: bool,
+}
+
+/// What a backfill filed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BackfillStats {
+    pub frames: u64,
+    pub segments: u64,
+    pub bytes: u64,
+    /// Frames lost to missing packets.
+    pub dropped: u64,
+    pub first: Option<chrono::DateTime<chrono::Utc>>,
+    pub last: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 struct Open {
@@ -204,63 +241,160 @@ impl Recorder {
             };
             stats.frames += 1;
             stats.lost += u64::from(frame.loss());
-            let ts = frame.timestamp().elapsed();
-            let cut = open.as_ref().is_some_and(|o| {
-                frame.is_random_access_point()
-                    && (frame.has_new_parameters()
-                        || (ts - o.first_ts) as u64 >= opts.segment.as_secs() * 90_000)
-            });
-            if cut && let Some(o) = open.take() {
-                self.finish(o, stream, opts, stats).await?;
-            }
-            if open.is_none() {
-                if !frame.is_random_access_point() {
-                    continue; // a segment starts at a keyframe
+            let params = demuxed.streams()[vi].parameters();
+            let put = SegFrame {
+                ts: frame.timestamp().elapsed(),
+                wall_ms: self.clock.now_utc().timestamp_millis(),
+                data: frame.data(),
+                key: frame.is_random_access_point(),
+                cut_before: frame.has_new_parameters(),
+            };
+            let entry = || match params {
+                Some(retina::codec::ParametersRef::Video(v)) => {
+                    let codec = v
+                        .rfc6381_codec()
+                        .split('.')
+                        .next()
+                        .unwrap_or("")
+                        .to_string();
+                    v.mp4_sample_entry()
+                        .build()
+                        .ok()
+                        .map(|e| (e, v.pixel_dimensions(), codec))
                 }
-                let Some(retina::codec::ParametersRef::Video(v)) =
-                    demuxed.streams()[vi].parameters()
-                else {
-                    continue;
-                };
-                let entry = v
-                    .mp4_sample_entry()
-                    .build()
-                    .map_err(|e| rec_err("sample entry", e))?;
-                let start_ms = self.clock.now_utc().timestamp_millis();
-                let path = opts.spool.join(format!(
-                    "{}-{}-{start_ms}.mp4.partial",
-                    stream.device_id, stream.profile
-                ));
-                let file = std::fs::File::create(&path).map_err(|e| rec_err("spool", e))?;
-                let codec = v
-                    .rfc6381_codec()
-                    .split('.')
-                    .next()
-                    .unwrap_or("")
-                    .to_string();
-                open = Some(Open {
-                    writer: mp4::Mp4Writer::new(file, entry, v.pixel_dimensions(), 90_000)
-                        .map_err(|e| rec_err("spool", e))?,
-                    path,
-                    start_ms,
-                    first_ts: ts,
-                    codec,
-                });
-            }
-            if let Some(o) = open.as_mut() {
-                o.writer
-                    .push(
-                        ts - o.first_ts,
-                        frame.data(),
-                        frame.is_random_access_point(),
-                    )
-                    .map_err(|e| rec_err("spool", e))?;
-            }
+                _ => None,
+            };
+            self.put(&mut open, put, entry, stream, opts, stats).await?;
         };
         if let Some(o) = open.take() {
             self.finish(o, stream, opts, stats).await?;
         }
         result
+    }
+
+    /// Put one frame into the open segment: cut first when a keyframe
+    /// comes after the segment length (or a forced cut), open a segment
+    /// only at a keyframe. `entry` gives a new segment's sample entry,
+    /// picture size and codec.
+    async fn put(
+        &self,
+        open: &mut Option<Open>,
+        f: SegFrame<'_>,
+        entry: impl FnOnce() -> Option<(Vec<u8>, (u32, u32), String)>,
+        stream: &StreamId,
+        opts: &RecordOptions,
+        stats: &mut RecordStats,
+    ) -> Result<()> {
+        let cut = open.as_ref().is_some_and(|o| {
+            f.key && (f.cut_before || (f.ts - o.first_ts) as u64 >= opts.segment.as_secs() * 90_000)
+        }) || (f.cut_before && !f.key && open.is_some());
+        if cut && let Some(o) = open.take() {
+            self.finish(o, stream, opts, stats).await?;
+        }
+        if open.is_none() {
+            if !f.key {
+                return Ok(()); // a segment starts at a keyframe
+            }
+            let Some((entry, dims, codec)) = entry() else {
+                return Ok(());
+            };
+            let path = opts.spool.join(format!(
+                "{}-{}-{}.mp4.partial",
+                stream.device_id, stream.profile, f.wall_ms
+            ));
+            let file = std::fs::File::create(&path).map_err(|e| rec_err("spool", e))?;
+            *open = Some(Open {
+                writer: mp4::Mp4Writer::new(file, entry, dims, 90_000)
+                    .map_err(|e| rec_err("spool", e))?,
+                path,
+                start_ms: f.wall_ms,
+                first_ts: f.ts,
+                codec,
+            });
+        }
+        if let Some(o) = open.as_mut() {
+            o.writer
+                .push(f.ts - o.first_ts, f.data, f.key)
+                .map_err(|e| rec_err("spool", e))?;
+        }
+        Ok(())
+    }
+
+    /// Fill `[from, to)` of a stream from the camera's own recording (an
+    /// ONVIF replay, faster than real time), into segments stamped with
+    /// the camera's frame times. Returns what was filed.
+    pub async fn backfill(
+        &self,
+        stream: &StreamId,
+        req: replay::ReplayRequest,
+        opts: &RecordOptions,
+        mut stop: Shutdown,
+    ) -> Result<BackfillStats> {
+        std::fs::create_dir_all(&opts.spool).map_err(|e| rec_err("spool", e))?;
+        // Frames before `from` are ours already (a segment ends after its
+        // last frame).
+        let wanted_from = req.from;
+        let mut session = replay::ReplaySession::open(req)
+            .await
+            .map_err(|e| rec_err("replay", e))?;
+        let mut stats = RecordStats::default();
+        let mut out = BackfillStats::default();
+        let mut open: Option<Open> = None;
+        let mut t0: Option<chrono::DateTime<chrono::Utc>> = None;
+        // The replay starts at the keyframe before `from`: that GOP is
+        // held back until a frame at or after `from` shows it is needed,
+        // so a stretch the camera lacks too files nothing twice.
+        let mut held: Vec<replay::ReplayedFrame> = Vec::new();
+        let mut reached = false;
+        let result = loop {
+            let next = tokio::select! {
+                _ = stop.wait() => break Ok(()),
+                n = session.next_frame() => n,
+            };
+            let f = match next {
+                Ok(Some(f)) => f,
+                Ok(None) => break Ok(()),
+                Err(e) => break Err(rec_err("replay", e)),
+            };
+            if !reached {
+                if f.at < wanted_from {
+                    if f.key {
+                        held.clear();
+                    }
+                    held.push(f);
+                    continue;
+                }
+                reached = true;
+            }
+            let entry = session
+                .sample_entry()
+                .map(|(e, d)| (e, d, "avc1".to_string()));
+            for f in held.drain(..).chain(std::iter::once(f)) {
+                stats.frames += 1;
+                out.first = out.first.min(Some(f.at)).or(Some(f.at));
+                out.last = out.last.max(Some(f.at));
+                let base = *t0.get_or_insert(f.at);
+                let put = SegFrame {
+                    ts: (f.at - base).num_microseconds().unwrap_or(0) * 9 / 100,
+                    wall_ms: f.at.timestamp_millis(),
+                    data: &f.data,
+                    key: f.key,
+                    cut_before: f.discontinuity,
+                };
+                let entry = entry.clone();
+                self.put(&mut open, put, || entry, stream, opts, &mut stats)
+                    .await?;
+            }
+        };
+        if let Some(o) = open.take() {
+            self.finish(o, stream, opts, &mut stats).await?;
+        }
+        out.frames = stats.frames;
+        out.segments = stats.segments;
+        out.bytes = stats.bytes;
+        out.dropped = session.dropped();
+        session.close().await;
+        result.map(|()| out)
     }
 
     /// Finish a segment: moov, fsync, rename, sidecar; then store and commit.
@@ -289,6 +423,7 @@ impl Recorder {
             start_ms: o.start_ms,
             end_ms: o.start_ms + dur_ms,
             codec: o.codec,
+            origin: opts.origin.clone(),
             key: format!(
                 "recordings/{}/{}/{day}/{}.mp4",
                 stream.device_id, stream.profile, o.start_ms
@@ -329,6 +464,7 @@ impl Recorder {
                     checksum,
                     tier: tier.into(),
                     key: side.key.clone(),
+                    origin: side.origin.clone(),
                     filed_at: self.clock.now_utc(),
                 })
                 .await?;

@@ -48,6 +48,8 @@ pub struct SimCamera {
     pub failures: Mutex<super::config::Failures>,
     /// Firmware uploaded and waiting for the reboot.
     pub pending_firmware: Mutex<Option<String>>,
+    /// The on-board (SD card) recording, Profile G.
+    pub recording: Mutex<super::recordings::SimRecording>,
     down: Mutex<Option<chrono::DateTime<chrono::Utc>>>,
     nonce_secret: [u8; 16],
     seen_nonces: Mutex<VecDeque<String>>,
@@ -74,6 +76,9 @@ impl SimCamera {
         };
         let mut nonce_secret = [0u8; 16];
         rand::Rng::fill_bytes(&mut rand::rng(), &mut nonce_secret);
+        // A day on the card already, stamped by the camera's own clock.
+        let card_since = clock.now_utc() + chrono::Duration::seconds(quirks.clock_skew_secs)
+            - chrono::Duration::hours(24);
         Self {
             state: Mutex::new(state),
             rtsp_authority: format!("{host}:{rtsp_port}"),
@@ -85,6 +90,7 @@ impl SimCamera {
             events: Default::default(),
             failures: Default::default(),
             pending_firmware: Mutex::new(None),
+            recording: Mutex::new(super::recordings::SimRecording::new(card_since)),
             down: Mutex::new(None),
             nonce_secret,
             seen_nonces: Mutex::new(VecDeque::new()),
@@ -303,6 +309,20 @@ async fn handle_inner(cam: &Arc<SimCamera>, req: Request<Incoming>) -> Resp {
             Err(f) => fault_response(&cam, &f),
         };
     }
+    if !q.no_recording {
+        let index = cam.lock().index;
+        let r = cam
+            .recording
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .handle(op, now, &cam.rtsp_authority, index);
+        if let Some(r) = r {
+            return match r {
+                Ok(body) => envelope_response(&cam, StatusCode::OK, &body),
+                Err(f) => fault_response(&cam, &f),
+            };
+        }
+    }
     if super::events::is_event_op(op) && !q.no_events {
         let header = root.child_local("Header");
         return match cam
@@ -469,15 +489,20 @@ fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
-pub(super) fn challenge(cam: &SimCamera, stale: bool) -> Resp {
+/// The `WWW-Authenticate` value of a Digest challenge.
+pub(super) fn challenge_value(cam: &SimCamera, stale: bool) -> String {
     let nonce = make_nonce(cam);
     let stale = if stale { ", stale=true" } else { "" };
-    let value = match cam.quirks.auth {
+    match cam.quirks.auth {
         SimAuth::DigestSha256 => format!(
             r#"Digest realm="{REALM}", qop="auth", algorithm=SHA-256, nonce="{nonce}", opaque="sim"{stale}, Digest realm="{REALM}", qop="auth", algorithm=MD5, nonce="{nonce}", opaque="sim"{stale}"#
         ),
         _ => format!(r#"Digest realm="{REALM}", qop="auth", nonce="{nonce}", opaque="sim"{stale}"#),
-    };
+    }
+}
+
+pub(super) fn challenge(cam: &SimCamera, stale: bool) -> Resp {
+    let value = challenge_value(cam, stale);
     let mut r = plain(StatusCode::UNAUTHORIZED, "401 Unauthorized");
     r.headers_mut().insert(
         http::header::WWW_AUTHENTICATE,
@@ -489,11 +514,28 @@ pub(super) fn challenge(cam: &SimCamera, stale: bool) -> Resp {
 }
 
 pub(super) fn check_digest(cam: &SimCamera, parts: &http::request::Parts) -> DigestCheck {
-    let Some(auth) = parts
+    // The digest `uri` must be the request target exactly.
+    let target = parts
+        .uri
+        .path_and_query()
+        .map(|pq| pq.as_str().to_string())
+        .unwrap_or_default();
+    let auth = parts
         .headers
         .get(http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-    else {
+        .and_then(|v| v.to_str().ok());
+    check_digest_value(cam, parts.method.as_str(), &target, auth)
+}
+
+/// Check an `Authorization` value for `method` on `target` (HTTP: the path
+/// and query; RTSP: the request URL as sent).
+pub(super) fn check_digest_value(
+    cam: &SimCamera,
+    method: &str,
+    target: &str,
+    auth: Option<&str>,
+) -> DigestCheck {
+    let Some(auth) = auth else {
         return DigestCheck::Challenge { stale: false };
     };
     let Some(Ok(c)) = http_auth::parser::ChallengeParser::new(auth).next() else {
@@ -511,12 +553,6 @@ pub(super) fn check_digest(cam: &SimCamera, parts: &http::request::Parts) -> Dig
     };
     let (user, nonce, uri, response) = (p("username"), p("nonce"), p("uri"), p("response"));
     let (nc, cnonce, qop, algorithm) = (p("nc"), p("cnonce"), p("qop"), p("algorithm"));
-    // The digest `uri` must be the request target exactly.
-    let target = parts
-        .uri
-        .path_and_query()
-        .map(|pq| pq.as_str().to_string())
-        .unwrap_or_default();
     if uri != target {
         return DigestCheck::Challenge { stale: false };
     }
@@ -537,7 +573,7 @@ pub(super) fn check_digest(cam: &SimCamera, parts: &http::request::Parts) -> Dig
             hex(&md5::Md5::digest(s.as_bytes()))
         }
     };
-    let ha2 = h(&format!("{}:{uri}", parts.method.as_str()));
+    let ha2 = h(&format!("{method}:{uri}"));
     let matches = passwords.iter().any(|password| {
         let ha1 = h(&format!("{user}:{REALM}:{password}"));
         let expected = if qop.is_empty() {

@@ -3,10 +3,13 @@
 //! profiles and state, plus a WS-Discovery responder. Used by `camfleet
 //! demo`, the tests and the benchmarks — and never the only peer we test with.
 
+pub mod clip;
 pub mod config;
 pub mod events;
 pub mod http;
 pub mod quirks;
+pub mod recordings;
+pub mod rtsp;
 pub mod state;
 pub mod wsd;
 
@@ -49,6 +52,8 @@ pub struct FleetConfig {
     /// Per-camera overrides, applied on top of the plan.
     pub overrides: HashMap<u32, Quirks>,
     pub wsd: Option<WsdConfig>,
+    /// The fleet's RTSP server (live streams and replays); 0 takes an
+    /// ephemeral port.
     pub rtsp_port: u16,
     pub seed: u64,
     pub clock: SharedClock,
@@ -66,7 +71,7 @@ impl FleetConfig {
             plan: QuirkPlan::Uniform(Quirks::default()),
             overrides: HashMap::new(),
             wsd: None,
-            rtsp_port: 8554,
+            rtsp_port: 0,
             seed: 1,
             clock: SystemClock::shared(),
         }
@@ -96,6 +101,11 @@ pub enum SimError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error("RTSP server on {addr}: {source}")]
+    Rtsp {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
     #[error("{0}")]
     Config(String),
     #[error("WS-Discovery responder: {0}")]
@@ -108,6 +118,7 @@ pub struct Fleet {
     trigger: ShutdownTrigger,
     tasks: JoinSet<()>,
     wsd: Option<WsdConfig>,
+    rtsp_port: u16,
 }
 
 impl Fleet {
@@ -115,6 +126,14 @@ impl Fleet {
         let (trigger, sd) = shutdown::channel();
         let mut tasks = JoinSet::new();
         let mut cams = Vec::with_capacity(cfg.count as usize);
+        let rtsp_addr = SocketAddr::from((cfg.bind, cfg.rtsp_port));
+        let rtsp = TcpListener::bind(rtsp_addr)
+            .await
+            .map_err(|source| SimError::Rtsp {
+                addr: rtsp_addr,
+                source,
+            })?;
+        let rtsp_port = rtsp.local_addr().map(|a| a.port()).unwrap_or(cfg.rtsp_port);
         let spread_hosts: Option<Vec<Ipv4Addr>> = cfg
             .spread
             .map(|n| n.hosts().take(cfg.count as usize).collect());
@@ -149,13 +168,14 @@ impl Fleet {
                 state,
                 cfg.quirks_for(i),
                 addr,
-                cfg.rtsp_port,
+                rtsp_port,
                 cfg.clock.clone(),
             ));
             tasks.spawn(http::serve(cam.clone(), listener, sd.clone()));
             cams.push(cam);
         }
         let cameras = Arc::new(cams);
+        tasks.spawn(rtsp::serve(cameras.clone(), rtsp, sd.clone()));
         if let Some(w) = &cfg.wsd {
             let sock = crate::discovery::socket::listener(
                 w.interface,
@@ -185,7 +205,13 @@ impl Fleet {
             trigger,
             tasks,
             wsd: cfg.wsd,
+            rtsp_port,
         })
+    }
+
+    /// The port of the fleet's RTSP server.
+    pub fn rtsp_port(&self) -> u16 {
+        self.rtsp_port
     }
 
     pub fn cameras(&self) -> &[Arc<SimCamera>] {

@@ -63,6 +63,8 @@ pub struct Quirks {
     /// Older firmware: no StartFirmwareUpgrade, only the MTOM
     /// UpgradeSystemFirmware.
     pub legacy_firmware: bool,
+    /// No on-board recording (no recording, search or replay service).
+    pub no_recording: bool,
 }
 
 impl Default for Quirks {
@@ -91,6 +93,7 @@ impl Default for Quirks {
             no_events: false,
             broken_relative: false,
             legacy_firmware: false,
+            no_recording: false,
         }
     }
 }
@@ -137,6 +140,7 @@ impl Quirks {
                 "no-events" => self.no_events = true,
                 "broken-relative" => self.broken_relative = true,
                 "legacy-firmware" => self.legacy_firmware = true,
+                "no-recording" => self.no_recording = true,
                 other => return Err(format!("unknown quirk {other:?}")),
             }
         }

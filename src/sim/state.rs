@@ -278,6 +278,9 @@ pub fn handle(
     let media_x = format!("http://{}/onvif/media_service", a.http_authority);
     let media2_x = format!("http://{}/onvif/media2_service", a.http_authority);
     let events_x = format!("http://{}/onvif/events_service", a.http_authority);
+    let recording_x = format!("http://{}/onvif/recording_service", a.http_authority);
+    let search_x = format!("http://{}/onvif/search_service", a.http_authority);
+    let replay_x = format!("http://{}/onvif/replay_service", a.http_authority);
     Ok(match (op, media2) {
         ("GetSystemDateAndTime", false) => {
             let date = |t: DateTime<Utc>| {
@@ -343,6 +346,11 @@ pub fn handle(
             }
             if !q.no_events {
                 out.push_str(&svc(ns::TEV, &events_x, ""));
+            }
+            if !q.no_recording {
+                out.push_str(&svc(ns::TRC, &recording_x, ""));
+                out.push_str(&svc(ns::TSE, &search_x, ""));
+                out.push_str(&svc(ns::TRP, &replay_x, ""));
             }
             out.push_str(&format!("</{tds}:GetServicesResponse>"));
             out

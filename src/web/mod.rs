@@ -98,6 +98,7 @@ impl AppState {
                     firmware: firmware.clone(),
                     discovery: None,
                     data_dir: None,
+                    backfill: None,
                 },
             )),
             inventory: Inventory::new(db.clone(), secrets, clock.clone()),
@@ -164,6 +165,16 @@ impl AppState {
                         self.clock.clone(),
                     ),
                 )),
+                backfill: data_dir.as_ref().map(|dir| {
+                    Arc::new(crate::fleet::backfill::Backfill::new(
+                        self.db.clone(),
+                        self.secrets.clone(),
+                        storage.clone(),
+                        self.discovery.transport().clone(),
+                        self.clock.clone(),
+                        dir.join("spool-backfill"),
+                    ))
+                }),
                 data_dir,
             },
         ));

@@ -6,6 +6,7 @@ pub mod alert_history;
 pub mod alert_rule;
 pub mod api_token;
 pub mod audit_log;
+pub mod backfill;
 pub mod credential;
 pub mod delivery;
 pub mod device;

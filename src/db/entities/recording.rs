@@ -20,6 +20,8 @@ pub struct Model {
     pub tier: String,
     pub storage_key: String,
     pub created_at: DateTimeUtc,
+    /// `live` (the stream) or `edge` (replayed from the camera's card).
+    pub origin: String,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

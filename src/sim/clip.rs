@@ -1,0 +1,154 @@
+//! The video every simulated camera sends: a 4 s H.264 clip (320x240,
+//! 10 fps, a keyframe every second, Constrained Baseline), looped. It was
+//! made here with ffmpeg's `testsrc` and x264:
+//!
+//! ```sh
+//! ffmpeg -f lavfi -i testsrc=size=320x240:rate=10 -t 4 -pix_fmt yuv420p \
+//!   -c:v libx264 -profile:v baseline -g 10 -keyint_min 10 -sc_threshold 0 \
+//!   -b:v 120k -x264-params repeat-headers=1 -f h264 src/sim/clip.h264
+//! ```
+//!
+//! Each keyframe carries its SPS and PPS, so any loop point at a keyframe
+//! is a clean start for a decoder.
+
+use std::sync::OnceLock;
+
+use base64::Engine as _;
+
+/// Frames per second of the clip, and so of every simulated stream.
+pub const FPS: u32 = 10;
+/// One frame, in milliseconds and in 90 kHz RTP units.
+pub const FRAME_MS: i64 = 1000 / FPS as i64;
+pub const FRAME_TICKS: u32 = 90_000 / FPS;
+/// Frames between keyframes.
+pub const GOP: u64 = 10;
+
+/// One access unit: its NAL units without start codes.
+#[derive(Debug, Clone)]
+pub struct Frame {
+    pub nals: Vec<Vec<u8>>,
+    pub key: bool,
+}
+
+#[derive(Debug)]
+pub struct Clip {
+    pub frames: Vec<Frame>,
+    pub sps: Vec<u8>,
+    pub pps: Vec<u8>,
+}
+
+impl Clip {
+    /// The frame shown at position `k` of an endless loop.
+    pub fn frame(&self, k: u64) -> &Frame {
+        &self.frames[(k % self.frames.len() as u64) as usize]
+    }
+
+    /// The SDP `fmtp` parameters of the stream.
+    pub fn fmtp(&self) -> String {
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let pli: String = self
+            .sps
+            .iter()
+            .skip(1)
+            .take(3)
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        format!(
+            "packetization-mode=1;profile-level-id={pli};sprop-parameter-sets={},{}",
+            b64.encode(&self.sps),
+            b64.encode(&self.pps)
+        )
+    }
+}
+
+/// Split an Annex B byte stream into NAL units.
+fn nal_units(data: &[u8]) -> Vec<Vec<u8>> {
+    let mut starts = Vec::new();
+    let mut i = 0;
+    while i + 3 <= data.len() {
+        if data[i] == 0 && data[i + 1] == 0 && data[i + 2] == 1 {
+            starts.push(i + 3);
+            i += 3;
+        } else {
+            i += 1;
+        }
+    }
+    let mut out = Vec::new();
+    for (n, &s) in starts.iter().enumerate() {
+        let end = starts.get(n + 1).map_or(data.len(), |&next| next - 3);
+        let mut nal = &data[s..end];
+        while let [rest @ .., 0] = nal {
+            nal = rest; // trailing zeros belong to the next start code
+        }
+        if !nal.is_empty() {
+            out.push(nal.to_vec());
+        }
+    }
+    out
+}
+
+fn parse(data: &[u8]) -> Clip {
+    let mut frames: Vec<Frame> = Vec::new();
+    let mut current = Frame {
+        nals: Vec::new(),
+        key: false,
+    };
+    let mut has_slice = false;
+    let (mut sps, mut pps) = (Vec::new(), Vec::new());
+    for nal in nal_units(data) {
+        let kind = nal[0] & 0x1f;
+        let is_slice = kind == 1 || kind == 5;
+        // A new access unit starts at a slice or a parameter set/SEI that
+        // follows the previous unit's slice (one slice per frame here).
+        if has_slice && (is_slice || matches!(kind, 6..=9)) {
+            frames.push(std::mem::replace(
+                &mut current,
+                Frame {
+                    nals: Vec::new(),
+                    key: false,
+                },
+            ));
+            has_slice = false;
+        }
+        match kind {
+            7 if sps.is_empty() => sps = nal.clone(),
+            8 if pps.is_empty() => pps = nal.clone(),
+            _ => {}
+        }
+        current.key |= kind == 5;
+        has_slice |= is_slice;
+        // The x264 SEI (its settings) adds nothing for a receiver.
+        if kind != 6 {
+            current.nals.push(nal);
+        }
+    }
+    if has_slice {
+        frames.push(current);
+    }
+    Clip { frames, sps, pps }
+}
+
+pub fn clip() -> &'static Clip {
+    static CLIP: OnceLock<Clip> = OnceLock::new();
+    CLIP.get_or_init(|| parse(include_bytes!("clip.h264")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_clip_is_forty_frames_with_a_keyframe_every_ten() {
+        let c = clip();
+        assert_eq!(c.frames.len(), 40);
+        for (i, f) in c.frames.iter().enumerate() {
+            assert_eq!(f.key, (i as u64).is_multiple_of(GOP), "frame {i}");
+            if f.key {
+                let kinds: Vec<u8> = f.nals.iter().map(|n| n[0] & 0x1f).collect();
+                assert_eq!(kinds, [7, 8, 5], "keyframes carry SPS and PPS");
+            }
+        }
+        assert_eq!(c.sps[0] & 0x1f, 7);
+        assert!(c.fmtp().contains("sprop-parameter-sets="));
+    }
+}
