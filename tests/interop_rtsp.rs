@@ -79,6 +79,12 @@ fn ffprobe(bytes: &[u8]) -> String {
 }
 
 async fn check(url: &str, creds: Option<(String, String)>) {
+    check_codecs(url, creds, &["h264"], "avc1").await;
+}
+
+/// Record a few seconds; every segment holds these streams (ffprobe
+/// names) and the ledger names the video codec.
+async fn check_codecs(url: &str, creds: Option<(String, String)>, streams: &[&str], codec: &str) {
     let (rows, store, stats) = record_for(url, creds, 7).await;
     assert!(rows.len() >= 2, "segments: {rows:?} {stats:?}");
     assert_eq!(stats.segments as usize, rows.len());
@@ -90,14 +96,19 @@ async fn check(url: &str, creds: Option<(String, String)>) {
             r.checksum
         );
         let probe = ffprobe(&bytes);
-        assert!(probe.contains("codec_name=h264"), "{probe}");
+        for want in streams {
+            assert!(
+                probe.contains(&format!("codec_name={want}")),
+                "{want}: {probe}"
+            );
+        }
         let dur: f64 = probe
             .lines()
             .find_map(|l| l.strip_prefix("duration="))
             .and_then(|d| d.parse().ok())
             .unwrap_or(0.0);
         assert!(dur > 0.5 && dur < 4.0, "duration {dur}: {probe}");
-        assert_eq!(r.codec, "avc1");
+        assert_eq!(r.codec, codec);
     }
 }
 
@@ -106,6 +117,20 @@ async fn check(url: &str, creds: Option<(String, String)>) {
 async fn records_h264_from_gstreamer_into_playable_segments() {
     let url = std::env::var("CAMFLEET_RTSP").expect("CAMFLEET_RTSP");
     check(&url, None).await;
+}
+
+#[tokio::test]
+#[ignore = "needs the GStreamer RTSP server; run by tests/interop/run.sh"]
+async fn records_h264_with_aac_audio_into_two_track_segments() {
+    let url = std::env::var("CAMFLEET_RTSP").expect("CAMFLEET_RTSP");
+    check_codecs(&format!("{url}aac"), None, &["h264", "aac"], "avc1").await;
+}
+
+#[tokio::test]
+#[ignore = "needs the GStreamer RTSP server; run by tests/interop/run.sh"]
+async fn records_h265() {
+    let url = std::env::var("CAMFLEET_RTSP").expect("CAMFLEET_RTSP");
+    check_codecs(&url.replace("/h264", "/h265"), None, &["hevc"], "hvc1").await;
 }
 
 #[tokio::test]

@@ -340,3 +340,33 @@ async fn provisioning_writes_against_the_oxvif_mock() {
         applied.results
     );
 }
+
+/// Profile G against a server we did not write: its services are found,
+/// its recordings listed and searched (FindRecordings → results →
+/// EndSearch), and a replay address comes back for one of them.
+#[tokio::test]
+async fn recording_search_and_replay_uri_against_the_oxvif_mock() {
+    use camfleet::onvif::ops::Service;
+    use camfleet::onvif::recording as rec;
+    let m = mock(true).await;
+    let s = session(&m, Some(admin()));
+    let services = onvif::adopt::discover_services(&s).await.unwrap();
+    for svc in [Service::Recording, Service::Search, Service::Replay] {
+        assert!(
+            services.iter().any(|x| x.service == Some(svc)),
+            "{svc:?} missing from {services:?}"
+        );
+    }
+    let tokens = rec::get_recordings(&s).await.unwrap();
+    assert!(!tokens.is_empty());
+    let found = rec::find_recordings(&s, 5).await.unwrap();
+    assert!(
+        found.iter().any(|r| tokens.contains(&r.token)),
+        "search found {found:?}, recording service lists {tokens:?}"
+    );
+    let uri = rec::get_replay_uri(&s, &tokens[0]).await.unwrap();
+    assert_eq!(uri.scheme(), "rtsp");
+    assert!(uri.path().contains(&tokens[0]), "{uri}");
+    // A token that names no recording is a fault, not an address.
+    assert!(rec::get_replay_uri(&s, "NoSuchRecording").await.is_err());
+}

@@ -300,6 +300,21 @@ impl H264Depacketizer {
     }
 }
 
+/// Does this H.265 access unit (length-prefixed NAL units) hold an IRAP
+/// picture (BLA, IDR or CRA), where decoding can start?
+pub fn h265_irap(au: &[u8]) -> bool {
+    let mut i = 0usize;
+    while i + 5 <= au.len() {
+        let n = u32::from_be_bytes([au[i], au[i + 1], au[i + 2], au[i + 3]]) as usize;
+        let kind = (au[i + 4] >> 1) & 0x3f;
+        if (16..=21).contains(&kind) {
+            return true;
+        }
+        i = i.saturating_add(4).saturating_add(n);
+    }
+    false
+}
+
 /// Picture size from an SPS (h264-reader reads it, cropping included).
 fn sps_dimensions(sps: &[u8]) -> Option<(u32, u32)> {
     use h264_reader::nal::{Nal, RefNal, sps::SeqParameterSet};
@@ -396,6 +411,24 @@ mod tests {
             .unwrap();
         assert!(next.after_loss && !next.key);
         assert_eq!(d.dropped, 1);
+    }
+
+    #[test]
+    fn h265_cra_and_idr_pictures_are_random_access_points() {
+        let nal = |t: u8, body: &[u8]| {
+            let mut v = ((body.len() + 2) as u32).to_be_bytes().to_vec();
+            v.extend_from_slice(&[t << 1, 1]);
+            v.extend_from_slice(body);
+            v
+        };
+        assert!(
+            h265_irap(&[nal(39, &[1, 2]), nal(21, &[3])].concat()),
+            "CRA"
+        );
+        assert!(h265_irap(&nal(19, &[3])), "IDR");
+        assert!(!h265_irap(&nal(1, &[3])), "TRAIL_R");
+        assert!(!h265_irap(&[0, 0, 0, 200, 2]), "cut short");
+        assert!(!h265_irap(&[0, 0, 0]), "shorter than a header");
     }
 
     #[test]

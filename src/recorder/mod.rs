@@ -46,6 +46,8 @@ pub struct RecordOptions {
     pub tier: String,
     /// `live` (the stream) or `edge` (replayed from the camera).
     pub origin: String,
+    /// RTP over UDP instead of interleaved in the RTSP connection.
+    pub udp: bool,
     /// Where progress is reported, if anywhere.
     pub events: Option<tokio::sync::mpsc::UnboundedSender<RecEvent>>,
 }
@@ -58,6 +60,7 @@ impl RecordOptions {
             spool,
             tier: "hot".into(),
             origin: "live".into(),
+            udp: false,
             events: None,
         }
     }
@@ -166,6 +169,31 @@ struct Open {
     start_ms: i64,
     first_ts: i64,
     codec: String,
+    /// The audio track and the timestamp of its first frame, once audio
+    /// arrived in this segment.
+    audio: Option<(usize, i64)>,
+}
+
+/// One AAC frame into the open segment (its track is added on the first).
+fn put_audio(
+    o: &mut Open,
+    params: &retina::codec::AudioParameters,
+    ts: i64,
+    data: &[u8],
+) -> std::io::Result<()> {
+    let (track, first) = match o.audio {
+        Some(a) => a,
+        None => {
+            let Ok(entry) = params.mp4_sample_entry().build() else {
+                return Ok(()); // a codec MP4 cannot carry: video only
+            };
+            let frame = params.frame_length().map_or(1024, |n| n.get());
+            let t = o.writer.add_audio(entry, params.clock_rate(), frame);
+            o.audio = Some((t, ts));
+            (t, ts)
+        }
+    };
+    o.writer.push_to(track, ts - first, data, true)
 }
 
 impl Recorder {
@@ -190,7 +218,7 @@ impl Recorder {
     ) -> Result<()> {
         use retina::client::{
             Credentials, PlayOptions, Session, SessionOptions, SetupOptions, TcpTransportOptions,
-            Transport,
+            Transport, UdpTransportOptions,
         };
         std::fs::create_dir_all(&opts.spool).map_err(|e| rec_err("spool", e))?;
         let options = SessionOptions::default()
@@ -206,13 +234,31 @@ impl Recorder {
             .iter()
             .position(|s| s.media() == "video")
             .ok_or_else(|| rec_err("DESCRIBE", "no video stream"))?;
+        let transport = || {
+            if opts.udp {
+                Transport::Udp(UdpTransportOptions::default())
+            } else {
+                Transport::Tcp(TcpTransportOptions::default())
+            }
+        };
         session
-            .setup(
-                vi,
-                SetupOptions::default().transport(Transport::Tcp(TcpTransportOptions::default())),
-            )
+            .setup(vi, SetupOptions::default().transport(transport()))
             .await
             .map_err(|e| rec_err("SETUP", e))?;
+        // AAC audio, when the camera sends it, goes into the segment too; a
+        // camera whose audio cannot be set up is recorded without it.
+        let mut ai = session
+            .streams()
+            .iter()
+            .position(|s| s.media() == "audio" && s.encoding_name() == "mpeg4-generic");
+        if let Some(i) = ai
+            && let Err(e) = session
+                .setup(i, SetupOptions::default().transport(transport()))
+                .await
+        {
+            tracing::info!(device = stream.device_id, error = %e, "recording without audio");
+            ai = None;
+        }
         let playing = session
             .play(PlayOptions::default())
             .await
@@ -222,6 +268,9 @@ impl Recorder {
             let _ = tx.send(RecEvent::Recording);
         }
         let mut open: Option<Open> = None;
+        // retina counts only IDR pictures as random access points; x265 and
+        // many cameras send CRA pictures as their periodic keyframes.
+        let hevc = demuxed.streams()[vi].encoding_name() == "h265";
         let result = loop {
             let item = tokio::select! {
                 _ = stop.wait() => break Ok(()),
@@ -237,6 +286,17 @@ impl Recorder {
                 Ok(None) => break Ok(()),
                 Ok(Some(Err(e))) => break Err(rec_err("stream", e)),
                 Ok(Some(Ok(retina::codec::CodecItem::VideoFrame(f)))) => f,
+                Ok(Some(Ok(retina::codec::CodecItem::AudioFrame(f)))) => {
+                    if Some(f.stream_id()) == ai
+                        && let Some(o) = open.as_mut()
+                        && let Some(retina::codec::ParametersRef::Audio(a)) =
+                            demuxed.streams()[f.stream_id()].parameters()
+                    {
+                        put_audio(o, a, f.timestamp().elapsed(), f.data())
+                            .map_err(|e| rec_err("spool", e))?;
+                    }
+                    continue;
+                }
                 Ok(Some(Ok(_))) => continue,
             };
             stats.frames += 1;
@@ -246,7 +306,7 @@ impl Recorder {
                 ts: frame.timestamp().elapsed(),
                 wall_ms: self.clock.now_utc().timestamp_millis(),
                 data: frame.data(),
-                key: frame.is_random_access_point(),
+                key: frame.is_random_access_point() || (hevc && depack::h265_irap(frame.data())),
                 cut_before: frame.has_new_parameters(),
             };
             let entry = || match params {
@@ -310,6 +370,7 @@ impl Recorder {
                 start_ms: f.wall_ms,
                 first_ts: f.ts,
                 codec,
+                audio: None,
             });
         }
         if let Some(o) = open.as_mut() {

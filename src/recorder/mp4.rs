@@ -1,4 +1,5 @@
-//! A plain (non-fragmented) MP4 writer for one video track: `ftyp`, then
+//! A plain (non-fragmented) MP4 writer for a video track and an optional
+//! audio track: `ftyp`, then
 //! `mdat` filled as frames arrive, then `moov` with the sample tables when
 //! the segment is finished. Frames are written as they come (length-
 //! prefixed NAL units, as retina hands them over); nothing is decoded.
@@ -39,18 +40,40 @@ struct Sample {
     sync: bool,
 }
 
-/// One segment being written.
+/// What a track carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Video { width: u32, height: u32 },
+    Audio,
+}
+
+struct Track {
+    kind: Kind,
+    sample_entry: Vec<u8>,
+    timescale: u32,
+    /// Duration given to the last sample (and to one after a jump).
+    nominal: u32,
+    samples: Vec<Sample>,
+    /// Timestamp (in `timescale`) of the last sample, to derive durations.
+    last_ts: Option<i64>,
+}
+
+impl Track {
+    fn duration(&self) -> u64 {
+        self.samples.iter().map(|s| u64::from(s.duration)).sum()
+    }
+}
+
+/// Movie timescale (mvhd, tkhd durations): milliseconds.
+const MOVIE_TIMESCALE: u32 = 1000;
+
+/// One segment being written: a video track and, when the camera sends
+/// audio, an audio track.
 pub struct Mp4Writer<W: Write + Seek> {
     out: W,
-    sample_entry: Vec<u8>,
-    width: u32,
-    height: u32,
-    timescale: u32,
+    tracks: Vec<Track>,
     mdat_start: u64,
     pos: u64,
-    samples: Vec<Sample>,
-    /// Timestamp (in `timescale`) of the last frame, to derive durations.
-    last_ts: Option<i64>,
 }
 
 impl<W: Write + Seek> Mp4Writer<W> {
@@ -76,48 +99,80 @@ impl<W: Write + Seek> Mp4Writer<W> {
         out.write_all(&[0, 0, 0, 8, b'm', b'd', b'a', b't'])?;
         Ok(Self {
             out,
-            sample_entry,
-            width,
-            height,
-            timescale,
+            tracks: vec![Track {
+                kind: Kind::Video { width, height },
+                sample_entry,
+                timescale,
+                nominal: timescale / 25,
+                samples: Vec::new(),
+                last_ts: None,
+            }],
             mdat_start,
             pos: mdat_start + 8,
-            samples: Vec::new(),
-            last_ts: None,
         })
     }
 
-    pub fn samples(&self) -> usize {
-        self.samples.len()
+    /// Add an audio track (`mp4a` sample entry); returns its index for
+    /// [`push_to`](Self::push_to). `frame_length` is the samples per frame
+    /// (1024 for AAC).
+    pub fn add_audio(&mut self, sample_entry: Vec<u8>, timescale: u32, frame_length: u32) -> usize {
+        self.tracks.push(Track {
+            kind: Kind::Audio,
+            sample_entry,
+            timescale,
+            nominal: frame_length.max(1),
+            samples: Vec::new(),
+            last_ts: None,
+        });
+        self.tracks.len() - 1
     }
 
-    /// Append one frame with its timestamp (in `timescale` units).
+    /// Video samples so far.
+    pub fn samples(&self) -> usize {
+        self.tracks[0].samples.len()
+    }
+
+    /// Append one video frame with its timestamp (in the video timescale).
     pub fn push(&mut self, ts: i64, data: &[u8], sync: bool) -> std::io::Result<()> {
-        if let (Some(last), Some(prev)) = (self.last_ts, self.samples.last_mut()) {
+        self.push_to(0, ts, data, sync)
+    }
+
+    /// Append one sample to a track.
+    pub fn push_to(
+        &mut self,
+        track: usize,
+        ts: i64,
+        data: &[u8],
+        sync: bool,
+    ) -> std::io::Result<()> {
+        let Some(t) = self.tracks.get_mut(track) else {
+            return Err(std::io::Error::other(format!("no track {track}")));
+        };
+        if let (Some(last), Some(prev)) = (t.last_ts, t.samples.last_mut()) {
             // A timestamp that goes back or jumps is not fatal: give the
-            // previous frame a nominal duration instead.
+            // previous sample a nominal duration instead.
             let d = ts - last;
-            prev.duration = if d > 0 && d < i64::from(self.timescale) * 10 {
+            prev.duration = if d > 0 && d < i64::from(t.timescale) * 10 {
                 d as u32
             } else {
-                self.timescale / 25
+                t.nominal
             };
         }
         self.out.write_all(data)?;
-        self.samples.push(Sample {
+        t.samples.push(Sample {
             offset: self.pos,
             size: data.len() as u32,
-            duration: self.timescale / 25,
+            duration: t.nominal,
             sync,
         });
         self.pos += data.len() as u64;
-        self.last_ts = Some(ts);
+        t.last_ts = Some(ts);
         Ok(())
     }
 
-    /// Total duration so far, in `timescale` units.
+    /// Video duration so far, in the video timescale.
     pub fn duration(&self) -> u64 {
-        self.samples.iter().map(|s| u64::from(s.duration)).sum()
+        self.tracks[0].duration()
     }
 
     /// Write `moov`, patch the `mdat` size, flush; returns the writer.
@@ -133,29 +188,49 @@ impl<W: Write + Seek> Mp4Writer<W> {
     }
 
     fn moov(&self) -> Vec<u8> {
-        let dur = self.duration() as u32;
-        let ts = self.timescale;
-        let mut mvhd = u32s(&[0, 0, ts, dur, 0x0001_0000]);
+        let movie_ms =
+            |t: &Track| t.duration() * u64::from(MOVIE_TIMESCALE) / u64::from(t.timescale.max(1));
+        // Audio only counts when it has samples.
+        let tracks: Vec<&Track> = self
+            .tracks
+            .iter()
+            .filter(|t| matches!(t.kind, Kind::Video { .. }) || !t.samples.is_empty())
+            .collect();
+        let dur = tracks.iter().map(|t| movie_ms(t)).max().unwrap_or(0) as u32;
+        let mut mvhd = u32s(&[0, 0, MOVIE_TIMESCALE, dur, 0x0001_0000]);
         mvhd.extend_from_slice(&0x0100u16.to_be_bytes());
         mvhd.extend_from_slice(&[0; 10]);
         mvhd.extend(u32s(&MATRIX));
         mvhd.extend_from_slice(&[0; 24]);
-        mvhd.extend(u32s(&[2]));
-        let mut tkhd = u32s(&[0, 0, 1, 0, dur, 0, 0]);
+        mvhd.extend(u32s(&[tracks.len() as u32 + 1]));
+        let mut moov = full(b"mvhd", 0, 0, &mvhd);
+        for (i, t) in tracks.iter().enumerate() {
+            moov.extend(self.trak(t, i as u32 + 1, movie_ms(t) as u32));
+        }
+        bx(b"moov", &moov)
+    }
+
+    fn trak(&self, t: &Track, id: u32, movie_dur: u32) -> Vec<u8> {
+        let (w, h, volume, handler, name): (u32, u32, u16, &[u8; 4], &[u8]) = match t.kind {
+            Kind::Video { width, height } => (width, height, 0, b"vide", b"camfleet video\0"),
+            Kind::Audio => (0, 0, 0x0100, b"soun", b"camfleet audio\0"),
+        };
+        let mut tkhd = u32s(&[0, 0, id, 0, movie_dur, 0, 0]);
         tkhd.extend_from_slice(&[0, 0, 0, 0]); // layer, alternate group
-        tkhd.extend_from_slice(&[0, 0, 0, 0]); // volume, reserved
+        tkhd.extend_from_slice(&volume.to_be_bytes());
+        tkhd.extend_from_slice(&[0, 0]); // reserved
         tkhd.extend(u32s(&MATRIX));
-        tkhd.extend(u32s(&[self.width << 16, self.height << 16]));
-        let mut mdhd = u32s(&[0, 0, ts, dur]);
+        tkhd.extend(u32s(&[w << 16, h << 16]));
+        let mut mdhd = u32s(&[0, 0, t.timescale, t.duration() as u32]);
         mdhd.extend_from_slice(&0x55c4u16.to_be_bytes()); // "und"
         mdhd.extend_from_slice(&[0, 0]);
         let mut hdlr = u32s(&[0]);
-        hdlr.extend_from_slice(b"vide");
+        hdlr.extend_from_slice(handler);
         hdlr.extend_from_slice(&[0; 12]);
-        hdlr.extend_from_slice(b"camfleet video\0");
+        hdlr.extend_from_slice(name);
         // Sample tables.
         let mut stts: Vec<(u32, u32)> = Vec::new();
-        for s in &self.samples {
+        for s in &t.samples {
             match stts.last_mut() {
                 Some((n, d)) if *d == s.duration => *n += 1,
                 _ => stts.push((1, s.duration)),
@@ -165,48 +240,44 @@ impl<W: Write + Seek> Mp4Writer<W> {
         for (n, d) in &stts {
             stts_b.extend(u32s(&[*n, *d]));
         }
-        let sync: Vec<u32> = self
-            .samples
-            .iter()
-            .enumerate()
-            .filter(|(_, s)| s.sync)
-            .map(|(i, _)| i as u32 + 1)
-            .collect();
-        let mut stss = u32s(&[sync.len() as u32]);
-        stss.extend(u32s(&sync));
-        let n = self.samples.len() as u32;
+        let n = t.samples.len() as u32;
         // One chunk per sample: simple and exact.
         let stsc = u32s(&[1, 1, 1, 1]);
         let mut stsz = u32s(&[0, n]);
-        stsz.extend(self.samples.iter().flat_map(|s| s.size.to_be_bytes()));
+        stsz.extend(t.samples.iter().flat_map(|s| s.size.to_be_bytes()));
         let big = self.pos > u64::from(u32::MAX);
         let (co_kind, co) = if big {
             let mut v = u32s(&[n]);
-            v.extend(self.samples.iter().flat_map(|s| s.offset.to_be_bytes()));
+            v.extend(t.samples.iter().flat_map(|s| s.offset.to_be_bytes()));
             (b"co64", v)
         } else {
             let mut v = u32s(&[n]);
             v.extend(
-                self.samples
+                t.samples
                     .iter()
                     .flat_map(|s| (s.offset as u32).to_be_bytes()),
             );
             (b"stco", v)
         };
         let mut stsd = u32s(&[1]);
-        stsd.extend_from_slice(&self.sample_entry);
-        let stbl = bx(
-            b"stbl",
-            &[
-                full(b"stsd", 0, 0, &stsd),
-                full(b"stts", 0, 0, &stts_b),
-                full(b"stss", 0, 0, &stss),
-                full(b"stsc", 0, 0, &stsc),
-                full(b"stsz", 0, 0, &stsz),
-                full(co_kind, 0, 0, &co),
-            ]
-            .concat(),
-        );
+        stsd.extend_from_slice(&t.sample_entry);
+        let mut stbl = full(b"stsd", 0, 0, &stsd);
+        stbl.extend(full(b"stts", 0, 0, &stts_b));
+        if matches!(t.kind, Kind::Video { .. }) {
+            let sync: Vec<u32> = t
+                .samples
+                .iter()
+                .enumerate()
+                .filter(|(_, s)| s.sync)
+                .map(|(i, _)| i as u32 + 1)
+                .collect();
+            let mut stss = u32s(&[sync.len() as u32]);
+            stss.extend(u32s(&sync));
+            stbl.extend(full(b"stss", 0, 0, &stss));
+        }
+        stbl.extend(full(b"stsc", 0, 0, &stsc));
+        stbl.extend(full(b"stsz", 0, 0, &stsz));
+        stbl.extend(full(co_kind, 0, 0, &co));
         let dinf = bx(
             b"dinf",
             &full(
@@ -216,16 +287,16 @@ impl<W: Write + Seek> Mp4Writer<W> {
                 &[u32s(&[1]), full(b"url ", 0, 1, &[])].concat(),
             ),
         );
-        let minf = bx(
-            b"minf",
-            &[full(b"vmhd", 0, 1, &[0; 8]), dinf, stbl].concat(),
-        );
+        let media_header = match t.kind {
+            Kind::Video { .. } => full(b"vmhd", 0, 1, &[0; 8]),
+            Kind::Audio => full(b"smhd", 0, 0, &[0; 4]),
+        };
+        let minf = bx(b"minf", &[media_header, dinf, bx(b"stbl", &stbl)].concat());
         let mdia = bx(
             b"mdia",
             &[full(b"mdhd", 0, 0, &mdhd), full(b"hdlr", 0, 0, &hdlr), minf].concat(),
         );
-        let trak = bx(b"trak", &[full(b"tkhd", 0, 3, &tkhd), mdia].concat());
-        bx(b"moov", &[full(b"mvhd", 0, 0, &mvhd), trak].concat())
+        bx(b"trak", &[full(b"tkhd", 0, 3, &tkhd), mdia].concat())
     }
 }
 

@@ -29,10 +29,11 @@ fi
 
 say "peers: GStreamer RTSP server (gst-rtsp-server, x264) and ffprobe (Debian)"
 if ! /usr/bin/python3 -c 'import gi; gi.require_version("GstRtspServer", "1.0")' 2>/dev/null \
-  || ! command -v ffprobe >/dev/null || ! gst-inspect-1.0 x264enc >/dev/null 2>&1; then
+  || ! command -v ffprobe >/dev/null || ! gst-inspect-1.0 x264enc >/dev/null 2>&1 \
+  || ! gst-inspect-1.0 x265enc >/dev/null 2>&1 || ! gst-inspect-1.0 voaacenc >/dev/null 2>&1; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
     gir1.2-gst-rtsp-server-1.0 python3-gi gstreamer1.0-plugins-base gstreamer1.0-plugins-good \
-    gstreamer1.0-plugins-ugly gstreamer1.0-tools ffmpeg >/dev/null
+    gstreamer1.0-plugins-ugly gstreamer1.0-plugins-bad gstreamer1.0-tools ffmpeg >/dev/null
 fi
 
 say "peers: net-snmp snmptrapd and snmptranslate (Debian)"
