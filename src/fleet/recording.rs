@@ -139,6 +139,12 @@ impl RecordingManager {
                     if let Err(e) = self.reconcile_tasks(&mut tasks, &tx).await {
                         tracing::warn!(error = %e, "recording policies: reconcile failed");
                     }
+                    // Segments the tier refused (full, unreachable) are
+                    // filed once it takes them again.
+                    let n = self.recorder.retry_pending(&self.spool, "hot", Duration::from_secs(60)).await;
+                    if n > 0 {
+                        tracing::info!(segments = n, "pending segments stored");
+                    }
                 }
                 Some((id, ev)) = rx.recv() => {
                     let (status, notice) = match &ev {

@@ -296,7 +296,38 @@ impl Ledger {
                 }
             }
         }
+        problems.extend(
+            self.orphans(tier, store, 100_000)
+                .await?
+                .into_iter()
+                .map(|(k, size)| {
+                    format!("{k}: {size} bytes in storage but not in the ledger (left in place)")
+                }),
+        );
         Ok(problems)
+    }
+
+    /// Segment objects in a tier that the ledger does not know. They are
+    /// listed for a person to look at and never deleted: retention only
+    /// ever deletes what the ledger holds.
+    pub async fn orphans(
+        &self,
+        tier: &str,
+        store: &Storage,
+        limit: usize,
+    ) -> Result<Vec<(String, u64)>> {
+        let known: std::collections::HashSet<String> = self
+            .rows(tier)
+            .await?
+            .into_iter()
+            .map(|r| r.storage_key)
+            .collect();
+        Ok(store
+            .list("recordings", limit)
+            .await?
+            .into_iter()
+            .filter(|(k, _)| !known.contains(k))
+            .collect())
     }
 }
 

@@ -48,6 +48,8 @@ pub struct RecordOptions {
     pub origin: String,
     /// RTP over UDP instead of interleaved in the RTSP connection.
     pub udp: bool,
+    /// Waits before reconnecting after the 1st, 2nd, 3rd and later failures.
+    pub backoff: [Duration; 4],
     /// Where progress is reported, if anywhere.
     pub events: Option<tokio::sync::mpsc::UnboundedSender<RecEvent>>,
 }
@@ -61,6 +63,7 @@ impl RecordOptions {
             tier: "hot".into(),
             origin: "live".into(),
             udp: false,
+            backoff: [1, 5, 10, 60].map(Duration::from_secs),
             events: None,
         }
     }
@@ -133,6 +136,15 @@ pub struct Recorder {
 
 fn rec_err(what: &str, e: impl std::fmt::Display) -> Error {
     Error::new(ErrorKind::Unavailable, format!("recording: {what}: {e}"))
+}
+
+/// Drop a segment that cannot be completed (its spool file goes).
+fn discard(open: Option<Open>) {
+    if let Some(o) = open {
+        let path = o.path.clone();
+        drop(o);
+        let _ = std::fs::remove_file(path);
+    }
 }
 
 fn fsync_dir(dir: &Path) -> std::io::Result<()> {
@@ -324,7 +336,10 @@ impl Recorder {
                 }
                 _ => None,
             };
-            self.put(&mut open, put, entry, stream, opts, stats).await?;
+            if let Err(e) = self.put(&mut open, put, entry, stream, opts, stats).await {
+                discard(open.take());
+                return Err(e);
+            }
         };
         if let Some(o) = open.take() {
             self.finish(o, stream, opts, stats).await?;
@@ -443,8 +458,14 @@ impl Recorder {
                     cut_before: f.discontinuity,
                 };
                 let entry = entry.clone();
-                self.put(&mut open, put, || entry, stream, opts, &mut stats)
-                    .await?;
+                if let Err(e) = self
+                    .put(&mut open, put, || entry, stream, opts, &mut stats)
+                    .await
+                {
+                    discard(open.take());
+                    session.close().await;
+                    return Err(e);
+                }
             }
         };
         if let Some(o) = open.take() {
@@ -471,11 +492,23 @@ impl Recorder {
             return Ok(());
         }
         let dur_ms = (o.writer.duration() / 90) as i64;
-        let file = o.writer.finish().map_err(|e| rec_err("finishing", e))?;
-        file.sync_all().map_err(|e| rec_err("fsync", e))?;
-        drop(file);
-        let done = o.path.with_extension(""); // drop ".partial"
-        std::fs::rename(&o.path, &done).map_err(|e| rec_err("rename", e))?;
+        let partial = o.path.clone();
+        // A segment that cannot be finished (a full disk) is removed, not
+        // left half-written.
+        let finished = o
+            .writer
+            .finish()
+            .and_then(|file| file.sync_all())
+            .map_err(|e| rec_err("finishing", e));
+        if let Err(e) = finished {
+            let _ = std::fs::remove_file(&partial);
+            return Err(e);
+        }
+        let done = partial.with_extension(""); // drop ".partial"
+        if let Err(e) = std::fs::rename(&partial, &done) {
+            let _ = std::fs::remove_file(&partial);
+            return Err(rec_err("rename", e));
+        }
         let day = chrono::DateTime::from_timestamp_millis(o.start_ms)
             .unwrap_or_default()
             .format("%Y/%m/%d");
@@ -491,12 +524,15 @@ impl Recorder {
             ),
         };
         let side_path = done.with_extension("json");
-        std::fs::write(&side_path, serde_json::to_vec(&side).unwrap_or_default())
-            .map_err(|e| rec_err("sidecar", e))?;
-        std::fs::File::open(&side_path)
-            .and_then(|f| f.sync_all())
-            .map_err(|e| rec_err("fsync", e))?;
-        fsync_dir(&opts.spool).map_err(|e| rec_err("fsync", e))?;
+        let sidecar = std::fs::write(&side_path, serde_json::to_vec(&side).unwrap_or_default())
+            .and_then(|()| std::fs::File::open(&side_path)?.sync_all())
+            .and_then(|()| fsync_dir(&opts.spool));
+        if let Err(e) = &sidecar {
+            // The spool is full: file the finished segment straight from
+            // memory; if that fails too it stays for a person to look at.
+            tracing::warn!(file = %done.display(), error = %e, "segment metadata not written to the spool");
+            let _ = std::fs::remove_file(&side_path);
+        }
         let bytes = self.commit(&done, &side, &opts.tier).await?;
         if let Some(tx) = &opts.events {
             let _ = tx.send(RecEvent::Segment { bytes });
@@ -533,6 +569,42 @@ impl Recorder {
         let _ = std::fs::remove_file(path);
         let _ = std::fs::remove_file(path.with_extension("json"));
         Ok(bytes)
+    }
+
+    /// Commit finished segments whose commit failed (the storage tier was
+    /// full or unreachable) and that have waited at least `min_age`. Safe
+    /// while recording: segments being written (`.partial`) are not
+    /// touched. Returns how many were committed.
+    pub async fn retry_pending(&self, spool: &Path, tier: &str, min_age: Duration) -> usize {
+        let Ok(entries) = std::fs::read_dir(spool) else {
+            return 0;
+        };
+        let mut committed = 0;
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.extension().and_then(|x| x.to_str()) != Some("mp4") {
+                continue;
+            }
+            let old_enough = e
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age >= min_age);
+            let side: Option<Sidecar> = std::fs::read(p.with_extension("json"))
+                .ok()
+                .and_then(|b| serde_json::from_slice(&b).ok());
+            if let (true, Some(s)) = (old_enough, side) {
+                match self.commit(&p, &s, tier).await {
+                    Ok(_) => committed += 1,
+                    Err(e) => {
+                        tracing::warn!(file = %p.display(), error = %e, "pending segment still not stored");
+                        break; // the tier is still unwell; try again later
+                    }
+                }
+            }
+        }
+        committed
     }
 
     /// Start-up: `.partial` segments are discarded (counted), finished ones
@@ -585,7 +657,7 @@ impl Recorder {
     ) -> RecordStats {
         let mut stats = RecordStats::default();
         let mut failures = 0usize;
-        const BACKOFF: [u64; 4] = [1, 5, 10, 60];
+
         loop {
             let before = stats.frames;
             let r = self
@@ -604,7 +676,9 @@ impl Recorder {
             if stats.frames > before {
                 failures = 0;
             }
-            let wait = BACKOFF[failures.min(BACKOFF.len() - 1)];
+            let backoff = &opts.backoff;
+            let pause = backoff[failures.min(backoff.len() - 1)];
+            let wait = pause.as_secs();
             failures += 1;
             let error = match r {
                 Err(e) => e.to_string(),
@@ -619,7 +693,7 @@ impl Recorder {
             }
             tokio::select! {
                 _ = stop.wait() => return stats,
-                _ = tokio::time::sleep(Duration::from_secs(wait)) => {}
+                _ = tokio::time::sleep(pause) => {}
             }
         }
     }

@@ -50,6 +50,11 @@ impl Storage {
     /// from `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY`. Requests are
     /// path-style; plain HTTP is allowed only to an explicit endpoint.
     pub fn s3(url: &str) -> Result<Storage> {
+        Self::s3_with_keys(url, None)
+    }
+
+    /// As [`s3`](Self::s3), with these keys instead of the environment's.
+    pub fn s3_with_keys(url: &str, keys: Option<(&str, &str)>) -> Result<Storage> {
         let parsed = url::Url::parse(url).map_err(|e| err("URL", e))?;
         if parsed.scheme() != "s3" {
             return Err(Error::new(
@@ -70,6 +75,9 @@ impl Storage {
             .with_bucket_name(bucket)
             .with_virtual_hosted_style_request(false)
             .with_region(q("region").unwrap_or_else(|| "us-east-1".into()));
+        if let Some((key, secret)) = keys {
+            b = b.with_access_key_id(key).with_secret_access_key(secret);
+        }
         if let Some(ep) = q("endpoint") {
             b = b
                 .with_allow_http(ep.starts_with("http://"))
@@ -117,6 +125,22 @@ impl Storage {
         r.bytes()
             .await
             .map_err(|e| err(&format!("reading {key}"), e))
+    }
+
+    /// Every object under `prefix`: (key, size). Capped at `limit`.
+    pub async fn list(&self, prefix: &str, limit: usize) -> Result<Vec<(String, u64)>> {
+        use futures::StreamExt;
+        let p = Key::from(prefix);
+        let mut stream = self.store.list(Some(&p));
+        let mut out = Vec::new();
+        while let Some(item) = stream.next().await {
+            let m = item.map_err(|e| err(&format!("listing {prefix}"), e))?;
+            out.push((m.location.to_string(), m.size));
+            if out.len() >= limit {
+                break;
+            }
+        }
+        Ok(out)
     }
 
     pub async fn delete(&self, key: &str) -> Result<()> {

