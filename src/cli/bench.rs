@@ -31,9 +31,16 @@ pub enum BenchCommand {
 
 #[derive(Args, Debug)]
 pub struct RecordBench {
-    /// The RTSP source (e.g. the GStreamer test server).
+    /// The RTSP source (e.g. the GStreamer test server). `{i}` is replaced
+    /// by the stream's number, for one source per stream (the simulator's
+    /// `rtsp://127.0.0.1:8554/cam{i}/main`).
     #[arg(long)]
     pub url: String,
+    /// RTSP login, if the source asks for one.
+    #[arg(long)]
+    pub user: Option<String>,
+    #[arg(long, default_value = "")]
+    pub password: String,
     #[arg(long, default_value_t = 1)]
     pub streams: usize,
     #[arg(long, default_value_t = 30)]
@@ -689,14 +696,17 @@ async fn events(
     Ok(())
 }
 
-/// Record `streams` copies of one source into an in-memory tier and a
-/// throw-away SQLite ledger; report CPU per stream, frames and losses.
+/// Record `streams` sources into a throw-away local tier and SQLite
+/// ledger; report CPU per stream, frames (per stream over the requested
+/// time) and losses.
 async fn record(a: RecordBench) -> anyhow::Result<()> {
     use crate::recorder::{RecordOptions, RecordStats, Recorder, StreamId};
     let dir = std::env::temp_dir().join(format!("camfleet-bench-record-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let db = crate::db::connect(&crate::db::sqlite_url(&dir)).await?;
-    let store = std::sync::Arc::new(crate::storage::Storage::memory());
+    // A local tier, as in production: segments are written, fsynced and
+    // copied into it, so disk work is part of the figure.
+    let store = std::sync::Arc::new(crate::storage::Storage::local(&dir.join("storage"))?);
     let rec = std::sync::Arc::new(Recorder::new(
         std::sync::Arc::new(crate::fleet::recordings::Ledger::new(db)),
         store,
@@ -710,7 +720,8 @@ async fn record(a: RecordBench) -> anyhow::Result<()> {
         let rec = rec.clone();
         let mut opts = RecordOptions::new(dir.join("spool"));
         opts.segment = Duration::from_secs(a.segment.max(1));
-        let url = url::Url::parse(&a.url)?;
+        let url = url::Url::parse(&a.url.replace("{i}", &i.to_string()))?;
+        let creds = a.user.clone().map(|u| (u, a.password.clone()));
         let stopped = stopped.clone();
         tasks.push(tokio::spawn(async move {
             let mut stats = RecordStats::default();
@@ -720,19 +731,29 @@ async fn record(a: RecordBench) -> anyhow::Result<()> {
                 profile: "bench".into(),
             };
             let r = rec
-                .record(&stream, url, None, &opts, &mut stats, stopped)
+                .record(&stream, url, creds, &opts, &mut stats, stopped)
                 .await;
             (r, stats)
         }));
     }
     tokio::time::sleep(Duration::from_secs(a.secs)).await;
+    let stopped_at = std::time::Instant::now();
     stop.fire();
     let mut total = RecordStats::default();
     let mut failed = 0;
+    let mut slowest = f64::MAX;
     for t in tasks {
         let (r, s) = t.await?;
-        if r.is_err() {
+        if let Err(e) = r {
             failed += 1;
+            eprintln!("stream failed: {e}");
+        }
+        // Each stream's own rate, from its first frame to the stop.
+        if let Some(first) = s.first_frame {
+            let secs = stopped_at.saturating_duration_since(first).as_secs_f64();
+            if secs > 0.0 {
+                slowest = slowest.min(s.frames as f64 / secs);
+            }
         }
         total.frames += s.frames;
         total.segments += s.segments;
@@ -742,13 +763,14 @@ async fn record(a: RecordBench) -> anyhow::Result<()> {
     let wall = t0.elapsed();
     let cpu = usage().cpu - cpu0;
     println!(
-        "{} streams for {:.1?}: CPU {:.2?} ({:.2} % of one core per stream), {} frames ({:.1} fps per stream), {} lost, {} segments, {} MiB, {failed} failed, peak RSS {} MiB",
+        "{} streams for {:.1?}: CPU {:.2?} ({:.2} % of one core per stream), {} frames ({:.1} fps per stream, slowest stream {:.1}), {} lost, {} segments, {} MiB, {failed} failed, peak RSS {} MiB",
         a.streams,
         wall,
         cpu,
         cpu.as_secs_f64() / wall.as_secs_f64() * 100.0 / a.streams as f64,
         total.frames,
-        total.frames as f64 / wall.as_secs_f64() / a.streams as f64,
+        total.frames as f64 / a.secs as f64 / a.streams as f64,
+        if slowest == f64::MAX { 0.0 } else { slowest },
         total.lost,
         total.segments,
         total.bytes / 1_048_576,

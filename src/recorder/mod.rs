@@ -100,6 +100,9 @@ pub struct RecordStats {
     pub bytes: u64,
     /// Frames reported lost by the RTP layer.
     pub lost: u64,
+    /// When the first frame arrived (rates are measured from it).
+    #[serde(skip)]
+    pub first_frame: Option<std::time::Instant>,
 }
 
 /// A finished segment, as it is filed.
@@ -132,6 +135,8 @@ pub struct Recorder {
     ledger: Arc<dyn SegmentLedger>,
     store: Arc<Storage>,
     clock: SharedClock,
+    /// Segments being put into the tier at once.
+    commits: tokio::sync::Semaphore,
 }
 
 fn rec_err(what: &str, e: impl std::fmt::Display) -> Error {
@@ -214,6 +219,7 @@ impl Recorder {
             ledger,
             store,
             clock,
+            commits: tokio::sync::Semaphore::new(8),
         }
     }
 
@@ -312,6 +318,9 @@ impl Recorder {
                 Ok(Some(Ok(_))) => continue,
             };
             stats.frames += 1;
+            stats
+                .first_frame
+                .get_or_insert_with(std::time::Instant::now);
             stats.lost += u64::from(frame.loss());
             let params = demuxed.streams()[vi].parameters();
             let put = SegFrame {
@@ -545,11 +554,15 @@ impl Recorder {
     /// Put a finished spool segment into the tier and the ledger; then
     /// remove it from the spool. Idempotent by storage key.
     async fn commit(&self, path: &Path, side: &Sidecar, tier: &str) -> Result<u64> {
-        let data = std::fs::read(path).map_err(|e| rec_err("spool", e))?;
-        let bytes = data.len() as u64;
+        let mut bytes = std::fs::metadata(path)
+            .map_err(|e| rec_err("spool", e))?
+            .len();
         if !self.ledger.contains(&side.key).await? {
-            let checksum = crate::storage::sha256_hex(&data);
-            self.store.put(&side.key, bytes::Bytes::from(data)).await?;
+            // A few at a time, streamed: segments of many cameras finish
+            // together and must not all sit in memory at once.
+            let _permit = self.commits.acquire().await;
+            let (n, checksum) = self.store.put_file(&side.key, path).await?;
+            bytes = n;
             let at = |ms: i64| chrono::DateTime::from_timestamp_millis(ms).unwrap_or_default();
             self.ledger
                 .file(&Filed {

@@ -128,9 +128,23 @@ fn parse(data: &[u8]) -> Clip {
     Clip { frames, sps, pps }
 }
 
+/// The clip; `CAMFLEET_SIM_CLIP` may name another Annex B H.264 file
+/// (10 fps, a keyframe every 10 frames, SPS/PPS before each) for
+/// benchmarks at camera-like bitrates.
 pub fn clip() -> &'static Clip {
     static CLIP: OnceLock<Clip> = OnceLock::new();
-    CLIP.get_or_init(|| parse(include_bytes!("clip.h264")))
+    CLIP.get_or_init(|| {
+        if let Ok(path) = std::env::var("CAMFLEET_SIM_CLIP") {
+            match std::fs::read(&path).map(|b| parse(&b)) {
+                Ok(c) if !c.frames.is_empty() && !c.sps.is_empty() && !c.pps.is_empty() => {
+                    return c;
+                }
+                Ok(_) => tracing::warn!(path, "CAMFLEET_SIM_CLIP is not a usable H.264 stream"),
+                Err(e) => tracing::warn!(path, error = %e, "CAMFLEET_SIM_CLIP unreadable"),
+            }
+        }
+        parse(include_bytes!("clip.h264"))
+    })
 }
 
 #[cfg(test)]

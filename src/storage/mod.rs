@@ -1,7 +1,7 @@
 //! The storage tier: one `object_store` for a local directory (the
 //! default, under the data directory) or an S3-compatible bucket
-//! (path-style, for MinIO, SeaweedFS, AWS). Firmware images live here now;
-//! recordings will too.
+//! (path-style, for MinIO, SeaweedFS, AWS): recordings, firmware images,
+//! configuration and database backups.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -127,6 +127,59 @@ impl Storage {
             .map_err(|e| err(&format!("reading {key}"), e))
     }
 
+    /// Store a file without holding it in memory: read in 1 MiB pieces,
+    /// hashed on the way, sent as a multipart upload of 5 MiB parts (the
+    /// smallest S3 allows) when it is larger than one part. Returns its
+    /// size and SHA-256 (hex).
+    pub async fn put_file(&self, key: &str, path: &Path) -> Result<(u64, String)> {
+        use sha2::Digest;
+        use tokio::io::AsyncReadExt;
+        const PART: usize = 5 * 1024 * 1024;
+        let mut f = tokio::fs::File::open(path)
+            .await
+            .map_err(|e| err(&format!("reading {}", path.display()), e))?;
+        let len = f.metadata().await.map(|m| m.len()).unwrap_or(0);
+        let mut hasher = sha2::Sha256::new();
+        if len <= PART as u64 {
+            let mut data = Vec::with_capacity(len as usize);
+            f.read_to_end(&mut data)
+                .await
+                .map_err(|e| err(&format!("reading {}", path.display()), e))?;
+            hasher.update(&data);
+            let n = data.len() as u64;
+            self.put(key, Bytes::from(data)).await?;
+            return Ok((n, hex(&hasher.finalize())));
+        }
+        let upload = self
+            .store
+            .put_multipart(&Key::from(key))
+            .await
+            .map_err(|e| err(&format!("writing {key}"), e))?;
+        let mut w = object_store::WriteMultipart::new_with_chunk_size(upload, PART);
+        let mut buf = vec![0u8; 1024 * 1024];
+        let mut total = 0u64;
+        loop {
+            let n = match f.read(&mut buf).await {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) => {
+                    let _ = w.abort().await;
+                    return Err(err(&format!("reading {}", path.display()), e));
+                }
+            };
+            hasher.update(&buf[..n]);
+            total += n as u64;
+            if let Err(e) = w.wait_for_capacity(2).await {
+                return Err(err(&format!("writing {key}"), e));
+            }
+            w.write(&buf[..n]);
+        }
+        w.finish()
+            .await
+            .map_err(|e| err(&format!("writing {key}"), e))?;
+        Ok((total, hex(&hasher.finalize())))
+    }
+
     /// Every object under `prefix`: (key, size). Capped at `limit`.
     pub async fn list(&self, prefix: &str, limit: usize) -> Result<Vec<(String, u64)>> {
         use futures::StreamExt;
@@ -149,6 +202,10 @@ impl Storage {
             .await
             .map_err(|e| err(&format!("deleting {key}"), e))
     }
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 /// SHA-256 of some bytes, as lowercase hex (checksums in the ledger and
