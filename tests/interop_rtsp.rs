@@ -110,6 +110,28 @@ async fn check_codecs(url: &str, creds: Option<(String, String)>, streams: &[&st
         assert!(dur > 0.5 && dur < 4.0, "duration {dur}: {probe}");
         assert_eq!(r.codec, codec);
     }
+    // The segments joined into one file (the range download) play too.
+    let mut c = camfleet::recorder::mp4::Concat::new();
+    let (from, to) = (rows[0].start_at, rows[rows.len() - 1].end_at);
+    for r in &rows {
+        let bytes = store.get(&r.storage_key).await.unwrap();
+        c.add(
+            || Ok(std::io::Cursor::new(Vec::new())),
+            &bytes,
+            r.start_at.timestamp_millis(),
+            from.timestamp_millis(),
+            to.timestamp_millis(),
+        )
+        .unwrap();
+    }
+    let joined = c.finish().unwrap().expect("a joined file").into_inner();
+    let probe = ffprobe(&joined);
+    for want in streams {
+        assert!(
+            probe.contains(&format!("codec_name={want}")),
+            "joined, {want}: {probe}"
+        );
+    }
 }
 
 #[tokio::test]

@@ -2307,3 +2307,118 @@ async fn recorded_segments_show_on_a_timeline_with_gaps_and_play_in_scope_only()
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     f.shutdown().await;
 }
+
+/// A time range downloads as one MP4: the segments joined from the
+/// keyframe before the start, the gap closed up, only within the user's
+/// sites; bad ranges are refused with a reason.
+#[tokio::test]
+async fn a_time_range_downloads_as_one_mp4() {
+    use camfleet::recorder::mp4::{Mp4Writer, read_tracks};
+    use sea_orm::ActiveModelTrait;
+    let (app, state) = app().await;
+    let f = fleet(2, "").await;
+    let a = adopt_into(&state, &f, 0).await;
+    let b = adopt_into(&state, &f, 1).await;
+    make_site(&state, "Elsewhere").await;
+    put_in_site(&state, b.id, "Elsewhere").await;
+    let u = make_user(&state, "north", Role::Technician).await;
+    let north = make_site(&state, "North").await;
+    put_in_site(&state, a.id, "North").await;
+    state
+        .users
+        .update(u.id, Role::Technician, false, &[north], 0, &Actor::system())
+        .await
+        .unwrap();
+    // One-minute segments at 10 fps, a keyframe every second: 10:00,
+    // 10:01, then (after a gap) 10:10.
+    let day: chrono::DateTime<chrono::Utc> = "2026-11-20T10:00:00Z".parse().unwrap();
+    for (dev, start_s) in [(a.id, 0), (a.id, 60), (a.id, 600), (b.id, 0)] {
+        let entry = {
+            let mut e = vec![0, 0, 0, 86];
+            e.extend_from_slice(b"avc1");
+            e.extend_from_slice(&[0u8; 78]);
+            e
+        };
+        let mut w =
+            Mp4Writer::new(std::io::Cursor::new(Vec::new()), entry, (320, 240), 90_000).unwrap();
+        for i in 0..600i64 {
+            w.push(
+                i * 9000,
+                &[0, 0, 0, 3, 0x65, (i % 251) as u8, 1],
+                i % 10 == 0,
+            )
+            .unwrap();
+        }
+        let body = w.finish().unwrap().into_inner();
+        let start = day + chrono::Duration::seconds(start_s);
+        let key = format!("recordings/{dev}/{start_s}.mp4");
+        state
+            .storage
+            .put(&key, bytes::Bytes::from(body.clone()))
+            .await
+            .unwrap();
+        camfleet::db::entities::recording::ActiveModel {
+            device_id: sea_orm::Set(dev),
+            site_id: sea_orm::Set(None),
+            profile: sea_orm::Set("Profile_1".into()),
+            start_at: sea_orm::Set(start),
+            end_at: sea_orm::Set(start + chrono::Duration::seconds(60)),
+            bytes: sea_orm::Set(body.len() as i64),
+            codec: sea_orm::Set("avc1".into()),
+            checksum: sea_orm::Set(camfleet::storage::sha256_hex(&body)),
+            tier: sea_orm::Set("hot".into()),
+            storage_key: sea_orm::Set(key),
+            created_at: sea_orm::Set(start),
+            origin: sea_orm::Set("live".into()),
+            ..Default::default()
+        }
+        .insert(&state.db)
+        .await
+        .unwrap();
+    }
+    let (_, cookie) = login(&app, "north", "correct-horse").await;
+    let url = |dev: i32, from: &str, to: &str| {
+        format!("/devices/{dev}/recordings/export?day=2026-11-20&from={from}&to={to}")
+    };
+    let resp = app
+        .clone()
+        .oneshot(get(&url(a.id, "10:00:30.5", "10:10:30"), &cookie))
+        .await
+        .unwrap();
+    // Fractions are not a time of day this form takes.
+    assert_eq!(resp.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let resp = app
+        .clone()
+        .oneshot(get(&url(a.id, "10:00:30", "10:10:30"), &cookie))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert!(
+        resp.headers()[header::CONTENT_DISPOSITION]
+            .to_str()
+            .unwrap()
+            .starts_with("attachment;")
+    );
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    let tracks = read_tracks(&body).unwrap();
+    // 300 frames of the first minute, all of the second, 300 of 10:10.
+    assert_eq!(tracks[0].samples.len(), 1200);
+    assert!(tracks[0].samples[0].3, "starts at a keyframe");
+    let first = tracks[0].samples[0].0 as usize;
+    assert_eq!(
+        &body[first..first + 7],
+        &[0u8, 0, 0, 3, 0x65, (300 % 251) as u8, 1]
+    );
+    for (from, to, status) in [
+        ("10:05", "10:01", StatusCode::UNPROCESSABLE_ENTITY),
+        ("03:00", "10:00", StatusCode::UNPROCESSABLE_ENTITY),
+        ("10:03", "10:09", StatusCode::NOT_FOUND),
+    ] {
+        let (s, _, page) = send(&app, get(&url(a.id, from, to), &cookie)).await;
+        assert_eq!(s, status, "{from}-{to}: {page}");
+    }
+    // Another site's camera.
+    let (s, _, _) = send(&app, get(&url(b.id, "10:00", "10:01"), &cookie)).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    f.shutdown().await;
+}

@@ -54,6 +54,10 @@ pub struct AppState {
     pub alerting: crate::fleet::alerting::Alerting,
     pub provisioner: Arc<crate::fleet::provision::Provisioner>,
     pub storage: Arc<crate::storage::Storage>,
+    /// Every storage tier by name (`hot` is `storage`; `cold` if set up).
+    pub tiers: std::collections::HashMap<String, Arc<crate::storage::Storage>>,
+    /// Edge backfill, when there is a data directory for its spool.
+    pub backfill: Option<Arc<crate::fleet::backfill::Backfill>>,
     pub firmware_lib: Arc<crate::fleet::firmware::Firmware>,
     pub jobs: Arc<crate::fleet::jobs::Jobs>,
     secrets: Arc<crate::secrets::SecretBox>,
@@ -86,6 +90,8 @@ impl AppState {
             users: Users::new(db.clone(), clock.clone()),
             sessions: Sessions::new(db.clone(), clock.clone()),
             storage: storage.clone(),
+            tiers: [("hot".to_string(), storage.clone())].into_iter().collect(),
+            backfill: None,
             firmware_lib: firmware.clone(),
             secrets: secrets.clone(),
             provisioner: provisioner.clone(),
@@ -146,6 +152,17 @@ impl AppState {
         if let Some(c) = cold {
             tiers.insert("cold".into(), Arc::new(c));
         }
+        let tiers_for_pages = tiers.clone();
+        let backfill = data_dir.as_ref().map(|dir| {
+            Arc::new(crate::fleet::backfill::Backfill::new(
+                self.db.clone(),
+                self.secrets.clone(),
+                storage.clone(),
+                self.discovery.transport().clone(),
+                self.clock.clone(),
+                dir.join("spool-backfill"),
+            ))
+        });
         self.jobs = Arc::new(crate::fleet::jobs::Jobs::new(
             crate::fleet::jobs::JobContext {
                 db: self.db.clone(),
@@ -165,21 +182,24 @@ impl AppState {
                         self.clock.clone(),
                     ),
                 )),
-                backfill: data_dir.as_ref().map(|dir| {
-                    Arc::new(crate::fleet::backfill::Backfill::new(
-                        self.db.clone(),
-                        self.secrets.clone(),
-                        storage.clone(),
-                        self.discovery.transport().clone(),
-                        self.clock.clone(),
-                        dir.join("spool-backfill"),
-                    ))
-                }),
+                backfill: backfill.clone(),
                 data_dir,
             },
         ));
         self.storage = storage;
+        self.tiers = tiers_for_pages;
+        self.backfill = backfill;
         self
+    }
+
+    /// A storage tier by name.
+    pub fn tier(&self, name: &str) -> crate::error::Result<Arc<crate::storage::Storage>> {
+        self.tiers.get(name).cloned().ok_or_else(|| {
+            crate::error::Error::new(
+                crate::error::ErrorKind::Unavailable,
+                format!("no storage tier {name:?} is configured here"),
+            )
+        })
     }
 }
 
@@ -236,6 +256,11 @@ pub const ROUTES: &[RouteSpec] = &[
     r(Method::POST, "/devices/{id}/recording", Access::Login),
     r(Method::GET, "/devices/{id}/recordings", Access::Login),
     r(Method::GET, "/recordings/{id}", Access::Login),
+    r(
+        Method::GET,
+        "/devices/{id}/recordings/export",
+        Access::Login,
+    ),
     r(Method::POST, "/devices/{id}/network", Access::Login),
     r(Method::GET, "/inventory", Access::Login),
     r(Method::GET, "/inventory/import", Access::Login),
@@ -320,6 +345,7 @@ fn handler(spec: &RouteSpec) -> MethodRouter<State> {
         ("POST", "/devices/{id}/recording") => post(pages::device_recording),
         ("GET", "/devices/{id}/recordings") => get(recordings::recordings),
         ("GET", "/recordings/{id}") => get(recordings::segment),
+        ("GET", "/devices/{id}/recordings/export") => get(recordings::export),
         ("POST", "/devices/{id}/network") => post(pages::device_network),
         ("GET", "/inventory") => get(inventory::inventory),
         ("GET", "/inventory/import") => get(inventory::import_form),
