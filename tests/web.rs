@@ -2422,3 +2422,99 @@ async fn a_time_range_downloads_as_one_mp4() {
     assert_eq!(s, StatusCode::NOT_FOUND);
     f.shutdown().await;
 }
+
+/// The device page's "fill gaps from the camera now": technicians only,
+/// audited, runs in the background, and the outcome per gap is listed.
+#[tokio::test]
+async fn gaps_are_filled_from_the_camera_on_request_and_listed() {
+    use sea_orm::{ActiveModelTrait, EntityTrait};
+    let (_, plain) = app().await;
+    let dir = std::env::temp_dir().join(format!("camfleet-web-bf-{}", uuid::Uuid::new_v4()));
+    let state = Arc::new(
+        Arc::try_unwrap(plain)
+            .ok()
+            .expect("one owner")
+            .with_storage(
+                camfleet::storage::Storage::memory(),
+                None,
+                Some(dir.clone()),
+            ),
+    );
+    let app = web::router(state.clone());
+    make_user(&state, "tech", Role::Technician).await;
+    make_user(&state, "val", Role::Viewer).await;
+    let f = fleet(1, "").await;
+    let d = adopt_into(&state, &f, 0).await;
+    let mut am: camfleet::db::entities::device::ActiveModel = d.clone().into();
+    am.record_profile = sea_orm::Set(Some("Profile_1".into()));
+    am.update(&state.db).await.unwrap();
+    let now = chrono::Utc::now();
+    for (a, b) in [(30, 20), (10, 5)] {
+        camfleet::db::entities::recording::ActiveModel {
+            device_id: sea_orm::Set(d.id),
+            site_id: sea_orm::Set(None),
+            profile: sea_orm::Set("Profile_1".into()),
+            start_at: sea_orm::Set(now - chrono::Duration::minutes(a)),
+            end_at: sea_orm::Set(now - chrono::Duration::minutes(b)),
+            bytes: sea_orm::Set(1),
+            codec: sea_orm::Set("avc1".into()),
+            checksum: sea_orm::Set(String::new()),
+            tier: sea_orm::Set("hot".into()),
+            storage_key: sea_orm::Set(format!("live/{a}")),
+            created_at: sea_orm::Set(now),
+            origin: sea_orm::Set("live".into()),
+            ..Default::default()
+        }
+        .insert(&state.db)
+        .await
+        .unwrap();
+    }
+    let page_url = format!("/devices/{}", d.id);
+    let action = format!("/devices/{}/backfill", d.id);
+    // A viewer sees no button and may not post.
+    let (_, viewer) = login(&app, "val", "correct-horse").await;
+    let (_, _, page) = send(&app, get(&page_url, &viewer)).await;
+    assert!(!page.contains("Fill gaps from the camera now"));
+    let (status, _, _) = send(
+        &app,
+        post_form(&action, &viewer, &format!("csrf={}", csrf_of(&page))),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (_, tech) = login(&app, "tech", "correct-horse").await;
+    let (_, _, page) = send(&app, get(&page_url, &tech)).await;
+    assert!(page.contains("Fill gaps from the camera now"), "{page}");
+    let (status, _, _) = send(
+        &app,
+        post_form(&action, &tech, &format!("csrf={}", csrf_of(&page))),
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    // The fill runs in the background: wait for its row.
+    let t = tokio::time::Instant::now();
+    let row = loop {
+        let rows = camfleet::db::entities::backfill::Entity::find()
+            .all(&state.db)
+            .await
+            .unwrap();
+        if let Some(r) = rows.into_iter().next() {
+            break r;
+        }
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(30),
+            "no backfill"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert_eq!(row.state, "filled", "{row:?}");
+    assert!(row.segments >= 9);
+    let (_, _, page) = send(&app, get(&page_url, &tech)).await;
+    assert!(page.contains("filled"), "{page}");
+    let audit = camfleet::db::entities::audit_log::Entity::find()
+        .all(&state.db)
+        .await
+        .unwrap();
+    assert!(audit.iter().any(|e| e.action == "device.backfill"));
+    f.shutdown().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -41,6 +41,9 @@ pub enum Command {
     Provision(provision::ProvisionArgs),
     /// Record one camera's stream into the storage tier until Ctrl-C.
     Record(record::RecordArgs),
+    /// Fill gaps in recorded devices' video from their cameras' own
+    /// recordings (ONVIF Profile G), once.
+    Backfill(record::BackfillArgs),
     /// Manage users.
     #[command(subcommand)]
     User(serve::UserCommand),
@@ -72,6 +75,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve(a) => serve::serve(a).await,
         Command::Provision(a) => provision::provision(a).await,
         Command::Record(a) => record::record(a).await,
+        Command::Backfill(a) => record::backfill(a).await,
         Command::User(c) => serve::user(c).await,
     }
 }

@@ -1,6 +1,7 @@
 //! `camfleet record --device ID [--profile TOKEN]`: record one camera's
 //! stream into the storage tier and the recordings ledger until Ctrl-C
-//! (recording policies for the whole fleet are not built yet).
+//! (`serve` records every device by its recording policy).
+//! `camfleet backfill [--device ID]`: fill the gaps once, from the cameras.
 
 use clap::Args;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
@@ -85,5 +86,51 @@ pub async fn record(a: RecordArgs) -> anyhow::Result<()> {
         "{} frames, {} segments, {} bytes, {} frames lost",
         stats.frames, stats.segments, stats.bytes, stats.lost
     );
+    Ok(())
+}
+
+#[derive(Args, Debug)]
+pub struct BackfillArgs {
+    /// Only this device (default: every recorded, reachable device).
+    #[arg(long)]
+    pub device: Option<i32>,
+    /// How far back to look for gaps, in hours.
+    #[arg(long, default_value_t = 24)]
+    pub hours: i64,
+    /// Read at most this many Mbit/s from each camera.
+    #[arg(long, default_value_t = 32)]
+    pub mbps: u64,
+    #[command(flatten)]
+    pub data: DataArgs,
+}
+
+pub async fn backfill(a: BackfillArgs) -> anyhow::Result<()> {
+    let state = crate::app::build(&a.data.config(false)).await?;
+    let b = state
+        .backfill
+        .clone()
+        .ok_or_else(|| anyhow::anyhow!("edge backfill needs a data directory"))?;
+    let mut config = b.config.clone();
+    config.window = chrono::Duration::hours(a.hours.max(1));
+    config.max_bytes_per_s = a.mbps.max(1) * 125_000;
+    let b = b.with_config(config);
+    let r = b.run(a.device, crate::shutdown::never()).await?;
+    for line in &r.log {
+        println!("{line}");
+    }
+    println!(
+        "{} gaps on {} devices: {} filled, {} partly, {} not on the camera either, {} failed; {} segments, {} MiB",
+        r.gaps,
+        r.devices,
+        r.filled,
+        r.partial,
+        r.empty,
+        r.failed,
+        r.segments,
+        r.bytes / 1_048_576
+    );
+    if r.failed > 0 {
+        anyhow::bail!("{} gaps could not be filled", r.failed);
+    }
     Ok(())
 }

@@ -143,6 +143,19 @@ impl Backfill {
         }
     }
 
+    /// The same backfill with other settings (the CLI's flags).
+    pub fn with_config(&self, config: BackfillConfig) -> Backfill {
+        Backfill {
+            db: self.db.clone(),
+            secrets: self.secrets.clone(),
+            recorder: self.recorder.clone(),
+            transport: self.transport.clone(),
+            clock: self.clock.clone(),
+            spool: self.spool.clone(),
+            config,
+        }
+    }
+
     /// The gaps of one stream still worth asking the camera for.
     pub async fn open_gaps(
         &self,

@@ -254,6 +254,7 @@ pub const ROUTES: &[RouteSpec] = &[
     r(Method::POST, "/devices/{id}/poll", Access::Login),
     r(Method::POST, "/devices/{id}/reboot", Access::Login),
     r(Method::POST, "/devices/{id}/recording", Access::Login),
+    r(Method::POST, "/devices/{id}/backfill", Access::Login),
     r(Method::GET, "/devices/{id}/recordings", Access::Login),
     r(Method::GET, "/recordings/{id}", Access::Login),
     r(
@@ -343,6 +344,7 @@ fn handler(spec: &RouteSpec) -> MethodRouter<State> {
         ("POST", "/devices/{id}/poll") => post(pages::device_poll),
         ("POST", "/devices/{id}/reboot") => post(pages::device_reboot),
         ("POST", "/devices/{id}/recording") => post(pages::device_recording),
+        ("POST", "/devices/{id}/backfill") => post(pages::device_backfill),
         ("GET", "/devices/{id}/recordings") => get(recordings::recordings),
         ("GET", "/recordings/{id}") => get(recordings::segment),
         ("GET", "/devices/{id}/recordings/export") => get(recordings::export),

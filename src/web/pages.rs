@@ -635,6 +635,9 @@ pub struct DevicePage {
     pub profiles: Vec<device_profile::Model>,
     pub quirks: Vec<String>,
     pub history: Vec<audit_log::Model>,
+    /// Gaps tried from the camera's own recording, newest first.
+    pub backfills: Vec<crate::db::entities::backfill::Model>,
+    pub can_backfill: bool,
 }
 
 pub async fn device(
@@ -713,7 +716,10 @@ pub async fn device(
         .collect();
     let charts = health_charts(&state, id).await?;
     let drift = d.drift_ms.map(human_drift).unwrap_or_default();
+    let backfills = crate::fleet::backfill::Backfill::history(&state.db, id, 10).await?;
     Ok(DevicePage {
+        can_backfill: state.backfill.is_some() && d.record_profile.is_some(),
+        backfills,
         me,
         d,
         site,
@@ -1200,6 +1206,50 @@ pub async fn device_network(
             &crate::fleet::audit::Actor::user(&me.user.username),
         )
         .await?;
+    Ok(axum::response::Redirect::to(&format!("/devices/{id}")).into_response())
+}
+
+/// Fill this device's gaps from the camera's own recording now (in the
+/// background; the device page lists the outcome per gap).
+pub async fn device_backfill(
+    AxState(state): AxState<State>,
+    Extension(me): Extension<CurrentUser>,
+    Path(id): Path<i32>,
+    axum::extract::RawForm(raw): axum::extract::RawForm,
+) -> Result<Response, WebError> {
+    let f = super::form::FormFields::parse(&raw);
+    me.check_csrf(&f.get("csrf"))?;
+    me.require(me.role.can_operate_devices())?;
+    device_or_404(&state, &me, id).await?;
+    let Some(b) = state.backfill.clone() else {
+        return Err(WebError(Error::new(
+            ErrorKind::Unavailable,
+            "edge backfill is not configured here",
+        )));
+    };
+    me.audit(
+        &state.db,
+        state.clock.now_utc(),
+        crate::fleet::audit::Entry {
+            action: "device.backfill",
+            target_kind: "device",
+            target_id: id.to_string(),
+            before: None,
+            after: None,
+        },
+    )
+    .await?;
+    tokio::spawn(async move {
+        match b.run(Some(id), crate::shutdown::never()).await {
+            Ok(r) => tracing::info!(
+                device = id,
+                gaps = r.gaps,
+                filled = r.filled,
+                "backfill done"
+            ),
+            Err(e) => tracing::warn!(device = id, error = %e, "backfill failed"),
+        }
+    });
     Ok(axum::response::Redirect::to(&format!("/devices/{id}")).into_response())
 }
 
