@@ -164,3 +164,75 @@ async fn a_recording_that_cannot_start_is_reported_and_alerted() {
         .unwrap();
     let _ = std::fs::remove_dir_all(&spool);
 }
+
+/// A simulated camera recorded over RTP/UDP (the option for cameras whose
+/// TCP interleaving misbehaves): segments land, and the stream's rates are
+/// reported for the health view.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_over_udp_is_recorded_and_its_rates_reported() {
+    use camfleet::recorder::{RecEvent, RecordOptions, StreamId};
+    let fleet = one_camera("digest").await;
+    let db = test_db().await;
+    let store = Arc::new(Storage::memory());
+    let rec = Arc::new(Recorder::new(
+        Arc::new(camfleet::fleet::recordings::Ledger::new(db.clone())),
+        store.clone(),
+        system_clock(),
+    ));
+    let spool = std::env::temp_dir().join(format!("camfleet-udp-{}", uuid::Uuid::new_v4()));
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let mut opts = RecordOptions::new(spool.clone());
+    opts.udp = true;
+    opts.segment = std::time::Duration::from_secs(1);
+    opts.stats_every = std::time::Duration::from_millis(1500);
+    opts.events = Some(tx);
+    let (stop, stopped) = camfleet::shutdown::channel();
+    let url = url::Url::parse(&format!("rtsp://127.0.0.1:{}/cam0/sub", fleet.rtsp_port())).unwrap();
+    let task = tokio::spawn(rec.run(
+        StreamId {
+            device_id: 1,
+            site_id: None,
+            profile: "Profile_2".into(),
+        },
+        url,
+        Some(("admin".into(), "admin".into())),
+        opts,
+        stopped,
+    ));
+    let (mut segments, mut stats) = (0, None);
+    while segments < 2 || stats.is_none() {
+        match tokio::time::timeout(std::time::Duration::from_secs(30), rx.recv()).await {
+            Ok(Some(RecEvent::Segment { .. })) => segments += 1,
+            Ok(Some(s @ RecEvent::Stats { .. })) => stats = Some(s),
+            Ok(Some(_)) => {}
+            other => panic!("nothing from the recorder: {other:?}"),
+        }
+    }
+    stop.fire();
+    let total = task.await.unwrap();
+    let Some(RecEvent::Stats {
+        fps_x10,
+        kbit_s,
+        frames_lost,
+        reconnects,
+    }) = stats
+    else {
+        unreachable!()
+    };
+    // The clip is 10 fps and about 80 kbit/s.
+    assert!((80..=110).contains(&fps_x10), "{fps_x10}");
+    assert!(kbit_s > 20 && kbit_s < 400, "{kbit_s}");
+    assert_eq!((frames_lost, reconnects), (0, 0));
+    assert_eq!(total.reconnects, 0);
+    let rows = recording::Entity::find().all(&db).await.unwrap();
+    assert!(rows.len() >= 2);
+    for r in rows {
+        let b = store.get(&r.storage_key).await.unwrap();
+        assert_eq!(
+            top_boxes(&b).iter().map(|(k, _)| *k).collect::<Vec<_>>(),
+            [*b"ftyp", *b"mdat", *b"moov"]
+        );
+    }
+    let _ = std::fs::remove_dir_all(&spool);
+    fleet.shutdown().await;
+}

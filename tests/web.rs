@@ -1438,6 +1438,10 @@ async fn polled_health_shows_in_the_list_the_device_page_and_metrics() {
         body.contains("# TYPE camfleet_recorded_bytes gauge"),
         "{body}"
     );
+    assert!(
+        body.contains("camfleet_recording_streams{state=\"not_recording\"} 0"),
+        "{body}"
+    );
     f.shutdown().await;
 }
 

@@ -152,11 +152,26 @@ impl RecordingManager {
                             "recording".to_string(),
                             stopped.remove(&id).then_some(HealthEvent::RecordingResumed),
                         ),
-                        RecEvent::Segment { .. } => ("recording".to_string(), None),
-                        RecEvent::Interrupted { error, retry_in_s } => (
+                        RecEvent::Segment { bytes } => {
+                            metrics::counter!("camfleet_recorded_segments_total").increment(1);
+                            metrics::counter!("camfleet_recorded_segment_bytes_total").increment(*bytes);
+                            continue;
+                        }
+                        RecEvent::Stats { fps_x10, kbit_s, frames_lost, reconnects } => (
+                            format!(
+                                "recording: {}.{} fps, {kbit_s} kbit/s, {reconnects} reconnects, {frames_lost} frames lost",
+                                fps_x10 / 10,
+                                fps_x10 % 10
+                            ),
+                            None,
+                        ),
+                        RecEvent::Interrupted { error, retry_in_s } => {
+                            metrics::counter!("camfleet_recording_interruptions_total").increment(1);
+                            (
                             format!("retrying in {retry_in_s} s: {error}"),
                             stopped.insert(id).then(|| HealthEvent::RecordingStopped { reason: error.clone() }),
-                        ),
+                        )
+                        }
                     };
                     if let Err(e) = self.set_status(id, &status).await {
                         tracing::warn!(error = %e, "recording status not stored");

@@ -34,6 +34,15 @@ pub enum RecEvent {
     Segment { bytes: u64 },
     /// The stream failed; the next try is in `retry_in_s`.
     Interrupted { error: String, retry_in_s: u64 },
+    /// How the stream fares, every 10 s while it plays.
+    Stats {
+        /// Frames per second over the last period, in tenths.
+        fps_x10: u32,
+        kbit_s: u32,
+        /// Since the recording task started.
+        frames_lost: u64,
+        reconnects: u64,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -50,6 +59,8 @@ pub struct RecordOptions {
     pub udp: bool,
     /// Waits before reconnecting after the 1st, 2nd, 3rd and later failures.
     pub backoff: [Duration; 4],
+    /// How often the stream's rates are reported.
+    pub stats_every: Duration,
     /// Where progress is reported, if anywhere.
     pub events: Option<tokio::sync::mpsc::UnboundedSender<RecEvent>>,
 }
@@ -64,6 +75,7 @@ impl RecordOptions {
             origin: "live".into(),
             udp: false,
             backoff: [1, 5, 10, 60].map(Duration::from_secs),
+            stats_every: Duration::from_secs(10),
             events: None,
         }
     }
@@ -103,6 +115,10 @@ pub struct RecordStats {
     /// When the first frame arrived (rates are measured from it).
     #[serde(skip)]
     pub first_frame: Option<std::time::Instant>,
+    /// Times the stream was lost and reconnected.
+    pub reconnects: u64,
+    /// Video bytes received (for the bitrate).
+    pub video_bytes: u64,
 }
 
 /// A finished segment, as it is filed.
@@ -289,6 +305,10 @@ impl Recorder {
         // retina counts only IDR pictures as random access points; x265 and
         // many cameras send CRA pictures as their periodic keyframes.
         let hevc = demuxed.streams()[vi].encoding_name() == "h265";
+        // Rates are measured over real time, not the injected clock.
+        let stats_every = opts.stats_every;
+        let mut period = std::time::Instant::now();
+        let (mut period_frames, mut period_bytes) = (stats.frames, stats.video_bytes);
         let result = loop {
             let item = tokio::select! {
                 _ = stop.wait() => break Ok(()),
@@ -322,6 +342,22 @@ impl Recorder {
                 .first_frame
                 .get_or_insert_with(std::time::Instant::now);
             stats.lost += u64::from(frame.loss());
+            stats.video_bytes += frame.data().len() as u64;
+            if period.elapsed() >= stats_every {
+                let secs = period.elapsed().as_secs_f64();
+                if let Some(tx) = &opts.events {
+                    let _ = tx.send(RecEvent::Stats {
+                        fps_x10: ((stats.frames - period_frames) as f64 * 10.0 / secs) as u32,
+                        kbit_s: ((stats.video_bytes - period_bytes) as f64 * 8.0 / 1000.0 / secs)
+                            as u32,
+                        frames_lost: stats.lost,
+                        reconnects: stats.reconnects,
+                    });
+                }
+                period = std::time::Instant::now();
+                period_frames = stats.frames;
+                period_bytes = stats.video_bytes;
+            }
             let params = demuxed.streams()[vi].parameters();
             let put = SegFrame {
                 ts: frame.timestamp().elapsed(),
@@ -689,6 +725,7 @@ impl Recorder {
             if stats.frames > before {
                 failures = 0;
             }
+            stats.reconnects += 1;
             let backoff = &opts.backoff;
             let pause = backoff[failures.min(backoff.len() - 1)];
             let wait = pause.as_secs();

@@ -10,7 +10,7 @@ use axum::extract::State as AxState;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
-use sea_orm::{ColumnTrait, EntityTrait, QuerySelect};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QuerySelect};
 
 use super::State;
 use super::error::WebError;
@@ -121,6 +121,23 @@ pub async fn metrics(AxState(state): AxState<State>) -> Result<Response, WebErro
             "camfleet_storage_free_bytes{{tier=\"hot\"}} {free}\n"
         ));
     }
+    // Recorded streams by how they fare (the device rows' recording status).
+    let statuses: Vec<String> = device::Entity::find()
+        .select_only()
+        .column(device::Column::RecordingStatus)
+        .filter(device::Column::RecordProfile.is_not_null())
+        .into_tuple()
+        .all(&state.db)
+        .await?;
+    let recording = statuses
+        .iter()
+        .filter(|s| s.starts_with("recording"))
+        .count();
+    out.push_str("# HELP camfleet_recording_streams Streams a recording policy asks for, by whether they are being recorded.\n# TYPE camfleet_recording_streams gauge\n");
+    out.push_str(&format!(
+        "camfleet_recording_streams{{state=\"recording\"}} {recording}\ncamfleet_recording_streams{{state=\"not_recording\"}} {}\n",
+        statuses.len() - recording
+    ));
     if let Some(h) = handle() {
         out.push_str(&h.render());
     }
