@@ -508,3 +508,75 @@ async fn low_free_space_purges_oldest_first_and_tells_the_noc_once() {
     assert!(deliveries[0].subject.contains("Storage low on tier hot"));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The configuration backup keeps camfleet's settings snapshot and the
+/// camera's own backup (GetSystemBackup), whether the camera sends the
+/// file as an MTOM attachment or inline.
+#[tokio::test]
+async fn configuration_backup_keeps_the_cameras_own_backup_files() {
+    let r = rig().await;
+    let mtom = one_camera("noauth").await;
+    let inline = one_camera("noauth,inline-backup").await;
+    let mut ids = Vec::new();
+    for f in [&mtom, &inline] {
+        let now = chrono::Utc::now();
+        let d = camfleet::db::entities::device::ActiveModel {
+            device_url: Set(f.device_url(0)),
+            xaddrs: Set(json!([])),
+            status: Set("online".into()),
+            quirks: Set(json!([])),
+            policy: Set(json!({})),
+            adopted_at: Set(now),
+            updated_at: Set(now),
+            ..Default::default()
+        }
+        .insert(&r.db)
+        .await
+        .unwrap();
+        ids.push(d.id);
+    }
+    let j = r
+        .jobs
+        .save(
+            None,
+            "backup",
+            "config_backup",
+            "0 2 * * *",
+            "UTC",
+            json!({}),
+            true,
+            "skip",
+            &Actor::system(),
+        )
+        .await
+        .unwrap();
+    r.jobs
+        .run_now(j.id, &Actor::system())
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    let done = runs(&r, j.id).await;
+    assert_eq!(done[0].outcome, "ok", "{}", done[0].log);
+    assert!(
+        done[0]
+            .log
+            .contains("saved 2 of 2 configurations and 2 camera backup files"),
+        "{}",
+        done[0].log
+    );
+    let keys = r.hot.list("config-backups", 100).await.unwrap();
+    for id in ids {
+        let file = keys
+            .iter()
+            .find(|(k, _)| {
+                k.starts_with(&format!("config-backups/{id}/")) && k.ends_with("-settings.json")
+            })
+            .unwrap_or_else(|| panic!("no camera backup for device {id}: {keys:?}"));
+        let body = r.hot.get(&file.0).await.unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert!(v["hostname"].as_str().is_some_and(|h| !h.is_empty()), "{v}");
+    }
+    mtom.shutdown().await;
+    inline.shutdown().await;
+}

@@ -370,3 +370,15 @@ async fn recording_search_and_replay_uri_against_the_oxvif_mock() {
     // A token that names no recording is a fault, not an address.
     assert!(rec::get_replay_uri(&s, "NoSuchRecording").await.is_err());
 }
+
+/// A camera without GetSystemBackup says so in a way camfleet reads as
+/// "not offered" (the backup job then keeps only its own snapshot).
+#[tokio::test]
+async fn a_missing_system_backup_is_not_supported_not_a_failure() {
+    let m = mock(true).await;
+    let s = session(&m, Some(admin()));
+    let e = camfleet::onvif::config::get_system_backup(&s)
+        .await
+        .unwrap_err();
+    assert_eq!(e.class, FaultClass::NotSupported, "{e:?}");
+}

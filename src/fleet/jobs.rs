@@ -716,7 +716,7 @@ impl Jobs {
                     .filter(device::Column::Status.is_in(["online", "degraded"]))
                     .all(&c.db)
                     .await?;
-                let (mut ok, mut failed) = (0, Vec::new());
+                let (mut ok, mut failed, mut camera_files) = (0, Vec::new(), 0);
                 for d in &devices {
                     match c.provisioner.settings_snapshot(d.id).await {
                         Ok(snapshot) => {
@@ -728,12 +728,43 @@ impl Jobs {
                             let body = serde_json::to_vec_pretty(&snapshot).unwrap_or_default();
                             store.put(&key, bytes::Bytes::from(body)).await?;
                             ok += 1;
+                            // And the camera's own backup, where it offers one.
+                            match c.provisioner.system_backup(d.id).await {
+                                Ok(Some(files)) => {
+                                    for f in files {
+                                        let name: String = f
+                                            .name
+                                            .chars()
+                                            .map(|ch| {
+                                                if ch.is_ascii_alphanumeric() || ".-_".contains(ch)
+                                                {
+                                                    ch
+                                                } else {
+                                                    '_'
+                                                }
+                                            })
+                                            .take(100)
+                                            .collect();
+                                        let key = format!(
+                                            "config-backups/{}/{}-{name}",
+                                            d.id,
+                                            now.format("%Y%m%dT%H%M%SZ")
+                                        );
+                                        store.put(&key, bytes::Bytes::from(f.data)).await?;
+                                        camera_files += 1;
+                                    }
+                                }
+                                Ok(None) => {}
+                                Err(e) => {
+                                    failed.push(format!("device {}: camera backup: {e}", d.id))
+                                }
+                            }
                         }
                         Err(e) => failed.push(format!("device {}: {e}", d.id)),
                     }
                 }
                 let log = format!(
-                    "saved {ok} of {} configurations{}{}",
+                    "saved {ok} of {} configurations and {camera_files} camera backup files{}{}",
                     devices.len(),
                     if failed.is_empty() { "" } else { "; failed:\n" },
                     failed.join("\n")

@@ -364,3 +364,39 @@ mod tests {
         );
     }
 }
+
+/// One file of a camera's own configuration backup.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackupFile {
+    pub name: String,
+    pub data: Vec<u8>,
+}
+
+/// GetSystemBackup: the camera's configuration files, whether it sends
+/// them inline (base64) or as MTOM attachments.
+pub async fn get_system_backup(s: &DeviceSession) -> OnvifResult<Vec<BackupFile>> {
+    use base64::Engine as _;
+    let op = ops::GET_SYSTEM_BACKUP;
+    let body = format!(r#"<tds:GetSystemBackup xmlns:tds="{}"/>"#, op.namespace);
+    let el = s.call(op, &body).await?;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let mut out = Vec::new();
+    for (i, f) in el.children_local("BackupFiles").enumerate() {
+        let name = f
+            .text_at(&["Name"])
+            .map(|n| n.trim().to_string())
+            .filter(|n| !n.is_empty())
+            .unwrap_or_else(|| format!("backup-{i}"));
+        let text: String = f
+            .text_at(&["Data"])
+            .unwrap_or_default()
+            .chars()
+            .filter(|c| !c.is_whitespace())
+            .collect();
+        let data = b64.decode(text.as_bytes()).map_err(|e| {
+            OnvifError::malformed(op.name, format!("backup file {name:?} is not base64: {e}"))
+        })?;
+        out.push(BackupFile { name, data });
+    }
+    Ok(out)
+}

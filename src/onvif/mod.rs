@@ -17,6 +17,7 @@ pub mod fault;
 pub mod firmware;
 pub mod httpauth;
 pub mod media;
+pub mod mtom;
 pub mod ns;
 pub mod ops;
 pub mod recording;

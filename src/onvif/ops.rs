@@ -133,6 +133,7 @@ ops! {
     SET_NETWORK_INTERFACES = Device "SetNetworkInterfaces";
     START_FIRMWARE_UPGRADE = Device "StartFirmwareUpgrade";
     UPGRADE_SYSTEM_FIRMWARE = Device "UpgradeSystemFirmware";
+    GET_SYSTEM_BACKUP = Device "GetSystemBackup";
     MEDIA_GET_PROFILES = Media "GetProfiles";
     MEDIA_GET_STREAM_URI = Media "GetStreamUri";
     MEDIA_GET_SNAPSHOT_URI = Media "GetSnapshotUri";

@@ -572,6 +572,30 @@ impl DeviceSession {
                     }
                 }
             }
+            // MTOM answers (GetSystemBackup): the envelope is the root
+            // part; attachments are inlined where they are referenced.
+            let content_type = reply
+                .headers
+                .get(http::header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            if content_type
+                .trim_start()
+                .to_ascii_lowercase()
+                .starts_with("multipart/related")
+            {
+                let Some((root, parts)) = super::mtom::split_multipart(content_type, &reply.body)
+                else {
+                    return Err(OnvifError::malformed(op.name, "unreadable MTOM answer"));
+                };
+                return Ok(match self.read_reply(op, reply.status, &root) {
+                    Outcome::Body(mut el) => {
+                        super::mtom::inline_attachments(&mut el, &parts);
+                        Outcome::Body(el)
+                    }
+                    other => other,
+                });
+            }
             return Ok(self.read_reply(op, reply.status, &reply.body));
         }
     }

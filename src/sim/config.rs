@@ -471,56 +471,7 @@ fn apply(
     })
 }
 
-/// Split a `multipart/related` (MTOM) body into the root part (the SOAP
-/// envelope) and the attachments by Content-ID (without `<>`).
-pub fn split_multipart(content_type: &str, body: &[u8]) -> Option<(Bytes, Vec<(String, Bytes)>)> {
-    let param = |name: &str| {
-        content_type.split(';').find_map(|p| {
-            let (k, v) = p.trim().split_once('=')?;
-            (k.trim().eq_ignore_ascii_case(name)).then(|| v.trim().trim_matches('"').to_string())
-        })
-    };
-    let boundary = format!("--{}", param("boundary")?);
-    let start = param("start").map(|s| s.trim_matches(|c| c == '<' || c == '>').to_string());
-    let mut parts = Vec::new();
-    let mut rest = body;
-    loop {
-        let i = find(rest, boundary.as_bytes())?;
-        rest = &rest[i + boundary.len()..];
-        if rest.starts_with(b"--") {
-            break;
-        }
-        let end = find(rest, boundary.as_bytes())?;
-        let part = &rest[..end];
-        let part = part.strip_prefix(b"\r\n").unwrap_or(part);
-        let split = find(part, b"\r\n\r\n")?;
-        let headers = std::str::from_utf8(&part[..split]).ok()?;
-        let mut content = &part[split + 4..];
-        content = content.strip_suffix(b"\r\n").unwrap_or(content);
-        let cid = headers
-            .lines()
-            .find_map(|l| {
-                let (k, v) = l.split_once(':')?;
-                k.trim()
-                    .eq_ignore_ascii_case("content-id")
-                    .then(|| v.trim().trim_matches(|c| c == '<' || c == '>').to_string())
-            })
-            .unwrap_or_default();
-        parts.push((cid, Bytes::copy_from_slice(content)));
-    }
-    let root_at = start
-        .and_then(|s| parts.iter().position(|(c, _)| *c == s))
-        .unwrap_or(0);
-    if parts.is_empty() {
-        return None;
-    }
-    let root = parts.remove(root_at).1;
-    Some((root, parts))
-}
-
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).position(|w| w == needle)
-}
+pub use crate::onvif::mtom::split_multipart;
 
 /// UpgradeSystemFirmware: the image is the attachment the body refers to.
 fn legacy_upgrade(

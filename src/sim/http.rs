@@ -323,6 +323,9 @@ async fn handle_inner(cam: &Arc<SimCamera>, req: Request<Incoming>) -> Resp {
             };
         }
     }
+    if op.local == "GetSystemBackup" && op.ns_uri() == Some(ns::TDS) {
+        return system_backup(&cam);
+    }
     if super::events::is_event_op(op) && !q.no_events {
         let header = root.child_local("Header");
         return match cam
@@ -344,7 +347,74 @@ async fn handle_inner(cam: &Arc<SimCamera>, req: Request<Incoming>) -> Resp {
     }
 }
 
+/// GetSystemBackup: one file, the camera's settings as JSON; sent as an
+/// MTOM attachment (as the specification has it), or inline base64 with
+/// the `inline-backup` quirk.
+fn system_backup(cam: &SimCamera) -> Resp {
+    use base64::Engine as _;
+    let file = {
+        let st = cam.lock();
+        serde_json::to_vec_pretty(&serde_json::json!({
+            "model": st.model,
+            "firmware": st.firmware,
+            "hostname": st.hostname,
+            "ntp": st.ntp_servers,
+            "dns": st.dns_servers,
+            "users": st.users.iter().map(|u| u.username.clone()).collect::<Vec<_>>(),
+        }))
+        .unwrap_or_default()
+    };
+    let tt = Prefixes::for_quirks(&cam.quirks).tt;
+    let tds = Prefixes::for_quirks(&cam.quirks).tds;
+    if cam.quirks.inline_backup {
+        let data = base64::engine::general_purpose::STANDARD.encode(&file);
+        return envelope_response(
+            cam,
+            StatusCode::OK,
+            &format!(
+                "<{tds}:GetSystemBackupResponse><{tds}:BackupFiles><{tt}:Name>settings.json</{tt}:Name><{tt}:Data>{data}</{tt}:Data></{tds}:BackupFiles></{tds}:GetSystemBackupResponse>"
+            ),
+        );
+    }
+    let root = envelope_text(
+        cam,
+        &format!(
+            r#"<{tds}:GetSystemBackupResponse><{tds}:BackupFiles><{tt}:Name>settings.json</{tt}:Name><{tt}:Data contentType="application/json"><xop:Include xmlns:xop="http://www.w3.org/2004/08/xop/include" href="cid:backup-1%40sim"/></{tt}:Data></{tds}:BackupFiles></{tds}:GetSystemBackupResponse>"#
+        ),
+    );
+    let boundary = "sim-mtom-7f3a";
+    let mut body = Vec::with_capacity(root.len() + file.len() + 400);
+    body.extend_from_slice(format!("--{boundary}\r\nContent-Type: application/xop+xml; charset=UTF-8; type=\"application/soap+xml\"\r\nContent-Transfer-Encoding: 8bit\r\nContent-ID: <root@sim>\r\n\r\n").as_bytes());
+    body.extend_from_slice(root.as_bytes());
+    body.extend_from_slice(format!("\r\n--{boundary}\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: binary\r\nContent-ID: <backup-1@sim>\r\n\r\n").as_bytes());
+    body.extend_from_slice(&file);
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    let mut r = Response::new(full(Bytes::from(body)));
+    r.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        format!("multipart/related; type=\"application/xop+xml\"; start=\"<root@sim>\"; start-info=\"application/soap+xml\"; boundary=\"{boundary}\"")
+            .parse()
+            .expect("static"),
+    );
+    r
+}
+
 fn envelope_response(cam: &SimCamera, status: StatusCode, body: &str) -> Resp {
+    let q = &cam.quirks;
+    let s = envelope_text(cam, body);
+    let ct = if q.soap11 {
+        "text/xml; charset=utf-8"
+    } else {
+        "application/soap+xml; charset=utf-8"
+    };
+    let mut r = Response::new(full(s));
+    *r.status_mut() = status;
+    r.headers_mut()
+        .insert(http::header::CONTENT_TYPE, ct.parse().expect("static"));
+    r
+}
+
+fn envelope_text(cam: &SimCamera, body: &str) -> String {
     let q = &cam.quirks;
     let p = Prefixes::for_quirks(q);
     let env_ns = if q.soap11 { ns::SOAP11 } else { ns::SOAP12 };
@@ -368,16 +438,7 @@ fn envelope_response(cam: &SimCamera, status: StatusCode, body: &str) -> Resp {
         TT = ns::TT,
         TER = ns::TER,
     ));
-    let ct = if q.soap11 {
-        "text/xml; charset=utf-8"
-    } else {
-        "application/soap+xml; charset=utf-8"
-    };
-    let mut r = Response::new(full(s));
-    *r.status_mut() = status;
-    r.headers_mut()
-        .insert(http::header::CONTENT_TYPE, ct.parse().expect("static"));
-    r
+    s
 }
 
 fn fault_response(cam: &SimCamera, f: &SimFault) -> Resp {

@@ -65,6 +65,8 @@ pub struct Quirks {
     pub legacy_firmware: bool,
     /// No on-board recording (no recording, search or replay service).
     pub no_recording: bool,
+    /// GetSystemBackup answers inline base64 instead of MTOM.
+    pub inline_backup: bool,
 }
 
 impl Default for Quirks {
@@ -94,6 +96,7 @@ impl Default for Quirks {
             broken_relative: false,
             legacy_firmware: false,
             no_recording: false,
+            inline_backup: false,
         }
     }
 }
@@ -141,6 +144,7 @@ impl Quirks {
                 "broken-relative" => self.broken_relative = true,
                 "legacy-firmware" => self.legacy_firmware = true,
                 "no-recording" => self.no_recording = true,
+                "inline-backup" => self.inline_backup = true,
                 other => return Err(format!("unknown quirk {other:?}")),
             }
         }

@@ -47,6 +47,21 @@ impl Provisioner {
     /// A snapshot of a camera's settings for the configuration backup.
     /// Unreadable parts are recorded as errors, not fatal; a camera that
     /// cannot be read at all is.
+    /// The camera's own configuration backup (GetSystemBackup). Ok(None)
+    /// when the camera does not offer it.
+    pub async fn system_backup(
+        &self,
+        device_id: i32,
+    ) -> Result<Option<Vec<crate::onvif::config::BackupFile>>> {
+        let t = self.target(device_id).await?;
+        let s = self.session_of(&t)?;
+        match crate::onvif::config::get_system_backup(&s).await {
+            Ok(files) => Ok(Some(files)),
+            Err(e) if e.class == crate::onvif::FaultClass::NotSupported => Ok(None),
+            Err(e) => Err(Error::new(ErrorKind::Unavailable, e.to_string())),
+        }
+    }
+
     pub async fn settings_snapshot(&self, device_id: i32) -> Result<serde_json::Value> {
         let t = self.target(device_id).await?;
         let s = self.session_of(&t)?;
