@@ -7,7 +7,7 @@ use clap::Args;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
 
 use super::serve::DataArgs;
-use crate::db::entities::{credential, device, device_profile};
+use crate::db::entities::{device, device_profile};
 use crate::recorder::{RecordOptions, Recorder, StreamId};
 
 #[derive(Args, Debug)]
@@ -45,14 +45,11 @@ pub async fn record(a: RecordArgs) -> anyhow::Result<()> {
         .stream_uri
         .clone()
         .ok_or_else(|| anyhow::anyhow!("profile {} has no stream address", p.token))?;
-    let creds = match d.credential_id {
-        Some(c) => credential::Entity::find_by_id(c)
-            .one(&state.db)
-            .await?
-            .and_then(|c| crate::fleet::poller::open_credentials(&state.inventory.secrets(), &c))
-            .map(|c| (c.username, c.password)),
-        None => None,
-    };
+    let creds = state
+        .inventory
+        .credentials_of(&d)
+        .await?
+        .map(|c| (c.username, c.password));
     let spool = data_dir.join("spool");
     let rec = std::sync::Arc::new(Recorder::new(
         std::sync::Arc::new(crate::fleet::recordings::Ledger::new(state.db.clone())),
@@ -118,17 +115,7 @@ pub async fn backfill(a: BackfillArgs) -> anyhow::Result<()> {
     for line in &r.log {
         println!("{line}");
     }
-    println!(
-        "{} gaps on {} devices: {} filled, {} partly, {} not on the camera either, {} failed; {} segments, {} MiB",
-        r.gaps,
-        r.devices,
-        r.filled,
-        r.partial,
-        r.empty,
-        r.failed,
-        r.segments,
-        r.bytes / 1_048_576
-    );
+    println!("{}", r.summary());
     if r.failed > 0 {
         anyhow::bail!("{} gaps could not be filled", r.failed);
     }

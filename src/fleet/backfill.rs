@@ -18,9 +18,9 @@ use sea_orm::{
     ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, Set,
 };
 
-use super::poller::{device_session, open_credentials};
+use super::poller::{device_session, stored_credentials};
 use crate::clock::SharedClock;
-use crate::db::entities::{backfill, credential, device, recording};
+use crate::db::entities::{backfill, device, recording};
 use crate::error::Result;
 use crate::onvif::Transport;
 use crate::onvif::ops::Service;
@@ -72,6 +72,23 @@ pub struct BackfillReport {
     pub segments: u64,
     pub bytes: u64,
     pub log: Vec<String>,
+}
+
+impl BackfillReport {
+    /// One line for a job log or the command line.
+    pub fn summary(&self) -> String {
+        format!(
+            "{} gaps on {} devices: {} filled, {} partly, {} not on the camera either, {} failed; {} segments, {} MiB",
+            self.gaps,
+            self.devices,
+            self.filled,
+            self.partial,
+            self.empty,
+            self.failed,
+            self.segments,
+            self.bytes / 1_048_576
+        )
+    }
 }
 
 /// Interior gaps of a stream: stretches longer than `min_gap` between
@@ -129,11 +146,7 @@ impl Backfill {
         spool: PathBuf,
     ) -> Self {
         Self {
-            recorder: Arc::new(Recorder::new(
-                Arc::new(super::recordings::Ledger::new(db.clone())),
-                store,
-                clock.clone(),
-            )),
+            recorder: super::recordings::recorder(db.clone(), store, clock.clone()),
             db,
             secrets,
             transport,
@@ -242,13 +255,7 @@ impl Backfill {
     ) -> Result<()> {
         use crate::onvif::recording as rec;
         let name = super::inventory::display_name(d);
-        let creds = match d.credential_id {
-            Some(c) => credential::Entity::find_by_id(c)
-                .one(&self.db)
-                .await?
-                .and_then(|c| open_credentials(&self.secrets, &c)),
-            None => None,
-        };
+        let creds = stored_credentials(&self.db, &self.secrets, d.credential_id).await?;
         let session = device_session(
             &d.device_url,
             &d.policy,

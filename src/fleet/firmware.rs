@@ -32,9 +32,9 @@ use serde_json::json;
 
 use super::audit::{self, Actor, Entry};
 use super::health::HealthEvent;
-use super::poller::{Notice, device_session, open_credentials};
+use super::poller::{Notice, device_session};
 use crate::clock::SharedClock;
-use crate::db::entities::{credential, device, firmware_image, firmware_rollout, rollout_device};
+use crate::db::entities::{device, firmware_image, firmware_rollout, rollout_device};
 use crate::error::{Error, ErrorKind, Result};
 use crate::onvif::{FaultClass, Transport};
 use crate::secrets::SecretBox;
@@ -432,13 +432,8 @@ impl Firmware {
     }
 
     async fn session(&self, d: &device::Model) -> Result<crate::onvif::DeviceSession> {
-        let creds = match d.credential_id {
-            Some(c) => credential::Entity::find_by_id(c)
-                .one(&self.db)
-                .await?
-                .and_then(|c| open_credentials(&self.secrets, &c)),
-            None => None,
-        };
+        let creds =
+            super::poller::stored_credentials(&self.db, &self.secrets, d.credential_id).await?;
         device_session(
             &d.device_url,
             &d.policy,

@@ -612,17 +612,7 @@ impl Jobs {
                     ));
                 };
                 let r = b.run(None, crate::shutdown::never()).await?;
-                let mut log = format!(
-                    "{} gaps on {} devices: {} filled, {} partly, {} not on the camera either, {} failed; {} segments, {} MiB",
-                    r.gaps,
-                    r.devices,
-                    r.filled,
-                    r.partial,
-                    r.empty,
-                    r.failed,
-                    r.segments,
-                    r.bytes / 1_048_576
-                );
+                let mut log = r.summary();
                 for line in &r.log {
                     log.push('\n');
                     log.push_str(line);

@@ -128,6 +128,22 @@ pub(crate) fn open_credentials(secrets: &SecretBox, c: &credential::Model) -> Op
     })
 }
 
+/// A device's stored credential, opened (None: it has none, or it cannot
+/// be opened with this key).
+pub(crate) async fn stored_credentials(
+    db: &DatabaseConnection,
+    secrets: &SecretBox,
+    credential_id: Option<i32>,
+) -> crate::error::Result<Option<Credentials>> {
+    let Some(id) = credential_id else {
+        return Ok(None);
+    };
+    Ok(credential::Entity::find_by_id(id)
+        .one(db)
+        .await?
+        .and_then(|c| open_credentials(secrets, &c)))
+}
+
 /// A session to a stored device with its policy and known auth mode.
 pub(crate) fn device_session(
     device_url: &str,

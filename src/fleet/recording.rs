@@ -12,9 +12,9 @@ use std::time::Duration;
 use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
 
 use super::health::HealthEvent;
-use super::poller::{Notice, open_credentials};
+use super::poller::{Notice, stored_credentials};
 use crate::clock::SharedClock;
-use crate::db::entities::{credential, device, device_profile};
+use crate::db::entities::{device, device_profile};
 use crate::error::Result;
 use crate::recorder::{RecEvent, RecordOptions, Recorder, StreamId};
 use crate::secrets::SecretBox;
@@ -46,11 +46,7 @@ impl RecordingManager {
         spool: PathBuf,
     ) -> Self {
         Self {
-            recorder: Arc::new(Recorder::new(
-                Arc::new(super::recordings::Ledger::new(db.clone())),
-                store,
-                clock,
-            )),
+            recorder: super::recordings::recorder(db.clone(), store, clock),
             db,
             secrets,
             spool,
@@ -96,14 +92,9 @@ impl RecordingManager {
                 .await?;
                 continue;
             };
-            let creds = match d.credential_id {
-                Some(c) => credential::Entity::find_by_id(c)
-                    .one(&self.db)
-                    .await?
-                    .and_then(|c| open_credentials(&self.secrets, &c))
-                    .map(|c| (c.username, c.password)),
-                None => None,
-            };
+            let creds = stored_credentials(&self.db, &self.secrets, d.credential_id)
+                .await?
+                .map(|c| (c.username, c.password));
             out.push((d, token, uri, creds));
         }
         Ok(out)

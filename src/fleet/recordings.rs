@@ -336,6 +336,19 @@ pub fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
+/// A recorder that files into this database's ledger.
+pub fn recorder(
+    db: DatabaseConnection,
+    store: Arc<Storage>,
+    clock: crate::clock::SharedClock,
+) -> Arc<crate::recorder::Recorder> {
+    Arc::new(crate::recorder::Recorder::new(
+        Arc::new(Ledger::new(db)),
+        store,
+        clock,
+    ))
+}
+
 impl crate::recorder::SegmentLedger for Ledger {
     fn contains<'a>(&'a self, key: &'a str) -> futures::future::BoxFuture<'a, Result<bool>> {
         Box::pin(async move {

@@ -66,7 +66,8 @@ fn require() -> (&'static str, String) {
     ("Require", "onvif-replay".into())
 }
 
-/// `20261126T101500.250Z`
+/// `20261126T101500.250Z`: the ISO 8601 basic form of RTSP clock ranges
+/// (RFC 2326 §3.7).
 pub fn clock(t: DateTime<Utc>) -> String {
     let ms = t.timestamp_subsec_millis();
     if ms == 0 {
@@ -74,6 +75,18 @@ pub fn clock(t: DateTime<Utc>) -> String {
     } else {
         format!("{}.{ms:03}Z", t.format("%Y%m%dT%H%M%S"))
     }
+}
+
+/// Read a [`clock`] time (`19961108T143720.25Z`).
+pub fn parse_clock(s: &str) -> Option<DateTime<Utc>> {
+    let s = s.trim().strip_suffix('Z')?;
+    let (whole, frac) = s.split_once('.').unwrap_or((s, ""));
+    let t = chrono::NaiveDateTime::parse_from_str(whole, "%Y%m%dT%H%M%S").ok()?;
+    let mut ms = 0i64;
+    for (i, c) in frac.chars().take(3).enumerate() {
+        ms += i64::from(c.to_digit(10)?) * 10i64.pow(2 - i as u32);
+    }
+    Some(t.and_utc() + chrono::Duration::milliseconds(ms))
 }
 
 impl ReplaySession {

@@ -254,31 +254,10 @@ impl RtspClient {
                 data,
             });
         }
-        let mut lines: Vec<String> = Vec::new();
-        let mut total = 0usize;
-        loop {
-            let mut raw = Vec::new();
-            let n = (&mut self.rd)
-                .take((MAX_HEAD - total) as u64 + 1)
-                .read_until(b'\n', &mut raw)
-                .await?;
-            if n == 0 {
-                return Err(RtspError::Io(std::io::ErrorKind::UnexpectedEof.into()));
-            }
-            total += n;
-            if total > MAX_HEAD {
-                return Err(RtspError::Protocol("answer head over 32 KiB".into()));
-            }
-            let line = String::from_utf8_lossy(&raw).trim_end().to_string();
-            if line.is_empty() {
-                if lines.is_empty() {
-                    continue;
-                }
-                break;
-            }
-            lines.push(line);
-        }
-        let status_line = &lines[0];
+        let Some(head) = read_head(&mut self.rd, MAX_HEAD).await? else {
+            return Err(RtspError::Io(std::io::ErrorKind::UnexpectedEof.into()));
+        };
+        let status_line = &head.first;
         let mut parts = status_line.splitn(3, ' ');
         let proto = parts.next().unwrap_or("");
         if !proto.starts_with("RTSP/") {
@@ -292,16 +271,8 @@ impl RtspClient {
             .and_then(|s| s.parse().ok())
             .ok_or_else(|| RtspError::Protocol("no status code".into()))?;
         let reason = parts.next().unwrap_or("").to_string();
-        let headers: Vec<(String, String)> = lines[1..]
-            .iter()
-            .filter_map(|l| l.split_once(':'))
-            .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
-            .collect();
-        let len: usize = headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case("Content-Length"))
-            .and_then(|(_, v)| v.parse().ok())
-            .unwrap_or(0);
+        let len = head.content_length();
+        let headers = head.headers;
         if len > MAX_BODY {
             return Err(RtspError::Protocol(format!("answer body of {len} bytes")));
         }
@@ -314,6 +285,71 @@ impl RtspClient {
             body,
         }))
     }
+}
+
+/// The head of an RTSP message: the request or status line and the
+/// headers.
+#[derive(Debug, Clone)]
+pub struct Head {
+    pub first: String,
+    pub headers: Vec<(String, String)>,
+}
+
+impl Head {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn content_length(&self) -> usize {
+        self.header("Content-Length")
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0)
+    }
+}
+
+/// Read a message head: lines up to a blank one (blank lines before it are
+/// skipped), at most `max` bytes in all. None at the end of the stream.
+/// Used by the client and by the simulator's server.
+pub async fn read_head<R: tokio::io::AsyncBufRead + Unpin>(
+    rd: &mut R,
+    max: usize,
+) -> std::io::Result<Option<Head>> {
+    let mut lines: Vec<String> = Vec::new();
+    let mut total = 0usize;
+    loop {
+        let mut raw = Vec::new();
+        let n = (&mut *rd)
+            .take((max - total) as u64 + 1)
+            .read_until(b'\n', &mut raw)
+            .await?;
+        if n == 0 {
+            return Ok(None);
+        }
+        total += n;
+        if total > max {
+            return Err(std::io::Error::other(format!(
+                "message head over {max} bytes"
+            )));
+        }
+        let line = String::from_utf8_lossy(&raw).trim_end().to_string();
+        if line.is_empty() {
+            if lines.is_empty() {
+                continue;
+            }
+            break;
+        }
+        lines.push(line);
+    }
+    let first = lines.remove(0);
+    let headers = lines
+        .iter()
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .collect();
+    Ok(Some(Head { first, headers }))
 }
 
 /// The video media of an SDP: (control URL, encoding, clock rate, fmtp).

@@ -24,7 +24,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use chrono::{DateTime, NaiveDateTime, Utc};
+use chrono::{DateTime, Utc};
+
+use crate::recorder::replay::{clock as clock_str, parse_clock};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::mpsc;
@@ -191,40 +193,14 @@ async fn read_request<R: tokio::io::AsyncRead + Unpin>(
         }
         break;
     }
-    let mut lines = Vec::new();
-    let mut total = 0;
-    loop {
-        let mut line = String::new();
-        let n = rd.read_line(&mut line).await?;
-        if n == 0 {
-            return Ok(None);
-        }
-        total += n;
-        if total > MAX_HEAD {
-            return Err(std::io::Error::other("request head too large"));
-        }
-        let line = line.trim_end().to_string();
-        if line.is_empty() {
-            if lines.is_empty() {
-                continue;
-            }
-            break;
-        }
-        lines.push(line);
-    }
-    let mut first = lines[0].split_whitespace();
+    let Some(head) = crate::recorder::rtsp::read_head(rd, MAX_HEAD).await? else {
+        return Ok(None);
+    };
+    let mut first = head.first.split_whitespace();
     let method = first.next().unwrap_or("").to_string();
     let url = first.next().unwrap_or("").to_string();
-    let headers: Vec<(String, String)> = lines[1..]
-        .iter()
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
-        .collect();
-    let len: usize = headers
-        .iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case("Content-Length"))
-        .and_then(|(_, v)| v.parse().ok())
-        .unwrap_or(0);
+    let len = head.content_length();
+    let headers = head.headers;
     if len > 64 * 1024 {
         return Err(std::io::Error::other("request body too large"));
     }
@@ -492,27 +468,6 @@ fn param<'a>(spec: &'a str, name: &str) -> Option<&'a str> {
         .filter_map(|p| p.split_once('='))
         .find(|(k, _)| k.trim() == name)
         .map(|(_, v)| v.trim())
-}
-
-/// `19961108T143720.25Z`: the ISO 8601 basic form RTSP's clock ranges use.
-pub fn clock_str(t: DateTime<Utc>) -> String {
-    let ms = t.timestamp_subsec_millis();
-    if ms == 0 {
-        t.format("%Y%m%dT%H%M%SZ").to_string()
-    } else {
-        format!("{}.{ms:03}Z", t.format("%Y%m%dT%H%M%S"))
-    }
-}
-
-pub fn parse_clock(s: &str) -> Option<DateTime<Utc>> {
-    let s = s.trim().strip_suffix('Z')?;
-    let (whole, frac) = s.split_once('.').unwrap_or((s, ""));
-    let t = NaiveDateTime::parse_from_str(whole, "%Y%m%dT%H%M%S").ok()?;
-    let mut ms = 0i64;
-    for (i, c) in frac.chars().take(3).enumerate() {
-        ms += i64::from(c.to_digit(10)?) * 10i64.pow(2 - i as u32);
-    }
-    Some(t.and_utc() + chrono::Duration::milliseconds(ms))
 }
 
 /// `clock=START-[END]`
