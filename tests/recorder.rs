@@ -236,3 +236,133 @@ async fn a_stream_over_udp_is_recorded_and_its_rates_reported() {
     let _ = std::fs::remove_dir_all(&spool);
     fleet.shutdown().await;
 }
+
+/// A camera drops mid-stream and comes back: the segment in progress is
+/// finished and filed, "recording stopped" is raised and then resolved when
+/// frames flow again, and recording carries on into new segments.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_camera_that_drops_mid_stream_and_returns_is_recorded_on() {
+    use camfleet::db::entities::{device, device_profile};
+    use camfleet::fleet::health::HealthEvent;
+    use camfleet::fleet::poller::Notice;
+    use sea_orm::{ActiveModelTrait, Set};
+    let clock = manual_clock();
+    let mut cfg = camfleet::sim::FleetConfig::new(1, 0);
+    let mut q = camfleet::sim::Quirks::default();
+    q.apply("noauth").unwrap();
+    cfg.plan = camfleet::sim::QuirkPlan::Uniform(q);
+    cfg.clock = clock.clone();
+    let fleet = fleet_with(cfg).await;
+    let db = test_db().await;
+    let now = chrono::Utc::now();
+    let d = device::ActiveModel {
+        device_url: Set(fleet.device_url(0)),
+        xaddrs: Set(serde_json::json!([])),
+        status: Set("online".into()),
+        quirks: Set(serde_json::json!([])),
+        policy: Set(serde_json::json!({})),
+        adopted_at: Set(now),
+        updated_at: Set(now),
+        record_profile: Set(Some("Profile_1".into())),
+        ..Default::default()
+    }
+    .insert(&db)
+    .await
+    .unwrap();
+    device_profile::ActiveModel {
+        device_id: Set(d.id),
+        token: Set("Profile_1".into()),
+        name: Set("main".into()),
+        encoding: Set("H264".into()),
+        stream_uri: Set(Some(format!(
+            "rtsp://127.0.0.1:{}/cam0/main",
+            fleet.rtsp_port()
+        ))),
+        ..Default::default()
+    }
+    .insert(&db)
+    .await
+    .unwrap();
+    let alerting =
+        camfleet::fleet::alerting::Alerting::new(db.clone(), system_clock(), String::new());
+    alerting.ensure_default_rules().await.unwrap();
+    let spool = std::env::temp_dir().join(format!("camfleet-spool-{}", uuid::Uuid::new_v4()));
+    let mut m = camfleet::fleet::recording::RecordingManager::new(
+        db.clone(),
+        Arc::new(camfleet::secrets::SecretBox::from_key(1, &[1u8; 32])),
+        Arc::new(Storage::memory()),
+        system_clock(),
+        spool.clone(),
+    );
+    m.segment = std::time::Duration::from_secs(1);
+    m.reconcile_every = std::time::Duration::from_millis(100);
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Vec<Notice>>();
+    let (stop, stopped) = camfleet::shutdown::channel();
+    let task = tokio::spawn(Arc::new(m).run(stopped, move |n| {
+        let _ = tx.send(n);
+    }));
+    let segments = || async { recording::Entity::find().all(&db).await.unwrap().len() };
+    let wait_segments = |n: usize| {
+        let segments = &segments;
+        async move {
+            let t = tokio::time::Instant::now();
+            while segments().await < n {
+                assert!(
+                    t.elapsed() < std::time::Duration::from_secs(30),
+                    "fewer than {n} segments"
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        }
+    };
+    wait_segments(2).await;
+    // The camera drops off the network mid-segment.
+    fleet.cameras()[0].go_down(None);
+    let notices = tokio::time::timeout(std::time::Duration::from_secs(30), rx.recv())
+        .await
+        .expect("a notice")
+        .unwrap();
+    assert!(
+        matches!(
+            &notices[0],
+            Notice::Event {
+                event: HealthEvent::RecordingStopped { .. },
+                ..
+            }
+        ),
+        "{notices:?}"
+    );
+    assert_eq!(alerting.process(&notices).await.unwrap().opened.len(), 1);
+    let before = segments().await;
+    fleet.cameras()[0].come_back();
+    let notices = tokio::time::timeout(std::time::Duration::from_secs(30), rx.recv())
+        .await
+        .expect("a notice")
+        .unwrap();
+    assert!(
+        matches!(
+            &notices[0],
+            Notice::Event {
+                event: HealthEvent::RecordingResumed,
+                ..
+            }
+        ),
+        "{notices:?}"
+    );
+    assert_eq!(alerting.process(&notices).await.unwrap().resolved.len(), 1);
+    wait_segments(before + 2).await;
+    stop.fire();
+    tokio::time::timeout(std::time::Duration::from_secs(15), task)
+        .await
+        .expect("stops")
+        .unwrap();
+    // Every segment, the one cut short by the drop included, is whole.
+    let store_rows = recording::Entity::find().all(&db).await.unwrap();
+    assert!(
+        store_rows
+            .iter()
+            .all(|r| r.bytes > 0 && r.end_at > r.start_at)
+    );
+    let _ = std::fs::remove_dir_all(&spool);
+    fleet.shutdown().await;
+}

@@ -2522,3 +2522,62 @@ async fn gaps_are_filled_from_the_camera_on_request_and_listed() {
     f.shutdown().await;
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The recording policy on the device page: a known profile and TCP or
+/// UDP, technicians only, validated, audited.
+#[tokio::test]
+async fn the_recording_policy_is_set_on_the_device_page() {
+    use sea_orm::EntityTrait;
+    let (app, state) = app().await;
+    make_user(&state, "tech", Role::Technician).await;
+    make_user(&state, "val", Role::Viewer).await;
+    let f = fleet(1, "").await;
+    let d = adopt_into(&state, &f, 0).await;
+    let url = format!("/devices/{}/recording", d.id);
+    let (_, viewer) = login(&app, "val", "correct-horse").await;
+    let (_, _, page) = send(&app, get(&format!("/devices/{}", d.id), &viewer)).await;
+    let (status, _, _) = send(
+        &app,
+        post_form(
+            &url,
+            &viewer,
+            &format!("csrf={}&profile=Profile_1", csrf_of(&page)),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (_, tech) = login(&app, "tech", "correct-horse").await;
+    let (_, _, page) = send(&app, get(&format!("/devices/{}", d.id), &tech)).await;
+    let csrf = csrf_of(&page);
+    for (form, want) in [
+        (
+            "profile=Nope&transport=tcp",
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            "profile=Profile_1&transport=sctp",
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        ("profile=Profile_1&transport=udp", StatusCode::SEE_OTHER),
+    ] {
+        let (status, _, body) =
+            send(&app, post_form(&url, &tech, &format!("csrf={csrf}&{form}"))).await;
+        assert_eq!(status, want, "{form}: {body}");
+    }
+    let row = camfleet::db::entities::device::Entity::find_by_id(d.id)
+        .one(&state.db)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(row.record_profile.as_deref(), Some("Profile_1"));
+    assert_eq!(row.record_transport, "udp");
+    let (_, _, page) = send(&app, get(&format!("/devices/{}", d.id), &tech)).await;
+    assert!(page.contains(r#"<option value="udp" selected>"#), "{page}");
+    let audit = camfleet::db::entities::audit_log::Entity::find()
+        .all(&state.db)
+        .await
+        .unwrap();
+    assert!(audit.iter().any(|e| e.action == "device.recording"
+        && e.after.as_ref().is_some_and(|a| a["transport"] == "udp")));
+    f.shutdown().await;
+}

@@ -16,6 +16,7 @@ mod m20261126_000010_firmware;
 mod m20261126_000011_jobs;
 mod m20261126_000012_recording_policy;
 mod m20261126_000013_backfill;
+mod m20261126_000014_record_transport;
 
 pub struct Migrator;
 
@@ -36,6 +37,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000011_jobs::Migration),
             Box::new(m20261126_000012_recording_policy::Migration),
             Box::new(m20261126_000013_backfill::Migration),
+            Box::new(m20261126_000014_record_transport::Migration),
         ]
     }
 }

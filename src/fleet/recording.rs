@@ -31,8 +31,8 @@ pub struct RecordingManager {
 }
 
 struct Task {
-    /// What it records: (profile, stream address).
-    what: (String, String),
+    /// What it records: (profile, stream address, transport).
+    what: (String, String, String),
     stop: ShutdownTrigger,
     handle: tokio::task::JoinHandle<()>,
 }
@@ -191,10 +191,9 @@ impl RecordingManager {
         // Stop what is no longer wanted, or wanted differently.
         let mut gone = Vec::new();
         for (id, t) in tasks.iter() {
-            let same = wanted
-                .iter()
-                .find(|w| w.0.id == *id)
-                .is_some_and(|w| (w.1.clone(), w.2.clone()) == t.what);
+            let same = wanted.iter().find(|w| w.0.id == *id).is_some_and(|w| {
+                (w.1.clone(), w.2.clone(), w.0.record_transport.clone()) == t.what
+            });
             if !ids.contains(id) || !same || t.handle.is_finished() {
                 t.stop.fire();
                 gone.push(*id);
@@ -227,6 +226,7 @@ impl RecordingManager {
             });
             let mut opts = RecordOptions::new(self.spool.clone());
             opts.segment = self.segment;
+            opts.udp = d.record_transport == "udp";
             opts.events = Some(ev_tx);
             let (stop, stopped) = crate::shutdown::channel();
             let stream = StreamId {
@@ -241,7 +241,7 @@ impl RecordingManager {
             tasks.insert(
                 d.id,
                 Task {
-                    what: (token, uri),
+                    what: (token, uri, d.record_transport.clone()),
                     stop,
                     handle,
                 },

@@ -1281,9 +1281,20 @@ pub async fn device_recording(
         }
         Some(token)
     };
-    let before = d.record_profile.clone();
+    let transport = match f.text("transport").as_str() {
+        "" | "tcp" => "tcp",
+        "udp" => "udp",
+        other => {
+            return Err(WebError(Error::new(
+                ErrorKind::InvalidArgument,
+                format!("transport: tcp or udp, not {other:?}"),
+            )));
+        }
+    };
+    let before = (d.record_profile.clone(), d.record_transport.clone());
     let mut am = sea_orm::IntoActiveModel::into_active_model(d);
     am.record_profile = sea_orm::Set(profile.clone());
+    am.record_transport = sea_orm::Set(transport.to_string());
     if profile.is_none() {
         am.recording_status = sea_orm::Set(String::new());
     }
@@ -1295,8 +1306,8 @@ pub async fn device_recording(
             action: "device.recording",
             target_kind: "device",
             target_id: id.to_string(),
-            before: Some(serde_json::json!({"record_profile": before})),
-            after: Some(serde_json::json!({"record_profile": profile})),
+            before: Some(serde_json::json!({"record_profile": before.0, "transport": before.1})),
+            after: Some(serde_json::json!({"record_profile": profile, "transport": transport})),
         },
     )
     .await?;

@@ -72,6 +72,8 @@ pub struct Model {
     pub record_profile: Option<String>,
     /// How its recording fares, for the health view.
     pub recording_status: String,
+    /// `tcp` (RTP interleaved, the default) or `udp` (migration 14).
+    pub record_transport: String,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

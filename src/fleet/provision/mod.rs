@@ -626,6 +626,7 @@ mod tests {
             drift_checked_at: None,
             record_profile: None,
             recording_status: String::new(),
+            record_transport: "tcp".into(),
         }
     }
 
