@@ -311,3 +311,54 @@ async fn the_replay_server_follows_the_streaming_spec() {
     assert!(sdp.contains("H264/90000"));
     fleet.shutdown().await;
 }
+
+/// A camera that records H.265 on its card: the replay is depacketized
+/// (RFC 7798), filed as `hvc1` segments with an `hvcC` built from its
+/// VPS/SPS/PPS, and they decode (ffprobe, where installed).
+#[tokio::test]
+async fn an_h265_card_is_replayed_into_hvc1_segments() {
+    let r = rig("h265").await;
+    let now = r.now;
+    live_segment(&r, now - min(12), now - min(10)).await;
+    live_segment(&r, now - min(8), now - min(6)).await;
+    let report = r
+        .backfill
+        .run(None, camfleet::shutdown::never())
+        .await
+        .unwrap();
+    assert_eq!(report.filled, 1, "{report:?}");
+    let edge = edge_segments(&r).await;
+    assert!(edge.len() >= 2);
+    for s in &edge {
+        assert_eq!(s.codec, "hvc1");
+        let bytes = r.store.get(&s.storage_key).await.unwrap();
+        let tracks = camfleet::recorder::mp4::read_tracks(&bytes).unwrap();
+        assert_eq!(&tracks[0].sample_entry[4..8], b"hvc1");
+        assert_eq!((tracks[0].width, tracks[0].height), (320, 240));
+        let secs = (s.end_at - s.start_at).num_milliseconds() as f64 / 1000.0;
+        assert!((tracks[0].samples.len() as f64 / secs - 10.0).abs() < 1.0);
+        let path = std::env::temp_dir().join(format!("camfleet-h265-{}.mp4", uuid::Uuid::new_v4()));
+        std::fs::write(&path, &bytes).unwrap();
+        if let Ok(out) = std::process::Command::new("ffprobe")
+            .args([
+                "-v",
+                "error",
+                "-count_frames",
+                "-show_entries",
+                "stream=codec_name,nb_read_frames",
+            ])
+            .arg(&path)
+            .output()
+        {
+            let text = String::from_utf8_lossy(&out.stdout);
+            assert!(
+                out.stderr.is_empty(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert!(text.contains("codec_name=hevc"), "{text}");
+        }
+        let _ = std::fs::remove_file(&path);
+    }
+    r.fleet.shutdown().await;
+}

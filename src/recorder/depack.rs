@@ -1,7 +1,7 @@
 //! RTP for the replay path: packet parsing with the ONVIF replay header
-//! extension, and H.264 access units rebuilt from RFC 6184 payloads
-//! (single NAL units, STAP-A, FU-A). retina does this for live streams but
-//! keeps its depacketizers private, so replay has its own.
+//! extension, and H.264 (RFC 6184) and H.265 (RFC 7798) access units
+//! rebuilt from their payloads. retina does this for live streams but keeps
+//! its depacketizers private, so replay has its own.
 
 use base64::Engine as _;
 
@@ -115,8 +115,56 @@ pub struct AccessUnit {
 /// Largest frame accepted (a corrupt stream must not grow memory).
 const MAX_AU: usize = 8 * 1024 * 1024;
 
+/// The video codecs a replay can carry.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum VideoCodec {
+    #[default]
+    H264,
+    H265,
+}
+
+impl VideoCodec {
+    /// From the SDP's rtpmap encoding name.
+    pub fn from_encoding(name: &str) -> Option<VideoCodec> {
+        match name.to_ascii_lowercase().as_str() {
+            "h264" => Some(VideoCodec::H264),
+            "h265" => Some(VideoCodec::H265),
+            _ => None,
+        }
+    }
+
+    /// The MP4 sample entry's name, which the ledger records as the codec.
+    pub fn mp4_name(self) -> &'static str {
+        match self {
+            VideoCodec::H264 => "avc1",
+            VideoCodec::H265 => "hvc1",
+        }
+    }
+
+    fn nal_type(self, nal: &[u8]) -> u8 {
+        match self {
+            VideoCodec::H264 => nal[0] & 0x1f,
+            VideoCodec::H265 => (nal[0] >> 1) & 0x3f,
+        }
+    }
+
+    /// A picture decoding can start at (H.264 IDR; H.265 BLA/IDR/CRA).
+    fn is_random_access(self, t: u8) -> bool {
+        match self {
+            VideoCodec::H264 => t == 5,
+            VideoCodec::H265 => (16..=23).contains(&t),
+        }
+    }
+}
+
+/// Rebuilds access units from RTP: H.264 (RFC 6184: single NAL units,
+/// STAP-A, FU-A) or H.265 (RFC 7798: single NAL units, aggregation
+/// packets, fragmentation units; no DONL).
 #[derive(Debug, Default)]
-pub struct H264Depacketizer {
+pub struct VideoDepacketizer {
+    pub codec: VideoCodec,
+    /// H.265 only.
+    pub vps: Option<Vec<u8>>,
     pub sps: Option<Vec<u8>>,
     pub pps: Option<Vec<u8>>,
     cur: Option<AccessUnit>,
@@ -128,20 +176,26 @@ pub struct H264Depacketizer {
     pub dropped: u64,
 }
 
-impl H264Depacketizer {
-    /// Start from the SDP's `sprop-parameter-sets`, if any.
-    pub fn from_fmtp(fmtp: &str) -> Self {
-        let mut d = Self::default();
+impl VideoDepacketizer {
+    /// Start from the SDP's parameter sets, if any (`sprop-parameter-sets`
+    /// for H.264; `sprop-vps`, `sprop-sps`, `sprop-pps` for H.265).
+    pub fn from_fmtp(codec: VideoCodec, fmtp: &str) -> Self {
+        let mut d = Self {
+            codec,
+            ..Self::default()
+        };
         let b64 = base64::engine::general_purpose::STANDARD;
-        if let Some(sets) = fmtp
-            .split(';')
-            .filter_map(|p| p.trim().split_once('='))
-            .find(|(k, _)| k.eq_ignore_ascii_case("sprop-parameter-sets"))
-            .map(|(_, v)| v)
-        {
-            for s in sets.split(',') {
+        let keys: &[&str] = match codec {
+            VideoCodec::H264 => &["sprop-parameter-sets"],
+            VideoCodec::H265 => &["sprop-vps", "sprop-sps", "sprop-pps"],
+        };
+        for (k, v) in fmtp.split(';').filter_map(|p| p.trim().split_once('=')) {
+            if !keys.iter().any(|want| k.trim().eq_ignore_ascii_case(want)) {
+                continue;
+            }
+            for s in v.split(',') {
                 if let Ok(nal) = b64.decode(s.trim())
-                    && !nal.is_empty()
+                    && nal.len() >= 2
                 {
                     d.note_parameters(&nal);
                 }
@@ -151,26 +205,69 @@ impl H264Depacketizer {
     }
 
     fn note_parameters(&mut self, nal: &[u8]) {
-        match nal[0] & 0x1f {
-            7 => self.sps = Some(nal.to_vec()),
-            8 => self.pps = Some(nal.to_vec()),
-            _ => {}
-        }
+        let slot = match (self.codec, self.codec.nal_type(nal)) {
+            (VideoCodec::H264, 7) | (VideoCodec::H265, 33) => &mut self.sps,
+            (VideoCodec::H264, 8) | (VideoCodec::H265, 34) => &mut self.pps,
+            (VideoCodec::H265, 32) => &mut self.vps,
+            _ => return,
+        };
+        *slot = Some(nal.to_vec());
     }
 
     fn add_nal(&mut self, nal: &[u8]) {
-        if nal.is_empty() {
+        if nal.len() < 2 {
             return;
         }
         self.note_parameters(nal);
+        let t = self.codec.nal_type(nal);
         let Some(au) = self.cur.as_mut() else { return };
         if au.data.len() + nal.len() + 4 > MAX_AU {
             self.broken = true;
             return;
         }
-        au.key |= nal[0] & 0x1f == 5;
+        au.key |= self.codec.is_random_access(t);
         au.data.extend_from_slice(&(nal.len() as u32).to_be_bytes());
         au.data.extend_from_slice(nal);
+    }
+
+    /// Aggregated NAL units: 16-bit sizes, then the units.
+    fn add_aggregate(&mut self, body: &[u8]) {
+        let mut i = 0;
+        while i + 2 <= body.len() {
+            let n = u16::from_be_bytes([body[i], body[i + 1]]) as usize;
+            i += 2;
+            if i + n > body.len() {
+                self.broken = true;
+                break;
+            }
+            let nal = body[i..i + n].to_vec();
+            self.add_nal(&nal);
+            i += n;
+        }
+    }
+
+    /// A fragment: `header` is the rebuilt NAL header, `fu` the FU header
+    /// byte (S, E), `data` the piece.
+    fn add_fragment(&mut self, header: &[u8], fu: u8, data: &[u8]) {
+        let (start, end) = (fu & 0x80 != 0, fu & 0x40 != 0);
+        if start {
+            let mut nal = Vec::with_capacity(4096);
+            nal.extend_from_slice(header);
+            nal.extend_from_slice(data);
+            self.fu = Some(nal);
+        } else if let Some(f) = self.fu.as_mut() {
+            if f.len() + data.len() > MAX_AU {
+                self.broken = true;
+                self.fu = None;
+            } else {
+                f.extend_from_slice(data);
+            }
+        } else {
+            self.broken = true;
+        }
+        if end && let Some(nal) = self.fu.take() {
+            self.add_nal(&nal);
+        }
     }
 
     /// Feed one packet; a finished frame comes out when the marker bit or
@@ -199,47 +296,28 @@ impl H264Depacketizer {
             });
         }
         let pl = p.payload;
-        if let Some(&h) = pl.first() {
-            match h & 0x1f {
-                1..=23 => self.add_nal(pl),
-                24 => {
-                    // STAP-A: 16-bit sizes, then NAL units.
-                    let mut i = 1;
-                    while i + 2 <= pl.len() {
-                        let n = u16::from_be_bytes([pl[i], pl[i + 1]]) as usize;
-                        i += 2;
-                        if i + n > pl.len() {
-                            self.broken = true;
-                            break;
-                        }
-                        let nal = pl[i..i + n].to_vec();
-                        self.add_nal(&nal);
-                        i += n;
-                    }
+        match self.codec {
+            VideoCodec::H264 => match pl.first().map(|h| h & 0x1f) {
+                Some(1..=23) => self.add_nal(pl),
+                Some(24) => self.add_aggregate(&pl[1..]),
+                Some(28) if pl.len() >= 2 => {
+                    let header = [(pl[0] & 0xe0) | (pl[1] & 0x1f)];
+                    self.add_fragment(&header, pl[1], &pl[2..]);
                 }
-                28 if pl.len() >= 2 => {
-                    let (start, end) = (pl[1] & 0x80 != 0, pl[1] & 0x40 != 0);
-                    if start {
-                        let mut nal = Vec::with_capacity(4096);
-                        nal.push((h & 0xe0) | (pl[1] & 0x1f));
-                        nal.extend_from_slice(&pl[2..]);
-                        self.fu = Some(nal);
-                    } else if let Some(f) = self.fu.as_mut() {
-                        if f.len() + pl.len() > MAX_AU {
-                            self.broken = true;
-                            self.fu = None;
-                        } else {
-                            f.extend_from_slice(&pl[2..]);
-                        }
-                    } else {
-                        self.broken = true;
-                    }
-                    if end && let Some(nal) = self.fu.take() {
-                        self.add_nal(&nal);
-                    }
+                Some(28) => self.broken = true,
+                _ => {} // STAP-B, MTAP, FU-B: not used by cameras
+            },
+            VideoCodec::H265 if pl.len() >= 2 => match (pl[0] >> 1) & 0x3f {
+                0..=47 => self.add_nal(pl),
+                48 => self.add_aggregate(&pl[2..]),
+                49 if pl.len() >= 3 => {
+                    let header = [(pl[0] & 0x81) | ((pl[2] & 0x3f) << 1), pl[1]];
+                    self.add_fragment(&header, pl[2], &pl[3..]);
                 }
-                _ => {} // other NAL types (STAP-B, MTAP, FU-B) are not used by cameras
-            }
+                49 => self.broken = true,
+                _ => {} // PACI and reserved types
+            },
+            VideoCodec::H265 => self.broken = true,
         }
         if p.marker {
             out = out.or(self.finish());
@@ -257,21 +335,31 @@ impl H264Depacketizer {
         Some(au)
     }
 
-    /// The MP4 sample entry (`avc1` with `avcC`) and the picture size,
-    /// once the SPS and PPS are known.
+    /// The MP4 sample entry (`avc1` with `avcC`, or `hvc1` with `hvcC`)
+    /// and the picture size, once the parameter sets are known.
     pub fn sample_entry(&self) -> Option<(Vec<u8>, (u32, u32))> {
         let (sps, pps) = (self.sps.as_ref()?, self.pps.as_ref()?);
-        if sps.len() < 4 {
-            return None;
-        }
-        let dims = sps_dimensions(sps)?;
-        let mut avcc = vec![1, sps[1], sps[2], sps[3], 0xff, 0xe1];
-        avcc.extend_from_slice(&(sps.len() as u16).to_be_bytes());
-        avcc.extend_from_slice(sps);
-        avcc.push(1);
-        avcc.extend_from_slice(&(pps.len() as u16).to_be_bytes());
-        avcc.extend_from_slice(pps);
-        let mut e = Vec::with_capacity(86 + avcc.len() + 8);
+        let (kind, config, dims): (&[u8; 4], Vec<u8>, (u32, u32)) = match self.codec {
+            VideoCodec::H264 => {
+                if sps.len() < 4 {
+                    return None;
+                }
+                let mut avcc = vec![1, sps[1], sps[2], sps[3], 0xff, 0xe1];
+                avcc.extend_from_slice(&(sps.len() as u16).to_be_bytes());
+                avcc.extend_from_slice(sps);
+                avcc.push(1);
+                avcc.extend_from_slice(&(pps.len() as u16).to_be_bytes());
+                avcc.extend_from_slice(pps);
+                (b"avc1", sized(b"avcC", &avcc), sps_dimensions(sps)?)
+            }
+            VideoCodec::H265 => {
+                let vps = self.vps.as_ref()?;
+                let info = super::hevc::sps_info(sps)?;
+                let hvcc = super::hevc::hvcc(&info, vps, sps, pps);
+                (b"hvc1", sized(b"hvcC", &hvcc), (info.width, info.height))
+            }
+        };
+        let mut e = Vec::with_capacity(86 + config.len());
         e.extend_from_slice(&[0; 6]); // reserved
         e.extend_from_slice(&1u16.to_be_bytes()); // data reference index
         e.extend_from_slice(&[0; 16]); // pre_defined, reserved
@@ -284,20 +372,16 @@ impl H264Depacketizer {
         e.extend_from_slice(&[0; 32]); // compressor name
         e.extend_from_slice(&0x0018u16.to_be_bytes()); // depth
         e.extend_from_slice(&(-1i16).to_be_bytes());
-        let mut avcc_box = ((avcc.len() + 8) as u32).to_be_bytes().to_vec();
-        avcc_box.extend_from_slice(b"avcC");
-        avcc_box.extend_from_slice(&avcc);
-        e.extend_from_slice(&avcc_box);
-        let mut entry = ((e.len() + 8) as u32).to_be_bytes().to_vec();
-        entry.extend_from_slice(b"avc1");
-        entry.extend_from_slice(&e);
-        Some((entry, dims))
+        e.extend_from_slice(&config);
+        Some((sized(kind, &e), dims))
     }
+}
 
-    /// `avc1.PPCCLL`, as RFC 6381 writes the codec.
-    pub fn codec(&self) -> String {
-        "avc1".into()
-    }
+fn sized(kind: &[u8; 4], body: &[u8]) -> Vec<u8> {
+    let mut b = ((body.len() + 8) as u32).to_be_bytes().to_vec();
+    b.extend_from_slice(kind);
+    b.extend_from_slice(body);
+    b
 }
 
 /// Does this H.265 access unit (length-prefixed NAL units) hold an IRAP
@@ -369,7 +453,7 @@ mod tests {
         assert!(parse_rtp(&[0x80, 0x60, 0, 1]).is_err());
         assert!(parse_rtp(&[0x90, 0x60, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0xab, 0xac, 0, 9]).is_err());
         assert!(parse_rtp(&[0xa0, 0x60, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 1, 200]).is_err());
-        let mut d = H264Depacketizer::default();
+        let mut d = VideoDepacketizer::default();
         for junk in [&[28u8][..], &[28, 0x40, 1], &[24, 0, 200, 1]] {
             let raw = packet(1, 1, true, None, junk);
             let _ = d.push(&parse_rtp(&raw).unwrap());
@@ -378,7 +462,7 @@ mod tests {
 
     #[test]
     fn fu_a_and_stap_a_rebuild_one_frame_and_a_loss_drops_it() {
-        let mut d = H264Depacketizer::default();
+        let mut d = VideoDepacketizer::default();
         let stap = [24, 0, 2, 0x67, 0x42, 0, 2, 0x68, 0xce];
         assert!(
             d.push(&parse_rtp(&packet(1, 0, false, None, &stap)).unwrap())
@@ -434,9 +518,9 @@ mod tests {
     #[test]
     fn the_sample_entry_carries_the_picture_size_from_the_sps() {
         let c = crate::sim::clip::clip();
-        let mut d = H264Depacketizer::default();
-        d.note_parameters(&c.sps);
-        d.note_parameters(&c.pps);
+        let mut d = VideoDepacketizer::default();
+        d.note_parameters(&c.params[0]);
+        d.note_parameters(&c.params[1]);
         let (entry, dims) = d.sample_entry().unwrap();
         assert_eq!(dims, (320, 240));
         assert_eq!(&entry[4..8], b"avc1");

@@ -9,6 +9,7 @@
 //! `.partial` files and commits finished segments the ledger lacks.
 
 pub mod depack;
+pub mod hevc;
 pub mod mp4;
 pub mod replay;
 pub mod rtsp;
@@ -487,9 +488,8 @@ impl Recorder {
                 }
                 reached = true;
             }
-            let entry = session
-                .sample_entry()
-                .map(|(e, d)| (e, d, "avc1".to_string()));
+            let codec = session.codec().to_string();
+            let entry = session.sample_entry().map(|(e, d)| (e, d, codec));
             for f in held.drain(..).chain(std::iter::once(f)) {
                 stats.frames += 1;
                 out.first = out.first.min(Some(f.at)).or(Some(f.at));

@@ -4,13 +4,13 @@
 //! it; we read no faster than the bandwidth cap. Frames are placed in time
 //! by the NTP stamp of the ONVIF RTP header extension.
 //!
-//! H.264 only for now; an H.265 recording is refused with a clear error.
+//! H.264 and H.265; another codec is refused with a clear error.
 
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use super::depack::{H264Depacketizer, parse_rtp};
+use super::depack::{VideoCodec, VideoDepacketizer, parse_rtp};
 use super::rtsp::{RtspClient, RtspError, sdp_video};
 
 #[derive(Debug, Clone)]
@@ -50,7 +50,7 @@ pub enum ReplayError {
 pub struct ReplaySession {
     client: RtspClient,
     url: String,
-    depack: H264Depacketizer,
+    depack: VideoDepacketizer,
     req: ReplayRequest,
     /// (RTP timestamp, time) of the first frame, for cameras that send no
     /// ONVIF extension.
@@ -105,12 +105,12 @@ impl ReplaySession {
         let sdp = String::from_utf8_lossy(&d.body).to_string();
         let video = sdp_video(&sdp, &base)
             .ok_or_else(|| ReplayError::Unsupported("the recording has no video track".into()))?;
-        if video.encoding != "h264" {
+        let Some(codec) = VideoCodec::from_encoding(&video.encoding) else {
             return Err(ReplayError::Unsupported(format!(
-                "replay of {} recordings is not supported yet (H.264 only)",
+                "replay of {} recordings is not supported (H.264 and H.265 are)",
                 video.encoding.to_ascii_uppercase()
             )));
-        }
+        };
         client
             .request(
                 "SETUP",
@@ -148,7 +148,7 @@ impl ReplaySession {
         Ok(Self {
             client,
             url: play_url,
-            depack: H264Depacketizer::from_fmtp(&video.fmtp),
+            depack: VideoDepacketizer::from_fmtp(codec, &video.fmtp),
             req,
             anchor: None,
             done: false,
@@ -162,6 +162,11 @@ impl ReplaySession {
     /// The MP4 sample entry and picture size, once known.
     pub fn sample_entry(&self) -> Option<(Vec<u8>, (u32, u32))> {
         self.depack.sample_entry()
+    }
+
+    /// `avc1` or `hvc1`.
+    pub fn codec(&self) -> &'static str {
+        self.depack.codec.mp4_name()
     }
 
     /// Frames dropped for lost packets.

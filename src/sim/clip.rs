@@ -9,11 +9,20 @@
 //! ```
 //!
 //! Each keyframe carries its SPS and PPS, so any loop point at a keyframe
-//! is a clean start for a decoder.
+//! is a clean start for a decoder. Cameras with the `h265` quirk send the
+//! same pattern as H.265 (`clip265.hevc`, 34 KB):
+//!
+//! ```sh
+//! ffmpeg -f lavfi -i testsrc=size=320x240:rate=10 -t 4 -pix_fmt yuv420p -c:v libx265 \
+//!   -x265-params keyint=10:min-keyint=10:scenecut=0:bframes=0:repeat-headers=1:open-gop=0 \
+//!   -b:v 120k -f hevc src/sim/clip265.hevc
+//! ```
 
 use std::sync::OnceLock;
 
 use base64::Engine as _;
+
+use crate::recorder::depack::VideoCodec;
 
 /// Frames per second of the clip, and so of every simulated stream.
 pub const FPS: u32 = 10;
@@ -32,9 +41,10 @@ pub struct Frame {
 
 #[derive(Debug)]
 pub struct Clip {
+    pub codec: VideoCodec,
     pub frames: Vec<Frame>,
-    pub sps: Vec<u8>,
-    pub pps: Vec<u8>,
+    /// H.264: SPS, PPS; H.265: VPS, SPS, PPS.
+    pub params: Vec<Vec<u8>>,
 }
 
 impl Clip {
@@ -43,21 +53,34 @@ impl Clip {
         &self.frames[(k % self.frames.len() as u64) as usize]
     }
 
+    /// The SDP `rtpmap` encoding.
+    pub fn rtpmap(&self) -> &'static str {
+        match self.codec {
+            VideoCodec::H264 => "H264/90000",
+            VideoCodec::H265 => "H265/90000",
+        }
+    }
+
     /// The SDP `fmtp` parameters of the stream.
     pub fn fmtp(&self) -> String {
         let b64 = base64::engine::general_purpose::STANDARD;
-        let pli: String = self
-            .sps
-            .iter()
-            .skip(1)
-            .take(3)
-            .map(|b| format!("{b:02x}"))
-            .collect();
-        format!(
-            "packetization-mode=1;profile-level-id={pli};sprop-parameter-sets={},{}",
-            b64.encode(&self.sps),
-            b64.encode(&self.pps)
-        )
+        let p = |i: usize| b64.encode(self.params.get(i).map(Vec::as_slice).unwrap_or(&[]));
+        match self.codec {
+            VideoCodec::H264 => {
+                let pli: String = self.params[0]
+                    .iter()
+                    .skip(1)
+                    .take(3)
+                    .map(|b| format!("{b:02x}"))
+                    .collect();
+                format!(
+                    "packetization-mode=1;profile-level-id={pli};sprop-parameter-sets={},{}",
+                    p(0),
+                    p(1)
+                )
+            }
+            VideoCodec::H265 => format!("sprop-vps={};sprop-sps={};sprop-pps={}", p(0), p(1), p(2)),
+        }
     }
 }
 
@@ -87,20 +110,30 @@ fn nal_units(data: &[u8]) -> Vec<Vec<u8>> {
     out
 }
 
-fn parse(data: &[u8]) -> Clip {
+fn parse(data: &[u8], codec: VideoCodec) -> Clip {
     let mut frames: Vec<Frame> = Vec::new();
     let mut current = Frame {
         nals: Vec::new(),
         key: false,
     };
     let mut has_slice = false;
-    let (mut sps, mut pps) = (Vec::new(), Vec::new());
+    let (param_types, sei, key_types): (&[u8], &[u8], std::ops::RangeInclusive<u8>) = match codec {
+        VideoCodec::H264 => (&[7, 8], &[6], 5..=5),
+        VideoCodec::H265 => (&[32, 33, 34], &[39, 40], 16..=23),
+    };
+    let mut params: Vec<Vec<u8>> = vec![Vec::new(); param_types.len()];
     for nal in nal_units(data) {
-        let kind = nal[0] & 0x1f;
-        let is_slice = kind == 1 || kind == 5;
+        let (kind, is_slice) = match codec {
+            VideoCodec::H264 => (nal[0] & 0x1f, matches!(nal[0] & 0x1f, 1 | 5)),
+            VideoCodec::H265 => ((nal[0] >> 1) & 0x3f, (nal[0] >> 1) & 0x3f < 32),
+        };
+        let starts_unit = param_types.contains(&kind)
+            || sei.contains(&kind)
+            || (codec == VideoCodec::H264 && kind == 9)
+            || (codec == VideoCodec::H265 && kind == 35);
         // A new access unit starts at a slice or a parameter set/SEI that
         // follows the previous unit's slice (one slice per frame here).
-        if has_slice && (is_slice || matches!(kind, 6..=9)) {
+        if has_slice && (is_slice || starts_unit) {
             frames.push(std::mem::replace(
                 &mut current,
                 Frame {
@@ -110,22 +143,26 @@ fn parse(data: &[u8]) -> Clip {
             ));
             has_slice = false;
         }
-        match kind {
-            7 if sps.is_empty() => sps = nal.clone(),
-            8 if pps.is_empty() => pps = nal.clone(),
-            _ => {}
+        if let Some(i) = param_types.iter().position(|t| *t == kind)
+            && params[i].is_empty()
+        {
+            params[i] = nal.clone();
         }
-        current.key |= kind == 5;
+        current.key |= key_types.contains(&kind);
         has_slice |= is_slice;
-        // The x264 SEI (its settings) adds nothing for a receiver.
-        if kind != 6 {
+        // The encoder's SEI (its settings) adds nothing for a receiver.
+        if !sei.contains(&kind) {
             current.nals.push(nal);
         }
     }
     if has_slice {
         frames.push(current);
     }
-    Clip { frames, sps, pps }
+    Clip {
+        codec,
+        frames,
+        params,
+    }
 }
 
 /// The clip; `CAMFLEET_SIM_CLIP` may name another Annex B H.264 file
@@ -135,16 +172,22 @@ pub fn clip() -> &'static Clip {
     static CLIP: OnceLock<Clip> = OnceLock::new();
     CLIP.get_or_init(|| {
         if let Ok(path) = std::env::var("CAMFLEET_SIM_CLIP") {
-            match std::fs::read(&path).map(|b| parse(&b)) {
-                Ok(c) if !c.frames.is_empty() && !c.sps.is_empty() && !c.pps.is_empty() => {
+            match std::fs::read(&path).map(|b| parse(&b, VideoCodec::H264)) {
+                Ok(c) if !c.frames.is_empty() && c.params.iter().all(|p| !p.is_empty()) => {
                     return c;
                 }
                 Ok(_) => tracing::warn!(path, "CAMFLEET_SIM_CLIP is not a usable H.264 stream"),
                 Err(e) => tracing::warn!(path, error = %e, "CAMFLEET_SIM_CLIP unreadable"),
             }
         }
-        parse(include_bytes!("clip.h264"))
+        parse(include_bytes!("clip.h264"), VideoCodec::H264)
     })
+}
+
+/// The H.265 clip (cameras with the `h265` quirk).
+pub fn clip_h265() -> &'static Clip {
+    static CLIP: OnceLock<Clip> = OnceLock::new();
+    CLIP.get_or_init(|| parse(include_bytes!("clip265.hevc"), VideoCodec::H265))
 }
 
 #[cfg(test)]
@@ -162,7 +205,19 @@ mod tests {
                 assert_eq!(kinds, [7, 8, 5], "keyframes carry SPS and PPS");
             }
         }
-        assert_eq!(c.sps[0] & 0x1f, 7);
+        assert_eq!(c.params[0][0] & 0x1f, 7);
         assert!(c.fmtp().contains("sprop-parameter-sets="));
+        let h = clip_h265();
+        assert_eq!(h.frames.len(), 40);
+        for (i, f) in h.frames.iter().enumerate() {
+            assert_eq!(f.key, (i as u64).is_multiple_of(GOP), "H.265 frame {i}");
+        }
+        let kinds: Vec<u8> = h.frames[0]
+            .nals
+            .iter()
+            .map(|n| (n[0] >> 1) & 0x3f)
+            .collect();
+        assert_eq!(kinds, [32, 33, 34, 20]);
+        assert!(h.fmtp().starts_with("sprop-vps="));
     }
 }

@@ -77,6 +77,12 @@ impl SimCamera {
         let mut nonce_secret = [0u8; 16];
         rand::Rng::fill_bytes(&mut rand::rng(), &mut nonce_secret);
         // A day on the card already, stamped by the camera's own clock.
+        let mut state = state;
+        if quirks.h265 {
+            for p in &mut state.profiles {
+                p.encoder.encoding = "H265".into();
+            }
+        }
         let card_since = clock.now_utc() + chrono::Duration::seconds(quirks.clock_skew_secs)
             - chrono::Duration::hours(24);
         Self {

@@ -67,6 +67,8 @@ pub struct Quirks {
     pub no_recording: bool,
     /// GetSystemBackup answers inline base64 instead of MTOM.
     pub inline_backup: bool,
+    /// Streams and records H.265 instead of H.264.
+    pub h265: bool,
 }
 
 impl Default for Quirks {
@@ -97,6 +99,7 @@ impl Default for Quirks {
             legacy_firmware: false,
             no_recording: false,
             inline_backup: false,
+            h265: false,
         }
     }
 }
@@ -145,6 +148,7 @@ impl Quirks {
                 "legacy-firmware" => self.legacy_firmware = true,
                 "no-recording" => self.no_recording = true,
                 "inline-backup" => self.inline_backup = true,
+                "h265" => self.h265 = true,
                 other => return Err(format!("unknown quirk {other:?}")),
             }
         }

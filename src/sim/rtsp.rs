@@ -34,6 +34,7 @@ use tokio::sync::mpsc;
 use super::SimCamera;
 use super::clip::{self, FRAME_MS, FRAME_TICKS};
 use super::quirks::SimAuth;
+use crate::recorder::depack::VideoCodec;
 use crate::shutdown::Shutdown;
 
 const MAX_HEAD: usize = 16 * 1024;
@@ -297,7 +298,7 @@ async fn handle(
     }
     match req.method.as_str() {
         "DESCRIBE" => {
-            let c = clip::clip();
+            let c = clip_of(&cam);
             let base = req.url.trim_end_matches('/');
             let range = match &t {
                 Target::Replay { .. } => {
@@ -311,7 +312,8 @@ async fn handle(
                 Target::Live { .. } => String::new(),
             };
             let sdp = format!(
-                "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=camfleet simulated camera\r\nc=IN IP4 0.0.0.0\r\nt=0 0\r\na=control:*\r\n{range}m=video 0 RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\na=fmtp:96 {}\r\na=control:trackID=0\r\na=recvonly\r\n",
+                "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=camfleet simulated camera\r\nc=IN IP4 0.0.0.0\r\nt=0 0\r\na=control:*\r\n{range}m=video 0 RTP/AVP 96\r\na=rtpmap:96 {}\r\na=fmtp:96 {}\r\na=control:trackID=0\r\na=recvonly\r\n",
+                c.rtpmap(),
                 c.fmtp()
             );
             (
@@ -447,7 +449,11 @@ async fn handle(
                     ));
                     let cseq = req.cseq().parse::<u32>().unwrap_or(0) as u8;
                     s.streaming = Some(tokio::spawn(replay(
-                        frames, sink, s.ssrc, seq0, ts0, paced, cseq,
+                        clip_of(&cam),
+                        frames,
+                        sink,
+                        (s.ssrc, seq0, ts0),
+                        ReplayMode { paced, cseq },
                     )));
                 }
             }
@@ -558,21 +564,28 @@ fn rtp_packet(
     p
 }
 
-/// RTP payloads of one access unit (RFC 6184: single NAL units, FU-A for
-/// the large ones).
-fn payloads(frame: &clip::Frame) -> Vec<Vec<u8>> {
+/// RTP payloads of one access unit: single NAL units, and fragmentation
+/// units for the large ones (H.264 FU-A, RFC 6184; H.265 FU, RFC 7798).
+fn payloads(codec: VideoCodec, frame: &clip::Frame) -> Vec<Vec<u8>> {
     let mut out = Vec::new();
     for nal in &frame.nals {
         if nal.len() <= MTU_PAYLOAD {
             out.push(nal.clone());
             continue;
         }
-        let (hdr, body) = (nal[0], &nal[1..]);
-        let chunks: Vec<&[u8]> = body.chunks(MTU_PAYLOAD - 2).collect();
+        let (header, kind, body): (Vec<u8>, u8, &[u8]) = match codec {
+            VideoCodec::H264 => (vec![(nal[0] & 0xe0) | 28], nal[0] & 0x1f, &nal[1..]),
+            VideoCodec::H265 => (
+                vec![(nal[0] & 0x81) | (49 << 1), nal[1]],
+                (nal[0] >> 1) & 0x3f,
+                &nal[2..],
+            ),
+        };
+        let chunks: Vec<&[u8]> = body.chunks(MTU_PAYLOAD - 3).collect();
         for (i, c) in chunks.iter().enumerate() {
-            let mut fu = Vec::with_capacity(c.len() + 2);
-            fu.push((hdr & 0xe0) | 28);
-            let mut h = hdr & 0x1f;
+            let mut fu = Vec::with_capacity(c.len() + 3);
+            fu.extend_from_slice(&header);
+            let mut h = kind;
             if i == 0 {
                 h |= 0x80;
             }
@@ -587,8 +600,17 @@ fn payloads(frame: &clip::Frame) -> Vec<Vec<u8>> {
     out
 }
 
+/// What a camera sends: the H.265 clip with the `h265` quirk.
+fn clip_of(cam: &SimCamera) -> &'static clip::Clip {
+    if cam.quirks.h265 {
+        clip::clip_h265()
+    } else {
+        clip::clip()
+    }
+}
+
 async fn live(cam: Arc<SimCamera>, sink: Sink, ssrc: u32, mut seq: u16, ts0: u32) {
-    let c = clip::clip();
+    let c = clip_of(&cam);
     let mut tick = tokio::time::interval(Duration::from_millis(FRAME_MS as u64));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut k: u64 = 0;
@@ -602,7 +624,7 @@ async fn live(cam: Arc<SimCamera>, sink: Sink, ssrc: u32, mut seq: u16, ts0: u32
             return;
         }
         let ts = ts0.wrapping_add((k as u32).wrapping_mul(FRAME_TICKS));
-        let parts = payloads(c.frame(k));
+        let parts = payloads(c.codec, c.frame(k));
         let n = parts.len();
         for (i, p) in parts.into_iter().enumerate() {
             if !sink
@@ -617,16 +639,19 @@ async fn live(cam: Arc<SimCamera>, sink: Sink, ssrc: u32, mut seq: u16, ts0: u32
     }
 }
 
-async fn replay(
-    frames: Vec<super::recordings::ReplayFrame>,
-    sink: Sink,
-    ssrc: u32,
-    mut seq: u16,
-    ts0: u32,
+/// How a replay is sent: pacing and the PLAY's CSeq for the extension.
+struct ReplayMode {
     paced: bool,
     cseq: u8,
+}
+
+async fn replay(
+    c: &'static clip::Clip,
+    frames: Vec<super::recordings::ReplayFrame>,
+    sink: Sink,
+    (ssrc, mut seq, ts0): (u32, u16, u32),
+    ReplayMode { paced, cseq }: ReplayMode,
 ) {
-    let c = clip::clip();
     let start = frames.first().map(|f| f.at).unwrap_or_default();
     let began = tokio::time::Instant::now();
     let total = frames.len();
@@ -636,7 +661,7 @@ async fn replay(
             tokio::time::sleep_until(began + Duration::from_millis(offset_ms as u64)).await;
         }
         let ts = ts0.wrapping_add((offset_ms as u32).wrapping_mul(90));
-        let parts = payloads(c.frame(f.k));
+        let parts = payloads(c.codec, c.frame(f.k));
         let n = parts.len();
         for (i, p) in parts.into_iter().enumerate() {
             let ext = Ext {
@@ -702,7 +727,7 @@ mod tests {
             nals: vec![vec![0x65; 3000], vec![0x68, 1, 2]],
             key: true,
         };
-        let p = payloads(&f);
+        let p = payloads(VideoCodec::H264, &f);
         assert_eq!(p.len(), 4);
         assert_eq!(p[0][0] & 0x1f, 28);
         assert_eq!(p[0][1], 0x80 | 5);
