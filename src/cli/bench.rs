@@ -27,6 +27,26 @@ pub enum BenchCommand {
     Poll(PollBench),
     /// Record N streams of one RTSP source for a while; CPU per stream.
     Record(RecordBench),
+    /// Replay a stretch of a camera's on-board recording (ONVIF replay)
+    /// into segments: how much faster than real time, at what CPU.
+    Replay(ReplayBench),
+}
+
+#[derive(Args, Debug)]
+pub struct ReplayBench {
+    /// The replay address (the simulator's `rtsp://127.0.0.1:8554/cam0/replay/SD_Main`).
+    #[arg(long)]
+    pub url: String,
+    #[arg(long)]
+    pub user: Option<String>,
+    #[arg(long, default_value = "")]
+    pub password: String,
+    /// Minutes of recording to replay, ending this long before now.
+    #[arg(long, default_value_t = 10)]
+    pub minutes: i64,
+    /// Read cap in Mbit/s.
+    #[arg(long, default_value_t = 1000)]
+    pub mbps: u64,
 }
 
 #[derive(Args, Debug)]
@@ -136,6 +156,7 @@ pub async fn run(b: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Web(a) => web(a).await,
         BenchCommand::Poll(a) => poll(a).await,
         BenchCommand::Record(a) => record(a).await,
+        BenchCommand::Replay(a) => replay(a).await,
     }
 }
 
@@ -774,6 +795,56 @@ async fn record(a: RecordBench) -> anyhow::Result<()> {
         total.lost,
         total.segments,
         total.bytes / 1_048_576,
+        usage().max_rss_kib / 1024
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+/// Replay `minutes` of a camera's recording into a throw-away local tier.
+async fn replay(a: ReplayBench) -> anyhow::Result<()> {
+    use crate::recorder::{RecordOptions, StreamId, replay::ReplayRequest};
+    let dir = std::env::temp_dir().join(format!("camfleet-bench-replay-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let db = crate::db::connect(&crate::db::sqlite_url(&dir)).await?;
+    let store = std::sync::Arc::new(crate::storage::Storage::local(&dir.join("storage"))?);
+    let rec = crate::fleet::recordings::recorder(db, store, SystemClock::shared());
+    let now = chrono::Utc::now();
+    let req = ReplayRequest {
+        uri: url::Url::parse(&a.url)?,
+        creds: a.user.clone().map(|u| (u, a.password.clone())),
+        from: now - chrono::Duration::minutes(a.minutes.max(1) + 1),
+        to: now - chrono::Duration::minutes(1),
+        max_bytes_per_s: a.mbps.max(1) * 125_000,
+        idle_timeout: Duration::from_secs(15),
+        camera_offset: chrono::Duration::zero(),
+    };
+    let mut opts = RecordOptions::new(dir.join("spool"));
+    opts.origin = "edge".into();
+    let stream = StreamId {
+        device_id: 1,
+        site_id: None,
+        profile: "bench".into(),
+    };
+    let cpu0 = usage().cpu;
+    let t0 = Instant::now();
+    let st = rec
+        .backfill(&stream, req, &opts, crate::shutdown::never())
+        .await?;
+    let wall = t0.elapsed();
+    let cpu = usage().cpu - cpu0;
+    let covered = match (st.first, st.last) {
+        (Some(f), Some(l)) => (l - f).num_milliseconds() as f64 / 1000.0,
+        _ => 0.0,
+    };
+    println!(
+        "replayed {covered:.0} s of recording in {wall:.2?} ({:.0}x real time): {} frames, {} segments, {} MiB ({:.0} Mbit/s), {} dropped; CPU {cpu:.2?}, peak RSS {} MiB",
+        covered / wall.as_secs_f64().max(0.001),
+        st.frames,
+        st.segments,
+        st.bytes / 1_048_576,
+        st.bytes as f64 * 8.0 / 1e6 / wall.as_secs_f64().max(0.001),
+        st.dropped,
         usage().max_rss_kib / 1024
     );
     let _ = std::fs::remove_dir_all(&dir);
