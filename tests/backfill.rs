@@ -362,3 +362,26 @@ async fn an_h265_card_is_replayed_into_hvc1_segments() {
     }
     r.fleet.shutdown().await;
 }
+
+/// A camera that ignores `Range: clock=` and replays its whole card is
+/// given up on (failed, to be tried again later), not followed for hours.
+#[tokio::test]
+async fn a_camera_that_ignores_the_range_is_given_up_on() {
+    let r = rig("ignore-range").await;
+    let now = r.now;
+    live_segment(&r, now - min(12), now - min(10)).await;
+    live_segment(&r, now - min(8), now - min(6)).await;
+    let report = r
+        .backfill
+        .run(None, camfleet::shutdown::never())
+        .await
+        .unwrap();
+    assert_eq!((report.failed, report.segments), (1, 0), "{report:?}");
+    assert!(
+        report.log.iter().any(|l| l.contains("ignored")),
+        "{:?}",
+        report.log
+    );
+    assert!(edge_segments(&r).await.is_empty());
+    r.fleet.shutdown().await;
+}

@@ -467,6 +467,9 @@ impl Recorder {
         // held back until a frame at or after `from` shows it is needed,
         // so a stretch the camera lacks too files nothing twice.
         let mut held: Vec<replay::ReplayedFrame> = Vec::new();
+        let (mut held_bytes, mut early) = (0usize, 0u64);
+        const MAX_HELD_BYTES: usize = 64 * 1024 * 1024;
+        const MAX_EARLY_FRAMES: u64 = 10_000;
         let mut reached = false;
         let result = loop {
             let next = tokio::select! {
@@ -480,8 +483,25 @@ impl Recorder {
             };
             if !reached {
                 if f.at < wanted_from {
+                    early += 1;
+                    if early > MAX_EARLY_FRAMES {
+                        // A camera that ignores the range and replays from
+                        // the start of its card would keep us busy for hours.
+                        break Err(rec_err(
+                            "replay",
+                            "the camera sends frames from before the requested range (Range: clock= ignored?)",
+                        ));
+                    }
                     if f.key {
                         held.clear();
+                        held_bytes = 0;
+                    }
+                    held_bytes += f.data.len();
+                    if held_bytes > MAX_HELD_BYTES {
+                        // No keyframe for far too long: keep nothing until one.
+                        held.clear();
+                        held_bytes = 0;
+                        continue;
                     }
                     held.push(f);
                     continue;

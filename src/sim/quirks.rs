@@ -69,6 +69,8 @@ pub struct Quirks {
     pub inline_backup: bool,
     /// Streams and records H.265 instead of H.264.
     pub h265: bool,
+    /// Replays from the start of the card whatever range is asked for.
+    pub ignore_range: bool,
 }
 
 impl Default for Quirks {
@@ -100,6 +102,7 @@ impl Default for Quirks {
             no_recording: false,
             inline_backup: false,
             h265: false,
+            ignore_range: false,
         }
     }
 }
@@ -149,6 +152,7 @@ impl Quirks {
                 "no-recording" => self.no_recording = true,
                 "inline-backup" => self.inline_backup = true,
                 "h265" => self.h265 = true,
+                "ignore-range" => self.ignore_range = true,
                 other => return Err(format!("unknown quirk {other:?}")),
             }
         }

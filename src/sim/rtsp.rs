@@ -430,6 +430,11 @@ async fn handle(
                         Some(None) => return reply("457 Invalid Range"),
                         None => (rec.since, None),
                     };
+                    let (from, to) = if cam.quirks.ignore_range {
+                        (rec.since, None)
+                    } else {
+                        (from, to)
+                    };
                     let paced = !req
                         .header("Rate-Control")
                         .is_some_and(|v| v.trim().eq_ignore_ascii_case("no"));
