@@ -580,3 +580,70 @@ async fn configuration_backup_keeps_the_cameras_own_backup_files() {
     mtom.shutdown().await;
     inline.shutdown().await;
 }
+
+/// An installation upgraded to edge backfill gets its default job once
+/// (migration 15); a fresh one gets it with the other defaults; a job the
+/// user deleted does not come back.
+#[tokio::test]
+async fn upgraded_installations_get_the_edge_backfill_job_once() {
+    use camfleet::db::entities::job;
+    use migration::MigratorTrait;
+    let raw = raw_test_db().await;
+    // The database as the previous release left it: migrations up to 14
+    // and the default jobs of that time.
+    migration::Migrator::up(&raw, Some(14)).await.unwrap();
+    let now = chrono::Utc::now();
+    job::ActiveModel {
+        name: Set("Retention sweep".into()),
+        kind: Set("retention_sweep".into()),
+        schedule: Set("17 * * * *".into()),
+        timezone: Set("UTC".into()),
+        params: Set(json!({"tier": "hot"})),
+        enabled: Set(true),
+        missed_policy: Set("skip".into()),
+        last_scheduled_at: Set(Some(now)),
+        created_at: Set(now),
+        updated_at: Set(now),
+        ..Default::default()
+    }
+    .insert(&raw)
+    .await
+    .unwrap();
+    migration::Migrator::up(&raw, None).await.unwrap();
+    let seeded = job::Entity::find()
+        .filter(job::Column::Kind.eq("edge_backfill"))
+        .all(&raw)
+        .await
+        .unwrap();
+    assert_eq!(seeded.len(), 1);
+    assert_eq!(seeded[0].schedule, "*/10 * * * *");
+    assert!(seeded[0].enabled);
+    assert!((seeded[0].created_at - now).num_seconds().abs() < 120);
+    // Deleted by the user: a later start (migrations already applied)
+    // does not bring it back.
+    job::Entity::delete_by_id(seeded[0].id)
+        .exec(&raw)
+        .await
+        .unwrap();
+    migration::Migrator::up(&raw, None).await.unwrap();
+    assert!(
+        job::Entity::find()
+            .filter(job::Column::Kind.eq("edge_backfill"))
+            .all(&raw)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // A fresh installation: migration 15 finds no jobs; the defaults,
+    // edge backfill among them, come from ensure_defaults.
+    let r = rig().await;
+    r.jobs.ensure_defaults().await.unwrap();
+    assert!(
+        r.jobs
+            .list()
+            .await
+            .unwrap()
+            .iter()
+            .any(|j| j.kind == "edge_backfill")
+    );
+}

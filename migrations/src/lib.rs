@@ -17,6 +17,7 @@ mod m20261126_000011_jobs;
 mod m20261126_000012_recording_policy;
 mod m20261126_000013_backfill;
 mod m20261126_000014_record_transport;
+mod m20261126_000015_seed_backfill_job;
 
 pub struct Migrator;
 
@@ -38,6 +39,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000012_recording_policy::Migration),
             Box::new(m20261126_000013_backfill::Migration),
             Box::new(m20261126_000014_record_transport::Migration),
+            Box::new(m20261126_000015_seed_backfill_job::Migration),
         ]
     }
 }

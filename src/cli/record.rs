@@ -64,6 +64,7 @@ pub async fn record(a: RecordArgs) -> anyhow::Result<()> {
     }
     let mut opts = RecordOptions::new(spool);
     opts.segment = std::time::Duration::from_secs(a.segment.max(1));
+    opts.udp = d.record_transport == "udp";
     let (stop, stopped) = crate::shutdown::channel();
     let stream = StreamId {
         device_id: d.id,

@@ -96,3 +96,31 @@ pub async fn test_db() -> sea_orm::DatabaseConnection {
         .await
         .expect("postgres")
 }
+
+/// A fresh database with no migrations applied (SQLite file, or a new
+/// PostgreSQL database under `CAMFLEET_TEST_PG`): for upgrade tests.
+pub async fn raw_test_db() -> sea_orm::DatabaseConnection {
+    use sea_orm::ConnectionTrait;
+    let Ok(admin_url) = std::env::var("CAMFLEET_TEST_PG") else {
+        let dir = std::env::temp_dir().join(format!("camfleet-raw-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        return sea_orm::Database::connect(camfleet::db::sqlite_url(&dir).as_str())
+            .await
+            .expect("sqlite");
+    };
+    let name = format!("camfleet_raw_{}", uuid::Uuid::new_v4().simple());
+    let admin = sea_orm::Database::connect(admin_url.as_str())
+        .await
+        .expect("postgres admin");
+    admin
+        .execute_unprepared(&format!("CREATE DATABASE {name}"))
+        .await
+        .expect("create test database");
+    let base = admin_url
+        .rsplit_once('/')
+        .map(|(b, _)| b)
+        .unwrap_or(&admin_url);
+    sea_orm::Database::connect(format!("{base}/{name}").as_str())
+        .await
+        .expect("postgres")
+}
