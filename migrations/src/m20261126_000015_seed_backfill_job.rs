@@ -65,9 +65,9 @@ impl MigrationTrait for Migration {
                 Expr::cust("'{}'"),
                 true.into(),
                 "skip".into(),
-                Expr::current_timestamp().into(),
-                Expr::current_timestamp().into(),
-                Expr::current_timestamp().into(),
+                Expr::current_timestamp(),
+                Expr::current_timestamp(),
+                Expr::current_timestamp(),
             ])
             .map_err(|e| DbErr::Custom(e.to_string()))?
             .to_owned();
