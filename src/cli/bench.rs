@@ -32,15 +32,28 @@ pub enum BenchCommand {
     Replay(ReplayBench),
 }
 
+/// RTSP login, if the source asks for one.
+#[derive(Args, Debug, Clone)]
+pub struct RtspLogin {
+    #[arg(long)]
+    pub user: Option<String>,
+    #[arg(long, default_value = "")]
+    pub password: String,
+}
+
+impl RtspLogin {
+    fn creds(&self) -> Option<(String, String)> {
+        self.user.clone().map(|u| (u, self.password.clone()))
+    }
+}
+
 #[derive(Args, Debug)]
 pub struct ReplayBench {
     /// The replay address (the simulator's `rtsp://127.0.0.1:8554/cam0/replay/SD_Main`).
     #[arg(long)]
     pub url: String,
-    #[arg(long)]
-    pub user: Option<String>,
-    #[arg(long, default_value = "")]
-    pub password: String,
+    #[command(flatten)]
+    pub login: RtspLogin,
     /// Minutes of recording to replay, ending this long before now.
     #[arg(long, default_value_t = 10)]
     pub minutes: i64,
@@ -56,11 +69,8 @@ pub struct RecordBench {
     /// `rtsp://127.0.0.1:8554/cam{i}/main`).
     #[arg(long)]
     pub url: String,
-    /// RTSP login, if the source asks for one.
-    #[arg(long)]
-    pub user: Option<String>,
-    #[arg(long, default_value = "")]
-    pub password: String,
+    #[command(flatten)]
+    pub login: RtspLogin,
     #[arg(long, default_value_t = 1)]
     pub streams: usize,
     #[arg(long, default_value_t = 30)]
@@ -742,7 +752,7 @@ async fn record(a: RecordBench) -> anyhow::Result<()> {
         let mut opts = RecordOptions::new(dir.join("spool"));
         opts.segment = Duration::from_secs(a.segment.max(1));
         let url = url::Url::parse(&a.url.replace("{i}", &i.to_string()))?;
-        let creds = a.user.clone().map(|u| (u, a.password.clone()));
+        let creds = a.login.creds();
         let stopped = stopped.clone();
         tasks.push(tokio::spawn(async move {
             let mut stats = RecordStats::default();
@@ -812,7 +822,7 @@ async fn replay(a: ReplayBench) -> anyhow::Result<()> {
     let now = chrono::Utc::now();
     let req = ReplayRequest {
         uri: url::Url::parse(&a.url)?,
-        creds: a.user.clone().map(|u| (u, a.password.clone())),
+        creds: a.login.creds(),
         from: now - chrono::Duration::minutes(a.minutes.max(1) + 1),
         to: now - chrono::Duration::minutes(1),
         max_bytes_per_s: a.mbps.max(1) * 125_000,

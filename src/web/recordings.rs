@@ -60,18 +60,32 @@ pub fn timeline(segs: Vec<recording::Model>) -> Vec<Slot> {
     out
 }
 
+/// The device (within the user's sites) and the query's fields.
+async fn device_and_query(
+    state: &State,
+    me: &CurrentUser,
+    id: i32,
+    q: Option<String>,
+) -> Result<(device::Model, FormFields), WebError> {
+    let d = super::pages::device_or_404(state, me, id).await?;
+    Ok((d, FormFields::parse(q.as_deref().unwrap_or("").as_bytes())))
+}
+
+fn parse_day(v: &str) -> Result<chrono::NaiveDate, WebError> {
+    chrono::NaiveDate::parse_from_str(v, "%Y-%m-%d")
+        .map_err(|_| WebError(Error::new(ErrorKind::InvalidArgument, "day: YYYY-MM-DD")))
+}
+
 pub async fn recordings(
     AxState(state): AxState<State>,
     Extension(me): Extension<CurrentUser>,
     Path(id): Path<i32>,
     RawQuery(q): RawQuery,
 ) -> Result<Response, WebError> {
-    let d = super::pages::device_or_404(&state, &me, id).await?;
-    let f = FormFields::parse(q.as_deref().unwrap_or("").as_bytes());
+    let (d, f) = device_and_query(&state, &me, id, q).await?;
     let day = match f.text("day").as_str() {
         "" => state.clock.now_utc().date_naive(),
-        v => chrono::NaiveDate::parse_from_str(v, "%Y-%m-%d")
-            .map_err(|_| WebError(Error::new(ErrorKind::InvalidArgument, "day: YYYY-MM-DD")))?,
+        v => parse_day(v)?,
     };
     let from = day.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc();
     let to = from + chrono::Duration::days(1);
@@ -159,10 +173,8 @@ pub async fn export(
     Path(id): Path<i32>,
     RawQuery(q): RawQuery,
 ) -> Result<Response, WebError> {
-    let d = super::pages::device_or_404(&state, &me, id).await?;
-    let f = FormFields::parse(q.as_deref().unwrap_or("").as_bytes());
-    let day = chrono::NaiveDate::parse_from_str(&f.text("day"), "%Y-%m-%d")
-        .map_err(|_| WebError(Error::new(ErrorKind::InvalidArgument, "day: YYYY-MM-DD")))?;
+    let (d, f) = device_and_query(&state, &me, id, q).await?;
+    let day = parse_day(&f.text("day"))?;
     let from = time_of_day(day, &f.text("from"), "from")?;
     let to = time_of_day(day, &f.text("to"), "to")?;
     if to <= from {
