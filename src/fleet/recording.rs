@@ -21,6 +21,63 @@ use crate::secrets::SecretBox;
 use crate::shutdown::{Shutdown, ShutdownTrigger};
 use crate::storage::Storage;
 
+/// Set a device's recording policy: a media profile it has (None: not
+/// recorded) over `tcp` or `udp`. Validated and audited; the manager picks
+/// the change up on its next tick.
+pub async fn set_policy(
+    db: &DatabaseConnection,
+    at: chrono::DateTime<chrono::Utc>,
+    d: device::Model,
+    profile: Option<String>,
+    transport: &str,
+    actor: &super::audit::Actor,
+) -> Result<()> {
+    use crate::error::{Error, ErrorKind};
+    use sea_orm::{ActiveModelTrait, IntoActiveModel, Set};
+    if !matches!(transport, "tcp" | "udp") {
+        return Err(Error::new(
+            ErrorKind::InvalidArgument,
+            format!("transport: tcp or udp, not {transport:?}"),
+        ));
+    }
+    if let Some(token) = &profile {
+        let known = device_profile::Entity::find()
+            .filter(device_profile::Column::DeviceId.eq(d.id))
+            .filter(device_profile::Column::Token.eq(token.clone()))
+            .one(db)
+            .await?;
+        if known.is_none() {
+            return Err(Error::new(
+                ErrorKind::InvalidArgument,
+                format!("recording: no media profile {token:?} on this device"),
+            ));
+        }
+    }
+    let id = d.id;
+    let before =
+        serde_json::json!({"record_profile": d.record_profile, "transport": d.record_transport});
+    let mut am = d.into_active_model();
+    am.record_profile = Set(profile.clone());
+    am.record_transport = Set(transport.to_string());
+    if profile.is_none() {
+        am.recording_status = Set(String::new());
+    }
+    am.update(db).await?;
+    super::audit::record(
+        db,
+        actor,
+        at,
+        super::audit::Entry {
+            action: "device.recording",
+            target_kind: "device",
+            target_id: id.to_string(),
+            before: Some(before),
+            after: Some(serde_json::json!({"record_profile": profile, "transport": transport})),
+        },
+    )
+    .await
+}
+
 pub struct RecordingManager {
     db: DatabaseConnection,
     secrets: Arc<SecretBox>,

@@ -1,12 +1,13 @@
-//! Procurement pages: the warranty-expiring and end-of-life views, CSV
-//! import with a dry run and an all-or-nothing apply, and bulk actions on
-//! devices selected in the list.
+//! Procurement pages: a device's inventory form, the inventory CSV, the
+//! warranty-expiring and end-of-life views, CSV import with a dry run and
+//! an all-or-nothing apply, and bulk actions on devices selected in the
+//! list.
 
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::Extension;
-use axum::extract::{Multipart, RawForm, RawQuery, State as AxState};
-use axum::http::StatusCode;
+use axum::extract::{Multipart, Path, RawForm, RawQuery, State as AxState};
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, TransactionTrait};
 
@@ -14,7 +15,9 @@ use super::State;
 use super::auth::CurrentUser;
 use super::error::WebError;
 use super::form::FormFields;
-use super::pages::{DeviceList, DeviceQuery, devices_page, list_devices};
+use super::pages::{
+    DeviceList, DeviceQuery, device_or_404, devices_page, exact_filters, list_devices,
+};
 use crate::db::entities::{device, site};
 use crate::error::{Error, ErrorKind};
 use crate::fleet::audit::Actor;
@@ -243,7 +246,7 @@ pub async fn bulk(
         .await?;
     let sites = state.sites.list().await?;
     match f.get("action").as_str() {
-        "export" => super::pages::csv_response(&state, &devices, &sites),
+        "export" => csv_response(&state, &devices, &sites),
         "site" => {
             me.require(me.role.can_edit_inventory())?;
             let target = f.get("site");
@@ -310,4 +313,185 @@ pub async fn bulk(
             "action: choose what to do with the selection",
         ))),
     }
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "inventory_form.html")]
+pub struct InventoryFormPage {
+    pub me: CurrentUser,
+    pub d: device::Model,
+    pub sites: Vec<crate::db::entities::site::Model>,
+    pub f: crate::fleet::inventory::InventoryForm,
+    pub errors: crate::fleet::inventory::FieldErrors,
+}
+
+impl InventoryFormPage {
+    /// The error for a field, or empty (templates show it next to the input).
+    pub fn err(&self, field: &str) -> &str {
+        self.errors.get(field).map(String::as_str).unwrap_or("")
+    }
+}
+
+/// The sites a user may put devices into.
+async fn sites_for(
+    state: &State,
+    me: &CurrentUser,
+) -> Result<Vec<crate::db::entities::site::Model>, WebError> {
+    Ok(state
+        .sites
+        .list()
+        .await?
+        .into_iter()
+        .filter(|s| me.scope.allows_site(Some(s.id)))
+        .collect())
+}
+
+pub async fn inventory_form(
+    AxState(state): AxState<State>,
+    Extension(me): Extension<CurrentUser>,
+    Path(id): Path<i32>,
+) -> Result<Response, WebError> {
+    me.require(me.role.can_edit_inventory())?;
+    let d = device_or_404(&state, &me, id).await?;
+    let all_sites = state.sites.list().await?;
+    let f = crate::fleet::inventory::InventoryForm::from_device(
+        &d,
+        crate::fleet::inventory::site_name(&all_sites, d.site_id),
+    );
+    let sites = sites_for(&state, &me).await?;
+    Ok(InventoryFormPage {
+        me,
+        d,
+        sites,
+        f,
+        errors: Default::default(),
+    }
+    .into_response())
+}
+
+#[derive(serde::Deserialize)]
+pub struct InventorySubmit {
+    csrf: String,
+    #[serde(flatten)]
+    form: crate::fleet::inventory::InventoryForm,
+}
+
+pub async fn inventory_save(
+    AxState(state): AxState<State>,
+    Extension(me): Extension<CurrentUser>,
+    Path(id): Path<i32>,
+    axum::extract::Form(s): axum::extract::Form<InventorySubmit>,
+) -> Result<Response, WebError> {
+    me.check_csrf(&s.csrf)?;
+    me.require(me.role.can_edit_inventory())?;
+    let actor = crate::fleet::audit::Actor::user(&me.user.username);
+    match state
+        .inventory
+        .edit_inventory(id, &s.form, &me.scope, &actor)
+        .await?
+    {
+        crate::fleet::inventory::InventoryEdit::Saved(_) => {
+            Ok(axum::response::Redirect::to(&format!("/devices/{id}")).into_response())
+        }
+        crate::fleet::inventory::InventoryEdit::Invalid(errors) => {
+            let d = device_or_404(&state, &me, id).await?;
+            let sites = sites_for(&state, &me).await?;
+            let page = InventoryFormPage {
+                me,
+                d,
+                sites,
+                f: s.form,
+                errors,
+            };
+            Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response())
+        }
+    }
+}
+
+/// The inventory as CSV (every device, inventory columns). Filters as on
+/// the device list apply.
+pub async fn inventory_csv(
+    AxState(state): AxState<State>,
+    Extension(me): Extension<CurrentUser>,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, WebError> {
+    let q = DeviceQuery::parse(raw.as_deref())?;
+    let devices = device::Entity::find()
+        .filter(exact_filters(&state, &me, &q)?)
+        .order_by_asc(device::Column::Id)
+        .all(&state.db)
+        .await?;
+    let sites = state.sites.list().await?;
+    csv_response(&state, &devices, &sites)
+}
+
+/// Devices as the inventory CSV (the import reads the same columns).
+pub fn csv_response(
+    state: &State,
+    devices: &[device::Model],
+    sites: &[crate::db::entities::site::Model],
+) -> Result<Response, WebError> {
+    use crate::fleet::csv::row;
+    let date = |d: Option<chrono::NaiveDate>| d.map(|d| d.to_string()).unwrap_or_default();
+    let mut out = row([
+        "id",
+        "name",
+        "site",
+        "manufacturer",
+        "model",
+        "serial",
+        "mac",
+        "firmware",
+        "status",
+        "location",
+        "asset_tag",
+        "purchase_order",
+        "purchase_date",
+        "supplier",
+        "cost",
+        "warranty_end",
+        "end_of_life",
+        "notes",
+    ]);
+    for d in devices {
+        let cost = d
+            .cost_cents
+            .map(|c| format!("{}.{:02}", c / 100, c % 100))
+            .unwrap_or_default();
+        out.push_str(&row([
+            d.id.to_string().as_str(),
+            &d.name,
+            crate::fleet::inventory::site_name(sites, d.site_id),
+            &d.manufacturer,
+            &d.model,
+            d.serial.as_deref().unwrap_or(""),
+            d.mac.as_deref().unwrap_or(""),
+            &d.firmware,
+            &d.status,
+            &d.location,
+            &d.asset_tag,
+            &d.purchase_order,
+            &date(d.purchase_date),
+            &d.supplier,
+            &cost,
+            &date(d.warranty_end),
+            &date(d.end_of_life),
+            &d.notes,
+        ]));
+    }
+    let filename = format!(
+        "camfleet-inventory-{}.csv",
+        state.clock.now_utc().format("%Y%m%d")
+    );
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{filename}\""),
+            ),
+        ],
+        out,
+    )
+        .into_response())
 }

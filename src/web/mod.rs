@@ -8,6 +8,7 @@ pub mod alert_admin;
 pub mod alerts;
 pub mod api;
 pub mod auth;
+pub mod device;
 pub mod discovery;
 pub mod error;
 pub mod firmware;
@@ -327,11 +328,11 @@ fn handler(spec: &RouteSpec) -> MethodRouter<State> {
         ("POST", "/logout") => post(auth::logout),
         ("GET", "/") => get(pages::dashboard),
         ("GET", "/devices") => get(pages::devices),
-        ("GET", "/devices/{id}") => get(pages::device),
-        ("GET", "/devices/{id}/inventory") => get(pages::inventory_form),
-        ("POST", "/devices/{id}/inventory") => post(pages::inventory_save),
+        ("GET", "/devices/{id}") => get(device::device),
+        ("GET", "/devices/{id}/inventory") => get(inventory::inventory_form),
+        ("POST", "/devices/{id}/inventory") => post(inventory::inventory_save),
         ("GET", "/api/v1/devices") => get(pages::api_devices),
-        ("GET", "/inventory.csv") => get(pages::inventory_csv),
+        ("GET", "/inventory.csv") => get(inventory::inventory_csv),
         ("GET", "/audit") => get(pages::audit),
         ("GET", "/discovery") => get(discovery::runs),
         ("POST", "/discovery") => post(discovery::start),
@@ -341,14 +342,14 @@ fn handler(spec: &RouteSpec) -> MethodRouter<State> {
         ("GET", "/static/app.js") => get(pages::js),
         ("GET", "/devices/{id}/snapshot") => get(snapshot::snapshot),
         ("POST", "/devices/bulk") => post(inventory::bulk),
-        ("POST", "/devices/{id}/poll") => post(pages::device_poll),
-        ("POST", "/devices/{id}/reboot") => post(pages::device_reboot),
-        ("POST", "/devices/{id}/recording") => post(pages::device_recording),
-        ("POST", "/devices/{id}/backfill") => post(pages::device_backfill),
+        ("POST", "/devices/{id}/poll") => post(device::device_poll),
+        ("POST", "/devices/{id}/reboot") => post(device::device_reboot),
+        ("POST", "/devices/{id}/recording") => post(device::device_recording),
+        ("POST", "/devices/{id}/backfill") => post(device::device_backfill),
         ("GET", "/devices/{id}/recordings") => get(recordings::recordings),
         ("GET", "/recordings/{id}") => get(recordings::segment),
         ("GET", "/devices/{id}/recordings/export") => get(recordings::export),
-        ("POST", "/devices/{id}/network") => post(pages::device_network),
+        ("POST", "/devices/{id}/network") => post(device::device_network),
         ("GET", "/inventory") => get(inventory::inventory),
         ("GET", "/inventory/import") => get(inventory::import_form),
         ("POST", "/inventory/import") => post(inventory::import_preview).layer(
