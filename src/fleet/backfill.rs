@@ -15,7 +15,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, Set,
+    ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, Set,
 };
 
 use super::poller::{device_session, stored_credentials};
@@ -177,17 +178,19 @@ impl Backfill {
     ) -> Result<Vec<(DateTime<Utc>, DateTime<Utc>)>> {
         let now = self.clock.now_utc();
         let (from, to) = (now - self.config.window, now - self.config.settle);
+        // Only the two times of each segment: this runs for every recorded
+        // device every ten minutes.
         let segs: Vec<(DateTime<Utc>, DateTime<Utc>)> = recording::Entity::find()
+            .select_only()
+            .columns([recording::Column::StartAt, recording::Column::EndAt])
             .filter(recording::Column::DeviceId.eq(device_id))
             .filter(recording::Column::Profile.eq(profile))
             .filter(recording::Column::EndAt.gte(from - chrono::Duration::hours(1)))
             .filter(recording::Column::StartAt.lt(to))
             .order_by_asc(recording::Column::StartAt)
+            .into_tuple()
             .all(&self.db)
-            .await?
-            .into_iter()
-            .map(|r| (r.start_at, r.end_at))
-            .collect();
+            .await?;
         let tried = backfill::Entity::find()
             .filter(backfill::Column::DeviceId.eq(device_id))
             .filter(backfill::Column::Profile.eq(profile))

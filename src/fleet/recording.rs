@@ -124,35 +124,38 @@ impl RecordingManager {
         Ok(())
     }
 
-    /// Devices to record: (device, profile token, stream address, creds).
-    async fn wanted(
-        &self,
-    ) -> Result<Vec<(device::Model, String, String, Option<(String, String)>)>> {
+    /// Devices to record: (device, profile token, stream address). Two
+    /// queries whatever the fleet's size; credentials are opened only for
+    /// streams being started.
+    async fn wanted(&self) -> Result<Vec<(device::Model, String, String)>> {
         let devices = device::Entity::find()
             .filter(device::Column::RecordProfile.is_not_null())
             .all(&self.db)
             .await?;
+        let mut uris: HashMap<(i32, String), String> = HashMap::new();
+        let ids: Vec<i32> = devices.iter().map(|d| d.id).collect();
+        for chunk in ids.chunks(1000) {
+            for p in device_profile::Entity::find()
+                .filter(device_profile::Column::DeviceId.is_in(chunk.iter().copied()))
+                .all(&self.db)
+                .await?
+            {
+                if let Some(uri) = p.stream_uri {
+                    uris.insert((p.device_id, p.token), uri);
+                }
+            }
+        }
         let mut out = Vec::new();
         for d in devices {
             let token = d.record_profile.clone().unwrap_or_default();
-            let uri = device_profile::Entity::find()
-                .filter(device_profile::Column::DeviceId.eq(d.id))
-                .filter(device_profile::Column::Token.eq(token.clone()))
-                .one(&self.db)
-                .await?
-                .and_then(|p| p.stream_uri);
-            let Some(uri) = uri else {
-                self.set_status(
-                    d.id,
-                    &format!("not recording: profile {token} has no stream address"),
-                )
-                .await?;
+            let Some(uri) = uris.remove(&(d.id, token.clone())) else {
+                let status = format!("not recording: profile {token} has no stream address");
+                if d.recording_status != status {
+                    self.set_status(d.id, &status).await?;
+                }
                 continue;
             };
-            let creds = stored_credentials(&self.db, &self.secrets, d.credential_id)
-                .await?
-                .map(|c| (c.username, c.password));
-            out.push((d, token, uri, creds));
+            out.push((d, token, uri));
         }
         Ok(out)
     }
@@ -262,10 +265,13 @@ impl RecordingManager {
                 self.set_status(id, "").await?;
             }
         }
-        for (d, token, uri, creds) in wanted {
+        for (d, token, uri) in wanted {
             if tasks.contains_key(&d.id) {
                 continue;
             }
+            let creds = stored_credentials(&self.db, &self.secrets, d.credential_id)
+                .await?
+                .map(|c| (c.username, c.password));
             let Ok(url) = url::Url::parse(&uri) else {
                 self.set_status(d.id, &format!("not recording: bad stream address {uri:?}"))
                     .await?;

@@ -508,8 +508,6 @@ impl Recorder {
                 }
                 reached = true;
             }
-            let codec = session.codec().to_string();
-            let entry = session.sample_entry().map(|(e, d)| (e, d, codec));
             for f in held.drain(..).chain(std::iter::once(f)) {
                 stats.frames += 1;
                 out.first = out.first.min(Some(f.at)).or(Some(f.at));
@@ -522,9 +520,13 @@ impl Recorder {
                     key: f.key,
                     cut_before: f.discontinuity,
                 };
-                let entry = entry.clone();
+                // Built only when a segment opens, not per frame.
+                let entry = || {
+                    let codec = session.codec().to_string();
+                    session.sample_entry().map(|(e, d)| (e, d, codec))
+                };
                 if let Err(e) = self
-                    .put(&mut open, put, || entry, stream, opts, &mut stats)
+                    .put(&mut open, put, entry, stream, opts, &mut stats)
                     .await
                 {
                     discard(open.take());
