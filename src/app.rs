@@ -21,6 +21,38 @@ pub struct AppConfig {
     pub storage_url: Option<String>,
     /// A second, `cold` tier (an S3 URL or a directory) for tier migration.
     pub cold_storage_url: Option<String>,
+    /// Proxies to believe, the public URL, TLS.
+    pub web: crate::web::net::WebConfig,
+    /// Bring the schema up to date on connect (false: refuse to start on an
+    /// old schema; `camfleet migrate` does it).
+    pub migrate: bool,
+    /// The enterprise number SNMP notifications are sent under.
+    pub snmp_enterprise: u32,
+}
+
+impl Default for AppConfig {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("data"),
+            database_url: None,
+            secure_cookies: false,
+            discovery: Default::default(),
+            storage_url: None,
+            cold_storage_url: None,
+            web: Default::default(),
+            migrate: true,
+            snmp_enterprise: crate::config::DEFAULT_ENTERPRISE,
+        }
+    }
+}
+
+impl AppConfig {
+    /// The database URL: the configured one, or SQLite in the data directory.
+    pub fn database_url(&self) -> String {
+        self.database_url
+            .clone()
+            .unwrap_or_else(|| crate::db::sqlite_url(&self.data_dir))
+    }
 }
 
 pub fn ensure_data_dir(dir: &Path) -> Result<()> {
@@ -45,11 +77,7 @@ pub async fn build(cfg: &AppConfig) -> Result<Arc<AppState>> {
 
 pub async fn build_with_clock(cfg: &AppConfig, clock: SharedClock) -> Result<Arc<AppState>> {
     ensure_data_dir(&cfg.data_dir)?;
-    let url = cfg
-        .database_url
-        .clone()
-        .unwrap_or_else(|| crate::db::sqlite_url(&cfg.data_dir));
-    let db = crate::db::connect(&url).await?;
+    let db = crate::db::connect_with(&cfg.database_url(), cfg.migrate).await?;
     let secrets = Arc::new(SecretBox::load_or_create(&cfg.data_dir)?);
     let discovery = crate::fleet::discovery::DiscoveryService::new(
         cfg.discovery.clone(),
@@ -66,13 +94,11 @@ pub async fn build_with_clock(cfg: &AppConfig, clock: SharedClock) -> Result<Arc
         Some(dir) => Some(crate::storage::Storage::local(std::path::Path::new(dir))?),
         None => None,
     };
-    let state = Arc::new(
-        AppState::new(db, secrets, clock, discovery, cfg.secure_cookies).with_storage(
-            storage,
-            cold,
-            Some(cfg.data_dir.clone()),
-        ),
-    );
+    let mut state = AppState::new(db, secrets, clock, discovery, cfg.secure_cookies)
+        .with_storage(storage, cold, Some(cfg.data_dir.clone()))
+        .with_web_config(cfg.web.clone());
+    state.snmp_enterprise = cfg.snmp_enterprise;
+    let state = Arc::new(state);
     state.alerting.ensure_default_rules().await?;
     // Tasks that were running when camfleet stopped are interrupted now;
     // the task page offers to resume them.
@@ -245,6 +271,16 @@ pub fn spawn_recordings(
     }))
 }
 
+/// Listen for WS-Discovery Hello/Bye on every configured interface; a
+/// camera that announces itself shows up on the discovery page.
+pub fn spawn_hello_listener(
+    state: &Arc<AppState>,
+    shutdown: crate::shutdown::Shutdown,
+) -> tokio::task::JoinHandle<()> {
+    let st = state.clone();
+    tokio::spawn(async move { st.discovery.listen_hellos(&st.inventory, shutdown).await })
+}
+
 /// Run scheduled jobs (checked every 20 s).
 pub fn spawn_jobs(
     state: &Arc<AppState>,
@@ -263,10 +299,13 @@ pub fn spawn_notifier(
     state: &Arc<AppState>,
     shutdown: crate::shutdown::Shutdown,
 ) -> Result<tokio::task::JoinHandle<()>> {
-    let n = Arc::new(crate::fleet::notifier::Notifier::new(
-        state.db.clone(),
-        state.inventory.secrets(),
-        state.clock.clone(),
-    )?);
+    let n = Arc::new(
+        crate::fleet::notifier::Notifier::new(
+            state.db.clone(),
+            state.inventory.secrets(),
+            state.clock.clone(),
+        )?
+        .with_snmp_enterprise(state.snmp_enterprise),
+    );
     Ok(tokio::spawn(n.run(shutdown)))
 }

@@ -6,6 +6,7 @@
 pub mod app;
 pub mod cli;
 pub mod clock;
+pub mod config;
 pub mod db;
 pub mod discovery;
 pub mod error;
@@ -17,5 +18,6 @@ pub mod secrets;
 pub mod shutdown;
 pub mod sim;
 pub mod storage;
+pub mod tls;
 pub mod web;
 pub mod xml;

@@ -82,7 +82,7 @@ async fn technician_discovers_adopts_and_opens_a_device_in_chromium() {
         DiscoveryConfig {
             port: wsd_port,
             window: Duration::from_millis(1500),
-            ..DiscoveryConfig::default()
+            ..DiscoveryConfig::loopback()
         },
         transport(),
         clock.clone(),

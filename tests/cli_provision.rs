@@ -13,11 +13,7 @@ async fn provision_from_the_command_line_dry_run_then_apply() {
     let dir = std::env::temp_dir().join(format!("camfleet-cli-prov-{}", uuid::Uuid::new_v4()));
     let cfg = camfleet::app::AppConfig {
         data_dir: dir.clone(),
-        database_url: None,
-        secure_cookies: false,
-        discovery: Default::default(),
-        storage_url: None,
-        cold_storage_url: None,
+        ..Default::default()
     };
     let state = camfleet::app::build(&cfg).await.unwrap();
     let site = state

@@ -44,11 +44,7 @@ async fn kill_9_while_recording_loses_at_most_the_segment_in_progress() {
     let dir = std::env::temp_dir().join(format!("camfleet-crash-{}", uuid::Uuid::new_v4()));
     let cfg = camfleet::app::AppConfig {
         data_dir: dir.clone(),
-        database_url: None,
-        secure_cookies: false,
-        discovery: Default::default(),
-        storage_url: None,
-        cold_storage_url: None,
+        ..Default::default()
     };
     let state = camfleet::app::build(&cfg).await.unwrap();
     let a = camfleet::onvif::adopt(

@@ -298,7 +298,10 @@ async fn snmp_traps_carry_the_mib_varbinds_decoded_by_an_independent_parser() {
         "noc-community",
     )
     .await;
-    let n = Notifier::new(db.clone(), secrets, shared).unwrap();
+    // An operator's own enterprise number ([snmp] enterprise).
+    let n = Notifier::new(db.clone(), secrets, shared)
+        .unwrap()
+        .with_snmp_enterprise(424242);
     queue(&db, ch, camfleet::clock::Clock::now_utc(clock.as_ref())).await;
     assert_eq!(n.deliver_due().await.unwrap().sent, 1);
     let mut buf = vec![0u8; 65535];
@@ -318,14 +321,14 @@ async fn snmp_traps_carry_the_mib_varbinds_decoded_by_an_independent_parser() {
     assert_eq!(binds[0].0, "1.3.6.1.2.1.1.3.0");
     assert_eq!(binds[1].0, "1.3.6.1.6.3.1.1.4.1.0");
     assert!(
-        binds[1].1.contains("1.3.6.1.4.1.61873.0.1"),
+        binds[1].1.contains("1.3.6.1.4.1.424242.0.1"),
         "{:?}",
         binds[1]
     );
     let find = |tail: &str| {
         binds
             .iter()
-            .find(|(o, _)| o == &format!("1.3.6.1.4.1.61873.1.{tail}.0"))
+            .find(|(o, _)| o == &format!("1.3.6.1.4.1.424242.1.{tail}.0"))
             .map(|(_, v)| v.clone())
             .unwrap_or_default()
     };

@@ -29,7 +29,7 @@ async fn app_with_wsd_port(port: u16) -> (axum::Router, Arc<AppState>) {
         DiscoveryConfig {
             port,
             window: std::time::Duration::from_millis(800),
-            ..DiscoveryConfig::default()
+            ..DiscoveryConfig::loopback()
         },
         transport(),
         clock.clone(),

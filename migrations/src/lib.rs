@@ -18,6 +18,7 @@ mod m20261126_000012_recording_policy;
 mod m20261126_000013_backfill;
 mod m20261126_000014_record_transport;
 mod m20261126_000015_seed_backfill_job;
+mod m20261126_000016_discovery_interfaces;
 
 pub struct Migrator;
 
@@ -40,6 +41,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000013_backfill::Migration),
             Box::new(m20261126_000014_record_transport::Migration),
             Box::new(m20261126_000015_seed_backfill_job::Migration),
+            Box::new(m20261126_000016_discovery_interfaces::Migration),
         ]
     }
 }

@@ -30,6 +30,59 @@ pub enum BenchCommand {
     /// Replay a stretch of a camera's on-board recording (ONVIF replay)
     /// into segments: how much faster than real time, at what CPU.
     Replay(ReplayBench),
+    /// A CIDR sweep exactly as the discovery form runs it (unicast probes,
+    /// then the HTTP fallback on ports 80, 8080, 8000, 8899 for hosts that
+    /// stayed silent): how long, and how many cameras it found.
+    Sweep(SweepBench),
+}
+
+#[derive(Args, Debug)]
+pub struct SweepBench {
+    /// The range (at most a /16).
+    #[arg(long)]
+    pub cidr: String,
+    /// How many cameras should be found (fails otherwise).
+    #[arg(long, default_value_t = 0)]
+    pub expect: usize,
+}
+
+async fn sweep_bench(a: SweepBench) -> anyhow::Result<()> {
+    let kind =
+        crate::web::discovery::parse_kind("cidr", &a.cidr, "").map_err(anyhow::Error::msg)?;
+    let crate::fleet::discovery::RunKind::Cidr { cidr, http_ports } = kind else {
+        anyhow::bail!("not a CIDR");
+    };
+    let mut cfg = crate::discovery::SweepConfig::new(cidr);
+    cfg.http_ports = http_ports;
+    let u0 = usage();
+    let t0 = Instant::now();
+    let found = crate::discovery::sweep::sweep(&cfg, |_, _| {}).await?;
+    let wall = t0.elapsed();
+    let u1 = usage();
+    let mut endpoints: Vec<&str> = found
+        .iter()
+        .filter(|d| d.via != "http")
+        .map(|d| d.endpoint.as_str())
+        .collect();
+    endpoints.sort();
+    endpoints.dedup();
+    let report = serde_json::json!({
+        "bench": "sweep",
+        "cidr": cidr.to_string(),
+        "hosts": cidr.hosts().count(),
+        "http_ports": cfg.http_ports,
+        "found": endpoints.len(),
+        "answers": found.len(),
+        "expected": a.expect,
+        "wall_s": wall.as_secs_f64(),
+        "cpu_s": (u1.cpu - u0.cpu).as_secs_f64(),
+        "max_rss_mib": u1.max_rss_kib / 1024,
+    });
+    println!("{}", serde_json::to_string(&report)?);
+    if endpoints.len() < a.expect {
+        anyhow::bail!("found {} of {}", endpoints.len(), a.expect);
+    }
+    Ok(())
 }
 
 /// RTSP login, if the source asks for one.
@@ -167,6 +220,7 @@ pub async fn run(b: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Poll(a) => poll(a).await,
         BenchCommand::Record(a) => record(a).await,
         BenchCommand::Replay(a) => replay(a).await,
+        BenchCommand::Sweep(a) => sweep_bench(a).await,
     }
 }
 
@@ -295,12 +349,9 @@ async fn seed(a: SeedBench) -> anyhow::Result<()> {
     use crate::fleet::users::Role;
     use sea_orm::{EntityTrait, Set};
     let cfg = crate::app::AppConfig {
-        data_dir: a.data.data_dir.clone(),
-        database_url: a.data.database_url.clone(),
-        secure_cookies: false,
-        discovery: Default::default(),
         storage_url: None,
         cold_storage_url: None,
+        ..a.data.app_config()?
     };
     let state = crate::app::build(&cfg).await?;
     if state.users.count().await? == 0 {
@@ -388,7 +439,7 @@ async fn seed(a: SeedBench) -> anyhow::Result<()> {
         "seeded {} devices in {:.2?} into {}",
         a.devices,
         t0.elapsed(),
-        a.data.data_dir.display()
+        cfg.data_dir.display()
     );
     Ok(())
 }

@@ -48,7 +48,6 @@ pub async fn discover(a: DiscoverArgs) -> anyhow::Result<()> {
     let devices: Vec<Discovered> = match a.cidr {
         Some(cidr) => {
             let mut cfg = SweepConfig::new(cidr);
-            cfg.interface = a.interface;
             cfg.wsd_port = a.port;
             cfg.wsd_wait = Duration::from_secs_f64(a.timeout.max(0.1));
             cfg.http_ports = a.http_ports.clone();

@@ -3,6 +3,7 @@
 mod bench;
 pub use bench::PROCESS_START;
 mod discover;
+mod ops;
 mod probe;
 mod provision;
 mod record;
@@ -47,6 +48,19 @@ pub enum Command {
     /// Manage users.
     #[command(subcommand)]
     User(serve::UserCommand),
+    /// Check the settings, or print an example settings file.
+    #[command(subcommand)]
+    Config(ops::ConfigCommand),
+    /// Bring the database schema up to date (for `serve --no-migrate`).
+    Migrate(ops::MigrateArgs),
+    /// Back up the database (SQLite) and the secret key into a directory.
+    Backup(ops::BackupArgs),
+    /// Restore a backup into a fresh data directory.
+    Restore(ops::RestoreArgs),
+    /// Print CAMFLEET-MIB (optionally under your own enterprise number).
+    Mib(ops::MibArgs),
+    /// Ask a running camfleet's health check (exit 0 when healthy).
+    Health(ops::HealthArgs),
     /// Benchmarks (see BENCHMARKS.md).
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -59,8 +73,28 @@ impl Cli {
     pub fn is_short_lived(&self) -> bool {
         matches!(
             self.command,
-            Command::Discover(_) | Command::Probe(_) | Command::User(_)
+            Command::Discover(_)
+                | Command::Probe(_)
+                | Command::User(_)
+                | Command::Config(_)
+                | Command::Mib(_)
+                | Command::Health(_)
+                | Command::Migrate(_)
+                | Command::Backup(_)
+                | Command::Restore(_)
         )
+    }
+
+    /// How log lines are written: `serve` reads it from its settings (an
+    /// unreadable file is reported later, by the command itself).
+    pub fn log_format(&self) -> crate::config::LogFormat {
+        match &self.command {
+            Command::Serve(a) => a.settings().map(|s| s.log_format).unwrap_or_default(),
+            _ => std::env::var("CAMFLEET_LOG_FORMAT")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or_default(),
+        }
     }
 }
 
@@ -77,6 +111,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Record(a) => record::record(a).await,
         Command::Backfill(a) => record::backfill(a).await,
         Command::User(c) => serve::user(c).await,
+        Command::Config(c) => ops::config(c).await,
+        Command::Migrate(a) => ops::migrate(a).await,
+        Command::Backup(a) => ops::backup(a).await,
+        Command::Restore(a) => ops::restore(a).await,
+        Command::Mib(a) => ops::mib(a),
+        Command::Health(a) => ops::health(a).await,
     }
 }
 

@@ -78,7 +78,7 @@ fn bar(done: u64, total: u64, failed: u64, message: &str) -> String {
 }
 
 pub async fn provision(a: ProvisionArgs) -> anyhow::Result<()> {
-    let state = crate::app::build(&a.data.config(false)).await?;
+    let state = crate::app::build(&a.data.app_config()?).await?;
     let p = state.provisioner.clone();
     let profile = p.profile_by_name(&a.profile).await?;
     let spec = Provisioner::spec_of(&profile)?;

@@ -26,8 +26,9 @@ pub struct RecordArgs {
 }
 
 pub async fn record(a: RecordArgs) -> anyhow::Result<()> {
-    let data_dir = a.data.data_dir.clone();
-    let state = crate::app::build(&a.data.config(false)).await?;
+    let cfg = a.data.app_config()?;
+    let data_dir = cfg.data_dir.clone();
+    let state = crate::app::build(&cfg).await?;
     let d = device::Entity::find_by_id(a.device)
         .one(&state.db)
         .await?
@@ -103,7 +104,7 @@ pub struct BackfillArgs {
 }
 
 pub async fn backfill(a: BackfillArgs) -> anyhow::Result<()> {
-    let state = crate::app::build(&a.data.config(false)).await?;
+    let state = crate::app::build(&a.data.app_config()?).await?;
     let b = state
         .backfill
         .clone()

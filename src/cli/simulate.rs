@@ -196,7 +196,26 @@ pub async fn demo(a: DemoArgs) -> anyhow::Result<()> {
     use crate::fleet::discovery::{DiscoveryConfig, RunKind};
     use crate::fleet::users::Role;
 
-    let mut cfg = FleetConfig::new(a.cameras, a.base_port);
+    // The web listener first: the cameras then take ports around it, so
+    // `--listen 127.0.0.1:18088` never collides with camera 8.
+    let listener = if a.no_serve {
+        None
+    } else {
+        Some(
+            tokio::net::TcpListener::bind(a.listen)
+                .await
+                .map_err(|e| anyhow::anyhow!("--listen {}: {e}", a.listen))?,
+        )
+    };
+    let base_port = camera_base_port(
+        a.base_port,
+        a.cameras,
+        listener
+            .as_ref()
+            .and_then(|l| l.local_addr().ok())
+            .map(|l| l.port()),
+    )?;
+    let mut cfg = FleetConfig::new(a.cameras, base_port);
     cfg.plan = QuirkPlan::Mixed { seed: a.seed };
     cfg.seed = a.seed;
     cfg.wsd = Some(WsdConfig {
@@ -220,23 +239,20 @@ pub async fn demo(a: DemoArgs) -> anyhow::Result<()> {
     println!(
         "Started {} simulated cameras on 127.0.0.1:{}..{} (camera login admin/admin).",
         a.cameras,
-        a.base_port,
-        a.base_port as u32 + a.cameras - 1
+        base_port,
+        base_port as u32 + a.cameras - 1
     );
     let data_dir = a.data_dir.clone().unwrap_or_else(|| {
         std::env::temp_dir().join(format!("camfleet-demo-{}", std::process::id()))
     });
     let state = crate::app::build(&crate::app::AppConfig {
         data_dir: data_dir.clone(),
-        database_url: None,
-        secure_cookies: false,
         discovery: DiscoveryConfig {
             port: a.wsd_port,
             window: Duration::from_secs(2),
-            ..DiscoveryConfig::default()
+            ..DiscoveryConfig::loopback()
         },
-        storage_url: None,
-        cold_storage_url: None,
+        ..Default::default()
     })
     .await?;
     let password = crate::fleet::sessions::random_token()[..16].to_string();
@@ -256,7 +272,7 @@ pub async fn demo(a: DemoArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     let run = state
         .discovery
-        .run(&state.inventory, RunKind::Multicast, &system)
+        .run(&state.inventory, RunKind::Multicast(None), &system)
         .await?;
     let results = state.discovery.results(&state.db, run.id).await?;
     let ids: Vec<i32> = results
@@ -322,11 +338,10 @@ pub async fn demo(a: DemoArgs) -> anyhow::Result<()> {
         started.elapsed(),
         data_dir.display()
     );
-    if a.no_serve {
+    let Some(listener) = listener else {
         fleet.shutdown().await;
         return Ok(());
-    }
-    let listener = tokio::net::TcpListener::bind(a.listen).await?;
+    };
     println!(
         "\nOpen http://{}  — user admin, password {password}  (Ctrl-C stops the demo)",
         listener.local_addr()?
@@ -388,9 +403,13 @@ pub async fn demo(a: DemoArgs) -> anyhow::Result<()> {
         },
         shutdown,
     );
-    axum::serve(listener, crate::web::router(state))
-        .with_graceful_shutdown(super::interrupted())
-        .await?;
+    axum::serve(
+        listener,
+        crate::web::router(state)
+            .into_make_service_with_connect_info::<crate::web::net::PeerAddr>(),
+    )
+    .with_graceful_shutdown(super::interrupted())
+    .await?;
     stop.fire();
     let _ = poller.await;
     let _ = events.await;
@@ -402,6 +421,20 @@ pub async fn demo(a: DemoArgs) -> anyhow::Result<()> {
     let _ = notifier.await;
     fleet.shutdown().await;
     Ok(())
+}
+
+/// The first camera port: `wanted`, or, when the web listener's port falls
+/// in the cameras' range, the first range above it.
+pub fn camera_base_port(wanted: u16, cameras: u32, listen: Option<u16>) -> anyhow::Result<u16> {
+    let fits = |b: u32| b + cameras.max(1) <= 65_536;
+    let base = match listen {
+        Some(l) if (wanted as u32..wanted as u32 + cameras).contains(&(l as u32)) => l as u32 + 1,
+        _ => wanted as u32,
+    };
+    if !fits(base) {
+        anyhow::bail!("no room for {cameras} camera ports from {base}; choose --base-port");
+    }
+    Ok(base as u16)
 }
 
 /// Set a recording policy (the first media profile) on the adopted
@@ -480,5 +513,20 @@ async fn demo_events(
         a.events.push(SimEvent::storage_failure(on), a.camera_now());
         b.events.push(SimEvent::tamper(on), b.camera_now());
         round += 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::camera_base_port;
+
+    #[test]
+    fn demo_cameras_step_around_the_web_port() {
+        // --listen 127.0.0.1:18088 falls on camera 8 of 18080..18103.
+        assert_eq!(camera_base_port(18080, 24, Some(18088)).unwrap(), 18089);
+        assert_eq!(camera_base_port(18080, 24, Some(8080)).unwrap(), 18080);
+        assert_eq!(camera_base_port(18080, 24, None).unwrap(), 18080);
+        assert_eq!(camera_base_port(18080, 24, Some(18103)).unwrap(), 18104);
+        assert!(camera_base_port(65530, 24, None).is_err());
     }
 }

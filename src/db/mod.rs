@@ -23,6 +23,35 @@ pub fn sqlite_url(data_dir: &Path) -> String {
 
 /// Connect and bring the schema up to date.
 pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
+    connect_with(url, true).await
+}
+
+/// Connect; migrate when `migrate`, or else refuse a schema that is behind
+/// this build (the operator runs `camfleet migrate` first).
+pub async fn connect_with(url: &str, migrate: bool) -> Result<DatabaseConnection, DbErr> {
+    let db = open(url).await?;
+    if migrate {
+        Migrator::up(&db, None).await?;
+    } else {
+        let pending = Migrator::get_pending_migrations(&db).await?.len();
+        if pending > 0 {
+            return Err(DbErr::Custom(format!(
+                "the database schema is {pending} migration(s) behind this camfleet; run `camfleet migrate` (or start without --no-migrate)"
+            )));
+        }
+    }
+    Ok(db)
+}
+
+/// Bring the schema up to date; returns how many migrations ran.
+pub async fn migrate(url: &str) -> Result<usize, DbErr> {
+    let db = open(url).await?;
+    let pending = Migrator::get_pending_migrations(&db).await?.len();
+    Migrator::up(&db, None).await?;
+    Ok(pending)
+}
+
+async fn open(url: &str) -> Result<DatabaseConnection, DbErr> {
     let mut opts = ConnectOptions::new(url.to_string());
     opts.sqlx_logging(false)
         .connect_timeout(Duration::from_secs(10))
@@ -47,9 +76,7 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
     } else {
         opts.max_connections(16);
     }
-    let db = Database::connect(opts).await?;
-    Migrator::up(&db, None).await?;
-    Ok(db)
+    Database::connect(opts).await
 }
 
 /// An in-memory SQLite database with the schema (tests).

@@ -1,9 +1,11 @@
 //! WS-Discovery: multicast and unicast Probe rounds, CIDR sweeps with an HTTP
-//! fallback, and a Hello/Bye listener. Every socket names its interface; the
-//! default everywhere is loopback, so nothing leaves the machine unless an
-//! operator names a real interface.
+//! fallback, and a Hello/Bye listener. Multicast sockets name their
+//! interface (never left to the routing table); which interfaces those are
+//! is the operator's choice (`interfaces`). Unicast probes and sweeps follow
+//! the routing table.
 
 pub mod hello;
+pub mod interfaces;
 pub mod message;
 pub mod probe;
 pub mod socket;

@@ -53,8 +53,12 @@ pub struct Discovered {
     /// Where the answer came from.
     pub source: SocketAddr,
     pub metadata_version: Option<u64>,
-    /// How it was found: `multicast`, `unicast`, `http`.
+    /// How it was found: `multicast`, `unicast`, `http`, `hello`.
     pub via: &'static str,
+    /// The local interface the answer came in on (`eth0 10.0.0.5/24`),
+    /// filled in by whoever knows it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub interface: Option<String>,
 }
 
 impl Discovered {
@@ -67,6 +71,7 @@ impl Discovered {
             source,
             metadata_version: m.metadata_version,
             via,
+            interface: None,
         }
     }
 }
@@ -171,6 +176,7 @@ pub async fn multicast(
 ) -> Result<ProbeReport, ProbeError> {
     run(
         cfg,
+        Some(cfg.interface),
         socket::multicast_target(cfg.port),
         "multicast",
         on_found,
@@ -178,24 +184,33 @@ pub async fn multicast(
     .await
 }
 
-/// A directed probe to one host (cameras on other subnets).
+/// A directed probe to one host (cameras on other subnets). It leaves the
+/// way the routing table says; `cfg.interface` is not used.
 pub async fn unicast(
     cfg: &ProbeConfig,
     host: Ipv4Addr,
     on_found: impl FnMut(&Discovered),
 ) -> Result<ProbeReport, ProbeError> {
-    run(cfg, SocketAddr::from((host, cfg.port)), "unicast", on_found).await
+    run(
+        cfg,
+        None,
+        SocketAddr::from((host, cfg.port)),
+        "unicast",
+        on_found,
+    )
+    .await
 }
 
 async fn run(
     cfg: &ProbeConfig,
+    interface: Option<Ipv4Addr>,
     dest: SocketAddr,
     via: &'static str,
     mut on_found: impl FnMut(&Discovered),
 ) -> Result<ProbeReport, ProbeError> {
     let (sock, rcvbuf) =
-        socket::prober(cfg.interface, cfg.ttl).map_err(|source| ProbeError::Socket {
-            interface: cfg.interface,
+        socket::prober(interface, cfg.ttl).map_err(|source| ProbeError::Socket {
+            interface: interface.unwrap_or(Ipv4Addr::UNSPECIFIED),
             source,
         })?;
     let (probes, ours) = message::probe_set();

@@ -16,14 +16,23 @@ pub const PORT: u16 = 3702;
 /// sysctl cap (rmem_max); otherwise we get what SO_RCVBUF allows.
 pub const WANT_RCVBUF: usize = 8 * 1024 * 1024;
 
-/// A socket for sending probes from `interface` and receiving the replies.
-pub fn prober(interface: Ipv4Addr, ttl: u32) -> io::Result<(UdpSocket, usize)> {
+/// A socket for sending probes and receiving the replies. With an
+/// interface, multicast leaves through it and the socket is bound to its
+/// address, so every reply on this socket came in on that interface.
+/// Without one (unicast probes, sweeps), the routing table picks the way.
+pub fn prober(interface: Option<Ipv4Addr>, ttl: u32) -> io::Result<(UdpSocket, usize)> {
     let s = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
     let rcvbuf = grow_rcvbuf(&s, WANT_RCVBUF);
-    s.set_multicast_if_v4(&interface)?;
-    s.set_multicast_ttl_v4(ttl)?;
-    s.set_multicast_loop_v4(true)?;
-    s.bind(&SockAddr::from(SocketAddrV4::new(interface, 0)))?;
+    let bind = match interface {
+        Some(ifc) => {
+            s.set_multicast_if_v4(&ifc)?;
+            s.set_multicast_ttl_v4(ttl)?;
+            s.set_multicast_loop_v4(true)?;
+            ifc
+        }
+        None => Ipv4Addr::UNSPECIFIED,
+    };
+    s.bind(&SockAddr::from(SocketAddrV4::new(bind, 0)))?;
     s.set_nonblocking(true)?;
     Ok((UdpSocket::from_std(s.into())?, rcvbuf))
 }
@@ -46,9 +55,34 @@ pub fn listener(
     s.bind(&SockAddr::from(SocketAddrV4::new(bind, port)))?;
     if join {
         s.join_multicast_v4(&MULTICAST_ADDR, &interface)?;
+        // Only the groups this socket joined, on the interface it joined
+        // them on: with one listener per interface, each hears its own
+        // link (Linux otherwise delivers every joined group to every
+        // socket bound to the port).
+        #[cfg(target_os = "linux")]
+        set_multicast_all(&s, false);
     }
     s.set_nonblocking(true)?;
     UdpSocket::from_std(s.into())
+}
+
+#[cfg(target_os = "linux")]
+fn set_multicast_all(s: &Socket, on: bool) {
+    use std::os::fd::AsRawFd;
+    let v: libc::c_int = on.into();
+    // SAFETY: setsockopt with a valid fd, a c_int value and its size.
+    let rc = unsafe {
+        libc::setsockopt(
+            s.as_raw_fd(),
+            libc::IPPROTO_IP,
+            libc::IP_MULTICAST_ALL,
+            &v as *const libc::c_int as *const libc::c_void,
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc != 0 {
+        tracing::debug!(error = %io::Error::last_os_error(), "IP_MULTICAST_ALL");
+    }
 }
 
 /// Ask for `want` bytes of receive buffer; returns what the kernel granted.

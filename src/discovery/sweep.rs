@@ -25,8 +25,6 @@ pub const MAX_HOSTS: u64 = 65_536;
 #[derive(Debug, Clone)]
 pub struct SweepConfig {
     pub cidr: Ipv4Net,
-    /// Local address the probes leave from.
-    pub interface: Ipv4Addr,
     pub wsd_port: u16,
     /// Probes per second (each host gets two datagrams, one per type).
     pub hosts_per_sec: u32,
@@ -42,12 +40,13 @@ impl SweepConfig {
     pub fn new(cidr: Ipv4Net) -> Self {
         Self {
             cidr,
-            interface: Ipv4Addr::LOCALHOST,
             wsd_port: socket::PORT,
-            hosts_per_sec: 2_000,
+            hosts_per_sec: 4_000,
             wsd_wait: Duration::from_millis(1500),
             http_ports: vec![80, 8080, 8000, 8899],
-            http_concurrency: 256,
+            // Hosts connected to at once in the HTTP fallback (each with
+            // one socket per port: 2,048 x 4 = 8,192 descriptors).
+            http_concurrency: 2048,
             http_timeout: Duration::from_millis(1500),
         }
     }
@@ -99,8 +98,9 @@ pub async fn sweep(
     };
     progress(&p, None);
 
-    // Phase 1: unicast probes, paced, replies collected as they come.
-    let (sock, _) = socket::prober(cfg.interface, 1).map_err(SweepError::Socket)?;
+    // Phase 1: unicast probes, paced, replies collected as they come. They
+    // leave the way the routing table says (the range may be behind a router).
+    let (sock, _) = socket::prober(None, 1).map_err(SweepError::Socket)?;
     let sock = Arc::new(sock);
     let (probes, ours) = message::probe_set();
     let (sent_tx, mut sent_rx) = tokio::sync::watch::channel(0u64);
@@ -167,11 +167,41 @@ pub async fn sweep(
             pool_max_idle_per_host: 0,
         })
         .map_err(|e| SweepError::Transport(e.to_string()))?;
-        let candidates: Vec<(Ipv4Addr, u16)> = silent
-            .iter()
-            .flat_map(|h| cfg.http_ports.iter().map(move |port| (*h, *port)))
-            .collect();
-        p.http_total = candidates.len() as u64;
+        // First a bare TCP connect to every fallback port of each silent
+        // host, all ports of a host at once: in a mostly empty range
+        // almost every host is absent and costs one connect timeout, not
+        // one per port. Only ports that accepted get the SOAP request.
+        let ports = cfg.http_ports.clone();
+        let timeout = cfg.http_timeout;
+        let mut open = futures::stream::iter(silent.clone())
+            .map(|h| {
+                let ports = ports.clone();
+                async move {
+                    let tries = ports.iter().map(|port| async move {
+                        let addr = SocketAddr::from((h, *port));
+                        matches!(
+                            tokio::time::timeout(timeout, tokio::net::TcpStream::connect(addr))
+                                .await,
+                            Ok(Ok(_))
+                        )
+                        .then_some((h, *port))
+                    });
+                    futures::future::join_all(tries).await
+                }
+            })
+            .buffer_unordered(cfg.http_concurrency.max(1));
+        let mut candidates: Vec<(Ipv4Addr, u16)> = Vec::new();
+        p.http_total = silent.len() as u64;
+        while let Some(r) = open.next().await {
+            p.http_checked += 1;
+            candidates.extend(r.into_iter().flatten());
+            if p.http_checked.is_multiple_of(256) || p.http_checked == p.http_total {
+                progress(&p, None);
+            }
+        }
+        drop(open);
+        p.http_total += candidates.len() as u64;
+
         progress(&p, None);
         let mut results = futures::stream::iter(candidates)
             .map(|(h, port)| {
@@ -238,6 +268,7 @@ async fn http_probe(t: &Transport, host: Ipv4Addr, port: u16) -> Option<Discover
         source: SocketAddr::from((host, port)),
         metadata_version: None,
         via: "http",
+        interface: None,
     })
 }
 

@@ -16,15 +16,18 @@ use super::inventory::{Change, Identity, Inventory};
 use super::progress::Reporter;
 use crate::clock::SharedClock;
 use crate::db::entities::{discovery_result, discovery_run};
+use crate::discovery::interfaces::HostInterface;
 use crate::discovery::{self, Discovered, ProbeConfig, SweepConfig};
 use crate::error::{Error, ErrorKind, Result};
 use crate::onvif::{self, AdoptRequest, Credentials, DevicePolicy, Transport};
 
-/// Where discovery listens and how long. Loopback unless an operator
-/// configures a real interface.
+/// Where discovery multicasts and how long it listens. The default has no
+/// interface: nothing is multicast until the operator configures one
+/// (`serve --discovery-interface`, `[discovery] interfaces`). The demo and
+/// the tests use [`DiscoveryConfig::loopback`].
 #[derive(Debug, Clone)]
 pub struct DiscoveryConfig {
-    pub interface: Ipv4Addr,
+    pub interfaces: Vec<HostInterface>,
     pub port: u16,
     pub window: Duration,
 }
@@ -32,16 +35,42 @@ pub struct DiscoveryConfig {
 impl Default for DiscoveryConfig {
     fn default() -> Self {
         Self {
-            interface: Ipv4Addr::LOCALHOST,
+            interfaces: Vec::new(),
             port: discovery::socket::PORT,
             window: Duration::from_secs(3),
         }
     }
 }
 
+impl DiscoveryConfig {
+    /// Multicast on loopback only: the demo and the tests.
+    pub fn loopback() -> Self {
+        Self {
+            interfaces: vec![HostInterface {
+                name: "lo".into(),
+                addr: Ipv4Addr::LOCALHOST,
+                prefix_len: 8,
+                up: true,
+                loopback: true,
+                multicast: true,
+            }],
+            ..Self::default()
+        }
+    }
+}
+
+/// What the discovery page shows about interfaces: the configured ones, and
+/// this host's (so an operator who has configured none sees what to name).
+#[derive(Debug, Clone)]
+pub struct InterfaceView {
+    pub configured: Vec<HostInterface>,
+    pub host: Vec<HostInterface>,
+}
+
 #[derive(Debug, Clone)]
 pub enum RunKind {
-    Multicast,
+    /// On one configured interface (its address), or on every one.
+    Multicast(Option<Ipv4Addr>),
     Unicast(Vec<Ipv4Addr>),
     Cidr {
         cidr: ipnet::Ipv4Net,
@@ -52,7 +81,7 @@ pub enum RunKind {
 impl RunKind {
     fn name(&self) -> &'static str {
         match self {
-            RunKind::Multicast => "multicast",
+            RunKind::Multicast(_) => "multicast",
             RunKind::Unicast(_) => "unicast",
             RunKind::Cidr { .. } => "cidr",
         }
@@ -60,7 +89,8 @@ impl RunKind {
 
     fn params(&self) -> serde_json::Value {
         match self {
-            RunKind::Multicast => json!({}),
+            RunKind::Multicast(None) => json!({}),
+            RunKind::Multicast(Some(i)) => json!({"interface": i.to_string()}),
             RunKind::Unicast(h) => json!({"hosts": h}),
             RunKind::Cidr { cidr, http_ports } => {
                 json!({"cidr": cidr.to_string(), "http_ports": http_ports})
@@ -79,6 +109,12 @@ pub struct AdoptOutcome {
     /// The step that failed and why, when it failed.
     pub failed: Option<String>,
 }
+
+/// What a technician is told when no discovery interface is configured.
+pub const NO_INTERFACE_HINT: &str = "Multicast discovery is off: no discovery interface is configured. \
+Set `[discovery] interfaces = [\"ADDRESS\"]` (or [\"auto\"]) in the config file, \
+CAMFLEET_DISCOVERY_INTERFACE, or `serve --discovery-interface ADDRESS`, then restart. \
+Unicast probes and CIDR sweeps work without it.";
 
 pub struct DiscoveryService {
     pub config: DiscoveryConfig,
@@ -100,9 +136,42 @@ impl DiscoveryService {
         &self.transport
     }
 
+    /// The configured interfaces and this host's, for the discovery page.
+    pub fn interface_view(&self) -> InterfaceView {
+        InterfaceView {
+            configured: self.config.interfaces.clone(),
+            host: discovery::interfaces::host_interfaces().unwrap_or_default(),
+        }
+    }
+
+    /// The configured interfaces a multicast run uses: the one named, or all.
+    pub fn multicast_interfaces(&self, only: Option<Ipv4Addr>) -> Result<Vec<HostInterface>> {
+        if self.config.interfaces.is_empty() {
+            return Err(Error::new(ErrorKind::InvalidArgument, NO_INTERFACE_HINT));
+        }
+        match only {
+            None => Ok(self.config.interfaces.clone()),
+            Some(a) => self
+                .config
+                .interfaces
+                .iter()
+                .find(|i| i.addr == a)
+                .cloned()
+                .map(|i| vec![i])
+                .ok_or_else(|| {
+                    Error::new(
+                        ErrorKind::InvalidArgument,
+                        format!(
+                            "Interface: {a} is not a configured discovery interface ({})",
+                            discovery::interfaces::describe(&self.config.interfaces)
+                        ),
+                    )
+                }),
+        }
+    }
+
     async fn find(&self, kind: &RunKind, progress: &Reporter) -> Result<Vec<Discovered>> {
         let probe = ProbeConfig {
-            interface: self.config.interface,
             port: self.config.port,
             window: self.config.window,
             ..ProbeConfig::default()
@@ -110,14 +179,34 @@ impl DiscoveryService {
         let unavailable = |e: &dyn std::fmt::Display| {
             Error::new(ErrorKind::Unavailable, format!("discovery: {e}"))
         };
-        match kind {
-            RunKind::Multicast => {
-                Ok(
-                    discovery::probe::multicast(&probe, |_| progress.update(|p| p.found += 1))
-                        .await
-                        .map_err(|e| unavailable(&e))?
-                        .devices,
-                )
+        let found = match kind {
+            RunKind::Multicast(only) => {
+                // Every interface at once; an endpoint heard on two links
+                // is kept once, with the interface that answered first.
+                let ifaces = self.multicast_interfaces(*only)?;
+                let rounds = ifaces.iter().map(|ifc| {
+                    let cfg = ProbeConfig {
+                        interface: ifc.addr,
+                        ..probe.clone()
+                    };
+                    async move {
+                        discovery::probe::multicast(&cfg, |_| progress.update(|p| p.found += 1))
+                            .await
+                            .map(|r| (ifc.label(), r.devices))
+                    }
+                });
+                let mut seen = std::collections::HashSet::new();
+                let mut all = Vec::new();
+                for r in futures::future::join_all(rounds).await {
+                    let (label, devices) = r.map_err(|e| unavailable(&e))?;
+                    for mut d in devices {
+                        if seen.insert(d.endpoint.clone()) {
+                            d.interface = Some(label.clone());
+                            all.push(d);
+                        }
+                    }
+                }
+                return Ok(all);
             }
             RunKind::Unicast(hosts) => {
                 let mut all = Vec::new();
@@ -131,11 +220,10 @@ impl DiscoveryService {
                     all.extend(r.devices);
                     progress.update(|p| p.done += 1);
                 }
-                Ok(all)
+                all
             }
             RunKind::Cidr { cidr, http_ports } => {
                 let mut cfg = SweepConfig::new(*cidr);
-                cfg.interface = self.config.interface;
                 cfg.wsd_port = self.config.port;
                 cfg.http_ports = http_ports.clone();
                 discovery::sweep::sweep(&cfg, |sp, _| {
@@ -146,9 +234,26 @@ impl DiscoveryService {
                     })
                 })
                 .await
-                .map_err(|e| unavailable(&e))
+                .map_err(|e| unavailable(&e))?
             }
-        }
+        };
+        // Unicast answers came the way the routing table chose: name the
+        // local interface whose subnet holds the camera, if one does.
+        let host = discovery::interfaces::host_interfaces().unwrap_or_default();
+        Ok(found
+            .into_iter()
+            .map(|mut d| {
+                if let std::net::IpAddr::V4(ip) = d.source.ip() {
+                    d.interface = host
+                        .iter()
+                        .find(|i| {
+                            ipnet::Ipv4Net::new(i.addr, i.prefix_len).is_ok_and(|n| n.contains(&ip))
+                        })
+                        .map(HostInterface::label);
+                }
+                d
+            })
+            .collect())
     }
 
     /// Run a discovery to the end and store its classified results.
@@ -211,32 +316,7 @@ impl DiscoveryService {
             }
         };
         for d in &devices {
-            let endpoint = (d.via != "http").then_some(d.endpoint.as_str());
-            let (device_id, class) = match inv
-                .find_by_identity(&Identity {
-                    endpoint_uuid: endpoint,
-                    mac: d.scopes.mac.as_deref(),
-                    serial: None,
-                })
-                .await?
-            {
-                Some((dev, _)) if d.xaddrs.contains(&dev.device_url) => (Some(dev.id), "managed"),
-                Some((dev, _)) => (Some(dev.id), "moved"),
-                None => (None, "new"),
-            };
-            discovery_result::ActiveModel {
-                run_id: Set(run.id),
-                endpoint: Set(d.endpoint.clone()),
-                xaddrs: Set(json!(d.xaddrs)),
-                scopes: Set(serde_json::to_value(&d.scopes).unwrap_or(json!({}))),
-                source: Set(d.source.to_string()),
-                via: Set(d.via.into()),
-                device_id: Set(device_id),
-                classification: Set(class.into()),
-                ..Default::default()
-            }
-            .insert(db)
-            .await?;
+            self.store_result(inv, run.id, d).await?;
         }
         am.status = Set("done".into());
         am.found = Set(devices.len() as i32);
@@ -256,6 +336,148 @@ impl DiscoveryService {
         .await?;
         progress.finish("done", format!("{} found", run.found));
         Ok(run)
+    }
+
+    /// Store one answer of a run, classified against the inventory.
+    async fn store_result(
+        &self,
+        inv: &Inventory,
+        run_id: i32,
+        d: &Discovered,
+    ) -> Result<discovery_result::Model> {
+        let endpoint = (d.via != "http").then_some(d.endpoint.as_str());
+        let (device_id, class) = match inv
+            .find_by_identity(&Identity {
+                endpoint_uuid: endpoint,
+                mac: d.scopes.mac.as_deref(),
+                serial: None,
+            })
+            .await?
+        {
+            Some((dev, _)) if d.xaddrs.contains(&dev.device_url) => (Some(dev.id), "managed"),
+            Some((dev, _)) => (Some(dev.id), "moved"),
+            None => (None, "new"),
+        };
+        Ok(discovery_result::ActiveModel {
+            run_id: Set(run_id),
+            endpoint: Set(d.endpoint.clone()),
+            xaddrs: Set(json!(d.xaddrs)),
+            scopes: Set(serde_json::to_value(&d.scopes).unwrap_or(json!({}))),
+            source: Set(d.source.to_string()),
+            via: Set(d.via.into()),
+            device_id: Set(device_id),
+            classification: Set(class.into()),
+            interface: Set(d.interface.clone()),
+            ..Default::default()
+        }
+        .insert(inv.db())
+        .await?)
+    }
+
+    /// Listen for Hello/Bye on every configured interface until shutdown.
+    /// Hellos are kept as the results of a standing discovery run of kind
+    /// `hello` (one per listening session), so a camera plugged in shows up
+    /// on the discovery page, classified and ready to adopt. Byes are
+    /// logged. Returns at once when no interface is configured.
+    pub async fn listen_hellos(&self, inv: &Inventory, mut shutdown: crate::shutdown::Shutdown) {
+        use crate::discovery::hello::{Announcement, HelloListener};
+        if self.config.interfaces.is_empty() {
+            return;
+        }
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<(String, Announcement)>(256);
+        let mut listeners = Vec::new();
+        for ifc in &self.config.interfaces {
+            let (itx, mut irx) = tokio::sync::mpsc::channel(64);
+            let l = HelloListener {
+                interface: ifc.addr,
+                port: self.config.port,
+            };
+            let label = ifc.label();
+            let sd = shutdown.clone();
+            listeners.push(tokio::spawn(async move {
+                if let Err(e) = l.run(itx, sd).await {
+                    tracing::warn!(interface = %label, error = %e, "Hello/Bye listener stopped");
+                }
+            }));
+            let tx = tx.clone();
+            let label = ifc.label();
+            tokio::spawn(async move {
+                while let Some(a) = irx.recv().await {
+                    if tx.send((label.clone(), a)).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+        drop(tx);
+        tracing::info!(
+            interfaces = %discovery::interfaces::describe(&self.config.interfaces),
+            "listening for WS-Discovery Hello/Bye"
+        );
+        let mut run: Option<discovery_run::Model> = None;
+        let mut heard = std::collections::HashSet::new();
+        loop {
+            let (label, ann) = tokio::select! {
+                _ = shutdown.wait() => break,
+                a = rx.recv() => match a { Some(a) => a, None => break },
+            };
+            match ann {
+                Announcement::Hello(mut d) => {
+                    tracing::info!(endpoint = %d.endpoint, source = %d.source, interface = %label, "Hello");
+                    if !heard.insert(d.endpoint.clone()) {
+                        continue;
+                    }
+                    d.interface = Some(label);
+                    if let Err(e) = self.record_hello(inv, &mut run, &d).await {
+                        tracing::warn!(error = %e, "storing a Hello");
+                    }
+                }
+                Announcement::Bye { endpoint, source } => {
+                    tracing::info!(%endpoint, %source, interface = %label, "Bye");
+                }
+            }
+        }
+        if let Some(r) = run {
+            let mut am = r.into_active_model();
+            am.status = Set("done".into());
+            am.finished_at = Set(Some(self.clock.now_utc()));
+            if let Err(e) = am.update(inv.db()).await {
+                tracing::warn!(error = %e, "closing the Hello run");
+            }
+        }
+        for l in listeners {
+            let _ = l.await;
+        }
+    }
+
+    async fn record_hello(
+        &self,
+        inv: &Inventory,
+        run: &mut Option<discovery_run::Model>,
+        d: &Discovered,
+    ) -> Result<()> {
+        let r = match run.take() {
+            Some(r) => r,
+            None => {
+                discovery_run::ActiveModel {
+                    kind: Set("hello".into()),
+                    params: Set(json!({})),
+                    started_by: Set(Actor::system().name),
+                    started_at: Set(self.clock.now_utc()),
+                    status: Set("listening".into()),
+                    found: Set(0),
+                    site_id: Set(None),
+                    ..Default::default()
+                }
+                .insert(inv.db())
+                .await?
+            }
+        };
+        self.store_result(inv, r.id, d).await?;
+        let mut am = r.into_active_model();
+        am.found = Set(am.found.take().unwrap_or(0) + 1);
+        *run = Some(am.update(inv.db()).await?);
+        Ok(())
     }
 
     pub async fn runs(&self, db: &DatabaseConnection) -> Result<Vec<discovery_run::Model>> {

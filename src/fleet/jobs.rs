@@ -812,7 +812,7 @@ impl Jobs {
                         cidr: cidr.parse().map_err(|e| invalid(format!("cidr: {e}")))?,
                         http_ports: vec![80],
                     },
-                    None => RunKind::Multicast,
+                    None => RunKind::Multicast(None),
                 };
                 let run = svc.run(inv, kind, &Actor::system()).await?;
                 Ok(format!(

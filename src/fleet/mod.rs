@@ -5,6 +5,7 @@ pub mod access;
 pub mod alerting;
 pub mod audit;
 pub mod backfill;
+pub mod backup;
 pub mod csv;
 pub mod discovery;
 pub mod events;

@@ -27,6 +27,7 @@ pub struct Notifier {
     secrets: Arc<SecretBox>,
     clock: SharedClock,
     http: reqwest::Client,
+    snmp_enterprise: u32,
 }
 
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -47,11 +48,18 @@ impl Notifier {
             .build()
             .map_err(|e| Error::new(ErrorKind::Internal, format!("HTTP client: {e}")))?;
         Ok(Self {
+            snmp_enterprise: crate::config::DEFAULT_ENTERPRISE,
             db,
             secrets,
             clock,
             http,
         })
+    }
+
+    /// Send SNMP notifications under this enterprise number.
+    pub fn with_snmp_enterprise(mut self, n: u32) -> Self {
+        self.snmp_enterprise = n;
+        self
     }
 
     fn secret(&self, c: &notify_channel::Model) -> Option<String> {
@@ -89,7 +97,14 @@ impl Notifier {
             "snmp" => {
                 let cfg: notify::snmp::SnmpConfig = serde_json::from_value(c.config.clone())
                     .map_err(|e| format!("channel settings: {e}"))?;
-                notify::snmp::send(&cfg, secret.as_deref().unwrap_or(""), msg, SEND_TIMEOUT).await
+                notify::snmp::send(
+                    &cfg,
+                    secret.as_deref().unwrap_or(""),
+                    msg,
+                    SEND_TIMEOUT,
+                    self.snmp_enterprise,
+                )
+                .await
             }
             other => Err(format!("no sender for channel kind {other:?}")),
         }

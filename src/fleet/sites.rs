@@ -192,6 +192,50 @@ impl Sites {
         .await
     }
 
+    /// The discovery interface (an address of this host) the site's
+    /// multicast discoveries use by default; None: every configured one.
+    pub async fn set_discovery_interface(
+        &self,
+        id: i32,
+        interface: Option<std::net::Ipv4Addr>,
+        actor: &Actor,
+    ) -> Result<()> {
+        let old = site::Entity::find_by_id(id)
+            .one(&self.db)
+            .await?
+            .ok_or_else(|| Error::new(ErrorKind::NotFound, format!("no site {id}")))?;
+        let new = interface.map(|i| i.to_string());
+        if old.discovery_interface == new {
+            return Ok(());
+        }
+        let before = old.discovery_interface.clone();
+        let mut am = old.into_active_model();
+        am.discovery_interface = Set(new.clone());
+        am.update(&self.db).await?;
+        self.changed();
+        audit::record(
+            &self.db,
+            actor,
+            self.clock.now_utc(),
+            Entry {
+                action: "site.discovery_interface",
+                target_kind: "site",
+                target_id: id.to_string(),
+                before: Some(json!({"discovery_interface": before})),
+                after: Some(json!({"discovery_interface": new})),
+            },
+        )
+        .await
+    }
+
+    /// One site.
+    pub async fn get(&self, id: i32) -> Result<site::Model> {
+        site::Entity::find_by_id(id)
+            .one(&self.db)
+            .await?
+            .ok_or_else(|| Error::new(ErrorKind::NotFound, format!("no site {id}")))
+    }
+
     /// Delete an empty site (and the memberships naming it).
     pub async fn delete(&self, id: i32, actor: &Actor) -> Result<()> {
         let s = site::Entity::find_by_id(id)

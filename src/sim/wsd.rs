@@ -231,7 +231,7 @@ pub async fn announce(
     port: u16,
     bye_instead: bool,
 ) -> std::io::Result<()> {
-    let (sock, _) = socket::prober(interface, 1)?;
+    let (sock, _) = socket::prober(Some(interface), 1)?;
     let dest: SocketAddr = socket::multicast_target(port);
     for c in cams {
         let m = if bye_instead { bye(c) } else { hello(c) };

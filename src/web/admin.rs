@@ -134,14 +134,41 @@ pub async fn site_update(
                 Ok(secs)
             }
         });
-        match interval {
-            Ok(secs) => {
+        // The site's discovery interface must be one discovery is
+        // configured for on this host.
+        let iface = match f.get("discovery_interface").trim() {
+            "" => Ok(None),
+            v => v
+                .parse::<std::net::Ipv4Addr>()
+                .map_err(|_| {
+                    Error::new(
+                        ErrorKind::InvalidArgument,
+                        "discovery interface: an IPv4 address of this host, or empty for all",
+                    )
+                })
+                .and_then(|ip| {
+                    state
+                        .discovery
+                        .multicast_interfaces(Some(ip))
+                        .map(|_| Some(ip))
+                }),
+        };
+        match interval.and_then(|i| iface.map(|f| (i, f))) {
+            Ok((secs, iface)) => {
                 match state
                     .sites
                     .update(id, &f.get("name"), &f.get("description"), &actor(&me))
                     .await
                 {
-                    Ok(_) => state.sites.set_poll_interval(id, secs, &actor(&me)).await,
+                    Ok(_) => match state.sites.set_poll_interval(id, secs, &actor(&me)).await {
+                        Ok(()) => {
+                            state
+                                .sites
+                                .set_discovery_interface(id, iface, &actor(&me))
+                                .await
+                        }
+                        Err(e) => Err(e),
+                    },
                     Err(e) => Err(e),
                 }
             }

@@ -60,14 +60,28 @@ async fn page(
             target: match c.kind.as_str() {
                 "webhook" => c.config["url"].as_str().unwrap_or("").to_string(),
                 "snmp" => format!(
-                    "{} to {}:{}",
+                    "{} {} to {}:{}{}",
+                    if c.config["version"].as_str() == Some("3") {
+                        "SNMPv3"
+                    } else {
+                        "SNMPv2c"
+                    },
                     if c.config["inform"].as_bool() == Some(true) {
                         "INFORM"
                     } else {
                         "TRAP"
                     },
                     c.config["host"].as_str().unwrap_or(""),
-                    c.config["port"]
+                    c.config["port"],
+                    match (c.config["version"].as_str(), c.config["user"].as_str()) {
+                        (Some("3"), Some(u)) => format!(
+                            " as {u} ({}/{}), engine ID 0x{}",
+                            c.config["auth_protocol"].as_str().unwrap_or(""),
+                            c.config["priv_protocol"].as_str().unwrap_or(""),
+                            c.config["engine_id"].as_str().unwrap_or("")
+                        ),
+                        _ => String::new(),
+                    }
                 ),
                 "email" => format!(
                     "{} via {}:{} ({})",
@@ -181,16 +195,45 @@ fn channel_from(f: &FormFields) -> Result<(String, serde_json::Value, String), E
                 .trim()
                 .parse()
                 .map_err(|_| invalid("port: 1–65535"))?;
-            let community = f.get("community");
-            Ok((
-                "snmp".into(),
-                json!({"host": host, "port": port, "inform": f.get("inform") == "on"}),
-                if community.is_empty() {
-                    "public".into()
-                } else {
-                    community
-                },
-            ))
+            let inform = f.get("inform") == "on";
+            match f.get("version").as_str() {
+                "" | "2c" => {
+                    let community = f.get("community");
+                    Ok((
+                        "snmp".into(),
+                        json!({"host": host, "port": port, "inform": inform, "version": "2c"}),
+                        if community.is_empty() {
+                            "public".into()
+                        } else {
+                            community
+                        },
+                    ))
+                }
+                "3" => {
+                    use crate::notify::snmp::{SnmpConfig, SnmpVersion, V3Secret};
+                    let cfg = SnmpConfig {
+                        host,
+                        port,
+                        inform,
+                        version: SnmpVersion::V3,
+                        user: f.get("user").trim().to_string(),
+                        auth_protocol: f.get("auth_protocol").trim().to_string(),
+                        priv_protocol: f.get("priv_protocol").trim().to_string(),
+                        engine_id: crate::notify::snmp::new_engine_id(),
+                    };
+                    let secret = V3Secret {
+                        auth: f.get("auth_password"),
+                        privacy: f.get("priv_password"),
+                    };
+                    crate::notify::snmp::check_v3(&cfg, &secret).map_err(invalid)?;
+                    Ok((
+                        "snmp".into(),
+                        serde_json::to_value(&cfg).map_err(|e| invalid(e.to_string()))?,
+                        serde_json::to_string(&secret).map_err(|e| invalid(e.to_string()))?,
+                    ))
+                }
+                _ => Err(invalid("version: 2c or 3")),
+            }
         }
         _ => Err(invalid("kind: webhook, email or snmp")),
     }
@@ -267,7 +310,8 @@ pub async fn channel_action(
                 state.db.clone(),
                 state.inventory.secrets(),
                 state.clock.clone(),
-            )?;
+            )?
+            .with_snmp_enterprise(state.snmp_enterprise);
             match n.send_test(id).await? {
                 Ok(()) => (format!("Test sent through {:?}.", c.name), String::new()),
                 Err(e) => (

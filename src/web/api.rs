@@ -20,6 +20,7 @@ use super::pages::{ApiDevices, DeviceRow, device_or_404};
 use crate::db::entities::{device_profile, discovery_run};
 use crate::error::{Error, ErrorKind};
 use crate::fleet::discovery::AdoptOutcome;
+use crate::fleet::discovery::RunKind;
 
 #[derive(serde::Serialize, ToSchema)]
 pub struct ApiSite {
@@ -97,6 +98,8 @@ pub struct ApiResult {
     pub device_id: Option<i32>,
     /// Set once adoption was tried: the failed step and why, if it failed.
     pub adoption_failed: Option<String>,
+    /// The local interface the answer came in on (`eth0 10.0.0.5/24`).
+    pub interface: Option<String>,
 }
 
 #[derive(serde::Serialize, ToSchema)]
@@ -244,6 +247,7 @@ pub async fn discovery_run(
             via: r.via,
             classification: r.classification,
             device_id: r.device_id,
+            interface: r.interface.clone(),
             adoption_failed: r
                 .outcome
                 .as_deref()
@@ -412,6 +416,10 @@ pub struct ApiDiscover {
     /// Unicast: IPv4 addresses separated by commas; cidr: a range (≤ /16).
     #[serde(default)]
     pub target: String,
+    /// Multicast: the configured interface (its IPv4 address) to use;
+    /// absent: every configured one.
+    #[serde(default)]
+    pub interface: Option<String>,
 }
 
 /// Start a discovery run in the background; follow it at
@@ -434,9 +442,16 @@ pub async fn start_discovery(
             format!("body: expected {{\"kind\": …, \"target\": …}} ({e})"),
         ))
     })?;
-    let kind = super::discovery::parse_kind(&req.kind, &req.target)
-        .map_err(|m| WebError(Error::new(ErrorKind::InvalidArgument, m)))?;
-    let run = super::discovery::launch(&state, &me, kind).await?;
+    let kind = super::discovery::parse_kind(
+        &req.kind,
+        &req.target,
+        req.interface.as_deref().unwrap_or(""),
+    )
+    .map_err(|m| WebError(Error::new(ErrorKind::InvalidArgument, m)))?;
+    if let RunKind::Multicast(only) = &kind {
+        state.discovery.multicast_interfaces(*only)?;
+    }
+    let run = super::discovery::launch(&state, &me, kind, None).await?;
     Ok((StatusCode::ACCEPTED, Json(run_of(run))).into_response())
 }
 

@@ -15,6 +15,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 
 use super::State;
 use super::error::WebError;
+use super::net::ClientInfo;
 use crate::db::entities::user;
 use crate::error::{Error, ErrorKind};
 use crate::fleet::access::Scope;
@@ -104,18 +105,16 @@ fn set_cookie(name: &str, value: &str, max_age: i64, secure: bool) -> HeaderValu
     .unwrap_or_else(|_| HeaderValue::from_static(""))
 }
 
-/// A POST whose Origin is another site is refused before anything else.
-fn same_origin(headers: &HeaderMap) -> bool {
-    let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
-        return true; // not sent by every client; the CSRF token still applies
-    };
-    let host = headers
-        .get(header::HOST)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    origin
-        .split_once("://")
-        .is_some_and(|(_, rest)| rest.trim_end_matches('/') == host)
+/// A POST whose Origin is another site is refused before anything else
+/// (see [`super::net::same_origin`] for what counts as this site).
+fn same_origin(state: &State, info: &ClientInfo, headers: &HeaderMap) -> bool {
+    super::net::same_origin(&state.web, info, headers)
+}
+
+/// Cookies are Secure when the operator says so (TLS, or secure_cookies
+/// behind a proxy) or when this request came over HTTPS.
+fn secure(state: &State, info: &ClientInfo) -> bool {
+    state.secure_cookies || info.https
 }
 
 /// Logins resolved recently, so a click does not cost two database round
@@ -217,6 +216,7 @@ pub async fn require_login(
     mut req: Request,
     next: Next,
 ) -> Response {
+    let info = client_info(req.extensions());
     let is_api = req.uri().path().starts_with("/api/");
     let bearer = req
         .headers()
@@ -246,12 +246,25 @@ pub async fn require_login(
     if !matches!(
         *req.method(),
         axum::http::Method::GET | axum::http::Method::HEAD
-    ) && !same_origin(req.headers())
+    ) && !same_origin(&state, &info, req.headers())
     {
         return (StatusCode::FORBIDDEN, "cross-site request refused").into_response();
     }
+    let user = super::LoggedUser(current.user.username.clone());
     req.extensions_mut().insert(current);
-    next.run(req).await
+    let mut resp = next.run(req).await;
+    resp.extensions_mut().insert(user);
+    resp
+}
+
+/// The request's [`ClientInfo`] (a request that did not pass the
+/// middleware, as in some tests, is a direct one with no known address).
+fn client_info(ext: &axum::http::Extensions) -> ClientInfo {
+    ext.get::<ClientInfo>().cloned().unwrap_or(ClientInfo {
+        ip: None,
+        https: false,
+        forwarded_host: None,
+    })
 }
 
 fn urlencode(s: &str) -> String {
@@ -282,9 +295,13 @@ pub struct NextParam {
 
 pub async fn login_page(
     AxState(state): AxState<State>,
+    info: Option<Extension<ClientInfo>>,
     headers: HeaderMap,
     Query(q): Query<NextParam>,
 ) -> Response {
+    let info = info
+        .map(|e| e.0)
+        .unwrap_or_else(|| client_info(&Default::default()));
     // Keep the browser's token if it has one, so two login tabs (or a page
     // the browser loaded twice) do not invalidate each other.
     let csrf = cookie(&headers, LOGIN_CSRF_COOKIE)
@@ -303,7 +320,7 @@ pub async fn login_page(
     let mut resp = page.into_response();
     resp.headers_mut().append(
         header::SET_COOKIE,
-        set_cookie(LOGIN_CSRF_COOKIE, &csrf, 3600, state.secure_cookies),
+        set_cookie(LOGIN_CSRF_COOKIE, &csrf, 3600, secure(&state, &info)),
     );
     resp
 }
@@ -318,11 +335,15 @@ pub struct LoginForm {
 
 pub async fn login_submit(
     AxState(state): AxState<State>,
+    info: Option<Extension<ClientInfo>>,
     headers: HeaderMap,
     Form(f): Form<LoginForm>,
 ) -> Result<Response, WebError> {
+    let info = info
+        .map(|e| e.0)
+        .unwrap_or_else(|| client_info(&Default::default()));
     let expected = cookie(&headers, LOGIN_CSRF_COOKIE).unwrap_or_default();
-    if !same_origin(&headers)
+    if !same_origin(&state, &info, &headers)
         || expected.is_empty()
         || !constant_time_eq(expected.as_bytes(), f.csrf.as_bytes())
     {
@@ -332,10 +353,9 @@ pub async fn login_submit(
         )
             .into_response());
     }
-    let ip = headers
-        .get("x-forwarded-for")
-        .and_then(|v| v.to_str().ok())
-        .map(|s| s.split(',').next().unwrap_or("").trim().to_string());
+    // From the TCP peer, or the trusted proxy chain; never from a header
+    // an untrusted client set.
+    let ip = info.ip_text();
     let again = |error: &str, status: StatusCode| {
         let page = LoginPage {
             csrf: f.csrf.clone(),
@@ -356,11 +376,11 @@ pub async fn login_submit(
             let ttl = crate::fleet::sessions::SESSION_TTL_SECS;
             resp.headers_mut().append(
                 header::SET_COOKIE,
-                set_cookie(SESSION_COOKIE, &token, ttl, state.secure_cookies),
+                set_cookie(SESSION_COOKIE, &token, ttl, secure(&state, &info)),
             );
             resp.headers_mut().append(
                 header::SET_COOKIE,
-                set_cookie(LOGIN_CSRF_COOKIE, "", 0, state.secure_cookies),
+                set_cookie(LOGIN_CSRF_COOKIE, "", 0, secure(&state, &info)),
             );
             Ok(resp)
         }

@@ -16,7 +16,7 @@ use super::form::FormFields;
 use crate::db::entities::{discovery_result, discovery_run, site};
 use crate::error::{Error, ErrorKind};
 use crate::fleet::audit::Actor;
-use crate::fleet::discovery::{AdoptOutcome, RunKind};
+use crate::fleet::discovery::{AdoptOutcome, InterfaceView, RunKind};
 use crate::fleet::progress::Progress;
 use crate::onvif::Credentials;
 
@@ -40,28 +40,76 @@ pub struct RunsPage {
     pub error: String,
     pub kind: String,
     pub target: String,
+    /// The configured discovery interfaces and this host's.
+    pub interfaces: InterfaceView,
+    pub interface: String,
+    pub sites: Vec<site::Model>,
+    pub site: String,
+    pub no_interface_hint: &'static str,
+}
+
+/// The form as typed, kept when it comes back with an error.
+#[derive(Default)]
+struct RunForm {
+    kind: String,
+    target: String,
+    interface: String,
+    site: String,
+}
+
+async fn runs_page(
+    state: &State,
+    me: CurrentUser,
+    error: String,
+    form: RunForm,
+) -> Result<RunsPage, WebError> {
+    let runs = state.discovery.runs(&state.db).await?;
+    let sites = state
+        .sites
+        .list()
+        .await?
+        .into_iter()
+        .filter(|s| me.scope.allows_site(Some(s.id)))
+        .collect();
+    Ok(RunsPage {
+        can_run: me.role.can_operate_devices(),
+        me,
+        runs,
+        error,
+        kind: if form.kind.is_empty() {
+            "multicast".into()
+        } else {
+            form.kind
+        },
+        target: form.target,
+        interfaces: state.discovery.interface_view(),
+        interface: form.interface,
+        sites,
+        site: form.site,
+        no_interface_hint: crate::fleet::discovery::NO_INTERFACE_HINT,
+    })
 }
 
 pub async fn runs(
     AxState(state): AxState<State>,
     Extension(me): Extension<CurrentUser>,
 ) -> Result<Response, WebError> {
-    let runs = state.discovery.runs(&state.db).await?;
-    Ok(RunsPage {
-        can_run: me.role.can_operate_devices(),
-        me,
-        runs,
-        error: String::new(),
-        kind: "multicast".into(),
-        target: String::new(),
-    }
-    .into_response())
+    Ok(runs_page(&state, me, String::new(), RunForm::default())
+        .await?
+        .into_response())
 }
 
-/// Parse the run form; errors name the field.
-pub fn parse_kind(kind: &str, target: &str) -> Result<RunKind, String> {
+/// Parse the run form; errors name the field. `interface` is the
+/// multicast interface's address, or empty for every configured one.
+pub fn parse_kind(kind: &str, target: &str, interface: &str) -> Result<RunKind, String> {
     match kind {
-        "multicast" => Ok(RunKind::Multicast),
+        "multicast" => match interface.trim() {
+            "" => Ok(RunKind::Multicast(None)),
+            i => i
+                .parse()
+                .map(|ip| RunKind::Multicast(Some(ip)))
+                .map_err(|_| "Interface: choose one of the configured interfaces".to_string()),
+        },
         "unicast" => {
             let hosts: Result<Vec<std::net::Ipv4Addr>, _> = target
                 .split([',', ' ', '\n'])
@@ -100,23 +148,54 @@ pub async fn start(
     let f = FormFields::parse(&raw);
     me.check_csrf(&f.text("csrf"))?;
     me.require(me.role.can_operate_devices())?;
-    let (kind_s, target) = (f.text("kind"), f.text("target"));
-    let kind = match parse_kind(&kind_s, &target) {
+    let form = RunForm {
+        kind: f.text("kind"),
+        target: f.text("target"),
+        interface: f.text("interface"),
+        site: f.text("site"),
+    };
+    let checked = async {
+        let site = match form.site.trim() {
+            "" => None,
+            s => {
+                let id: i32 = s
+                    .parse()
+                    .map_err(|_| Error::new(ErrorKind::InvalidArgument, "Site: choose a site"))?;
+                if !me.scope.allows_site(Some(id)) {
+                    return Err(Error::new(
+                        ErrorKind::PermissionDenied,
+                        "Site: not one of your sites",
+                    ));
+                }
+                Some(state.sites.get(id).await?)
+            }
+        };
+        let mut kind = parse_kind(&form.kind, &form.target, &form.interface)
+            .map_err(|e| Error::new(ErrorKind::InvalidArgument, e))?;
+        // A site's default interface, when the form names none.
+        if let (RunKind::Multicast(None), Some(s)) = (&kind, &site)
+            && let Some(ip) = s
+                .discovery_interface
+                .as_deref()
+                .and_then(|i| i.parse().ok())
+        {
+            kind = RunKind::Multicast(Some(ip));
+        }
+        if let RunKind::Multicast(only) = &kind {
+            state.discovery.multicast_interfaces(*only)?;
+        }
+        Ok::<_, Error>((kind, site.map(|s| s.id)))
+    }
+    .await;
+    let (kind, site_id) = match checked {
         Ok(k) => k,
-        Err(error) => {
-            let runs = state.discovery.runs(&state.db).await?;
-            let page = RunsPage {
-                can_run: true,
-                me,
-                runs,
-                error,
-                kind: kind_s,
-                target,
-            };
+        Err(e) if matches!(e.kind, ErrorKind::InvalidArgument | ErrorKind::NotFound) => {
+            let page = runs_page(&state, me, e.message, form).await?;
             return Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response());
         }
+        Err(e) => return Err(e.into()),
     };
-    let run = launch(&state, &me, kind).await?;
+    let run = launch(&state, &me, kind, site_id).await?;
     Ok(Redirect::to(&format!("/discovery/{}", run.id)).into_response())
 }
 
@@ -125,11 +204,12 @@ pub async fn launch(
     state: &State,
     me: &CurrentUser,
     kind: RunKind,
+    site_id: Option<i32>,
 ) -> Result<discovery_run::Model, WebError> {
     let actor = actor(me);
     let run = state
         .discovery
-        .create_run(&state.db, &kind, None, &actor)
+        .create_run(&state.db, &kind, site_id, &actor)
         .await?;
     let reporter = state.progress.begin(
         run.id,
@@ -397,28 +477,41 @@ mod tests {
     #[test]
     fn run_form_is_validated_per_field() {
         assert!(matches!(
-            parse_kind("multicast", ""),
-            Ok(RunKind::Multicast)
+            parse_kind("multicast", "", ""),
+            Ok(RunKind::Multicast(None))
+        ));
+        assert!(matches!(
+            parse_kind("multicast", "", "10.0.0.5"),
+            Ok(RunKind::Multicast(Some(ip))) if ip.to_string() == "10.0.0.5"
         ));
         assert!(
-            matches!(parse_kind("unicast", "127.0.0.1, 127.0.0.2"), Ok(RunKind::Unicast(h)) if h.len() == 2)
+            parse_kind("multicast", "", "eth0")
+                .unwrap_err()
+                .starts_with("Interface")
         );
-        assert!(parse_kind("unicast", "").unwrap_err().starts_with("Hosts"));
         assert!(
-            parse_kind("unicast", "cam.example")
+            matches!(parse_kind("unicast", "127.0.0.1, 127.0.0.2", ""), Ok(RunKind::Unicast(h)) if h.len() == 2)
+        );
+        assert!(
+            parse_kind("unicast", "", "")
                 .unwrap_err()
                 .starts_with("Hosts")
         );
         assert!(
-            parse_kind("cidr", "10.0.0.0/8")
+            parse_kind("unicast", "cam.example", "")
+                .unwrap_err()
+                .starts_with("Hosts")
+        );
+        assert!(
+            parse_kind("cidr", "10.0.0.0/8", "")
                 .unwrap_err()
                 .contains("/16")
         );
         assert!(
-            parse_kind("cidr", "nonsense")
+            parse_kind("cidr", "nonsense", "")
                 .unwrap_err()
                 .starts_with("Range")
         );
-        assert!(parse_kind("telepathy", "").is_err());
+        assert!(parse_kind("telepathy", "", "").is_err());
     }
 }

@@ -16,6 +16,7 @@ pub mod form;
 pub mod inventory;
 pub mod jobs;
 pub mod metrics;
+pub mod net;
 pub mod pages;
 pub mod provision;
 pub mod recordings;
@@ -45,6 +46,10 @@ pub struct AppState {
     pub clock: SharedClock,
     /// Set the cookie `Secure` flag (served over HTTPS, directly or behind a proxy).
     pub secure_cookies: bool,
+    /// Proxies to believe, the public URL, TLS (see [`net`]).
+    pub web: net::WebConfig,
+    /// The enterprise number SNMP notifications are sent under.
+    pub snmp_enterprise: u32,
     pub auth_cache: auth::AuthCache,
     pub count_cache: pages::CountCache,
     pub page_cache: pages::PageCache,
@@ -120,6 +125,8 @@ impl AppState {
             db,
             clock,
             secure_cookies,
+            web: Default::default(),
+            snmp_enterprise: crate::config::DEFAULT_ENTERPRISE,
             auth_cache: Default::default(),
             count_cache: Default::default(),
             // At most 500 rows each: a few MiB at most.
@@ -131,6 +138,15 @@ impl AppState {
 }
 
 impl AppState {
+    /// How this server is reached (proxies, public URL, TLS).
+    pub fn with_web_config(mut self, web: net::WebConfig) -> Self {
+        if web.tls {
+            self.secure_cookies = true;
+        }
+        self.web = web;
+        self
+    }
+
     /// Use these storage tiers (the local directory or S3 from the
     /// config as `hot`, an optional `cold` one) and this data directory
     /// (database backups).
@@ -426,17 +442,90 @@ pub fn router(state: State) -> Router {
     ));
     public
         .merge(private)
-        .layer(middleware::from_fn(security_headers))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            security_headers,
+        ))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            net::client_info,
+        ))
+        .layer(access_log())
         .with_state(state)
+}
+
+/// The user a request was made by, left on the response for the access log.
+#[derive(Clone, Debug)]
+pub struct LoggedUser(pub String);
+
+/// One line per request: method, path (never the query, which may carry a
+/// `next=` or a search), status, latency, user and client address.
+fn access_log() -> tower_http::trace::TraceLayer<
+    tower_http::classify::SharedClassifier<tower_http::classify::ServerErrorsAsFailures>,
+    impl Fn(&axum::http::Request<axum::body::Body>) -> tracing::Span + Clone,
+    tower_http::trace::DefaultOnRequest,
+    impl Fn(&axum::response::Response, std::time::Duration, &tracing::Span) + Clone,
+> {
+    tower_http::trace::TraceLayer::new_for_http()
+        .make_span_with(|req: &axum::http::Request<axum::body::Body>| {
+            let peer = req
+                .extensions()
+                .get::<axum::extract::ConnectInfo<net::PeerAddr>>()
+                .map(|c| c.0.0.ip().to_string())
+                .unwrap_or_default();
+            tracing::info_span!(
+                "http",
+                method = %req.method(),
+                path = %req.uri().path(),
+                peer = %peer,
+            )
+        })
+        .on_request(tower_http::trace::DefaultOnRequest::new().level(tracing::Level::DEBUG))
+        .on_response(
+            |resp: &axum::response::Response, latency: std::time::Duration, _: &tracing::Span| {
+                let user = resp
+                    .extensions()
+                    .get::<LoggedUser>()
+                    .map(|u| u.0.as_str())
+                    .unwrap_or("-");
+                let client = resp
+                    .extensions()
+                    .get::<net::ClientInfo>()
+                    .and_then(|c| c.ip_text())
+                    .unwrap_or_default();
+                tracing::info!(
+                    target: "camfleet::access",
+                    status = resp.status().as_u16(),
+                    latency_ms = latency.as_secs_f64() * 1000.0,
+                    user,
+                    client = %client,
+                    "request"
+                );
+            },
+        )
 }
 
 /// Headers every answer carries.
 async fn security_headers(
+    axum::extract::State(state): axum::extract::State<State>,
     req: axum::extract::Request,
     next: middleware::Next,
 ) -> axum::response::Response {
+    let info = req.extensions().get::<net::ClientInfo>().cloned();
     let mut resp = next.run(req).await;
+    // HSTS when we serve TLS, or when the operator says the site is HTTPS
+    // (secure_cookies, behind a proxy that terminates TLS).
+    let https = state.web.tls || state.secure_cookies;
+    if let Some(i) = info {
+        resp.extensions_mut().insert(i);
+    }
     let h = resp.headers_mut();
+    if https {
+        h.insert(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000"),
+        );
+    }
     h.insert(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static("default-src 'self'; img-src 'self' data:; style-src 'self'; frame-ancestors 'none'; form-action 'self'"),

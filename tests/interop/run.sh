@@ -121,7 +121,7 @@ for o in cfAlertRaised cfAlertResolved cfTest cfDeviceCount; do
   # Any complaint from the MIB parser on stderr fails the suite.
   out=$(SNMP_PERSISTENT_DIR="$TRAPD" MIBS=CAMFLEET-MIB snmptranslate -On "CAMFLEET-MIB::$o" 2>"$TRAPD/err")
   if [ -s "$TRAPD/err" ]; then cat "$TRAPD/err"; exit 1; fi
-  case "$out" in .1.3.6.1.4.1.61873.*) echo "$o = $out" ;; *) echo "snmptranslate $o: $out"; exit 1 ;; esac
+  case "$out" in .1.3.6.1.4.1.32473.*) echo "$o = $out" ;; *) echo "snmptranslate $o: $out"; exit 1 ;; esac
 done
 
 say "SNMP traps and informs into snmptrapd (MIB loaded) on 127.0.0.1:1162"

@@ -17,6 +17,8 @@ pub struct Model {
     pub classification: String,
     /// The adoption outcome (JSON `AdoptOutcome`), once adopted or failed.
     pub outcome: Option<String>,
+    /// The interface the answer came in on (`eth0 10.0.0.5`), when known.
+    pub interface: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

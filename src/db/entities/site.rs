@@ -11,6 +11,9 @@ pub struct Model {
     pub created_at: DateTimeUtc,
     /// Poll interval for the site's devices (seconds); default when unset.
     pub poll_interval_s: Option<i32>,
+    /// The discovery interface (an IPv4 address of this host) the site's
+    /// multicast discoveries use by default; unset: every configured one.
+    pub discovery_interface: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
