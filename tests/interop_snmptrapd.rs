@@ -66,14 +66,19 @@ async fn snmptrapd_logs_our_traps_and_informs_by_mib_name() {
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     let text = loop {
         let t = std::fs::read_to_string(&log).unwrap_or_default();
-        if t.matches("cfAlertRaised").count() >= 2 || std::time::Instant::now() > deadline {
+        if t.lines()
+            .filter(|l| l.contains("cfAlertRaised") && !l.contains("V3 check"))
+            .count()
+            >= 2
+            || std::time::Instant::now() > deadline
+        {
             break t;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     let lines: Vec<&str> = text
         .lines()
-        .filter(|l| l.contains("cfAlertRaised"))
+        .filter(|l| l.contains("cfAlertRaised") && !l.contains("V3 check"))
         .collect();
     assert_eq!(lines.len(), 2, "{text}");
     for l in &lines {
@@ -89,6 +94,85 @@ async fn snmptrapd_logs_our_traps_and_informs_by_mib_name() {
         ] {
             assert!(l.contains(want), "{want} missing in: {l}");
         }
+    }
+    assert!(lines.iter().any(|l| l.contains("INFORM")), "{text}");
+}
+
+/// The v3 user snmptrapd is configured with (tests/interop/run.sh):
+/// authPriv, SHA-256 and AES-128; TRAPs come from our engine ID.
+pub const V3_USER: &str = "cfv3";
+pub const V3_ENGINE: &str = "80007ed90301020304050607";
+
+#[tokio::test]
+#[ignore = "needs snmptrapd with the v3 user; run by tests/interop/run.sh"]
+async fn snmptrapd_accepts_our_snmpv3_authpriv_traps_and_informs() {
+    let target = std::env::var("CAMFLEET_SNMPTRAPD").expect("CAMFLEET_SNMPTRAPD=host:port");
+    let log = std::env::var("CAMFLEET_SNMPTRAPD_LOG").expect("CAMFLEET_SNMPTRAPD_LOG");
+    let (host, port) = target.rsplit_once(':').unwrap();
+    let db = test_db().await;
+    let secrets = Arc::new(SecretBox::from_key(1, &[7u8; 32]));
+    let now = chrono::Utc::now();
+    let secret =
+        serde_json::json!({"auth": "cf-auth-pass-1", "privacy": "cf-priv-pass-1"}).to_string();
+    for (i, inform) in [false, true].into_iter().enumerate() {
+        let ch = notify_channel::ActiveModel {
+            name: Set(format!("trapd v3 {i}")),
+            kind: Set("snmp".into()),
+            config: Set(
+                serde_json::json!({"host": host, "port": port.parse::<u16>().unwrap(),
+                "inform": inform, "version": "3", "user": V3_USER,
+                "auth_protocol": "SHA-256", "priv_protocol": "AES", "engine_id": V3_ENGINE}),
+            ),
+            sealed: Set(Some(secrets.seal(secret.as_bytes()))),
+            enabled: Set(true),
+            created_at: Set(now),
+            ..Default::default()
+        }
+        .insert(&db)
+        .await
+        .unwrap();
+        delivery::ActiveModel {
+            channel_id: Set(ch.id),
+            alert_ids: Set(serde_json::json!([70 + i])),
+            subject: Set("tamper".into()),
+            payload: Set(serde_json::json!({"event": "alert", "rule": "V3 check", "severity": "major",
+                "site": "Süd", "devices": [{"alert_id": 70 + i, "name": format!("Tor {i}"), "address": "",
+                "serial": "SN-7", "state": "online", "reason": "tampering"}]})),
+            status: Set("pending".into()),
+            attempts: Set(0),
+            next_attempt_at: Set(now),
+            last_error: Set(String::new()),
+            created_at: Set(now),
+            ..Default::default()
+        }
+        .insert(&db)
+        .await
+        .unwrap();
+    }
+    let n = Notifier::new(db, secrets, system_clock()).unwrap();
+    let r = n.deliver_due().await.unwrap();
+    assert_eq!(r.sent, 2, "v3 TRAP sent and v3 INFORM acknowledged: {r:?}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let text = loop {
+        let t = std::fs::read_to_string(&log).unwrap_or_default();
+        if t.matches("V3 check").count() >= 2 || std::time::Instant::now() > deadline {
+            break t;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let lines: Vec<&str> = text.lines().filter(|l| l.contains("V3 check")).collect();
+    assert_eq!(lines.len(), 2, "snmptrapd decrypted both: {text}");
+    for l in &lines {
+        assert!(
+            l.contains("SNMP v3") || l.contains(V3_USER),
+            "logged as v3: {l}"
+        );
+        assert!(
+            l.contains("CAMFLEET-MIB::cfSeverity.0 = INTEGER: major(2)"),
+            "{l}"
+        );
+        // SnmpAdminString carries UTF-8.
+        assert!(l.contains("S\u{fc}d") || l.contains("Süd"), "{l}");
     }
     assert!(lines.iter().any(|l| l.contains("INFORM")), "{text}");
 }

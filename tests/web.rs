@@ -1431,6 +1431,13 @@ async fn polled_health_shows_in_the_list_the_device_page_and_metrics() {
             .starts_with("text/plain")
     );
     assert!(
+        body.contains(&format!(
+            "camfleet_build_info{{version=\"{}\"}} 1",
+            env!("CARGO_PKG_VERSION")
+        )),
+        "{body}"
+    );
+    assert!(
         body.contains("camfleet_devices{state=\"online\"} 1"),
         "{body}"
     );

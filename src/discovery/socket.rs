@@ -23,6 +23,11 @@ pub const WANT_RCVBUF: usize = 8 * 1024 * 1024;
 pub fn prober(interface: Option<Ipv4Addr>, ttl: u32) -> io::Result<(UdpSocket, usize)> {
     let s = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
     let rcvbuf = grow_rcvbuf(&s, WANT_RCVBUF);
+    // A sweep sends to thousands of hosts on a link; a datagram to a host
+    // whose ARP is unresolved stays charged to this socket until ARP gives
+    // up (about 3 s), so a default send buffer fills after ~90 probes and
+    // the sweep stalls on absent hosts.
+    grow_buf(&s, WANT_SNDBUF, libc::SO_SNDBUFFORCE, libc::SO_SNDBUF);
     let bind = match interface {
         Some(ifc) => {
             s.set_multicast_if_v4(&ifc)?;
@@ -82,6 +87,38 @@ fn set_multicast_all(s: &Socket, on: bool) {
     };
     if rc != 0 {
         tracing::debug!(error = %io::Error::last_os_error(), "IP_MULTICAST_ALL");
+    }
+}
+
+/// The send buffer probers ask for (see [`prober`]).
+pub const WANT_SNDBUF: usize = 16 * 1024 * 1024;
+
+/// Set a buffer size, forced past the sysctl cap where we may (root).
+fn grow_buf(s: &Socket, want: usize, force: libc::c_int, plain: libc::c_int) {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        let v: libc::c_int = want.min(i32::MAX as usize) as libc::c_int;
+        for opt in [force, plain] {
+            // SAFETY: setsockopt with a valid fd, a c_int value and its size.
+            let rc = unsafe {
+                libc::setsockopt(
+                    s.as_raw_fd(),
+                    libc::SOL_SOCKET,
+                    opt,
+                    &v as *const libc::c_int as *const libc::c_void,
+                    std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+                )
+            };
+            if rc == 0 {
+                return;
+            }
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = (force, plain);
+        let _ = s.set_send_buffer_size(want);
     }
 }
 

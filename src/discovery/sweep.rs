@@ -98,6 +98,7 @@ pub async fn sweep(
     };
     progress(&p, None);
 
+    let started = Instant::now();
     // Phase 1: unicast probes, paced, replies collected as they come. They
     // leave the way the routing table says (the range may be behind a router).
     let (sock, _) = socket::prober(None, 1).map_err(SweepError::Socket)?;
@@ -152,6 +153,7 @@ pub async fn sweep(
         }
     }
 
+    tracing::debug!(elapsed = ?started.elapsed(), found = collector.len(), "sweep: probes done");
     // Phase 2: HTTP GetSystemDateAndTime on silent hosts.
     let silent: Vec<Ipv4Addr> = targets
         .into_iter()
@@ -200,6 +202,7 @@ pub async fn sweep(
             }
         }
         drop(open);
+        tracing::debug!(elapsed = ?started.elapsed(), open = candidates.len(), "sweep: connects done");
         p.http_total += candidates.len() as u64;
 
         progress(&p, None);

@@ -40,6 +40,15 @@ pub fn handle() -> Option<&'static PrometheusHandle> {
         .as_ref()
 }
 
+/// `camfleet_build_info{version="…"} 1`: which build answers (the usual
+/// Prometheus idiom; join on it to see versions across nodes).
+pub fn build_info() -> String {
+    format!(
+        "# HELP camfleet_build_info The camfleet build serving these metrics.\n# TYPE camfleet_build_info gauge\ncamfleet_build_info{{version=\"{}\"}} 1\n",
+        env!("CARGO_PKG_VERSION")
+    )
+}
+
 /// Count one poll batch (the poller's callback calls this).
 pub fn record_cycle(r: &CycleReport) {
     metrics::counter!("camfleet_polls_total", "outcome" => "answered").increment(r.answered as u64);
@@ -62,7 +71,8 @@ pub async fn metrics(AxState(state): AxState<State>) -> Result<Response, WebErro
         .into_tuple()
         .all(&state.db)
         .await?;
-    let mut out = String::from(
+    let mut out = build_info();
+    out.push_str(
         "# HELP camfleet_devices Adopted devices by health state.\n# TYPE camfleet_devices gauge\n",
     );
     for s in HealthState::ALL {

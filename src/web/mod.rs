@@ -440,7 +440,7 @@ pub fn router(state: State) -> Router {
         state.clone(),
         auth::require_login,
     ));
-    public
+    let app = public
         .merge(private)
         .layer(middleware::from_fn_with_state(
             state.clone(),
@@ -450,8 +450,8 @@ pub fn router(state: State) -> Router {
             state.clone(),
             net::client_info,
         ))
-        .layer(access_log())
-        .with_state(state)
+        .with_state(state);
+    with_access_log(app)
 }
 
 /// The user a request was made by, left on the response for the access log.
@@ -460,49 +460,48 @@ pub struct LoggedUser(pub String);
 
 /// One line per request: method, path (never the query, which may carry a
 /// `next=` or a search), status, latency, user and client address.
-fn access_log() -> tower_http::trace::TraceLayer<
-    tower_http::classify::SharedClassifier<tower_http::classify::ServerErrorsAsFailures>,
-    impl Fn(&axum::http::Request<axum::body::Body>) -> tracing::Span + Clone,
-    tower_http::trace::DefaultOnRequest,
-    impl Fn(&axum::response::Response, std::time::Duration, &tracing::Span) + Clone,
-> {
-    tower_http::trace::TraceLayer::new_for_http()
-        .make_span_with(|req: &axum::http::Request<axum::body::Body>| {
-            let peer = req
-                .extensions()
-                .get::<axum::extract::ConnectInfo<net::PeerAddr>>()
-                .map(|c| c.0.0.ip().to_string())
-                .unwrap_or_default();
-            tracing::info_span!(
-                "http",
-                method = %req.method(),
-                path = %req.uri().path(),
-                peer = %peer,
-            )
-        })
-        .on_request(tower_http::trace::DefaultOnRequest::new().level(tracing::Level::DEBUG))
-        .on_response(
-            |resp: &axum::response::Response, latency: std::time::Duration, _: &tracing::Span| {
-                let user = resp
+fn with_access_log(router: Router) -> Router {
+    router.layer(
+        tower_http::trace::TraceLayer::new_for_http()
+            .make_span_with(|req: &axum::http::Request<axum::body::Body>| {
+                let peer = req
                     .extensions()
-                    .get::<LoggedUser>()
-                    .map(|u| u.0.as_str())
-                    .unwrap_or("-");
-                let client = resp
-                    .extensions()
-                    .get::<net::ClientInfo>()
-                    .and_then(|c| c.ip_text())
+                    .get::<axum::extract::ConnectInfo<net::PeerAddr>>()
+                    .map(|c| c.0.0.ip().to_string())
                     .unwrap_or_default();
-                tracing::info!(
-                    target: "camfleet::access",
-                    status = resp.status().as_u16(),
-                    latency_ms = latency.as_secs_f64() * 1000.0,
-                    user,
-                    client = %client,
-                    "request"
-                );
-            },
-        )
+                tracing::info_span!(
+                    "http",
+                    method = %req.method(),
+                    path = %req.uri().path(),
+                    peer = %peer,
+                )
+            })
+            .on_request(tower_http::trace::DefaultOnRequest::new().level(tracing::Level::DEBUG))
+            .on_response(
+                |resp: &axum::response::Response,
+                 latency: std::time::Duration,
+                 _: &tracing::Span| {
+                    let user = resp
+                        .extensions()
+                        .get::<LoggedUser>()
+                        .map(|u| u.0.as_str())
+                        .unwrap_or("-");
+                    let client = resp
+                        .extensions()
+                        .get::<net::ClientInfo>()
+                        .and_then(|c| c.ip_text())
+                        .unwrap_or_default();
+                    tracing::info!(
+                        target: "camfleet::access",
+                        status = resp.status().as_u16(),
+                        latency_ms = latency.as_secs_f64() * 1000.0,
+                        user,
+                        client = %client,
+                        "request"
+                    );
+                },
+            ),
+    )
 }
 
 /// Headers every answer carries.

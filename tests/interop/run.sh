@@ -127,13 +127,18 @@ done
 say "SNMP traps and informs into snmptrapd (MIB loaded) on 127.0.0.1:1162"
 cat > "$TRAPD/snmptrapd.conf" <<'CONF'
 authCommunity log,execute,net public
+# SNMPv3, authPriv with SHA-256 and AES-128: TRAPs come from camfleet's
+# engine ID (-e), INFORMs are sent to snmptrapd's own engine.
+createUser -e 0x80007ed90301020304050607 cfv3 SHA-256 cf-auth-pass-1 AES cf-priv-pass-1
+createUser cfv3 SHA-256 cf-auth-pass-1 AES cf-priv-pass-1
+authUser log,execute,net cfv3 priv
 format2 TRAP2 %P varbinds: %v\n
 CONF
 ip netns exec "$NS" env SNMP_PERSISTENT_DIR="$TRAPD" MIBS=CAMFLEET-MIB \
   snmptrapd -f -C -c "$TRAPD/snmptrapd.conf" -Lf "$TRAPD/traps.log" -p "$TRAPD/pid" udp:127.0.0.1:1162 &
 for _ in $(seq 50); do grep -q "NET-SNMP version" "$TRAPD/traps.log" 2>/dev/null && break; sleep 0.1; done
 ip netns exec "$NS" env CAMFLEET_SNMPTRAPD=127.0.0.1:1162 CAMFLEET_SNMPTRAPD_LOG="$TRAPD/traps.log" \
-  cargo test --offline --test interop_snmptrapd -- --ignored
+  cargo test --offline --test interop_snmptrapd -- --ignored --test-threads=1
 
 say "alert email into maildev (SMTP 127.0.0.1:2526, API :1081)"
 ip netns exec "$NS" "$P/maildev/node_modules/.bin/maildev" -s 2526 --ip 127.0.0.1 -w 1081 --web-ip 127.0.0.1 \

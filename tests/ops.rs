@@ -1,0 +1,230 @@
+//! Operating an installation from the command line, as the operator's
+//! guide says: `config check` / `config example`, `mib`, `migrate`,
+//! `serve --no-migrate`, and a backup restored into a fresh data
+//! directory that still opens the camera passwords.
+
+mod common;
+
+use std::process::Command;
+
+use camfleet::fleet::audit::Actor;
+use common::*;
+
+fn camfleet(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_camfleet"))
+        .args(args)
+        // The host's own settings must not leak into the test.
+        .env_remove("CAMFLEET_CONFIG")
+        .env_remove("CAMFLEET_DATA_DIR")
+        .env_remove("CAMFLEET_DATABASE_URL")
+        .env_remove("CAMFLEET_SECRET_KEY")
+        .output()
+        .unwrap()
+}
+
+fn tmp(name: &str) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("camfleet-ops-{name}-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+#[test]
+fn config_check_prints_effective_settings_redacted_and_names_a_bad_key_with_its_line() {
+    let d = tmp("check");
+    let file = d.join("camfleet.toml");
+    std::fs::write(
+        &file,
+        "listen = \"127.0.0.1:9090\"\ndatabase_url = \"postgres://cf:hunter2@db/cf\"\n\
+         trusted_proxies = [\"127.0.0.1\"]\n[discovery]\ninterfaces = [\"127.0.0.1\"]\n",
+    )
+    .unwrap();
+    let out = camfleet(&["config", "check", "--config", file.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("listen = \"127.0.0.1:9090\""), "{text}");
+    assert!(
+        !text.contains("hunter2"),
+        "the password is redacted: {text}"
+    );
+    assert!(text.contains("interfaces = [\"127.0.0.1\"]"), "{text}");
+
+    // A flag beats the file.
+    let out = camfleet(&[
+        "config",
+        "check",
+        "--config",
+        file.to_str().unwrap(),
+        "--listen",
+        "127.0.0.1:9191",
+    ]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("127.0.0.1:9191"));
+
+    // A misspelt key: non-zero, the key and its line named.
+    std::fs::write(&file, "listen = \"127.0.0.1:9090\"\npoll_intervall = 30\n").unwrap();
+    let out = camfleet(&["config", "check", "--config", file.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("poll_intervall") && err.contains("line 2"),
+        "{err}"
+    );
+
+    // An interface this host does not have: the error lists those it has.
+    std::fs::write(&file, "[discovery]\ninterfaces = [\"192.0.2.77\"]\n").unwrap();
+    let out = camfleet(&["config", "check", "--config", file.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("192.0.2.77") && err.contains("127.0.0.1"),
+        "{err}"
+    );
+
+    // The example file is itself a valid configuration.
+    let ex = camfleet(&["config", "example"]);
+    std::fs::write(&file, &ex.stdout).unwrap();
+    let out = camfleet(&["config", "check", "--config", file.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn mib_is_printed_under_an_operators_enterprise_number() {
+    let out = camfleet(&["mib"]);
+    let mib = String::from_utf8_lossy(&out.stdout);
+    assert!(mib.contains("::= { enterprises 32473 }"));
+    assert!(mib.contains("SnmpAdminString"));
+    let out = camfleet(&["mib", "--enterprise", "55555"]);
+    let mib = String::from_utf8_lossy(&out.stdout);
+    assert!(mib.contains("::= { enterprises 55555 }") && !mib.contains("32473 }"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backup_restored_into_a_fresh_directory_keeps_devices_and_camera_passwords() {
+    let f = fleet(2, "").await;
+    let old = tmp("old");
+    let cfg = camfleet::app::AppConfig {
+        data_dir: old.clone(),
+        ..Default::default()
+    };
+    let state = camfleet::app::build(&cfg).await.unwrap();
+    for i in 0..2 {
+        let a = camfleet::onvif::adopt(
+            &transport(),
+            &system_clock(),
+            request(f.device_url(i), Some(admin())),
+        )
+        .await
+        .unwrap();
+        state
+            .inventory
+            .record_adoption(&a, None, &[], Some(&admin()), None, &Actor::system())
+            .await
+            .unwrap();
+    }
+    // Backup by the command line, while the app is open (online backup).
+    let to = tmp("to");
+    let out = camfleet(&[
+        "backup",
+        "--to",
+        to.to_str().unwrap(),
+        "--data-dir",
+        old.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let made = std::fs::read_dir(&to)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let manifest = std::fs::read_to_string(made.join("manifest.json")).unwrap();
+    assert!(manifest.contains("\"devices\": 2"), "{manifest}");
+
+    // Restore into a fresh directory; a second restore there is refused.
+    let new = tmp("new").join("data");
+    let restore = |force: bool| {
+        let mut args = vec![
+            "restore",
+            "--from",
+            made.to_str().unwrap(),
+            "--data-dir",
+            new.to_str().unwrap(),
+        ];
+        if force {
+            args.push("--force");
+        }
+        camfleet(&args)
+    };
+    let out = restore(false);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!restore(false).status.success(), "no silent overwrite");
+
+    // A damaged backup is refused.
+    let bad = tmp("bad");
+    for e in std::fs::read_dir(&made).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), bad.join(e.file_name())).unwrap();
+    }
+    std::fs::write(bad.join("secret.key"), "not the key").unwrap();
+    assert!(camfleet::fleet::backup::verify(&bad).is_err());
+
+    // The restored installation sees the same devices and opens their
+    // camera passwords with the restored key.
+    let restored = camfleet::app::build(&camfleet::app::AppConfig {
+        data_dir: new.clone(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    use sea_orm::EntityTrait;
+    let devices = camfleet::db::entities::device::Entity::find()
+        .all(&restored.db)
+        .await
+        .unwrap();
+    assert_eq!(devices.len(), 2);
+    for d in &devices {
+        let c = restored.inventory.credentials_of(d).await.unwrap().unwrap();
+        assert_eq!(c.password, admin().password);
+    }
+}
+
+#[test]
+fn serve_without_migrate_refuses_an_old_schema_and_migrate_fixes_it() {
+    let d = tmp("migrate");
+    let dd = d.to_str().unwrap();
+    let out = camfleet(&[
+        "serve",
+        "--no-migrate",
+        "--data-dir",
+        dd,
+        "--listen",
+        "127.0.0.1:0",
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("camfleet migrate"), "{err}");
+    let out = camfleet(&["migrate", "--data-dir", dd]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("migration(s) applied"));
+    let out = camfleet(&["migrate", "--data-dir", dd]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains(": 0 migration(s)"));
+}
