@@ -16,6 +16,9 @@ pub struct HostInterface {
     pub up: bool,
     pub loopback: bool,
     pub multicast: bool,
+    /// Neighbours are found by ARP (not loopback, not a NOARP link such as
+    /// a tunnel).
+    pub arp: bool,
 }
 
 impl HostInterface {
@@ -57,6 +60,7 @@ pub fn host_interfaces() -> std::io::Result<Vec<HostInterface>> {
             up: a.flags.contains(F::IFF_UP) && a.flags.contains(F::IFF_RUNNING),
             loopback: a.flags.contains(F::IFF_LOOPBACK),
             multicast: a.flags.contains(F::IFF_MULTICAST),
+            arp: !a.flags.contains(F::IFF_LOOPBACK) && !a.flags.contains(F::IFF_NOARP),
         });
     }
     Ok(out)
@@ -122,6 +126,7 @@ mod tests {
             up: true,
             loopback,
             multicast: true,
+            arp: !loopback,
         }
     }
 

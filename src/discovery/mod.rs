@@ -7,6 +7,7 @@
 pub mod hello;
 pub mod interfaces;
 pub mod message;
+pub mod neighbours;
 pub mod probe;
 pub mod socket;
 pub mod sweep;

@@ -13,6 +13,7 @@ use ipnet::Ipv4Net;
 use tokio::time::Instant;
 
 use super::message;
+use super::neighbours::RoomGate;
 use super::probe::{Collector, Discovered, send_probes};
 use super::socket;
 use crate::onvif::envelope::{self, Reply};
@@ -104,16 +105,25 @@ pub async fn sweep(
     let (sock, _) = socket::prober(None, 1).map_err(SweepError::Socket)?;
     let sock = Arc::new(sock);
     let (probes, ours) = message::probe_set();
+    // Every host of an on-link range needs an ARP entry; both phases go
+    // through one gate so the kernel's table is never overrun.
+    let gate = Arc::new(RoomGate::new(32, Duration::from_secs(10)));
     let (sent_tx, mut sent_rx) = tokio::sync::watch::channel(0u64);
     let sender = {
         let sock = sock.clone();
         let port = cfg.wsd_port;
         let gap = Duration::from_secs_f64(1.0 / cfg.hosts_per_sec.max(1) as f64);
         let targets = targets.clone();
+        let gate = gate.clone();
         tokio::spawn(async move {
-            let start = Instant::now();
+            // Paced at the configured rate, and never faster than the ARP
+            // table can take new addresses (see `neighbours`); time spent
+            // waiting for room moves the schedule on.
+            let mut next = Instant::now();
             for (i, h) in targets.iter().enumerate() {
-                tokio::time::sleep_until(start + gap * i as u32).await;
+                next += gate.admit().await;
+                tokio::time::sleep_until(next).await;
+                next += gap;
                 send_probes(&sock, &probes, SocketAddr::from((*h, port))).await;
                 let _ = sent_tx.send(i as u64 + 1);
             }
@@ -155,10 +165,26 @@ pub async fn sweep(
 
     tracing::debug!(elapsed = ?started.elapsed(), found = collector.len(), "sweep: probes done");
     // Phase 2: HTTP GetSystemDateAndTime on silent hosts.
+    // A host on an ARP link that never answered ARP is absent: no TCP
+    // connect can reach it, and trying would only resolve it all over
+    // again. Hosts behind a router (or on links without ARP) are all tried.
+    let arp_links: Vec<Ipv4Net> = super::interfaces::host_interfaces()
+        .unwrap_or_default()
+        .iter()
+        .filter(|i| i.arp && i.up)
+        .filter_map(|i| Ipv4Net::new(i.addr, i.prefix_len).ok())
+        .collect();
+    let answered_arp = gate.answered_arp().await;
+    // Without a view of the table (not Linux), nothing is ruled out.
+    let arp_known = !answered_arp.is_empty() || super::neighbours::arp_table().is_some();
+    let present = |h: &Ipv4Addr| {
+        !arp_known || !arp_links.iter().any(|n| n.contains(h)) || answered_arp.contains(h)
+    };
     let silent: Vec<Ipv4Addr> = targets
         .into_iter()
-        .filter(|h| !collector.contains_source(IpAddr::V4(*h)))
+        .filter(|h| !collector.contains_source(IpAddr::V4(*h)) && present(h))
         .collect();
+    tracing::debug!(silent = silent.len(), "sweep: HTTP fallback candidates");
     let mut found = collector.into_vec();
     if !cfg.http_ports.is_empty() && !silent.is_empty() {
         let transport = Transport::new(TransportConfig {
@@ -178,7 +204,9 @@ pub async fn sweep(
         let mut open = futures::stream::iter(silent.clone())
             .map(|h| {
                 let ports = ports.clone();
+                let gate = gate.clone();
                 async move {
+                    gate.admit().await;
                     let tries = ports.iter().map(|port| async move {
                         let addr = SocketAddr::from((h, *port));
                         matches!(

@@ -53,6 +53,7 @@ impl DiscoveryConfig {
                 up: true,
                 loopback: true,
                 multicast: true,
+                arp: false,
             }],
             ..Self::default()
         }

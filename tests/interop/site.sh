@@ -104,8 +104,18 @@ ip netns exec "$B" env CAMFLEET_SITE_PROXIES="http://$SRV:18589,http://$SRV:1859
 grep -q '"target":"camfleet::access"' "$W/serve.log" || { echo "no JSON access log lines"; tail "$W/serve.log"; exit 1; }
 
 echo "== benchmark: CIDR sweep of $NET.0/20 (4094 hosts, $N cameras) over the veth link"
-# Reported, not enforced: with a cold neighbour cache the burst of ARP
-# resolutions can lose the probe to a live host (see BENCHMARKS.md).
+# Every camera must be found (the sweep waits for room in the kernel's ARP
+# table rather than lose probes); the times are reported in BENCHMARKS.md,
+# not asserted. First with the kernel's default table (gc_thresh3 1024),
+# then as the operator's guide tunes a host that sweeps /20s.
+ip netns exec "$B" "$BIN" bench sweep --cidr "$NET.0/20" --expect $N
+OLD2=$(sysctl -n net.ipv4.neigh.default.gc_thresh2); OLD3=$(sysctl -n net.ipv4.neigh.default.gc_thresh3)
+restore_neigh() { sysctl -qw net.ipv4.neigh.default.gc_thresh2="$OLD2" net.ipv4.neigh.default.gc_thresh3="$OLD3" || true; }
+trap 'restore_neigh; cleanup' EXIT
+sysctl -qw net.ipv4.neigh.default.gc_thresh2=8192 net.ipv4.neigh.default.gc_thresh3=16384 \
+  || echo "cannot raise gc_thresh3 here: the runs below use the default table"
 for i in 1 2 3; do
-  ip netns exec "$B" "$BIN" bench sweep --cidr "$NET.0/20" --expect $N || echo "sweep run $i: not every camera found"
+  sleep 4    # let the previous run's failed ARP entries age out
+  ip netns exec "$B" "$BIN" bench sweep --cidr "$NET.0/20" --expect $N
 done
+restore_neigh
