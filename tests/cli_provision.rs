@@ -22,25 +22,7 @@ async fn provision_from_the_command_line_dry_run_then_apply() {
         .await
         .unwrap();
     for i in 0..2 {
-        let a = camfleet::onvif::adopt(
-            &transport(),
-            &system_clock(),
-            request(f.device_url(i), Some(admin())),
-        )
-        .await
-        .unwrap();
-        state
-            .inventory
-            .record_adoption(
-                &a,
-                None,
-                &[],
-                Some(&admin()),
-                (i == 0).then_some(site.id),
-                &Actor::system(),
-            )
-            .await
-            .unwrap();
+        adopt_device(&state, &f, i, (i == 0).then_some(site.id)).await;
     }
     let spec = ProfileSpec {
         ntp: Some(ServersSpec {

@@ -16,6 +16,54 @@ use camfleet::secrets::SecretBox;
 use common::*;
 use sea_orm::{ActiveModelTrait, Set};
 
+/// An SNMP channel and one pending delivery through it.
+async fn queue(
+    db: &sea_orm::DatabaseConnection,
+    name: &str,
+    config: serde_json::Value,
+    sealed: Vec<u8>,
+    subject: &str,
+    payload: serde_json::Value,
+) {
+    let now = chrono::Utc::now();
+    let ch = notify_channel::ActiveModel {
+        name: Set(name.into()),
+        kind: Set("snmp".into()),
+        config: Set(config),
+        sealed: Set(Some(sealed)),
+        enabled: Set(true),
+        created_at: Set(now),
+        ..Default::default()
+    }
+    .insert(db)
+    .await
+    .unwrap();
+    let alert_ids: Vec<u64> = payload["devices"]
+        .as_array()
+        .map(|d| {
+            d.iter()
+                .take(1)
+                .filter_map(|d| d["alert_id"].as_u64())
+                .collect()
+        })
+        .unwrap_or_default();
+    delivery::ActiveModel {
+        channel_id: Set(ch.id),
+        alert_ids: Set(serde_json::json!(alert_ids)),
+        subject: Set(subject.into()),
+        payload: Set(payload),
+        status: Set("pending".into()),
+        attempts: Set(0),
+        next_attempt_at: Set(now),
+        last_error: Set(String::new()),
+        created_at: Set(now),
+        ..Default::default()
+    }
+    .insert(db)
+    .await
+    .unwrap();
+}
+
 #[tokio::test]
 #[ignore = "needs snmptrapd; run by tests/interop/run.sh"]
 async fn snmptrapd_logs_our_traps_and_informs_by_mib_name() {
@@ -25,39 +73,20 @@ async fn snmptrapd_logs_our_traps_and_informs_by_mib_name() {
     let db = test_db().await;
     let secrets = Arc::new(SecretBox::from_key(1, &[6u8; 32]));
     let clock = system_clock();
-    let now = chrono::Utc::now();
     for (i, inform) in [false, true].into_iter().enumerate() {
-        let ch = notify_channel::ActiveModel {
-            name: Set(format!("trapd {i}")),
-            kind: Set("snmp".into()),
-            config: Set(serde_json::json!({"host": host, "port": port.parse::<u16>().unwrap(), "inform": inform})),
-            sealed: Set(Some(secrets.seal(b"public"))),
-            enabled: Set(true),
-            created_at: Set(now),
-            ..Default::default()
-        }
-        .insert(&db)
-        .await
-        .unwrap();
-        delivery::ActiveModel {
-            channel_id: Set(ch.id),
-            alert_ids: Set(serde_json::json!([40 + i])),
-            subject: Set("site outage".into()),
-            payload: Set(serde_json::json!({"event": "alert", "rule": "Camera offline", "severity": "critical",
+        queue(
+            &db,
+            &format!("trapd {i}"),
+            serde_json::json!({"host": host, "port": port.parse::<u16>().unwrap(), "inform": inform}),
+            secrets.seal(b"public"),
+            "site outage",
+            serde_json::json!({"event": "alert", "rule": "Camera offline", "severity": "critical",
                 "site": "North", "devices": [
                     {"alert_id": 40 + i, "name": format!("Gate {i}"), "address": "http://10.1.2.3/onvif/device_service",
                      "serial": "SN-42", "state": "offline", "reason": "3 polls failed in a row; last timeout"},
-                    {"alert_id": 50 + i, "name": "Dock", "address": "", "serial": "", "state": "offline", "reason": ""}]})),
-            status: Set("pending".into()),
-            attempts: Set(0),
-            next_attempt_at: Set(now),
-            last_error: Set(String::new()),
-            created_at: Set(now),
-            ..Default::default()
-        }
-        .insert(&db)
-        .await
-        .unwrap();
+                    {"alert_id": 50 + i, "name": "Dock", "address": "", "serial": "", "state": "offline", "reason": ""}]}),
+        )
+        .await;
     }
     let n = Notifier::new(db, secrets, clock).unwrap();
     let r = n.deliver_due().await.unwrap();
@@ -111,43 +140,22 @@ async fn snmptrapd_accepts_our_snmpv3_authpriv_traps_and_informs() {
     let (host, port) = target.rsplit_once(':').unwrap();
     let db = test_db().await;
     let secrets = Arc::new(SecretBox::from_key(1, &[7u8; 32]));
-    let now = chrono::Utc::now();
     let secret =
         serde_json::json!({"auth": "cf-auth-pass-1", "privacy": "cf-priv-pass-1"}).to_string();
     for (i, inform) in [false, true].into_iter().enumerate() {
-        let ch = notify_channel::ActiveModel {
-            name: Set(format!("trapd v3 {i}")),
-            kind: Set("snmp".into()),
-            config: Set(
-                serde_json::json!({"host": host, "port": port.parse::<u16>().unwrap(),
+        queue(
+            &db,
+            &format!("trapd v3 {i}"),
+            serde_json::json!({"host": host, "port": port.parse::<u16>().unwrap(),
                 "inform": inform, "version": "3", "user": V3_USER,
                 "auth_protocol": "SHA-256", "priv_protocol": "AES", "engine_id": V3_ENGINE}),
-            ),
-            sealed: Set(Some(secrets.seal(secret.as_bytes()))),
-            enabled: Set(true),
-            created_at: Set(now),
-            ..Default::default()
-        }
-        .insert(&db)
-        .await
-        .unwrap();
-        delivery::ActiveModel {
-            channel_id: Set(ch.id),
-            alert_ids: Set(serde_json::json!([70 + i])),
-            subject: Set("tamper".into()),
-            payload: Set(serde_json::json!({"event": "alert", "rule": "V3 check", "severity": "major",
+            secrets.seal(secret.as_bytes()),
+            "tamper",
+            serde_json::json!({"event": "alert", "rule": "V3 check", "severity": "major",
                 "site": "Süd", "devices": [{"alert_id": 70 + i, "name": format!("Tor {i}"), "address": "",
-                "serial": "SN-7", "state": "online", "reason": "tampering"}]})),
-            status: Set("pending".into()),
-            attempts: Set(0),
-            next_attempt_at: Set(now),
-            last_error: Set(String::new()),
-            created_at: Set(now),
-            ..Default::default()
-        }
-        .insert(&db)
-        .await
-        .unwrap();
+                "serial": "SN-7", "state": "online", "reason": "tampering"}]}),
+        )
+        .await;
     }
     let n = Notifier::new(db, secrets, system_clock()).unwrap();
     let r = n.deliver_due().await.unwrap();

@@ -7,7 +7,6 @@ mod common;
 
 use std::process::Command;
 
-use camfleet::fleet::audit::Actor;
 use common::*;
 
 fn camfleet(args: &[&str]) -> std::process::Output {
@@ -115,18 +114,7 @@ async fn backup_restored_into_a_fresh_directory_keeps_devices_and_camera_passwor
     };
     let state = camfleet::app::build(&cfg).await.unwrap();
     for i in 0..2 {
-        let a = camfleet::onvif::adopt(
-            &transport(),
-            &system_clock(),
-            request(f.device_url(i), Some(admin())),
-        )
-        .await
-        .unwrap();
-        state
-            .inventory
-            .record_adoption(&a, None, &[], Some(&admin()), None, &Actor::system())
-            .await
-            .unwrap();
+        adopt_device(&state, &f, i, None).await;
     }
     // Backup by the command line, while the app is open (online backup).
     let to = tmp("to");

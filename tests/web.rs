@@ -87,19 +87,7 @@ async fn adopt_into(
     f: &camfleet::sim::Fleet,
     i: usize,
 ) -> camfleet::db::entities::device::Model {
-    let a = camfleet::onvif::adopt(
-        &transport(),
-        &system_clock(),
-        request(f.device_url(i), Some(admin())),
-    )
-    .await
-    .unwrap();
-    state
-        .inventory
-        .record_adoption(&a, None, &[], Some(&admin()), None, &Actor::system())
-        .await
-        .unwrap()
-        .0
+    adopt_device(state, f, i, None).await
 }
 
 /// A user with the tests' password.

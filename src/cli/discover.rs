@@ -13,9 +13,11 @@ use crate::discovery::{self, Discovered, ProbeConfig, SweepConfig};
 
 #[derive(Args, Debug)]
 pub struct DiscoverArgs {
-    /// Interface address to probe from. Loopback unless you name a real one.
-    #[arg(long, default_value_t = Ipv4Addr::LOCALHOST)]
-    pub interface: Ipv4Addr,
+    /// This host's address on the link to multicast on (and to watch for
+    /// Hello/Bye on). Needed for multicast: discovery never picks a link by
+    /// itself. A sweep (--cidr) follows the routing table instead.
+    #[arg(long)]
+    pub interface: Option<Ipv4Addr>,
     /// Sweep this range with unicast probes instead of multicasting.
     #[arg(long)]
     pub cidr: Option<Ipv4Net>,
@@ -43,7 +45,26 @@ pub struct DiscoverArgs {
     pub watch: Option<u64>,
 }
 
+/// The interface multicast and the Hello watch use: named, and one of
+/// this host's.
+fn named_interface(a: &DiscoverArgs) -> anyhow::Result<Ipv4Addr> {
+    let host = crate::discovery::interfaces::host_interfaces()?;
+    let Some(ip) = a.interface else {
+        anyhow::bail!(
+            "multicast needs the link: --interface ADDRESS, one of this host's ({}); or sweep a range with --cidr",
+            crate::discovery::interfaces::describe(&host)
+        );
+    };
+    crate::discovery::interfaces::resolve(&crate::config::InterfaceChoice::List(vec![ip]), &host)
+        .map_err(anyhow::Error::msg)?;
+    Ok(ip)
+}
+
 pub async fn discover(a: DiscoverArgs) -> anyhow::Result<()> {
+    let watch_on = match a.watch {
+        Some(_) => Some(named_interface(&a)?),
+        None => None,
+    };
     let tty = std::io::stderr().is_terminal() && !a.json;
     let devices: Vec<Discovered> = match a.cidr {
         Some(cidr) => {
@@ -71,7 +92,7 @@ pub async fn discover(a: DiscoverArgs) -> anyhow::Result<()> {
         }
         None => {
             let cfg = ProbeConfig {
-                interface: a.interface,
+                interface: named_interface(&a)?,
                 ttl: a.ttl,
                 window: Duration::from_secs_f64(a.timeout.max(0.1)),
                 port: a.port,
@@ -114,8 +135,8 @@ pub async fn discover(a: DiscoverArgs) -> anyhow::Result<()> {
     }
     print!("{}", t.render());
     println!("{} device(s)", devices.len());
-    if let Some(secs) = a.watch {
-        watch(a.interface, a.port, secs).await?;
+    if let (Some(secs), Some(interface)) = (a.watch, watch_on) {
+        watch(interface, a.port, secs).await?;
     }
     Ok(())
 }

@@ -144,6 +144,10 @@ pub struct ServeArgs {
     /// The IANA enterprise number SNMP notifications are sent under.
     #[arg(long, env = "CAMFLEET_SNMP_ENTERPRISE")]
     pub snmp_enterprise: Option<u32>,
+    /// The settings once resolved: main reads the log format before the
+    /// runtime starts, serve the rest; the file is read once.
+    #[arg(skip)]
+    resolved: std::sync::OnceLock<Result<Settings, String>>,
 }
 
 impl ServeArgs {
@@ -173,9 +177,16 @@ impl ServeArgs {
         }
     }
 
-    /// File < environment < flags, checked.
+    /// File < environment < flags, checked (resolved once).
     pub fn settings(&self) -> anyhow::Result<Settings> {
-        self.data.settings_over(self.layer())
+        self.resolved
+            .get_or_init(|| {
+                self.data
+                    .settings_over(self.layer())
+                    .map_err(|e| format!("{e:#}"))
+            })
+            .clone()
+            .map_err(anyhow::Error::msg)
     }
 }
 

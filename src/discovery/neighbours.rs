@@ -204,7 +204,8 @@ fn dump(
     let mut socket = Socket::new(NETLINK_ROUTE)?;
     socket.bind_auto()?;
     socket.connect(&SocketAddr::new(0, 0))?;
-    set_recv_timeout(&socket, std::time::Duration::from_millis(200));
+    socket2::SockRef::from(&socket)
+        .set_read_timeout(Some(std::time::Duration::from_millis(200)))?;
     let mut header = NetlinkHeader::default();
     header.flags = NLM_F_REQUEST | NLM_F_DUMP;
     let mut req = NetlinkMessage::new(header, NetlinkPayload::from(request));
@@ -237,25 +238,6 @@ fn dump(
         }
     }
     Err(bad("rtnetlink dump did not end".into()))
-}
-
-#[cfg(target_os = "linux")]
-fn set_recv_timeout(s: &netlink_sys::Socket, d: std::time::Duration) {
-    use std::os::fd::AsRawFd;
-    let tv = libc::timeval {
-        tv_sec: d.as_secs() as libc::time_t,
-        tv_usec: d.subsec_micros() as libc::suseconds_t,
-    };
-    // SAFETY: setsockopt with a valid fd and a timeval of the right size.
-    unsafe {
-        libc::setsockopt(
-            s.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_RCVTIMEO,
-            &tv as *const libc::timeval as *const libc::c_void,
-            std::mem::size_of::<libc::timeval>() as libc::socklen_t,
-        );
-    }
 }
 
 #[cfg(test)]

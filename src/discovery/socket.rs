@@ -27,7 +27,7 @@ pub fn prober(interface: Option<Ipv4Addr>, ttl: u32) -> io::Result<(UdpSocket, u
     // whose ARP is unresolved stays charged to this socket until ARP gives
     // up (about 3 s), so a default send buffer fills after ~90 probes and
     // the sweep stalls on absent hosts.
-    grow_buf(&s, WANT_SNDBUF, libc::SO_SNDBUFFORCE, libc::SO_SNDBUF);
+    grow_sndbuf(&s, WANT_SNDBUF);
     let bind = match interface {
         Some(ifc) => {
             s.set_multicast_if_v4(&ifc)?;
@@ -65,65 +65,43 @@ pub fn listener(
         // link (Linux otherwise delivers every joined group to every
         // socket bound to the port).
         #[cfg(target_os = "linux")]
-        set_multicast_all(&s, false);
+        if let Err(e) = s.set_multicast_all_v4(false) {
+            tracing::debug!(error = %e, "IP_MULTICAST_ALL");
+        }
     }
     s.set_nonblocking(true)?;
     UdpSocket::from_std(s.into())
 }
 
-#[cfg(target_os = "linux")]
-fn set_multicast_all(s: &Socket, on: bool) {
-    use std::os::fd::AsRawFd;
-    let v: libc::c_int = on.into();
-    // SAFETY: setsockopt with a valid fd, a c_int value and its size.
-    let rc = unsafe {
-        libc::setsockopt(
-            s.as_raw_fd(),
-            libc::IPPROTO_IP,
-            libc::IP_MULTICAST_ALL,
-            &v as *const libc::c_int as *const libc::c_void,
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    if rc != 0 {
-        tracing::debug!(error = %io::Error::last_os_error(), "IP_MULTICAST_ALL");
-    }
-}
-
 /// The send buffer probers ask for (see [`prober`]).
 pub const WANT_SNDBUF: usize = 16 * 1024 * 1024;
 
-/// Set a buffer size, forced past the sysctl cap where we may (root).
-fn grow_buf(s: &Socket, want: usize, force: libc::c_int, plain: libc::c_int) {
-    #[cfg(target_os = "linux")]
-    {
-        use std::os::fd::AsRawFd;
-        let v: libc::c_int = want.min(i32::MAX as usize) as libc::c_int;
-        for opt in [force, plain] {
-            // SAFETY: setsockopt with a valid fd, a c_int value and its size.
-            let rc = unsafe {
-                libc::setsockopt(
-                    s.as_raw_fd(),
-                    libc::SOL_SOCKET,
-                    opt,
-                    &v as *const libc::c_int as *const libc::c_void,
-                    std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-                )
-            };
-            if rc == 0 {
-                return;
-            }
-        }
+/// Ask for `want` bytes of receive buffer; returns what the kernel granted.
+fn grow_rcvbuf(s: &Socket, want: usize) -> usize {
+    if !force_buf(s, FORCE_RCV, want) {
+        let _ = s.set_recv_buffer_size(want);
     }
-    #[cfg(not(target_os = "linux"))]
-    {
-        let _ = (force, plain);
+    s.recv_buffer_size().unwrap_or(0)
+}
+
+fn grow_sndbuf(s: &Socket, want: usize) {
+    if !force_buf(s, FORCE_SND, want) {
         let _ = s.set_send_buffer_size(want);
     }
 }
 
-/// Ask for `want` bytes of receive buffer; returns what the kernel granted.
-fn grow_rcvbuf(s: &Socket, want: usize) -> usize {
+#[cfg(target_os = "linux")]
+const FORCE_RCV: libc::c_int = libc::SO_RCVBUFFORCE;
+#[cfg(target_os = "linux")]
+const FORCE_SND: libc::c_int = libc::SO_SNDBUFFORCE;
+#[cfg(not(target_os = "linux"))]
+const FORCE_RCV: i32 = 0;
+#[cfg(not(target_os = "linux"))]
+const FORCE_SND: i32 = 0;
+
+/// With root, SO_*BUFFORCE passes the sysctl cap (rmem_max, wmem_max);
+/// false where that is refused (then the plain option gets what it can).
+fn force_buf(s: &Socket, opt: i32, want: usize) -> bool {
     #[cfg(target_os = "linux")]
     {
         use std::os::fd::AsRawFd;
@@ -133,20 +111,18 @@ fn grow_rcvbuf(s: &Socket, want: usize) -> usize {
             libc::setsockopt(
                 s.as_raw_fd(),
                 libc::SOL_SOCKET,
-                libc::SO_RCVBUFFORCE,
+                opt,
                 &v as *const libc::c_int as *const libc::c_void,
                 std::mem::size_of::<libc::c_int>() as libc::socklen_t,
             )
         };
-        if rc != 0 {
-            let _ = s.set_recv_buffer_size(want);
-        }
+        rc == 0
     }
     #[cfg(not(target_os = "linux"))]
     {
-        let _ = s.set_recv_buffer_size(want);
+        let _ = (s, opt, want);
+        false
     }
-    s.recv_buffer_size().unwrap_or(0)
 }
 
 pub fn multicast_target(port: u16) -> SocketAddr {

@@ -111,6 +111,9 @@ pub struct AdoptOutcome {
     pub failed: Option<String>,
 }
 
+/// Distinct Hellos one listening session keeps as discovery results.
+const MAX_HELLOS_KEPT: usize = 10_000;
+
 /// What a technician is told when no discovery interface is configured.
 pub const NO_INTERFACE_HINT: &str = "Multicast discovery is off: no discovery interface is configured. \
 Set `[discovery] interfaces = [\"ADDRESS\"]` (or [\"auto\"]) in the config file, \
@@ -425,9 +428,19 @@ impl DiscoveryService {
             match ann {
                 Announcement::Hello(mut d) => {
                     tracing::info!(endpoint = %d.endpoint, source = %d.source, interface = %label, "Hello");
-                    if !heard.insert(d.endpoint.clone()) {
+                    if heard.contains(&d.endpoint) {
                         continue;
                     }
+                    // Anyone on the link can send Hellos: a flood of made-up
+                    // endpoints must not fill the database.
+                    if heard.len() >= MAX_HELLOS_KEPT {
+                        tracing::warn!(
+                            kept = MAX_HELLOS_KEPT,
+                            "Hello ignored: this listening session has kept as many as it keeps"
+                        );
+                        continue;
+                    }
+                    heard.insert(d.endpoint.clone());
                     d.interface = Some(label);
                     if let Err(e) = self.record_hello(inv, &mut run, &d).await {
                         tracing::warn!(error = %e, "storing a Hello");
@@ -457,10 +470,10 @@ impl DiscoveryService {
         run: &mut Option<discovery_run::Model>,
         d: &Discovered,
     ) -> Result<()> {
-        let r = match run.take() {
-            Some(r) => r,
+        let r = match run {
+            Some(r) => r.clone(),
             None => {
-                discovery_run::ActiveModel {
+                let r = discovery_run::ActiveModel {
                     kind: Set("hello".into()),
                     params: Set(json!({})),
                     started_by: Set(Actor::system().name),
@@ -471,7 +484,9 @@ impl DiscoveryService {
                     ..Default::default()
                 }
                 .insert(inv.db())
-                .await?
+                .await?;
+                *run = Some(r.clone());
+                r
             }
         };
         self.store_result(inv, r.id, d).await?;
@@ -488,6 +503,15 @@ impl DiscoveryService {
             .limit(50)
             .all(db)
             .await?)
+    }
+
+    /// One run, if it exists.
+    pub async fn get_run(
+        &self,
+        db: &DatabaseConnection,
+        id: i32,
+    ) -> Result<Option<discovery_run::Model>> {
+        Ok(discovery_run::Entity::find_by_id(id).one(db).await?)
     }
 
     pub async fn results(

@@ -165,29 +165,14 @@ impl Sites {
                 "poll interval: 10–86400 seconds, or empty for the default",
             ));
         }
-        let old = site::Entity::find_by_id(id)
-            .one(&self.db)
-            .await?
-            .ok_or_else(|| Error::new(ErrorKind::NotFound, format!("no site {id}")))?;
-        if old.poll_interval_s == secs {
-            return Ok(());
-        }
-        let before = old.poll_interval_s;
-        let mut am = old.into_active_model();
-        am.poll_interval_s = Set(secs);
-        am.update(&self.db).await?;
-        self.changed();
-        audit::record(
-            &self.db,
+        self.set_setting(
+            id,
             actor,
-            self.clock.now_utc(),
-            Entry {
-                action: "site.poll_interval",
-                target_kind: "site",
-                target_id: id.to_string(),
-                before: Some(json!({"poll_interval_s": before})),
-                after: Some(json!({"poll_interval_s": secs})),
-            },
+            "site.poll_interval",
+            "poll_interval_s",
+            |m| json!(m.poll_interval_s),
+            |am| am.poll_interval_s = Set(secs),
+            json!(secs),
         )
         .await
     }
@@ -200,17 +185,39 @@ impl Sites {
         interface: Option<std::net::Ipv4Addr>,
         actor: &Actor,
     ) -> Result<()> {
-        let old = site::Entity::find_by_id(id)
-            .one(&self.db)
-            .await?
-            .ok_or_else(|| Error::new(ErrorKind::NotFound, format!("no site {id}")))?;
         let new = interface.map(|i| i.to_string());
-        if old.discovery_interface == new {
+        self.set_setting(
+            id,
+            actor,
+            "site.discovery_interface",
+            "discovery_interface",
+            |m| json!(m.discovery_interface),
+            |am| am.discovery_interface = Set(new.clone()),
+            json!(new),
+        )
+        .await
+    }
+
+    /// Change one setting of a site: nothing when it already is `after`,
+    /// else written and audited as `action` with `key`'s before and after.
+    #[allow(clippy::too_many_arguments)]
+    async fn set_setting(
+        &self,
+        id: i32,
+        actor: &Actor,
+        action: &str,
+        key: &str,
+        current: impl Fn(&site::Model) -> serde_json::Value,
+        apply: impl FnOnce(&mut site::ActiveModel),
+        after: serde_json::Value,
+    ) -> Result<()> {
+        let old = self.get(id).await?;
+        let before = current(&old);
+        if before == after {
             return Ok(());
         }
-        let before = old.discovery_interface.clone();
         let mut am = old.into_active_model();
-        am.discovery_interface = Set(new.clone());
+        apply(&mut am);
         am.update(&self.db).await?;
         self.changed();
         audit::record(
@@ -218,14 +225,24 @@ impl Sites {
             actor,
             self.clock.now_utc(),
             Entry {
-                action: "site.discovery_interface",
+                action,
                 target_kind: "site",
                 target_id: id.to_string(),
-                before: Some(json!({"discovery_interface": before})),
-                after: Some(json!({"discovery_interface": new})),
+                before: Some(json!({ key: before })),
+                after: Some(json!({ key: after })),
             },
         )
         .await
+    }
+
+    /// The sites a scope may see, by name.
+    pub async fn visible(&self, scope: &crate::fleet::access::Scope) -> Result<Vec<site::Model>> {
+        Ok(self
+            .list()
+            .await?
+            .into_iter()
+            .filter(|s| scope.allows_site(Some(s.id)))
+            .collect())
     }
 
     /// One site.

@@ -194,10 +194,9 @@ pub async fn api_sites(
 ) -> Result<Response, WebError> {
     let sites: Vec<super::api::ApiSite> = state
         .sites
-        .list()
+        .visible(&me.scope)
         .await?
         .into_iter()
-        .filter(|s| me.scope.allows_site(Some(s.id)))
         .map(|s| super::api::ApiSite {
             id: s.id,
             name: s.name,

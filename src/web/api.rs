@@ -226,8 +226,9 @@ pub async fn discovery_run(
     AxState(state): AxState<State>,
     Path(id): Path<i32>,
 ) -> Result<Response, WebError> {
-    let run = discovery_run::Entity::find_by_id(id)
-        .one(&state.db)
+    let run = state
+        .discovery
+        .get_run(&state.db, id)
         .await?
         .ok_or_else(|| {
             WebError(Error::new(

@@ -64,13 +64,7 @@ async fn runs_page(
     form: RunForm,
 ) -> Result<RunsPage, WebError> {
     let runs = state.discovery.runs(&state.db).await?;
-    let sites = state
-        .sites
-        .list()
-        .await?
-        .into_iter()
-        .filter(|s| me.scope.allows_site(Some(s.id)))
-        .collect();
+    let sites = state.sites.visible(&me.scope).await?;
     Ok(RunsPage {
         can_run: me.role.can_operate_devices(),
         me,
@@ -267,9 +261,9 @@ async fn run_page(
     username: String,
     site: String,
 ) -> Result<RunPage, WebError> {
-    use sea_orm::EntityTrait;
-    let run = discovery_run::Entity::find_by_id(id)
-        .one(&state.db)
+    let run = state
+        .discovery
+        .get_run(&state.db, id)
         .await?
         .ok_or_else(|| not_found(id))?;
     let rows = state
@@ -288,13 +282,7 @@ async fn run_page(
             r,
         })
         .collect();
-    let sites = state
-        .sites
-        .list()
-        .await?
-        .into_iter()
-        .filter(|s| me.scope.allows_site(Some(s.id)))
-        .collect();
+    let sites = state.sites.visible(&me.scope).await?;
     let progress = state
         .progress
         .subscribe(id)

@@ -337,13 +337,7 @@ async fn sites_for(
     state: &State,
     me: &CurrentUser,
 ) -> Result<Vec<crate::db::entities::site::Model>, WebError> {
-    Ok(state
-        .sites
-        .list()
-        .await?
-        .into_iter()
-        .filter(|s| me.scope.allows_site(Some(s.id)))
-        .collect())
+    Ok(state.sites.visible(&me.scope).await?)
 }
 
 pub async fn inventory_form(

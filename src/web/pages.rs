@@ -587,13 +587,7 @@ pub async fn devices_page(
     } else {
         String::new()
     };
-    let sites = state
-        .sites
-        .list()
-        .await?
-        .into_iter()
-        .filter(|s| me.scope.allows_site(Some(s.id)))
-        .collect();
+    let sites = state.sites.visible(&me.scope).await?;
     Ok(DevicesPage {
         me,
         list,

@@ -124,3 +124,33 @@ pub async fn raw_test_db() -> sea_orm::DatabaseConnection {
         .await
         .expect("postgres")
 }
+
+/// Adopt simulated camera `i` of `f` (admin/admin) straight into the
+/// inventory, into `site`, as an adoption from discovery would.
+pub async fn adopt_device(
+    state: &camfleet::web::AppState,
+    f: &Fleet,
+    i: usize,
+    site: Option<i32>,
+) -> camfleet::db::entities::device::Model {
+    let a = camfleet::onvif::adopt(
+        &transport(),
+        &system_clock(),
+        request(f.device_url(i), Some(admin())),
+    )
+    .await
+    .unwrap();
+    state
+        .inventory
+        .record_adoption(
+            &a,
+            None,
+            &[],
+            Some(&admin()),
+            site,
+            &camfleet::fleet::audit::Actor::system(),
+        )
+        .await
+        .unwrap()
+        .0
+}
