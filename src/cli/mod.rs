@@ -37,7 +37,7 @@ pub enum Command {
     /// Read everything camfleet needs from one camera (the adopt sequence).
     Probe(probe::ProbeArgs),
     /// Run the web app.
-    Serve(serve::ServeArgs),
+    Serve(Box<serve::ServeArgs>),
     /// Apply a provisioning profile to devices (or show the plan).
     Provision(provision::ProvisionArgs),
     /// Record one camera's stream into the storage tier until Ctrl-C.
@@ -106,7 +106,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Discover(a) => discover::discover(a).await,
         Command::Probe(a) => probe::probe(a).await,
         Command::Bench(b) => bench::run(b).await,
-        Command::Serve(a) => serve::serve(a).await,
+        Command::Serve(a) => serve::serve(*a).await,
         Command::Provision(a) => provision::provision(a).await,
         Command::Record(a) => record::record(a).await,
         Command::Backfill(a) => record::backfill(a).await,
