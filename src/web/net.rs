@@ -179,11 +179,20 @@ pub fn same_origin(cfg: &WebConfig, info: &ClientInfo, headers: &HeaderMap) -> b
         .get(header::HOST)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    authority.eq_ignore_ascii_case(host)
+    // Browsers leave the scheme's default port out of Origin; proxies may
+    // put it in (nginx's `$host:$server_port`).
+    let default_port = if info.https { ":443" } else { ":80" };
+    let bare = |a: &str| -> String {
+        a.strip_suffix(default_port)
+            .unwrap_or(a)
+            .to_ascii_lowercase()
+    };
+    let origin_host = bare(authority);
+    origin_host == bare(host)
         || info
             .forwarded_host
             .as_deref()
-            .is_some_and(|f| authority.eq_ignore_ascii_case(f))
+            .is_some_and(|f| origin_host == bare(f))
 }
 
 /// Puts a [`ClientInfo`] into every request's extensions.
@@ -290,6 +299,15 @@ mod tests {
         // The same headers from an untrusted peer prove nothing.
         let not_proxy = ClientInfo::from_parts(&c, peer("10.1.1.1"), &fwd);
         assert!(!same_origin(&c, &not_proxy, &fwd));
+        // The default port, written out by the proxy, is the same origin.
+        let fwd443 = headers(&[
+            ("origin", "https://cams.site"),
+            ("host", "127.0.0.1:8080"),
+            ("x-forwarded-host", "cams.site:443"),
+            ("x-forwarded-proto", "https"),
+        ]);
+        let i = ClientInfo::from_parts(&c, peer("127.0.0.1"), &fwd443);
+        assert!(same_origin(&c, &i, &fwd443));
         // A scheme other than the one the browser used is another origin.
         let h = headers(&[
             ("origin", "https://10.0.0.5:8080"),

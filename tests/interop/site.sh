@@ -13,7 +13,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 root=$PWD
-BIN="$root/target/debug/camfleet"
+BIN="${CARGO_TARGET_DIR:-$root/target}/debug/camfleet"
 [ -x "$BIN" ] || cargo build --offline -q --bin camfleet
 
 if ! command -v nginx >/dev/null; then
@@ -49,7 +49,7 @@ ip -n "$A" route add 239.0.0.0/8 dev "$VA"; ip -n "$B" route add 239.0.0.0/8 dev
 echo "== camfleet serve --config in $B ($SRV), behind nginx"
 cat > "$W/camfleet.toml" <<TOML
 data_dir = "$W/data"
-listen = "127.0.0.1:18588"
+listen = "127.0.0.1:8080"
 trusted_proxies = ["127.0.0.1"]
 # The proxy that does not pass Host on is reached at this address.
 public_url = "http://$SRV:18590"
@@ -66,24 +66,24 @@ head -c 24 /dev/urandom | base64 | tr -d '/+=' > "$W/admin.pw"
 "$BIN" user add --admin admin --password-file "$W/admin.pw" --config "$W/camfleet.toml" >/dev/null
 ip netns exec "$B" "$BIN" serve --config "$W/camfleet.toml" >"$W/serve.out" 2>"$W/serve.log" &
 echo $! > "$W/serve.pid"
-for _ in $(seq 100); do ip netns exec "$B" "$BIN" health --url http://127.0.0.1:18588/healthz >/dev/null 2>&1 && break; sleep 0.1; done
+for _ in $(seq 100); do ip netns exec "$B" "$BIN" health --url http://127.0.0.1:8080/healthz >/dev/null 2>&1 && break; sleep 0.1; done
 
+# The shipped snippet's `location /` block, verbatim (it proxies to
+# 127.0.0.1:8080, which is this namespace's own camfleet).
+sed -n '/^    location \/ {/,/^    }/p' packaging/nginx-camfleet.conf > "$W/camfleet-location.conf"
+grep -q proxy_pass "$W/camfleet-location.conf" || { echo "no location block in packaging/nginx-camfleet.conf"; exit 1; }
 cat > "$W/nginx.conf" <<NGX
 pid $W/nginx.pid; error_log $W/nginx.err; daemon off;
 events {}
 http { access_log off;
   client_body_temp_path $W/nginx-body; proxy_temp_path $W/nginx-proxy;
   fastcgi_temp_path $W/nginx-f; uwsgi_temp_path $W/nginx-u; scgi_temp_path $W/nginx-s;
-  # The common recipe (packaging/nginx-camfleet.conf, without TLS).
-  server { listen $SRV:18589;
-    location / { proxy_pass http://127.0.0.1:18588; proxy_http_version 1.1;
-      proxy_set_header Host \$host:\$server_port;
-      proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
-      proxy_set_header X-Forwarded-Proto \$scheme;
-      proxy_buffering off; } }
+  # packaging/nginx-camfleet.conf's location block (served without TLS here).
+  server { listen $SRV:18589; client_max_body_size 512m;
+    include $W/camfleet-location.conf; }
   # A stock minimal one: Host is not passed on.
   server { listen $SRV:18590;
-    location / { proxy_pass http://127.0.0.1:18588;
+    location / { proxy_pass http://127.0.0.1:8080;
       proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
       proxy_buffering off; } } }
 NGX
