@@ -3,7 +3,7 @@
 //! pair (a test subnet that exists only inside them), runs 20 simulated
 //! cameras in one and `camfleet serve --config FILE` behind Debian's nginx
 //! in the other, then runs this test in the server's namespace. Through
-//! the proxy (once with `proxy_set_header Host $host`, once without) an
+//! nginx (with and without `proxy_set_header Host`) and Caddy, an
 //! admin logs in, discovers by multicast on the configured interface, by a
 //! CIDR sweep and by the cameras' Hello, adopts them with the form while
 //! following the progress over SSE, downloads the inventory and logs out.
@@ -303,19 +303,26 @@ async fn a_technician_behind_nginx_finds_adopts_and_exports_cameras_on_a_real_li
     let r = b.post("/logout", &[("csrf", &csrf)]).await;
     assert_eq!(r.status(), 303);
 
-    // 2. Through nginx without `proxy_set_header Host`: camfleet sees its
-    // own address as Host and accepts the public URL's origin.
-    let mut b = Browser::new(&proxies[1]);
-    b.login(&password).await;
-    let run = b
-        .discover(&[("kind", "unicast"), ("target", &cam_host)])
-        .await;
-    b.follow(run).await;
-    let d = b.run_detail(run).await;
-    assert_eq!(d["results"].as_array().unwrap().len(), cameras, "{d}");
-    let csv = b.get_text("/inventory.csv").await;
-    assert_eq!(csv.lines().count(), cameras + 1);
-    let csrf = b.csrf("/").await;
-    let r = b.post("/logout", &[("csrf", &csrf)]).await;
-    assert_eq!(r.status(), 303);
+    // 2. Through nginx without `proxy_set_header Host` (camfleet sees its
+    // own address as Host and accepts the public URL's origin), then
+    // through Caddy with the shipped Caddyfile.
+    for proxy in &proxies[1..] {
+        let mut b = Browser::new(proxy);
+        b.login(&password).await;
+        let run = b
+            .discover(&[("kind", "unicast"), ("target", &cam_host)])
+            .await;
+        b.follow(run).await;
+        let d = b.run_detail(run).await;
+        assert_eq!(
+            d["results"].as_array().unwrap().len(),
+            cameras,
+            "{proxy}: {d}"
+        );
+        let csv = b.get_text("/inventory.csv").await;
+        assert_eq!(csv.lines().count(), cameras + 1, "{proxy}");
+        let csrf = b.csrf("/").await;
+        let r = b.post("/logout", &[("csrf", &csrf)]).await;
+        assert_eq!(r.status(), 303, "{proxy}");
+    }
 }

@@ -5,8 +5,8 @@
 # its veth address, Hello at start); the server's side runs
 # `camfleet serve --config FILE` with `[discovery] interfaces` set to its
 # veth address, behind Debian's nginx twice (with and without
-# `proxy_set_header Host $host`). tests/site.rs then drives it through the
-# proxies. Afterwards the CIDR-sweep benchmark of BENCHMARKS.md runs on the
+# `proxy_set_header Host $host`) and behind Caddy (packaging/Caddyfile).
+# tests/site.rs then drives it through the proxies. Afterwards the CIDR-sweep benchmark of BENCHMARKS.md runs on the
 # same link (a /20 holding the 20 cameras and no other host).
 #
 #   tests/interop/site.sh          (as root; builds nothing: run after `cargo build --tests`)
@@ -16,9 +16,11 @@ root=$PWD
 BIN="${CARGO_TARGET_DIR:-$root/target}/debug/camfleet"
 [ -x "$BIN" ] || cargo build --offline -q --bin camfleet
 
-if ! command -v nginx >/dev/null; then
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nginx-light >/dev/null
+if ! command -v nginx >/dev/null || ! command -v caddy >/dev/null; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nginx-light caddy >/dev/null
 fi
+# The package may start its own service where systemd runs; ours is private.
+systemctl stop caddy nginx 2>/dev/null || true
 
 N=20
 NET=10.231.77          # exists only inside the two namespaces below
@@ -90,6 +92,16 @@ NGX
 ip netns exec "$B" nginx -c "$W/nginx.conf" -p "$W" &
 for _ in $(seq 50); do [ -s "$W/nginx.pid" ] && break; sleep 0.1; done
 
+# The shipped Caddyfile, served on plain HTTP at a test address (no ACME,
+# no admin endpoint, state under $W).
+{ printf '{\n\tadmin off\n\tauto_https off\n\tstorage file_system %s\n}\n' "$W/caddy"
+  sed "s#^camfleet.example {#http://$SRV:18591 {#" packaging/Caddyfile; } > "$W/Caddyfile"
+grep -q "http://$SRV:18591" "$W/Caddyfile" || { echo "no site block in packaging/Caddyfile"; exit 1; }
+ip netns exec "$B" env HOME="$W" XDG_CONFIG_HOME="$W" XDG_DATA_HOME="$W" \
+  caddy run --adapter caddyfile --config "$W/Caddyfile" >"$W/caddy.log" 2>&1 &
+echo $! > "$W/caddy.pid"
+for _ in $(seq 100); do ip netns exec "$B" "$BIN" health --url "http://$SRV:18591/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
+
 echo "== $N simulated cameras in $A ($CAM), Hello at start"
 ip netns exec "$A" "$BIN" simulate --count $N --base-port 21000 --bind "$CAM" --wsd-interface "$CAM" --hello \
   >"$W/sim.out" 2>"$W/sim.log" &
@@ -97,10 +109,10 @@ echo $! > "$W/sim.pid"
 for _ in $(seq 100); do grep -q "camera" "$W/sim.out" 2>/dev/null && break; sleep 0.1; done
 
 echo "== tests/site.rs through both proxies"
-ip netns exec "$B" env CAMFLEET_SITE_PROXIES="http://$SRV:18589,http://$SRV:18590" \
+ip netns exec "$B" env CAMFLEET_SITE_PROXIES="http://$SRV:18589,http://$SRV:18590,http://$SRV:18591" \
   CAMFLEET_SITE_PASSWORD="$(cat "$W/admin.pw")" CAMFLEET_SITE_CAMERAS=$N \
   CAMFLEET_SITE_CIDR="$NET.0/24" CAMFLEET_SITE_IFACE="$SRV" CAMFLEET_SITE_CAMERA_HOST="$CAM" \
-  cargo test --offline --test site -- --ignored || { echo "--- serve log"; tail -50 "$W/serve.log"; echo "--- nginx"; cat "$W/nginx.err"; exit 1; }
+  cargo test --offline --test site -- --ignored || { echo "--- serve log"; tail -50 "$W/serve.log"; echo "--- nginx"; cat "$W/nginx.err"; echo "--- caddy"; tail -20 "$W/caddy.log"; exit 1; }
 grep -q '"target":"camfleet::access"' "$W/serve.log" || { echo "no JSON access log lines"; tail "$W/serve.log"; exit 1; }
 
 echo "== benchmark: CIDR sweep of $NET.0/20 (4094 hosts, $N cameras) over the veth link"
