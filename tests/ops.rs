@@ -216,3 +216,130 @@ fn serve_without_migrate_refuses_an_old_schema_and_migrate_fixes_it() {
     let out = camfleet(&["migrate", "--data-dir", dd]);
     assert!(String::from_utf8_lossy(&out.stdout).contains(": 0 migration(s)"));
 }
+
+/// A self-signed certificate for 127.0.0.1 named `cn`, by the openssl CLI.
+fn self_signed(dir: &std::path::Path, cn: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+    let cert = dir.join(format!("{cn}.crt"));
+    let key = dir.join(format!("{cn}.key"));
+    let out = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+        ])
+        .args(["-nodes", "-days", "2", "-subj", &format!("/CN={cn}")])
+        .args(["-addext", "subjectAltName=IP:127.0.0.1", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (cert, key)
+}
+
+/// The subject of the certificate a TLS server at `addr` presents now.
+fn served_subject(addr: &str) -> String {
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "openssl s_client -connect {addr} </dev/null 2>/dev/null | openssl x509 -noout -subject"
+        ))
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_over_tls_sets_secure_cookies_and_hsts_and_reloads_the_certificate_on_sighup() {
+    use std::io::BufRead;
+    let d = tmp("tls");
+    let (c1, k1) = self_signed(&d, "camfleet-test-1");
+    let (c2, k2) = self_signed(&d, "camfleet-test-2");
+    let (cert, key) = (d.join("live.crt"), d.join("live.key"));
+    std::fs::copy(&c1, &cert).unwrap();
+    std::fs::copy(&k1, &key).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_camfleet"))
+        .args([
+            "serve",
+            "--no-poll",
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+        ])
+        .arg(d.join("data"))
+        .arg("--tls-cert")
+        .arg(&cert)
+        .arg("--tls-key")
+        .arg(&key)
+        .env_remove("CAMFLEET_CONFIG")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = line
+        .trim()
+        .strip_prefix("camfleet listening on ")
+        .unwrap_or_else(|| panic!("{line}"))
+        .to_string();
+    assert!(url.starts_with("https://127.0.0.1:"), "{url}");
+    let addr = url.trim_start_matches("https://").to_string();
+
+    let http = reqwest::Client::builder()
+        .danger_accept_invalid_certs(true)
+        .build()
+        .unwrap();
+    let r = http.get(format!("{url}/healthz")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(
+        r.headers()["strict-transport-security"]
+            .to_str()
+            .unwrap()
+            .contains("max-age=")
+    );
+    let r = http.get(format!("{url}/login")).send().await.unwrap();
+    let cookie = r.headers()["set-cookie"].to_str().unwrap().to_string();
+    assert!(cookie.contains("; Secure"), "{cookie}");
+    assert!(served_subject(&addr).contains("camfleet-test-1"));
+
+    // A renewed certificate, then SIGHUP: new connections get it.
+    std::fs::copy(&c2, &cert).unwrap();
+    std::fs::copy(&k2, &key).unwrap();
+    // SAFETY: sending a signal to our own child process.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGHUP) };
+    let mut subject = String::new();
+    for _ in 0..100 {
+        subject = served_subject(&addr);
+        if subject.contains("camfleet-test-2") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(subject.contains("camfleet-test-2"), "{subject}");
+
+    // A broken file on reload keeps the certificate in use.
+    std::fs::write(&cert, "not a certificate").unwrap();
+    // SAFETY: as above.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGHUP) };
+    let r = http.get(format!("{url}/healthz")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(served_subject(&addr).contains("camfleet-test-2"));
+
+    // SAFETY: as above.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+    assert!(
+        child.wait().unwrap().success(),
+        "serve stops cleanly on SIGTERM"
+    );
+}
