@@ -6,8 +6,13 @@ use std::sync::Arc;
 
 use crate::clock::{SharedClock, SystemClock};
 use crate::error::{Error, ErrorKind, Result};
+use crate::fleet::discovery::DiscoveryService;
+use crate::fleet::inventory::Inventory;
+use crate::fleet::sessions::Sessions;
+use crate::fleet::sites::Sites;
+use crate::fleet::tokens::ApiTokens;
+use crate::fleet::users::Users;
 use crate::secrets::SecretBox;
-use crate::web::AppState;
 
 #[derive(Debug, Clone)]
 pub struct AppConfig {
@@ -98,6 +103,7 @@ pub async fn build_with_clock(cfg: &AppConfig, clock: SharedClock) -> Result<Arc
         .with_storage(storage, cold, Some(cfg.data_dir.clone()))
         .with_web_config(cfg.web.clone());
     state.snmp_enterprise = cfg.snmp_enterprise;
+    state.console.snmp_enterprise = cfg.snmp_enterprise;
     let state = Arc::new(state);
     state.alerting.ensure_default_rules().await?;
     // Tasks that were running when camfleet stopped are interrupted now;
@@ -308,4 +314,279 @@ pub fn spawn_notifier(
         .with_snmp_enterprise(state.snmp_enterprise),
     );
     Ok(tokio::spawn(n.run(shutdown)))
+}
+
+// ---------- the application state: every service, built once ----------
+
+/// Every service the web app, the workers and the CLI share. Built here,
+/// in the composition root; `web` only holds an `Arc` of it.
+pub struct AppState {
+    pub db: sea_orm::DatabaseConnection,
+    pub users: Users,
+    pub sessions: Sessions,
+    pub inventory: Arc<Inventory>,
+    pub discovery: Arc<DiscoveryService>,
+    pub clock: SharedClock,
+    /// Set the cookie `Secure` flag (served over HTTPS, directly or behind a proxy).
+    pub secure_cookies: bool,
+    /// Proxies to believe, the public URL, TLS (see [`net`]).
+    pub web: crate::web::net::WebConfig,
+    /// The enterprise number SNMP notifications are sent under.
+    pub snmp_enterprise: u32,
+    pub auth_cache: crate::web::auth::AuthCache,
+    pub sites: Sites,
+    pub tokens: ApiTokens,
+    pub progress: Arc<crate::fleet::progress::ProgressHub>,
+    pub alerting: crate::fleet::alerting::Alerting,
+    pub provisioner: Arc<crate::fleet::provision::Provisioner>,
+    pub storage: Arc<crate::storage::Storage>,
+    /// Every storage tier by name (`hot` is `storage`; `cold` if set up).
+    pub tiers: std::collections::HashMap<String, Arc<crate::storage::Storage>>,
+    /// Edge backfill, when there is a data directory for its spool.
+    pub backfill: Option<Arc<crate::fleet::backfill::Backfill>>,
+    pub firmware_lib: Arc<crate::fleet::firmware::Firmware>,
+    pub jobs: Arc<crate::fleet::jobs::Jobs>,
+    /// What pages and the API read and change, scoped by the actor.
+    pub console: crate::fleet::console::Console,
+    /// Caps on heavy requests running at once.
+    pub limits: Limits,
+    /// Where uploads are streamed before they are stored.
+    pub upload_dir: PathBuf,
+    secrets: Arc<crate::secrets::SecretBox>,
+}
+
+impl AppState {
+    pub fn new(
+        db: sea_orm::DatabaseConnection,
+        secrets: Arc<crate::secrets::SecretBox>,
+        clock: SharedClock,
+        discovery: DiscoveryService,
+        secure_cookies: bool,
+    ) -> Self {
+        // In memory until `with_storage` gives the configured tier.
+        let storage = Arc::new(crate::storage::Storage::memory());
+        let provisioner = Arc::new(crate::fleet::provision::Provisioner::new(
+            db.clone(),
+            secrets.clone(),
+            discovery.transport().clone(),
+            clock.clone(),
+        ));
+        let firmware = Arc::new(crate::fleet::firmware::Firmware::new(
+            db.clone(),
+            storage.clone(),
+            secrets.clone(),
+            discovery.transport().clone(),
+            clock.clone(),
+        ));
+        let inventory = Arc::new(Inventory::new(db.clone(), secrets.clone(), clock.clone()));
+        Self {
+            users: Users::new(db.clone(), clock.clone()),
+            sessions: Sessions::new(db.clone(), clock.clone()),
+            storage: storage.clone(),
+            tiers: [("hot".to_string(), storage.clone())].into_iter().collect(),
+            backfill: None,
+            firmware_lib: firmware.clone(),
+            secrets: secrets.clone(),
+            provisioner: provisioner.clone(),
+            jobs: Arc::new(crate::fleet::jobs::Jobs::new(
+                crate::fleet::jobs::JobContext {
+                    db: db.clone(),
+                    clock: clock.clone(),
+                    tiers: [("hot".to_string(), storage.clone())].into_iter().collect(),
+                    provisioner,
+                    firmware: firmware.clone(),
+                    discovery: None,
+                    data_dir: None,
+                    backfill: None,
+                },
+            )),
+            console: crate::fleet::console::Console::new(
+                db.clone(),
+                clock.clone(),
+                secrets.clone(),
+                inventory.clone(),
+            ),
+            limits: Limits::default(),
+            upload_dir: std::env::temp_dir(),
+            inventory,
+            sites: Sites::new(db.clone(), clock.clone()),
+            tokens: ApiTokens::new(db.clone(), clock.clone()),
+            alerting: crate::fleet::alerting::Alerting::new(
+                db.clone(),
+                clock.clone(),
+                String::new(),
+            ),
+            discovery: Arc::new(discovery),
+            db,
+            clock,
+            secure_cookies,
+            web: Default::default(),
+            snmp_enterprise: crate::config::DEFAULT_ENTERPRISE,
+            auth_cache: Default::default(),
+            progress: Default::default(),
+        }
+    }
+}
+
+impl AppState {
+    /// How this server is reached (proxies, public URL, TLS).
+    pub fn with_web_config(mut self, web: crate::web::net::WebConfig) -> Self {
+        if web.tls {
+            self.secure_cookies = true;
+        }
+        self.web = web;
+        self
+    }
+
+    /// Use these storage tiers (the local directory or S3 from the
+    /// config as `hot`, an optional `cold` one) and this data directory
+    /// (database backups).
+    pub fn with_storage(
+        mut self,
+        storage: crate::storage::Storage,
+        cold: Option<crate::storage::Storage>,
+        data_dir: Option<std::path::PathBuf>,
+    ) -> Self {
+        // Uploads stream to the data directory (same disk as the data,
+        // not a small tmpfs).
+        if let Some(d) = &data_dir {
+            let up = d.join("uploads");
+            if std::fs::create_dir_all(&up).is_ok() {
+                self.upload_dir = up;
+            }
+        }
+        let storage = Arc::new(storage);
+        self.firmware_lib = Arc::new(crate::fleet::firmware::Firmware::new(
+            self.db.clone(),
+            storage.clone(),
+            self.secrets.clone(),
+            self.discovery.transport().clone(),
+            self.clock.clone(),
+        ));
+        let mut tiers: std::collections::HashMap<String, Arc<crate::storage::Storage>> =
+            [("hot".to_string(), storage.clone())].into_iter().collect();
+        if let Some(c) = cold {
+            tiers.insert("cold".into(), Arc::new(c));
+        }
+        let tiers_for_pages = tiers.clone();
+        let backfill = data_dir.as_ref().map(|dir| {
+            Arc::new(crate::fleet::backfill::Backfill::new(
+                self.db.clone(),
+                self.secrets.clone(),
+                storage.clone(),
+                self.discovery.transport().clone(),
+                self.clock.clone(),
+                dir.join("spool-backfill"),
+            ))
+        });
+        self.jobs = Arc::new(crate::fleet::jobs::Jobs::new(
+            crate::fleet::jobs::JobContext {
+                db: self.db.clone(),
+                clock: self.clock.clone(),
+                tiers,
+                provisioner: self.provisioner.clone(),
+                firmware: self.firmware_lib.clone(),
+                discovery: Some((
+                    crate::fleet::discovery::DiscoveryService::new(
+                        self.discovery.config.clone(),
+                        self.discovery.transport().clone(),
+                        self.clock.clone(),
+                    ),
+                    crate::fleet::inventory::Inventory::new(
+                        self.db.clone(),
+                        self.secrets.clone(),
+                        self.clock.clone(),
+                    ),
+                )),
+                backfill: backfill.clone(),
+                data_dir,
+            },
+        ));
+        self.storage = storage;
+        self.tiers = tiers_for_pages;
+        self.backfill = backfill;
+        self
+    }
+
+    /// What discovery work needs (for the console).
+    pub fn discovery_ops(&self) -> crate::fleet::console::discovery::DiscoveryOps {
+        crate::fleet::console::discovery::DiscoveryOps {
+            discovery: self.discovery.clone(),
+            inventory: self.inventory.clone(),
+            progress: self.progress.clone(),
+        }
+    }
+
+    /// The services device actions may need (for the console).
+    pub fn device_ops(&self) -> crate::fleet::console::devices::DeviceOps<'_> {
+        crate::fleet::console::devices::DeviceOps {
+            inventory: &self.inventory,
+            provisioner: &self.provisioner,
+            backfill: self.backfill.as_ref(),
+        }
+    }
+
+    /// A storage tier by name.
+    pub fn tier(&self, name: &str) -> crate::error::Result<Arc<crate::storage::Storage>> {
+        self.tiers.get(name).cloned().ok_or_else(|| {
+            crate::error::Error::new(
+                crate::error::ErrorKind::Unavailable,
+                format!("no storage tier {name:?} is configured here"),
+            )
+        })
+    }
+}
+
+/// At most this many uploads, CSV imports, exports and manual backfills
+/// run at once; more get "busy, try again" instead of memory or disk.
+pub const MAX_UPLOADS: usize = 2;
+pub const MAX_IMPORTS: usize = 2;
+pub const MAX_EXPORTS: usize = 4;
+pub const MAX_BACKFILLS: usize = 1;
+
+/// Caps on heavy requests (a permit is held for the request's life).
+pub struct Limits {
+    uploads: Arc<tokio::sync::Semaphore>,
+    imports: Arc<tokio::sync::Semaphore>,
+    exports: Arc<tokio::sync::Semaphore>,
+    backfills: Arc<tokio::sync::Semaphore>,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        let s = |n| Arc::new(tokio::sync::Semaphore::new(n));
+        Self {
+            uploads: s(MAX_UPLOADS),
+            imports: s(MAX_IMPORTS),
+            exports: s(MAX_EXPORTS),
+            backfills: s(MAX_BACKFILLS),
+        }
+    }
+}
+
+fn permit(
+    s: &Arc<tokio::sync::Semaphore>,
+    what: &str,
+) -> Result<tokio::sync::OwnedSemaphorePermit> {
+    s.clone().try_acquire_owned().map_err(|_| {
+        Error::new(
+            ErrorKind::ResourceExhausted,
+            format!("too many {what} at once; try again in a moment"),
+        )
+    })
+}
+
+impl Limits {
+    pub fn upload(&self) -> Result<tokio::sync::OwnedSemaphorePermit> {
+        permit(&self.uploads, "uploads")
+    }
+    pub fn import(&self) -> Result<tokio::sync::OwnedSemaphorePermit> {
+        permit(&self.imports, "imports")
+    }
+    pub fn export(&self) -> Result<tokio::sync::OwnedSemaphorePermit> {
+        permit(&self.exports, "exports")
+    }
+    pub fn backfill(&self) -> Result<tokio::sync::OwnedSemaphorePermit> {
+        permit(&self.backfills, "backfills")
+    }
 }

@@ -14,11 +14,12 @@ use std::os::unix::process::CommandExt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use camfleet::app::AppState;
 use camfleet::fleet::audit::Actor;
 use camfleet::fleet::discovery::{DiscoveryConfig, DiscoveryService};
 use camfleet::fleet::users::Role;
 use camfleet::secrets::SecretBox;
-use camfleet::web::{self, AppState};
+use camfleet::web;
 use common::*;
 use fantoccini::{ClientBuilder, Locator};
 

@@ -34,7 +34,7 @@ async fn provision_from_the_command_line_dry_run_then_apply() {
     };
     state
         .provisioner
-        .save_profile(None, "North", &spec, &Actor::system())
+        .save_profile(None, "North", None, &spec, &Actor::system())
         .await
         .unwrap();
     drop(state);

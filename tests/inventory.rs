@@ -75,7 +75,7 @@ async fn adoption_is_stored_with_profiles_and_a_sealed_credential() {
             &[f.device_url(0)],
             Some(&creds()),
             None,
-            &Actor::user("tech"),
+            &Actor::operator("tech"),
         )
         .await
         .unwrap();

@@ -302,7 +302,7 @@ async fn a_rotated_password_counts_only_when_the_old_one_is_refused() {
             ..Default::default()
         };
         let profile =
-            r.p.save_profile(None, "rotate", &profile_spec, &Actor::system())
+            r.p.save_profile(None, "rotate", None, &profile_spec, &Actor::system())
                 .await
                 .unwrap();
         let task =
@@ -378,7 +378,7 @@ async fn an_interrupted_task_is_resumed_after_a_restart_and_drift_is_found() {
         ..Default::default()
     };
     let profile =
-        r.p.save_profile(None, "North", &spec, &Actor::system())
+        r.p.save_profile(None, "North", None, &spec, &Actor::system())
             .await
             .unwrap();
     let task =

@@ -361,7 +361,7 @@ async fn seed(a: SeedBench) -> anyhow::Result<()> {
                 "bench",
                 "bench-password",
                 Role::Viewer,
-                &Actor::user("bench"),
+                &Actor::operator("bench"),
             )
             .await?;
     }

@@ -127,7 +127,7 @@ pub async fn provision(a: ProvisionArgs) -> anyhow::Result<()> {
     }
     let user = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
     let task = p
-        .create_task(profile.id, &ids, &Actor::user(&format!("cli:{user}")))
+        .create_task(profile.id, &ids, &Actor::operator(&format!("cli:{user}")))
         .await?;
     let mut rx = p
         .progress

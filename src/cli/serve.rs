@@ -342,7 +342,7 @@ pub async fn user(c: UserCommand) -> anyhow::Result<()> {
             let state = app::build(&a.data.app_config()?).await?;
             let u = state
                 .users
-                .create(&a.name, &password, role, &Actor::user("cli"))
+                .create(&a.name, &password, role, &Actor::operator("cli"))
                 .await?;
             println!("created user {} ({})", u.username, u.role);
             if generated {

@@ -256,7 +256,7 @@ pub async fn demo(a: DemoArgs) -> anyhow::Result<()> {
     })
     .await?;
     let password = crate::fleet::sessions::random_token()[..16].to_string();
-    let system = Actor::user("demo");
+    let system = Actor::operator("demo");
     if state.users.count().await? == 0 {
         state
             .users
@@ -265,7 +265,7 @@ pub async fn demo(a: DemoArgs) -> anyhow::Result<()> {
     } else {
         state
             .users
-            .set_password("admin", &password, &system)
+            .set_password("admin", &password, false, &system)
             .await?;
     }
     println!("Discovering on loopback and adopting…");
@@ -440,7 +440,7 @@ pub fn camera_base_port(wanted: u16, cameras: u32, listen: Option<u16>) -> anyho
 /// Set a recording policy (the first media profile) on the adopted
 /// devices at these addresses.
 async fn record_in_demo(
-    state: &std::sync::Arc<crate::web::AppState>,
+    state: &std::sync::Arc<crate::app::AppState>,
     outcomes: &[crate::fleet::discovery::AdoptOutcome],
     urls: &[String],
 ) -> anyhow::Result<Vec<i32>> {

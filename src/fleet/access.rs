@@ -1,10 +1,13 @@
-//! Site scoping: which devices a user may see and touch. A user with no site
-//! memberships (and every admin) sees the whole fleet; a user limited to
-//! sites sees only devices of those sites, and devices with no site are
-//! outside every limited scope. Every device query goes through
-//! [`Scope::devices`], so a scoped user can neither list nor open nor edit
-//! another site's camera (a device outside the scope answers 404, the
-//! same as a missing one).
+//! Site scoping and permissions: which devices a user may see and touch,
+//! and what their role lets them do.
+//!
+//! Scope fails closed: an admin, or a user an admin granted "all sites",
+//! sees the whole fleet; everyone else sees the devices of the sites they
+//! are members of and nothing more — no sites means no devices. Devices
+//! with no site are outside every limited scope. Every device query goes
+//! through [`Scope::devices`], so a scoped user can neither list nor open
+//! nor edit another site's camera (a device outside the scope answers
+//! 404, the same as a missing one).
 
 use std::sync::Arc;
 
@@ -16,20 +19,26 @@ use crate::error::{Error, ErrorKind, Result};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Scope {
     All,
-    /// Sorted, deduplicated site ids; never empty.
+    /// Sorted, deduplicated site ids; empty sees nothing.
     Sites(Arc<[i32]>),
 }
 
 impl Scope {
-    /// A scope from a user's memberships (none → all).
+    /// A scope from a user's memberships (none → nothing).
     pub fn from_sites(mut ids: Vec<i32>) -> Self {
         ids.sort_unstable();
         ids.dedup();
-        if ids.is_empty() {
-            Scope::All
-        } else {
-            Scope::Sites(ids.into())
-        }
+        Scope::Sites(ids.into())
+    }
+
+    /// Sees nothing (a user with no sites and no all-sites grant).
+    pub fn none() -> Self {
+        Scope::Sites(Arc::from([]))
+    }
+
+    /// True when this scope covers every one of these sites.
+    pub fn covers(&self, sites: impl IntoIterator<Item = Option<i32>>) -> bool {
+        sites.into_iter().all(|s| self.allows_site(s))
     }
 
     /// The condition that limits a device query to this scope.
@@ -68,6 +77,7 @@ impl Scope {
     pub fn cache_key(&self) -> String {
         match self {
             Scope::All => "*".into(),
+            Scope::Sites(ids) if ids.is_empty() => "-".into(),
             Scope::Sites(ids) => ids
                 .iter()
                 .map(|i| i.to_string())
@@ -86,8 +96,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn no_memberships_means_everything_and_limited_scopes_exclude_siteless_devices() {
-        let all = Scope::from_sites(vec![]);
+    fn no_memberships_means_nothing_and_limited_scopes_exclude_siteless_devices() {
+        let none = Scope::from_sites(vec![]);
+        assert!(!none.allows_site(None) && !none.allows_site(Some(7)));
+        assert_eq!(none, Scope::none());
+        assert_eq!(none.cache_key(), "-");
+        let all = Scope::All;
         assert!(all.allows_site(None) && all.allows_site(Some(7)));
         let s = Scope::from_sites(vec![3, 1, 3]);
         assert_eq!(s, Scope::Sites(vec![1, 3].into()));

@@ -101,7 +101,7 @@ impl RunKind {
 }
 
 /// What happened to one selected result.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct AdoptOutcome {
     pub result_id: i32,
     pub endpoint: String,
@@ -526,6 +526,48 @@ impl DiscoveryService {
             .await?)
     }
 
+    /// Adopt one camera by its device service address (no discovery run):
+    /// the outcome names the failed step, or the device and what changed.
+    pub async fn adopt_url(
+        &self,
+        inv: &Inventory,
+        device_url: &str,
+        creds: Credentials,
+        site_id: Option<i32>,
+        actor: &Actor,
+    ) -> Result<AdoptOutcome> {
+        let req = AdoptRequest {
+            xaddrs: vec![device_url.to_string()],
+            credentials: Some(creds.clone()),
+            policy: DevicePolicy::default(),
+        };
+        let outcome = match onvif::adopt::adopt(&self.transport, &self.clock, req).await {
+            Ok(adopted) => {
+                let (d, change) = inv
+                    .record_adoption(&adopted, None, &[], Some(&creds), site_id, actor)
+                    .await?;
+                AdoptOutcome {
+                    result_id: 0,
+                    endpoint: device_url.to_string(),
+                    device_id: Some(d.id),
+                    change: Some(change),
+                    failed: None,
+                }
+            }
+            Err(e) => AdoptOutcome {
+                result_id: 0,
+                endpoint: device_url.to_string(),
+                device_id: None,
+                change: None,
+                failed: Some(format!(
+                    "failed at step {}: {} ({})",
+                    e.step, e.error.class, e.error.message
+                )),
+            },
+        };
+        Ok(outcome)
+    }
+
     /// Adopt selected results of a run, each with its own credentials, a
     /// bounded number at a time; every device gets its own outcome, stored
     /// on its result row as it is known.
@@ -579,18 +621,32 @@ impl DiscoveryService {
                     let endpoint = (r.via != "http").then_some(r.endpoint.as_str());
                     let xaddrs: Vec<String> =
                         serde_json::from_value(r.xaddrs.clone()).unwrap_or_default();
-                    let (d, change) = inv
+                    match inv
                         .record_adoption(&adopted, endpoint, &xaddrs, Some(creds), site_id, actor)
-                        .await?;
-                    // The run now shows this answer as a managed device.
-                    row.device_id = Set(Some(d.id));
-                    row.classification = Set("managed".into());
-                    AdoptOutcome {
-                        result_id: r.id,
-                        endpoint: r.endpoint.clone(),
-                        device_id: Some(d.id),
-                        change: Some(change),
-                        failed: None,
+                        .await
+                    {
+                        Ok((d, change)) => {
+                            // The run now shows this answer as a managed device.
+                            row.device_id = Set(Some(d.id));
+                            row.classification = Set("managed".into());
+                            AdoptOutcome {
+                                result_id: r.id,
+                                endpoint: r.endpoint.clone(),
+                                device_id: Some(d.id),
+                                change: Some(change),
+                                failed: None,
+                            }
+                        }
+                        // Refused for this camera (another site's): the
+                        // others go on.
+                        Err(e) if e.kind == ErrorKind::PermissionDenied => AdoptOutcome {
+                            result_id: r.id,
+                            endpoint: r.endpoint.clone(),
+                            device_id: None,
+                            change: None,
+                            failed: Some(format!("refused: {}", e.message)),
+                        },
+                        Err(e) => return Err(e),
                     }
                 }
                 Err(e) => AdoptOutcome {

@@ -187,32 +187,92 @@ impl Firmware {
         bytes: Bytes,
         actor: &Actor,
     ) -> Result<firmware_image::Model> {
-        let invalid = |m: &str| Err(Error::new(ErrorKind::InvalidArgument, m.to_string()));
-        if vendor.trim().is_empty() || vendor.len() > 100 {
-            return invalid("vendor: required, at most 100 characters");
-        }
-        if model_pattern.trim().is_empty() || model_pattern.len() > 100 {
-            return invalid("model: required (a name, or a prefix ending in *)");
-        }
-        if version.trim().is_empty() || version.len() > 100 {
-            return invalid("version: required, at most 100 characters");
-        }
+        actor.require(crate::fleet::users::Role::can_operate_devices)?;
+        check_image_fields(vendor, model_pattern, version)?;
         if bytes.is_empty() {
-            return invalid("file: empty");
+            return Err(Error::new(ErrorKind::InvalidArgument, "file: empty"));
         }
         if bytes.len() > MAX_IMAGE_BYTES {
-            return invalid("file: larger than 256 MiB");
+            return Err(Error::new(
+                ErrorKind::InvalidArgument,
+                "file: larger than 256 MiB",
+            ));
         }
         let sha = crate::storage::sha256_hex(&bytes);
         let key = format!("firmware/{sha}.bin");
         self.storage.put(&key, bytes.clone()).await?;
+        self.record_image(
+            vendor,
+            model_pattern,
+            version,
+            notes,
+            sha,
+            bytes.len() as u64,
+            key,
+            actor,
+        )
+        .await
+    }
+
+    /// Add an image that was streamed to a file (an upload), without
+    /// holding it in memory; the file is the caller's to remove.
+    pub async fn upload_file(
+        &self,
+        vendor: &str,
+        model_pattern: &str,
+        version: &str,
+        notes: &str,
+        path: &std::path::Path,
+        actor: &Actor,
+    ) -> Result<firmware_image::Model> {
+        actor.require(crate::fleet::users::Role::can_operate_devices)?;
+        check_image_fields(vendor, model_pattern, version)?;
+        let len = tokio::fs::metadata(path)
+            .await
+            .map(|m| m.len())
+            .unwrap_or(0);
+        if len == 0 {
+            return Err(Error::new(ErrorKind::InvalidArgument, "file: empty"));
+        }
+        if len > MAX_IMAGE_BYTES as u64 {
+            return Err(Error::new(
+                ErrorKind::InvalidArgument,
+                "file: larger than 256 MiB",
+            ));
+        }
+        // The key is the content's hash: read it once to hash, then store.
+        let sha = sha256_file(path).await?;
+        let key = format!("firmware/{sha}.bin");
+        let (size, stored_sha) = self.storage.put_file(&key, path).await?;
+        if stored_sha != sha {
+            return Err(Error::new(
+                ErrorKind::Internal,
+                "the uploaded file changed while it was stored",
+            ));
+        }
+        self.record_image(vendor, model_pattern, version, notes, sha, size, key, actor)
+            .await
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn record_image(
+        &self,
+        vendor: &str,
+        model_pattern: &str,
+        version: &str,
+        notes: &str,
+        sha: String,
+        size: u64,
+        key: String,
+        actor: &Actor,
+    ) -> Result<firmware_image::Model> {
         let now = self.clock.now_utc();
         let m = firmware_image::ActiveModel {
             vendor: Set(vendor.trim().into()),
             model_pattern: Set(model_pattern.trim().into()),
             version: Set(version.trim().into()),
             sha256: Set(sha.clone()),
-            size: Set(bytes.len() as i64),
+            size: Set(size as i64),
             storage_key: Set(key),
             notes: Set(notes.chars().take(10_000).collect()),
             approved: Set(false),
@@ -238,8 +298,9 @@ impl Firmware {
         Ok(m)
     }
 
-    /// Make an image the approved one for its model pattern.
+    /// Make an image the approved one for its model pattern (admins).
     pub async fn approve(&self, id: i32, actor: &Actor) -> Result<()> {
+        actor.require(crate::fleet::users::Role::can_manage_users)?;
         let img = self.image(id).await?;
         firmware_image::Entity::update_many()
             .col_expr(
@@ -280,7 +341,9 @@ impl Firmware {
             .max_by_key(|i| i.model_pattern.len())
     }
 
-    /// Start a rollout of `image_id` to these devices.
+    /// Start a rollout of `image_id` to these devices: technicians and
+    /// admins, every device within the actor's sites, and an approved
+    /// image unless an admin starts it.
     pub async fn create_rollout(
         &self,
         image_id: i32,
@@ -288,7 +351,17 @@ impl Firmware {
         plan: &RolloutPlan,
         actor: &Actor,
     ) -> Result<firmware_rollout::Model> {
+        actor.require(crate::fleet::users::Role::can_operate_devices)?;
         let img = self.image(image_id).await?;
+        if !img.approved && !actor.is_admin() {
+            return Err(Error::new(
+                ErrorKind::PermissionDenied,
+                format!(
+                    "image {} {} is not approved; an admin approves it (or starts the rollout)",
+                    img.model_pattern, img.version
+                ),
+            ));
+        }
         if plan.wave_size == 0 && plan.wave_percent == 0 {
             return Err(Error::new(
                 ErrorKind::InvalidArgument,
@@ -297,9 +370,16 @@ impl Firmware {
         }
         let devices = device::Entity::find()
             .filter(device::Column::Id.is_in(device_ids.iter().copied()))
+            .filter(device::Column::RetiredAt.is_null())
             .order_by_asc(device::Column::Id)
             .all(&self.db)
             .await?;
+        if let Some(d) = devices.iter().find(|d| !actor.scope.allows_site(d.site_id)) {
+            return Err(Error::new(
+                ErrorKind::PermissionDenied,
+                format!("device {} is outside the sites you manage", d.id),
+            ));
+        }
         if devices.is_empty() {
             return Err(Error::new(
                 ErrorKind::InvalidArgument,
@@ -375,12 +455,40 @@ impl Firmware {
         Ok(r)
     }
 
-    /// Pause, resume or cancel.
+    /// The sites of every device in a rollout.
+    pub async fn rollout_sites(&self, id: i32) -> Result<Vec<Option<i32>>> {
+        use sea_orm::QuerySelect;
+        let ids: Vec<i32> = rollout_device::Entity::find()
+            .filter(rollout_device::Column::RolloutId.eq(id))
+            .select_only()
+            .column(rollout_device::Column::DeviceId)
+            .into_tuple()
+            .all(&self.db)
+            .await?;
+        Ok(device::Entity::find()
+            .filter(device::Column::Id.is_in(ids))
+            .select_only()
+            .column(device::Column::SiteId)
+            .distinct()
+            .into_tuple::<Option<i32>>()
+            .all(&self.db)
+            .await?)
+    }
+
+    /// Pause, resume or cancel: technicians and admins whose sites cover
+    /// every device of the rollout.
     pub async fn control(&self, id: i32, action: &str, actor: &Actor) -> Result<()> {
+        actor.require(crate::fleet::users::Role::can_operate_devices)?;
         let r = firmware_rollout::Entity::find_by_id(id)
             .one(&self.db)
             .await?
             .ok_or_else(|| Error::new(ErrorKind::NotFound, format!("no rollout {id}")))?;
+        if !actor.scope.covers(self.rollout_sites(id).await?) {
+            return Err(Error::new(
+                ErrorKind::PermissionDenied,
+                "this rollout includes devices outside the sites you manage",
+            ));
+        }
         let next = match (action, r.status.as_str()) {
             ("pause", "running") => "paused",
             ("resume", "paused") => "running",
@@ -802,4 +910,40 @@ mod tests {
         assert!(model_matches("SV-2CD*", "sv-2cd2143"));
         assert!(!model_matches("SV-2CD", "SV-2CD2143"));
     }
+}
+
+fn check_image_fields(vendor: &str, model_pattern: &str, version: &str) -> Result<()> {
+    let invalid = |m: &str| Err(Error::new(ErrorKind::InvalidArgument, m.to_string()));
+    if vendor.trim().is_empty() || vendor.len() > 100 {
+        return invalid("vendor: required, at most 100 characters");
+    }
+    if model_pattern.trim().is_empty() || model_pattern.len() > 100 {
+        return invalid("model: required (a name, or a prefix ending in *)");
+    }
+    if version.trim().is_empty() || version.len() > 100 {
+        return invalid("version: required, at most 100 characters");
+    }
+    Ok(())
+}
+
+/// SHA-256 (hex) of a file, read in 1 MiB pieces.
+async fn sha256_file(path: &std::path::Path) -> Result<String> {
+    use sha2::Digest;
+    use tokio::io::AsyncReadExt;
+    let mut f = tokio::fs::File::open(path)
+        .await
+        .map_err(|e| Error::new(ErrorKind::Internal, format!("reading the upload: {e}")))?;
+    let mut h = sha2::Sha256::new();
+    let mut buf = vec![0u8; 1024 * 1024];
+    loop {
+        let n = f
+            .read(&mut buf)
+            .await
+            .map_err(|e| Error::new(ErrorKind::Internal, format!("reading the upload: {e}")))?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
 }

@@ -298,6 +298,7 @@ impl Inventory {
         scope: &Scope,
         actor: &Actor,
     ) -> Result<ImportReport> {
+        actor.require(crate::fleet::users::Role::can_edit_inventory)?;
         let plan = self.plan_import(data, scope).await?;
         if !plan.report.applicable() {
             return Err(Error::new(

@@ -18,7 +18,7 @@ use crate::onvif::{AdoptedDevice, Credentials};
 use crate::secrets::SecretBox;
 
 /// How an adoption changed the inventory.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 #[serde(tag = "change", rename_all = "snake_case")]
 pub enum Change {
     Created,
@@ -119,6 +119,10 @@ impl Inventory {
 
     /// Store an adopted device (insert or update by identity), its profiles
     /// and its sealed credential, in one transaction with its audit entry.
+    /// Refused ([`check_adoption_scope`]) when the camera is already managed
+    /// in a site the actor does not manage, or would land outside their
+    /// sites: re-adoption never moves a device across sites or replaces its
+    /// credential for someone who does not manage both.
     pub async fn record_adoption(
         &self,
         adopted: &AdoptedDevice,
@@ -136,6 +140,7 @@ impl Inventory {
             serial,
         };
         let existing = self.find_by_identity(&identity).await?;
+        check_adoption_scope(actor, existing.as_ref().map(|(d, _)| d), site_id)?;
         let txn = self.db.begin().await?;
         let credential_id = match creds {
             Some(c) => Some(
@@ -664,6 +669,7 @@ impl Inventory {
         scope: &Scope,
         actor: &Actor,
     ) -> Result<()> {
+        actor.require(crate::fleet::users::Role::can_operate_devices)?;
         if secs.is_some_and(|s| !(10..=86_400).contains(&s)) {
             return Err(crate::error::Error::new(
                 crate::error::ErrorKind::InvalidArgument,
@@ -713,6 +719,7 @@ impl Inventory {
         scope: &Scope,
         actor: &Actor,
     ) -> Result<InventoryEdit> {
+        actor.require(crate::fleet::users::Role::can_edit_inventory)?;
         let old = self.get_scoped(id, scope).await?.ok_or_else(|| {
             crate::error::Error::new(crate::error::ErrorKind::NotFound, format!("no device {id}"))
         })?;
@@ -804,4 +811,35 @@ mod tests {
             "before the purchase date"
         );
     }
+}
+
+/// May this actor adopt into `site` a camera that is `existing` (already
+/// managed) or new? Adopting a new camera needs the target site in scope
+/// (a limited user cannot leave it without a site); re-adopting needs the
+/// device's present site in scope too, whether or not it moves, because
+/// re-adoption replaces its stored credential.
+pub fn check_adoption_scope(
+    actor: &Actor,
+    existing: Option<&device::Model>,
+    site: Option<i32>,
+) -> Result<()> {
+    actor.require(crate::fleet::users::Role::can_operate_devices)?;
+    if let Some(d) = existing
+        && !actor.scope.allows_site(d.site_id)
+    {
+        return Err(crate::error::Error::new(
+            crate::error::ErrorKind::PermissionDenied,
+            format!(
+                "this camera is already managed (device {}) in a site you do not manage; \
+                 ask someone who manages that site",
+                d.id
+            ),
+        ));
+    }
+    // Re-adopting without naming a site keeps the device where it is.
+    let target = match (existing, site) {
+        (Some(d), None) => d.site_id,
+        (_, s) => s,
+    };
+    actor.scope.check_site(target)
 }

@@ -211,6 +211,76 @@ impl Jobs {
         &self.ctx.db
     }
 
+    /// Jobs are fleet-wide: read by operators who see every site,
+    /// changed and started by admins.
+    pub fn check_read(actor: &Actor) -> Result<()> {
+        actor.require(crate::fleet::users::Role::can_operate_devices)?;
+        if !actor.scope.is_all() {
+            return Err(Error::new(
+                ErrorKind::PermissionDenied,
+                "scheduled jobs work on the whole fleet; they are for those who see every site",
+            ));
+        }
+        Ok(())
+    }
+
+    pub async fn list_for(&self, actor: &Actor) -> Result<Vec<job::Model>> {
+        Self::check_read(actor)?;
+        self.list().await
+    }
+
+    pub async fn get_for(&self, actor: &Actor, id: i32) -> Result<job::Model> {
+        Self::check_read(actor)?;
+        self.get(id).await
+    }
+
+    pub async fn runs_for(
+        &self,
+        actor: &Actor,
+        job_id: i32,
+        limit: u64,
+    ) -> Result<Vec<job_run::Model>> {
+        Self::check_read(actor)?;
+        self.runs(job_id, limit).await
+    }
+
+    /// Delete a job and its run history (admins; audited).
+    pub async fn delete(&self, id: i32, actor: &Actor) -> Result<()> {
+        actor.require(crate::fleet::users::Role::can_manage_users)?;
+        let j = self.get(id).await?;
+        if self
+            .running
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(&id)
+        {
+            return Err(Error::new(
+                ErrorKind::Conflict,
+                format!("job {id} is running; wait for it to finish"),
+            ));
+        }
+        job_run::Entity::delete_many()
+            .filter(job_run::Column::JobId.eq(id))
+            .exec(&self.ctx.db)
+            .await?;
+        job::Entity::delete_by_id(id).exec(&self.ctx.db).await?;
+        audit::record(
+            &self.ctx.db,
+            actor,
+            self.ctx.clock.now_utc(),
+            Entry {
+                action: "job.delete",
+                target_kind: "job",
+                target_id: id.to_string(),
+                before: Some(
+                    serde_json::json!({"name": j.name, "kind": j.kind, "schedule": j.schedule}),
+                ),
+                after: None,
+            },
+        )
+        .await
+    }
+
     pub async fn list(&self) -> Result<Vec<job::Model>> {
         Ok(job::Entity::find()
             .order_by_asc(job::Column::Name)
@@ -248,6 +318,7 @@ impl Jobs {
         missed_policy: &str,
         actor: &Actor,
     ) -> Result<job::Model> {
+        actor.require(crate::fleet::users::Role::can_manage_users)?;
         let name = name.trim();
         if name.is_empty() || name.chars().count() > 100 {
             return Err(invalid("name: required, at most 100 characters"));
@@ -475,6 +546,7 @@ impl Jobs {
         id: i32,
         actor: &Actor,
     ) -> Result<tokio::task::JoinHandle<()>> {
+        actor.require(crate::fleet::users::Role::can_manage_users)?;
         let j = self.get(id).await?;
         audit::record(
             &self.ctx.db,

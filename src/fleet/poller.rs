@@ -168,7 +168,7 @@ pub(crate) fn device_session(
     ))
 }
 
-/// Load poll targets (every device, lean columns only).
+/// Load poll targets (every device in service, lean columns only).
 pub async fn targets(db: &DatabaseConnection) -> Result<Vec<PollTarget>> {
     targets_where(db, Condition::all()).await
 }
@@ -176,6 +176,8 @@ pub async fn targets(db: &DatabaseConnection) -> Result<Vec<PollTarget>> {
 async fn targets_where(db: &DatabaseConnection, cond: Condition) -> Result<Vec<PollTarget>> {
     Ok(device::Entity::find()
         .filter(cond)
+        // A retired device is kept in the inventory, not worked on.
+        .filter(device::Column::RetiredAt.is_null())
         .select_only()
         .columns([
             device::Column::Id,

@@ -50,6 +50,16 @@ impl ProgressHub {
             .map(|tx| tx.subscribe())
     }
 
+    /// How many runs have work in progress in this process.
+    pub fn running_count(&self) -> usize {
+        self.map
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .filter(|tx| !tx.borrow().finished)
+            .count()
+    }
+
     /// Whether run `id` has work in progress in this process.
     pub fn running(&self, id: i32) -> bool {
         self.map

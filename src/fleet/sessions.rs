@@ -13,6 +13,10 @@ use crate::error::Result;
 
 /// Sessions end after this long without being renewed by a login.
 pub const SESSION_TTL_SECS: i64 = 12 * 3600;
+/// …and after this long without a request (a workstation left logged in).
+pub const IDLE_TIMEOUT_SECS: i64 = 30 * 60;
+/// `last_seen_at` is written at most this often per session.
+const TOUCH_EVERY_SECS: i64 = 60;
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SessionData {
@@ -56,6 +60,7 @@ impl Sessions {
             data: Set(serde_json::to_vec(&data).unwrap_or_default()),
             user_id: Set(Some(user_id)),
             expires_at: Set(self.clock.now_utc() + chrono::Duration::seconds(SESSION_TTL_SECS)),
+            last_seen_at: Set(Some(self.clock.now_utc())),
         }
         .insert(&self.db)
         .await?;
@@ -70,9 +75,25 @@ impl Sessions {
         else {
             return Ok(None);
         };
-        if s.expires_at <= self.clock.now_utc() {
+        let now = self.clock.now_utc();
+        let idle = s
+            .last_seen_at
+            .is_some_and(|t| now - t > chrono::Duration::seconds(IDLE_TIMEOUT_SECS));
+        if s.expires_at <= now || idle {
             session::Entity::delete_by_id(s.id).exec(&self.db).await?;
             return Ok(None);
+        }
+        if s.last_seen_at
+            .is_none_or(|t| now - t > chrono::Duration::seconds(TOUCH_EVERY_SECS))
+        {
+            session::Entity::update_many()
+                .col_expr(
+                    session::Column::LastSeenAt,
+                    sea_orm::sea_query::Expr::value(now),
+                )
+                .filter(session::Column::Id.eq(s.id.clone()))
+                .exec(&self.db)
+                .await?;
         }
         Ok(serde_json::from_slice(&s.data).ok())
     }

@@ -82,6 +82,7 @@ impl Sites {
         description: &str,
         actor: &Actor,
     ) -> Result<site::Model> {
+        actor.require(crate::fleet::users::Role::can_manage_users)?;
         let name = validate_name(name)?;
         if self.by_name(&name).await?.is_some() {
             return Err(Error::new(
@@ -122,6 +123,7 @@ impl Sites {
         description: &str,
         actor: &Actor,
     ) -> Result<site::Model> {
+        actor.require(crate::fleet::users::Role::can_manage_users)?;
         let name = validate_name(name)?;
         let old = site::Entity::find_by_id(id)
             .one(&self.db)
@@ -157,8 +159,35 @@ impl Sites {
         Ok(s)
     }
 
+    /// Name, description, poll interval and discovery interface at once,
+    /// every value checked before anything is written (the interface is
+    /// checked by the caller against this host's configured ones).
+    pub async fn configure(
+        &self,
+        id: i32,
+        name: &str,
+        description: &str,
+        poll_interval_s: Option<i32>,
+        interface: Option<std::net::Ipv4Addr>,
+        actor: &Actor,
+    ) -> Result<site::Model> {
+        actor.require(crate::fleet::users::Role::can_manage_users)?;
+        validate_name(name)?;
+        if poll_interval_s.is_some_and(|s| !(10..=86_400).contains(&s)) {
+            return Err(Error::new(
+                ErrorKind::InvalidArgument,
+                "poll interval: 10–86400 seconds, or empty for the default",
+            ));
+        }
+        self.update(id, name, description, actor).await?;
+        self.set_poll_interval(id, poll_interval_s, actor).await?;
+        self.set_discovery_interface(id, interface, actor).await?;
+        self.get(id).await
+    }
+
     /// The poll interval of the site's devices (None: the default).
     pub async fn set_poll_interval(&self, id: i32, secs: Option<i32>, actor: &Actor) -> Result<()> {
+        actor.require(crate::fleet::users::Role::can_manage_users)?;
         if secs.is_some_and(|s| !(10..=86_400).contains(&s)) {
             return Err(Error::new(
                 ErrorKind::InvalidArgument,
@@ -185,6 +214,7 @@ impl Sites {
         interface: Option<std::net::Ipv4Addr>,
         actor: &Actor,
     ) -> Result<()> {
+        actor.require(crate::fleet::users::Role::can_manage_users)?;
         let new = interface.map(|i| i.to_string());
         self.set_setting(
             id,
@@ -255,6 +285,7 @@ impl Sites {
 
     /// Delete an empty site (and the memberships naming it).
     pub async fn delete(&self, id: i32, actor: &Actor) -> Result<()> {
+        actor.require(crate::fleet::users::Role::can_manage_users)?;
         let s = site::Entity::find_by_id(id)
             .one(&self.db)
             .await?
@@ -269,10 +300,19 @@ impl Sites {
                 format!("site {:?} still has {n} devices; move them first", s.name),
             ));
         }
-        user_site::Entity::delete_many()
+        let members = user_site::Entity::find()
             .filter(user_site::Column::SiteId.eq(id))
-            .exec(&self.db)
+            .count(&self.db)
             .await?;
+        if members > 0 {
+            return Err(Error::new(
+                ErrorKind::Conflict,
+                format!(
+                    "site {:?} is still assigned to {members} user(s); take it off their accounts first",
+                    s.name
+                ),
+            ));
+        }
         site::Entity::delete_by_id(id).exec(&self.db).await?;
         self.changed();
         audit::record(

@@ -1,5 +1,7 @@
-//! Accounts: argon2id password hashes, four roles, login throttling with a
-//! lockout after repeated failures. Every change goes to the audit log.
+//! Accounts: argon2id password hashes, four roles, site access (an explicit
+//! all-sites grant, or a list of sites), login throttling
+//! ([`super::throttle`]), forced password changes. Every change goes to the
+//! audit log, and only an admin (or the local operator) changes accounts.
 
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
@@ -10,14 +12,11 @@ use sea_orm::{
 use serde_json::json;
 
 use super::audit::{self, Actor, Entry};
+use super::throttle::{Claim, Keys, LoginThrottle};
 use crate::clock::SharedClock;
-use crate::db::entities::{site, user, user_site};
+use crate::db::entities::{api_token, session, site, user, user_site};
 use crate::error::{Error, ErrorKind, Result};
 
-/// Consecutive failures that lock an account.
-pub const MAX_FAILED_LOGINS: i32 = 5;
-/// How long a locked account stays locked.
-pub const LOCKOUT_SECS: i64 = 15 * 60;
 pub const MIN_PASSWORD_LEN: usize = 10;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -63,19 +62,69 @@ impl Role {
     pub fn can_edit_inventory(self) -> bool {
         matches!(self, Role::Admin | Role::Technician | Role::Procurement)
     }
+    /// Watch live and recorded video, download and export it. Procurement
+    /// manages the inventory and has no need to see what cameras see.
+    pub fn can_watch_video(self) -> bool {
+        matches!(self, Role::Admin | Role::Technician | Role::Viewer)
+    }
+    /// Acknowledge and resolve alerts.
+    pub fn can_handle_alerts(self) -> bool {
+        matches!(self, Role::Admin | Role::Technician)
+    }
+
+    /// What the role may do, for the users page.
+    pub fn permissions(self) -> Vec<&'static str> {
+        let mut p = vec!["see devices, alerts and recordings lists in their sites"];
+        if self.can_edit_inventory() {
+            p.push("edit inventory fields, import and export CSV");
+        }
+        if self.can_watch_video() {
+            p.push("watch and download video");
+        }
+        if self.can_operate_devices() {
+            p.push("discover, adopt, provision, reboot, update firmware, run jobs");
+        }
+        if self.can_handle_alerts() {
+            p.push("acknowledge and resolve alerts");
+        }
+        if self.can_manage_users() {
+            p.push("users, sites, alert channels and rules, shared profiles, metrics, audit log");
+        }
+        p
+    }
+}
+
+/// What a new account gets besides its name, password and role.
+#[derive(Debug, Clone, Default)]
+pub struct NewUser {
+    pub all_sites: bool,
+    pub sites: Vec<i32>,
+    /// The password was generated or typed by an admin: change at first login.
+    pub must_change_password: bool,
+}
+
+/// A user's role and site access, as an admin sets them.
+#[derive(Debug, Clone)]
+pub struct Access {
+    pub role: Role,
+    pub disabled: bool,
+    pub all_sites: bool,
+    pub sites: Vec<i32>,
 }
 
 pub struct Users {
     db: DatabaseConnection,
     clock: SharedClock,
+    throttle: LoginThrottle,
 }
 
-/// Why a login did not succeed. The user is told only "wrong user name or
-/// password" or "locked"; the detail goes to the audit log.
+/// Why a login did not succeed. The user is told the same for all three
+/// (and waits as long for each); the detail goes to the audit log.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LoginError {
     BadCredentials,
-    Locked {
+    /// Too many failures for this account or client address.
+    Throttled {
         until: chrono::DateTime<chrono::Utc>,
     },
     Disabled,
@@ -133,9 +182,18 @@ pub fn validate_password(pw: &str) -> Result<()> {
 
 impl Users {
     pub fn new(db: DatabaseConnection, clock: SharedClock) -> Self {
-        Self { db, clock }
+        Self {
+            throttle: LoginThrottle::new(db.clone()),
+            db,
+            clock,
+        }
     }
 
+    pub fn throttle(&self) -> &LoginThrottle {
+        &self.throttle
+    }
+
+    /// A new account with no sites (it sees nothing until given some).
     pub async fn create(
         &self,
         name: &str,
@@ -143,6 +201,25 @@ impl Users {
         role: Role,
         actor: &Actor,
     ) -> Result<user::Model> {
+        self.create_with(name, password, role, NewUser::default(), actor)
+            .await
+    }
+
+    pub async fn create_with(
+        &self,
+        name: &str,
+        password: &str,
+        role: Role,
+        opts: NewUser,
+        actor: &Actor,
+    ) -> Result<user::Model> {
+        actor.require(Role::can_manage_users)?;
+        if opts.all_sites && !actor.is_admin() {
+            return Err(Error::new(
+                ErrorKind::PermissionDenied,
+                "only an admin grants all sites",
+            ));
+        }
         validate_username(name)?;
         validate_password(password)?;
         if user::Entity::find()
@@ -164,6 +241,8 @@ impl Users {
             disabled: Set(false),
             failed_logins: Set(0),
             created_at: Set(now),
+            all_sites: Set(opts.all_sites),
+            must_change_password: Set(opts.must_change_password),
             ..Default::default()
         }
         .insert(&self.db)
@@ -177,20 +256,35 @@ impl Users {
                 target_kind: "user",
                 target_id: u.id.to_string(),
                 before: None,
-                after: Some(json!({"username": name, "role": role.as_str()})),
+                after: Some(json!({"username": name, "role": role.as_str(),
+                    "all_sites": opts.all_sites,
+                    "must_change_password": opts.must_change_password})),
             },
         )
         .await?;
+        if !opts.sites.is_empty() {
+            let access = Access {
+                role,
+                disabled: false,
+                all_sites: opts.all_sites,
+                sites: opts.sites,
+            };
+            return self.update(u.id, access, actor).await;
+        }
         Ok(u)
     }
 
-    /// Set a new password (and unlock). Callers also end the user's sessions.
+    /// An admin sets a user's password: every session and API token of
+    /// that user stops working, the login counters are cleared, and
+    /// `must_change` makes the next login choose a new one.
     pub async fn set_password(
         &self,
         name: &str,
         password: &str,
+        must_change: bool,
         actor: &Actor,
     ) -> Result<user::Model> {
+        actor.require(Role::can_manage_users)?;
         validate_password(password)?;
         let u = user::Entity::find()
             .filter(user::Column::Username.eq(name))
@@ -198,13 +292,24 @@ impl Users {
             .await?
             .ok_or_else(|| Error::new(ErrorKind::NotFound, format!("no user {name:?}")))?;
         let id = u.id;
+        let hashed = hash(password.into()).await?;
+        let txn = self.db.begin().await?;
         let mut am = u.into_active_model();
-        am.password_hash = Set(hash(password.into()).await?);
-        am.failed_logins = Set(0);
-        am.locked_until = Set(None);
-        let u = am.update(&self.db).await?;
+        am.password_hash = Set(hashed);
+        am.must_change_password = Set(must_change);
+        let u = am.update(&txn).await?;
+        let sessions = session::Entity::delete_many()
+            .filter(session::Column::UserId.eq(id))
+            .exec(&txn)
+            .await?
+            .rows_affected;
+        let tokens = api_token::Entity::delete_many()
+            .filter(api_token::Column::UserId.eq(id))
+            .exec(&txn)
+            .await?
+            .rows_affected;
         audit::record(
-            &self.db,
+            &txn,
             actor,
             self.clock.now_utc(),
             Entry {
@@ -212,22 +317,96 @@ impl Users {
                 target_kind: "user",
                 target_id: id.to_string(),
                 before: None,
+                after: Some(json!({"must_change_password": must_change,
+                    "sessions_ended": sessions, "tokens_revoked": tokens})),
+            },
+        )
+        .await?;
+        txn.commit().await?;
+        for k in [format!("acct:{name}"), format!("acct-local:{name}")] {
+            crate::db::entities::login_throttle::Entity::delete_by_id(k)
+                .exec(&self.db)
+                .await?;
+        }
+        Ok(u)
+    }
+
+    /// A user changes their own password: the current one must be right
+    /// and the new one different. Their other sessions end; their API
+    /// tokens keep working (scripts are not logins).
+    pub async fn change_own_password(
+        &self,
+        actor: &Actor,
+        current_session: Option<&str>,
+        current: &str,
+        new: &str,
+    ) -> Result<()> {
+        let id = actor.user_id.ok_or_else(|| {
+            Error::new(
+                ErrorKind::PermissionDenied,
+                "only a logged-in user has a password here",
+            )
+        })?;
+        let u = self
+            .by_id(id)
+            .await?
+            .ok_or_else(|| Error::new(ErrorKind::NotFound, "no such user"))?;
+        if !verify(current.into(), u.password_hash.clone()).await {
+            return Err(Error::new(
+                ErrorKind::InvalidArgument,
+                "current password: that is not your current password",
+            ));
+        }
+        validate_password(new).map_err(|e| {
+            Error::new(
+                ErrorKind::InvalidArgument,
+                e.message.replacen("password", "new password", 1),
+            )
+        })?;
+        if new == current {
+            return Err(Error::new(
+                ErrorKind::InvalidArgument,
+                "new password: choose a password different from the current one",
+            ));
+        }
+        let hashed = hash(new.into()).await?;
+        let txn = self.db.begin().await?;
+        let mut am = u.into_active_model();
+        am.password_hash = Set(hashed);
+        am.must_change_password = Set(false);
+        am.update(&txn).await?;
+        let mut others = session::Entity::delete_many().filter(session::Column::UserId.eq(id));
+        if let Some(keep) = current_session {
+            others = others.filter(session::Column::Id.ne(super::sessions::key(keep)));
+        }
+        others.exec(&txn).await?;
+        audit::record(
+            &txn,
+            actor,
+            self.clock.now_utc(),
+            Entry {
+                action: "user.password.self",
+                target_kind: "user",
+                target_id: id.to_string(),
+                before: None,
                 after: None,
             },
         )
         .await?;
-        Ok(u)
+        txn.commit().await?;
+        Ok(())
     }
 
-    pub async fn list(&self) -> Result<Vec<user::Model>> {
+    pub async fn list(&self, actor: &Actor) -> Result<Vec<user::Model>> {
         use sea_orm::QueryOrder;
+        actor.require(Role::can_manage_users)?;
         Ok(user::Entity::find()
             .order_by_asc(user::Column::Username)
             .all(&self.db)
             .await?)
     }
 
-    /// The site ids a user is limited to (empty: all sites).
+    /// The sites a user is a member of (see also `all_sites`).
     pub async fn sites_of(&self, user_id: i32) -> Result<Vec<i32>> {
         Ok(user_site::Entity::find()
             .filter(user_site::Column::UserId.eq(user_id))
@@ -238,24 +417,24 @@ impl Users {
             .collect())
     }
 
-    /// Change a user's role, enabled flag and sites, audited before → after.
-    /// An admin cannot demote or disable themself (so there is always one
-    /// admin who can undo a mistake). Callers end the user's sessions when
-    /// the account is disabled and clear cached logins.
-    pub async fn update(
-        &self,
-        id: i32,
-        role: Role,
-        disabled: bool,
-        sites: &[i32],
-        actor_user_id: i32,
-        actor: &Actor,
-    ) -> Result<user::Model> {
+    /// Change a user's role, enabled flag and site access, audited before →
+    /// after. An admin cannot demote or disable themself (so there is always
+    /// one admin who can undo a mistake). Disabling ends the user's
+    /// sessions; callers clear cached logins.
+    pub async fn update(&self, id: i32, access: Access, actor: &Actor) -> Result<user::Model> {
+        actor.require(Role::can_manage_users)?;
+        let Access {
+            role,
+            disabled,
+            all_sites,
+            sites,
+        } = access;
+        let sites = &sites[..];
         let old = self
             .by_id(id)
             .await?
             .ok_or_else(|| Error::new(ErrorKind::NotFound, format!("no user {id}")))?;
-        if id == actor_user_id && (role != Role::Admin || disabled) {
+        if actor.user_id == Some(id) && (role != Role::Admin || disabled) {
             return Err(Error::new(
                 ErrorKind::InvalidArgument,
                 "role: you cannot demote or disable your own account",
@@ -278,12 +457,20 @@ impl Users {
         }
         let mut had = self.sites_of(id).await?;
         had.sort_unstable();
-        let before = json!({"role": old.role, "disabled": old.disabled, "sites": had});
+        let before = json!({"role": old.role, "disabled": old.disabled,
+            "all_sites": old.all_sites, "sites": had});
         let txn = self.db.begin().await?;
         let mut am = old.into_active_model();
         am.role = Set(role.as_str().into());
         am.disabled = Set(disabled);
+        am.all_sites = Set(all_sites);
         let u = am.update(&txn).await?;
+        if disabled {
+            session::Entity::delete_many()
+                .filter(session::Column::UserId.eq(id))
+                .exec(&txn)
+                .await?;
+        }
         user_site::Entity::delete_many()
             .filter(user_site::Column::UserId.eq(id))
             .exec(&txn)
@@ -296,7 +483,8 @@ impl Users {
             .insert(&txn)
             .await?;
         }
-        let after = json!({"role": role.as_str(), "disabled": disabled, "sites": want});
+        let after = json!({"role": role.as_str(), "disabled": disabled,
+            "all_sites": all_sites, "sites": want});
         if before != after {
             audit::record(
                 &txn,
@@ -329,8 +517,11 @@ impl Users {
         Ok(user::Entity::find_by_id(id).one(&self.db).await?)
     }
 
-    /// Check a login. Failures are counted; the account locks for
-    /// [`LOCKOUT_SECS`] after [`MAX_FAILED_LOGINS`] in a row.
+    /// Check a login. Each attempt first claims a slot on the account's
+    /// and the client address's throttle counters ([`super::throttle`]);
+    /// while either is blocked, no password is checked. An unknown, a
+    /// disabled and a throttled account each cost one argon2 verification,
+    /// like a wrong password, and the caller shows all of them the same.
     pub async fn authenticate(
         &self,
         name: &str,
@@ -338,65 +529,46 @@ impl Users {
         ip: Option<&str>,
     ) -> Result<std::result::Result<user::Model, LoginError>> {
         let now = self.clock.now_utc();
-        let actor = Actor {
-            name: name.chars().take(64).collect(),
-            ip: ip.map(String::from),
-        };
+        let mut actor = Actor::operator(&name.chars().take(64).collect::<String>());
+        actor.ip = ip.map(String::from);
+        actor.role = Role::Viewer;
+        actor.scope = super::access::Scope::none();
+        let keys = Keys::new(name, ip.and_then(|i| i.parse().ok()));
+        let claim = self.throttle.claim(&keys, now).await?;
         let found = user::Entity::find()
             .filter(user::Column::Username.eq(name))
             .one(&self.db)
             .await?;
+        let target = found.as_ref().map(|u| u.id.to_string()).unwrap_or_default();
+        if let Claim::Blocked(until) = claim {
+            verify(password.into(), DUMMY_HASH.into()).await;
+            self.audit_login(&actor, now, "login.failed", &target, "throttled")
+                .await?;
+            return Ok(Err(LoginError::Throttled { until }));
+        }
         let Some(u) = found else {
             verify(password.into(), DUMMY_HASH.into()).await;
             self.audit_login(&actor, now, "login.failed", "", "unknown user")
                 .await?;
             return Ok(Err(LoginError::BadCredentials));
         };
+        let ok = verify(password.into(), u.password_hash.clone()).await;
         if u.disabled {
-            self.audit_login(&actor, now, "login.failed", &u.id.to_string(), "disabled")
+            self.audit_login(&actor, now, "login.failed", &target, "disabled")
                 .await?;
             return Ok(Err(LoginError::Disabled));
         }
-        if let Some(until) = u.locked_until.filter(|t| *t > now) {
-            self.audit_login(&actor, now, "login.failed", &u.id.to_string(), "locked")
+        if !ok {
+            self.audit_login(&actor, now, "login.failed", &target, "wrong password")
                 .await?;
-            return Ok(Err(LoginError::Locked { until }));
+            return Ok(Err(LoginError::BadCredentials));
         }
-        let ok = verify(password.into(), u.password_hash.clone()).await;
-        let id = u.id;
-        let failed = u.failed_logins;
+        self.throttle.succeeded(&keys, now).await?;
         let mut am = u.into_active_model();
-        if ok {
-            am.failed_logins = Set(0);
-            am.locked_until = Set(None);
-            am.last_login_at = Set(Some(now));
-            let u = am.update(&self.db).await?;
-            self.audit_login(&actor, now, "login", &id.to_string(), "")
-                .await?;
-            return Ok(Ok(u));
-        }
-        let failed = failed + 1;
-        am.failed_logins = Set(failed);
-        let locked = failed >= MAX_FAILED_LOGINS;
-        if locked {
-            am.failed_logins = Set(0);
-            am.locked_until = Set(Some(now + chrono::Duration::seconds(LOCKOUT_SECS)));
-        }
-        am.update(&self.db).await?;
-        let reason = if locked {
-            "wrong password; account locked"
-        } else {
-            "wrong password"
-        };
-        self.audit_login(&actor, now, "login.failed", &id.to_string(), reason)
-            .await?;
-        Ok(Err(if locked {
-            LoginError::Locked {
-                until: now + chrono::Duration::seconds(LOCKOUT_SECS),
-            }
-        } else {
-            LoginError::BadCredentials
-        }))
+        am.last_login_at = Set(Some(now));
+        let u = am.update(&self.db).await?;
+        self.audit_login(&actor, now, "login", &target, "").await?;
+        Ok(Ok(u))
     }
 
     async fn audit_login(

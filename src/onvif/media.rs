@@ -201,7 +201,9 @@ pub async fn fetch_snapshot(
         let creds = s.credentials().ok_or_else(|| {
             OnvifError::new(FaultClass::Unauthorized, OP, "snapshot needs credentials")
         })?;
-        let (mut client, _) = httpauth::choose(&reply.headers, true)
+        // Basic only where the device's policy allows it: over plain HTTP
+        // it hands the camera's password to anyone on the path.
+        let (mut client, _) = httpauth::choose(&reply.headers, s.policy().allow_basic)
             .map_err(|e| OnvifError::new(FaultClass::Unauthorized, OP, e))?;
         let auth = httpauth::respond(
             &mut client,
@@ -237,15 +239,17 @@ pub async fn fetch_snapshot(
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_string();
-    let sniffed = sniff_image(&reply.body);
-    if !content_type.starts_with("image/") && sniffed.is_none() {
+    // Only what the bytes show to be JPEG, PNG or BMP is passed on, with
+    // the type the bytes say: a camera's claim (SVG, HTML) is never served
+    // to a browser from our origin.
+    let Some(sniffed) = sniff_image(&reply.body) else {
         return Err(OnvifError::malformed(
             OP,
-            format!("not an image (Content-Type {content_type:?})"),
+            format!("not a JPEG, PNG or BMP image (Content-Type {content_type:?})"),
         ));
-    }
+    };
     Ok(Snapshot {
-        content_type: sniffed.map(String::from).unwrap_or(content_type),
+        content_type: sniffed.to_string(),
         bytes: reply.body,
     })
 }

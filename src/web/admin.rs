@@ -20,7 +20,7 @@ use crate::fleet::audit::Actor;
 use crate::fleet::users::Role;
 
 fn actor(me: &CurrentUser) -> Actor {
-    Actor::user(&me.user.username)
+    me.actor()
 }
 
 // ---------- sites ----------
@@ -188,24 +188,6 @@ pub async fn site_update(
     }
 }
 
-pub async fn api_sites(
-    AxState(state): AxState<State>,
-    Extension(me): Extension<CurrentUser>,
-) -> Result<Response, WebError> {
-    let sites: Vec<super::api::ApiSite> = state
-        .sites
-        .visible(&me.scope)
-        .await?
-        .into_iter()
-        .map(|s| super::api::ApiSite {
-            id: s.id,
-            name: s.name,
-            description: s.description,
-        })
-        .collect();
-    Ok(axum::Json(sites).into_response())
-}
-
 // ---------- users ----------
 
 pub struct UserRow {
@@ -234,17 +216,20 @@ async fn users_page(
     username: String,
     role: String,
 ) -> Result<UsersPage, WebError> {
+    let listed = state.users.list(&me.actor()).await?;
     let sites = state.sites.list().await?;
     let mut users = Vec::new();
-    for u in state.users.list().await? {
+    for u in listed {
         let ids = state.users.sites_of(u.id).await?;
         let names: Vec<&str> = ids
             .iter()
             .map(|id| crate::fleet::inventory::site_name(&sites, Some(*id)))
             .collect();
         users.push(UserRow {
-            sites: if names.is_empty() {
-                "all".into()
+            sites: if u.role == "admin" || u.all_sites {
+                "all sites".into()
+            } else if names.is_empty() {
+                "none (sees no devices)".into()
             } else {
                 names.join(", ")
             },
@@ -300,13 +285,14 @@ pub async fn user_create(
     let result = async {
         let role = Role::parse(&role_s)
             .ok_or_else(|| Error::new(ErrorKind::InvalidArgument, "role: choose a role"))?;
-        let u = state
-            .users
-            .create(&name, &f.get("password"), role, &actor(&me))
-            .await?;
+        let opts = crate::fleet::users::NewUser {
+            all_sites: f.get("all_sites") == "on",
+            sites: f.ids("site"),
+            must_change_password: f.get("must_change") == "on",
+        };
         state
             .users
-            .update(u.id, role, false, &f.ids("site"), me.user.id, &actor(&me))
+            .create_with(&name, &f.get("password"), role, opts, &actor(&me))
             .await
     }
     .await;
@@ -395,11 +381,13 @@ pub async fn user_update(
                     .ok_or_else(|| Error::new(ErrorKind::NotFound, format!("no user {id}")))?;
                 state
                     .users
-                    .set_password(&u.username, &f.get("password"), &actor(&me))
+                    .set_password(
+                        &u.username,
+                        &f.get("password"),
+                        f.get("must_change") == "on",
+                        &actor(&me),
+                    )
                     .await?;
-                if id != me.user.id {
-                    state.sessions.delete_user(id).await?;
-                }
                 Ok(())
             }
             "revoke_token" => {
@@ -411,14 +399,13 @@ pub async fn user_update(
             _ => {
                 let role = Role::parse(&f.get("role"))
                     .ok_or_else(|| Error::new(ErrorKind::InvalidArgument, "role: choose a role"))?;
-                let disabled = f.get("disabled") == "on";
-                state
-                    .users
-                    .update(id, role, disabled, &f.ids("site"), me.user.id, &actor(&me))
-                    .await?;
-                if disabled {
-                    state.sessions.delete_user(id).await?;
-                }
+                let access = crate::fleet::users::Access {
+                    role,
+                    disabled: f.get("disabled") == "on",
+                    all_sites: f.get("all_sites") == "on",
+                    sites: f.ids("site"),
+                };
+                state.users.update(id, access, &actor(&me)).await?;
                 Ok(())
             }
         }
@@ -529,14 +516,104 @@ pub async fn account_update(
         StatusCode::UNPROCESSABLE_ENTITY
     };
     let tokens = state.tokens.of_user(me.user.id).await?;
-    Ok((
-        status,
-        AccountPage {
+    Ok(no_store(
+        (
+            status,
+            AccountPage {
+                me,
+                tokens,
+                new_token,
+                error,
+            },
+        )
+            .into_response(),
+    ))
+}
+
+// ---------- own password ----------
+
+#[derive(Template, WebTemplate)]
+#[template(path = "password.html")]
+pub struct PasswordPage {
+    pub me: CurrentUser,
+    pub error: String,
+    pub field: String,
+    pub done: bool,
+}
+
+fn no_store(mut r: Response) -> Response {
+    r.headers_mut().insert(
+        axum::http::header::CACHE_CONTROL,
+        axum::http::HeaderValue::from_static("no-store"),
+    );
+    r
+}
+
+pub async fn password_page(Extension(me): Extension<CurrentUser>) -> Result<Response, WebError> {
+    Ok(no_store(
+        PasswordPage {
             me,
-            tokens,
-            new_token,
-            error,
-        },
-    )
-        .into_response())
+            error: String::new(),
+            field: String::new(),
+            done: false,
+        }
+        .into_response(),
+    ))
+}
+
+/// Change one's own password: the current one, then the new one twice.
+/// Other sessions of the user end; this one stays.
+pub async fn password_change(
+    AxState(state): AxState<State>,
+    Extension(me): Extension<CurrentUser>,
+    RawForm(raw): RawForm,
+) -> Result<Response, WebError> {
+    let f = FormFields::parse(&raw);
+    me.check_csrf(&f.get("csrf"))?;
+    if me.via_token {
+        return Err(WebError(Error::new(
+            ErrorKind::PermissionDenied,
+            "a password is changed from a browser login, not with a token",
+        )));
+    }
+    let (new, again) = (f.get("new"), f.get("again"));
+    let result = if new != again {
+        Err(Error::new(
+            ErrorKind::InvalidArgument,
+            "again: the two new passwords differ",
+        ))
+    } else {
+        state
+            .users
+            .change_own_password(&me.actor(), me.session_token(), &f.get("current"), &new)
+            .await
+    };
+    state.auth_cache.clear();
+    match result {
+        Ok(()) => Ok(no_store(
+            PasswordPage {
+                me,
+                error: String::new(),
+                field: String::new(),
+                done: true,
+            }
+            .into_response(),
+        )),
+        Err(e) if e.kind == ErrorKind::InvalidArgument => {
+            let field = field_of(&e.message);
+            Ok(no_store(
+                (
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    PasswordPage {
+                        me,
+                        error: e.message,
+                        field,
+                        done: false,
+                    },
+                )
+                    .into_response(),
+            ))
+        }
+        Err(e) => Err(e.into()),
+    }
 }

@@ -23,6 +23,8 @@ use crate::fleet::sessions::random_token;
 use crate::fleet::users::{LoginError, Role};
 
 pub const SESSION_COOKIE: &str = "camfleet_session";
+/// What every refused login is told.
+pub const LOGIN_REFUSED: &str = "Wrong user name or password, or too many attempts: check them, and if they are right wait a few minutes before trying again.";
 pub const LOGIN_CSRF_COOKIE: &str = "camfleet_login_csrf";
 
 /// The logged-in user of a request (put there by [`require_login`]).
@@ -36,6 +38,8 @@ pub struct CurrentUser {
     token: String,
     /// Signed in with an API token (no cookie, so no CSRF exposure).
     pub via_token: bool,
+    /// The client address (TCP peer or trusted proxy chain).
+    pub ip: Option<String>,
 }
 
 impl CurrentUser {
@@ -51,21 +55,20 @@ impl CurrentUser {
         }
     }
 
-    /// Record a change this user made in the audit log.
-    pub async fn audit(
-        &self,
-        db: &sea_orm::DatabaseConnection,
-        at: chrono::DateTime<chrono::Utc>,
-        entry: crate::fleet::audit::Entry<'_>,
-    ) -> Result<(), WebError> {
-        crate::fleet::audit::record(
-            db,
-            &crate::fleet::audit::Actor::user(&self.user.username),
-            at,
-            entry,
+    /// Who the fleet services act for: this user, role, scope and address.
+    pub fn actor(&self) -> crate::fleet::audit::Actor {
+        crate::fleet::audit::Actor::user(
+            &self.user.username,
+            self.user.id,
+            self.role,
+            self.scope.clone(),
+            self.ip.clone(),
         )
-        .await?;
-        Ok(())
+    }
+
+    /// The session cookie's token (a bearer login has none).
+    pub fn session_token(&self) -> Option<&str> {
+        (!self.via_token).then_some(self.token.as_str())
     }
 
     pub fn check_csrf(&self, token: &str) -> Result<(), WebError> {
@@ -168,7 +171,18 @@ enum Credential {
     Bearer(String),
 }
 
-async fn resolve(state: &State, cred: Credential) -> Result<Option<CurrentUser>, WebError> {
+async fn resolve(
+    state: &State,
+    cred: Credential,
+    ip: Option<String>,
+) -> Result<Option<CurrentUser>, WebError> {
+    Ok(resolve_cached(state, cred).await?.map(|mut u| {
+        u.ip = ip;
+        u
+    }))
+}
+
+async fn resolve_cached(state: &State, cred: Credential) -> Result<Option<CurrentUser>, WebError> {
     let now = state.clock.monotonic();
     let (token, via_token) = match &cred {
         Credential::Session(t) => (t.clone(), false),
@@ -194,7 +208,7 @@ async fn resolve(state: &State, cred: Credential) -> Result<Option<CurrentUser>,
     let Some(role) = Role::parse(&u.role) else {
         return Ok(None);
     };
-    let scope = if role == Role::Admin {
+    let scope = if role == Role::Admin || u.all_sites {
         Scope::All
     } else {
         Scope::from_sites(state.users.sites_of(u.id).await?)
@@ -206,6 +220,7 @@ async fn resolve(state: &State, cred: Credential) -> Result<Option<CurrentUser>,
         csrf,
         token,
         via_token,
+        ip: None,
     };
     state.auth_cache.put(current.clone(), now);
     Ok(Some(current))
@@ -226,7 +241,7 @@ pub async fn require_login(
         .map(|t| Credential::Bearer(t.trim().to_string()));
     let cred = bearer.or_else(|| cookie(req.headers(), SESSION_COOKIE).map(Credential::Session));
     let current = match cred {
-        Some(c) => match resolve(&state, c).await {
+        Some(c) => match resolve(&state, c, info.ip_text()).await {
             Ok(c) => c,
             Err(e) => return e.into_response(),
         },
@@ -234,7 +249,11 @@ pub async fn require_login(
     };
     let Some(current) = current else {
         if is_api {
-            return (StatusCode::UNAUTHORIZED, "login required").into_response();
+            return super::error::problem(
+                StatusCode::UNAUTHORIZED,
+                "login required",
+                "send a session cookie or `Authorization: Bearer <token>`",
+            );
         }
         let next_path = req
             .uri()
@@ -249,6 +268,22 @@ pub async fn require_login(
     ) && !same_origin(&state, &info, req.headers())
     {
         return (StatusCode::FORBIDDEN, "cross-site request refused").into_response();
+    }
+    // A password camfleet generated, or an admin set with "must change",
+    // is good for one thing only: choosing a new one.
+    if current.user.must_change_password {
+        let path = req.uri().path();
+        let allowed = matches!(path, "/account/password" | "/logout");
+        if !allowed {
+            if is_api || current.via_token {
+                return super::error::problem(
+                    StatusCode::FORBIDDEN,
+                    "password change required",
+                    "log in with a browser and choose a new password first",
+                );
+            }
+            return Redirect::to("/account/password").into_response();
+        }
     }
     let user = super::LoggedUser(current.user.username.clone());
     req.extensions_mut().insert(current);
@@ -271,10 +306,24 @@ fn urlencode(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
 
-/// Only same-site paths: never `//evil.example` or `https://…`.
-fn safe_next(next: Option<&str>) -> String {
+/// Only a path on this site: it starts with one `/`, and holds no
+/// backslash, no control character or whitespace (browsers drop tabs and
+/// newlines from URLs, so `/\t/evil.example` would become
+/// `//evil.example`), and no `//` anywhere before the query.
+pub fn safe_next(next: Option<&str>) -> String {
+    let ok = |n: &str| {
+        let path = n.split(['?', '#']).next().unwrap_or("");
+        n.starts_with('/')
+            && n.len() <= 2048
+            && !path.contains("//")
+            && !n.contains('\\')
+            && !n.chars().any(|c| c.is_control() || c.is_whitespace())
+            // An encoded slash or backslash could be decoded by a proxy.
+            && !path.to_ascii_lowercase().contains("%2f")
+            && !path.to_ascii_lowercase().contains("%5c")
+    };
     match next {
-        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n.to_string(),
+        Some(n) if ok(n) => n.to_string(),
         _ => "/".into(),
     }
 }
@@ -372,7 +421,12 @@ pub async fn login_submit(
     {
         Ok(u) => {
             let (token, _) = state.sessions.create(u.id).await?;
-            let mut resp = Redirect::to(&safe_next(f.next.as_deref())).into_response();
+            let to = if u.must_change_password {
+                "/account/password".to_string()
+            } else {
+                safe_next(f.next.as_deref())
+            };
+            let mut resp = Redirect::to(&to).into_response();
             let ttl = crate::fleet::sessions::SESSION_TTL_SECS;
             resp.headers_mut().append(
                 header::SET_COOKIE,
@@ -384,17 +438,12 @@ pub async fn login_submit(
             );
             Ok(resp)
         }
-        Err(LoginError::Locked { until }) => Ok(again(
-            &format!(
-                "Too many failed attempts: this account is locked until {} UTC.",
-                until.format("%H:%M")
-            ),
-            StatusCode::TOO_MANY_REQUESTS,
-        )),
-        Err(LoginError::BadCredentials | LoginError::Disabled) => Ok(again(
-            "Wrong user name or password.",
-            StatusCode::UNAUTHORIZED,
-        )),
+        // One answer for a wrong password, an unknown or disabled account
+        // and a throttled one, so the page tells nobody which accounts
+        // exist or are locked (the audit log has the detail).
+        Err(LoginError::Throttled { .. } | LoginError::BadCredentials | LoginError::Disabled) => {
+            Ok(again(LOGIN_REFUSED, StatusCode::UNAUTHORIZED))
+        }
     }
 }
 
@@ -429,6 +478,13 @@ mod tests {
         assert_eq!(safe_next(Some("//evil.example/")), "/");
         assert_eq!(safe_next(Some("https://evil.example/")), "/");
         assert_eq!(safe_next(Some("/\\evil")), "/");
+        // What `next=/%09/evil.example` decodes to: browsers drop the tab.
+        assert_eq!(safe_next(Some("/\t/evil.example")), "/");
+        assert_eq!(safe_next(Some("/\n/evil.example")), "/");
+        assert_eq!(safe_next(Some("/ /evil.example")), "/");
+        assert_eq!(safe_next(Some("/a//evil.example")), "/");
+        assert_eq!(safe_next(Some("/%2f%2fevil.example")), "/");
+        assert_eq!(safe_next(Some("/devices?q=a//b")), "/devices?q=a//b");
         assert_eq!(safe_next(None), "/");
     }
 

@@ -15,21 +15,9 @@ use super::error::WebError;
 use super::form::FormFields;
 use crate::db::entities::{discovery_result, discovery_run, site};
 use crate::error::{Error, ErrorKind};
-use crate::fleet::audit::Actor;
 use crate::fleet::discovery::{AdoptOutcome, InterfaceView, RunKind};
 use crate::fleet::progress::Progress;
 use crate::onvif::Credentials;
-
-fn actor(me: &CurrentUser) -> Actor {
-    Actor::user(&me.user.username)
-}
-
-fn not_found(id: i32) -> WebError {
-    WebError(Error::new(
-        ErrorKind::NotFound,
-        format!("no discovery run {id}"),
-    ))
-}
 
 #[derive(Template, WebTemplate)]
 #[template(path = "discovery.html")]
@@ -63,7 +51,7 @@ async fn runs_page(
     error: String,
     form: RunForm,
 ) -> Result<RunsPage, WebError> {
-    let runs = state.discovery.runs(&state.db).await?;
+    let runs = state.console.discovery_runs(&me.actor()).await?;
     let sites = state.sites.visible(&me.scope).await?;
     Ok(RunsPage {
         can_run: me.role.can_operate_devices(),
@@ -148,85 +136,36 @@ pub async fn start(
         interface: f.text("interface"),
         site: f.text("site"),
     };
-    let checked = async {
+    let started = async {
         let site = match form.site.trim() {
             "" => None,
-            s => {
-                let id: i32 = s
-                    .parse()
-                    .map_err(|_| Error::new(ErrorKind::InvalidArgument, "Site: choose a site"))?;
-                if !me.scope.allows_site(Some(id)) {
-                    return Err(Error::new(
-                        ErrorKind::PermissionDenied,
-                        "Site: not one of your sites",
-                    ));
-                }
-                Some(state.sites.get(id).await?)
-            }
+            v => Some(
+                v.parse::<i32>()
+                    .map_err(|_| Error::new(ErrorKind::InvalidArgument, "Site: choose a site"))?,
+            ),
         };
-        let mut kind = parse_kind(&form.kind, &form.target, &form.interface)
+        let kind = parse_kind(&form.kind, &form.target, &form.interface)
             .map_err(|e| Error::new(ErrorKind::InvalidArgument, e))?;
-        // A site's default interface, when the form names none.
-        if let (RunKind::Multicast(None), Some(s)) = (&kind, &site)
-            && let Some(ip) = s
-                .discovery_interface
-                .as_deref()
-                .and_then(|i| i.parse().ok())
-        {
-            kind = RunKind::Multicast(Some(ip));
-        }
-        if let RunKind::Multicast(only) = &kind {
-            state.discovery.multicast_interfaces(*only)?;
-        }
-        Ok::<_, Error>((kind, site.map(|s| s.id)))
+        state
+            .console
+            .discovery_start(&state.discovery_ops(), &me.actor(), kind, site)
+            .await
     }
     .await;
-    let (kind, site_id) = match checked {
-        Ok(k) => k,
-        Err(e) if matches!(e.kind, ErrorKind::InvalidArgument | ErrorKind::NotFound) => {
+    let run = match started {
+        Ok(r) => r,
+        Err(e)
+            if matches!(
+                e.kind,
+                ErrorKind::InvalidArgument | ErrorKind::NotFound | ErrorKind::ResourceExhausted
+            ) =>
+        {
             let page = runs_page(&state, me, e.message, form).await?;
             return Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response());
         }
         Err(e) => return Err(e.into()),
     };
-    let run = launch(&state, &me, kind, site_id).await?;
     Ok(Redirect::to(&format!("/discovery/{}", run.id)).into_response())
-}
-
-/// Create a run and start it in the background.
-pub async fn launch(
-    state: &State,
-    me: &CurrentUser,
-    kind: RunKind,
-    site_id: Option<i32>,
-) -> Result<discovery_run::Model, WebError> {
-    let actor = actor(me);
-    let run = state
-        .discovery
-        .create_run(&state.db, &kind, site_id, &actor)
-        .await?;
-    let reporter = state.progress.begin(
-        run.id,
-        Progress {
-            phase: "discovering".into(),
-            ..Default::default()
-        },
-    );
-    // The run continues without the request: the page follows it live.
-    let st = state.clone();
-    let id = run.id;
-    let returned = run.clone();
-    tokio::spawn(async move {
-        if let Err(e) = st
-            .discovery
-            .execute(&st.inventory, run, kind, &reporter, &actor)
-            .await
-        {
-            tracing::warn!(run = id, error = %e, "discovery run failed");
-            reporter.finish("failed", e.message);
-        }
-    });
-    Ok(returned)
 }
 
 pub struct ResultRow {
@@ -235,6 +174,8 @@ pub struct ResultRow {
     pub hardware: String,
     pub xaddr: String,
     pub outcome: Option<AdoptOutcome>,
+    /// Managed in a site outside the user's.
+    pub elsewhere: bool,
 }
 
 #[derive(Template, WebTemplate)]
@@ -261,25 +202,18 @@ async fn run_page(
     username: String,
     site: String,
 ) -> Result<RunPage, WebError> {
-    let run = state
-        .discovery
-        .get_run(&state.db, id)
-        .await?
-        .ok_or_else(|| not_found(id))?;
-    let rows = state
-        .discovery
-        .results(&state.db, id)
-        .await?
+    let view = state.console.discovery_run(&me.actor(), id).await?;
+    let run = view.run;
+    let rows = view
+        .results
         .into_iter()
-        .map(|r| ResultRow {
-            name: r.scopes["name"].as_str().unwrap_or("").to_string(),
-            hardware: r.scopes["hardware"].as_str().unwrap_or("").to_string(),
-            xaddr: r.xaddrs[0].as_str().unwrap_or("").to_string(),
-            outcome: r
-                .outcome
-                .as_deref()
-                .and_then(|o| serde_json::from_str(o).ok()),
-            r,
+        .map(|v| ResultRow {
+            name: v.r.scopes["name"].as_str().unwrap_or("").to_string(),
+            hardware: v.r.scopes["hardware"].as_str().unwrap_or("").to_string(),
+            xaddr: v.r.xaddrs[0].as_str().unwrap_or("").to_string(),
+            outcome: v.outcome,
+            elsewhere: v.elsewhere,
+            r: v.r,
         })
         .collect();
     let sites = state.sites.visible(&me.scope).await?;
@@ -359,64 +293,41 @@ pub async fn adopt(
 ) -> Result<Response, WebError> {
     let f = FormFields::parse(&raw);
     me.check_csrf(&f.text("csrf"))?;
-    me.require(me.role.can_operate_devices())?;
     let site_s = f.text("site");
-    let site_id = match site_s.as_str() {
-        "" => None,
-        v => v.parse::<i32>().ok(),
-    };
-    let mut error = String::new();
-    if !site_s.is_empty() && site_id.is_none() {
-        error = "Site: choose a site".into();
-    } else if !me.scope.allows_site(site_id) {
-        error = "Site: choose one of your sites".into();
-    }
-    if state.progress.running(id) {
-        error = "This run is busy; wait for it to finish".into();
-    }
-    let (sel, username) = match selection(&f) {
-        Ok(s) => s,
-        Err(e) => {
-            if error.is_empty() {
-                error = e;
-            }
-            (Vec::new(), f.text("username"))
-        }
-    };
-    if !error.is_empty() {
-        let page = run_page(&state, me, id, error, username, site_s).await?;
-        return Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response());
-    }
-    let reporter = state.progress.begin(
-        id,
-        Progress {
-            phase: "adopting".into(),
-            total: sel.len() as u64,
-            ..Default::default()
-        },
-    );
-    let st = state.clone();
-    let actor = actor(&me);
-    tokio::spawn(async move {
-        if let Err(e) = st
-            .discovery
-            .adopt(&st.inventory, id, &sel, site_id, &actor, &reporter)
+    let result = async {
+        let site_id = match site_s.as_str() {
+            "" => None,
+            v => Some(
+                v.parse::<i32>()
+                    .map_err(|_| Error::new(ErrorKind::InvalidArgument, "Site: choose a site"))?,
+            ),
+        };
+        let (sel, _) = selection(&f).map_err(|e| Error::new(ErrorKind::InvalidArgument, e))?;
+        state
+            .console
+            .discovery_adopt(&state.discovery_ops(), &me.actor(), id, sel, site_id)
             .await
-        {
-            tracing::warn!(run = id, error = %e, "adoption failed");
-            reporter.finish("failed", e.message);
+    }
+    .await;
+    match result {
+        Ok(()) => Ok(Redirect::to(&format!("/discovery/{id}")).into_response()),
+        Err(e) if matches!(e.kind, ErrorKind::InvalidArgument | ErrorKind::Conflict) => {
+            let page = run_page(&state, me, id, e.message, f.text("username"), site_s).await?;
+            Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response())
         }
-    });
-    Ok(Redirect::to(&format!("/discovery/{id}")).into_response())
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Server-sent events: the run's progress as JSON `progress` events, then
 /// one `end` event. A run with no work going on here answers `end` at once.
 pub async fn events(
     AxState(state): AxState<State>,
-    Extension(_me): Extension<CurrentUser>,
+    Extension(me): Extension<CurrentUser>,
     Path(id): Path<i32>,
 ) -> Result<Response, WebError> {
+    // Only for a run the user may see.
+    state.console.discovery_run(&me.actor(), id).await?;
     Ok(progress_sse(state.progress.subscribe(id)))
 }
 

@@ -9,37 +9,26 @@ use axum::Extension;
 use axum::extract::{Multipart, Path, RawForm, State as AxState};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 
 use super::State;
 use super::auth::CurrentUser;
 use super::error::WebError;
 use super::form::FormFields;
-use crate::db::entities::{device, firmware_image, firmware_rollout, rollout_device, site};
+use crate::db::entities::{firmware_image, firmware_rollout, rollout_device, site};
 use crate::error::{Error, ErrorKind};
 use crate::fleet::audit::Actor;
-use crate::fleet::firmware::{Firmware, MaintenanceWindow, RolloutPlan};
+use crate::fleet::console::firmware::ModelRow;
+use crate::fleet::firmware::{MaintenanceWindow, RolloutPlan};
 
 /// Upload requests may carry an image up to the library's limit.
 pub const UPLOAD_BODY_LIMIT: usize = crate::fleet::firmware::MAX_IMAGE_BYTES + 1024 * 1024;
 
 fn actor(me: &CurrentUser) -> Actor {
-    Actor::user(&me.user.username)
+    me.actor()
 }
 
 fn bad(m: impl Into<String>) -> WebError {
     WebError(Error::new(ErrorKind::InvalidArgument, m.into()))
-}
-
-pub struct ModelRow {
-    pub manufacturer: String,
-    pub model: String,
-    pub total: i64,
-    /// (firmware, count, link to the devices)
-    pub versions: Vec<(String, i64, String)>,
-    /// The approved version, and how many devices run another one.
-    pub approved: Option<String>,
-    pub behind: i64,
 }
 
 #[derive(Template, WebTemplate)]
@@ -67,123 +56,72 @@ async fn firmware_page(
     me: CurrentUser,
     error: String,
 ) -> Result<FirmwarePage, WebError> {
-    let counts: Vec<(String, String, String, i64)> = device::Entity::find()
-        .filter(me.scope.devices())
-        .select_only()
-        .column(device::Column::Manufacturer)
-        .column(device::Column::Model)
-        .column(device::Column::Firmware)
-        .column_as(sea_orm::sea_query::Expr::cust("COUNT(*)"), "n")
-        .group_by(device::Column::Manufacturer)
-        .group_by(device::Column::Model)
-        .group_by(device::Column::Firmware)
-        .order_by_asc(device::Column::Manufacturer)
-        .order_by_asc(device::Column::Model)
-        .order_by_asc(device::Column::Firmware)
-        .into_tuple()
-        .all(&state.db)
+    let o = state
+        .console
+        .firmware_overview(&state.firmware_lib, &me.actor())
         .await?;
-    let mut rows: Vec<ModelRow> = Vec::new();
-    for (manufacturer, model, fw, n) in counts {
-        let link = {
-            let mut s = url::form_urlencoded::Serializer::new(String::new());
-            s.append_pair("manufacturer", &manufacturer);
-            s.append_pair("model", &model);
-            s.append_pair("firmware", &fw);
-            format!("/devices?{}", s.finish())
-        };
-        match rows.last_mut() {
-            Some(r) if r.manufacturer == manufacturer && r.model == model => {
-                r.total += n;
-                r.versions.push((fw, n, link));
-            }
-            _ => rows.push(ModelRow {
-                manufacturer,
-                model,
-                total: n,
-                versions: vec![(fw, n, link)],
-                approved: None,
-                behind: 0,
-            }),
-        }
-    }
-    let images = state.firmware_lib.images().await?;
-    for r in &mut rows {
-        if let Some(a) = Firmware::approved_for(&images, &r.model) {
-            r.behind = r
-                .versions
-                .iter()
-                .filter(|(v, _, _)| *v != a.version)
-                .map(|(_, n, _)| n)
-                .sum();
-            r.approved = Some(a.version.clone());
-        }
-    }
-    let versions: std::collections::HashMap<i32, String> = images
-        .iter()
-        .map(|i| (i.id, format!("{} {}", i.model_pattern, i.version)))
-        .collect();
-    let rollouts = firmware_rollout::Entity::find()
-        .order_by_desc(firmware_rollout::Column::Id)
-        .limit(20)
-        .all(&state.db)
-        .await?
-        .into_iter()
-        .map(|r| {
-            let v = versions.get(&r.image_id).cloned().unwrap_or_default();
-            (r, v)
-        })
-        .collect();
     Ok(FirmwarePage {
-        sites: state.sites.list().await?,
+        sites: state.sites.visible(&me.scope).await?,
         me,
-        rows,
-        images,
-        rollouts,
+        rows: o.rows,
+        images: o.images,
+        rollouts: o.rollouts,
         error,
     })
 }
 
+/// A form token in the query string (multipart forms: checked before
+/// the body is read).
+#[derive(serde::Deserialize)]
+pub struct CsrfQuery {
+    #[serde(default)]
+    csrf: String,
+}
+
+impl CsrfQuery {
+    pub fn csrf(&self) -> &str {
+        &self.csrf
+    }
+}
+
 /// Upload an image to the library (multipart: vendor, model, version,
-/// notes, file).
+/// notes, file). The role and the form token (in the query string, so it
+/// is known before the body) are checked before a byte of the body is
+/// read; the file streams to a temporary file, capped at the library's
+/// limit, and at most [`crate::app::MAX_UPLOADS`] uploads run at once.
 pub async fn upload(
     AxState(state): AxState<State>,
     Extension(me): Extension<CurrentUser>,
+    axum::extract::Query(q): axum::extract::Query<CsrfQuery>,
     mut mp: Multipart,
 ) -> Result<Response, WebError> {
-    let mut fields: std::collections::HashMap<String, String> = Default::default();
-    let mut data = bytes::Bytes::new();
-    while let Some(field) = mp
-        .next_field()
-        .await
-        .map_err(|e| bad(format!("upload: {e}")))?
-    {
-        let name = field.name().unwrap_or("").to_string();
-        if name == "file" {
-            data = field
-                .bytes()
+    me.check_csrf(&q.csrf)?;
+    me.actor()
+        .require(crate::fleet::users::Role::can_operate_devices)?;
+    let _slot = state.limits.upload()?;
+    let tmp = state
+        .upload_dir
+        .join(format!("firmware-{}.upload", uuid::Uuid::new_v4().simple()));
+    let result = receive(&mut mp, &tmp).await;
+    let stored = match result {
+        Ok(fields) => {
+            let get = |k: &str| fields.get(k).cloned().unwrap_or_default();
+            state
+                .firmware_lib
+                .upload_file(
+                    &get("vendor"),
+                    &get("model"),
+                    &get("version"),
+                    &get("notes"),
+                    &tmp,
+                    &me.actor(),
+                )
                 .await
-                .map_err(|e| bad(format!("upload: {e}")))?;
-        } else {
-            let v = field.text().await.map_err(|e| bad(e.to_string()))?;
-            fields.insert(name, v);
         }
-    }
-    let get = |k: &str| fields.get(k).cloned().unwrap_or_default();
-    me.check_csrf(&get("csrf"))?;
-    me.require(me.role.can_operate_devices())?;
-    match state
-        .firmware_lib
-        .upload(
-            &get("vendor"),
-            &get("model"),
-            &get("version"),
-            &get("notes"),
-            data,
-            &actor(&me),
-        )
-        .await
-    {
+        Err(e) => Err(e),
+    };
+    let _ = tokio::fs::remove_file(&tmp).await;
+    match stored {
         Ok(_) => Ok(Redirect::to("/firmware").into_response()),
         Err(e) if e.kind == ErrorKind::InvalidArgument => {
             let page = firmware_page(&state, me, e.to_string()).await?;
@@ -191,6 +129,59 @@ pub async fn upload(
         }
         Err(e) => Err(e.into()),
     }
+}
+
+/// Read a multipart upload: small text fields into a map, the `file`
+/// field chunk by chunk into `path` (never more than the image limit).
+async fn receive(
+    mp: &mut Multipart,
+    path: &std::path::Path,
+) -> Result<std::collections::HashMap<String, String>, Error> {
+    use tokio::io::AsyncWriteExt;
+    let bad = |m: String| Error::new(ErrorKind::InvalidArgument, m);
+    let mut fields = std::collections::HashMap::new();
+    let mut out = tokio::fs::File::create(path).await.map_err(|e| {
+        Error::new(
+            ErrorKind::Unavailable,
+            format!("cannot store the upload: {e}"),
+        )
+    })?;
+    while let Some(mut field) = mp
+        .next_field()
+        .await
+        .map_err(|e| bad(format!("upload: {e}")))?
+    {
+        let name = field.name().unwrap_or("").to_string();
+        if name == "file" {
+            let mut total = 0usize;
+            while let Some(chunk) = field
+                .chunk()
+                .await
+                .map_err(|e| bad(format!("upload: {e}")))?
+            {
+                total += chunk.len();
+                if total > crate::fleet::firmware::MAX_IMAGE_BYTES {
+                    return Err(bad("file: larger than 256 MiB".into()));
+                }
+                out.write_all(&chunk).await.map_err(|e| {
+                    Error::new(
+                        ErrorKind::ResourceExhausted,
+                        format!("cannot store the upload: {e}"),
+                    )
+                })?;
+            }
+        } else if fields.len() < 16 {
+            let v = field.text().await.map_err(|e| bad(e.to_string()))?;
+            fields.insert(name, v.chars().take(10_000).collect());
+        }
+    }
+    out.flush().await.map_err(|e| {
+        Error::new(
+            ErrorKind::ResourceExhausted,
+            format!("cannot store the upload: {e}"),
+        )
+    })?;
+    Ok(fields)
 }
 
 /// Approve an image (admins).
@@ -202,7 +193,6 @@ pub async fn image_action(
 ) -> Result<Response, WebError> {
     let f = FormFields::parse(&raw);
     me.check_csrf(&f.get("csrf"))?;
-    me.require(me.role.can_manage_users())?;
     match f.text("action").as_str() {
         "approve" => state.firmware_lib.approve(id, &actor(&me)).await?,
         _ => return Err(bad("action: approve")),
@@ -269,42 +259,36 @@ pub async fn rollout_create(
 ) -> Result<Response, WebError> {
     let f = FormFields::parse(&raw);
     me.check_csrf(&f.get("csrf"))?;
-    me.require(me.role.can_operate_devices())?;
-    let image_id: i32 = f
-        .text("image")
-        .parse()
-        .map_err(|_| bad("image: choose one"))?;
-    let img = state.firmware_lib.image(image_id).await?;
-    let plan = match parse_plan(&f) {
-        Ok(p) => p,
-        Err(e) => {
-            let page = firmware_page(&state, me, e).await?;
-            return Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response());
-        }
-    };
-    // The image's models, within the user's sites (and the chosen site).
-    let mut q = device::Entity::find().filter(me.scope.devices());
-    let site = f.text("site");
-    if !site.is_empty() {
-        let sid: i32 = site.parse().map_err(|_| bad("site: not a site"))?;
-        q = q.filter(device::Column::SiteId.eq(sid));
+    let started = async {
+        let image_id: i32 = f
+            .text("image")
+            .parse()
+            .map_err(|_| Error::new(ErrorKind::InvalidArgument, "image: choose one"))?;
+        let plan = parse_plan(&f).map_err(|e| Error::new(ErrorKind::InvalidArgument, e))?;
+        let site = match f.text("site").as_str() {
+            "" => None,
+            v => Some(
+                v.parse::<i32>()
+                    .map_err(|_| Error::new(ErrorKind::InvalidArgument, "site: not a site"))?,
+            ),
+        };
+        state
+            .console
+            .rollout_start(&state.firmware_lib, &me.actor(), image_id, site, &plan)
+            .await
     }
-    let ids: Vec<i32> = q
-        .all(&state.db)
-        .await?
-        .into_iter()
-        .filter(|d| crate::fleet::firmware::model_matches(&img.model_pattern, &d.model))
-        .map(|d| d.id)
-        .collect();
-    match state
-        .firmware_lib
-        .create_rollout(image_id, &ids, &plan, &actor(&me))
-        .await
-    {
+    .await;
+    match started {
         Ok(r) => Ok(Redirect::to(&format!("/firmware/rollouts/{}", r.id)).into_response()),
-        Err(e) if e.kind == ErrorKind::InvalidArgument => {
+        Err(e)
+            if matches!(
+                e.kind,
+                ErrorKind::InvalidArgument | ErrorKind::PermissionDenied
+            ) =>
+        {
+            let status = super::error::status_of(e.kind);
             let page = firmware_page(&state, me, e.to_string()).await?;
-            Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response())
+            Ok((status, page).into_response())
         }
         Err(e) => Err(e.into()),
     }
@@ -325,38 +309,16 @@ pub async fn rollout(
     Extension(me): Extension<CurrentUser>,
     Path(id): Path<i32>,
 ) -> Result<Response, WebError> {
-    let rollout = firmware_rollout::Entity::find_by_id(id)
-        .one(&state.db)
-        .await?
-        .ok_or_else(|| WebError(Error::new(ErrorKind::NotFound, format!("no rollout {id}"))))?;
-    let image = state.firmware_lib.image(rollout.image_id).await?;
-    let rows = rollout_device::Entity::find()
-        .filter(rollout_device::Column::RolloutId.eq(id))
-        .order_by_asc(rollout_device::Column::Wave)
-        .order_by_asc(rollout_device::Column::Id)
-        .all(&state.db)
+    let v = state
+        .console
+        .rollout_view(&state.firmware_lib, &me.actor(), id)
         .await?;
-    let names: std::collections::HashMap<i32, String> = device::Entity::find()
-        .filter(me.scope.devices())
-        .filter(device::Column::Id.is_in(rows.iter().map(|r| r.device_id)))
-        .all(&state.db)
-        .await?
-        .into_iter()
-        .map(|d| (d.id, crate::fleet::inventory::display_name(&d)))
-        .collect();
-    let devices = rows
-        .into_iter()
-        .filter_map(|r| {
-            let n = names.get(&r.device_id)?.clone();
-            Some((r, n))
-        })
-        .collect();
     Ok(RolloutPage {
-        plan: serde_json::from_value(rollout.plan.clone()).unwrap_or_default(),
+        plan: v.plan,
         me,
-        rollout,
-        image,
-        devices,
+        rollout: v.rollout,
+        image: v.image,
+        devices: v.devices,
     }
     .into_response())
 }
@@ -369,7 +331,6 @@ pub async fn rollout_action(
 ) -> Result<Response, WebError> {
     let f = FormFields::parse(&raw);
     me.check_csrf(&f.get("csrf"))?;
-    me.require(me.role.can_operate_devices())?;
     let action = f.text("action");
     if !["pause", "resume", "cancel"].contains(&action.as_str()) {
         return Err(bad("action: pause, resume or cancel"));

@@ -34,3 +34,15 @@ impl FormFields {
             .collect()
     }
 }
+
+impl crate::fleet::console::Fields for FormFields {
+    fn get(&self, key: &str) -> String {
+        FormFields::get(self, key)
+    }
+    fn ids(&self, key: &str) -> Vec<i32> {
+        FormFields::ids(self, key)
+    }
+    fn all(&self, key: &str) -> Vec<String> {
+        FormFields::all(self, key)
+    }
+}

@@ -9,20 +9,16 @@ use axum::Extension;
 use axum::extract::{Multipart, Path, RawForm, RawQuery, State as AxState};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, TransactionTrait};
 
 use super::State;
 use super::auth::CurrentUser;
 use super::error::WebError;
 use super::form::FormFields;
-use super::pages::{
-    DeviceList, DeviceQuery, device_or_404, devices_page, exact_filters, list_devices,
-};
+use super::pages::{DeviceList, DeviceQuery, devices_page};
 use crate::db::entities::{device, site};
 use crate::error::{Error, ErrorKind};
-use crate::fleet::audit::Actor;
 use crate::fleet::import::{ImportReport, MAX_IMPORT_BYTES};
-use crate::fleet::inventory::{InventoryForm, site_name};
+use crate::fleet::inventory::site_name;
 
 /// Request bodies for import routes may be as large as the largest file.
 pub const IMPORT_BODY_LIMIT: usize = MAX_IMPORT_BYTES * 2 + 64 * 1024;
@@ -86,7 +82,7 @@ pub async fn inventory(
         q.warranty_within = Some(days);
         q.sort = "warranty_end".into();
     }
-    let list = list_devices(&state, &me, &q).await?;
+    let list = state.console.list_devices(&me.actor(), &q).await?;
     Ok(InventoryPage {
         sites: state.sites.list().await?,
         today: state.clock.now_utc().date_naive(),
@@ -130,9 +126,14 @@ fn text_of(bytes: &[u8]) -> Result<String, String> {
 pub async fn import_preview(
     AxState(state): AxState<State>,
     Extension(me): Extension<CurrentUser>,
+    axum::extract::Query(q): axum::extract::Query<super::firmware::CsrfQuery>,
     mut mp: Multipart,
 ) -> Result<Response, WebError> {
-    let (mut csrf, mut data) = (String::new(), Vec::new());
+    // Token (in the query string) and role before a byte of the body.
+    me.check_csrf(q.csrf())?;
+    me.require(me.role.can_edit_inventory())?;
+    let _slot = state.limits.import()?;
+    let mut data = Vec::new();
     let bad = |m: String| WebError(Error::new(ErrorKind::InvalidArgument, m));
     while let Some(field) = mp
         .next_field()
@@ -140,7 +141,6 @@ pub async fn import_preview(
         .map_err(|e| bad(format!("upload: {e}")))?
     {
         match field.name().unwrap_or("") {
-            "csrf" => csrf = field.text().await.map_err(|e| bad(e.to_string()))?,
             "file" | "data" => {
                 let b = field
                     .bytes()
@@ -153,8 +153,6 @@ pub async fn import_preview(
             _ => {}
         }
     }
-    me.check_csrf(&csrf)?;
-    me.require(me.role.can_edit_inventory())?;
     let page = |report, data, error: String| ImportPage {
         me: me.clone(),
         report,
@@ -190,7 +188,7 @@ pub async fn import_apply(
     me.check_csrf(&f.get("csrf"))?;
     me.require(me.role.can_edit_inventory())?;
     let data = f.get("data");
-    let actor = Actor::user(&me.user.username);
+    let actor = me.actor();
     match state
         .inventory
         .import_apply(data.as_bytes(), &me.scope, &actor)
@@ -232,77 +230,27 @@ pub async fn bulk(
     let f = FormFields::parse(&raw);
     me.check_csrf(&f.get("csrf"))?;
     let ids = f.ids("device");
-    if ids.is_empty() || ids.len() > 10_000 {
-        return Err(WebError(Error::new(
-            ErrorKind::InvalidArgument,
-            "devices: select between 1 and 10,000 devices",
-        )));
-    }
-    let devices = device::Entity::find()
-        .filter(me.scope.devices())
-        .filter(device::Column::Id.is_in(ids.iter().copied()))
-        .order_by_asc(device::Column::Id)
-        .all(&state.db)
-        .await?;
-    let sites = state.sites.list().await?;
     match f.get("action").as_str() {
-        "export" => csv_response(&state, &devices, &sites),
+        "export" => {
+            let _slot = state.limits.export()?;
+            Ok(csv_response(
+                state.console.selection_csv(&me.actor(), &ids).await?,
+            ))
+        }
         "site" => {
-            me.require(me.role.can_edit_inventory())?;
-            let target = f.get("site");
-            let target_name = match target.as_str() {
-                "none" => String::new(),
-                v => v
-                    .parse::<i32>()
-                    .ok()
-                    .and_then(|id| sites.iter().find(|s| s.id == id))
-                    .map(|s| s.name.clone())
-                    .ok_or_else(|| {
-                        WebError(Error::new(
-                            ErrorKind::InvalidArgument,
-                            "site: choose a site",
-                        ))
-                    })?,
+            let target = match f.get("site").as_str() {
+                "none" => None,
+                v => Some(v.parse::<i32>().map_err(|_| {
+                    WebError(Error::new(
+                        ErrorKind::InvalidArgument,
+                        "site: choose a site",
+                    ))
+                })?),
             };
-            let actor = Actor::user(&me.user.username);
-            let mut plans = Vec::new();
-            for d in &devices {
-                let mut form = InventoryForm::from_device(d, site_name(&sites, d.site_id));
-                form.site = target_name.clone();
-                match state.inventory.plan_edit(d, &form, &sites, &me.scope) {
-                    Ok(p) => plans.push(p),
-                    Err(errors) => {
-                        let why: Vec<String> =
-                            errors.iter().map(|(k, v)| format!("{k}: {v}")).collect();
-                        return Err(WebError(Error::new(
-                            ErrorKind::InvalidArgument,
-                            format!("device {}: {}; nothing was changed", d.id, why.join("; ")),
-                        )));
-                    }
-                }
-            }
-            let txn = state.db.begin().await?;
-            let mut changed = 0;
-            for p in plans {
-                if state
-                    .inventory
-                    .write_edit(&txn, p, "device.bulk_site", &actor)
-                    .await?
-                    .is_some()
-                {
-                    changed += 1;
-                }
-            }
-            txn.commit().await?;
-            state.inventory.touch();
-            let label = if target_name.is_empty() {
-                "no site".to_string()
-            } else {
-                target_name
-            };
+            let m = state.console.bulk_move(&me.actor(), &ids, target).await?;
             let notice = format!(
-                "Moved {changed} of {} selected devices to {label}.",
-                devices.len()
+                "Moved {} of {} selected devices to {}.",
+                m.changed, m.selected, m.site
             );
             Ok(devices_page(&state, me, DeviceQuery::default(), notice)
                 .await?
@@ -345,13 +293,7 @@ pub async fn inventory_form(
     Extension(me): Extension<CurrentUser>,
     Path(id): Path<i32>,
 ) -> Result<Response, WebError> {
-    me.require(me.role.can_edit_inventory())?;
-    let d = device_or_404(&state, &me, id).await?;
-    let all_sites = state.sites.list().await?;
-    let f = crate::fleet::inventory::InventoryForm::from_device(
-        &d,
-        crate::fleet::inventory::site_name(&all_sites, d.site_id),
-    );
+    let (d, f) = state.console.inventory_form(&me.actor(), id).await?;
     let sites = sites_for(&state, &me).await?;
     Ok(InventoryFormPage {
         me,
@@ -378,7 +320,7 @@ pub async fn inventory_save(
 ) -> Result<Response, WebError> {
     me.check_csrf(&s.csrf)?;
     me.require(me.role.can_edit_inventory())?;
-    let actor = crate::fleet::audit::Actor::user(&me.user.username);
+    let actor = me.actor();
     match state
         .inventory
         .edit_inventory(id, &s.form, &me.scope, &actor)
@@ -388,7 +330,7 @@ pub async fn inventory_save(
             Ok(axum::response::Redirect::to(&format!("/devices/{id}")).into_response())
         }
         crate::fleet::inventory::InventoryEdit::Invalid(errors) => {
-            let d = device_or_404(&state, &me, id).await?;
+            let d = state.console.device_in_scope(&me.actor(), id).await?;
             let sites = sites_for(&state, &me).await?;
             let page = InventoryFormPage {
                 me,
@@ -410,82 +352,24 @@ pub async fn inventory_csv(
     RawQuery(raw): RawQuery,
 ) -> Result<Response, WebError> {
     let q = DeviceQuery::parse(raw.as_deref())?;
-    let devices = device::Entity::find()
-        .filter(exact_filters(&state, &me, &q)?)
-        .order_by_asc(device::Column::Id)
-        .all(&state.db)
-        .await?;
-    let sites = state.sites.list().await?;
-    csv_response(&state, &devices, &sites)
+    let _slot = state.limits.export()?;
+    Ok(csv_response(
+        state.console.inventory_csv(&me.actor(), &q).await?,
+    ))
 }
 
-/// Devices as the inventory CSV (the import reads the same columns).
-pub fn csv_response(
-    state: &State,
-    devices: &[device::Model],
-    sites: &[crate::db::entities::site::Model],
-) -> Result<Response, WebError> {
-    use crate::fleet::csv::row;
-    let date = |d: Option<chrono::NaiveDate>| d.map(|d| d.to_string()).unwrap_or_default();
-    let mut out = row([
-        "id",
-        "name",
-        "site",
-        "manufacturer",
-        "model",
-        "serial",
-        "mac",
-        "firmware",
-        "status",
-        "location",
-        "asset_tag",
-        "purchase_order",
-        "purchase_date",
-        "supplier",
-        "cost",
-        "warranty_end",
-        "end_of_life",
-        "notes",
-    ]);
-    for d in devices {
-        let cost = d
-            .cost_cents
-            .map(|c| format!("{}.{:02}", c / 100, c % 100))
-            .unwrap_or_default();
-        out.push_str(&row([
-            d.id.to_string().as_str(),
-            &d.name,
-            crate::fleet::inventory::site_name(sites, d.site_id),
-            &d.manufacturer,
-            &d.model,
-            d.serial.as_deref().unwrap_or(""),
-            d.mac.as_deref().unwrap_or(""),
-            &d.firmware,
-            &d.status,
-            &d.location,
-            &d.asset_tag,
-            &d.purchase_order,
-            &date(d.purchase_date),
-            &d.supplier,
-            &cost,
-            &date(d.warranty_end),
-            &date(d.end_of_life),
-            &d.notes,
-        ]));
-    }
-    let filename = format!(
-        "camfleet-inventory-{}.csv",
-        state.clock.now_utc().format("%Y%m%d")
-    );
-    Ok((
+/// A CSV download.
+pub fn csv_response(csv: crate::fleet::console::inventory::CsvExport) -> Response {
+    (
         [
             (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
             (
                 header::CONTENT_DISPOSITION,
-                format!("attachment; filename=\"{filename}\""),
+                format!("attachment; filename=\"{}\"", csv.filename),
             ),
+            (header::CACHE_CONTROL, "no-store".to_string()),
         ],
-        out,
+        csv.body,
     )
-        .into_response())
+        .into_response()
 }

@@ -14,8 +14,7 @@ use super::auth::CurrentUser;
 use super::error::WebError;
 use super::form::FormFields;
 use crate::db::entities::{job, job_run};
-use crate::error::ErrorKind;
-use crate::fleet::audit::Actor;
+use crate::error::{Error, ErrorKind};
 use crate::fleet::jobs::{KINDS, next_runs, parse_schedule, parse_tz};
 
 pub struct JobRow {
@@ -43,19 +42,25 @@ pub struct JobPage {
     pub error: String,
 }
 
-async fn row(state: &State, j: job::Model, n: usize) -> Result<JobRow, WebError> {
+async fn row(
+    state: &State,
+    actor: &crate::fleet::audit::Actor,
+    j: job::Model,
+    n: usize,
+) -> Result<JobRow, WebError> {
     let next = match (parse_schedule(&j.schedule), parse_tz(&j.timezone)) {
         (Ok(s), Ok(tz)) if j.enabled => next_runs(&s, tz, state.clock.now_utc(), n),
         _ => Vec::new(),
     };
-    let last = state.jobs.runs(j.id, 1).await?.pop();
+    let last = state.jobs.runs_for(actor, j.id, 1).await?.pop();
     Ok(JobRow { job: j, next, last })
 }
 
 async fn list_page(state: &State, me: CurrentUser, error: String) -> Result<JobsPage, WebError> {
+    let actor = me.actor();
     let mut rows = Vec::new();
-    for j in state.jobs.list().await? {
-        rows.push(row(state, j, 1).await?);
+    for j in state.jobs.list_for(&actor).await? {
+        rows.push(row(state, &actor, j, 1).await?);
     }
     Ok(JobsPage {
         me,
@@ -69,7 +74,6 @@ pub async fn jobs(
     AxState(state): AxState<State>,
     Extension(me): Extension<CurrentUser>,
 ) -> Result<Response, WebError> {
-    me.require(me.role.can_operate_devices())?;
     Ok(list_page(&state, me, String::new()).await?.into_response())
 }
 
@@ -90,31 +94,32 @@ pub async fn create(
 ) -> Result<Response, WebError> {
     let f = FormFields::parse(&raw);
     me.check_csrf(&f.get("csrf"))?;
-    me.require(me.role.can_manage_users())?;
     let result = match fields(&f) {
-        Err(e) => Err(e),
-        Ok(params) => state
-            .jobs
-            .save(
-                None,
-                &f.text("name"),
-                &f.text("kind"),
-                &f.text("schedule"),
-                &f.text("timezone"),
-                params,
-                f.get("enabled") == "on",
-                &f.text("missed_policy"),
-                &Actor::user(&me.user.username),
-            )
-            .await
-            .map_err(|e| e.to_string()),
+        Err(e) => Err(Error::new(ErrorKind::InvalidArgument, e)),
+        Ok(params) => {
+            state
+                .jobs
+                .save(
+                    None,
+                    &f.text("name"),
+                    &f.text("kind"),
+                    &f.text("schedule"),
+                    &f.text("timezone"),
+                    params,
+                    f.get("enabled") == "on",
+                    &f.text("missed_policy"),
+                    &me.actor(),
+                )
+                .await
+        }
     };
     match result {
         Ok(j) => Ok(Redirect::to(&format!("/jobs/{}", j.id)).into_response()),
-        Err(e) => {
-            let page = list_page(&state, me, e).await?;
+        Err(e) if e.kind == ErrorKind::InvalidArgument => {
+            let page = list_page(&state, me, e.to_string()).await?;
             Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response())
         }
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -124,10 +129,11 @@ async fn job_page(
     id: i32,
     error: String,
 ) -> Result<JobPage, WebError> {
-    let j = state.jobs.get(id).await?;
+    let actor = me.actor();
+    let j = state.jobs.get_for(&actor, id).await?;
     Ok(JobPage {
-        row: row(state, j, 5).await?,
-        runs: state.jobs.runs(id, 50).await?,
+        row: row(state, &actor, j, 5).await?,
+        runs: state.jobs.runs_for(&actor, id, 50).await?,
         me,
         kinds: &KINDS,
         error,
@@ -139,7 +145,6 @@ pub async fn job(
     Extension(me): Extension<CurrentUser>,
     Path(id): Path<i32>,
 ) -> Result<Response, WebError> {
-    me.require(me.role.can_operate_devices())?;
     Ok(job_page(&state, me, id, String::new())
         .await?
         .into_response())
@@ -153,23 +158,15 @@ pub async fn action(
 ) -> Result<Response, WebError> {
     let f = FormFields::parse(&raw);
     me.check_csrf(&f.get("csrf"))?;
-    me.require(me.role.can_manage_users())?;
-    let actor = Actor::user(&me.user.username);
+    let actor = me.actor();
     let result = match f.text("action").as_str() {
-        "run" => state
-            .jobs
-            .run_now(id, &actor)
-            .await
-            .map(|_| ())
-            .map_err(|e| {
-                if e.kind == ErrorKind::Conflict {
-                    e.to_string()
-                } else {
-                    format!("could not start: {e}")
-                }
-            }),
-        _ => match fields(&f) {
+        "delete" => match state.jobs.delete(id, &actor).await {
+            Ok(()) => return Ok(Redirect::to("/jobs").into_response()),
             Err(e) => Err(e),
+        },
+        "run" => state.jobs.run_now(id, &actor).await.map(|_| ()),
+        _ => match fields(&f) {
+            Err(e) => Err(Error::new(ErrorKind::InvalidArgument, e)),
             Ok(params) => state
                 .jobs
                 .save(
@@ -184,15 +181,15 @@ pub async fn action(
                     &actor,
                 )
                 .await
-                .map(|_| ())
-                .map_err(|e| e.to_string()),
+                .map(|_| ()),
         },
     };
     match result {
         Ok(()) => Ok(Redirect::to(&format!("/jobs/{id}")).into_response()),
-        Err(e) => {
-            let page = job_page(&state, me, id, e).await?;
+        Err(e) if matches!(e.kind, ErrorKind::InvalidArgument | ErrorKind::Conflict) => {
+            let page = job_page(&state, me, id, e.to_string()).await?;
             Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response())
         }
+        Err(e) => Err(e.into()),
     }
 }

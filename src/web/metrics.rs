@@ -1,5 +1,6 @@
 //! Prometheus `/metrics` (behind a login like every route: scrape with an
-//! API token, `authorization: credentials: cf_…` in Prometheus). Counters
+//! API token, `authorization: credentials: cf_…` in Prometheus; the
+//! token's user's sites limit what it reports). Counters
 //! and the poll latency histogram come from the `metrics` facade the
 //! poller feeds; device counts by state are read from the database at
 //! scrape time, so every node reports the same fleet.
@@ -10,12 +11,9 @@ use axum::extract::State as AxState;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QuerySelect};
 
 use super::State;
 use super::error::WebError;
-use crate::db::entities::device;
-use crate::fleet::health::HealthState;
 use crate::fleet::poller::{CycleReport, Notice};
 
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
@@ -62,100 +60,34 @@ pub fn record_cycle(r: &CycleReport) {
     }
 }
 
-pub async fn metrics(AxState(state): AxState<State>) -> Result<Response, WebError> {
-    let rows: Vec<(String, i64)> = device::Entity::find()
-        .select_only()
-        .column(device::Column::Status)
-        .column_as(device::Column::Id.count(), "n")
-        .group_by(device::Column::Status)
-        .into_tuple()
-        .all(&state.db)
-        .await?;
+/// `/metrics`: scoped to the scraper (a token of a user limited to sites
+/// sees those sites' devices and alerts; process-wide counters and
+/// fleet-wide gauges only for those who see every site).
+pub async fn metrics(
+    AxState(state): AxState<State>,
+    axum::Extension(me): axum::Extension<super::auth::CurrentUser>,
+) -> Result<Response, WebError> {
+    let actor = me.actor();
     let mut out = build_info();
     out.push_str(
-        "# HELP camfleet_devices Adopted devices by health state.\n# TYPE camfleet_devices gauge\n",
+        &state
+            .console
+            .metrics_text(&actor, state.storage.free_bytes())
+            .await?,
     );
-    for s in HealthState::ALL {
-        let n: i64 = rows
-            .iter()
-            .filter(|(st, _)| HealthState::parse(st) == s)
-            .map(|(_, n)| n)
-            .sum();
-        out.push_str(&format!(
-            "camfleet_devices{{state=\"{}\"}} {n}\n",
-            s.as_str()
-        ));
-    }
-    let alerts: Vec<(String, String, i64)> = crate::db::entities::alert::Entity::find()
-        .select_only()
-        .column(crate::db::entities::alert::Column::State)
-        .column(crate::db::entities::alert::Column::Severity)
-        .column_as(crate::db::entities::alert::Column::Id.count(), "n")
-        .group_by(crate::db::entities::alert::Column::State)
-        .group_by(crate::db::entities::alert::Column::Severity)
-        .into_tuple()
-        .all(&state.db)
-        .await?;
-    out.push_str("# HELP camfleet_alerts Alerts not resolved, by state and severity.\n# TYPE camfleet_alerts gauge\n");
-    for (st, sev, n) in alerts.iter().filter(|(st, _, _)| st != "resolved") {
-        out.push_str(&format!(
-            "camfleet_alerts{{state=\"{st}\",severity=\"{sev}\"}} {n}\n"
-        ));
-    }
-    let failed: Vec<(String, i64)> = crate::db::entities::delivery::Entity::find()
-        .select_only()
-        .column(crate::db::entities::delivery::Column::Status)
-        .column_as(crate::db::entities::delivery::Column::Id.count(), "n")
-        .group_by(crate::db::entities::delivery::Column::Status)
-        .into_tuple()
-        .all(&state.db)
-        .await?;
-    out.push_str("# HELP camfleet_deliveries Notifications in the outbox by status.\n# TYPE camfleet_deliveries gauge\n");
-    for (st, n) in &failed {
-        out.push_str(&format!("camfleet_deliveries{{status=\"{st}\"}} {n}\n"));
-    }
-    // Storage: the ledger's bytes per tier, and free space where it can be
-    // measured (local tiers), so the NOC can alert before a purge.
-    let totals = crate::fleet::recordings::Ledger::new(state.db.clone())
-        .totals()
-        .await?;
-    out.push_str("# HELP camfleet_recorded_bytes Bytes in the recordings ledger by tier.\n# TYPE camfleet_recorded_bytes gauge\n");
-    for (tier, _, bytes) in &totals {
-        out.push_str(&format!(
-            "camfleet_recorded_bytes{{tier=\"{tier}\"}} {bytes}\n"
-        ));
-    }
-    if let Some(free) = state.storage.free_bytes() {
-        out.push_str("# HELP camfleet_storage_free_bytes Free bytes on the local storage tier.\n# TYPE camfleet_storage_free_bytes gauge\n");
-        out.push_str(&format!(
-            "camfleet_storage_free_bytes{{tier=\"hot\"}} {free}\n"
-        ));
-    }
-    // Recorded streams by how they fare (the device rows' recording status).
-    let statuses: Vec<String> = device::Entity::find()
-        .select_only()
-        .column(device::Column::RecordingStatus)
-        .filter(device::Column::RecordProfile.is_not_null())
-        .into_tuple()
-        .all(&state.db)
-        .await?;
-    let recording = statuses
-        .iter()
-        .filter(|s| s.starts_with("recording"))
-        .count();
-    out.push_str("# HELP camfleet_recording_streams Streams a recording policy asks for, by whether they are being recorded.\n# TYPE camfleet_recording_streams gauge\n");
-    out.push_str(&format!(
-        "camfleet_recording_streams{{state=\"recording\"}} {recording}\ncamfleet_recording_streams{{state=\"not_recording\"}} {}\n",
-        statuses.len() - recording
-    ));
-    if let Some(h) = handle() {
+    if actor.scope.is_all()
+        && let Some(h) = handle()
+    {
         out.push_str(&h.render());
     }
     Ok((
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
+        [
+            (
+                header::CONTENT_TYPE,
+                "text/plain; version=0.0.4; charset=utf-8",
+            ),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
         out,
     )
         .into_response())

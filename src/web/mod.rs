@@ -29,198 +29,7 @@ use axum::http::{HeaderValue, Method, header};
 use axum::middleware;
 use axum::routing::{MethodRouter, get, post};
 
-use crate::clock::SharedClock;
-use crate::fleet::discovery::DiscoveryService;
-use crate::fleet::inventory::Inventory;
-use crate::fleet::sessions::Sessions;
-use crate::fleet::sites::Sites;
-use crate::fleet::tokens::ApiTokens;
-use crate::fleet::users::Users;
-
-pub struct AppState {
-    pub db: sea_orm::DatabaseConnection,
-    pub users: Users,
-    pub sessions: Sessions,
-    pub inventory: Inventory,
-    pub discovery: DiscoveryService,
-    pub clock: SharedClock,
-    /// Set the cookie `Secure` flag (served over HTTPS, directly or behind a proxy).
-    pub secure_cookies: bool,
-    /// Proxies to believe, the public URL, TLS (see [`net`]).
-    pub web: net::WebConfig,
-    /// The enterprise number SNMP notifications are sent under.
-    pub snmp_enterprise: u32,
-    pub auth_cache: auth::AuthCache,
-    pub count_cache: pages::CountCache,
-    pub page_cache: pages::PageCache,
-    pub sites: Sites,
-    pub tokens: ApiTokens,
-    pub snapshots: snapshot::SnapshotCache,
-    pub progress: crate::fleet::progress::ProgressHub,
-    pub alerting: crate::fleet::alerting::Alerting,
-    pub provisioner: Arc<crate::fleet::provision::Provisioner>,
-    pub storage: Arc<crate::storage::Storage>,
-    /// Every storage tier by name (`hot` is `storage`; `cold` if set up).
-    pub tiers: std::collections::HashMap<String, Arc<crate::storage::Storage>>,
-    /// Edge backfill, when there is a data directory for its spool.
-    pub backfill: Option<Arc<crate::fleet::backfill::Backfill>>,
-    pub firmware_lib: Arc<crate::fleet::firmware::Firmware>,
-    pub jobs: Arc<crate::fleet::jobs::Jobs>,
-    secrets: Arc<crate::secrets::SecretBox>,
-}
-
-impl AppState {
-    pub fn new(
-        db: sea_orm::DatabaseConnection,
-        secrets: Arc<crate::secrets::SecretBox>,
-        clock: SharedClock,
-        discovery: DiscoveryService,
-        secure_cookies: bool,
-    ) -> Self {
-        // In memory until `with_storage` gives the configured tier.
-        let storage = Arc::new(crate::storage::Storage::memory());
-        let provisioner = Arc::new(crate::fleet::provision::Provisioner::new(
-            db.clone(),
-            secrets.clone(),
-            discovery.transport().clone(),
-            clock.clone(),
-        ));
-        let firmware = Arc::new(crate::fleet::firmware::Firmware::new(
-            db.clone(),
-            storage.clone(),
-            secrets.clone(),
-            discovery.transport().clone(),
-            clock.clone(),
-        ));
-        Self {
-            users: Users::new(db.clone(), clock.clone()),
-            sessions: Sessions::new(db.clone(), clock.clone()),
-            storage: storage.clone(),
-            tiers: [("hot".to_string(), storage.clone())].into_iter().collect(),
-            backfill: None,
-            firmware_lib: firmware.clone(),
-            secrets: secrets.clone(),
-            provisioner: provisioner.clone(),
-            jobs: Arc::new(crate::fleet::jobs::Jobs::new(
-                crate::fleet::jobs::JobContext {
-                    db: db.clone(),
-                    clock: clock.clone(),
-                    tiers: [("hot".to_string(), storage.clone())].into_iter().collect(),
-                    provisioner,
-                    firmware: firmware.clone(),
-                    discovery: None,
-                    data_dir: None,
-                    backfill: None,
-                },
-            )),
-            inventory: Inventory::new(db.clone(), secrets, clock.clone()),
-            sites: Sites::new(db.clone(), clock.clone()),
-            tokens: ApiTokens::new(db.clone(), clock.clone()),
-            alerting: crate::fleet::alerting::Alerting::new(
-                db.clone(),
-                clock.clone(),
-                String::new(),
-            ),
-            discovery,
-            db,
-            clock,
-            secure_cookies,
-            web: Default::default(),
-            snmp_enterprise: crate::config::DEFAULT_ENTERPRISE,
-            auth_cache: Default::default(),
-            count_cache: Default::default(),
-            // At most 500 rows each: a few MiB at most.
-            page_cache: pages::PageCache::with_capacity(64),
-            snapshots: Default::default(),
-            progress: Default::default(),
-        }
-    }
-}
-
-impl AppState {
-    /// How this server is reached (proxies, public URL, TLS).
-    pub fn with_web_config(mut self, web: net::WebConfig) -> Self {
-        if web.tls {
-            self.secure_cookies = true;
-        }
-        self.web = web;
-        self
-    }
-
-    /// Use these storage tiers (the local directory or S3 from the
-    /// config as `hot`, an optional `cold` one) and this data directory
-    /// (database backups).
-    pub fn with_storage(
-        mut self,
-        storage: crate::storage::Storage,
-        cold: Option<crate::storage::Storage>,
-        data_dir: Option<std::path::PathBuf>,
-    ) -> Self {
-        let storage = Arc::new(storage);
-        self.firmware_lib = Arc::new(crate::fleet::firmware::Firmware::new(
-            self.db.clone(),
-            storage.clone(),
-            self.secrets.clone(),
-            self.discovery.transport().clone(),
-            self.clock.clone(),
-        ));
-        let mut tiers: std::collections::HashMap<String, Arc<crate::storage::Storage>> =
-            [("hot".to_string(), storage.clone())].into_iter().collect();
-        if let Some(c) = cold {
-            tiers.insert("cold".into(), Arc::new(c));
-        }
-        let tiers_for_pages = tiers.clone();
-        let backfill = data_dir.as_ref().map(|dir| {
-            Arc::new(crate::fleet::backfill::Backfill::new(
-                self.db.clone(),
-                self.secrets.clone(),
-                storage.clone(),
-                self.discovery.transport().clone(),
-                self.clock.clone(),
-                dir.join("spool-backfill"),
-            ))
-        });
-        self.jobs = Arc::new(crate::fleet::jobs::Jobs::new(
-            crate::fleet::jobs::JobContext {
-                db: self.db.clone(),
-                clock: self.clock.clone(),
-                tiers,
-                provisioner: self.provisioner.clone(),
-                firmware: self.firmware_lib.clone(),
-                discovery: Some((
-                    crate::fleet::discovery::DiscoveryService::new(
-                        self.discovery.config.clone(),
-                        self.discovery.transport().clone(),
-                        self.clock.clone(),
-                    ),
-                    crate::fleet::inventory::Inventory::new(
-                        self.db.clone(),
-                        self.secrets.clone(),
-                        self.clock.clone(),
-                    ),
-                )),
-                backfill: backfill.clone(),
-                data_dir,
-            },
-        ));
-        self.storage = storage;
-        self.tiers = tiers_for_pages;
-        self.backfill = backfill;
-        self
-    }
-
-    /// A storage tier by name.
-    pub fn tier(&self, name: &str) -> crate::error::Result<Arc<crate::storage::Storage>> {
-        self.tiers.get(name).cloned().ok_or_else(|| {
-            crate::error::Error::new(
-                crate::error::ErrorKind::Unavailable,
-                format!("no storage tier {name:?} is configured here"),
-            )
-        })
-    }
-}
-
-pub type State = Arc<AppState>;
+pub type State = Arc<crate::app::AppState>;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Access {
@@ -257,7 +66,6 @@ pub const ROUTES: &[RouteSpec] = &[
     r(Method::GET, "/devices/{id}", Access::Login),
     r(Method::GET, "/devices/{id}/inventory", Access::Login),
     r(Method::POST, "/devices/{id}/inventory", Access::Login),
-    r(Method::GET, "/api/v1/devices", Access::Login),
     r(Method::GET, "/inventory.csv", Access::Login),
     r(Method::GET, "/audit", Access::Login),
     r(Method::GET, "/discovery", Access::Login),
@@ -280,6 +88,7 @@ pub const ROUTES: &[RouteSpec] = &[
         Access::Login,
     ),
     r(Method::POST, "/devices/{id}/network", Access::Login),
+    r(Method::POST, "/devices/{id}/lifecycle", Access::Login),
     r(Method::GET, "/inventory", Access::Login),
     r(Method::GET, "/inventory/import", Access::Login),
     r(Method::POST, "/inventory/import", Access::Login),
@@ -293,18 +102,9 @@ pub const ROUTES: &[RouteSpec] = &[
     r(Method::POST, "/users/{id}", Access::Login),
     r(Method::GET, "/account", Access::Login),
     r(Method::POST, "/account", Access::Login),
-    r(Method::GET, "/api/v1/sites", Access::Login),
-    r(Method::GET, "/api/v1/devices/{id}", Access::Login),
-    r(Method::GET, "/api/v1/discovery", Access::Login),
-    r(Method::GET, "/api/v1/discovery/{id}", Access::Login),
-    r(
-        Method::PATCH,
-        "/api/v1/devices/{id}/inventory",
-        Access::Login,
-    ),
-    r(Method::POST, "/api/v1/inventory/import", Access::Login),
-    r(Method::POST, "/api/v1/discovery", Access::Login),
-    r(Method::GET, "/api/openapi.json", Access::Login),
+    r(Method::GET, "/account/password", Access::Login),
+    r(Method::POST, "/account/password", Access::Login),
+    r(Method::GET, "/api/openapi.json", Access::Public),
     r(Method::GET, "/metrics", Access::Login),
     r(Method::GET, "/firmware", Access::Login),
     r(Method::POST, "/firmware/images", Access::Login),
@@ -347,7 +147,6 @@ fn handler(spec: &RouteSpec) -> MethodRouter<State> {
         ("GET", "/devices/{id}") => get(device::device),
         ("GET", "/devices/{id}/inventory") => get(inventory::inventory_form),
         ("POST", "/devices/{id}/inventory") => post(inventory::inventory_save),
-        ("GET", "/api/v1/devices") => get(pages::api_devices),
         ("GET", "/inventory.csv") => get(inventory::inventory_csv),
         ("GET", "/audit") => get(pages::audit),
         ("GET", "/discovery") => get(discovery::runs),
@@ -366,6 +165,7 @@ fn handler(spec: &RouteSpec) -> MethodRouter<State> {
         ("GET", "/recordings/{id}") => get(recordings::segment),
         ("GET", "/devices/{id}/recordings/export") => get(recordings::export),
         ("POST", "/devices/{id}/network") => post(device::device_network),
+        ("POST", "/devices/{id}/lifecycle") => post(device::device_lifecycle),
         ("GET", "/inventory") => get(inventory::inventory),
         ("GET", "/inventory/import") => get(inventory::import_form),
         ("POST", "/inventory/import") => post(inventory::import_preview).layer(
@@ -383,15 +183,8 @@ fn handler(spec: &RouteSpec) -> MethodRouter<State> {
         ("POST", "/users/{id}") => post(admin::user_update),
         ("GET", "/account") => get(admin::account),
         ("POST", "/account") => post(admin::account_update),
-        ("GET", "/api/v1/sites") => get(admin::api_sites),
-        ("GET", "/api/v1/devices/{id}") => get(api::device),
-        ("GET", "/api/v1/discovery") => get(api::discovery_runs),
-        ("GET", "/api/v1/discovery/{id}") => get(api::discovery_run),
-        ("PATCH", "/api/v1/devices/{id}/inventory") => axum::routing::patch(api::patch_inventory),
-        ("POST", "/api/v1/inventory/import") => post(api::import).layer(
-            axum::extract::DefaultBodyLimit::max(inventory::IMPORT_BODY_LIMIT),
-        ),
-        ("POST", "/api/v1/discovery") => post(api::start_discovery),
+        ("GET", "/account/password") => get(admin::password_page),
+        ("POST", "/account/password") => post(admin::password_change),
         ("GET", "/api/openapi.json") => get(api::openapi),
         ("GET", "/metrics") => get(metrics::metrics),
         ("GET", "/firmware") => get(firmware::firmware),
@@ -436,12 +229,18 @@ pub fn router(state: State) -> Router {
             Access::Login => private = private.route(spec.path, handler(spec)),
         }
     }
-    let private = private.layer(middleware::from_fn_with_state(
-        state.clone(),
-        auth::require_login,
-    ));
+    // The JSON API: routes and OpenAPI document from the same declarations.
+    let (api_routes, _) = api::router().split_for_parts();
+    let private = private
+        .merge(api_routes)
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_login,
+        ));
     let app = public
         .merge(private)
+        .fallback(|| async { (axum::http::StatusCode::NOT_FOUND, "no such page") })
+        .layer(middleware::from_fn(error::api_problems))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             security_headers,

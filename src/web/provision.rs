@@ -9,7 +9,6 @@ use axum::Extension;
 use axum::extract::{Path, RawForm, State as AxState};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 
 use super::State;
 use super::auth::CurrentUser;
@@ -19,13 +18,12 @@ use crate::db::entities::{device, provision_item, provision_profile, provision_t
 use crate::error::{Error, ErrorKind};
 use crate::fleet::audit::Actor;
 use crate::fleet::progress::Progress;
-use crate::fleet::provision::{
-    DevicePlan, ProfileSpec, Provisioner, ServersSpec, SettingResult, TimeSpec, UserSpec,
-};
+use crate::fleet::provision::form::parse_spec;
+use crate::fleet::provision::{DevicePlan, ProfileSpec, Provisioner, ServersSpec, SettingResult};
 use crate::onvif::encoder::EncoderWant;
 
 fn actor(me: &CurrentUser) -> Actor {
-    Actor::user(&me.user.username)
+    me.actor()
 }
 
 /// The edit form's values (strings as typed).
@@ -48,6 +46,8 @@ pub struct SpecForm {
     /// username, level, "set" when a password is stored.
     pub users: Vec<(String, String, bool)>,
     pub rotate: bool,
+    /// The owning site's id, or empty for a shared profile.
+    pub owner_site: String,
 }
 
 impl SpecForm {
@@ -121,227 +121,8 @@ impl SpecForm {
             enc: [enc(&s.main_encoder), enc(&s.sub_encoder)],
             users,
             rotate: s.rotate_admin_password,
+            owner_site: String::new(),
         }
-    }
-}
-
-fn list(v: &str) -> Vec<String> {
-    v.split(|c: char| c == ',' || c.is_whitespace())
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(String::from)
-        .collect()
-}
-
-fn valid_host(s: &str) -> bool {
-    s.len() <= 253
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':'))
-}
-
-/// Parse the form into a spec; errors name their field. Passwords left
-/// empty keep the sealed one of `old` for that user.
-pub fn parse_spec(
-    f: &FormFields,
-    old: Option<&ProfileSpec>,
-    seal: &dyn Fn(&str) -> String,
-) -> Result<(String, ProfileSpec), Vec<String>> {
-    let mut errors = Vec::new();
-    let name = f.text("name");
-    if name.is_empty() || name.chars().count() > 100 {
-        errors.push("name: required, at most 100 characters".into());
-    }
-    let mut s = ProfileSpec::default();
-    let tz = f.text("tz");
-    if tz.len() > 100 || tz.chars().any(|c| c.is_control()) {
-        errors.push("time zone: at most 100 printable characters".into());
-    }
-    s.time = match f.text("time_mode").as_str() {
-        "" => None,
-        m @ ("ntp" | "manual") => Some(TimeSpec {
-            ntp: m == "ntp",
-            tz: (!tz.is_empty()).then(|| tz.clone()),
-        }),
-        _ => {
-            errors.push("time: NTP, manual or leave".into());
-            None
-        }
-    };
-    for (key, label) in [("ntp", "NTP"), ("dns", "DNS")] {
-        let servers = list(&f.get(&format!("{key}_servers")));
-        if let Some(bad) = servers.iter().find(|x| !valid_host(x)) {
-            errors.push(format!(
-                "{label} servers: {bad:?} is not a host name or address"
-            ));
-        }
-        let search = if key == "dns" {
-            list(&f.get("search_domains"))
-        } else {
-            Vec::new()
-        };
-        if let Some(bad) = search.iter().find(|x| !valid_host(x)) {
-            errors.push(format!("search domains: {bad:?} is not a domain"));
-        }
-        let spec = match f.text(&format!("{key}_mode")).as_str() {
-            "" => None,
-            "dhcp" => Some(ServersSpec {
-                from_dhcp: true,
-                servers: Vec::new(),
-                search_domains: search,
-            }),
-            "manual" => {
-                if servers.is_empty() {
-                    errors.push(format!("{label} servers: at least one for manual"));
-                }
-                Some(ServersSpec {
-                    from_dhcp: false,
-                    servers,
-                    search_domains: search,
-                })
-            }
-            _ => {
-                errors.push(format!("{label}: DHCP, manual or leave"));
-                None
-            }
-        };
-        if key == "ntp" {
-            s.ntp = spec;
-        } else {
-            s.dns = spec;
-        }
-    }
-    let hostname = f.text("hostname");
-    if hostname.len() > 200 {
-        errors.push("hostname pattern: at most 200 characters".into());
-    }
-    s.hostname = (!hostname.is_empty()).then_some(hostname);
-    s.discoverable = match f.text("discoverable").as_str() {
-        "" => None,
-        "yes" => Some(true),
-        "no" => Some(false),
-        _ => {
-            errors.push("discovery: yes, no or leave".into());
-            None
-        }
-    };
-    for (key, slot) in [
-        ("name_scope", &mut s.name_scope),
-        ("location_scope", &mut s.location_scope),
-    ] {
-        let v = f.text(key);
-        if v.len() > 200 {
-            errors.push(format!("{}: at most 200 characters", key.replace('_', " ")));
-        }
-        *slot = (!v.is_empty()).then_some(v);
-    }
-    for (i, kind) in ["main", "sub"].iter().enumerate() {
-        let g = |n: &str| f.text(&format!("{kind}_{n}"));
-        let mut e = EncoderWant::default();
-        let mut any = false;
-        let res = g("resolution");
-        if !res.is_empty() {
-            any = true;
-            match res
-                .to_ascii_lowercase()
-                .replace('×', "x")
-                .split_once('x')
-                .and_then(|(w, h)| Some((w.trim().parse().ok()?, h.trim().parse().ok()?)))
-            {
-                Some((w, h)) if w > 0 && h > 0 => {
-                    e.width = Some(w);
-                    e.height = Some(h);
-                }
-                _ => errors.push(format!(
-                    "{kind} stream resolution: WIDTHxHEIGHT, e.g. 1920x1080"
-                )),
-            }
-        }
-        let num = |n: &str, label: &str, errors: &mut Vec<String>| -> Option<u32> {
-            let v = g(n);
-            if v.is_empty() {
-                return None;
-            }
-            match v.parse::<u32>() {
-                Ok(x) if x > 0 => Some(x),
-                _ => {
-                    errors.push(format!("{kind} stream {label}: a positive whole number"));
-                    None
-                }
-            }
-        };
-        e.frame_rate = num("fps", "frame rate", &mut errors).map(|v| v as f32);
-        e.bitrate_kbps = num("bitrate", "bitrate (kbit/s)", &mut errors);
-        e.gov_length = num("gov", "GOP length", &mut errors);
-        let prof = g("profile");
-        if !prof.is_empty() {
-            if !["Baseline", "Main", "Extended", "High"].contains(&prof.as_str()) {
-                errors.push(format!(
-                    "{kind} stream profile: Baseline, Main, Extended or High"
-                ));
-            }
-            e.profile = Some(prof);
-        }
-        any |= e.frame_rate.is_some()
-            || e.bitrate_kbps.is_some()
-            || e.gov_length.is_some()
-            || e.profile.is_some();
-        let slot = if i == 0 {
-            &mut s.main_encoder
-        } else {
-            &mut s.sub_encoder
-        };
-        *slot = any.then_some(e);
-    }
-    let names = f.all("user_name");
-    let levels = f.all("user_level");
-    let passwords = f.all("user_password");
-    for (i, name) in names.iter().enumerate() {
-        let name = name.trim();
-        if name.is_empty() {
-            continue;
-        }
-        if name.len() > 32
-            || !name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.')
-        {
-            errors.push(format!(
-                "user {name:?}: letters, digits, _ - . only, at most 32"
-            ));
-            continue;
-        }
-        let level = levels.get(i).cloned().unwrap_or_default();
-        if !["Administrator", "Operator", "User"].contains(&level.as_str()) {
-            errors.push(format!(
-                "user {name}: level Administrator, Operator or User"
-            ));
-        }
-        let pw = passwords.get(i).cloned().unwrap_or_default();
-        let sealed = if pw.is_empty() {
-            match old.and_then(|o| o.users.iter().find(|u| u.username == name)) {
-                Some(u) => u.password_sealed.clone(),
-                None => {
-                    errors.push(format!("user {name}: a password is needed"));
-                    String::new()
-                }
-            }
-        } else if pw.chars().count() < 8 {
-            errors.push(format!("user {name}: password of at least 8 characters"));
-            String::new()
-        } else {
-            seal(&pw)
-        };
-        s.users.push(UserSpec {
-            username: name.into(),
-            level,
-            password_sealed: sealed,
-        });
-    }
-    s.rotate_admin_password = f.get("rotate") == "on";
-    if errors.is_empty() {
-        Ok((name, s))
-    } else {
-        Err(errors)
     }
 }
 
@@ -349,6 +130,8 @@ pub fn parse_spec(
 #[template(path = "provision.html")]
 pub struct IndexPage {
     pub me: CurrentUser,
+    /// Sites a profile may belong to (the user's).
+    pub owner_sites: Vec<site::Model>,
     pub profiles: Vec<provision_profile::Model>,
     pub tasks: Vec<(provision_task::Model, String)>,
     pub drifted: Vec<device::Model>,
@@ -364,43 +147,35 @@ async fn index_page(
     errors: Vec<String>,
     notice: String,
 ) -> Result<IndexPage, WebError> {
-    let profiles = state.provisioner.profiles().await?;
-    let names: std::collections::HashMap<i32, String> =
-        profiles.iter().map(|p| (p.id, p.name.clone())).collect();
-    let tasks = provision_task::Entity::find()
-        .order_by_desc(provision_task::Column::Id)
-        .limit(20)
-        .all(&state.db)
-        .await?
-        .into_iter()
-        .map(|t| {
-            let n = names.get(&t.profile_id).cloned().unwrap_or_default();
-            (t, n)
-        })
-        .collect();
-    let drifted = device::Entity::find()
-        .filter(me.scope.devices())
-        .filter(device::Column::ConfigDrift.ne(""))
-        .order_by_asc(device::Column::Id)
-        .limit(100)
-        .all(&state.db)
+    let ix = state
+        .console
+        .provision_index(&state.provisioner, &me.actor())
         .await?;
     Ok(IndexPage {
+        owner_sites: state.sites.visible(&me.scope).await?,
         me,
-        profiles,
-        tasks,
-        drifted,
+        profiles: ix.profiles,
+        tasks: ix.tasks,
+        drifted: ix.drifted,
         form,
         errors,
         notice,
     })
 }
 
+impl IndexPage {
+    pub fn owner_name(&self, site: &Option<i32>) -> String {
+        match site {
+            None => "every site".into(),
+            Some(_) => crate::fleet::inventory::site_name(&self.owner_sites, *site).to_string(),
+        }
+    }
+}
+
 pub async fn index(
     AxState(state): AxState<State>,
     Extension(me): Extension<CurrentUser>,
 ) -> Result<Response, WebError> {
-    me.require(me.role.can_operate_devices())?;
     let mut form = SpecForm::from_spec("", &ProfileSpec::default());
     form.name.clear();
     Ok(index_page(&state, me, form, Vec::new(), String::new())
@@ -424,6 +199,7 @@ fn form_again(f: &FormFields) -> SpecForm {
         name_scope: f.text("name_scope"),
         location_scope: f.text("location_scope"),
         rotate: f.get("rotate") == "on",
+        owner_site: f.text("owner_site"),
         ..Default::default()
     };
     for (i, kind) in ["main", "sub"].iter().enumerate() {
@@ -455,14 +231,20 @@ pub async fn create(
 ) -> Result<Response, WebError> {
     let f = FormFields::parse(&raw);
     me.check_csrf(&f.get("csrf"))?;
-    me.require(me.role.can_operate_devices())?;
     let p = &state.provisioner;
+    let owner = match owner_of(&f) {
+        Ok(o) => o,
+        Err(e) => {
+            let page = index_page(&state, me, form_again(&f), vec![e], String::new()).await?;
+            return Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response());
+        }
+    };
     match parse_spec(&f, None, &|pw| p.seal_password(pw)) {
         Err(errors) => {
             let page = index_page(&state, me, form_again(&f), errors, String::new()).await?;
             Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response())
         }
-        Ok((name, spec)) => match p.save_profile(None, &name, &spec, &actor(&me)).await {
+        Ok((name, spec)) => match p.save_profile(None, &name, owner, &spec, &actor(&me)).await {
             Ok(m) => Ok(Redirect::to(&format!("/provision/profiles/{}", m.id)).into_response()),
             Err(e) => {
                 let page = index_page(
@@ -483,6 +265,7 @@ pub async fn create(
 #[template(path = "provision_profile.html")]
 pub struct ProfilePage {
     pub me: CurrentUser,
+    pub owner_sites: Vec<site::Model>,
     pub profile: provision_profile::Model,
     pub form: SpecForm,
     pub errors: Vec<String>,
@@ -502,8 +285,29 @@ impl ProfilePage {
     }
 }
 
-async fn profile_or_404(state: &State, id: i32) -> Result<provision_profile::Model, WebError> {
-    Ok(state.provisioner.profile(id).await?)
+async fn profile_or_404(
+    state: &State,
+    me: &CurrentUser,
+    id: i32,
+) -> Result<provision_profile::Model, WebError> {
+    Ok(state.provisioner.profile_for(&me.actor(), id).await?)
+}
+
+/// The owner field: a site id, or empty for shared.
+fn owner_of(f: &FormFields) -> Result<Option<i32>, String> {
+    match f.text("owner_site").as_str() {
+        "" => Ok(None),
+        v => v
+            .parse()
+            .map(Some)
+            .map_err(|_| "Belongs to: choose a site".to_string()),
+    }
+}
+
+fn form_of(profile: &provision_profile::Model, spec: &ProfileSpec) -> SpecForm {
+    let mut f = SpecForm::from_spec(&profile.name, spec);
+    f.owner_site = profile.site_id.map(|s| s.to_string()).unwrap_or_default();
+    f
 }
 
 pub async fn profile(
@@ -511,12 +315,13 @@ pub async fn profile(
     Extension(me): Extension<CurrentUser>,
     Path(id): Path<i32>,
 ) -> Result<Response, WebError> {
-    me.require(me.role.can_operate_devices())?;
-    let profile = profile_or_404(&state, id).await?;
+    let profile = profile_or_404(&state, &me, id).await?;
     let spec = Provisioner::spec_of(&profile)?;
+    let sites = state.sites.visible(&me.scope).await?;
     Ok(ProfilePage {
-        form: SpecForm::from_spec(&profile.name, &spec),
-        sites: state.sites.list().await?,
+        form: form_of(&profile, &spec),
+        owner_sites: sites.clone(),
+        sites,
         me,
         profile,
         errors: Vec::new(),
@@ -534,23 +339,32 @@ pub async fn update(
 ) -> Result<Response, WebError> {
     let f = FormFields::parse(&raw);
     me.check_csrf(&f.get("csrf"))?;
-    me.require(me.role.can_operate_devices())?;
-    let profile = profile_or_404(&state, id).await?;
+    let profile = profile_or_404(&state, &me, id).await?;
     let old = Provisioner::spec_of(&profile)?;
     let p = &state.provisioner;
-    let result = match parse_spec(&f, Some(&old), &|pw| p.seal_password(pw)) {
-        Err(errors) => Err(errors),
-        Ok((name, spec)) => p
-            .save_profile(Some(id), &name, &spec, &actor(&me))
+    let result = match (
+        owner_of(&f),
+        parse_spec(&f, Some(&old), &|pw| p.seal_password(pw)),
+    ) {
+        (Err(e), _) => Err(vec![e]),
+        (_, Err(errors)) => Err(errors),
+        (Ok(owner), Ok((name, spec))) => match p
+            .save_profile(Some(id), &name, owner, &spec, &actor(&me))
             .await
-            .map_err(|e| vec![e.to_string()]),
+        {
+            Ok(m) => Ok(m),
+            Err(e) if e.kind == ErrorKind::PermissionDenied => return Err(e.into()),
+            Err(e) => Err(vec![e.to_string()]),
+        },
     };
     match result {
         Ok(_) => Ok(Redirect::to(&format!("/provision/profiles/{id}")).into_response()),
         Err(errors) => {
+            let sites = state.sites.visible(&me.scope).await?;
             let page = ProfilePage {
                 form: form_again(&f),
-                sites: state.sites.list().await?,
+                owner_sites: sites.clone(),
+                sites,
                 me,
                 profile,
                 errors,
@@ -565,23 +379,18 @@ pub async fn update(
 /// Devices the form selects, within the user's sites: ticked ids, or a
 /// site, or every device the user may see.
 async fn selected(state: &State, me: &CurrentUser, f: &FormFields) -> Result<Vec<i32>, WebError> {
-    let mut q = device::Entity::find().filter(me.scope.devices());
-    let ids = f.ids("device");
-    let site = f.text("site");
-    if !ids.is_empty() {
-        q = q.filter(device::Column::Id.is_in(ids));
-    } else if !site.is_empty() {
-        let sid: i32 = site
-            .parse()
-            .map_err(|_| WebError(Error::new(ErrorKind::InvalidArgument, "site: not a site")))?;
-        q = q.filter(device::Column::SiteId.eq(sid));
-    }
-    Ok(q.select_only()
-        .column(device::Column::Id)
-        .order_by_asc(device::Column::Id)
-        .into_tuple()
-        .all(&state.db)
-        .await?)
+    let site =
+        match f.text("site").as_str() {
+            "" => None,
+            v => Some(v.parse().map_err(|_| {
+                WebError(Error::new(ErrorKind::InvalidArgument, "site: not a site"))
+            })?),
+        };
+    let sel = crate::fleet::console::provision::Selection {
+        devices: f.ids("device"),
+        site,
+    };
+    Ok(state.console.select_devices(&me.actor(), &sel).await?)
 }
 
 pub async fn run(
@@ -592,16 +401,9 @@ pub async fn run(
 ) -> Result<Response, WebError> {
     let f = FormFields::parse(&raw);
     me.check_csrf(&f.get("csrf"))?;
-    me.require(me.role.can_operate_devices())?;
-    let profile = profile_or_404(&state, id).await?;
+    let profile = profile_or_404(&state, &me, id).await?;
     let spec = Provisioner::spec_of(&profile)?;
     let ids = selected(&state, &me, &f).await?;
-    if ids.is_empty() {
-        return Err(WebError(Error::new(
-            ErrorKind::InvalidArgument,
-            "no devices selected (none in that site, or none you may manage)",
-        )));
-    }
     if f.text("action") == "apply" {
         let task = state.provisioner.create_task(id, &ids, &actor(&me)).await?;
         let p = state.provisioner.clone();
@@ -613,9 +415,11 @@ pub async fn run(
         return Ok(Redirect::to(&format!("/provision/tasks/{task}")).into_response());
     }
     let plans = state.provisioner.plan(&spec, &ids).await?;
+    let sites = state.sites.visible(&me.scope).await?;
     Ok(ProfilePage {
-        form: SpecForm::from_spec(&profile.name, &spec),
-        sites: state.sites.list().await?,
+        form: form_of(&profile, &spec),
+        owner_sites: sites.clone(),
+        sites,
         me,
         profile,
         errors: Vec::new(),
@@ -651,45 +455,22 @@ async fn task_page(
     id: i32,
     revealed: Option<(String, String)>,
 ) -> Result<TaskPage, WebError> {
-    let task = provision_task::Entity::find_by_id(id)
-        .one(&state.db)
-        .await?
-        .ok_or_else(|| WebError(Error::new(ErrorKind::NotFound, format!("no task {id}"))))?;
-    let items = provision_item::Entity::find()
-        .filter(provision_item::Column::TaskId.eq(id))
-        .order_by_asc(provision_item::Column::Id)
-        .all(&state.db)
+    let v = state
+        .console
+        .provision_task(&state.provisioner, &me.actor(), id)
         .await?;
-    // Only the devices this user may see.
-    let visible: std::collections::HashMap<i32, String> = device::Entity::find()
-        .filter(me.scope.devices())
-        .filter(device::Column::Id.is_in(items.iter().map(|i| i.device_id)))
-        .all(&state.db)
-        .await?
+    let task = v.task;
+    let profile = v.profile;
+    let items = v
+        .items
         .into_iter()
-        .map(|d| {
-            let n = crate::fleet::inventory::display_name(&d);
-            (d.id, n)
+        .map(|(item, device)| ItemRow {
+            results: serde_json::from_value(item.detail.clone()).unwrap_or_default(),
+            has_secret: item.secret.is_some(),
+            device,
+            item,
         })
         .collect();
-    let items = items
-        .into_iter()
-        .filter_map(|item| {
-            let device = visible.get(&item.device_id)?.clone();
-            Some(ItemRow {
-                results: serde_json::from_value(item.detail.clone()).unwrap_or_default(),
-                has_secret: item.secret.is_some(),
-                device,
-                item,
-            })
-        })
-        .collect();
-    let profile = state
-        .provisioner
-        .profile(task.profile_id)
-        .await
-        .map(|p| p.name)
-        .unwrap_or_default();
     let progress = state
         .provisioner
         .progress
@@ -712,7 +493,6 @@ pub async fn task(
     Extension(me): Extension<CurrentUser>,
     Path(id): Path<i32>,
 ) -> Result<Response, WebError> {
-    me.require(me.role.can_operate_devices())?;
     Ok(task_page(&state, me, id, None).await?.into_response())
 }
 
@@ -724,7 +504,6 @@ pub async fn task_action(
 ) -> Result<Response, WebError> {
     let f = FormFields::parse(&raw);
     me.check_csrf(&f.get("csrf"))?;
-    me.require(me.role.can_operate_devices())?;
     match f.text("action").as_str() {
         "resume" => {
             state.provisioner.resume(id, &actor(&me)).await?;
@@ -740,22 +519,21 @@ pub async fn task_action(
             let item_id: i32 = f.text("item").parse().map_err(|_| {
                 WebError(Error::new(ErrorKind::InvalidArgument, "item: not an item"))
             })?;
-            let item = provision_item::Entity::find_by_id(item_id)
-                .one(&state.db)
-                .await?
-                .filter(|i| i.task_id == id)
-                .ok_or_else(|| WebError(Error::new(ErrorKind::NotFound, "no such item")))?;
-            // Within the user's sites only.
-            let dev = device::Entity::find_by_id(item.device_id)
-                .filter(me.scope.devices())
-                .one(&state.db)
-                .await?
+            // The item must be one of this task's, on a device in scope.
+            let v = state
+                .console
+                .provision_task(&state.provisioner, &me.actor(), id)
+                .await?;
+            let (_, device) = v
+                .items
+                .into_iter()
+                .find(|(i, _)| i.id == item_id)
                 .ok_or_else(|| WebError(Error::new(ErrorKind::NotFound, "no such item")))?;
             let pw = state
                 .provisioner
                 .reveal_password(item_id, &actor(&me))
                 .await?;
-            let revealed = pw.map(|p| (dev.name.clone(), p));
+            let revealed = pw.map(|p| (device, p));
             Ok(task_page(&state, me, id, revealed).await?.into_response())
         }
         _ => Err(WebError(Error::new(
@@ -770,7 +548,10 @@ pub async fn task_events(
     Extension(me): Extension<CurrentUser>,
     Path(id): Path<i32>,
 ) -> Result<Response, WebError> {
-    me.require(me.role.can_operate_devices())?;
+    state
+        .console
+        .provision_task(&state.provisioner, &me.actor(), id)
+        .await?;
     Ok(super::discovery::progress_sse(
         state.provisioner.progress.subscribe(id),
     ))
@@ -783,8 +564,10 @@ pub async fn drift(
 ) -> Result<Response, WebError> {
     let f = FormFields::parse(&raw);
     me.check_csrf(&f.get("csrf"))?;
-    me.require(me.role.can_operate_devices())?;
-    let (newly, cleared) = state.provisioner.check_drift(None).await?;
+    let (newly, cleared) = state
+        .console
+        .drift_check(&state.provisioner, &me.actor())
+        .await?;
     let notices = crate::fleet::provision::drift_notices(&newly, &cleared);
     state.alerting.process(&notices).await?;
     let notice = format!(

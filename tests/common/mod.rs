@@ -128,7 +128,7 @@ pub async fn raw_test_db() -> sea_orm::DatabaseConnection {
 /// Adopt simulated camera `i` of `f` (admin/admin) straight into the
 /// inventory, into `site`, as an adoption from discovery would.
 pub async fn adopt_device(
-    state: &camfleet::web::AppState,
+    state: &camfleet::app::AppState,
     f: &Fleet,
     i: usize,
     site: Option<i32>,

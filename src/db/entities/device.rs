@@ -74,6 +74,10 @@ pub struct Model {
     pub recording_status: String,
     /// `tcp` (RTP interleaved, the default) or `udp` (migration 14).
     pub record_transport: String,
+    /// Retired (migration 17): kept in the inventory, no longer polled,
+    /// recorded or alerted on.
+    pub retired_at: Option<DateTimeUtc>,
+    pub retired_reason: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -21,6 +21,7 @@ pub mod health_rollup;
 pub mod health_sample;
 pub mod job;
 pub mod job_run;
+pub mod login_throttle;
 pub mod notify_channel;
 pub mod provision_item;
 pub mod provision_profile;

@@ -10,6 +10,8 @@ pub struct Model {
     pub spec: Json,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
+    /// The site that owns this profile; `None` is shared, edited by admins only.
+    pub site_id: Option<i32>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

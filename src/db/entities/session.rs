@@ -10,6 +10,8 @@ pub struct Model {
     pub data: Vec<u8>,
     pub expires_at: DateTimeUtc,
     pub user_id: Option<i32>,
+    /// Last request seen with this session (idle timeout).
+    pub last_seen_at: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -47,6 +47,7 @@ use crate::secrets::SecretBox;
 
 mod camera;
 mod device_ops;
+pub mod form;
 mod spec;
 mod tasks;
 
@@ -103,11 +104,49 @@ impl Provisioner {
         base64::engine::general_purpose::STANDARD.encode(self.secrets.seal_str(password))
     }
 
+    /// Every profile (the command line, jobs).
     pub async fn profiles(&self) -> Result<Vec<provision_profile::Model>> {
         Ok(provision_profile::Entity::find()
             .order_by_asc(provision_profile::Column::Name)
             .all(&self.db)
             .await?)
+    }
+
+    /// The profiles an actor may see and use: shared ones and those of
+    /// their sites.
+    pub async fn profiles_for(&self, actor: &Actor) -> Result<Vec<provision_profile::Model>> {
+        actor.require(crate::fleet::users::Role::can_operate_devices)?;
+        Ok(self
+            .profiles()
+            .await?
+            .into_iter()
+            .filter(|p| p.site_id.is_none() || actor.scope.allows_site(p.site_id))
+            .collect())
+    }
+
+    /// One profile the actor may see (404 otherwise).
+    pub async fn profile_for(&self, actor: &Actor, id: i32) -> Result<provision_profile::Model> {
+        actor.require(crate::fleet::users::Role::can_operate_devices)?;
+        let p = self.profile(id).await?;
+        if p.site_id.is_some() && !actor.scope.allows_site(p.site_id) {
+            return Err(Error::new(ErrorKind::NotFound, format!("no profile {id}")));
+        }
+        Ok(p)
+    }
+
+    /// May the actor change this profile? A site's profile: those who
+    /// manage the site. A shared profile (no site): admins only, since it
+    /// reaches every site's cameras.
+    pub fn check_profile_owner(actor: &Actor, site_id: Option<i32>) -> Result<()> {
+        actor.require(crate::fleet::users::Role::can_operate_devices)?;
+        match site_id {
+            None if !actor.is_admin() => Err(Error::new(
+                ErrorKind::PermissionDenied,
+                "shared profiles (no site) are changed by admins only; choose one of your sites",
+            )),
+            None => Ok(()),
+            Some(_) => actor.scope.check_site(site_id),
+        }
     }
 
     pub async fn profile_by_name(&self, name: &str) -> Result<provision_profile::Model> {
@@ -134,14 +173,22 @@ impl Provisioner {
         })
     }
 
-    /// Create or replace a profile by name (audited).
+    /// Create or replace a profile (audited). `site_id` is who owns it
+    /// ([`Self::check_profile_owner`]); an existing profile needs its
+    /// present owner's rights too.
     pub async fn save_profile(
         &self,
         id: Option<i32>,
         name: &str,
+        site_id: Option<i32>,
         spec: &ProfileSpec,
         actor: &Actor,
     ) -> Result<provision_profile::Model> {
+        Self::check_profile_owner(actor, site_id)?;
+        if let Some(id) = id {
+            let old = self.profile_for(actor, id).await?;
+            Self::check_profile_owner(actor, old.site_id)?;
+        }
         let name = name.trim();
         if name.is_empty() || name.chars().count() > 100 {
             return Err(Error::new(
@@ -170,6 +217,7 @@ impl Provisioner {
                 let mut am = old.into_active_model();
                 am.name = Set(name.into());
                 am.spec = Set(spec_json);
+                am.site_id = Set(site_id);
                 am.updated_at = Set(now);
                 (am.update(&self.db).await?, Some(before))
             }
@@ -177,6 +225,7 @@ impl Provisioner {
                 provision_profile::ActiveModel {
                     name: Set(name.into()),
                     spec: Set(spec_json),
+                    site_id: Set(site_id),
                     created_at: Set(now),
                     updated_at: Set(now),
                     ..Default::default()
@@ -560,7 +609,8 @@ pub fn drift_notices(newly: &[(i32, String)], cleared: &[i32]) -> Vec<super::pol
 }
 
 /// Profile JSON for the audit log: sealed passwords left out.
-fn redact(mut v: serde_json::Value) -> serde_json::Value {
+/// A spec without its sealed passwords (for the audit log and the API).
+pub fn redact(mut v: serde_json::Value) -> serde_json::Value {
     if let Some(users) = v.get_mut("users").and_then(|u| u.as_array_mut()) {
         for u in users {
             if let Some(o) = u.as_object_mut() {
@@ -627,6 +677,8 @@ mod tests {
             record_profile: None,
             recording_status: String::new(),
             record_transport: "tcp".into(),
+            retired_at: None,
+            retired_reason: None,
         }
     }
 

@@ -6,10 +6,28 @@ use super::*;
 
 impl Provisioner {
     /// Create a task for these devices (rows only; `run` does the work).
+    /// The task keeps the profile's spec as it is now: a later edit of the
+    /// profile does not change what this task writes. Every device must
+    /// be within the actor's sites, and a site's profile applies only to
+    /// that site's devices.
     pub async fn create_task(&self, profile_id: i32, ids: &[i32], actor: &Actor) -> Result<i32> {
         let now = self.clock.now_utc();
-        let profile = self.profile(profile_id).await?;
+        let profile = self.profile_for(actor, profile_id).await?;
+        let sites = self.sites_of_devices(ids).await?;
+        if !actor.scope.covers(sites.iter().copied()) {
+            return Err(Error::new(
+                ErrorKind::PermissionDenied,
+                "some of these devices are outside the sites you manage",
+            ));
+        }
+        if profile.site_id.is_some() && sites.iter().any(|s| *s != profile.site_id) {
+            return Err(Error::new(
+                ErrorKind::InvalidArgument,
+                "this profile belongs to one site; select devices of that site only",
+            ));
+        }
         let task = provision_task::ActiveModel {
+            spec: Set(Some(profile.spec.clone())),
             profile_id: Set(profile_id),
             status: Set("running".into()),
             created_by: Set(actor.name.clone()),
@@ -65,7 +83,17 @@ impl Provisioner {
             .one(&self.db)
             .await?
             .ok_or_else(|| Error::new(ErrorKind::NotFound, format!("no task {task_id}")))?;
-        let spec = Self::spec_of(&self.profile(task.profile_id).await?)?;
+        // The spec as it was when the task was made (older tasks: the
+        // profile's present one).
+        let spec = match &task.spec {
+            Some(v) => serde_json::from_value(v.clone()).map_err(|e| {
+                Error::new(
+                    ErrorKind::InvalidArgument,
+                    format!("task {task_id}'s profile is unreadable: {e}"),
+                )
+            })?,
+            None => Self::spec_of(&self.profile(task.profile_id).await?)?,
+        };
         let items = provision_item::Entity::find()
             .filter(provision_item::Column::TaskId.eq(task_id))
             .filter(provision_item::Column::Status.eq("pending"))
@@ -270,12 +298,46 @@ impl Provisioner {
         Ok(n)
     }
 
-    /// Make an interrupted task's unfinished devices pending again.
+    /// The distinct sites of these devices.
+    pub async fn sites_of_devices(&self, ids: &[i32]) -> Result<Vec<Option<i32>>> {
+        use sea_orm::QuerySelect;
+        Ok(device::Entity::find()
+            .filter(device::Column::Id.is_in(ids.iter().copied()))
+            .select_only()
+            .column(device::Column::SiteId)
+            .distinct()
+            .into_tuple::<Option<i32>>()
+            .all(&self.db)
+            .await?)
+    }
+
+    /// The sites of every device in a task.
+    pub async fn task_sites(&self, task_id: i32) -> Result<Vec<Option<i32>>> {
+        use sea_orm::QuerySelect;
+        let ids: Vec<i32> = provision_item::Entity::find()
+            .filter(provision_item::Column::TaskId.eq(task_id))
+            .select_only()
+            .column(provision_item::Column::DeviceId)
+            .into_tuple()
+            .all(&self.db)
+            .await?;
+        self.sites_of_devices(&ids).await
+    }
+
+    /// Make an interrupted task's unfinished devices pending again: for
+    /// those whose sites cover every device of the task.
     pub async fn resume(&self, task_id: i32, actor: &Actor) -> Result<()> {
+        actor.require(crate::fleet::users::Role::can_operate_devices)?;
         let t = provision_task::Entity::find_by_id(task_id)
             .one(&self.db)
             .await?
             .ok_or_else(|| Error::new(ErrorKind::NotFound, format!("no task {task_id}")))?;
+        if !actor.scope.covers(self.task_sites(task_id).await?) {
+            return Err(Error::new(
+                ErrorKind::PermissionDenied,
+                "this task includes devices outside the sites you manage",
+            ));
+        }
         if t.status != "interrupted" {
             return Err(Error::new(
                 ErrorKind::Conflict,
@@ -320,6 +382,7 @@ impl Provisioner {
 
     /// Reveal a rotated password once; later calls get None.
     pub async fn reveal_password(&self, item_id: i32, actor: &Actor) -> Result<Option<String>> {
+        actor.require(crate::fleet::users::Role::can_operate_devices)?;
         let Some(item) = provision_item::Entity::find_by_id(item_id)
             .one(&self.db)
             .await?
@@ -329,6 +392,16 @@ impl Provisioner {
                 format!("no item {item_id}"),
             ));
         };
+        let site = device::Entity::find_by_id(item.device_id)
+            .one(&self.db)
+            .await?
+            .map(|d| d.site_id);
+        if !site.is_some_and(|s| actor.scope.allows_site(s)) {
+            return Err(Error::new(
+                ErrorKind::NotFound,
+                format!("no item {item_id}"),
+            ));
+        }
         let Some(sealed) = item.secret.clone() else {
             return Ok(None);
         };

@@ -1,0 +1,494 @@
+//! One device as a technician sees it (health, events, charts, profiles,
+//! history, backfills) and every action on it, typed: poll interval,
+//! reboot, network, recording policy, backfill now, retire, return to
+//! service, delete. Each action checks role and scope here.
+
+use std::sync::Arc;
+
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder,
+    QuerySelect, Set, TransactionTrait,
+};
+use serde_json::json;
+
+use super::{Console, not_found};
+use crate::db::entities::{
+    audit_log, backfill, credential, device, device_event, device_profile, device_transition, site,
+};
+use crate::error::{Error, ErrorKind, Result};
+use crate::fleet::audit::{Actor, Entry};
+use crate::fleet::users::Role;
+
+pub struct EventRow {
+    pub at: chrono::DateTime<chrono::Utc>,
+    pub topic: String,
+    pub state: &'static str,
+    pub details: String,
+}
+
+pub struct DeviceView {
+    pub d: device::Model,
+    pub site: String,
+    pub transitions: Vec<device_transition::Model>,
+    /// Camera events on watched topics, newest first.
+    pub events: Vec<EventRow>,
+    /// Server-rendered SVG charts: (title, svg).
+    pub charts: Vec<(String, String)>,
+    pub drift: String,
+    pub profiles: Vec<device_profile::Model>,
+    pub quirks: Vec<String>,
+    pub history: Vec<audit_log::Model>,
+    /// Gaps tried from the camera's own recording, newest first.
+    pub backfills: Vec<backfill::Model>,
+}
+
+/// The services a device action may need besides the database.
+pub struct DeviceOps<'a> {
+    pub inventory: &'a crate::fleet::inventory::Inventory,
+    pub provisioner: &'a crate::fleet::provision::Provisioner,
+    pub backfill: Option<&'a Arc<crate::fleet::backfill::Backfill>>,
+}
+
+/// What can be done to one device.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize, utoipa::ToSchema)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum DeviceAction {
+    /// This device's own poll interval (None: the site's or the default).
+    PollInterval {
+        seconds: Option<i32>,
+    },
+    Reboot,
+    /// IPv4 settings; the stored address follows only when the camera
+    /// answers there within a minute.
+    Network {
+        dhcp: bool,
+        #[schema(value_type = Option<String>)]
+        address: Option<std::net::Ipv4Addr>,
+        prefix: Option<u8>,
+    },
+    /// Which media profile to record (None: none), over `tcp` or `udp`.
+    Recording {
+        profile: Option<String>,
+        transport: Option<String>,
+    },
+    /// Fill recording gaps from the camera's own storage now (background).
+    Backfill,
+    /// Out of service: no longer polled, recorded or alerted on; kept in
+    /// the inventory with the date and reason.
+    Retire {
+        reason: String,
+    },
+    /// Back into service.
+    Unretire,
+}
+
+impl DeviceAction {
+    fn name(&self) -> &'static str {
+        match self {
+            Self::PollInterval { .. } => "poll_interval",
+            Self::Reboot => "reboot",
+            Self::Network { .. } => "network",
+            Self::Recording { .. } => "recording",
+            Self::Backfill => "backfill",
+            Self::Retire { .. } => "retire",
+            Self::Unretire => "unretire",
+        }
+    }
+}
+
+/// What an action did, in words.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct ActionOutcome {
+    pub device_id: i32,
+    pub action: String,
+    pub detail: String,
+}
+
+pub fn human_drift(ms: i64) -> String {
+    let sign = if ms < 0 { "-" } else { "+" };
+    let a = ms.unsigned_abs();
+    if a < 1_000 {
+        format!("{sign}{a} ms")
+    } else if a < 120_000 {
+        format!("{sign}{:.1} s", a as f64 / 1000.0)
+    } else if a < 7_200_000 {
+        format!("{sign}{} min", a / 60_000)
+    } else {
+        format!("{sign}{} h {} min", a / 3_600_000, (a % 3_600_000) / 60_000)
+    }
+}
+
+fn invalid(m: impl Into<String>) -> Error {
+    Error::new(ErrorKind::InvalidArgument, m.into())
+}
+
+impl Console {
+    /// A device by id, if it exists within the actor's sites (outside them
+    /// it answers 404, the same as a missing one).
+    pub async fn device_in_scope(&self, actor: &Actor, id: i32) -> Result<device::Model> {
+        device::Entity::find_by_id(id)
+            .filter(actor.scope.devices())
+            .one(&self.db)
+            .await?
+            .ok_or_else(|| not_found("device", id))
+    }
+
+    /// A device and its media profiles (the API's device).
+    pub async fn device_detail(
+        &self,
+        actor: &Actor,
+        id: i32,
+    ) -> Result<(device::Model, Vec<device_profile::Model>)> {
+        let d = self.device_in_scope(actor, id).await?;
+        let profiles = device_profile::Entity::find()
+            .filter(device_profile::Column::DeviceId.eq(id))
+            .order_by_asc(device_profile::Column::Id)
+            .all(&self.db)
+            .await?;
+        Ok((d, profiles))
+    }
+
+    pub async fn device_view(&self, actor: &Actor, id: i32) -> Result<DeviceView> {
+        let d = self.device_in_scope(actor, id).await?;
+        let site = match d.site_id {
+            Some(sid) => site::Entity::find_by_id(sid)
+                .one(&self.db)
+                .await?
+                .map(|s| s.name)
+                .unwrap_or_default(),
+            None => String::new(),
+        };
+        let profiles = device_profile::Entity::find()
+            .filter(device_profile::Column::DeviceId.eq(id))
+            .all(&self.db)
+            .await?;
+        let quirks = d
+            .quirks
+            .as_array()
+            .map(|a| a.iter().map(|q| q.to_string()).collect())
+            .unwrap_or_default();
+        let history = audit_log::Entity::find()
+            .filter(audit_log::Column::TargetKind.eq("device"))
+            .filter(audit_log::Column::TargetId.eq(id.to_string()))
+            .order_by_desc(audit_log::Column::Id)
+            .limit(50)
+            .all(&self.db)
+            .await?;
+        let transitions = device_transition::Entity::find()
+            .filter(device_transition::Column::DeviceId.eq(id))
+            .order_by_desc(device_transition::Column::Id)
+            .limit(50)
+            .all(&self.db)
+            .await?;
+        let events = device_event::Entity::find()
+            .filter(device_event::Column::DeviceId.eq(id))
+            .order_by_desc(device_event::Column::Id)
+            .limit(30)
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(event_row)
+            .collect();
+        let charts = self.health_charts(id).await?;
+        let drift = d.drift_ms.map(human_drift).unwrap_or_default();
+        let backfills = crate::fleet::backfill::Backfill::history(&self.db, id, 10).await?;
+        Ok(DeviceView {
+            d,
+            site,
+            transitions,
+            events,
+            charts,
+            drift,
+            profiles,
+            quirks,
+            history,
+            backfills,
+        })
+    }
+
+    /// The device page's charts: 24 h from raw samples (5-minute buckets)
+    /// and 7 days from rollups (hourly), for availability, latency, drift.
+    async fn health_charts(&self, id: i32) -> Result<Vec<(String, String)>> {
+        use crate::fleet::samples::{BUCKET_MS, Point, series, svg_chart};
+        let now = self.clock.now_utc().timestamp_millis();
+        let mut out = Vec::new();
+        for (label, span, bucket, raw) in [
+            ("24 h", 24 * 3_600_000_i64, BUCKET_MS, true),
+            ("7 days", 7 * 24 * 3_600_000_i64, 3_600_000, false),
+        ] {
+            let pts = series(&self.db, id, now, span, bucket, raw).await?;
+            let x = |p: &Point| (p.start_ms - (now - span)) as f64 / span as f64;
+            let avail: Vec<(f64, Option<f64>)> = pts
+                .iter()
+                .map(|p| (x(p), p.availability().map(|a| a * 100.0)))
+                .collect();
+            let lat: Vec<(f64, Option<f64>)> =
+                pts.iter().map(|p| (x(p), p.latency_avg_ms)).collect();
+            let drift: Vec<(f64, Option<f64>)> = pts
+                .iter()
+                .map(|p| (x(p), p.drift_avg_ms.map(|d| d / 1000.0)))
+                .collect();
+            for (title, unit, pts, max) in [
+                (format!("Availability, {label}"), "%", avail, Some(100.0)),
+                (format!("Latency, {label}"), "ms", lat, None),
+                (format!("Clock drift, {label}"), "s", drift, None),
+            ] {
+                let svg = svg_chart(&title, unit, &pts, max);
+                out.push((title, svg));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Do one thing to one device (technicians and admins, in their sites).
+    pub async fn device_act(
+        &self,
+        ops: &DeviceOps<'_>,
+        actor: &Actor,
+        id: i32,
+        action: DeviceAction,
+    ) -> Result<ActionOutcome> {
+        actor.require(Role::can_operate_devices)?;
+        let d = self.device_in_scope(actor, id).await?;
+        let name = action.name();
+        if d.retired_at.is_some() && !matches!(action, DeviceAction::Unretire) {
+            return Err(Error::new(
+                ErrorKind::Conflict,
+                "this device is retired; return it to service first",
+            ));
+        }
+        let detail = match action {
+            DeviceAction::PollInterval { seconds } => {
+                ops.inventory
+                    .set_poll_interval(id, seconds, &actor.scope, actor)
+                    .await?;
+                match seconds {
+                    Some(s) => format!("polled every {s} s"),
+                    None => "polled at the site's or the default interval".into(),
+                }
+            }
+            DeviceAction::Reboot => ops.provisioner.reboot(id, actor).await?,
+            DeviceAction::Network {
+                dhcp,
+                address,
+                prefix,
+            } => {
+                let address = if dhcp {
+                    None
+                } else {
+                    let a = address.ok_or_else(|| invalid("address: an IPv4 address"))?;
+                    let p = prefix
+                        .filter(|p| (1..=32).contains(p))
+                        .ok_or_else(|| invalid("prefix length: 1–32"))?;
+                    Some((a, p))
+                };
+                ops.provisioner
+                    .change_network(id, dhcp, address, std::time::Duration::from_secs(60), actor)
+                    .await?;
+                "network settings changed".into()
+            }
+            DeviceAction::Recording { profile, transport } => {
+                let profile = profile.filter(|p| !p.is_empty());
+                let transport = transport
+                    .filter(|t| !t.is_empty())
+                    .unwrap_or_else(|| "tcp".into());
+                let what = match &profile {
+                    Some(p) => format!("records profile {p} over {transport}"),
+                    None => "not recorded".into(),
+                };
+                crate::fleet::recording::set_policy(
+                    &self.db,
+                    self.clock.now_utc(),
+                    d,
+                    profile,
+                    &transport,
+                    actor,
+                )
+                .await?;
+                what
+            }
+            DeviceAction::Backfill => {
+                let Some(b) = ops.backfill.cloned() else {
+                    return Err(Error::new(
+                        ErrorKind::Unavailable,
+                        "edge backfill is not configured here",
+                    ));
+                };
+                self.audit(
+                    actor,
+                    Entry {
+                        action: "device.backfill",
+                        target_kind: "device",
+                        target_id: id.to_string(),
+                        before: None,
+                        after: None,
+                    },
+                )
+                .await?;
+                tokio::spawn(async move {
+                    match b.run(Some(id), crate::shutdown::never()).await {
+                        Ok(r) => {
+                            tracing::info!(device = id, summary = %r.summary(), "backfill done")
+                        }
+                        Err(e) => tracing::warn!(device = id, error = %e, "backfill failed"),
+                    }
+                });
+                "backfill started".into()
+            }
+            DeviceAction::Retire { reason } => {
+                let reason: String = reason.trim().chars().take(500).collect();
+                if reason.is_empty() {
+                    return Err(invalid("reason: why the device is retired"));
+                }
+                let now = self.clock.now_utc();
+                let mut am = d.into_active_model();
+                am.retired_at = Set(Some(now));
+                am.retired_reason = Set(Some(reason.clone()));
+                am.status = Set("retired".into());
+                am.record_profile = Set(None);
+                am.update(&self.db).await?;
+                self.audit(
+                    actor,
+                    Entry {
+                        action: "device.retire",
+                        target_kind: "device",
+                        target_id: id.to_string(),
+                        before: None,
+                        after: Some(json!({"reason": reason})),
+                    },
+                )
+                .await?;
+                format!("retired: {reason}")
+            }
+            DeviceAction::Unretire => {
+                if d.retired_at.is_none() {
+                    return Ok(ActionOutcome {
+                        device_id: id,
+                        action: name.into(),
+                        detail: "already in service".into(),
+                    });
+                }
+                let before = json!({"retired_at": d.retired_at, "reason": d.retired_reason});
+                let mut am = d.into_active_model();
+                am.retired_at = Set(None);
+                am.retired_reason = Set(None);
+                am.status = Set("unknown".into());
+                am.update(&self.db).await?;
+                self.audit(
+                    actor,
+                    Entry {
+                        action: "device.unretire",
+                        target_kind: "device",
+                        target_id: id.to_string(),
+                        before: Some(before),
+                        after: None,
+                    },
+                )
+                .await?;
+                "back in service".into()
+            }
+        };
+        Ok(ActionOutcome {
+            device_id: id,
+            action: name.into(),
+            detail,
+        })
+    }
+
+    /// Remove a device and its health data, events and profiles (admins
+    /// only). Its alerts are resolved, its recordings stay until retention
+    /// removes them, and the audit log keeps what was deleted. The device's
+    /// identity goes into the audit entry, so what was deleted stays known.
+    pub async fn device_delete(&self, actor: &Actor, id: i32) -> Result<()> {
+        actor.require(Role::can_manage_users)?;
+        let d = self.device_in_scope(actor, id).await?;
+        let txn = self.db.begin().await?;
+        use crate::db::entities::{alert, health_rollup, health_sample};
+        device_profile::Entity::delete_many()
+            .filter(device_profile::Column::DeviceId.eq(id))
+            .exec(&txn)
+            .await?;
+        health_sample::Entity::delete_many()
+            .filter(health_sample::Column::DeviceId.eq(id))
+            .exec(&txn)
+            .await?;
+        health_rollup::Entity::delete_many()
+            .filter(health_rollup::Column::DeviceId.eq(id))
+            .exec(&txn)
+            .await?;
+        device_transition::Entity::delete_many()
+            .filter(device_transition::Column::DeviceId.eq(id))
+            .exec(&txn)
+            .await?;
+        device_event::Entity::delete_many()
+            .filter(device_event::Column::DeviceId.eq(id))
+            .exec(&txn)
+            .await?;
+        // Its alerts are closed, not erased: the NOC's history stays true.
+        alert::Entity::update_many()
+            .col_expr(
+                alert::Column::State,
+                sea_orm::sea_query::Expr::value("resolved"),
+            )
+            .col_expr(
+                alert::Column::ResolvedAt,
+                sea_orm::sea_query::Expr::value(self.clock.now_utc()),
+            )
+            .filter(alert::Column::DeviceId.eq(id))
+            .filter(alert::Column::State.ne("resolved"))
+            .exec(&txn)
+            .await?;
+        device::Entity::delete_by_id(id).exec(&txn).await?;
+        if let Some(c) = d.credential_id {
+            credential::Entity::delete_by_id(c).exec(&txn).await?;
+        }
+        crate::fleet::audit::record(
+            &txn,
+            actor,
+            self.clock.now_utc(),
+            Entry {
+                action: "device.delete",
+                target_kind: "device",
+                target_id: id.to_string(),
+                before: Some(json!({"name": d.name, "manufacturer": d.manufacturer,
+                    "model": d.model, "serial": d.serial, "mac": d.mac,
+                    "device_url": d.device_url, "site_id": d.site_id})),
+                after: None,
+            },
+        )
+        .await?;
+        txn.commit().await?;
+        Ok(())
+    }
+}
+
+fn event_row(e: device_event::Model) -> EventRow {
+    let items = |v: &serde_json::Value| {
+        v.as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|p| Some(format!("{}={}", p[0].as_str()?, p[1].as_str()?)))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            })
+            .unwrap_or_default()
+    };
+    EventRow {
+        at: e.at,
+        state: match e.active {
+            Some(true) => "on",
+            Some(false) => "off",
+            None => "",
+        },
+        details: [items(&e.source), items(&e.data)]
+            .into_iter()
+            .filter(|s| !s.is_empty())
+            .collect::<Vec<_>>()
+            .join(" · "),
+        topic: if e.operation.is_empty() {
+            e.topic
+        } else {
+            format!("{} ({})", e.topic, e.operation)
+        },
+    }
+}

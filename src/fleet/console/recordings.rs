@@ -1,0 +1,277 @@
+//! Recorded video as people reach it: a device's segments for a day with
+//! the gaps between them, one segment's bytes, and an export of a time
+//! range joined into one MP4. Watching and downloading video is a role
+//! permission (`Role::can_watch_video`), and only within the actor's sites.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+
+use super::{Console, not_found};
+use crate::db::entities::{device, recording};
+use crate::error::{Error, ErrorKind, Result};
+use crate::fleet::audit::Actor;
+use crate::fleet::users::Role;
+use crate::storage::Storage;
+
+/// Storage tiers by name.
+pub type Tiers = HashMap<String, Arc<Storage>>;
+
+fn tier<'a>(tiers: &'a Tiers, name: &str) -> Result<&'a Arc<Storage>> {
+    tiers.get(name).ok_or_else(|| {
+        Error::new(
+            ErrorKind::Unavailable,
+            format!("no storage tier {name:?} is configured here"),
+        )
+    })
+}
+
+/// A row of the timeline: a segment, or a gap before it.
+pub struct Slot {
+    pub start: chrono::DateTime<chrono::Utc>,
+    pub end: chrono::DateTime<chrono::Utc>,
+    /// None: a gap.
+    pub segment: Option<recording::Model>,
+}
+
+/// Segments and the gaps between them (a gap is more than 2 s missing).
+pub fn timeline(segs: Vec<recording::Model>) -> Vec<Slot> {
+    let mut out = Vec::new();
+    let mut last_end: Option<chrono::DateTime<chrono::Utc>> = None;
+    for s in segs {
+        if let Some(e) = last_end
+            && s.start_at - e > chrono::Duration::seconds(2)
+        {
+            out.push(Slot {
+                start: e,
+                end: s.start_at,
+                segment: None,
+            });
+        }
+        last_end = Some(last_end.map_or(s.end_at, |e| e.max(s.end_at)));
+        out.push(Slot {
+            start: s.start_at,
+            end: s.end_at,
+            segment: Some(s),
+        });
+    }
+    out
+}
+
+pub struct DayView {
+    pub d: device::Model,
+    pub day: chrono::NaiveDate,
+    pub slots: Vec<Slot>,
+    pub total_bytes: i64,
+}
+
+/// One segment's bytes, ready to send.
+pub struct SegmentBytes {
+    pub filename: String,
+    pub bytes: bytes::Bytes,
+}
+
+/// A finished export: an open file (its name already removed) and its size.
+pub struct ExportFile {
+    pub filename: String,
+    pub file: std::fs::File,
+    pub len: u64,
+}
+
+/// The longest range one export may cover.
+pub const EXPORT_MAX: chrono::Duration = chrono::Duration::hours(6);
+/// The most segment bytes one export may read.
+pub const EXPORT_MAX_BYTES: i64 = 2 * 1024 * 1024 * 1024;
+
+impl Console {
+    async fn video_device(&self, actor: &Actor, id: i32) -> Result<device::Model> {
+        actor.require(Role::can_watch_video)?;
+        self.device_in_scope(actor, id).await
+    }
+
+    /// A device's segments on one UTC day (today when `day` is None).
+    pub async fn recordings_day(
+        &self,
+        actor: &Actor,
+        id: i32,
+        day: Option<chrono::NaiveDate>,
+    ) -> Result<DayView> {
+        let d = self.video_device(actor, id).await?;
+        let day = day.unwrap_or_else(|| self.clock.now_utc().date_naive());
+        let from = day.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc();
+        let to = from + chrono::Duration::days(1);
+        let segs = recording::Entity::find()
+            .filter(recording::Column::DeviceId.eq(id))
+            .filter(recording::Column::StartAt.gte(from))
+            .filter(recording::Column::StartAt.lt(to))
+            .order_by_asc(recording::Column::StartAt)
+            .all(&self.db)
+            .await?;
+        let total_bytes = segs.iter().map(|s| s.bytes).sum();
+        Ok(DayView {
+            d,
+            day,
+            slots: timeline(segs),
+            total_bytes,
+        })
+    }
+
+    /// One segment's MP4 (its device within the actor's sites).
+    pub async fn segment(&self, tiers: &Tiers, actor: &Actor, id: i64) -> Result<SegmentBytes> {
+        actor.require(Role::can_watch_video)?;
+        let r = recording::Entity::find_by_id(id)
+            .one(&self.db)
+            .await?
+            .ok_or_else(|| not_found("recording", id))?;
+        self.device_in_scope(actor, r.device_id)
+            .await
+            .map_err(|_| not_found("recording", id))?;
+        let bytes = tier(tiers, &r.tier)?.get(&r.storage_key).await?;
+        Ok(SegmentBytes {
+            filename: format!(
+                "camera{}-{}.mp4",
+                r.device_id,
+                r.start_at.format("%Y%m%dT%H%M%SZ")
+            ),
+            bytes,
+        })
+    }
+
+    /// One MP4 of a time range: the segments of one profile joined,
+    /// trimmed to the range from the keyframe before it, gaps closed up.
+    /// At most 6 hours and 2 GiB of segments; written to `dir` and unlinked
+    /// at once (the open file outlives its name).
+    #[allow(clippy::too_many_arguments)]
+    pub async fn export(
+        &self,
+        tiers: &Tiers,
+        actor: &Actor,
+        id: i32,
+        from: chrono::DateTime<chrono::Utc>,
+        to: chrono::DateTime<chrono::Utc>,
+        profile: Option<String>,
+        dir: &std::path::Path,
+    ) -> Result<ExportFile> {
+        let d = self.video_device(actor, id).await?;
+        if to <= from {
+            return Err(Error::new(
+                ErrorKind::InvalidArgument,
+                "to: must be after from",
+            ));
+        }
+        if to - from > EXPORT_MAX {
+            return Err(Error::new(
+                ErrorKind::InvalidArgument,
+                "the range is longer than 6 hours; export it in parts",
+            ));
+        }
+        let mut segs = recording::Entity::find()
+            .filter(recording::Column::DeviceId.eq(id))
+            .filter(recording::Column::StartAt.lt(to))
+            .filter(recording::Column::EndAt.gt(from))
+            .order_by_asc(recording::Column::StartAt)
+            .all(&self.db)
+            .await?;
+        // One profile: the one asked for, else the recorded one, else the
+        // one with the most segments in the range.
+        let profile = match profile.filter(|p| !p.is_empty()) {
+            None => d
+                .record_profile
+                .clone()
+                .filter(|p| segs.iter().any(|s| &s.profile == p))
+                .or_else(|| {
+                    let mut counts: HashMap<&str, usize> = Default::default();
+                    for s in &segs {
+                        *counts.entry(s.profile.as_str()).or_default() += 1;
+                    }
+                    counts
+                        .into_iter()
+                        .max_by_key(|(_, n)| *n)
+                        .map(|(p, _)| p.to_string())
+                }),
+            Some(p) => Some(p),
+        };
+        segs.retain(|s| Some(&s.profile) == profile.as_ref());
+        if segs.is_empty() {
+            return Err(Error::new(
+                ErrorKind::NotFound,
+                "nothing recorded in that range",
+            ));
+        }
+        if segs.iter().map(|s| s.bytes).sum::<i64>() > EXPORT_MAX_BYTES {
+            return Err(Error::new(
+                ErrorKind::InvalidArgument,
+                "the range holds more than 2 GiB; export it in parts",
+            ));
+        }
+        let path = dir.join(format!("camfleet-export-{}.mp4", uuid::Uuid::new_v4()));
+        let result = join(tiers, &segs, from, to, &path).await;
+        let _ = std::fs::remove_file(&path);
+        let file = result?
+            .ok_or_else(|| Error::new(ErrorKind::NotFound, "nothing recorded in that range"))?;
+        let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+        Ok(ExportFile {
+            filename: format!(
+                "camera{}-{}-{}.mp4",
+                id,
+                from.format("%Y%m%dT%H%M%SZ"),
+                to.format("%H%M%SZ")
+            ),
+            file,
+            len,
+        })
+    }
+}
+
+/// Read the segments one at a time from their tiers and join them into
+/// `path`; the finished file, or None when no frame fell in the range.
+async fn join(
+    tiers: &Tiers,
+    segs: &[recording::Model],
+    from: chrono::DateTime<chrono::Utc>,
+    to: chrono::DateTime<chrono::Utc>,
+    path: &std::path::Path,
+) -> Result<Option<std::fs::File>> {
+    use crate::recorder::mp4::Concat;
+    let mut c: Concat<std::fs::File> = Concat::new();
+    for s in segs {
+        let bytes = tier(tiers, &s.tier)?.get(&s.storage_key).await?;
+        let (start, from_ms, to_ms) = (
+            s.start_at.timestamp_millis(),
+            from.timestamp_millis(),
+            to.timestamp_millis(),
+        );
+        let out = path.to_path_buf();
+        let key = s.storage_key.clone();
+        c = tokio::task::spawn_blocking(move || {
+            c.add(
+                || {
+                    std::fs::File::options()
+                        .create_new(true)
+                        .read(true)
+                        .write(true)
+                        .open(&out)
+                },
+                &bytes,
+                start,
+                from_ms,
+                to_ms,
+            )
+            .map(|()| c)
+            .map_err(|e| format!("{key}: {e}"))
+        })
+        .await
+        .map_err(|e| Error::new(ErrorKind::Internal, e.to_string()))?
+        .map_err(|e| Error::new(ErrorKind::Internal, e))?;
+    }
+    let file = tokio::task::spawn_blocking(move || c.finish())
+        .await
+        .map_err(|e| Error::new(ErrorKind::Internal, e.to_string()))?
+        .map_err(|e| Error::new(ErrorKind::Internal, e))?;
+    Ok(file.map(|mut f| {
+        use std::io::Seek;
+        let _ = f.rewind();
+        f
+    }))
+}
