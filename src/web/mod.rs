@@ -35,8 +35,35 @@ pub type State = Arc<crate::app::AppState>;
 pub enum Access {
     /// No login: the login page, the health check, static assets.
     Public,
-    /// Any logged-in user (handlers enforce finer roles).
+    /// A logged-in user whose role passes the route's [`Gate`].
     Login,
+}
+
+/// What a route asks of the caller's role, checked in one middleware
+/// before the handler (and so before any body is read). The services
+/// check again, with the object's site, where the object is known.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Gate {
+    /// Anyone (public routes) or any logged-in user.
+    Any,
+    EditInventory,
+    OperateDevices,
+    HandleAlerts,
+    WatchVideo,
+    Admin,
+}
+
+impl Gate {
+    pub fn allows(self, role: crate::fleet::users::Role) -> bool {
+        match self {
+            Gate::Any => true,
+            Gate::EditInventory => role.can_edit_inventory(),
+            Gate::OperateDevices => role.can_operate_devices(),
+            Gate::HandleAlerts => role.can_handle_alerts(),
+            Gate::WatchVideo => role.can_watch_video(),
+            Gate::Admin => role.can_manage_users(),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -44,6 +71,7 @@ pub struct RouteSpec {
     pub method: Method,
     pub path: &'static str,
     pub access: Access,
+    pub gate: Gate,
 }
 
 const fn r(method: Method, path: &'static str, access: Access) -> RouteSpec {
@@ -51,6 +79,17 @@ const fn r(method: Method, path: &'static str, access: Access) -> RouteSpec {
         method,
         path,
         access,
+        gate: Gate::Any,
+    }
+}
+
+/// A logged-in route whose role gate is stricter than "any user".
+const fn g(method: Method, path: &'static str, gate: Gate) -> RouteSpec {
+    RouteSpec {
+        method,
+        path,
+        access: Access::Login,
+        gate,
     }
 }
 
@@ -64,42 +103,50 @@ pub const ROUTES: &[RouteSpec] = &[
     r(Method::GET, "/", Access::Login),
     r(Method::GET, "/devices", Access::Login),
     r(Method::GET, "/devices/{id}", Access::Login),
-    r(Method::GET, "/devices/{id}/inventory", Access::Login),
-    r(Method::POST, "/devices/{id}/inventory", Access::Login),
+    g(Method::GET, "/devices/{id}/inventory", Gate::EditInventory),
+    g(Method::POST, "/devices/{id}/inventory", Gate::EditInventory),
     r(Method::GET, "/inventory.csv", Access::Login),
-    r(Method::GET, "/audit", Access::Login),
+    g(Method::GET, "/audit", Gate::Admin),
     r(Method::GET, "/discovery", Access::Login),
-    r(Method::POST, "/discovery", Access::Login),
+    g(Method::POST, "/discovery", Gate::OperateDevices),
     r(Method::GET, "/discovery/{id}", Access::Login),
-    r(Method::POST, "/discovery/{id}/adopt", Access::Login),
+    g(Method::POST, "/discovery/{id}/adopt", Gate::OperateDevices),
     r(Method::GET, "/discovery/{id}/events", Access::Login),
     r(Method::GET, "/static/app.js", Access::Public),
     r(Method::GET, "/devices/{id}/snapshot", Access::Login),
     r(Method::POST, "/devices/bulk", Access::Login),
-    r(Method::POST, "/devices/{id}/poll", Access::Login),
-    r(Method::POST, "/devices/{id}/reboot", Access::Login),
-    r(Method::POST, "/devices/{id}/recording", Access::Login),
-    r(Method::POST, "/devices/{id}/backfill", Access::Login),
-    r(Method::GET, "/devices/{id}/recordings", Access::Login),
-    r(Method::GET, "/recordings/{id}", Access::Login),
-    r(
+    g(Method::POST, "/devices/{id}/poll", Gate::OperateDevices),
+    g(Method::POST, "/devices/{id}/reboot", Gate::OperateDevices),
+    g(
+        Method::POST,
+        "/devices/{id}/recording",
+        Gate::OperateDevices,
+    ),
+    g(Method::POST, "/devices/{id}/backfill", Gate::OperateDevices),
+    g(Method::GET, "/devices/{id}/recordings", Gate::WatchVideo),
+    g(Method::GET, "/recordings/{id}", Gate::WatchVideo),
+    g(
         Method::GET,
         "/devices/{id}/recordings/export",
-        Access::Login,
+        Gate::WatchVideo,
     ),
-    r(Method::POST, "/devices/{id}/network", Access::Login),
-    r(Method::POST, "/devices/{id}/lifecycle", Access::Login),
+    g(Method::POST, "/devices/{id}/network", Gate::OperateDevices),
+    g(
+        Method::POST,
+        "/devices/{id}/lifecycle",
+        Gate::OperateDevices,
+    ),
     r(Method::GET, "/inventory", Access::Login),
-    r(Method::GET, "/inventory/import", Access::Login),
-    r(Method::POST, "/inventory/import", Access::Login),
-    r(Method::POST, "/inventory/import/apply", Access::Login),
-    r(Method::GET, "/sites", Access::Login),
-    r(Method::POST, "/sites", Access::Login),
-    r(Method::POST, "/sites/{id}", Access::Login),
-    r(Method::GET, "/users", Access::Login),
-    r(Method::POST, "/users", Access::Login),
-    r(Method::GET, "/users/{id}", Access::Login),
-    r(Method::POST, "/users/{id}", Access::Login),
+    g(Method::GET, "/inventory/import", Gate::EditInventory),
+    g(Method::POST, "/inventory/import", Gate::EditInventory),
+    g(Method::POST, "/inventory/import/apply", Gate::EditInventory),
+    g(Method::GET, "/sites", Gate::Admin),
+    g(Method::POST, "/sites", Gate::Admin),
+    g(Method::POST, "/sites/{id}", Gate::Admin),
+    g(Method::GET, "/users", Gate::Admin),
+    g(Method::POST, "/users", Gate::Admin),
+    g(Method::GET, "/users/{id}", Gate::Admin),
+    g(Method::POST, "/users/{id}", Gate::Admin),
     r(Method::GET, "/account", Access::Login),
     r(Method::POST, "/account", Access::Login),
     r(Method::GET, "/account/password", Access::Login),
@@ -107,32 +154,52 @@ pub const ROUTES: &[RouteSpec] = &[
     r(Method::GET, "/api/openapi.json", Access::Public),
     r(Method::GET, "/metrics", Access::Login),
     r(Method::GET, "/firmware", Access::Login),
-    r(Method::POST, "/firmware/images", Access::Login),
-    r(Method::POST, "/firmware/images/{id}", Access::Login),
-    r(Method::POST, "/firmware/rollouts", Access::Login),
+    g(Method::POST, "/firmware/images", Gate::OperateDevices),
+    g(Method::POST, "/firmware/images/{id}", Gate::Admin),
+    g(Method::POST, "/firmware/rollouts", Gate::OperateDevices),
     r(Method::GET, "/firmware/rollouts/{id}", Access::Login),
-    r(Method::POST, "/firmware/rollouts/{id}", Access::Login),
-    r(Method::GET, "/jobs", Access::Login),
-    r(Method::POST, "/jobs", Access::Login),
-    r(Method::GET, "/jobs/{id}", Access::Login),
-    r(Method::POST, "/jobs/{id}", Access::Login),
-    r(Method::GET, "/provision", Access::Login),
-    r(Method::POST, "/provision/profiles", Access::Login),
-    r(Method::GET, "/provision/profiles/{id}", Access::Login),
-    r(Method::POST, "/provision/profiles/{id}", Access::Login),
-    r(Method::POST, "/provision/profiles/{id}/run", Access::Login),
-    r(Method::GET, "/provision/tasks/{id}", Access::Login),
-    r(Method::POST, "/provision/tasks/{id}", Access::Login),
-    r(Method::GET, "/provision/tasks/{id}/events", Access::Login),
-    r(Method::POST, "/provision/drift", Access::Login),
-    r(Method::GET, "/alerts/settings", Access::Login),
-    r(Method::POST, "/alerts/channels", Access::Login),
-    r(Method::POST, "/alerts/channels/{id}", Access::Login),
-    r(Method::POST, "/alerts/rules", Access::Login),
-    r(Method::POST, "/alerts/rules/{id}", Access::Login),
+    g(
+        Method::POST,
+        "/firmware/rollouts/{id}",
+        Gate::OperateDevices,
+    ),
+    g(Method::GET, "/jobs", Gate::OperateDevices),
+    g(Method::POST, "/jobs", Gate::Admin),
+    g(Method::GET, "/jobs/{id}", Gate::OperateDevices),
+    g(Method::POST, "/jobs/{id}", Gate::Admin),
+    g(Method::GET, "/provision", Gate::OperateDevices),
+    g(Method::POST, "/provision/profiles", Gate::OperateDevices),
+    g(
+        Method::GET,
+        "/provision/profiles/{id}",
+        Gate::OperateDevices,
+    ),
+    g(
+        Method::POST,
+        "/provision/profiles/{id}",
+        Gate::OperateDevices,
+    ),
+    g(
+        Method::POST,
+        "/provision/profiles/{id}/run",
+        Gate::OperateDevices,
+    ),
+    g(Method::GET, "/provision/tasks/{id}", Gate::OperateDevices),
+    g(Method::POST, "/provision/tasks/{id}", Gate::OperateDevices),
+    g(
+        Method::GET,
+        "/provision/tasks/{id}/events",
+        Gate::OperateDevices,
+    ),
+    g(Method::POST, "/provision/drift", Gate::OperateDevices),
+    g(Method::GET, "/alerts/settings", Gate::Admin),
+    g(Method::POST, "/alerts/channels", Gate::Admin),
+    g(Method::POST, "/alerts/channels/{id}", Gate::Admin),
+    g(Method::POST, "/alerts/rules", Gate::Admin),
+    g(Method::POST, "/alerts/rules/{id}", Gate::Admin),
     r(Method::GET, "/alerts", Access::Login),
     r(Method::GET, "/alerts/{id}", Access::Login),
-    r(Method::POST, "/alerts/{id}", Access::Login),
+    g(Method::POST, "/alerts/{id}", Gate::HandleAlerts),
 ];
 
 fn handler(spec: &RouteSpec) -> MethodRouter<State> {
@@ -233,6 +300,8 @@ pub fn router(state: State) -> Router {
     let (api_routes, _) = api::router().split_for_parts();
     let private = private
         .merge(api_routes)
+        // After routing (it needs the matched path), inside the login.
+        .route_layer(middleware::from_fn(gate))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             auth::require_login,
@@ -251,6 +320,63 @@ pub fn router(state: State) -> Router {
         ))
         .with_state(state);
     with_access_log(app)
+}
+
+/// The gate of a (method, route pattern): from [`ROUTES`] or
+/// [`api::GATES`]; None for a route listed in neither (refused).
+pub fn gate_of(method: &str, path: &str) -> Option<Gate> {
+    static MAP: std::sync::OnceLock<std::collections::HashMap<(String, String), Gate>> =
+        std::sync::OnceLock::new();
+    MAP.get_or_init(|| {
+        ROUTES
+            .iter()
+            .map(|r| ((r.method.as_str().to_string(), r.path.to_string()), r.gate))
+            .chain(
+                api::GATES
+                    .iter()
+                    .map(|(m, p, g)| ((m.to_string(), p.to_string()), *g)),
+            )
+            .collect()
+    })
+    .get(&(method.to_string(), path.to_string()))
+    .copied()
+}
+
+/// Refuse a caller whose role the route's gate does not let in, before
+/// the handler runs (so before a body is read). HEAD is checked as GET.
+async fn gate(req: axum::extract::Request, next: middleware::Next) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let method = if req.method() == Method::HEAD {
+        "GET".to_string()
+    } else {
+        req.method().as_str().to_string()
+    };
+    let Some(pattern) = req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map(|m| m.as_str().to_string())
+    else {
+        return next.run(req).await;
+    };
+    let Some(me) = req.extensions().get::<auth::CurrentUser>() else {
+        return next.run(req).await;
+    };
+    match gate_of(&method, &pattern) {
+        Some(g) if g.allows(me.role) => next.run(req).await,
+        Some(_) => error::WebError(crate::error::Error::new(
+            crate::error::ErrorKind::PermissionDenied,
+            format!("the {} role may not do this", me.role.as_str()),
+        ))
+        .into_response(),
+        None => {
+            tracing::error!(%method, route = %pattern, "route has no gate; refused");
+            (
+                axum::http::StatusCode::FORBIDDEN,
+                "this route has no access rule",
+            )
+                .into_response()
+        }
+    }
 }
 
 /// The user a request was made by, left on the response for the access log.

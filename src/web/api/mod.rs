@@ -193,6 +193,105 @@ pub fn router() -> OpenApiRouter<State> {
         .routes(routes!(admin::audit))
 }
 
+use super::Gate;
+
+/// The role gate of every API operation (checked before the handler, by
+/// the same middleware as the pages'); an operation without an entry is
+/// refused to everyone, and the authorization matrix test fails.
+pub const GATES: &[(&str, &str, Gate)] = &[
+    ("GET", "/api/v1/devices", Gate::Any),
+    ("GET", "/api/v1/devices/{id}", Gate::Any),
+    ("DELETE", "/api/v1/devices/{id}", Gate::Admin),
+    (
+        "PATCH",
+        "/api/v1/devices/{id}/inventory",
+        Gate::EditInventory,
+    ),
+    ("POST", "/api/v1/devices/{id}/actions", Gate::OperateDevices),
+    ("POST", "/api/v1/devices/bulk/site", Gate::EditInventory),
+    ("GET", "/api/v1/inventory/export", Gate::Any),
+    ("POST", "/api/v1/inventory/import", Gate::EditInventory),
+    ("GET", "/api/v1/discovery", Gate::Any),
+    ("POST", "/api/v1/discovery", Gate::OperateDevices),
+    ("GET", "/api/v1/discovery/{id}", Gate::Any),
+    ("POST", "/api/v1/discovery/{id}/adopt", Gate::OperateDevices),
+    ("POST", "/api/v1/adopt", Gate::OperateDevices),
+    ("GET", "/api/v1/alerts", Gate::Any),
+    ("GET", "/api/v1/alerts/{id}", Gate::Any),
+    ("POST", "/api/v1/alerts/{id}/actions", Gate::HandleAlerts),
+    ("POST", "/api/v1/alerts/bulk", Gate::HandleAlerts),
+    ("GET", "/api/v1/alert-channels", Gate::Admin),
+    ("POST", "/api/v1/alert-channels", Gate::Admin),
+    ("POST", "/api/v1/alert-channels/{id}/actions", Gate::Admin),
+    ("GET", "/api/v1/alert-rules", Gate::Admin),
+    ("POST", "/api/v1/alert-rules", Gate::Admin),
+    ("PUT", "/api/v1/alert-rules/{id}", Gate::Admin),
+    ("GET", "/api/v1/provision/profiles", Gate::OperateDevices),
+    ("POST", "/api/v1/provision/profiles", Gate::OperateDevices),
+    (
+        "GET",
+        "/api/v1/provision/profiles/{id}",
+        Gate::OperateDevices,
+    ),
+    (
+        "PUT",
+        "/api/v1/provision/profiles/{id}",
+        Gate::OperateDevices,
+    ),
+    (
+        "POST",
+        "/api/v1/provision/profiles/{id}/plan",
+        Gate::OperateDevices,
+    ),
+    (
+        "POST",
+        "/api/v1/provision/profiles/{id}/run",
+        Gate::OperateDevices,
+    ),
+    ("GET", "/api/v1/provision/tasks/{id}", Gate::OperateDevices),
+    (
+        "POST",
+        "/api/v1/provision/tasks/{id}/resume",
+        Gate::OperateDevices,
+    ),
+    ("POST", "/api/v1/provision/drift", Gate::OperateDevices),
+    ("GET", "/api/v1/firmware/images", Gate::Any),
+    ("POST", "/api/v1/firmware/images", Gate::OperateDevices),
+    ("POST", "/api/v1/firmware/images/{id}/approve", Gate::Admin),
+    ("GET", "/api/v1/firmware/rollouts", Gate::Any),
+    ("POST", "/api/v1/firmware/rollouts", Gate::OperateDevices),
+    ("GET", "/api/v1/firmware/rollouts/{id}", Gate::Any),
+    (
+        "POST",
+        "/api/v1/firmware/rollouts/{id}/control",
+        Gate::OperateDevices,
+    ),
+    ("GET", "/api/v1/jobs", Gate::OperateDevices),
+    ("POST", "/api/v1/jobs", Gate::Admin),
+    ("GET", "/api/v1/jobs/{id}", Gate::OperateDevices),
+    ("PUT", "/api/v1/jobs/{id}", Gate::Admin),
+    ("DELETE", "/api/v1/jobs/{id}", Gate::Admin),
+    ("POST", "/api/v1/jobs/{id}/run", Gate::Admin),
+    ("GET", "/api/v1/jobs/{id}/runs", Gate::OperateDevices),
+    ("GET", "/api/v1/devices/{id}/recordings", Gate::WatchVideo),
+    ("GET", "/api/v1/recordings/{id}", Gate::WatchVideo),
+    (
+        "GET",
+        "/api/v1/devices/{id}/recordings/export",
+        Gate::WatchVideo,
+    ),
+    ("GET", "/api/v1/sites", Gate::Any),
+    ("POST", "/api/v1/sites", Gate::Admin),
+    ("PUT", "/api/v1/sites/{id}", Gate::Admin),
+    ("DELETE", "/api/v1/sites/{id}", Gate::Admin),
+    ("GET", "/api/v1/users", Gate::Admin),
+    ("POST", "/api/v1/users", Gate::Admin),
+    ("GET", "/api/v1/users/{id}", Gate::Admin),
+    ("PUT", "/api/v1/users/{id}", Gate::Admin),
+    ("POST", "/api/v1/users/{id}/password", Gate::Admin),
+    ("GET", "/api/v1/audit", Gate::Admin),
+];
+
 /// The OpenAPI document (built once from [`router`]).
 pub fn document() -> &'static utoipa::openapi::OpenApi {
     static DOC: OnceLock<utoipa::openapi::OpenApi> = OnceLock::new();
