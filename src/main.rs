@@ -43,6 +43,10 @@ fn main() -> std::process::ExitCode {
     };
     match rt.block_on(camfleet::cli::run(cli)) {
         Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) if e.downcast_ref::<camfleet::cli::PartialFailure>().is_some() => {
+            eprintln!("partly failed: {e:#}");
+            std::process::ExitCode::from(camfleet::cli::PARTIAL_EXIT_CODE)
+        }
         Err(e) => {
             eprintln!("error: {e:#}");
             std::process::ExitCode::FAILURE

@@ -808,3 +808,39 @@ async fn src_web_holds_no_database_access() {
     }
     assert!(offenders.is_empty(), "{}", offenders.join("\n"));
 }
+
+#[tokio::test]
+async fn a_client_that_trickles_its_headers_is_cut_off_and_others_are_served() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (app, _state) = app().await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, mut waiter) = camfleet::shutdown::channel();
+    let server = tokio::spawn(camfleet::web::server::serve_with(
+        listener,
+        app,
+        async move { waiter.wait().await },
+        std::time::Duration::from_millis(300),
+    ));
+    // Slowloris: half a request line, then nothing. The server closes.
+    let mut slow = tokio::net::TcpStream::connect(addr).await.unwrap();
+    slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    // Meanwhile a normal client is answered.
+    let mut ok = tokio::net::TcpStream::connect(addr).await.unwrap();
+    ok.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = String::new();
+    ok.read_to_string(&mut answer).await.unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let mut rest = Vec::new();
+    // The read ends (EOF or a 408) instead of waiting forever; the test
+    // harness's own timeout is the bound.
+    let _ = slow.read_to_end(&mut rest).await;
+    let text = String::from_utf8_lossy(&rest);
+    assert!(text.is_empty() || text.contains("408"), "{text}");
+    stop.fire();
+    server.await.unwrap().unwrap();
+}

@@ -343,3 +343,57 @@ async fn serve_over_tls_sets_secure_cookies_and_hsts_and_reloads_the_certificate
         "serve stops cleanly on SIGTERM"
     );
 }
+
+#[test]
+fn user_and_token_commands_generate_passwords_that_must_change_and_tokens_that_work_once_shown() {
+    let d = tmp("accounts");
+    let dir = d.to_str().unwrap();
+    let out = camfleet(&[
+        "user",
+        "add",
+        "ana",
+        "--role",
+        "technician",
+        "--all-sites",
+        "--data-dir",
+        dir,
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("to be changed at first login"), "{text}");
+    // A user with no sites is told it sees nothing yet.
+    let out = camfleet(&["user", "add", "vic", "--data-dir", dir]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("sees no devices"));
+    // An unknown site is an error naming it.
+    let out = camfleet(&["user", "add", "sam", "--site", "Nowhere", "--data-dir", dir]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Nowhere"));
+    // A token, printed once, on stdout alone (for scripts).
+    let out = camfleet(&["token", "create", "ana", "--name", "ci", "--data-dir", dir]);
+    let token = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert!(out.status.success() && token.starts_with("cf_"), "{token}");
+    // passwd with a file: set, not forced to change; generated: forced.
+    let pw = d.join("pw");
+    std::fs::write(&pw, "a-fine-password-1\n").unwrap();
+    let out = camfleet(&[
+        "user",
+        "passwd",
+        "ana",
+        "--password-file",
+        pw.to_str().unwrap(),
+        "--data-dir",
+        dir,
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success() && !text.contains("shown once"),
+        "{text}"
+    );
+    let out = camfleet(&["user", "passwd", "nobody", "--data-dir", dir]);
+    assert!(!out.status.success());
+    assert_eq!(out.status.code(), Some(1));
+}

@@ -9,6 +9,7 @@ use clap::Args;
 use ipnet::Ipv4Net;
 
 use super::table::Table;
+use crate::discovery::sweep::SweepProgress;
 use crate::discovery::{self, Discovered, ProbeConfig, SweepConfig};
 
 #[derive(Args, Debug)]
@@ -66,6 +67,9 @@ pub async fn discover(a: DiscoverArgs) -> anyhow::Result<()> {
         None => None,
     };
     let tty = std::io::stderr().is_terminal() && !a.json;
+    // What could not be done, for the exit code (a sweep's unchecked
+    // hosts; answers that were not understood).
+    let mut shortfall: Option<String> = None;
     let devices: Vec<Discovered> = match a.cidr {
         Some(cidr) => {
             let mut cfg = SweepConfig::new(cidr);
@@ -73,7 +77,9 @@ pub async fn discover(a: DiscoverArgs) -> anyhow::Result<()> {
             cfg.wsd_wait = Duration::from_secs_f64(a.timeout.max(0.1));
             cfg.http_ports = a.http_ports.clone();
             cfg.hosts_per_sec = a.rate.max(1);
-            discovery::sweep::sweep(&cfg, |p, _| {
+            let mut last = SweepProgress::default();
+            let found = discovery::sweep::sweep(&cfg, |p, _| {
+                last = *p;
                 if tty {
                     let done = p.probes_sent + p.http_checked;
                     let total = (p.hosts_total + p.http_total).max(1);
@@ -88,7 +94,15 @@ pub async fn discover(a: DiscoverArgs) -> anyhow::Result<()> {
                     let _ = std::io::stderr().flush();
                 }
             })
-            .await?
+            .await?;
+            if last.hosts_total > 0 && last.probes_sent < last.hosts_total {
+                shortfall = Some(format!(
+                    "{} of {} hosts could not be probed",
+                    last.hosts_total - last.probes_sent,
+                    last.hosts_total
+                ));
+            }
+            found
         }
         None => {
             let cfg = ProbeConfig {
@@ -107,6 +121,12 @@ pub async fn discover(a: DiscoverArgs) -> anyhow::Result<()> {
                 }
             })
             .await?;
+            if r.ignored_datagrams > 0 {
+                shortfall = Some(format!(
+                    "{} answers were not understood (see the log)",
+                    r.ignored_datagrams
+                ));
+            }
             if r.rcvbuf_bytes < 4 * 1024 * 1024 {
                 tracing::warn!(
                     rcvbuf = r.rcvbuf_bytes,
@@ -121,7 +141,10 @@ pub async fn discover(a: DiscoverArgs) -> anyhow::Result<()> {
     }
     if a.json {
         println!("{}", serde_json::to_string_pretty(&devices)?);
-        return Ok(());
+        return match shortfall {
+            Some(s) => Err(crate::cli::PartialFailure(s).into()),
+            None => Ok(()),
+        };
     }
     let mut t = Table::new(&["endpoint", "name", "hardware", "xaddr", "via"]);
     for d in &devices {
@@ -138,7 +161,10 @@ pub async fn discover(a: DiscoverArgs) -> anyhow::Result<()> {
     if let (Some(secs), Some(interface)) = (a.watch, watch_on) {
         watch(interface, a.port, secs).await?;
     }
-    Ok(())
+    match shortfall {
+        Some(s) => Err(crate::cli::PartialFailure(s).into()),
+        None => Ok(()),
+    }
 }
 
 async fn watch(interface: Ipv4Addr, port: u16, secs: u64) -> anyhow::Result<()> {

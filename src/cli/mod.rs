@@ -1,5 +1,6 @@
 //! Subcommands. Each parses its flags, calls the library, prints a table or JSON.
 
+mod accounts;
 mod bench;
 pub use bench::PROCESS_START;
 mod discover;
@@ -47,7 +48,10 @@ pub enum Command {
     Backfill(record::BackfillArgs),
     /// Manage users.
     #[command(subcommand)]
-    User(serve::UserCommand),
+    User(accounts::UserCommand),
+    /// Make API tokens.
+    #[command(subcommand)]
+    Token(accounts::TokenCommand),
     /// Check the settings, or print an example settings file.
     #[command(subcommand)]
     Config(ops::ConfigCommand),
@@ -76,6 +80,7 @@ impl Cli {
             Command::Discover(_)
                 | Command::Probe(_)
                 | Command::User(_)
+                | Command::Token(_)
                 | Command::Config(_)
                 | Command::Mib(_)
                 | Command::Health(_)
@@ -110,7 +115,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Provision(a) => provision::provision(a).await,
         Command::Record(a) => record::record(a).await,
         Command::Backfill(a) => record::backfill(a).await,
-        Command::User(c) => serve::user(c).await,
+        Command::User(c) => accounts::user(c).await,
+        Command::Token(c) => accounts::token(c).await,
         Command::Config(c) => ops::config(c).await,
         Command::Migrate(a) => ops::migrate(a).await,
         Command::Backup(a) => ops::backup(a).await,
@@ -164,6 +170,22 @@ impl CredentialArgs {
 }
 
 use crate::onvif as camfleet_onvif;
+
+/// The work was done for some and failed for others (some devices, some
+/// gaps, some hosts): the process exits with [`PARTIAL_EXIT_CODE`], so a
+/// script can tell it from a total failure (1) and from success (0).
+#[derive(Debug)]
+pub struct PartialFailure(pub String);
+
+impl std::fmt::Display for PartialFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for PartialFailure {}
+
+pub const PARTIAL_EXIT_CODE: u8 = 3;
 
 /// Wait for Ctrl-C or SIGTERM.
 pub(crate) async fn interrupted() {

@@ -25,6 +25,9 @@ pub struct ProvisionArgs {
     /// Show the plan (current → desired per setting) and change nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// Print the plan or the per-device outcome as JSON.
+    #[arg(long)]
+    pub json: bool,
     #[command(flatten)]
     pub data: DataArgs,
 }
@@ -88,6 +91,10 @@ pub async fn provision(a: ProvisionArgs) -> anyhow::Result<()> {
     }
     if a.dry_run {
         let plans = p.plan(&spec, &ids).await?;
+        if a.json {
+            println!("{}", serde_json::to_string_pretty(&plans)?);
+            return Ok(());
+        }
         let mut t = Table::new(&["device", "setting", "now", "wanted", "plan"]);
         for d in &plans {
             if let Some(e) = &d.error {
@@ -137,7 +144,7 @@ pub async fn provision(a: ProvisionArgs) -> anyhow::Result<()> {
         let p = p.clone();
         tokio::spawn(async move { p.run(task).await })
     };
-    let tty = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let tty = std::io::IsTerminal::is_terminal(&std::io::stderr()) && !a.json;
     loop {
         let pr = rx.borrow_and_update().clone();
         if tty {
@@ -166,6 +173,7 @@ pub async fn provision(a: ProvisionArgs) -> anyhow::Result<()> {
         .collect();
     let mut t = Table::new(&["device", "outcome", "details"]);
     let mut bad = 0;
+    let mut out = Vec::new();
     for i in &items {
         let results: Vec<SettingResult> =
             serde_json::from_value(i.detail.clone()).unwrap_or_default();
@@ -189,19 +197,39 @@ pub async fn provision(a: ProvisionArgs) -> anyhow::Result<()> {
         } else {
             format!("{} at {}", i.status, i.step)
         };
+        out.push(serde_json::json!({
+            "device_id": i.device_id,
+            "device": names.get(&i.device_id).cloned().unwrap_or_default(),
+            "status": i.status,
+            "step": i.step,
+            "results": results,
+        }));
         t.row(vec![
             names.get(&i.device_id).cloned().unwrap_or_default(),
             outcome,
             details,
         ]);
     }
-    print!("{}", t.render());
-    println!("task {task}: see /provision/tasks/{task} (rotated passwords are shown there once)");
+    if a.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({"task": task, "devices": out}))?
+        );
+    } else {
+        print!("{}", t.render());
+        println!(
+            "task {task}: see /provision/tasks/{task} (rotated passwords are shown there once)"
+        );
+    }
+    if bad == items.len() && bad > 0 {
+        anyhow::bail!("all {bad} devices failed");
+    }
     if bad > 0 {
-        anyhow::bail!(
+        return Err(crate::cli::PartialFailure(format!(
             "{bad} of {} devices failed or were partly changed",
             items.len()
-        );
+        ))
+        .into());
     }
     Ok(())
 }

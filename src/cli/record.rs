@@ -99,6 +99,9 @@ pub struct BackfillArgs {
     /// Read at most this many Mbit/s from each camera.
     #[arg(long, default_value_t = 32)]
     pub mbps: u64,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
     #[command(flatten)]
     pub data: DataArgs,
 }
@@ -114,12 +117,30 @@ pub async fn backfill(a: BackfillArgs) -> anyhow::Result<()> {
     config.max_bytes_per_s = a.mbps.max(1) * 125_000;
     let b = b.with_config(config);
     let r = b.run(a.device, crate::shutdown::never()).await?;
-    for line in &r.log {
-        println!("{line}");
+    if a.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({
+                "devices": r.devices, "gaps": r.gaps, "filled": r.filled,
+                "partial": r.partial, "empty": r.empty, "failed": r.failed,
+                "segments": r.segments, "bytes": r.bytes, "log": r.log,
+            }))?
+        );
+    } else {
+        for line in &r.log {
+            println!("{line}");
+        }
+        println!("{}", r.summary());
     }
-    println!("{}", r.summary());
+    if r.failed > 0 && r.failed == r.gaps {
+        anyhow::bail!("none of the {} gaps could be filled", r.failed);
+    }
     if r.failed > 0 {
-        anyhow::bail!("{} gaps could not be filled", r.failed);
+        return Err(crate::cli::PartialFailure(format!(
+            "{} of {} gaps could not be filled",
+            r.failed, r.gaps
+        ))
+        .into());
     }
     Ok(())
 }

@@ -3,14 +3,12 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use clap::{Args, Subcommand};
+use clap::Args;
 
 use crate::app::{self, AppConfig};
 use crate::config::{self, FileConfig, Settings};
 use crate::discovery::interfaces::HostInterface;
-use crate::fleet::audit::Actor;
-use crate::fleet::users::Role;
-use crate::web::net::{PeerAddr, WebConfig};
+use crate::web::net::WebConfig;
 
 #[derive(Args, Debug, Clone)]
 pub struct DataArgs {
@@ -262,7 +260,7 @@ pub async fn serve(a: ServeArgs) -> anyhow::Result<()> {
             shutdown,
         ));
     }
-    let router = crate::web::router(state).into_make_service_with_connect_info::<PeerAddr>();
+    let router = crate::web::router(state);
     // systemd (Type=notify): ready once the socket is bound and the
     // workers run; a no-op outside systemd.
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
@@ -270,15 +268,9 @@ pub async fn serve(a: ServeArgs) -> anyhow::Result<()> {
         Some(certs) => {
             certs.reload_on_sighup();
             let tls = crate::tls::TlsListener::new(tcp, certs)?;
-            axum::serve(tls, router)
-                .with_graceful_shutdown(super::interrupted())
-                .await
+            crate::web::server::serve(tls, router, super::interrupted()).await
         }
-        None => {
-            axum::serve(tcp, router)
-                .with_graceful_shutdown(super::interrupted())
-                .await
-        }
+        None => crate::web::server::serve(tcp, router, super::interrupted()).await,
     };
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
     stop.fire();
@@ -287,68 +279,4 @@ pub async fn serve(a: ServeArgs) -> anyhow::Result<()> {
     }
     served?;
     Ok(())
-}
-
-#[derive(Subcommand, Debug)]
-pub enum UserCommand {
-    /// Create a user. Without --password-file a password is generated and shown once.
-    Add(UserAdd),
-}
-
-#[derive(Args, Debug)]
-pub struct UserAdd {
-    pub name: String,
-    /// admin, technician, procurement or viewer.
-    #[arg(long, default_value = "viewer")]
-    pub role: String,
-    /// Shorthand for --role admin.
-    #[arg(long)]
-    pub admin: bool,
-    /// File whose first line is the password.
-    #[arg(long)]
-    pub password_file: Option<PathBuf>,
-    #[command(flatten)]
-    pub data: DataArgs,
-}
-
-pub async fn user(c: UserCommand) -> anyhow::Result<()> {
-    match c {
-        UserCommand::Add(a) => {
-            let role = if a.admin {
-                Role::Admin
-            } else {
-                Role::parse(&a.role).ok_or_else(|| {
-                    anyhow::anyhow!(
-                        "unknown role {:?} (admin, technician, procurement, viewer)",
-                        a.role
-                    )
-                })?
-            };
-            let (password, generated) = match &a.password_file {
-                Some(f) => (
-                    std::fs::read_to_string(f)
-                        .map_err(|e| anyhow::anyhow!("reading {}: {e}", f.display()))?
-                        .lines()
-                        .next()
-                        .unwrap_or_default()
-                        .to_string(),
-                    false,
-                ),
-                None => (
-                    crate::fleet::sessions::random_token()[..20].to_string(),
-                    true,
-                ),
-            };
-            let state = app::build(&a.data.app_config()?).await?;
-            let u = state
-                .users
-                .create(&a.name, &password, role, &Actor::operator("cli"))
-                .await?;
-            println!("created user {} ({})", u.username, u.role);
-            if generated {
-                println!("password (shown once): {password}");
-            }
-            Ok(())
-        }
-    }
 }

@@ -403,13 +403,7 @@ pub async fn demo(a: DemoArgs) -> anyhow::Result<()> {
         },
         shutdown,
     );
-    axum::serve(
-        listener,
-        crate::web::router(state)
-            .into_make_service_with_connect_info::<crate::web::net::PeerAddr>(),
-    )
-    .with_graceful_shutdown(super::interrupted())
-    .await?;
+    crate::web::server::serve(listener, crate::web::router(state), super::interrupted()).await?;
     stop.fire();
     let _ = poller.await;
     let _ = events.await;

@@ -20,6 +20,7 @@ pub mod net;
 pub mod pages;
 pub mod provision;
 pub mod recordings;
+pub mod server;
 pub mod snapshot;
 
 use std::sync::Arc;
