@@ -75,10 +75,16 @@ async fn act(
 ) -> Result<Response, WebError> {
     me.check_csrf(&f.get("csrf"))?;
     let action = action(f)?;
-    state
+    let outcome = state
         .console
         .device_act(&state.device_ops(), &me.actor(), id, action)
         .await?;
+    if !outcome.ok {
+        return Err(WebError(Error::new(
+            ErrorKind::Unavailable,
+            format!("the camera did not do it: {}", outcome.detail),
+        )));
+    }
     Ok(Redirect::to(&format!("/devices/{id}")).into_response())
 }
 

@@ -62,6 +62,7 @@ impl StateFilter {
 #[into_params(parameter_in = Query)]
 pub struct AlertQuery {
     #[serde(default)]
+    #[param(inline)]
     pub state: StateFilter,
     /// `critical`, `warning` or `info`.
     pub severity: Option<String>,

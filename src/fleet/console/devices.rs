@@ -96,11 +96,13 @@ impl DeviceAction {
     }
 }
 
-/// What an action did, in words.
+/// What an action did, in words. A camera that could not be reached or
+/// refused is an outcome (`ok: false`, and why), not an error of ours.
 #[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct ActionOutcome {
     pub device_id: i32,
     pub action: String,
+    pub ok: bool,
     pub detail: String,
 }
 
@@ -257,142 +259,158 @@ impl Console {
                 "this device is retired; return it to service first",
             ));
         }
-        let detail = match action {
-            DeviceAction::PollInterval { seconds } => {
-                ops.inventory
-                    .set_poll_interval(id, seconds, &actor.scope, actor)
-                    .await?;
-                match seconds {
-                    Some(s) => format!("polled every {s} s"),
-                    None => "polled at the site's or the default interval".into(),
-                }
-            }
-            DeviceAction::Reboot => ops.provisioner.reboot(id, actor).await?,
-            DeviceAction::Network {
-                dhcp,
-                address,
-                prefix,
-            } => {
-                let address = if dhcp {
-                    None
-                } else {
-                    let a = address.ok_or_else(|| invalid("address: an IPv4 address"))?;
-                    let p = prefix
-                        .filter(|p| (1..=32).contains(p))
-                        .ok_or_else(|| invalid("prefix length: 1–32"))?;
-                    Some((a, p))
-                };
-                ops.provisioner
-                    .change_network(id, dhcp, address, std::time::Duration::from_secs(60), actor)
-                    .await?;
-                "network settings changed".into()
-            }
-            DeviceAction::Recording { profile, transport } => {
-                let profile = profile.filter(|p| !p.is_empty());
-                let transport = transport
-                    .filter(|t| !t.is_empty())
-                    .unwrap_or_else(|| "tcp".into());
-                let what = match &profile {
-                    Some(p) => format!("records profile {p} over {transport}"),
-                    None => "not recorded".into(),
-                };
-                crate::fleet::recording::set_policy(
-                    &self.db,
-                    self.clock.now_utc(),
-                    d,
-                    profile,
-                    &transport,
-                    actor,
-                )
-                .await?;
-                what
-            }
-            DeviceAction::Backfill => {
-                let Some(b) = ops.backfill.cloned() else {
-                    return Err(Error::new(
-                        ErrorKind::Unavailable,
-                        "edge backfill is not configured here",
-                    ));
-                };
-                self.audit(
-                    actor,
-                    Entry {
-                        action: "device.backfill",
-                        target_kind: "device",
-                        target_id: id.to_string(),
-                        before: None,
-                        after: None,
-                    },
-                )
-                .await?;
-                tokio::spawn(async move {
-                    match b.run(Some(id), crate::shutdown::never()).await {
-                        Ok(r) => {
-                            tracing::info!(device = id, summary = %r.summary(), "backfill done")
-                        }
-                        Err(e) => tracing::warn!(device = id, error = %e, "backfill failed"),
+        let result: Result<String> = async {
+            Ok(match action {
+                DeviceAction::PollInterval { seconds } => {
+                    ops.inventory
+                        .set_poll_interval(id, seconds, &actor.scope, actor)
+                        .await?;
+                    match seconds {
+                        Some(s) => format!("polled every {s} s"),
+                        None => "polled at the site's or the default interval".into(),
                     }
-                });
-                "backfill started".into()
-            }
-            DeviceAction::Retire { reason } => {
-                let reason: String = reason.trim().chars().take(500).collect();
-                if reason.is_empty() {
-                    return Err(invalid("reason: why the device is retired"));
                 }
-                let now = self.clock.now_utc();
-                let mut am = d.into_active_model();
-                am.retired_at = Set(Some(now));
-                am.retired_reason = Set(Some(reason.clone()));
-                am.status = Set("retired".into());
-                am.record_profile = Set(None);
-                am.update(&self.db).await?;
-                self.audit(
-                    actor,
-                    Entry {
-                        action: "device.retire",
-                        target_kind: "device",
-                        target_id: id.to_string(),
-                        before: None,
-                        after: Some(json!({"reason": reason})),
-                    },
-                )
-                .await?;
-                format!("retired: {reason}")
-            }
-            DeviceAction::Unretire => {
-                if d.retired_at.is_none() {
-                    return Ok(ActionOutcome {
-                        device_id: id,
-                        action: name.into(),
-                        detail: "already in service".into(),
+                DeviceAction::Reboot => ops.provisioner.reboot(id, actor).await?,
+                DeviceAction::Network {
+                    dhcp,
+                    address,
+                    prefix,
+                } => {
+                    let address = if dhcp {
+                        None
+                    } else {
+                        let a = address.ok_or_else(|| invalid("address: an IPv4 address"))?;
+                        let p = prefix
+                            .filter(|p| (1..=32).contains(p))
+                            .ok_or_else(|| invalid("prefix length: 1–32"))?;
+                        Some((a, p))
+                    };
+                    ops.provisioner
+                        .change_network(
+                            id,
+                            dhcp,
+                            address,
+                            std::time::Duration::from_secs(60),
+                            actor,
+                        )
+                        .await?;
+                    "network settings changed".into()
+                }
+                DeviceAction::Recording { profile, transport } => {
+                    let profile = profile.filter(|p| !p.is_empty());
+                    let transport = transport
+                        .filter(|t| !t.is_empty())
+                        .unwrap_or_else(|| "tcp".into());
+                    let what = match &profile {
+                        Some(p) => format!("records profile {p} over {transport}"),
+                        None => "not recorded".into(),
+                    };
+                    crate::fleet::recording::set_policy(
+                        &self.db,
+                        self.clock.now_utc(),
+                        d,
+                        profile,
+                        &transport,
+                        actor,
+                    )
+                    .await?;
+                    what
+                }
+                DeviceAction::Backfill => {
+                    let Some(b) = ops.backfill.cloned() else {
+                        return Err(Error::new(
+                            ErrorKind::Unavailable,
+                            "edge backfill is not configured here",
+                        ));
+                    };
+                    self.audit(
+                        actor,
+                        Entry {
+                            action: "device.backfill",
+                            target_kind: "device",
+                            target_id: id.to_string(),
+                            before: None,
+                            after: None,
+                        },
+                    )
+                    .await?;
+                    tokio::spawn(async move {
+                        match b.run(Some(id), crate::shutdown::never()).await {
+                            Ok(r) => {
+                                tracing::info!(device = id, summary = %r.summary(), "backfill done")
+                            }
+                            Err(e) => tracing::warn!(device = id, error = %e, "backfill failed"),
+                        }
                     });
+                    "backfill started".into()
                 }
-                let before = json!({"retired_at": d.retired_at, "reason": d.retired_reason});
-                let mut am = d.into_active_model();
-                am.retired_at = Set(None);
-                am.retired_reason = Set(None);
-                am.status = Set("unknown".into());
-                am.update(&self.db).await?;
-                self.audit(
-                    actor,
-                    Entry {
-                        action: "device.unretire",
-                        target_kind: "device",
-                        target_id: id.to_string(),
-                        before: Some(before),
-                        after: None,
-                    },
-                )
-                .await?;
-                "back in service".into()
-            }
-        };
-        Ok(ActionOutcome {
-            device_id: id,
-            action: name.into(),
-            detail,
-        })
+                DeviceAction::Retire { reason } => {
+                    let reason: String = reason.trim().chars().take(500).collect();
+                    if reason.is_empty() {
+                        return Err(invalid("reason: why the device is retired"));
+                    }
+                    let now = self.clock.now_utc();
+                    let mut am = d.into_active_model();
+                    am.retired_at = Set(Some(now));
+                    am.retired_reason = Set(Some(reason.clone()));
+                    am.status = Set("retired".into());
+                    am.record_profile = Set(None);
+                    am.update(&self.db).await?;
+                    self.audit(
+                        actor,
+                        Entry {
+                            action: "device.retire",
+                            target_kind: "device",
+                            target_id: id.to_string(),
+                            before: None,
+                            after: Some(json!({"reason": reason})),
+                        },
+                    )
+                    .await?;
+                    format!("retired: {reason}")
+                }
+                DeviceAction::Unretire => {
+                    if d.retired_at.is_none() {
+                        return Ok("already in service".to_string());
+                    }
+                    let before = json!({"retired_at": d.retired_at, "reason": d.retired_reason});
+                    let mut am = d.into_active_model();
+                    am.retired_at = Set(None);
+                    am.retired_reason = Set(None);
+                    am.status = Set("unknown".into());
+                    am.update(&self.db).await?;
+                    self.audit(
+                        actor,
+                        Entry {
+                            action: "device.unretire",
+                            target_kind: "device",
+                            target_id: id.to_string(),
+                            before: Some(before),
+                            after: None,
+                        },
+                    )
+                    .await?;
+                    "back in service".into()
+                }
+            })
+        }
+        .await;
+        match result {
+            Ok(detail) => Ok(ActionOutcome {
+                device_id: id,
+                action: name.into(),
+                ok: true,
+                detail,
+            }),
+            // The camera's answer (or silence): the caller's request was fine.
+            Err(e) if e.kind == ErrorKind::Unavailable => Ok(ActionOutcome {
+                device_id: id,
+                action: name.into(),
+                ok: false,
+                detail: e.message,
+            }),
+            Err(e) => Err(e),
+        }
     }
 
     /// Remove a device and its health data, events and profiles (admins

@@ -40,8 +40,8 @@ fn site_of(s: site::Model) -> ApiSite {
 }
 
 /// The sites the caller may see.
-#[utoipa::path(get, path = "/api/v1/sites", tag = "admin",
-    responses((status = 200, body = Vec<ApiSite>), Problems))]
+#[utoipa::path(get, operation_id = "admin_sites", path = "/api/v1/sites", tag = "admin",
+    responses((status = 200, body = Vec<ApiSite>, description = "the result"), Problems))]
 pub async fn sites(
     AxState(state): AxState<State>,
     Extension(me): Extension<CurrentUser>,
@@ -79,9 +79,9 @@ fn interface(state: &State, v: Option<&str>) -> Result<Option<std::net::Ipv4Addr
 }
 
 /// A new site (admins).
-#[utoipa::path(post, path = "/api/v1/sites", tag = "admin",
+#[utoipa::path(post, operation_id = "admin_site_create", path = "/api/v1/sites", tag = "admin",
     request_body = ApiSiteWrite,
-    responses((status = 201, body = ApiSite), Problems))]
+    responses((status = 201, body = ApiSite, description = "created"), Problems))]
 pub async fn site_create(
     AxState(state): AxState<State>,
     Extension(me): Extension<CurrentUser>,
@@ -109,10 +109,10 @@ pub async fn site_create(
 }
 
 /// Change a site (admins).
-#[utoipa::path(put, path = "/api/v1/sites/{id}", tag = "admin",
+#[utoipa::path(put, operation_id = "admin_site_update", path = "/api/v1/sites/{id}", tag = "admin",
     params(("id" = i32, Path)),
     request_body = ApiSiteWrite,
-    responses((status = 200, body = ApiSite), Problems))]
+    responses((status = 200, body = ApiSite, description = "the result"), Problems))]
 pub async fn site_update(
     AxState(state): AxState<State>,
     Extension(me): Extension<CurrentUser>,
@@ -137,7 +137,7 @@ pub async fn site_update(
 }
 
 /// Delete a site with no devices and no users (admins).
-#[utoipa::path(delete, path = "/api/v1/sites/{id}", tag = "admin",
+#[utoipa::path(delete, operation_id = "admin_site_delete", path = "/api/v1/sites/{id}", tag = "admin",
     params(("id" = i32, Path)),
     responses((status = 204, description = "deleted"), Problems))]
 pub async fn site_delete(
@@ -183,8 +183,8 @@ async fn user_of(state: &State, u: user::Model) -> Result<ApiUser, WebError> {
 }
 
 /// Every user (admins).
-#[utoipa::path(get, path = "/api/v1/users", tag = "admin",
-    responses((status = 200, body = Vec<ApiUser>), Problems))]
+#[utoipa::path(get, operation_id = "admin_users", path = "/api/v1/users", tag = "admin",
+    responses((status = 200, body = Vec<ApiUser>, description = "the result"), Problems))]
 pub async fn users(
     AxState(state): AxState<State>,
     Extension(me): Extension<CurrentUser>,
@@ -225,9 +225,9 @@ fn yes() -> bool {
 }
 
 /// A new user (admins).
-#[utoipa::path(post, path = "/api/v1/users", tag = "admin",
+#[utoipa::path(post, operation_id = "admin_user_create", path = "/api/v1/users", tag = "admin",
     request_body = ApiUserCreate,
-    responses((status = 201, body = ApiUser), Problems))]
+    responses((status = 201, body = ApiUser, description = "created"), Problems))]
 pub async fn user_create(
     AxState(state): AxState<State>,
     Extension(me): Extension<CurrentUser>,
@@ -253,9 +253,9 @@ pub async fn user_create(
 }
 
 /// One user (admins).
-#[utoipa::path(get, path = "/api/v1/users/{id}", tag = "admin",
+#[utoipa::path(get, operation_id = "admin_user", path = "/api/v1/users/{id}", tag = "admin",
     params(("id" = i32, Path)),
-    responses((status = 200, body = ApiUser), Problems))]
+    responses((status = 200, body = ApiUser, description = "the result"), Problems))]
 pub async fn user(
     AxState(state): AxState<State>,
     Extension(me): Extension<CurrentUser>,
@@ -284,10 +284,10 @@ pub struct ApiUserAccess {
 
 /// Change a user's role, sites or disabled flag (admins; not your own
 /// role or disabled flag).
-#[utoipa::path(put, path = "/api/v1/users/{id}", tag = "admin",
+#[utoipa::path(put, operation_id = "admin_user_update", path = "/api/v1/users/{id}", tag = "admin",
     params(("id" = i32, Path)),
     request_body = ApiUserAccess,
-    responses((status = 200, body = ApiUser), Problems))]
+    responses((status = 200, body = ApiUser, description = "the result"), Problems))]
 pub async fn user_update(
     AxState(state): AxState<State>,
     Extension(me): Extension<CurrentUser>,
@@ -324,7 +324,7 @@ pub struct ApiPasswordReset {
 
 /// Set a user's password (admins): their sessions end and their API
 /// tokens are revoked. Not for your own account (change it on /account).
-#[utoipa::path(post, path = "/api/v1/users/{id}/password", tag = "admin",
+#[utoipa::path(post, operation_id = "admin_user_password", path = "/api/v1/users/{id}/password", tag = "admin",
     params(("id" = i32, Path)),
     request_body = ApiPasswordReset,
     responses((status = 204, description = "set"), Problems))]
@@ -382,9 +382,9 @@ pub struct ApiAudit {
 }
 
 /// The audit log, newest first, 100 a page (admins).
-#[utoipa::path(get, path = "/api/v1/audit", tag = "admin",
+#[utoipa::path(get, operation_id = "admin_audit", path = "/api/v1/audit", tag = "admin",
     params(AuditQuery),
-    responses((status = 200, body = ApiAudit), Problems))]
+    responses((status = 200, body = ApiAudit, description = "the result"), Problems))]
 pub async fn audit(
     AxState(state): AxState<State>,
     Extension(me): Extension<CurrentUser>,

@@ -18,9 +18,9 @@ use crate::web::error::WebError;
 
 /// Alerts within the caller's sites, newest first; pass `next` as `after`
 /// for the next page.
-#[utoipa::path(get, path = "/api/v1/alerts", tag = "alerts",
+#[utoipa::path(get, operation_id = "alerts_list", path = "/api/v1/alerts", tag = "alerts",
     params(AlertQuery),
-    responses((status = 200, body = Page<AlertRow>), Problems))]
+    responses((status = 200, body = Page<AlertRow>, description = "the result"), Problems))]
 pub async fn list(
     AxState(state): AxState<State>,
     Extension(me): Extension<CurrentUser>,
@@ -30,9 +30,9 @@ pub async fn list(
 }
 
 /// One alert and its history.
-#[utoipa::path(get, path = "/api/v1/alerts/{id}", tag = "alerts",
+#[utoipa::path(get, operation_id = "alerts_get", path = "/api/v1/alerts/{id}", tag = "alerts",
     params(("id" = i32, Path)),
-    responses((status = 200, body = AlertDetail), Problems))]
+    responses((status = 200, body = AlertDetail, description = "the result"), Problems))]
 pub async fn get(
     AxState(state): AxState<State>,
     Extension(me): Extension<CurrentUser>,
@@ -50,10 +50,10 @@ pub struct ApiAlertAction {
 }
 
 /// Acknowledge or resolve an alert (technicians and admins).
-#[utoipa::path(post, path = "/api/v1/alerts/{id}/actions", tag = "alerts",
+#[utoipa::path(post, operation_id = "alerts_act", path = "/api/v1/alerts/{id}/actions", tag = "alerts",
     params(("id" = i32, Path)),
     request_body = ApiAlertAction,
-    responses((status = 200, body = AlertRow), Problems))]
+    responses((status = 200, body = AlertRow, description = "the result"), Problems))]
 pub async fn act(
     AxState(state): AxState<State>,
     Extension(me): Extension<CurrentUser>,
@@ -80,9 +80,9 @@ pub struct ApiAlertBulk {
 }
 
 /// The same action on many alerts; each succeeds or fails on its own.
-#[utoipa::path(post, path = "/api/v1/alerts/bulk", tag = "alerts",
+#[utoipa::path(post, operation_id = "alerts_bulk", path = "/api/v1/alerts/bulk", tag = "alerts",
     request_body = ApiAlertBulk,
-    responses((status = 200, body = Vec<BulkOutcome>), Problems))]
+    responses((status = 200, body = Vec<BulkOutcome>, description = "the result"), Problems))]
 pub async fn bulk(
     AxState(state): AxState<State>,
     Extension(me): Extension<CurrentUser>,
@@ -120,8 +120,8 @@ pub struct ApiChannel {
 }
 
 /// Notification channels (admins).
-#[utoipa::path(get, path = "/api/v1/alert-channels", tag = "alerts",
-    responses((status = 200, body = Vec<ApiChannel>), Problems))]
+#[utoipa::path(get, operation_id = "alerts_channels", path = "/api/v1/alert-channels", tag = "alerts",
+    responses((status = 200, body = Vec<ApiChannel>, description = "the result"), Problems))]
 pub async fn channels(
     AxState(state): AxState<State>,
     Extension(me): Extension<CurrentUser>,
@@ -148,9 +148,9 @@ pub async fn channels(
 /// `security`, `from`, `to`, `username`, `password`; `host`, `port`,
 /// `version`, `community`, `inform`, `user`, `auth_protocol`,
 /// `auth_password`, `priv_protocol`, `priv_password`).
-#[utoipa::path(post, path = "/api/v1/alert-channels", tag = "alerts",
+#[utoipa::path(post, operation_id = "alerts_channel_create", path = "/api/v1/alert-channels", tag = "alerts",
     request_body = Object,
-    responses((status = 201, body = ApiChannel), Problems))]
+    responses((status = 201, body = ApiChannel, description = "created"), Problems))]
 pub async fn channel_create(
     AxState(state): AxState<State>,
     Extension(me): Extension<CurrentUser>,
@@ -197,10 +197,10 @@ pub struct ApiChannelOutcome {
 }
 
 /// Test, enable, disable or delete a channel (admins).
-#[utoipa::path(post, path = "/api/v1/alert-channels/{id}/actions", tag = "alerts",
+#[utoipa::path(post, operation_id = "alerts_channel_act", path = "/api/v1/alert-channels/{id}/actions", tag = "alerts",
     params(("id" = i32, Path)),
     request_body = ApiChannelAction,
-    responses((status = 200, body = ApiChannelOutcome), Problems))]
+    responses((status = 200, body = ApiChannelOutcome, description = "the result"), Problems))]
 pub async fn channel_act(
     AxState(state): AxState<State>,
     Extension(me): Extension<CurrentUser>,
@@ -267,8 +267,8 @@ fn rule_of(r: crate::db::entities::alert_rule::Model) -> ApiRule {
 }
 
 /// Alert rules (admins).
-#[utoipa::path(get, path = "/api/v1/alert-rules", tag = "alerts",
-    responses((status = 200, body = Vec<ApiRule>), Problems))]
+#[utoipa::path(get, operation_id = "alerts_rules", path = "/api/v1/alert-rules", tag = "alerts",
+    responses((status = 200, body = Vec<ApiRule>, description = "the result"), Problems))]
 pub async fn rules(
     AxState(state): AxState<State>,
     Extension(me): Extension<CurrentUser>,
@@ -278,9 +278,9 @@ pub async fn rules(
 }
 
 /// A new camera-event rule (`name`, `topic`, `severity`).
-#[utoipa::path(post, path = "/api/v1/alert-rules", tag = "alerts",
+#[utoipa::path(post, operation_id = "alerts_rule_create", path = "/api/v1/alert-rules", tag = "alerts",
     request_body = Object,
-    responses((status = 201, body = ApiRule), Problems))]
+    responses((status = 201, body = ApiRule, description = "created"), Problems))]
 pub async fn rule_create(
     AxState(state): AxState<State>,
     Extension(me): Extension<CurrentUser>,
@@ -295,10 +295,10 @@ pub async fn rule_create(
 
 /// Change a rule (`severity`, `cooldown_s`, `threshold_ms`, `enabled`,
 /// `site` and `channel` as arrays of ids, `topic` for event rules).
-#[utoipa::path(put, path = "/api/v1/alert-rules/{id}", tag = "alerts",
+#[utoipa::path(put, operation_id = "alerts_rule_update", path = "/api/v1/alert-rules/{id}", tag = "alerts",
     params(("id" = i32, Path)),
     request_body = Object,
-    responses((status = 200, body = ApiRule), Problems))]
+    responses((status = 200, body = ApiRule, description = "the result"), Problems))]
 pub async fn rule_update(
     AxState(state): AxState<State>,
     Extension(me): Extension<CurrentUser>,

@@ -127,7 +127,7 @@ async fn device_json(state: &State, me: &CurrentUser, id: i32) -> Result<ApiDevi
 }
 
 /// List devices (paged, filtered, sorted; within the caller's sites).
-#[utoipa::path(get, path = "/api/v1/devices", tag = "devices",
+#[utoipa::path(get, operation_id = "devices_list", path = "/api/v1/devices", tag = "devices",
     params(
         ("q" = Option<String>, Query, description = "free text: name, model, serial, MAC, address, asset tag"),
         ("status" = Option<String>, Query), ("model" = Option<String>, Query),
@@ -138,7 +138,7 @@ async fn device_json(state: &State, me: &CurrentUser, id: i32) -> Result<ApiDevi
         ("sort" = Option<String>, Query), ("desc" = Option<bool>, Query),
         ("page" = Option<u64>, Query, minimum = 1), ("per_page" = Option<u64>, Query, description = "at most 500", minimum = 1),
     ),
-    responses((status = 200, body = ApiDevices), Problems))]
+    responses((status = 200, body = ApiDevices, description = "the result"), Problems))]
 pub async fn list(
     AxState(state): AxState<State>,
     Extension(me): Extension<CurrentUser>,
@@ -156,9 +156,9 @@ pub async fn list(
 }
 
 /// One device.
-#[utoipa::path(get, path = "/api/v1/devices/{id}", tag = "devices",
+#[utoipa::path(get, operation_id = "devices_get", path = "/api/v1/devices/{id}", tag = "devices",
     params(("id" = i32, Path)),
-    responses((status = 200, body = ApiDevice), Problems))]
+    responses((status = 200, body = ApiDevice, description = "the result"), Problems))]
 pub async fn get(
     AxState(state): AxState<State>,
     Extension(me): Extension<CurrentUser>,
@@ -169,7 +169,7 @@ pub async fn get(
 
 /// Delete a device (admins): its health history, events and profiles go;
 /// its alerts are resolved; recordings stay until retention removes them.
-#[utoipa::path(delete, path = "/api/v1/devices/{id}", tag = "devices",
+#[utoipa::path(delete, operation_id = "devices_delete", path = "/api/v1/devices/{id}", tag = "devices",
     params(("id" = i32, Path)),
     responses((status = 204, description = "deleted"), Problems))]
 pub async fn delete(
@@ -216,10 +216,10 @@ pub struct ApiInventory {
 
 /// Change a device's inventory fields. All valid or nothing written; a
 /// 422 names every wrong field in `detail`.
-#[utoipa::path(patch, path = "/api/v1/devices/{id}/inventory", tag = "devices",
+#[utoipa::path(patch, operation_id = "devices_patch_inventory", path = "/api/v1/devices/{id}/inventory", tag = "devices",
     params(("id" = i32, Path)),
     request_body = ApiInventory,
-    responses((status = 200, body = ApiDevice), Problems))]
+    responses((status = 200, body = ApiDevice, description = "the result"), Problems))]
 pub async fn patch_inventory(
     AxState(state): AxState<State>,
     Extension(me): Extension<CurrentUser>,
@@ -267,10 +267,10 @@ pub async fn patch_inventory(
 /// Do one thing to a device (technicians and admins, within their sites):
 /// `{"action": "reboot"}`, `{"action": "poll_interval", "seconds": 60}`,
 /// `{"action": "retire", "reason": "replaced"}`, ….
-#[utoipa::path(post, path = "/api/v1/devices/{id}/actions", tag = "devices",
+#[utoipa::path(post, operation_id = "devices_act", path = "/api/v1/devices/{id}/actions", tag = "devices",
     params(("id" = i32, Path)),
     request_body = DeviceAction,
-    responses((status = 200, body = ActionOutcome), Problems))]
+    responses((status = 200, body = ActionOutcome, description = "the result"), Problems))]
 pub async fn act(
     AxState(state): AxState<State>,
     Extension(me): Extension<CurrentUser>,
@@ -296,9 +296,9 @@ pub struct ApiBulkSite {
 }
 
 /// Move devices to a site, all or nothing.
-#[utoipa::path(post, path = "/api/v1/devices/bulk/site", tag = "devices",
+#[utoipa::path(post, operation_id = "devices_bulk_site", path = "/api/v1/devices/bulk/site", tag = "devices",
     request_body = ApiBulkSite,
-    responses((status = 200, body = BulkMove), Problems))]
+    responses((status = 200, body = BulkMove, description = "the result"), Problems))]
 pub async fn bulk_site(
     AxState(state): AxState<State>,
     Extension(me): Extension<CurrentUser>,
@@ -316,14 +316,14 @@ pub async fn bulk_site(
 
 /// The inventory as CSV (the list's filters apply; the import reads the
 /// same columns).
-#[utoipa::path(get, path = "/api/v1/inventory/export", tag = "devices",
+#[utoipa::path(get, operation_id = "devices_export_csv", path = "/api/v1/inventory/export", tag = "devices",
     params(
         ("status" = Option<String>, Query), ("model" = Option<String>, Query),
         ("firmware" = Option<String>, Query), ("manufacturer" = Option<String>, Query),
         ("site" = Option<String>, Query, description = "site id, or `none`"),
         ("warranty_within" = Option<i64>, Query), ("eol_within" = Option<i64>, Query),
     ),
-    responses((status = 200, content_type = "text/csv", body = String), Problems))]
+    responses((status = 200, content_type = "text/csv", body = String, description = "the result"), Problems))]
 pub async fn export_csv(
     AxState(state): AxState<State>,
     Extension(me): Extension<CurrentUser>,
@@ -339,7 +339,7 @@ pub async fn export_csv(
 /// Check (`dry_run=true`, the default) or apply an inventory CSV, sent as
 /// the request body (`text/csv`). The report lists per row what changes or
 /// why it is rejected; applying writes all rows or none.
-#[utoipa::path(post, path = "/api/v1/inventory/import", tag = "devices",
+#[utoipa::path(post, operation_id = "devices_import", path = "/api/v1/inventory/import", tag = "devices",
     params(("dry_run" = Option<bool>, Query, description = "default true")),
     request_body(content = String, content_type = "text/csv"),
     responses((status = 200, description = "the report", body = Object), Problems))]

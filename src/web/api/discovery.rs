@@ -70,8 +70,8 @@ fn run_of(r: discovery_run::Model) -> ApiRun {
 }
 
 /// The last 50 discovery runs within the caller's sites.
-#[utoipa::path(get, path = "/api/v1/discovery", tag = "discovery",
-    responses((status = 200, body = Vec<ApiRun>), Problems))]
+#[utoipa::path(get, operation_id = "discovery_runs", path = "/api/v1/discovery", tag = "discovery",
+    responses((status = 200, body = Vec<ApiRun>, description = "the result"), Problems))]
 pub async fn runs(
     AxState(state): AxState<State>,
     Extension(me): Extension<CurrentUser>,
@@ -87,9 +87,9 @@ pub async fn runs(
 }
 
 /// A discovery run and what answered, with adoption outcomes.
-#[utoipa::path(get, path = "/api/v1/discovery/{id}", tag = "discovery",
+#[utoipa::path(get, operation_id = "discovery_run", path = "/api/v1/discovery/{id}", tag = "discovery",
     params(("id" = i32, Path)),
-    responses((status = 200, body = ApiRunDetail), Problems))]
+    responses((status = 200, body = ApiRunDetail, description = "the result"), Problems))]
 pub async fn run(
     AxState(state): AxState<State>,
     Extension(me): Extension<CurrentUser>,
@@ -137,9 +137,9 @@ pub struct ApiDiscover {
 
 /// Start a discovery run in the background; follow it by polling
 /// `/api/v1/discovery/{id}`.
-#[utoipa::path(post, path = "/api/v1/discovery", tag = "discovery",
+#[utoipa::path(post, operation_id = "discovery_start", path = "/api/v1/discovery", tag = "discovery",
     request_body = ApiDiscover,
-    responses((status = 202, body = ApiRun), Problems))]
+    responses((status = 202, body = ApiRun, description = "accepted; the work goes on in the background"), Problems))]
 pub async fn start(
     AxState(state): AxState<State>,
     Extension(me): Extension<CurrentUser>,
@@ -187,7 +187,7 @@ pub struct ApiAdopt {
 /// Adopt results of a run, in the background; each result's outcome
 /// appears on the run (`GET /api/v1/discovery/{id}`). A camera already
 /// managed in a site the caller does not manage is refused on its own.
-#[utoipa::path(post, path = "/api/v1/discovery/{id}/adopt", tag = "discovery",
+#[utoipa::path(post, operation_id = "discovery_adopt_from_run", path = "/api/v1/discovery/{id}/adopt", tag = "discovery",
     params(("id" = i32, Path)),
     request_body = ApiAdopt,
     responses((status = 202, description = "adoption started"), Problems))]
@@ -246,9 +246,9 @@ pub struct ApiAdoptDirect {
 
 /// Adopt one camera by its address, now: the outcome names the device
 /// and what changed, or the step that failed.
-#[utoipa::path(post, path = "/api/v1/adopt", tag = "discovery",
+#[utoipa::path(post, operation_id = "discovery_adopt_direct", path = "/api/v1/adopt", tag = "discovery",
     request_body = ApiAdoptDirect,
-    responses((status = 200, body = AdoptOutcome), Problems))]
+    responses((status = 200, body = AdoptOutcome, description = "the result"), Problems))]
 pub async fn adopt_direct(
     AxState(state): AxState<State>,
     Extension(me): Extension<CurrentUser>,

@@ -48,8 +48,8 @@ fn image_of(i: firmware_image::Model) -> ApiImage {
 }
 
 /// The image library.
-#[utoipa::path(get, path = "/api/v1/firmware/images", tag = "firmware",
-    responses((status = 200, body = Vec<ApiImage>), Problems))]
+#[utoipa::path(get, operation_id = "firmware_images", path = "/api/v1/firmware/images", tag = "firmware",
+    responses((status = 200, body = Vec<ApiImage>, description = "the result"), Problems))]
 pub async fn images(
     AxState(state): AxState<State>,
     Extension(me): Extension<CurrentUser>,
@@ -74,10 +74,10 @@ pub struct UploadParams {
 
 /// Upload an image (the body is the file, up to 256 MiB; it streams to
 /// disk). Technicians and admins.
-#[utoipa::path(post, path = "/api/v1/firmware/images", tag = "firmware",
+#[utoipa::path(post, operation_id = "firmware_upload", path = "/api/v1/firmware/images", tag = "firmware",
     params(UploadParams),
     request_body(content = Vec<u8>, content_type = "application/octet-stream"),
-    responses((status = 201, body = ApiImage), Problems))]
+    responses((status = 201, body = ApiImage, description = "created"), Problems))]
 pub async fn upload(
     AxState(state): AxState<State>,
     Extension(me): Extension<CurrentUser>,
@@ -142,9 +142,9 @@ async fn receive(body: axum::body::Body, path: &std::path::Path) -> Result<(), E
 }
 
 /// Make an image the approved one for its models (admins).
-#[utoipa::path(post, path = "/api/v1/firmware/images/{id}/approve", tag = "firmware",
+#[utoipa::path(post, operation_id = "firmware_approve", path = "/api/v1/firmware/images/{id}/approve", tag = "firmware",
     params(("id" = i32, Path)),
-    responses((status = 200, body = ApiImage), Problems))]
+    responses((status = 200, body = ApiImage, description = "the result"), Problems))]
 pub async fn approve(
     AxState(state): AxState<State>,
     Extension(me): Extension<CurrentUser>,
@@ -186,8 +186,8 @@ fn rollout_of(r: firmware_rollout::Model) -> ApiRollout {
 }
 
 /// Recent rollouts whose devices are all within the caller's sites.
-#[utoipa::path(get, path = "/api/v1/firmware/rollouts", tag = "firmware",
-    responses((status = 200, body = Vec<ApiRollout>), Problems))]
+#[utoipa::path(get, operation_id = "firmware_rollouts", path = "/api/v1/firmware/rollouts", tag = "firmware",
+    responses((status = 200, body = Vec<ApiRollout>, description = "the result"), Problems))]
 pub async fn rollouts(
     AxState(state): AxState<State>,
     Extension(me): Extension<CurrentUser>,
@@ -220,9 +220,9 @@ pub struct ApiRolloutCreate {
 }
 
 /// Start a rollout. An image that is not approved needs an admin.
-#[utoipa::path(post, path = "/api/v1/firmware/rollouts", tag = "firmware",
+#[utoipa::path(post, operation_id = "firmware_rollout_create", path = "/api/v1/firmware/rollouts", tag = "firmware",
     request_body = ApiRolloutCreate,
-    responses((status = 201, body = ApiRollout), Problems))]
+    responses((status = 201, body = ApiRollout, description = "created"), Problems))]
 pub async fn rollout_create(
     AxState(state): AxState<State>,
     Extension(me): Extension<CurrentUser>,
@@ -267,9 +267,9 @@ pub struct ApiRolloutDetail {
 }
 
 /// A rollout and each device's progress.
-#[utoipa::path(get, path = "/api/v1/firmware/rollouts/{id}", tag = "firmware",
+#[utoipa::path(get, operation_id = "firmware_rollout", path = "/api/v1/firmware/rollouts/{id}", tag = "firmware",
     params(("id" = i32, Path)),
-    responses((status = 200, body = ApiRolloutDetail), Problems))]
+    responses((status = 200, body = ApiRolloutDetail, description = "the result"), Problems))]
 pub async fn rollout(
     AxState(state): AxState<State>,
     Extension(me): Extension<CurrentUser>,
@@ -305,10 +305,10 @@ pub struct ApiRolloutControl {
 
 /// Pause, resume or cancel a rollout (the caller's sites must cover every
 /// device of it).
-#[utoipa::path(post, path = "/api/v1/firmware/rollouts/{id}/control", tag = "firmware",
+#[utoipa::path(post, operation_id = "firmware_rollout_control", path = "/api/v1/firmware/rollouts/{id}/control", tag = "firmware",
     params(("id" = i32, Path)),
     request_body = ApiRolloutControl,
-    responses((status = 200, body = ApiRollout), Problems))]
+    responses((status = 200, body = ApiRollout, description = "the result"), Problems))]
 pub async fn rollout_control(
     AxState(state): AxState<State>,
     Extension(me): Extension<CurrentUser>,

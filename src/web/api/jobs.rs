@@ -82,8 +82,8 @@ fn skip() -> String {
 }
 
 /// Every job.
-#[utoipa::path(get, path = "/api/v1/jobs", tag = "jobs",
-    responses((status = 200, body = Vec<ApiJob>), Problems))]
+#[utoipa::path(get, operation_id = "jobs_list", path = "/api/v1/jobs", tag = "jobs",
+    responses((status = 200, body = Vec<ApiJob>, description = "the result"), Problems))]
 pub async fn list(
     AxState(state): AxState<State>,
     Extension(me): Extension<CurrentUser>,
@@ -124,9 +124,9 @@ async fn save(
 }
 
 /// A new job (admins).
-#[utoipa::path(post, path = "/api/v1/jobs", tag = "jobs",
+#[utoipa::path(post, operation_id = "jobs_create", path = "/api/v1/jobs", tag = "jobs",
     request_body = ApiJobWrite,
-    responses((status = 201, body = ApiJob), Problems))]
+    responses((status = 201, body = ApiJob, description = "created"), Problems))]
 pub async fn create(
     AxState(state): AxState<State>,
     Extension(me): Extension<CurrentUser>,
@@ -139,9 +139,9 @@ pub async fn create(
 }
 
 /// One job.
-#[utoipa::path(get, path = "/api/v1/jobs/{id}", tag = "jobs",
+#[utoipa::path(get, operation_id = "jobs_get", path = "/api/v1/jobs/{id}", tag = "jobs",
     params(("id" = i32, Path)),
-    responses((status = 200, body = ApiJob), Problems))]
+    responses((status = 200, body = ApiJob, description = "the result"), Problems))]
 pub async fn get(
     AxState(state): AxState<State>,
     Extension(me): Extension<CurrentUser>,
@@ -152,10 +152,10 @@ pub async fn get(
 }
 
 /// Change a job (admins).
-#[utoipa::path(put, path = "/api/v1/jobs/{id}", tag = "jobs",
+#[utoipa::path(put, operation_id = "jobs_update", path = "/api/v1/jobs/{id}", tag = "jobs",
     params(("id" = i32, Path)),
     request_body = ApiJobWrite,
-    responses((status = 200, body = ApiJob), Problems))]
+    responses((status = 200, body = ApiJob, description = "the result"), Problems))]
 pub async fn update(
     AxState(state): AxState<State>,
     Extension(me): Extension<CurrentUser>,
@@ -170,7 +170,7 @@ pub async fn update(
 }
 
 /// Delete a job and its history (admins).
-#[utoipa::path(delete, path = "/api/v1/jobs/{id}", tag = "jobs",
+#[utoipa::path(delete, operation_id = "jobs_delete", path = "/api/v1/jobs/{id}", tag = "jobs",
     params(("id" = i32, Path)),
     responses((status = 204, description = "deleted"), Problems))]
 pub async fn delete(
@@ -185,7 +185,7 @@ pub async fn delete(
 }
 
 /// Run a job now (admins); refused while a run of it is going.
-#[utoipa::path(post, path = "/api/v1/jobs/{id}/run", tag = "jobs",
+#[utoipa::path(post, operation_id = "jobs_run_now", path = "/api/v1/jobs/{id}/run", tag = "jobs",
     params(("id" = i32, Path)),
     responses((status = 202, description = "started"), Problems))]
 pub async fn run_now(
@@ -231,9 +231,9 @@ pub struct RunsQuery {
 }
 
 /// A job's runs, newest first.
-#[utoipa::path(get, path = "/api/v1/jobs/{id}/runs", tag = "jobs",
+#[utoipa::path(get, operation_id = "jobs_runs", path = "/api/v1/jobs/{id}/runs", tag = "jobs",
     params(("id" = i32, Path), RunsQuery),
-    responses((status = 200, body = Vec<ApiJobRun>), Problems))]
+    responses((status = 200, body = Vec<ApiJobRun>, description = "the result"), Problems))]
 pub async fn runs(
     AxState(state): AxState<State>,
     Extension(me): Extension<CurrentUser>,

@@ -62,8 +62,8 @@ fn invalid(errors: Vec<String>) -> WebError {
 }
 
 /// The profiles the caller may use (shared ones and their sites').
-#[utoipa::path(get, path = "/api/v1/provision/profiles", tag = "provisioning",
-    responses((status = 200, body = Vec<ApiProfileSpec>), Problems))]
+#[utoipa::path(get, operation_id = "provision_profiles", path = "/api/v1/provision/profiles", tag = "provisioning",
+    responses((status = 200, body = Vec<ApiProfileSpec>, description = "the result"), Problems))]
 pub async fn profiles(
     AxState(state): AxState<State>,
     Extension(me): Extension<CurrentUser>,
@@ -74,9 +74,9 @@ pub async fn profiles(
 
 /// A new profile: the form's fields as a JSON object, plus `site_id`
 /// (null: shared, admins only).
-#[utoipa::path(post, path = "/api/v1/provision/profiles", tag = "provisioning",
+#[utoipa::path(post, operation_id = "provision_profile_create", path = "/api/v1/provision/profiles", tag = "provisioning",
     request_body = Object,
-    responses((status = 201, body = ApiProfileSpec), Problems))]
+    responses((status = 201, body = ApiProfileSpec, description = "created"), Problems))]
 pub async fn profile_create(
     AxState(state): AxState<State>,
     Extension(me): Extension<CurrentUser>,
@@ -94,9 +94,9 @@ pub async fn profile_create(
 }
 
 /// One profile.
-#[utoipa::path(get, path = "/api/v1/provision/profiles/{id}", tag = "provisioning",
+#[utoipa::path(get, operation_id = "provision_profile", path = "/api/v1/provision/profiles/{id}", tag = "provisioning",
     params(("id" = i32, Path)),
-    responses((status = 200, body = ApiProfileSpec), Problems))]
+    responses((status = 200, body = ApiProfileSpec, description = "the result"), Problems))]
 pub async fn profile(
     AxState(state): AxState<State>,
     Extension(me): Extension<CurrentUser>,
@@ -109,10 +109,10 @@ pub async fn profile(
 
 /// Replace a profile (all its fields; a user password left out keeps the
 /// stored one).
-#[utoipa::path(put, path = "/api/v1/provision/profiles/{id}", tag = "provisioning",
+#[utoipa::path(put, operation_id = "provision_profile_update", path = "/api/v1/provision/profiles/{id}", tag = "provisioning",
     params(("id" = i32, Path)),
     request_body = Object,
-    responses((status = 200, body = ApiProfileSpec), Problems))]
+    responses((status = 200, body = ApiProfileSpec, description = "the result"), Problems))]
 pub async fn profile_update(
     AxState(state): AxState<State>,
     Extension(me): Extension<CurrentUser>,
@@ -135,7 +135,7 @@ pub async fn profile_update(
 
 /// What applying the profile would change on each selected device (reads
 /// the cameras; changes nothing).
-#[utoipa::path(post, path = "/api/v1/provision/profiles/{id}/plan", tag = "provisioning",
+#[utoipa::path(post, operation_id = "provision_plan", path = "/api/v1/provision/profiles/{id}/plan", tag = "provisioning",
     params(("id" = i32, Path)),
     request_body = Selection,
     responses((status = 200, description = "per device: each setting's current and desired value and what would be done", body = Vec<Object>), Problems))]
@@ -160,10 +160,10 @@ pub struct ApiTaskStarted {
 
 /// Apply the profile to the selected devices as a task (in the background;
 /// follow it at `/api/v1/provision/tasks/{task}`).
-#[utoipa::path(post, path = "/api/v1/provision/profiles/{id}/run", tag = "provisioning",
+#[utoipa::path(post, operation_id = "provision_run", path = "/api/v1/provision/profiles/{id}/run", tag = "provisioning",
     params(("id" = i32, Path)),
     request_body = Selection,
-    responses((status = 202, body = ApiTaskStarted), Problems))]
+    responses((status = 202, body = ApiTaskStarted, description = "accepted; the work goes on in the background"), Problems))]
 pub async fn run(
     AxState(state): AxState<State>,
     Extension(me): Extension<CurrentUser>,
@@ -212,9 +212,9 @@ pub struct ApiTask {
 }
 
 /// A task and how each device fared.
-#[utoipa::path(get, path = "/api/v1/provision/tasks/{id}", tag = "provisioning",
+#[utoipa::path(get, operation_id = "provision_task", path = "/api/v1/provision/tasks/{id}", tag = "provisioning",
     params(("id" = i32, Path)),
-    responses((status = 200, body = ApiTask), Problems))]
+    responses((status = 200, body = ApiTask, description = "the result"), Problems))]
 pub async fn task(
     AxState(state): AxState<State>,
     Extension(me): Extension<CurrentUser>,
@@ -250,9 +250,9 @@ pub async fn task(
 
 /// Resume an interrupted task (the caller's sites must cover every device
 /// of it).
-#[utoipa::path(post, path = "/api/v1/provision/tasks/{id}/resume", tag = "provisioning",
+#[utoipa::path(post, operation_id = "provision_resume", path = "/api/v1/provision/tasks/{id}/resume", tag = "provisioning",
     params(("id" = i32, Path)),
-    responses((status = 202, body = ApiTaskStarted), Problems))]
+    responses((status = 202, body = ApiTaskStarted, description = "accepted; the work goes on in the background"), Problems))]
 pub async fn resume(
     AxState(state): AxState<State>,
     Extension(me): Extension<CurrentUser>,
@@ -284,8 +284,8 @@ pub struct ApiDrift {
 }
 
 /// Check the caller's provisioned devices against their profiles now.
-#[utoipa::path(post, path = "/api/v1/provision/drift", tag = "provisioning",
-    responses((status = 200, body = ApiDrift), Problems))]
+#[utoipa::path(post, operation_id = "provision_drift", path = "/api/v1/provision/drift", tag = "provisioning",
+    responses((status = 200, body = ApiDrift, description = "the result"), Problems))]
 pub async fn drift(
     AxState(state): AxState<State>,
     Extension(me): Extension<CurrentUser>,

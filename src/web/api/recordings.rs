@@ -42,9 +42,9 @@ pub struct DayQuery {
 }
 
 /// A device's recorded segments on one UTC day, and the gaps between them.
-#[utoipa::path(get, path = "/api/v1/devices/{id}/recordings", tag = "recordings",
+#[utoipa::path(get, operation_id = "recordings_day", path = "/api/v1/devices/{id}/recordings", tag = "recordings",
     params(("id" = i32, Path), DayQuery),
-    responses((status = 200, body = ApiDay), Problems))]
+    responses((status = 200, body = ApiDay, description = "the result"), Problems))]
 pub async fn day(
     AxState(state): AxState<State>,
     Extension(me): Extension<CurrentUser>,
@@ -78,9 +78,9 @@ pub async fn day(
 }
 
 /// One segment's MP4.
-#[utoipa::path(get, path = "/api/v1/recordings/{id}", tag = "recordings",
+#[utoipa::path(get, operation_id = "recordings_segment", path = "/api/v1/recordings/{id}", tag = "recordings",
     params(("id" = i64, Path)),
-    responses((status = 200, content_type = "video/mp4", body = Vec<u8>), Problems))]
+    responses((status = 200, content_type = "video/mp4", body = Vec<u8>, description = "the result"), Problems))]
 pub async fn segment(
     AxState(state): AxState<State>,
     Extension(me): Extension<CurrentUser>,
@@ -113,9 +113,9 @@ pub struct ExportQuery {
 }
 
 /// A time range as one MP4 (at most 6 hours and 2 GiB of segments).
-#[utoipa::path(get, path = "/api/v1/devices/{id}/recordings/export", tag = "recordings",
+#[utoipa::path(get, operation_id = "recordings_export", path = "/api/v1/devices/{id}/recordings/export", tag = "recordings",
     params(("id" = i32, Path), ExportQuery),
-    responses((status = 200, content_type = "video/mp4", body = Vec<u8>), Problems))]
+    responses((status = 200, content_type = "video/mp4", body = Vec<u8>, description = "the result"), Problems))]
 pub async fn export(
     AxState(state): AxState<State>,
     Extension(me): Extension<CurrentUser>,
