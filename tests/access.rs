@@ -19,7 +19,7 @@ use camfleet::secrets::SecretBox;
 use camfleet::web::{self, Access, Gate, ROUTES};
 use common::*;
 use http_body_util::BodyExt;
-use sea_orm::{ActiveModelTrait, EntityTrait, Set};
+use sea_orm::EntityTrait;
 use tower::ServiceExt;
 
 async fn app_with_wsd_port(port: u16) -> (axum::Router, Arc<AppState>) {
@@ -146,47 +146,6 @@ async fn make_user(state: &AppState, name: &str, role: Role, sites: Option<Vec<i
         .await
         .unwrap();
     u.id
-}
-
-/// A device row in a site (no camera behind it: its address refuses).
-async fn seed_device(state: &AppState, site: i32, n: u32) -> i32 {
-    let now = chrono::Utc::now();
-    device::ActiveModel {
-        serial: Set(Some(format!("SER-{n}"))),
-        mac: Set(Some(format!("02:00:00:00:00:{n:02x}"))),
-        manufacturer: Set("Sim".into()),
-        model: Set("M1".into()),
-        firmware: Set("1.0".into()),
-        hardware_id: Set(String::new()),
-        hostname: Set(String::new()),
-        name: Set(format!("cam-{n}")),
-        device_url: Set("http://127.0.0.1:9/onvif/device_service".into()),
-        xaddrs: Set(serde_json::json!([])),
-        status: Set("online".into()),
-        quirks: Set(serde_json::json!([])),
-        policy: Set(serde_json::json!({})),
-        site_id: Set(Some(site)),
-        location: Set(String::new()),
-        purchase_order: Set(String::new()),
-        supplier: Set(String::new()),
-        asset_tag: Set(String::new()),
-        notes: Set(String::new()),
-        adopted_at: Set(now),
-        updated_at: Set(now),
-        search_text: Set(format!("cam-{n}")),
-        state_reason: Set(String::new()),
-        poll_failures: Set(0),
-        poll_successes: Set(0),
-        events_status: Set(String::new()),
-        config_drift: Set(String::new()),
-        recording_status: Set(String::new()),
-        record_transport: Set("tcp".into()),
-        ..Default::default()
-    }
-    .insert(state.users.db())
-    .await
-    .unwrap()
-    .id
 }
 
 // ---------------------------------------------------------------------

@@ -106,10 +106,12 @@ pub async fn devices_page(
     } else {
         String::new()
     };
-    let next_link = if list.page < list.pages {
-        q.link("/devices", list.page + 1, None)
-    } else {
-        String::new()
+    // The next page follows the last row (keyset) when the sort allows:
+    // deep pages cost what the first does.
+    let next_link = match (&list.next, list.page < list.pages) {
+        (Some(c), true) => q.link_after("/devices", list.page + 1, c),
+        (None, true) => q.link("/devices", list.page + 1, None),
+        _ => String::new(),
     };
     let sites = state.sites.visible(&me.scope).await?;
     Ok(DevicesPage {

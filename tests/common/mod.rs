@@ -154,3 +154,61 @@ pub async fn adopt_device(
         .unwrap()
         .0
 }
+
+/// A device row in a site (no camera behind it: its address refuses).
+pub async fn seed_device(state: &camfleet::app::AppState, site: i32, n: u32) -> i32 {
+    seed_named_device(state, Some(site), n, &format!("cam-{n}")).await
+}
+
+/// A device row with a given name (no camera behind it).
+pub async fn seed_named_device(
+    state: &camfleet::app::AppState,
+    site: Option<i32>,
+    n: u32,
+    name: &str,
+) -> i32 {
+    use camfleet::db::entities::device;
+    use sea_orm::{ActiveModelTrait, Set};
+    let now = chrono::Utc::now();
+    device::ActiveModel {
+        serial: Set(Some(format!("SER-{n}"))),
+        mac: Set(Some(format!(
+            "02:00:00:{:02x}:{:02x}:{:02x}",
+            (n >> 16) & 0xff,
+            (n >> 8) & 0xff,
+            n & 0xff
+        ))),
+        manufacturer: Set("Sim".into()),
+        model: Set("M1".into()),
+        firmware: Set("1.0".into()),
+        hardware_id: Set(String::new()),
+        hostname: Set(String::new()),
+        name: Set(name.to_string()),
+        device_url: Set("http://127.0.0.1:9/onvif/device_service".into()),
+        xaddrs: Set(serde_json::json!([])),
+        status: Set("online".into()),
+        quirks: Set(serde_json::json!([])),
+        policy: Set(serde_json::json!({})),
+        site_id: Set(site),
+        location: Set(String::new()),
+        purchase_order: Set(String::new()),
+        supplier: Set(String::new()),
+        asset_tag: Set(String::new()),
+        notes: Set(String::new()),
+        adopted_at: Set(now),
+        updated_at: Set(now),
+        search_text: Set(name.to_lowercase()),
+        state_reason: Set(String::new()),
+        poll_failures: Set(0),
+        poll_successes: Set(0),
+        events_status: Set(String::new()),
+        config_drift: Set(String::new()),
+        recording_status: Set(String::new()),
+        record_transport: Set("tcp".into()),
+        ..Default::default()
+    }
+    .insert(state.users.db())
+    .await
+    .unwrap()
+    .id
+}

@@ -59,6 +59,9 @@ pub struct DeviceQuery {
     pub desc: bool,
     pub page: Option<u64>,
     pub per_page: Option<u64>,
+    /// Keyset cursor: the rows after this one (a previous list's `next`);
+    /// with it, a deep page costs what the first does.
+    pub after: String,
     /// Chosen columns (empty: the defaults).
     pub cols: Vec<String>,
 }
@@ -92,6 +95,7 @@ impl DeviceQuery {
                 "sort" => q.sort = v,
                 "desc" => q.desc = v == "true" || v == "1",
                 "page" if !v.is_empty() => q.page = Some(v.parse().map_err(|_| bad("page"))?),
+                "after" => q.after = v,
                 "per_page" if !v.is_empty() => {
                     q.per_page = Some(v.parse().map_err(|_| bad("per_page"))?)
                 }
@@ -110,6 +114,13 @@ impl DeviceQuery {
         } else {
             self.cols.iter().any(|c| c == col)
         }
+    }
+
+    /// The link to the page after this one's last row (keyset).
+    pub fn link_after(&self, path: &str, page: u64, cursor: &str) -> String {
+        let base = self.link(path, page, None);
+        let c: String = url::form_urlencoded::byte_serialize(cursor.as_bytes()).collect();
+        format!("{base}&after={c}")
     }
 
     /// The query as a link, with another page or sort.
@@ -264,12 +275,53 @@ impl DeviceRow {
     }
 }
 
+#[derive(Debug)]
 pub struct DeviceList {
     pub devices: std::sync::Arc<Vec<DeviceRow>>,
     pub total: u64,
     pub page: u64,
     pub pages: u64,
     pub per_page: u64,
+    /// The cursor of the next page (keyset), when the sort allows one and
+    /// there are more rows.
+    pub next: Option<String>,
+}
+
+/// Sorts a keyset cursor can follow: NOT NULL text columns, with the id
+/// to break ties. Nullable sorts page by offset.
+fn keyset_value(sort: &str, r: &DeviceRow) -> Option<String> {
+    Some(match sort {
+        "model" => r.model.clone(),
+        "firmware" => r.firmware.clone(),
+        "status" => r.status.clone(),
+        "manufacturer" => r.manufacturer.clone(),
+        "" | "name" => r.name.clone(),
+        _ => return None,
+    })
+}
+
+fn encode_cursor(value: &str, id: i32) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(serde_json::json!([value, id]).to_string())
+}
+
+fn decode_cursor(c: &str) -> Result<(String, i32)> {
+    use base64::Engine;
+    let bad = || {
+        Error::new(
+            ErrorKind::InvalidArgument,
+            "after: not a cursor from a previous page",
+        )
+    };
+    if c.len() > 1024 {
+        return Err(bad());
+    }
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(c)
+        .map_err(|_| bad())?;
+    let (v, id): (String, i32) = serde_json::from_slice(&bytes).map_err(|_| bad())?;
+    Ok((v, id))
 }
 
 impl Console {
@@ -356,28 +408,73 @@ impl Console {
         };
         let pages = std::cmp::max(total.div_ceil(per_page), 1);
         let page = q.page.unwrap_or(1).clamp(1, 1_000_000);
-        let query = device::Entity::find().filter(with_search(dense));
+        let keyset = matches!(
+            q.sort.as_str(),
+            "" | "name" | "model" | "firmware" | "status" | "manufacturer"
+        );
+        let mut cond = with_search(dense);
+        let cursor = if q.after.is_empty() {
+            None
+        } else if !keyset {
+            return Err(Error::new(
+                ErrorKind::InvalidArgument,
+                "after: this sort pages by number (page=N), not by cursor",
+            ));
+        } else {
+            Some(decode_cursor(&q.after)?)
+        };
+        if let Some((v, id)) = &cursor {
+            // (sort, id) after the cursor: the id breaks ties, ascending in
+            // both directions, as in the ORDER BY below.
+            let past = if q.desc {
+                Expr::col(sort).lt(v.as_str())
+            } else {
+                Expr::col(sort).gt(v.as_str())
+            };
+            cond = cond.add(
+                Condition::any().add(past).add(
+                    Condition::all()
+                        .add(Expr::col(sort).eq(v.as_str()))
+                        .add(device::Column::Id.gt(*id)),
+                ),
+            );
+        }
+        let query = device::Entity::find().filter(cond);
         let query = if q.desc {
             query.order_by_desc(sort)
         } else {
             query.order_by_asc(sort)
         };
         let page_key = format!(
-            "{key}\u{1}{}\u{1}{}\u{1}{dense}\u{1}{page}\u{1}{per_page}",
-            q.sort, q.desc
+            "{key}\u{1}{}\u{1}{}\u{1}{dense}\u{1}{page}\u{1}{per_page}\u{1}{}",
+            q.sort, q.desc, q.after
         );
+        let next_of = |devices: &Vec<DeviceRow>| -> Option<String> {
+            if !keyset || (devices.len() as u64) < per_page {
+                return None;
+            }
+            let last = devices.last()?;
+            Some(encode_cursor(&keyset_value(&q.sort, last)?, last.id))
+        };
         if let Some(devices) = self.page_cache.get(&page_key, generation, now) {
+            let next = next_of(&devices);
             return Ok(DeviceList {
                 devices,
                 total,
                 page,
                 pages,
                 per_page,
+                next,
             });
         }
+        let offset = if cursor.is_some() {
+            0
+        } else {
+            (page - 1) * per_page
+        };
         let devices = query
             .order_by_asc(device::Column::Id)
-            .offset((page - 1) * per_page)
+            .offset(offset)
             .limit(per_page)
             .select_only()
             .columns([
@@ -403,12 +500,14 @@ impl Console {
         let devices = std::sync::Arc::new(devices);
         self.page_cache
             .put(page_key, generation, now, devices.clone());
+        let next = next_of(&devices);
         Ok(DeviceList {
             devices,
             total,
             page,
             pages,
             per_page,
+            next,
         })
     }
 }

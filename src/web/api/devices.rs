@@ -26,6 +26,9 @@ pub struct ApiDevices {
     pub pages: u64,
     pub per_page: u64,
     pub devices: Vec<DeviceRow>,
+    /// Pass as `after` for the next page (sorts by name, model, firmware,
+    /// status or manufacturer); absent on the last page.
+    pub next: Option<String>,
 }
 
 #[derive(serde::Serialize, ToSchema)]
@@ -137,6 +140,7 @@ async fn device_json(state: &State, me: &CurrentUser, id: i32) -> Result<ApiDevi
         ("eol_within" = Option<i64>, Query, description = "end of life within N days"),
         ("sort" = Option<String>, Query), ("desc" = Option<bool>, Query),
         ("page" = Option<u64>, Query, minimum = 1), ("per_page" = Option<u64>, Query, description = "at most 500", minimum = 1),
+        ("after" = Option<String>, Query, description = "a previous page's `next`: the rows after it (fast at any depth)"),
     ),
     responses((status = 200, body = ApiDevices, description = "the result"), Problems))]
 pub async fn list(
@@ -152,6 +156,7 @@ pub async fn list(
         pages: l.pages,
         per_page: l.per_page,
         devices: l.devices.as_ref().clone(),
+        next: l.next,
     }))
 }
 
