@@ -523,6 +523,7 @@ impl AppState {
             inventory: &self.inventory,
             provisioner: &self.provisioner,
             backfill: self.backfill.as_ref(),
+            backfills: &self.limits.backfills,
         }
     }
 
@@ -549,7 +550,7 @@ pub struct Limits {
     uploads: Arc<tokio::sync::Semaphore>,
     imports: Arc<tokio::sync::Semaphore>,
     exports: Arc<tokio::sync::Semaphore>,
-    backfills: Arc<tokio::sync::Semaphore>,
+    pub(crate) backfills: Arc<tokio::sync::Semaphore>,
 }
 
 impl Default for Limits {

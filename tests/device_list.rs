@@ -53,7 +53,13 @@ async fn following_next_visits_every_device_once_in_order_both_ways() {
             assert!(pages < 20);
         }
         let mut want = seen.clone();
-        want.sort_by(|a, b| if desc { b.0.cmp(&a.0) } else { a.0.cmp(&b.0) }.then(a.1.cmp(&b.1)));
+        want.sort_by(|a, b| {
+            if desc {
+                b.0.cmp(&a.0).then(b.1.cmp(&a.1))
+            } else {
+                a.0.cmp(&b.0).then(a.1.cmp(&b.1))
+            }
+        });
         assert_eq!(seen, want, "desc={desc}: in order");
         let mut ids: Vec<i32> = seen.iter().map(|x| x.1).collect();
         ids.sort_unstable();

@@ -1558,7 +1558,7 @@ async fn alerts_are_listed_within_scope_and_acknowledged_by_technicians() {
             .update(
                 u.id,
                 camfleet::fleet::users::Access {
-                    role: role,
+                    role,
                     disabled: false,
                     all_sites: false,
                     sites: [north].to_vec(),

@@ -357,10 +357,14 @@ async fn seed(a: SeedBench) -> anyhow::Result<()> {
     if state.users.count().await? == 0 {
         state
             .users
-            .create(
+            .create_with(
                 "bench",
                 "bench-password",
                 Role::Viewer,
+                crate::fleet::users::NewUser {
+                    all_sites: true,
+                    ..Default::default()
+                },
                 &Actor::operator("bench"),
             )
             .await?;

@@ -57,6 +57,7 @@ async fn open(url: &str) -> Result<DatabaseConnection, DbErr> {
         .connect_timeout(Duration::from_secs(10))
         .acquire_timeout(Duration::from_secs(10));
     if url.starts_with("sqlite:") {
+        sqlite_without_memstatus();
         // One writer at a time is SQLite's nature: WAL lets readers go on
         // while it writes, and the busy timeout queues writers instead of
         // failing them.
@@ -95,4 +96,27 @@ pub async fn memory() -> Result<DatabaseConnection, DbErr> {
 /// Is the database reachable (health check)?
 pub async fn ping(db: &DatabaseConnection) -> bool {
     db.ping().await.is_ok()
+}
+
+/// SQLite keeps process-wide allocation statistics by default, behind one
+/// global mutex taken on every allocation: with several connections on
+/// several threads that mutex is the hottest lock of a busy device list
+/// (seen with `perf` under `benches/device_list.sh`). camfleet never reads
+/// those statistics. Must run before SQLite initializes; afterwards SQLite
+/// refuses the change (SQLITE_MISUSE) and nothing else happens.
+fn sqlite_without_memstatus() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // SAFETY: sqlite3_config with SQLITE_CONFIG_MEMSTATUS takes one int;
+        // it is called once, before this process opens any connection here.
+        let rc = unsafe {
+            libsqlite3_sys::sqlite3_config(libsqlite3_sys::SQLITE_CONFIG_MEMSTATUS, 0i32)
+        };
+        if rc != libsqlite3_sys::SQLITE_OK {
+            tracing::debug!(
+                rc,
+                "SQLite was already initialized; memory statistics stay on"
+            );
+        }
+    });
 }

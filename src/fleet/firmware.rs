@@ -871,6 +871,42 @@ impl Firmware {
     }
 }
 
+fn check_image_fields(vendor: &str, model_pattern: &str, version: &str) -> Result<()> {
+    let invalid = |m: &str| Err(Error::new(ErrorKind::InvalidArgument, m.to_string()));
+    if vendor.trim().is_empty() || vendor.len() > 100 {
+        return invalid("vendor: required, at most 100 characters");
+    }
+    if model_pattern.trim().is_empty() || model_pattern.len() > 100 {
+        return invalid("model: required (a name, or a prefix ending in *)");
+    }
+    if version.trim().is_empty() || version.len() > 100 {
+        return invalid("version: required, at most 100 characters");
+    }
+    Ok(())
+}
+
+/// SHA-256 (hex) of a file, read in 1 MiB pieces.
+async fn sha256_file(path: &std::path::Path) -> Result<String> {
+    use sha2::Digest;
+    use tokio::io::AsyncReadExt;
+    let mut f = tokio::fs::File::open(path)
+        .await
+        .map_err(|e| Error::new(ErrorKind::Internal, format!("reading the upload: {e}")))?;
+    let mut h = sha2::Sha256::new();
+    let mut buf = vec![0u8; 1024 * 1024];
+    loop {
+        let n = f
+            .read(&mut buf)
+            .await
+            .map_err(|e| Error::new(ErrorKind::Internal, format!("reading the upload: {e}")))?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -910,40 +946,4 @@ mod tests {
         assert!(model_matches("SV-2CD*", "sv-2cd2143"));
         assert!(!model_matches("SV-2CD", "SV-2CD2143"));
     }
-}
-
-fn check_image_fields(vendor: &str, model_pattern: &str, version: &str) -> Result<()> {
-    let invalid = |m: &str| Err(Error::new(ErrorKind::InvalidArgument, m.to_string()));
-    if vendor.trim().is_empty() || vendor.len() > 100 {
-        return invalid("vendor: required, at most 100 characters");
-    }
-    if model_pattern.trim().is_empty() || model_pattern.len() > 100 {
-        return invalid("model: required (a name, or a prefix ending in *)");
-    }
-    if version.trim().is_empty() || version.len() > 100 {
-        return invalid("version: required, at most 100 characters");
-    }
-    Ok(())
-}
-
-/// SHA-256 (hex) of a file, read in 1 MiB pieces.
-async fn sha256_file(path: &std::path::Path) -> Result<String> {
-    use sha2::Digest;
-    use tokio::io::AsyncReadExt;
-    let mut f = tokio::fs::File::open(path)
-        .await
-        .map_err(|e| Error::new(ErrorKind::Internal, format!("reading the upload: {e}")))?;
-    let mut h = sha2::Sha256::new();
-    let mut buf = vec![0u8; 1024 * 1024];
-    loop {
-        let n = f
-            .read(&mut buf)
-            .await
-            .map_err(|e| Error::new(ErrorKind::Internal, format!("reading the upload: {e}")))?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-    }
-    Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
 }

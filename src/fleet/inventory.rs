@@ -776,6 +776,37 @@ pub fn display_name(d: &device::Model) -> String {
     }
 }
 
+/// May this actor adopt into `site` a camera that is `existing` (already
+/// managed) or new? Adopting a new camera needs the target site in scope
+/// (a limited user cannot leave it without a site); re-adopting needs the
+/// device's present site in scope too, whether or not it moves, because
+/// re-adoption replaces its stored credential.
+pub fn check_adoption_scope(
+    actor: &Actor,
+    existing: Option<&device::Model>,
+    site: Option<i32>,
+) -> Result<()> {
+    actor.require(crate::fleet::users::Role::can_operate_devices)?;
+    if let Some(d) = existing
+        && !actor.scope.allows_site(d.site_id)
+    {
+        return Err(crate::error::Error::new(
+            crate::error::ErrorKind::PermissionDenied,
+            format!(
+                "this camera is already managed (device {}) in a site you do not manage; \
+                 ask someone who manages that site",
+                d.id
+            ),
+        ));
+    }
+    // Re-adopting without naming a site keeps the device where it is.
+    let target = match (existing, site) {
+        (Some(d), None) => d.site_id,
+        (_, s) => s,
+    };
+    actor.scope.check_site(target)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -811,35 +842,4 @@ mod tests {
             "before the purchase date"
         );
     }
-}
-
-/// May this actor adopt into `site` a camera that is `existing` (already
-/// managed) or new? Adopting a new camera needs the target site in scope
-/// (a limited user cannot leave it without a site); re-adopting needs the
-/// device's present site in scope too, whether or not it moves, because
-/// re-adoption replaces its stored credential.
-pub fn check_adoption_scope(
-    actor: &Actor,
-    existing: Option<&device::Model>,
-    site: Option<i32>,
-) -> Result<()> {
-    actor.require(crate::fleet::users::Role::can_operate_devices)?;
-    if let Some(d) = existing
-        && !actor.scope.allows_site(d.site_id)
-    {
-        return Err(crate::error::Error::new(
-            crate::error::ErrorKind::PermissionDenied,
-            format!(
-                "this camera is already managed (device {}) in a site you do not manage; \
-                 ask someone who manages that site",
-                d.id
-            ),
-        ));
-    }
-    // Re-adopting without naming a site keeps the device where it is.
-    let target = match (existing, site) {
-        (Some(d), None) => d.site_id,
-        (_, s) => s,
-    };
-    actor.scope.check_site(target)
 }

@@ -32,6 +32,57 @@ use crate::db::entities::{device, job, job_run};
 use crate::error::{Error, ErrorKind, Result};
 use crate::storage::Storage;
 
+/// What a job does. The database keeps the name (`as_str`); the work is
+/// one `match` on this enum, so a kind cannot be added without its work.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobKind {
+    RetentionSweep,
+    EdgeBackfill,
+    TierMigration,
+    StorageScrub,
+    HealthRollup,
+    Rediscovery,
+    TimeSyncCheck,
+    ConfigBackup,
+    FirmwareAudit,
+    DatabaseMaintenance,
+}
+
+impl JobKind {
+    pub const ALL: [JobKind; 10] = [
+        JobKind::RetentionSweep,
+        JobKind::EdgeBackfill,
+        JobKind::TierMigration,
+        JobKind::StorageScrub,
+        JobKind::HealthRollup,
+        JobKind::Rediscovery,
+        JobKind::TimeSyncCheck,
+        JobKind::ConfigBackup,
+        JobKind::FirmwareAudit,
+        JobKind::DatabaseMaintenance,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobKind::RetentionSweep => "retention_sweep",
+            JobKind::EdgeBackfill => "edge_backfill",
+            JobKind::TierMigration => "tier_migration",
+            JobKind::StorageScrub => "storage_scrub",
+            JobKind::HealthRollup => "health_rollup",
+            JobKind::Rediscovery => "rediscovery",
+            JobKind::TimeSyncCheck => "time_sync_check",
+            JobKind::ConfigBackup => "config_backup",
+            JobKind::FirmwareAudit => "firmware_audit",
+            JobKind::DatabaseMaintenance => "database_maintenance",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<JobKind> {
+        JobKind::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+/// The kinds by name, for forms.
 pub const KINDS: [&str; 10] = [
     "retention_sweep",
     "edge_backfill",
@@ -323,9 +374,9 @@ impl Jobs {
         if name.is_empty() || name.chars().count() > 100 {
             return Err(invalid("name: required, at most 100 characters"));
         }
-        if !KINDS.contains(&kind) {
+        let Some(job_kind) = JobKind::parse(kind) else {
             return Err(invalid(format!("kind: one of {}", KINDS.join(", "))));
-        }
+        };
         parse_schedule(schedule).map_err(|e| invalid(format!("schedule: {e}")))?;
         parse_tz(timezone).map_err(|e| invalid(format!("time zone: {e}")))?;
         if !["skip", "run_once"].contains(&missed_policy) {
@@ -334,7 +385,7 @@ impl Jobs {
         if !params.is_object() {
             return Err(invalid("parameters: a JSON object"));
         }
-        check_params(kind, &params).map_err(|e| invalid(format!("parameters: {e}")))?;
+        check_params(job_kind, &params).map_err(|e| invalid(format!("parameters: {e}")))?;
         let now = self.ctx.clock.now_utc();
         if let Some(other) = job::Entity::find()
             .filter(job::Column::Name.eq(name))
@@ -635,12 +686,14 @@ impl Jobs {
                 .cloned()
                 .ok_or_else(|| invalid(format!("no storage tier {name:?}")))
         };
-        match j.kind.as_str() {
-            "health_rollup" => {
+        let kind = JobKind::parse(&j.kind)
+            .ok_or_else(|| invalid(format!("unknown job kind {:?}", j.kind)))?;
+        match kind {
+            JobKind::HealthRollup => {
                 let n = super::samples::rollup(&c.db, now.timestamp_millis()).await?;
                 Ok(format!("rolled up {n} samples into 5-minute buckets"))
             }
-            "retention_sweep" => {
+            JobKind::RetentionSweep => {
                 let policy: RetentionPolicy = serde_json::from_value(p.clone())
                     .map_err(|e| invalid(format!("parameters: {e}")))?;
                 let store = tier(&policy.tier)?;
@@ -676,7 +729,7 @@ impl Jobs {
                 }
                 Ok(log)
             }
-            "edge_backfill" => {
+            JobKind::EdgeBackfill => {
                 let Some(b) = &c.backfill else {
                     return Err(Error::new(
                         ErrorKind::Unavailable,
@@ -695,7 +748,7 @@ impl Jobs {
                     Ok(log)
                 }
             }
-            "tier_migration" => {
+            JobKind::TierMigration => {
                 let from = p["from"].as_str().unwrap_or("hot").to_string();
                 let to = p["to"].as_str().unwrap_or("cold").to_string();
                 let days = p["after_days"].as_u64().unwrap_or(7) as u32;
@@ -707,7 +760,7 @@ impl Jobs {
                     "moved {n} segments ({bytes} bytes) older than {days} days from {from} to {to}"
                 ))
             }
-            "storage_scrub" => {
+            JobKind::StorageScrub => {
                 let name = p["tier"].as_str().unwrap_or("hot").to_string();
                 let stride = p["stride"].as_u64().unwrap_or(50) as usize;
                 let problems = Ledger::new(c.db.clone())
@@ -722,7 +775,7 @@ impl Jobs {
                     ))
                 }
             }
-            "firmware_audit" => {
+            JobKind::FirmwareAudit => {
                 let images = c.firmware.images().await?;
                 let devices = device::Entity::find().all(&c.db).await?;
                 let mut behind = Vec::new();
@@ -747,7 +800,7 @@ impl Jobs {
                     behind.join("\n")
                 ))
             }
-            "time_sync_check" => {
+            JobKind::TimeSyncCheck => {
                 let threshold = p["threshold_ms"].as_i64().unwrap_or(5000);
                 let fix = p["fix"].as_bool().unwrap_or(false);
                 let off: Vec<device::Model> = device::Entity::find()
@@ -772,7 +825,7 @@ impl Jobs {
                 }
                 Ok(log)
             }
-            "config_backup" => {
+            JobKind::ConfigBackup => {
                 let store = tier("hot")?;
                 let devices = device::Entity::find()
                     .filter(device::Column::Status.is_in(["online", "degraded"]))
@@ -837,7 +890,7 @@ impl Jobs {
                     Ok(log)
                 }
             }
-            "database_maintenance" => {
+            JobKind::DatabaseMaintenance => {
                 let backend = c.db.get_database_backend();
                 let mut log = String::new();
                 if backend == sea_orm::DatabaseBackend::Sqlite {
@@ -872,7 +925,7 @@ impl Jobs {
                 }
                 Ok(log)
             }
-            "rediscovery" => {
+            JobKind::Rediscovery => {
                 let Some((svc, inv)) = &c.discovery else {
                     return Err(Error::new(
                         ErrorKind::Unavailable,
@@ -892,7 +945,6 @@ impl Jobs {
                     run.id, run.found, run.status, run.id
                 ))
             }
-            other => Err(invalid(format!("unknown job kind {other}"))),
         }
     }
 
@@ -915,12 +967,12 @@ impl Jobs {
 }
 
 /// Parameters a kind understands, checked when the job is saved.
-fn check_params(kind: &str, p: &serde_json::Value) -> std::result::Result<(), String> {
+fn check_params(kind: JobKind, p: &serde_json::Value) -> std::result::Result<(), String> {
     match kind {
-        "retention_sweep" => serde_json::from_value::<RetentionPolicy>(p.clone())
+        JobKind::RetentionSweep => serde_json::from_value::<RetentionPolicy>(p.clone())
             .map(|_| ())
             .map_err(|e| e.to_string()),
-        "rediscovery" => match p.get("cidr") {
+        JobKind::Rediscovery => match p.get("cidr") {
             Some(c) => c
                 .as_str()
                 .ok_or("cidr: a string")?
@@ -936,6 +988,15 @@ fn check_params(kind: &str, p: &serde_json::Value) -> std::result::Result<(), St
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_job_kind_has_its_name_in_the_form_list_and_back() {
+        assert_eq!(JobKind::ALL.map(JobKind::as_str), KINDS);
+        for k in JobKind::ALL {
+            assert_eq!(JobKind::parse(k.as_str()), Some(k));
+        }
+        assert_eq!(JobKind::parse("nonsense"), None);
+    }
 
     fn at(s: &str) -> DateTime<Utc> {
         s.parse().unwrap()

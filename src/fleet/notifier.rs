@@ -75,10 +75,8 @@ impl Notifier {
         msg: &Message,
     ) -> std::result::Result<(), String> {
         let secret = self.secret(c);
-        match c.kind.as_str() {
-            "webhook" => {
-                let cfg: notify::webhook::WebhookConfig = serde_json::from_value(c.config.clone())
-                    .map_err(|e| format!("channel settings: {e}"))?;
+        match ChannelConfig::of(&c.kind, &c.config)? {
+            ChannelConfig::Webhook(cfg) => {
                 notify::webhook::send(
                     &self.http,
                     &cfg,
@@ -89,14 +87,10 @@ impl Notifier {
                 )
                 .await
             }
-            "email" => {
-                let cfg: notify::email::EmailConfig = serde_json::from_value(c.config.clone())
-                    .map_err(|e| format!("channel settings: {e}"))?;
+            ChannelConfig::Email(cfg) => {
                 notify::email::send(&cfg, secret.as_deref(), msg, SEND_TIMEOUT).await
             }
-            "snmp" => {
-                let cfg: notify::snmp::SnmpConfig = serde_json::from_value(c.config.clone())
-                    .map_err(|e| format!("channel settings: {e}"))?;
+            ChannelConfig::Snmp(cfg) => {
                 notify::snmp::send(
                     &cfg,
                     secret.as_deref().unwrap_or(""),
@@ -106,7 +100,6 @@ impl Notifier {
                 )
                 .await
             }
-            other => Err(format!("no sender for channel kind {other:?}")),
         }
     }
 
@@ -200,5 +193,28 @@ impl Notifier {
                 tracing::warn!(error = %e, "delivering notifications failed");
             }
         }
+    }
+}
+
+/// A channel's settings, by kind: the stored `kind` name and JSON `config`
+/// read once into the type its sender takes.
+#[derive(Debug, Clone)]
+pub enum ChannelConfig {
+    Webhook(notify::webhook::WebhookConfig),
+    Email(notify::email::EmailConfig),
+    Snmp(notify::snmp::SnmpConfig),
+}
+
+impl ChannelConfig {
+    pub fn of(kind: &str, config: &serde_json::Value) -> std::result::Result<Self, String> {
+        let bad = |e: serde_json::Error| format!("channel settings: {e}");
+        Ok(match kind {
+            "webhook" => {
+                ChannelConfig::Webhook(serde_json::from_value(config.clone()).map_err(bad)?)
+            }
+            "email" => ChannelConfig::Email(serde_json::from_value(config.clone()).map_err(bad)?),
+            "snmp" => ChannelConfig::Snmp(serde_json::from_value(config.clone()).map_err(bad)?),
+            other => return Err(format!("no sender for channel kind {other:?}")),
+        })
     }
 }

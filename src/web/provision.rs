@@ -534,7 +534,13 @@ pub async fn task_action(
                 .reveal_password(item_id, &actor(&me))
                 .await?;
             let revealed = pw.map(|p| (device, p));
-            Ok(task_page(&state, me, id, revealed).await?.into_response())
+            // A password on the page: never stored by the browser or a proxy.
+            let mut resp = task_page(&state, me, id, revealed).await?.into_response();
+            resp.headers_mut().insert(
+                axum::http::header::CACHE_CONTROL,
+                axum::http::HeaderValue::from_static("no-store"),
+            );
+            Ok(resp)
         }
         _ => Err(WebError(Error::new(
             ErrorKind::InvalidArgument,

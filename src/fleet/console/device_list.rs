@@ -424,18 +424,18 @@ impl Console {
             Some(decode_cursor(&q.after)?)
         };
         if let Some((v, id)) = &cursor {
-            // (sort, id) after the cursor: the id breaks ties, ascending in
-            // both directions, as in the ORDER BY below.
-            let past = if q.desc {
-                Expr::col(sort).lt(v.as_str())
+            // (sort, id) after the cursor: the id breaks ties in the sort's
+            // direction, as in the ORDER BY below.
+            let (past, tie) = if q.desc {
+                (Expr::col(sort).lt(v.as_str()), device::Column::Id.lt(*id))
             } else {
-                Expr::col(sort).gt(v.as_str())
+                (Expr::col(sort).gt(v.as_str()), device::Column::Id.gt(*id))
             };
             cond = cond.add(
                 Condition::any().add(past).add(
                     Condition::all()
                         .add(Expr::col(sort).eq(v.as_str()))
-                        .add(device::Column::Id.gt(*id)),
+                        .add(tie),
                 ),
             );
         }
@@ -472,8 +472,15 @@ impl Console {
         } else {
             (page - 1) * per_page
         };
+        // The id breaks ties in the same direction as the sort, so one
+        // index on the sort column (which holds the rowid) serves both
+        // directions without sorting the table.
+        let query = if q.desc {
+            query.order_by_desc(device::Column::Id)
+        } else {
+            query.order_by_asc(device::Column::Id)
+        };
         let devices = query
-            .order_by_asc(device::Column::Id)
             .offset(offset)
             .limit(per_page)
             .select_only()

@@ -47,6 +47,8 @@ pub struct DeviceOps<'a> {
     pub inventory: &'a crate::fleet::inventory::Inventory,
     pub provisioner: &'a crate::fleet::provision::Provisioner,
     pub backfill: Option<&'a Arc<crate::fleet::backfill::Backfill>>,
+    /// At most this many manual backfills at once.
+    pub backfills: &'a Arc<tokio::sync::Semaphore>,
 }
 
 /// What can be done to one device.
@@ -323,6 +325,12 @@ impl Console {
                             "edge backfill is not configured here",
                         ));
                     };
+                    let permit = ops.backfills.clone().try_acquire_owned().map_err(|_| {
+                        Error::new(
+                            ErrorKind::ResourceExhausted,
+                            "a backfill is running already; try again when it is done",
+                        )
+                    })?;
                     self.audit(
                         actor,
                         Entry {
@@ -335,6 +343,7 @@ impl Console {
                     )
                     .await?;
                     tokio::spawn(async move {
+                        let _permit = permit;
                         match b.run(Some(id), crate::shutdown::never()).await {
                             Ok(r) => {
                                 tracing::info!(device = id, summary = %r.summary(), "backfill done")

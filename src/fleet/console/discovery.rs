@@ -122,12 +122,10 @@ impl Console {
                 "Site: choose one of your sites (its cameras are adopted there)",
             ));
         }
-        actor.scope.check_site(site).or_else(|_| {
-            Err(Error::new(
-                ErrorKind::InvalidArgument,
-                "Site: not one of your sites",
-            ))
-        })?;
+        actor
+            .scope
+            .check_site(site)
+            .map_err(|_| Error::new(ErrorKind::InvalidArgument, "Site: not one of your sites"))?;
         let site = match site {
             Some(id) => Some(
                 crate::db::entities::site::Entity::find_by_id(id)
