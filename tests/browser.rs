@@ -97,7 +97,16 @@ async fn technician_discovers_adopts_and_opens_a_device_in_chromium() {
     ));
     state
         .users
-        .create("tech", "correct-horse", Role::Technician, &Actor::system())
+        .create_with(
+            "tech",
+            "correct-horse",
+            Role::Technician,
+            camfleet::fleet::users::NewUser {
+                all_sites: true,
+                ..Default::default()
+            },
+            &Actor::system(),
+        )
         .await
         .unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
