@@ -20,6 +20,7 @@ mod m20261126_000014_record_transport;
 mod m20261126_000015_seed_backfill_job;
 mod m20261126_000016_discovery_interfaces;
 mod m20261206_000017_access;
+mod m20261206_000018_list_indexes;
 
 pub struct Migrator;
 
@@ -44,6 +45,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000015_seed_backfill_job::Migration),
             Box::new(m20261126_000016_discovery_interfaces::Migration),
             Box::new(m20261206_000017_access::Migration),
+            Box::new(m20261206_000018_list_indexes::Migration),
         ]
     }
 }

@@ -426,18 +426,23 @@ impl Console {
         if let Some((v, id)) = &cursor {
             // (sort, id) after the cursor: the id breaks ties in the sort's
             // direction, as in the ORDER BY below.
-            let (past, tie) = if q.desc {
-                (Expr::col(sort).lt(v.as_str()), device::Column::Id.lt(*id))
+            // Written as `sort >= v AND (sort > v OR id > last)` (mirrored
+            // for descending) so the database seeks the sort index to `v`
+            // instead of walking it from the start to test an OR.
+            let (from, past, tie) = if q.desc {
+                (
+                    Expr::col(sort).lte(v.as_str()),
+                    Expr::col(sort).lt(v.as_str()),
+                    device::Column::Id.lt(*id),
+                )
             } else {
-                (Expr::col(sort).gt(v.as_str()), device::Column::Id.gt(*id))
+                (
+                    Expr::col(sort).gte(v.as_str()),
+                    Expr::col(sort).gt(v.as_str()),
+                    device::Column::Id.gt(*id),
+                )
             };
-            cond = cond.add(
-                Condition::any().add(past).add(
-                    Condition::all()
-                        .add(Expr::col(sort).eq(v.as_str()))
-                        .add(tie),
-                ),
-            );
+            cond = cond.add(from).add(Condition::any().add(past).add(tie));
         }
         let query = device::Entity::find().filter(cond);
         let query = if q.desc {
