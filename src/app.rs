@@ -550,6 +550,7 @@ pub struct Limits {
     uploads: Arc<tokio::sync::Semaphore>,
     imports: Arc<tokio::sync::Semaphore>,
     exports: Arc<tokio::sync::Semaphore>,
+    /// Taken by the device action (its permit lives with the background run).
     pub(crate) backfills: Arc<tokio::sync::Semaphore>,
 }
 
@@ -586,8 +587,5 @@ impl Limits {
     }
     pub fn export(&self) -> Result<tokio::sync::OwnedSemaphorePermit> {
         permit(&self.exports, "exports")
-    }
-    pub fn backfill(&self) -> Result<tokio::sync::OwnedSemaphorePermit> {
-        permit(&self.backfills, "backfills")
     }
 }

@@ -48,7 +48,7 @@ pub struct SweepBench {
 
 async fn sweep_bench(a: SweepBench) -> anyhow::Result<()> {
     let kind =
-        crate::web::discovery::parse_kind("cidr", &a.cidr, "").map_err(anyhow::Error::msg)?;
+        crate::fleet::discovery::RunKind::parse("cidr", &a.cidr, "").map_err(anyhow::Error::msg)?;
     let crate::fleet::discovery::RunKind::Cidr { cidr, http_ports } = kind else {
         anyhow::bail!("not a CIDR");
     };

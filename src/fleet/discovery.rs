@@ -80,6 +80,52 @@ pub enum RunKind {
 }
 
 impl RunKind {
+    /// From the run form or the API's fields; errors name the field.
+    /// `interface` is the multicast interface's address, or empty for
+    /// every configured one.
+    pub fn parse(
+        kind: &str,
+        target: &str,
+        interface: &str,
+    ) -> std::result::Result<RunKind, String> {
+        match kind {
+            "multicast" => match interface.trim() {
+                "" => Ok(RunKind::Multicast(None)),
+                i => i
+                    .parse()
+                    .map(|ip| RunKind::Multicast(Some(ip)))
+                    .map_err(|_| "Interface: choose one of the configured interfaces".to_string()),
+            },
+            "unicast" => {
+                let hosts: Result<Vec<std::net::Ipv4Addr>, _> = target
+                    .split([',', ' ', '\n'])
+                    .filter(|s| !s.trim().is_empty())
+                    .map(|s| s.trim().parse())
+                    .collect();
+                match hosts {
+                    Ok(h) if !h.is_empty() && h.len() <= 256 => Ok(RunKind::Unicast(h)),
+                    Ok(h) if h.is_empty() => Err("Hosts: give at least one IPv4 address".into()),
+                    Ok(_) => Err("Hosts: at most 256 addresses; use a CIDR sweep for more".into()),
+                    Err(_) => Err("Hosts: IPv4 addresses separated by commas".into()),
+                }
+            }
+            "cidr" => {
+                let cidr: ipnet::Ipv4Net = target
+                    .trim()
+                    .parse()
+                    .map_err(|_| "Range: a CIDR such as 10.20.0.0/24".to_string())?;
+                if cidr.prefix_len() < 16 {
+                    return Err("Range: at most a /16".into());
+                }
+                Ok(RunKind::Cidr {
+                    cidr,
+                    http_ports: vec![80, 8080, 8000, 8899],
+                })
+            }
+            _ => Err("Kind: choose multicast, unicast or cidr".into()),
+        }
+    }
+
     fn name(&self) -> &'static str {
         match self {
             RunKind::Multicast(_) => "multicast",
@@ -670,5 +716,51 @@ impl DiscoveryService {
             format!("{} adopted, {failed} failed", out.len() - failed),
         );
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn run_form_is_validated_per_field() {
+        assert!(matches!(
+            RunKind::parse("multicast", "", ""),
+            Ok(RunKind::Multicast(None))
+        ));
+        assert!(matches!(
+            RunKind::parse("multicast", "", "10.0.0.5"),
+            Ok(RunKind::Multicast(Some(ip))) if ip.to_string() == "10.0.0.5"
+        ));
+        assert!(
+            RunKind::parse("multicast", "", "eth0")
+                .unwrap_err()
+                .starts_with("Interface")
+        );
+        assert!(
+            matches!(RunKind::parse("unicast", "127.0.0.1, 127.0.0.2", ""), Ok(RunKind::Unicast(h)) if h.len() == 2)
+        );
+        assert!(
+            RunKind::parse("unicast", "", "")
+                .unwrap_err()
+                .starts_with("Hosts")
+        );
+        assert!(
+            RunKind::parse("unicast", "cam.example", "")
+                .unwrap_err()
+                .starts_with("Hosts")
+        );
+        assert!(
+            RunKind::parse("cidr", "10.0.0.0/8", "")
+                .unwrap_err()
+                .contains("/16")
+        );
+        assert!(
+            RunKind::parse("cidr", "nonsense", "")
+                .unwrap_err()
+                .starts_with("Range")
+        );
+        assert!(RunKind::parse("telepathy", "", "").is_err());
     }
 }

@@ -105,15 +105,6 @@ impl Sessions {
         Ok(())
     }
 
-    /// Remove every session of a user (password change, disable).
-    pub async fn delete_user(&self, user_id: i32) -> Result<()> {
-        session::Entity::delete_many()
-            .filter(session::Column::UserId.eq(user_id))
-            .exec(&self.db)
-            .await?;
-        Ok(())
-    }
-
     pub async fn purge_expired(&self) -> Result<u64> {
         let r = session::Entity::delete_many()
             .filter(session::Column::ExpiresAt.lte(self.clock.now_utc()))

@@ -18,7 +18,7 @@
 use std::net::IpAddr;
 
 use chrono::{DateTime, Duration, Utc};
-use sea_orm::sea_query::OnConflict;
+use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, Set};
 
 use crate::db::entities::login_throttle;
@@ -44,13 +44,8 @@ pub struct Keys {
 
 impl Keys {
     pub fn new(username: &str, ip: Option<IpAddr>) -> Self {
-        let name: String = username.chars().take(64).collect();
         let local = ip.is_none_or(|ip| ip.is_loopback());
-        let account = if local {
-            format!("acct-local:{name}")
-        } else {
-            format!("acct:{name}")
-        };
+        let account = account_key(username, local);
         let address = ip.filter(|ip| !ip.is_loopback()).map(|ip| match ip {
             IpAddr::V4(v4) => format!("ip:{v4}"),
             // One attacker usually holds a whole /64.
@@ -60,6 +55,16 @@ impl Keys {
             }
         });
         Self { account, address }
+    }
+}
+
+/// The account counter's key: logins from this host count apart.
+fn account_key(username: &str, local: bool) -> String {
+    let name: String = username.chars().take(64).collect();
+    if local {
+        format!("acct-local:{name}")
+    } else {
+        format!("acct:{name}")
     }
 }
 
@@ -105,36 +110,40 @@ impl LoginThrottle {
     }
 
     /// The password was right: the account starts afresh, and the address
-    /// gets its claim back.
-    pub async fn succeeded(&self, keys: &Keys, now: DateTime<Utc>) -> Result<()> {
-        login_throttle::Entity::delete_by_id(keys.account.clone())
+    /// gets its claim back (a block it already has stays: one success
+    /// does not clear a guessing address).
+    pub async fn succeeded(&self, keys: &Keys) -> Result<()> {
+        self.forget(&keys.account).await?;
+        if let Some(a) = &keys.address {
+            login_throttle::Entity::update_many()
+                .col_expr(
+                    login_throttle::Column::Failures,
+                    sea_orm::sea_query::ExprTrait::sub(
+                        Expr::col(login_throttle::Column::Failures),
+                        1,
+                    ),
+                )
+                .filter(login_throttle::Column::Key.eq(a.clone()))
+                .filter(login_throttle::Column::Failures.gt(0))
+                .exec(&self.db)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Clear an account's counters (local and remote): its password was
+    /// just set by an admin.
+    pub async fn forget_account(&self, username: &str) -> Result<()> {
+        for local in [false, true] {
+            self.forget(&account_key(username, local)).await?;
+        }
+        Ok(())
+    }
+
+    async fn forget(&self, key: &str) -> Result<()> {
+        login_throttle::Entity::delete_by_id(key.to_string())
             .exec(&self.db)
             .await?;
-        if let Some(a) = &keys.address {
-            for _ in 0..8 {
-                let Some(row) = login_throttle::Entity::find_by_id(a.clone())
-                    .one(&self.db)
-                    .await?
-                else {
-                    return Ok(());
-                };
-                let failures = (row.failures - 1).max(0);
-                let blocked = block_for(failures, ADDRESS_FREE).map(|d| now + d);
-                let r = login_throttle::Entity::update_many()
-                    .set(login_throttle::ActiveModel {
-                        failures: Set(failures),
-                        blocked_until: Set(blocked.filter(|_| row.blocked_until.is_some())),
-                        ..Default::default()
-                    })
-                    .filter(login_throttle::Column::Key.eq(a.clone()))
-                    .filter(login_throttle::Column::Failures.eq(row.failures))
-                    .exec(&self.db)
-                    .await?;
-                if r.rows_affected == 1 {
-                    return Ok(());
-                }
-            }
-        }
         Ok(())
     }
 

@@ -323,11 +323,7 @@ impl Users {
         )
         .await?;
         txn.commit().await?;
-        for k in [format!("acct:{name}"), format!("acct-local:{name}")] {
-            crate::db::entities::login_throttle::Entity::delete_by_id(k)
-                .exec(&self.db)
-                .await?;
-        }
+        self.throttle.forget_account(name).await?;
         Ok(u)
     }
 
@@ -513,6 +509,14 @@ impl Users {
         Ok(user::Entity::find().count(&self.db).await?)
     }
 
+    /// One user (admins).
+    pub async fn get_for(&self, actor: &Actor, id: i32) -> Result<user::Model> {
+        actor.require(Role::can_manage_users)?;
+        self.by_id(id)
+            .await?
+            .ok_or_else(|| Error::new(ErrorKind::NotFound, format!("no user {id}")))
+    }
+
     pub async fn by_id(&self, id: i32) -> Result<Option<user::Model>> {
         Ok(user::Entity::find_by_id(id).one(&self.db).await?)
     }
@@ -563,7 +567,7 @@ impl Users {
                 .await?;
             return Ok(Err(LoginError::BadCredentials));
         }
-        self.throttle.succeeded(&keys, now).await?;
+        self.throttle.succeeded(&keys).await?;
         let mut am = u.into_active_model();
         am.last_login_at = Set(Some(now));
         let u = am.update(&self.db).await?;

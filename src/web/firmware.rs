@@ -85,9 +85,9 @@ impl CsrfQuery {
 }
 
 /// Upload an image to the library (multipart: vendor, model, version,
-/// notes, file). The role and the form token (in the query string, so it
-/// is known before the body) are checked before a byte of the body is
-/// read; the file streams to a temporary file, capped at the library's
+/// notes, file). The role (the route's gate) and the form token (in the
+/// query string, so it is known before the body) are checked before a
+/// byte of the body is read; the file streams to a temporary file, capped at the library's
 /// limit, and at most [`crate::app::MAX_UPLOADS`] uploads run at once.
 pub async fn upload(
     AxState(state): AxState<State>,
@@ -96,8 +96,6 @@ pub async fn upload(
     mut mp: Multipart,
 ) -> Result<Response, WebError> {
     me.check_csrf(&q.csrf)?;
-    me.actor()
-        .require(crate::fleet::users::Role::can_operate_devices)?;
     let _slot = state.limits.upload()?;
     let tmp = state
         .upload_dir

@@ -326,20 +326,25 @@ pub fn router(state: State) -> Router {
 /// The gate of a (method, route pattern): from [`ROUTES`] or
 /// [`api::GATES`]; None for a route listed in neither (refused).
 pub fn gate_of(method: &str, path: &str) -> Option<Gate> {
-    static MAP: std::sync::OnceLock<std::collections::HashMap<(String, String), Gate>> =
-        std::sync::OnceLock::new();
+    type Gates =
+        std::collections::HashMap<&'static str, std::collections::HashMap<&'static str, Gate>>;
+    static MAP: std::sync::OnceLock<Gates> = std::sync::OnceLock::new();
+    // By method, then route pattern: looked up on every request, so
+    // without building a key.
     MAP.get_or_init(|| {
-        ROUTES
-            .iter()
-            .map(|r| ((r.method.as_str().to_string(), r.path.to_string()), r.gate))
-            .chain(
-                api::GATES
-                    .iter()
-                    .map(|(m, p, g)| ((m.to_string(), p.to_string()), *g)),
-            )
-            .collect()
+        let mut m = Gates::new();
+        for r in ROUTES {
+            m.entry(r.method.as_str())
+                .or_default()
+                .insert(r.path, r.gate);
+        }
+        for (method, path, g) in api::GATES {
+            m.entry(method).or_default().insert(path, *g);
+        }
+        m
     })
-    .get(&(method.to_string(), path.to_string()))
+    .get(method)?
+    .get(path)
     .copied()
 }
 

@@ -2,6 +2,8 @@
 //! loopback ports, a transport with short deadlines, credentials.
 #![allow(dead_code)]
 
+pub mod http;
+
 use std::sync::Arc;
 use std::time::Duration;
 

@@ -261,13 +261,7 @@ pub async fn user(
     Extension(me): Extension<CurrentUser>,
     Path(id): Path<i32>,
 ) -> Result<Response, WebError> {
-    let u = state
-        .users
-        .list(&me.actor())
-        .await?
-        .into_iter()
-        .find(|u| u.id == id)
-        .ok_or_else(|| WebError(Error::new(ErrorKind::NotFound, format!("no user {id}"))))?;
+    let u = state.users.get_for(&me.actor(), id).await?;
     Ok(json(user_of(&state, u).await?))
 }
 
@@ -342,13 +336,7 @@ pub async fn user_password(
             "change your own password on your account page, with your current one",
         )));
     }
-    let u = state
-        .users
-        .list(&me.actor())
-        .await?
-        .into_iter()
-        .find(|u| u.id == id)
-        .ok_or_else(|| WebError(Error::new(ErrorKind::NotFound, format!("no user {id}"))))?;
+    let u = state.users.get_for(&me.actor(), id).await?;
     state
         .users
         .set_password(&u.username, &req.password, req.must_change, &me.actor())

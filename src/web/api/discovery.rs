@@ -147,7 +147,7 @@ pub async fn start(
     Json(req): Json<ApiDiscover>,
 ) -> Result<Response, WebError> {
     csrf(&me, &headers)?;
-    let kind = crate::web::discovery::parse_kind(
+    let kind = crate::fleet::discovery::RunKind::parse(
         &req.kind,
         &req.target,
         req.interface.as_deref().unwrap_or(""),
