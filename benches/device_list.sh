@@ -81,22 +81,49 @@ print("\n".join(urls))
 PY
 n=$(wc -l < "$D/urls.txt")
 cat > "$D/urls.lua" <<LUA
+-- Each wrk thread starts at its own place in the list, so no two
+-- threads ask for the same page at about the same time (the second
+-- would be answered from the page cache).
+local counter = 0
+setup = function(thread)
+  thread:set("first", counter)
+  counter = counter + 1
+end
 local urls = {}
 for line in io.lines("$D/urls.txt") do urls[#urls + 1] = line end
-local i = 0
+local i = nil
 request = function()
+  if i == nil then i = math.floor((first or 0) * #urls / 2) end
   i = i + 1
   return wrk.format("GET", urls[(i % #urls) + 1])
 end
 LUA
 # Wait out the page cache's lifetime (10 s) after the walk above.
 sleep 11
+# CPU seconds (user+sys) used so far by the named processes.
+cpu_of() {
+  local t=0 pid
+  for pid in $(pgrep -x "$1" || true); do
+    t=$((t + $(awk '{print $14 + $15}' "/proc/$pid/stat" 2>/dev/null || echo 0)))
+  done
+  echo "$t"
+}
+# Busy CPU ticks of the whole machine (camfleet, the database, wrk, the
+# kernel): processes that come and go (PostgreSQL's workers) count too.
+busy() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8}' /proc/stat; }
+hz=$(getconf CLK_TCK)
 for r in $(seq 1 "$RUNS"); do
+  c0=$(cpu_of camfleet); p0=$(busy)
   out=$(wrk -t2 -c64 -d10s --latency -s "$D/urls.lua" -H "Cookie: camfleet_session=$session" "http://127.0.0.1:$PORT")
+  [ -n "${VERBOSE:-}" ] && echo "$out"
   rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
   p50=$(echo "$out" | awk '$1 == "50%" {print $2}')
   p99=$(echo "$out" | awk '$1 == "99%" {print $2}')
   errs=$(echo "$out" | grep -E "Non-2xx|Socket errors" || true)
-  echo "$KIND run $r: $rps req/s, p50 $p50, p99 $p99, $n distinct URLs ${errs:+($errs)}"
+  c1=$(cpu_of camfleet); p1=$(busy)
+  reqs=$(echo "$out" | awk '/requests in/ {print $1}')
+  cpu=$(awk -v c="$((c1 - c0))" -v p="$((p1 - p0))" -v hz="$hz" -v n="$reqs" \
+    'BEGIN {printf "CPU per request: camfleet %.3f ms, whole machine %.3f ms", c / hz * 1000 / n, p / hz * 1000 / n}')
+  echo "$KIND run $r: $rps req/s, p50 $p50, p99 $p99, $n distinct URLs; $cpu ${errs:+($errs)}"
   sleep 11
 done

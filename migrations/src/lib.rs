@@ -21,6 +21,7 @@ mod m20261126_000015_seed_backfill_job;
 mod m20261126_000016_discovery_interfaces;
 mod m20261206_000017_access;
 mod m20261206_000018_list_indexes;
+mod m20261206_000019_drop_prefix_indexes;
 
 pub struct Migrator;
 
@@ -46,6 +47,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000016_discovery_interfaces::Migration),
             Box::new(m20261206_000017_access::Migration),
             Box::new(m20261206_000018_list_indexes::Migration),
+            Box::new(m20261206_000019_drop_prefix_indexes::Migration),
         ]
     }
 }

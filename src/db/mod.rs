@@ -57,11 +57,11 @@ async fn open(url: &str) -> Result<DatabaseConnection, DbErr> {
         .connect_timeout(Duration::from_secs(10))
         .acquire_timeout(Duration::from_secs(10));
     if url.starts_with("sqlite:") {
-        sqlite_without_memstatus();
+        sqlite_process_config();
         // One writer at a time is SQLite's nature: WAL lets readers go on
         // while it writes, and the busy timeout queues writers instead of
         // failing them.
-        opts.max_connections(8).map_sqlx_sqlite_opts(|o| {
+        opts.max_connections(4).map_sqlx_sqlite_opts(|o| {
             o.journal_mode(SqliteJournalMode::Wal)
                 .synchronous(SqliteSynchronous::Normal)
                 .busy_timeout(Duration::from_secs(10))
@@ -75,13 +75,19 @@ async fn open(url: &str) -> Result<DatabaseConnection, DbErr> {
                 .pragma("mmap_size", "268435456")
         });
     } else {
-        opts.max_connections(16);
+        // Scaled to the machine rather than fixed: past a few connections
+        // per core, more only queue inside the server (16 backends on two
+        // cores raised the device list's p99 under 64 clients). Eight at
+        // least, so a long export or migration never starves the pollers.
+        let cores = std::thread::available_parallelism().map_or(4, |n| n.get() as u32);
+        opts.max_connections((cores * 4).clamp(8, 64));
     }
     Database::connect(opts).await
 }
 
 /// An in-memory SQLite database with the schema (tests).
 pub async fn memory() -> Result<DatabaseConnection, DbErr> {
+    sqlite_process_config();
     let mut opts = ConnectOptions::new("sqlite::memory:".to_string());
     // One connection: every connection to :memory: is a separate database.
     opts.sqlx_logging(false)
@@ -98,25 +104,108 @@ pub async fn ping(db: &DatabaseConnection) -> bool {
     db.ping().await.is_ok()
 }
 
-/// SQLite keeps process-wide allocation statistics by default, behind one
-/// global mutex taken on every allocation: with several connections on
-/// several threads that mutex is the hottest lock of a busy device list
-/// (seen with `perf` under `benches/device_list.sh`). camfleet never reads
-/// those statistics. Must run before SQLite initializes; afterwards SQLite
-/// refuses the change (SQLITE_MISUSE) and nothing else happens.
-fn sqlite_without_memstatus() {
+/// Process-wide SQLite settings, made once before SQLite initializes
+/// (afterwards SQLite refuses them with SQLITE_MISUSE and nothing else
+/// happens):
+/// - no allocation statistics: SQLite keeps them behind one global mutex
+///   taken on every allocation, the hottest lock of a busy device list
+///   (seen with `perf` under `benches/device_list.sh`); camfleet never
+///   reads them;
+/// - SQLite allocates through mimalloc, the allocator the rest of camfleet
+///   uses, instead of the C library's: glibc's `malloc_consolidate` and
+///   friends were a fifth of camfleet's CPU under that benchmark.
+fn sqlite_process_config() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
-        // SAFETY: sqlite3_config with SQLITE_CONFIG_MEMSTATUS takes one int;
-        // it is called once, before this process opens any connection here.
+        // SAFETY: each sqlite3_config call passes the argument its option
+        // takes (an int; a pointer to a method table SQLite copies); they
+        // run once, before this process opens any connection here.
         let rc = unsafe {
             libsqlite3_sys::sqlite3_config(libsqlite3_sys::SQLITE_CONFIG_MEMSTATUS, 0i32)
         };
         if rc != libsqlite3_sys::SQLITE_OK {
-            tracing::debug!(
-                rc,
-                "SQLite was already initialized; memory statistics stay on"
-            );
+            tracing::debug!(rc, "SQLite was already initialized; its settings stay");
+            return;
+        }
+        let methods = sqlite_alloc::methods();
+        let rc = unsafe {
+            libsqlite3_sys::sqlite3_config(
+                libsqlite3_sys::SQLITE_CONFIG_MALLOC,
+                &methods as *const libsqlite3_sys::sqlite3_mem_methods,
+            )
+        };
+        if rc != libsqlite3_sys::SQLITE_OK {
+            tracing::debug!(rc, "SQLite keeps the C library's allocator");
         }
     });
+}
+
+/// SQLite's allocator methods over mimalloc (linked by the `mimalloc`
+/// crate, camfleet's global allocator). mimalloc aligns to 16 bytes, more
+/// than the 8 SQLite asks for, and knows each block's size, which SQLite's
+/// `xSize` needs.
+mod sqlite_alloc {
+    use std::ffi::{c_int, c_void};
+
+    use libmimalloc_sys::{mi_free, mi_malloc, mi_realloc};
+
+    // In the same static library as the three above; the crate declares
+    // it only behind its `extended` feature.
+    unsafe extern "C" {
+        fn mi_usable_size(p: *const c_void) -> usize;
+    }
+
+    unsafe extern "C" fn x_malloc(n: c_int) -> *mut c_void {
+        match usize::try_from(n) {
+            // SAFETY: a plain allocation of n > 0 bytes.
+            Ok(n) if n > 0 => unsafe { mi_malloc(n) },
+            _ => std::ptr::null_mut(),
+        }
+    }
+
+    unsafe extern "C" fn x_free(p: *mut c_void) {
+        // SAFETY: SQLite frees only what x_malloc / x_realloc returned.
+        unsafe { mi_free(p) }
+    }
+
+    unsafe extern "C" fn x_realloc(p: *mut c_void, n: c_int) -> *mut c_void {
+        match usize::try_from(n) {
+            // SAFETY: p came from x_malloc / x_realloc (SQLite's contract).
+            Ok(n) if n > 0 => unsafe { mi_realloc(p, n) },
+            _ => std::ptr::null_mut(),
+        }
+    }
+
+    unsafe extern "C" fn x_size(p: *mut c_void) -> c_int {
+        if p.is_null() {
+            return 0;
+        }
+        // SAFETY: p is a live block from x_malloc / x_realloc.
+        let n = unsafe { mi_usable_size(p) };
+        c_int::try_from(n).unwrap_or(c_int::MAX)
+    }
+
+    unsafe extern "C" fn x_roundup(n: c_int) -> c_int {
+        // Multiples of 8, as SQLite's own allocator rounds.
+        n.saturating_add(7) & !7
+    }
+
+    unsafe extern "C" fn x_init(_: *mut c_void) -> c_int {
+        libsqlite3_sys::SQLITE_OK
+    }
+
+    unsafe extern "C" fn x_shutdown(_: *mut c_void) {}
+
+    pub fn methods() -> libsqlite3_sys::sqlite3_mem_methods {
+        libsqlite3_sys::sqlite3_mem_methods {
+            xMalloc: Some(x_malloc),
+            xFree: Some(x_free),
+            xRealloc: Some(x_realloc),
+            xSize: Some(x_size),
+            xRoundup: Some(x_roundup),
+            xInit: Some(x_init),
+            xShutdown: Some(x_shutdown),
+            pAppData: std::ptr::null_mut(),
+        }
+    }
 }
