@@ -158,10 +158,15 @@ async fn wrong_password_fails_at_identity_without_retry_loop() {
         .expect_err(spec);
         assert_eq!(e.step, AdoptStep::Identity, "{spec}");
         assert_eq!(e.error.class, FaultClass::Unauthorized, "{spec}");
-        // GetSystemDateAndTime, the anonymous probe, the credentialed try(s),
-        // one clock re-read and one retry at most: never a loop that locks accounts.
+        // GetSystemDateAndTime, the anonymous probe, each of the three
+        // modes once (a Digest mode may take one more request to fetch its
+        // challenge), one clock re-read and one retry: a bounded ladder,
+        // never a loop that locks accounts.
         let n = f.cameras()[0].requests.load(Ordering::Relaxed);
-        assert!(n <= 6, "{spec}: {n} requests");
+        assert!(n <= 9, "{spec}: {n} requests");
+        for mode in ["anonymous: ", "ws_security: ", "http_digest: ", "ws_security+http_digest: "] {
+            assert!(e.error.message.contains(mode), "{spec}: {}", e.error.message);
+        }
         f.shutdown().await;
     }
 }
@@ -427,4 +432,56 @@ async fn password_text_is_sent_only_when_the_policy_enables_it() {
             .is_empty()
     );
     f.shutdown().await;
+}
+
+/// Cameras that refuse an unauthenticated request in ways no word list
+/// recognises: each still adopts, by climbing the ladder to WS-Security.
+#[tokio::test]
+async fn every_way_of_refusing_anonymous_requests_still_adopts() {
+    for spec in [
+        "refuse-sender500",
+        "refuse-receiver400",
+        "refuse-html403",
+        "refuse-german",
+        "refuse-empty500",
+        "refuse-german,fault200",
+    ] {
+        let d = adopt_ok(spec).await;
+        assert_eq!(d.auth_mode, Some(AuthMode::WsSecurity), "{spec}");
+    }
+}
+
+/// The same cameras with a wrong password: the report is `unauthorized`
+/// (never invalid_argument) and names every mode's answer.
+#[tokio::test]
+async fn a_refused_ladder_names_each_modes_answer() {
+    for (spec, words) in [
+        ("refuse-sender500", "WS-Security header required"),
+        ("refuse-receiver400", "Action failed"),
+        ("refuse-html403", "HTTP 403"),
+        ("refuse-german", "Zugriff verweigert"),
+        ("refuse-empty500", "HTTP 500"),
+    ] {
+        let f = one_camera(spec).await;
+        let bad = Credentials {
+            username: "admin".into(),
+            password: "nope".into(),
+        };
+        let e = onvif::adopt(
+            &transport(),
+            &system_clock(),
+            request(f.device_url(0), Some(bad)),
+        )
+        .await
+        .expect_err(spec);
+        assert_eq!(e.step, AdoptStep::Identity, "{spec}");
+        assert_eq!(e.error.class, FaultClass::Unauthorized, "{spec}: {}", e.error);
+        let m = &e.error.message;
+        assert!(m.starts_with("no authentication mode was accepted: anonymous: "), "{spec}: {m}");
+        assert!(m.contains("; ws_security: "), "{spec}: {m}");
+        assert!(m.contains("; http_digest: "), "{spec}: {m}");
+        assert!(m.contains("; ws_security+http_digest: "), "{spec}: {m}");
+        assert!(m.contains(words), "{spec}: {m}");
+        f.shutdown().await;
+    }
 }

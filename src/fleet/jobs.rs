@@ -25,6 +25,7 @@ use super::audit::{self, Actor, Entry};
 use super::discovery::{DiscoveryService, RunKind};
 use super::firmware::Firmware;
 use super::inventory::Inventory;
+pub use super::schedule::JobSchedule;
 use super::provision::Provisioner;
 use super::recordings::{Ledger, RetentionPolicy};
 use crate::clock::SharedClock;
@@ -99,65 +100,9 @@ pub const KINDS: [&str; 10] = [
 /// A slot later than this is missed, not merely late.
 pub const GRACE: chrono::Duration = chrono::Duration::minutes(5);
 
-/// Crontab numbers weekdays 0–7 from Sunday (0 and 7 both Sunday); the
-/// `cron` crate 1–7 from Sunday. Translate one day-of-week field.
-fn crontab_weekdays(field: &str) -> String {
-    let map = |n: u32| (n % 7) + 1;
-    field
-        .split(',')
-        .map(|item| {
-            let (range, step) = match item.split_once('/') {
-                Some((r, s)) => (r, Some(s)),
-                None => (item, None),
-            };
-            let mapped = match range.split_once('-') {
-                Some((a, b)) => match (a.parse::<u32>(), b.parse::<u32>()) {
-                    // "5-7" (Friday to Sunday) wraps in cron's numbering.
-                    (Ok(a), Ok(7)) if a > 0 && step.is_none() => format!("{}-7,1", map(a)),
-                    (Ok(a), Ok(b)) => format!("{}-{}", map(a), map(b)),
-                    _ => range.to_string(),
-                },
-                None => match range.parse::<u32>() {
-                    Ok(n) => map(n).to_string(),
-                    Err(_) => range.to_string(),
-                },
-            };
-            match step {
-                Some(s) => format!("{mapped}/{s}"),
-                None => mapped,
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(",")
-}
-
-/// Parse a schedule: crontab's 5 fields (minute first, weekdays 0–7 from
-/// Sunday) get a seconds field of 0; 6 or 7 fields are taken as the
-/// `cron` crate reads them (seconds first, weekdays 1–7 from Sunday).
-pub fn parse_schedule(expr: &str) -> std::result::Result<cron::Schedule, String> {
-    let e = expr.trim();
-    let fields = e.split_whitespace().count();
-    let full = match fields {
-        5 => {
-            let f: Vec<&str> = e.split_whitespace().collect();
-            format!(
-                "0 {} {} {} {} {}",
-                f[0],
-                f[1],
-                f[2],
-                f[3],
-                crontab_weekdays(f[4])
-            )
-        }
-        6 | 7 => e.to_string(),
-        _ => {
-            return Err(format!(
-                "{fields} fields: use 5 (minute hour day month weekday) or 6 with seconds first"
-            ));
-        }
-    };
-    full.parse::<cron::Schedule>()
-        .map_err(|err| format!("{e:?}: {err}"))
+/// Parse a schedule with crontab's meaning (see [`JobSchedule`]).
+pub fn parse_schedule(expr: &str) -> std::result::Result<JobSchedule, String> {
+    JobSchedule::parse(expr)
 }
 
 pub fn parse_tz(name: &str) -> std::result::Result<chrono_tz::Tz, String> {
@@ -168,7 +113,7 @@ pub fn parse_tz(name: &str) -> std::result::Result<chrono_tz::Tz, String> {
 
 /// The next `n` run times after `after`, in UTC.
 pub fn next_runs(
-    schedule: &cron::Schedule,
+    schedule: &JobSchedule,
     tz: chrono_tz::Tz,
     after: DateTime<Utc>,
     n: usize,
@@ -186,7 +131,7 @@ pub type DueRun = (DateTime<Utc>, &'static str);
 /// What is due for one job at `now`: (slot, trigger) and the slot to
 /// remember as handled. Pure.
 pub fn due(
-    schedule: &cron::Schedule,
+    schedule: &JobSchedule,
     tz: chrono_tz::Tz,
     since: DateTime<Utc>,
     now: DateTime<Utc>,

@@ -22,6 +22,7 @@ pub mod provision;
 pub mod recording;
 pub mod recordings;
 pub mod samples;
+pub mod schedule;
 pub mod sessions;
 pub mod sites;
 pub mod throttle;

@@ -235,6 +235,20 @@ fn reason_says_not_supported(reason: &str) -> bool {
     .any(|w| r.contains(w))
 }
 
+/// The fault names, by subcode, a cause other than authentication: the
+/// operation is not offered, or its arguments were refused. Only a subcode
+/// counts: reason texts come in every wording and language, so an answer
+/// without one says nothing about whether the credentials were accepted.
+pub fn names_non_auth_cause(fault: &Fault) -> bool {
+    let has = |set: &[&str]| {
+        fault
+            .subcodes
+            .iter()
+            .any(|s| set.iter().any(|w| s.eq_ignore_ascii_case(w)))
+    };
+    !has(AUTH_SUBCODES) && (has(NOT_SUPPORTED_SUBCODES) || has(INVALID_ARG_SUBCODES))
+}
+
 /// Classify a fault together with the HTTP status it came with.
 pub fn classify(status: u16, fault: Option<&Fault>) -> FaultClass {
     if let Some(f) = fault {

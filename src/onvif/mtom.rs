@@ -77,7 +77,7 @@ pub fn inline_attachments(el: &mut Element, parts: &[(String, Bytes)]) {
             .unwrap_or_default();
         let cid = href.strip_prefix("cid:").unwrap_or(&href);
         // Content-IDs may be percent-encoded in the reference.
-        let decoded = percent_decode(cid);
+        let decoded = super::types::percent_decode(cid);
         match parts.iter().find(|(id, _)| *id == cid || *id == decoded) {
             Some((_, data)) => {
                 found = Some(b64.encode(data));
@@ -94,28 +94,24 @@ pub fn inline_attachments(el: &mut Element, parts: &[(String, Bytes)]) {
     }
 }
 
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%'
-            && i + 2 < b.len()
-            && let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16)
-        {
-            out.push(v);
-            i += 3;
-            continue;
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Issue 14: a `cid:` with `%` before a multi-byte character sliced a
+    /// string inside the character and panicked.
+    #[test]
+    fn a_percent_before_a_multibyte_character_does_not_panic() {
+        let body = "--b1\r\nContent-ID: <root>\r\n\r\n<r><Data><xop:Include xmlns:xop=\"http://www.w3.org/2004/08/xop/include\" href=\"cid:%a\u{e9}\"/></Data></r>\r\n--b1\r\nContent-ID: <x>\r\n\r\nhello\r\n--b1--\r\n";
+        let (root, parts) =
+            split_multipart("multipart/related; boundary=\"b1\"", body.as_bytes()).unwrap();
+        let mut el = crate::xml::parse(&root).unwrap();
+        inline_attachments(&mut el, &parts);
+        assert_eq!(super::super::types::percent_decode("%a\u{e9}"), "%a\u{e9}");
+        assert_eq!(super::super::types::percent_decode("%"), "%");
+        assert_eq!(super::super::types::percent_decode("file%401%4"), "file@1%4");
+        assert_eq!(super::super::types::percent_decode("%e9"), "\u{fffd}");
+    }
 
     #[test]
     fn an_mtom_answer_reads_like_an_inline_one() {

@@ -20,7 +20,7 @@ use url::Url;
 use super::conn::DeviceConn;
 use super::envelope::{self, Reply, SoapVersion};
 use super::error::{OnvifError, OnvifResult};
-use super::fault::{Fault, FaultClass, classify};
+use super::fault::{self, Fault, FaultClass, classify};
 use super::httpauth;
 use super::ops::{self, Operation, Service};
 use super::time::{ClockAnchor, ClockJump, parse_system_date_time};
@@ -386,13 +386,18 @@ impl DeviceSession {
             Outcome::Body(el) => Ok(el),
             other => {
                 let err = self.outcome_error(op, other);
-                if err.class != FaultClass::Unauthorized {
-                    return Err(err);
-                }
                 if mode == AuthMode::None {
-                    // Anonymous worked for something else; this needs auth.
+                    // Anonymous worked for something else. Whatever this
+                    // answer says, it may mean "authenticate": climb the
+                    // ladder unless a subcode names another cause.
+                    if err.fault.as_ref().is_some_and(fault::names_non_auth_cause) {
+                        return Err(err);
+                    }
                     self.lock().auth_mode = None;
                     return self.detect_and_call(op, body, may_resync, dest).await;
+                }
+                if err.class != FaultClass::Unauthorized {
+                    return Err(err);
                 }
                 if mode.uses_wsse() && may_resync && self.resync_after_auth_fault().await {
                     return match self.exchange(op, body, mode, dest).await? {
@@ -411,6 +416,19 @@ impl DeviceSession {
         Box::pin(self.sync_clock()).await.is_ok()
     }
 
+    /// The authentication ladder, for a device whose mode is not known yet.
+    ///
+    /// An anonymous request first. Any answer to it other than success or
+    /// a transport failure — a fault with or without subcode, in any
+    /// wording or language, a 400/401/403/500 with or without a body —
+    /// leads on, since cameras word "authenticate first" in every way:
+    /// WS-Security, then HTTP Digest, then both, each once (HTTP Digest
+    /// first when the anonymous answer was a Digest challenge), with one
+    /// clock re-read after the first WS-Security refusal. The first mode
+    /// that succeeds is kept. An authenticated answer whose subcode names
+    /// another cause (not supported, invalid argument) ends the ladder with
+    /// that answer. When every mode fails, the error is `unauthorized` and
+    /// names each mode's answer.
     async fn detect_and_call(
         &self,
         op: Operation,
@@ -418,71 +436,67 @@ impl DeviceSession {
         may_resync: bool,
         dest: &Dest,
     ) -> OnvifResult<Element> {
-        let first = self.exchange(op, body, AuthMode::None, dest).await?;
-        let mode = match first {
+        let mut answers: Vec<(AuthMode, OnvifError)> = Vec::new();
+        let ladder = match self.exchange(op, body, AuthMode::None, dest).await? {
             Outcome::Body(el) => {
                 self.lock().auth_mode = Some(AuthMode::None);
                 return Ok(el);
             }
             Outcome::Challenge(h) => {
                 self.take_challenge(&h);
-                match self.exchange(op, body, AuthMode::HttpDigest, dest).await? {
+                answers.push((AuthMode::None, self.outcome_error(op, Outcome::Challenge(h))));
+                [AuthMode::HttpDigest, AuthMode::WsSecurity, AuthMode::Both]
+            }
+            other => {
+                answers.push((AuthMode::None, self.outcome_error(op, other)));
+                [AuthMode::WsSecurity, AuthMode::HttpDigest, AuthMode::Both]
+            }
+        };
+        let mut resynced = !may_resync;
+        for mode in ladder {
+            loop {
+                let outcome = match self.exchange(op, body, mode, dest).await {
+                    Ok(o) => o,
+                    Err(e) if matches!(e.class, FaultClass::Transport | FaultClass::Timeout) => {
+                        return Err(e);
+                    }
+                    // A 401 with no challenge we can answer (Basic not
+                    // allowed, say): this mode's answer.
+                    Err(e) => {
+                        answers.push((mode, e));
+                        break;
+                    }
+                };
+                match outcome {
                     Outcome::Body(el) => {
-                        self.lock().auth_mode = Some(AuthMode::HttpDigest);
+                        self.lock().auth_mode = Some(mode);
                         return Ok(el);
                     }
-                    o @ (Outcome::Challenge(_) | Outcome::Refused) => {
-                        return Err(self.outcome_error(op, o));
+                    Outcome::Challenge(h) => {
+                        // The HTTP layer wants Digest as well: kept for the
+                        // modes that use it.
+                        self.take_challenge(&h);
+                        answers.push((mode, self.outcome_error(op, Outcome::Challenge(h))));
+                        break;
                     }
                     other => {
                         let e = self.outcome_error(op, other);
-                        if e.class != FaultClass::Unauthorized {
+                        if e.fault.as_ref().is_some_and(fault::names_non_auth_cause) {
                             return Err(e);
                         }
-                        AuthMode::Both
-                    }
-                }
-            }
-            other => {
-                let e = self.outcome_error(op, other);
-                if e.class != FaultClass::Unauthorized {
-                    return Err(e);
-                }
-                AuthMode::WsSecurity
-            }
-        };
-        // WS-Security (alone, or on top of Digest).
-        let mut resynced = !may_resync;
-        loop {
-            match self.exchange(op, body, mode, dest).await? {
-                Outcome::Body(el) => {
-                    self.lock().auth_mode = Some(mode);
-                    return Ok(el);
-                }
-                Outcome::Challenge(h) if mode == AuthMode::WsSecurity => {
-                    // HTTP layer wants Digest too.
-                    self.take_challenge(&h);
-                    match self.exchange(op, body, AuthMode::Both, dest).await? {
-                        Outcome::Body(el) => {
-                            self.lock().auth_mode = Some(AuthMode::Both);
-                            return Ok(el);
+                        if mode.uses_wsse() && !resynced {
+                            resynced = true;
+                            if self.resync_after_auth_fault().await {
+                                continue;
+                            }
                         }
-                        other => return Err(self.outcome_error(op, other)),
+                        answers.push((mode, e));
+                        break;
                     }
-                }
-                other => {
-                    let e = self.outcome_error(op, other);
-                    if e.class == FaultClass::Unauthorized
-                        && !resynced
-                        && self.resync_after_auth_fault().await
-                    {
-                        resynced = true;
-                        continue;
-                    }
-                    return Err(e);
                 }
             }
         }
+        Err(ladder_error(op, &answers))
     }
 
     /// One request/answer, including the Digest handshake when `mode` uses
@@ -736,4 +750,39 @@ impl DeviceSession {
 
 fn transport_error(op: Operation, e: TransportError) -> OnvifError {
     OnvifError::new(e.class(), op.name, e.to_string())
+}
+
+/// What a failed authentication ladder reports: `unauthorized` (or
+/// `malformed` when every answer was an unreadable success), with each
+/// mode's answer in the order tried, e.g. "no authentication mode was
+/// accepted: anonymous: HTTP 500 without a SOAP fault; ws_security: Sender:
+/// Nicht autorisiert; http_digest: HTTP 401: credentials refused; …".
+fn ladder_error(op: Operation, answers: &[(AuthMode, OnvifError)]) -> OnvifError {
+    let mut message = String::from("no authentication mode was accepted");
+    for (i, (mode, e)) in answers.iter().enumerate() {
+        message.push_str(if i == 0 { ": " } else { "; " });
+        message.push_str(if *mode == AuthMode::None {
+            "anonymous"
+        } else {
+            mode.as_str()
+        });
+        message.push_str(": ");
+        let text: String = e.message.chars().take(200).collect();
+        message.push_str(if text.is_empty() { "(empty answer)" } else { &text });
+    }
+    let last = answers.last().map(|(_, e)| e);
+    // A device that answered every mode with an unreadable 2xx is broken,
+    // not refusing: no refusal comes as a success status.
+    let class = if answers.iter().all(|(_, e)| e.class == FaultClass::Malformed) {
+        FaultClass::Malformed
+    } else {
+        FaultClass::Unauthorized
+    };
+    OnvifError {
+        class,
+        operation: op.name.into(),
+        message,
+        http_status: last.and_then(|e| e.http_status),
+        fault: last.and_then(|e| e.fault.clone()),
+    }
 }

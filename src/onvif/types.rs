@@ -143,18 +143,22 @@ impl Scopes {
     }
 }
 
-fn percent_decode(s: &str) -> String {
+/// `%XX` escapes decoded (scope values, MTOM `cid:` references). Works
+/// on bytes, so a `%` before a multi-byte character (`%a\u{e9}`) is kept
+/// as text instead of slicing inside the character; invalid UTF-8 in the
+/// result is replaced, never trusted.
+pub(crate) fn percent_decode(s: &str) -> String {
+    fn hex(b: Option<&u8>) -> Option<u8> {
+        b.and_then(|b| (*b as char).to_digit(16)).map(|d| d as u8)
+    }
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
         if bytes[i] == b'%'
-            && i + 2 < bytes.len()
-            && s.is_char_boundary(i + 1)
-            && s.is_char_boundary(i + 3)
-            && let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16)
+            && let (Some(h), Some(l)) = (hex(bytes.get(i + 1)), hex(bytes.get(i + 2)))
         {
-            out.push(v);
+            out.push(h << 4 | l);
             i += 3;
             continue;
         }

@@ -18,7 +18,7 @@ use hyper_util::rt::TokioIo;
 use sha2::Digest as _;
 use tokio::net::TcpListener;
 
-use super::quirks::{Quirks, SimAuth};
+use super::quirks::{Quirks, Refusal, SimAuth};
 use super::state::{self, Addressing, CameraState, Prefixes, SimFault};
 use crate::clock::SharedClock;
 use crate::onvif::{ns, wsse};
@@ -299,7 +299,7 @@ async fn handle_inner(cam: &Arc<SimCamera>, req: Request<Incoming>) -> Resp {
         if matches!(q.auth, SimAuth::WsSecurity | SimAuth::Both) {
             let header = root.child_local("Header");
             if !check_wsse(&cam, header) {
-                return fault_response(&cam, &SimFault::not_authorized());
+                return refusal_response(&cam);
             }
         }
     }
@@ -470,6 +470,51 @@ fn fault_response(cam: &SimCamera, f: &SimFault) -> Resp {
         StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST),
         &body,
     )
+}
+
+/// A refused WS-Security request, answered the way the camera's
+/// [`Refusal`] quirk says.
+fn refusal_response(cam: &SimCamera) -> Resp {
+    let e = Prefixes::for_quirks(&cam.quirks).env;
+    let bare = |code: &str, lang: &str, reason: &str| {
+        format!(
+            "<{e}:Fault><{e}:Code><{e}:Value>{e}:{code}</{e}:Value></{e}:Code><{e}:Reason><{e}:Text xml:lang=\"{lang}\">{reason}</{e}:Text></{e}:Reason></{e}:Fault>"
+        )
+    };
+    match cam.quirks.refusal {
+        Refusal::Spec => fault_response(cam, &SimFault::not_authorized()),
+        Refusal::Sender500 => envelope_response(
+            cam,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &bare("Sender", "en", "WS-Security header required but not provided"),
+        ),
+        Refusal::Receiver400 => envelope_response(
+            cam,
+            StatusCode::BAD_REQUEST,
+            &bare("Receiver", "en", "Action failed"),
+        ),
+        Refusal::German => envelope_response(
+            cam,
+            StatusCode::BAD_REQUEST,
+            &bare("Sender", "de", "Zugriff verweigert: Anmeldung erforderlich"),
+        ),
+        Refusal::Html403 => {
+            let mut r = Response::new(full(Bytes::from_static(
+                b"<html><head><title>403 Forbidden</title></head><body><h1>Forbidden</h1></body></html>",
+            )));
+            *r.status_mut() = StatusCode::FORBIDDEN;
+            r.headers_mut().insert(
+                http::header::CONTENT_TYPE,
+                "text/html".parse().expect("static"),
+            );
+            r
+        }
+        Refusal::Empty500 => {
+            let mut r = Response::new(full(Bytes::new()));
+            *r.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+            r
+        }
+    }
 }
 
 fn check_wsse(cam: &SimCamera, header: Option<&xml::Element>) -> bool {

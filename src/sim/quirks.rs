@@ -15,9 +15,32 @@ pub enum SimAuth {
     Both,
 }
 
+/// How a camera that wants WS-Security refuses a request without it (or
+/// with a wrong one). `Spec` is the specification's Sender fault with the
+/// `ter:NotAuthorized` subcode; the others are answers real firmware gives
+/// instead, none of which a client can recognise by its words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Refusal {
+    #[default]
+    Spec,
+    /// A plain `Sender` fault, no subcode, with HTTP 500 and the reason
+    /// "WS-Security header required but not provided".
+    Sender500,
+    /// A `Receiver` fault, no subcode, with HTTP 400 ("Action failed").
+    Receiver400,
+    /// An HTML "403 Forbidden" page, no SOAP at all.
+    Html403,
+    /// A `Sender` fault whose only reason is German.
+    German,
+    /// HTTP 500 with an empty body.
+    Empty500,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Quirks {
     pub auth: SimAuth,
+    /// How a refused WS-Security request is answered.
+    pub refusal: Refusal,
     /// Camera clock minus real time, seconds.
     pub clock_skew_secs: i64,
     /// GetSystemDateAndTime demands credentials too.
@@ -77,6 +100,7 @@ impl Default for Quirks {
     fn default() -> Self {
         Self {
             auth: SimAuth::WsSecurity,
+            refusal: Refusal::Spec,
             clock_skew_secs: 0,
             gsdt_needs_auth: false,
             fault_status: None,
@@ -124,6 +148,11 @@ impl Quirks {
                 "digest-md5" | "digest" => self.auth = SimAuth::DigestMd5,
                 "digest-sha256" => self.auth = SimAuth::DigestSha256,
                 "both" => self.auth = SimAuth::Both,
+                "refuse-sender500" => self.refusal = Refusal::Sender500,
+                "refuse-receiver400" => self.refusal = Refusal::Receiver400,
+                "refuse-html403" => self.refusal = Refusal::Html403,
+                "refuse-german" => self.refusal = Refusal::German,
+                "refuse-empty500" => self.refusal = Refusal::Empty500,
                 "skew" => self.clock_skew_secs = num()?,
                 "gsdt-auth" => self.gsdt_needs_auth = true,
                 "fault200" => self.fault_status = Some(200),
