@@ -262,3 +262,92 @@ async fn rules_follow_their_scope_kinds_and_thresholds() {
         .unwrap();
     assert_eq!(r.resolved.len(), 1);
 }
+
+/// An alert rule whose stored site or channel list cannot be read matches
+/// nothing and sends nothing (it used to mean "every site", "every
+/// channel"); saving the rule again makes it work.
+#[tokio::test]
+async fn unreadable_rule_lists_fail_closed() {
+    let clock = manual_clock();
+    let shared: SharedClock = clock.clone();
+    let db = test_db().await;
+    let n = devices(&db, None, 1).await[0];
+    notify_channel::ActiveModel {
+        name: Set("noc".into()),
+        kind: Set("webhook".into()),
+        config: Set(serde_json::json!({"url": "http://127.0.0.1:9/hook"})),
+        enabled: Set(true),
+        created_at: Set(chrono::Utc::now()),
+        ..Default::default()
+    }
+    .insert(&db)
+    .await
+    .unwrap();
+    let alerting = Alerting::new(db.clone(), shared.clone(), String::new());
+    alerting.ensure_default_rules().await.unwrap();
+    let offline = || async {
+        alert_rule::Entity::find()
+            .filter(alert_rule::Column::Kind.eq("offline"))
+            .one(&db)
+            .await
+            .unwrap()
+            .unwrap()
+    };
+    let mut am = offline().await.into_active_model();
+    am.site_ids = Set(serde_json::json!({"north": true}));
+    am.update(&db).await.unwrap();
+    let r = alerting
+        .process(&[went(n, HealthState::Online, HealthState::Offline)])
+        .await
+        .unwrap();
+    assert!(
+        r.opened.is_empty(),
+        "an unreadable site list matches nothing"
+    );
+
+    // Sites readable again, channels not: the alert opens, nothing is sent.
+    let mut am = offline().await.into_active_model();
+    am.site_ids = Set(serde_json::json!([]));
+    am.channel_ids = Set(serde_json::json!("every"));
+    am.update(&db).await.unwrap();
+    let r = alerting
+        .process(&[went(n, HealthState::Degraded, HealthState::Offline)])
+        .await
+        .unwrap();
+    assert_eq!((r.opened.len(), r.queued), (1, 0));
+    assert!(delivery::Entity::find().all(&db).await.unwrap().is_empty());
+}
+
+/// Migration 20 flags the rules whose lists are broken today, and saving
+/// such a rule from the settings clears the flag.
+#[tokio::test]
+async fn migration_flags_rules_with_unreadable_lists() {
+    use migration::MigratorTrait;
+    use sea_orm::ConnectionTrait;
+    let raw = raw_test_db().await;
+    migration::Migrator::up(&raw, Some(19)).await.unwrap();
+    for (name, sites, channels) in [
+        ("good", "[1, 2]", "[]"),
+        ("bad sites", "{\"a\": 1}", "[]"),
+        ("bad both", "\"x\"", "[\"3\"]"),
+    ] {
+        raw.execute_unprepared(&format!(
+            "INSERT INTO alert_rules (name, kind, severity, site_ids, channel_ids, cooldown_s, enabled, created_at, topic) \
+             VALUES ('{name}', 'offline', 'critical', '{sites}', '{channels}', 600, TRUE, CURRENT_TIMESTAMP, '')"
+        ))
+        .await
+        .unwrap();
+    }
+    migration::Migrator::up(&raw, None).await.unwrap();
+    let rules = alert_rule::Entity::find().all(&raw).await.unwrap();
+    let problem = |n: &str| rules.iter().find(|r| r.name == n).unwrap().problem.clone();
+    assert_eq!(problem("good"), "");
+    assert_eq!(
+        problem("bad sites"),
+        "its site list is unreadable: the rule matches nothing until it is saved again"
+    );
+    assert_eq!(
+        problem("bad both"),
+        "its site list is unreadable and its channel list is unreadable: the rule matches nothing until it is saved again"
+    );
+}

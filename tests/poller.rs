@@ -326,3 +326,75 @@ async fn due_devices_are_spread_over_the_interval_and_polled_again_after_it() {
     assert_eq!(poller.due(later(301)).await.unwrap().len(), 60);
     fleet.shutdown().await;
 }
+
+/// A stored password this process cannot open (the secret key was
+/// replaced) is a failure that says so, for the poller as for every other
+/// worker, and the camera is not called anonymously instead.
+#[tokio::test]
+async fn an_unopenable_password_is_reported_and_the_camera_left_alone() {
+    let clock = manual_clock();
+    let shared: SharedClock = clock.clone();
+    let mut cfg = FleetConfig::new(1, 0);
+    cfg.clock = shared.clone();
+    let fleet = fleet_with(cfg).await;
+    let db = test_db().await;
+    let sealed_with = Arc::new(SecretBox::from_key(1, &[9u8; 32]));
+    let inv = Inventory::new(db.clone(), sealed_with, shared.clone());
+    let t = transport_with_timeout(400);
+    let a = camfleet::onvif::adopt(&t, &shared, request(fleet.device_url(0), Some(admin())))
+        .await
+        .unwrap();
+    let (d, _) = inv
+        .record_adoption(
+            &a,
+            Some("urn:uuid:key-test"),
+            &[],
+            Some(&admin()),
+            None,
+            &Actor::system(),
+        )
+        .await
+        .unwrap();
+    // Another key: what a restored database without its key file sees.
+    let other_key = Arc::new(SecretBox::from_key(2, &[7u8; 32]));
+    let other = Inventory::new(db.clone(), other_key.clone(), shared.clone());
+    let e = other.credentials_of(&d).await.unwrap_err();
+    assert!(
+        e.message.contains("cannot be opened with this secret key"),
+        "{e}"
+    );
+    let poller = Poller::new(
+        db.clone(),
+        other_key,
+        t,
+        shared.clone(),
+        PollerConfig::default(),
+    );
+    let before = fleet.cameras()[0]
+        .requests
+        .load(std::sync::atomic::Ordering::Relaxed);
+    let r = poller
+        .poll_devices(device::Entity::find().all(&db).await.unwrap())
+        .await
+        .unwrap();
+    assert_eq!((r.polled, r.answered), (1, 0));
+    assert_eq!(r.failed_by_class.get("unauthorized"), Some(&1));
+    assert_eq!(
+        fleet.cameras()[0]
+            .requests
+            .load(std::sync::atomic::Ordering::Relaxed),
+        before,
+        "no anonymous call instead"
+    );
+    let d = device::Entity::find_by_id(d.id)
+        .one(&db)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        d.state_reason.contains("cannot be opened"),
+        "{}",
+        d.state_reason
+    );
+    fleet.shutdown().await;
+}

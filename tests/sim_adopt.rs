@@ -164,8 +164,17 @@ async fn wrong_password_fails_at_identity_without_retry_loop() {
         // never a loop that locks accounts.
         let n = f.cameras()[0].requests.load(Ordering::Relaxed);
         assert!(n <= 9, "{spec}: {n} requests");
-        for mode in ["anonymous: ", "ws_security: ", "http_digest: ", "ws_security+http_digest: "] {
-            assert!(e.error.message.contains(mode), "{spec}: {}", e.error.message);
+        for mode in [
+            "anonymous: ",
+            "ws_security: ",
+            "http_digest: ",
+            "ws_security+http_digest: ",
+        ] {
+            assert!(
+                e.error.message.contains(mode),
+                "{spec}: {}",
+                e.error.message
+            );
         }
         f.shutdown().await;
     }
@@ -475,9 +484,17 @@ async fn a_refused_ladder_names_each_modes_answer() {
         .await
         .expect_err(spec);
         assert_eq!(e.step, AdoptStep::Identity, "{spec}");
-        assert_eq!(e.error.class, FaultClass::Unauthorized, "{spec}: {}", e.error);
+        assert_eq!(
+            e.error.class,
+            FaultClass::Unauthorized,
+            "{spec}: {}",
+            e.error
+        );
         let m = &e.error.message;
-        assert!(m.starts_with("no authentication mode was accepted: anonymous: "), "{spec}: {m}");
+        assert!(
+            m.starts_with("no authentication mode was accepted: anonymous: "),
+            "{spec}: {m}"
+        );
         assert!(m.contains("; ws_security: "), "{spec}: {m}");
         assert!(m.contains("; http_digest: "), "{spec}: {m}");
         assert!(m.contains("; ws_security+http_digest: "), "{spec}: {m}");

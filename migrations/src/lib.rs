@@ -22,6 +22,7 @@ mod m20261126_000016_discovery_interfaces;
 mod m20261206_000017_access;
 mod m20261206_000018_list_indexes;
 mod m20261206_000019_drop_prefix_indexes;
+mod m20261206_000020_rule_problems;
 
 pub struct Migrator;
 
@@ -48,6 +49,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_000017_access::Migration),
             Box::new(m20261206_000018_list_indexes::Migration),
             Box::new(m20261206_000019_drop_prefix_indexes::Migration),
+            Box::new(m20261206_000020_rule_problems::Migration),
         ]
     }
 }

@@ -361,8 +361,14 @@ impl Alerting {
                 continue;
             };
             for rule in &rules {
-                let sites: Vec<i32> =
-                    serde_json::from_value(rule.site_ids.clone()).unwrap_or_default();
+                // Fail closed: a list that cannot be read matches nothing.
+                let Some(sites) = rule.sites() else {
+                    tracing::warn!(
+                        rule = rule.id,
+                        "alert rule's site list is unreadable; it matches nothing"
+                    );
+                    continue;
+                };
                 if !sites.is_empty() && !dev.site_id.is_some_and(|s| sites.contains(&s)) {
                     continue;
                 }
@@ -459,8 +465,13 @@ impl Alerting {
             let Some(rule) = rules.iter().find(|r| r.id == rule_id) else {
                 continue;
             };
-            let wanted: Vec<i32> =
-                serde_json::from_value(rule.channel_ids.clone()).unwrap_or_default();
+            let Some(wanted) = rule.channels() else {
+                tracing::warn!(
+                    rule = rule.id,
+                    "alert rule's channel list is unreadable; nothing sent"
+                );
+                continue;
+            };
             let targets: Vec<&notify_channel::Model> = channels
                 .iter()
                 .filter(|c| wanted.is_empty() || wanted.contains(&c.id))

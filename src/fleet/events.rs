@@ -505,10 +505,17 @@ impl EventManager {
         let now = self.clock.now_utc();
         let spread_ms = self.config.start_spread.as_millis().max(1) as u64;
         for d in new {
-            let c = d
-                .credential_id
-                .and_then(|id| creds.get(&id))
-                .and_then(|c| open_credentials(&self.secrets, c));
+            let c = match d.credential_id.and_then(|id| creds.get(&id)) {
+                Some(c) => match open_credentials(&self.secrets, c) {
+                    Ok(c) => Some(c),
+                    Err(e) => {
+                        let _ = tx
+                            .try_send(Report::Status(d.id, format!("unauthorized: {}", e.message)));
+                        continue;
+                    }
+                },
+                None => None,
+            };
             let session = match device_session(
                 &d.device_url,
                 &d.policy,

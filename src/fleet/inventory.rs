@@ -256,16 +256,7 @@ impl Inventory {
 
     /// The stored password of a device's credential, decrypted.
     pub async fn credentials_of(&self, d: &device::Model) -> Result<Option<Credentials>> {
-        let Some(id) = d.credential_id else {
-            return Ok(None);
-        };
-        let Some(c) = credential::Entity::find_by_id(id).one(&self.db).await? else {
-            return Ok(None);
-        };
-        Ok(Some(Credentials {
-            username: c.username,
-            password: self.secrets.open_string(&c.sealed)?,
-        }))
+        super::poller::stored_credentials(&self.db, &self.secrets, d.credential_id).await
     }
 }
 

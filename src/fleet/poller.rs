@@ -120,16 +120,32 @@ impl From<device::Model> for PollTarget {
     }
 }
 
-/// The stored credential, opened.
-pub(crate) fn open_credentials(secrets: &SecretBox, c: &credential::Model) -> Option<Credentials> {
-    Some(Credentials {
+/// The stored credential, opened: the one way every worker reads a camera
+/// password. A password this process cannot open (the secret key was
+/// replaced, the row was damaged) is an error naming the credential and
+/// what to do, never "no credentials": calling the camera anonymously
+/// instead would report the wrong problem and count against its lockout.
+pub(crate) fn open_credentials(
+    secrets: &SecretBox,
+    c: &credential::Model,
+) -> crate::error::Result<Credentials> {
+    let password = secrets.open_string(&c.sealed).map_err(|e| {
+        crate::error::Error::new(
+            crate::error::ErrorKind::Unauthenticated,
+            format!(
+                "the stored password of credential {} ({}) cannot be opened with this secret key ({e}); enter it again on the device page",
+                c.id, c.username
+            ),
+        )
+    })?;
+    Ok(Credentials {
         username: c.username.clone(),
-        password: secrets.open_string(&c.sealed).ok()?,
+        password,
     })
 }
 
-/// A device's stored credential, opened (None: it has none, or it cannot
-/// be opened with this key).
+/// A device's stored credential, opened (None: it has none; an error: it
+/// cannot be opened, see [`open_credentials`]).
 pub(crate) async fn stored_credentials(
     db: &DatabaseConnection,
     secrets: &SecretBox,
@@ -138,10 +154,10 @@ pub(crate) async fn stored_credentials(
     let Some(id) = credential_id else {
         return Ok(None);
     };
-    Ok(credential::Entity::find_by_id(id)
-        .one(db)
-        .await?
-        .and_then(|c| open_credentials(secrets, &c)))
+    match credential::Entity::find_by_id(id).one(db).await? {
+        Some(c) => open_credentials(secrets, &c).map(Some),
+        None => Ok(None),
+    }
 }
 
 /// A session to a stored device with its policy and known auth mode.
@@ -350,8 +366,11 @@ impl Poller {
         &self,
         d: &PollTarget,
         creds: &HashMap<i32, credential::Model>,
-    ) -> Option<Credentials> {
-        open_credentials(&self.secrets, creds.get(&d.credential_id?)?)
+    ) -> crate::error::Result<Option<Credentials>> {
+        match d.credential_id.and_then(|id| creds.get(&id)) {
+            Some(c) => open_credentials(&self.secrets, c).map(Some),
+            None => Ok(None),
+        }
     }
 
     /// Poll one device (network only; nothing is written).
@@ -481,7 +500,19 @@ impl Poller {
                         set: &self.in_flight,
                         id: d.id,
                     };
-                    self.poll_one(&d, c).await
+                    match c {
+                        Ok(c) => self.poll_one(&d, c).await,
+                        // Not sent to the camera at all (see open_credentials).
+                        Err(e) => PollResult {
+                            device_id: d.id,
+                            outcome: PollOutcome::Failed {
+                                class: FaultClass::Unauthorized,
+                                message: e.message,
+                                latency_ms: 0,
+                            },
+                            at: self.clock.now_utc(),
+                        },
+                    }
                 }
             }))
             .buffer_unordered(self.config.concurrency.max(1));

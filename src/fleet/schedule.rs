@@ -102,11 +102,9 @@ impl Field {
             }
             let (range, step) = match item.split_once('/') {
                 Some((r, s)) => {
-                    let step: u32 = s
-                        .parse()
-                        .ok()
-                        .filter(|n| *n >= 1)
-                        .ok_or_else(|| format!("{}: step {s:?} is not a whole number ≥ 1", self.name))?;
+                    let step: u32 = s.parse().ok().filter(|n| *n >= 1).ok_or_else(|| {
+                        format!("{}: step {s:?} is not a whole number ≥ 1", self.name)
+                    })?;
                     (r, step)
                 }
                 None => (item, 1),
@@ -381,9 +379,21 @@ mod tests {
         assert_eq!(e, "month: 13 is out of range 1–12");
         let e = JobSchedule::parse("0 0 * * 8").unwrap_err();
         assert_eq!(e, "day of week: 8 is out of range 0–7");
-        assert!(JobSchedule::parse("0 0 * * 5-1").unwrap_err().contains("backwards"));
-        assert!(JobSchedule::parse("*/0 * * * *").unwrap_err().contains("step"));
-        assert!(JobSchedule::parse("*/15 * * *").unwrap_err().contains("4 fields"));
+        assert!(
+            JobSchedule::parse("0 0 * * 5-1")
+                .unwrap_err()
+                .contains("backwards")
+        );
+        assert!(
+            JobSchedule::parse("*/0 * * * *")
+                .unwrap_err()
+                .contains("step")
+        );
+        assert!(
+            JobSchedule::parse("*/15 * * *")
+                .unwrap_err()
+                .contains("4 fields")
+        );
         assert!(JobSchedule::parse("0 0 * * funday").is_err());
         assert!(JobSchedule::parse("0,,5 * * * *").is_err());
     }

@@ -109,7 +109,10 @@ mod tests {
         inline_attachments(&mut el, &parts);
         assert_eq!(super::super::types::percent_decode("%a\u{e9}"), "%a\u{e9}");
         assert_eq!(super::super::types::percent_decode("%"), "%");
-        assert_eq!(super::super::types::percent_decode("file%401%4"), "file@1%4");
+        assert_eq!(
+            super::super::types::percent_decode("file%401%4"),
+            "file@1%4"
+        );
         assert_eq!(super::super::types::percent_decode("%e9"), "\u{fffd}");
     }
 

@@ -444,7 +444,10 @@ impl DeviceSession {
             }
             Outcome::Challenge(h) => {
                 self.take_challenge(&h);
-                answers.push((AuthMode::None, self.outcome_error(op, Outcome::Challenge(h))));
+                answers.push((
+                    AuthMode::None,
+                    self.outcome_error(op, Outcome::Challenge(h)),
+                ));
                 [AuthMode::HttpDigest, AuthMode::WsSecurity, AuthMode::Both]
             }
             other => {
@@ -768,12 +771,19 @@ fn ladder_error(op: Operation, answers: &[(AuthMode, OnvifError)]) -> OnvifError
         });
         message.push_str(": ");
         let text: String = e.message.chars().take(200).collect();
-        message.push_str(if text.is_empty() { "(empty answer)" } else { &text });
+        message.push_str(if text.is_empty() {
+            "(empty answer)"
+        } else {
+            &text
+        });
     }
     let last = answers.last().map(|(_, e)| e);
     // A device that answered every mode with an unreadable 2xx is broken,
     // not refusing: no refusal comes as a success status.
-    let class = if answers.iter().all(|(_, e)| e.class == FaultClass::Malformed) {
+    let class = if answers
+        .iter()
+        .all(|(_, e)| e.class == FaultClass::Malformed)
+    {
         FaultClass::Malformed
     } else {
         FaultClass::Unauthorized

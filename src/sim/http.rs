@@ -486,7 +486,11 @@ fn refusal_response(cam: &SimCamera) -> Resp {
         Refusal::Sender500 => envelope_response(
             cam,
             StatusCode::INTERNAL_SERVER_ERROR,
-            &bare("Sender", "en", "WS-Security header required but not provided"),
+            &bare(
+                "Sender",
+                "en",
+                "WS-Security header required but not provided",
+            ),
         ),
         Refusal::Receiver400 => envelope_response(
             cam,

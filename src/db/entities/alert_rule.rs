@@ -25,6 +25,24 @@ pub struct Model {
     /// For `event_topic`: the topic prefix (without namespace prefix),
     /// e.g. `Device/HardwareFailure/StorageFailure`; empty: every watched topic.
     pub topic: String,
+    /// Why the rule cannot be applied as stored (an unreadable site or
+    /// channel list, flagged by migration 20); empty when it can. Saving
+    /// the rule clears it.
+    pub problem: String,
+}
+
+impl Model {
+    /// The site ids the rule covers (empty: every site); None when the
+    /// stored list cannot be read, and then the rule matches nothing.
+    pub fn sites(&self) -> Option<Vec<i32>> {
+        serde_json::from_value(self.site_ids.clone()).ok()
+    }
+
+    /// The channel ids to notify (empty: every enabled channel); None when
+    /// the stored list cannot be read, and then nothing is sent.
+    pub fn channels(&self) -> Option<Vec<i32>> {
+        serde_json::from_value(self.channel_ids.clone()).ok()
+    }
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -257,6 +257,7 @@ impl Console {
         am.enabled = Set(f.get("enabled") == "on" || f.get("enabled") == "true");
         am.site_ids = Set(json!(f.ids("site")));
         am.channel_ids = Set(json!(f.ids("channel")));
+        am.problem = Set(String::new());
         let r = am.update(&self.db).await?;
         self.audit(
             actor,

@@ -275,20 +275,25 @@ impl Provisioner {
             .into_iter()
             .map(|c| (c.id, c))
             .collect();
-        Ok(devices
+        devices
             .into_iter()
-            .map(|d| Target {
-                site: d
-                    .site_id
-                    .and_then(|s| sites.get(&s).cloned())
-                    .unwrap_or_default(),
-                creds: d
-                    .credential_id
-                    .and_then(|c| creds.get(&c))
-                    .and_then(|c| open_credentials(&self.secrets, c)),
-                device: d,
+            .map(|d| {
+                let opened = match d.credential_id.and_then(|c| creds.get(&c)) {
+                    Some(c) => Some(open_credentials(&self.secrets, c).map_err(|e| {
+                        Error::new(e.kind, format!("{} (#{}): {}", d.name, d.id, e.message))
+                    })?),
+                    None => None,
+                };
+                Ok(Target {
+                    site: d
+                        .site_id
+                        .and_then(|s| sites.get(&s).cloned())
+                        .unwrap_or_default(),
+                    creds: opened,
+                    device: d,
+                })
             })
-            .collect())
+            .collect()
     }
 
     /// Dry run over these devices (bounded concurrency).
