@@ -339,17 +339,16 @@ async fn an_h265_card_is_replayed_into_hvc1_segments() {
         assert!((tracks[0].samples.len() as f64 / secs - 10.0).abs() < 1.0);
         let path = std::env::temp_dir().join(format!("camfleet-h265-{}.mp4", uuid::Uuid::new_v4()));
         std::fs::write(&path, &bytes).unwrap();
-        if let Ok(out) = std::process::Command::new("ffprobe")
-            .args([
+        if let Some(out) = ffprobe_output(
+            &[
                 "-v",
                 "error",
                 "-count_frames",
                 "-show_entries",
                 "stream=codec_name,nb_read_frames",
-            ])
-            .arg(&path)
-            .output()
-        {
+            ],
+            &path,
+        ) {
             let text = String::from_utf8_lossy(&out.stdout);
             assert!(
                 out.stderr.is_empty(),

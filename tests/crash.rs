@@ -22,17 +22,16 @@ use sea_orm::{EntityTrait, PaginatorTrait};
 fn ffprobe_errors(bytes: &[u8]) -> Option<String> {
     let path = std::env::temp_dir().join(format!("camfleet-crash-{}.mp4", uuid::Uuid::new_v4()));
     std::fs::write(&path, bytes).unwrap();
-    let out = Command::new("ffprobe")
-        .args([
+    let out = ffprobe_output(
+        &[
             "-v",
             "error",
             "-count_frames",
             "-show_entries",
             "stream=nb_read_frames",
-        ])
-        .arg(&path)
-        .output()
-        .ok();
+        ],
+        &path,
+    );
     let _ = std::fs::remove_file(&path);
     let out = out?; // no ffprobe here: the box checks stand alone
     Some(String::from_utf8_lossy(&out.stderr).into_owned())

@@ -263,6 +263,7 @@ impl Backfill {
             &d.device_url,
             &d.policy,
             d.auth_mode.as_deref(),
+            &d.quirks,
             creds.clone(),
             &self.transport,
             &self.clock,

@@ -132,6 +132,11 @@ impl Watch {
         cfg: EventConfig,
         creates: Arc<Semaphore>,
     ) -> Self {
+        // Learned by an earlier session and kept on the device: absolute
+        // times from the first subscription on.
+        let broken_relative = session
+            .quirks()
+            .contains(&crate::onvif::Quirk::BrokenRelativeTime);
         Self {
             device_id,
             session,
@@ -142,7 +147,7 @@ impl Watch {
             sub: None,
             renew_at: None,
             retry_at: None,
-            broken_relative: false,
+            broken_relative,
             failures: 0,
         }
     }
@@ -362,6 +367,8 @@ enum Report {
     Messages(i32, Vec<Notification>),
     Status(i32, String),
     EventsUrl(i32, String),
+    /// What the watcher's session learned (kept on the device).
+    Learned(i32, super::policies::Learned),
 }
 
 /// Keeps the fleet's subscriptions.
@@ -380,6 +387,7 @@ struct EventTarget {
     device_url: String,
     policy: serde_json::Value,
     auth_mode: Option<String>,
+    quirks: serde_json::Value,
     credential_id: Option<i32>,
     events_url: Option<String>,
 }
@@ -428,6 +436,7 @@ impl EventManager {
                 device::Column::DeviceUrl,
                 device::Column::Policy,
                 device::Column::AuthMode,
+                device::Column::Quirks,
                 device::Column::CredentialId,
                 device::Column::EventsUrl,
             ])
@@ -520,6 +529,7 @@ impl EventManager {
                 &d.device_url,
                 &d.policy,
                 d.auth_mode.as_deref(),
+                &d.quirks,
                 c,
                 &self.transport,
                 &self.clock,
@@ -572,6 +582,13 @@ impl EventManager {
                     .filter(device::Column::Id.eq(id))
                     .exec(&self.db)
                     .await?;
+                Ok(Vec::new())
+            }
+            Report::Learned(id, l) => {
+                if let Some(d) = device::Entity::find_by_id(id).one(&self.db).await? {
+                    super::policies::remember(&self.db, id, d.auth_mode.as_deref(), &d.quirks, &l)
+                        .await?;
+                }
                 Ok(Vec::new())
             }
             Report::EventsUrl(id, url) => {
@@ -734,6 +751,13 @@ async fn watch_device(
         {
             status = s.clone();
             if tx.send(Report::Status(device_id, s)).await.is_err() {
+                break;
+            }
+            // A change of status is when a watcher learns (the auth mode
+            // on its first subscription, broken relative times on a
+            // renewal): kept on the device for the next start.
+            let learned = super::policies::learned(&w.session);
+            if tx.send(Report::Learned(device_id, learned)).await.is_err() {
                 break;
             }
         }

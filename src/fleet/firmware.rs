@@ -546,6 +546,7 @@ impl Firmware {
             &d.device_url,
             &d.policy,
             d.auth_mode.as_deref(),
+            &d.quirks,
             creds,
             &self.transport,
             &self.clock,

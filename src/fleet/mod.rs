@@ -16,6 +16,7 @@ pub mod import;
 pub mod inventory;
 pub mod jobs;
 pub mod notifier;
+pub mod policies;
 pub mod poller;
 pub mod progress;
 pub mod provision;

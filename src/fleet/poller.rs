@@ -83,6 +83,7 @@ pub struct PollTarget {
     pub device_url: String,
     pub policy: serde_json::Value,
     pub auth_mode: Option<String>,
+    pub quirks: serde_json::Value,
     pub status: String,
     pub poll_failures: i32,
     pub poll_successes: i32,
@@ -104,6 +105,7 @@ impl From<device::Model> for PollTarget {
             device_url: d.device_url,
             policy: d.policy,
             auth_mode: d.auth_mode,
+            quirks: d.quirks,
             status: d.status,
             poll_failures: d.poll_failures,
             poll_successes: d.poll_successes,
@@ -165,6 +167,7 @@ pub(crate) fn device_session(
     device_url: &str,
     policy: &serde_json::Value,
     auth_mode: Option<&str>,
+    quirks: &serde_json::Value,
     creds: Option<Credentials>,
     transport: &Transport,
     clock: &SharedClock,
@@ -175,13 +178,11 @@ pub(crate) fn device_session(
     if policy.auth_mode.is_none() {
         policy.auth_mode = auth_mode.and_then(AuthMode::parse);
     }
-    Ok(DeviceSession::new(
-        transport.clone(),
-        clock.clone(),
-        url,
-        creds,
-        policy,
-    ))
+    let session = DeviceSession::new(transport.clone(), clock.clone(), url, creds, policy);
+    // What earlier sessions learned about this device, so this one acts
+    // on it from its first request (see `fleet::policies`).
+    session.seed_quirks(super::policies::stored(quirks));
+    Ok(session)
 }
 
 /// Load poll targets (every device in service, lean columns only).
@@ -199,6 +200,7 @@ async fn targets_where(db: &DatabaseConnection, cond: Condition) -> Result<Vec<P
             device::Column::Id,
             device::Column::DeviceUrl,
             device::Column::Policy,
+            device::Column::Quirks,
             device::Column::AuthMode,
             device::Column::Status,
             device::Column::PollFailures,
@@ -224,6 +226,9 @@ pub struct PollResult {
     pub device_id: i32,
     pub outcome: PollOutcome,
     pub at: chrono::DateTime<chrono::Utc>,
+    /// What the session knew at its end (auth mode, durable quirks), for
+    /// the device's stored policies; None when the poll did not answer.
+    pub learned: Option<super::policies::Learned>,
 }
 
 /// A state change or a noticed event, for alerting.
@@ -389,8 +394,10 @@ impl Poller {
             };
         let latency_ms = elapsed_ms(&self.clock);
         metrics::histogram!("camfleet_poll_latency_seconds").record(f64::from(latency_ms) / 1000.0);
+        let mut learned = None;
         let outcome = match outcome {
-            Ok((drift_ms, info, clock_latency)) => {
+            Ok((drift_ms, info, clock_latency, l)) => {
+                learned = Some(l);
                 let jump = d
                     .drift_ms
                     .map(|old| drift_ms - old)
@@ -412,6 +419,7 @@ impl Poller {
             device_id: d.id,
             outcome,
             at: self.clock.now_utc(),
+            learned,
         }
     }
 
@@ -437,13 +445,19 @@ impl Poller {
         d: &PollTarget,
         creds: Option<Credentials>,
     ) -> std::result::Result<
-        (i64, Option<crate::onvif::DeviceInformation>, u32),
+        (
+            i64,
+            Option<crate::onvif::DeviceInformation>,
+            u32,
+            super::policies::Learned,
+        ),
         (FaultClass, String),
     > {
         let session = device_session(
             &d.device_url,
             &d.policy,
             d.auth_mode.as_deref(),
+            &d.quirks,
             creds,
             &self.transport,
             &self.clock,
@@ -467,7 +481,7 @@ impl Poller {
         } else {
             None
         };
-        Ok((drift_ms, info, latency))
+        Ok((drift_ms, info, latency, super::policies::learned(&session)))
     }
 
     /// Poll these devices (at most `concurrency` at once) and write the
@@ -511,6 +525,7 @@ impl Poller {
                                 latency_ms: 0,
                             },
                             at: self.clock.now_utc(),
+                            learned: None,
                         },
                     }
                 }
@@ -557,6 +572,15 @@ impl Poller {
                 am.poll_failures = Set(obs.tracker.failures as i32);
                 am.poll_successes = Set(obs.tracker.successes as i32);
                 am.last_poll_at = Set(Some(r.at));
+                if let Some(l) = &r.learned
+                    && let Some((auth, quirks)) =
+                        super::policies::merge(d.auth_mode.as_deref(), &d.quirks, l)
+                {
+                    am.quirks = Set(quirks);
+                    if let Some(a) = auth {
+                        am.auth_mode = Set(Some(a));
+                    }
+                }
                 if !obs.reason.is_empty() {
                     am.state_reason = Set(obs.reason.clone());
                 }

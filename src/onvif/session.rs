@@ -202,6 +202,11 @@ impl DeviceSession {
         self.lock().quirks.iter().cloned().collect()
     }
 
+    /// Start from what earlier sessions learned about this device.
+    pub fn seed_quirks(&self, quirks: impl IntoIterator<Item = Quirk>) {
+        self.lock().quirks.extend(quirks);
+    }
+
     pub fn note_quirk(&self, q: Quirk) {
         self.lock().quirks.insert(q);
     }

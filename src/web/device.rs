@@ -215,7 +215,10 @@ pub async fn device_lifecycle(
             reason: f.text("reason"),
         }),
         "unretire" => Ok(DeviceAction::Unretire),
-        _ => Err(invalid("action: retire, unretire or delete")),
+        "reset_policies" => Ok(DeviceAction::ResetPolicies),
+        _ => Err(invalid(
+            "action: retire, unretire, reset_policies or delete",
+        )),
     })
     .await
 }

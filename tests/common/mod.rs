@@ -214,3 +214,24 @@ pub async fn seed_named_device(
     .unwrap()
     .id
 }
+
+/// `ffprobe` with these arguments, or None where it is not installed.
+/// Under CI (`CI=true`) a missing ffprobe fails the test instead: `.ci/run`
+/// installs ffmpeg before `cargo test`, so a skip there would hide a check.
+#[allow(dead_code)]
+pub fn ffprobe_output(args: &[&str], path: &std::path::Path) -> Option<std::process::Output> {
+    match std::process::Command::new("ffprobe")
+        .args(args)
+        .arg(path)
+        .output()
+    {
+        Ok(out) => Some(out),
+        Err(e) => {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "ffprobe is required under CI: {e}"
+            );
+            None
+        }
+    }
+}

@@ -82,6 +82,10 @@ pub enum DeviceAction {
     },
     /// Back into service.
     Unretire,
+    /// Forget what camfleet learned about this camera (its auth mode and
+    /// quirks): the next session detects everything afresh. For a camera
+    /// whose firmware or settings changed.
+    ResetPolicies,
 }
 
 impl DeviceAction {
@@ -94,6 +98,7 @@ impl DeviceAction {
             Self::Backfill => "backfill",
             Self::Retire { .. } => "retire",
             Self::Unretire => "unretire",
+            Self::ResetPolicies => "reset_policies",
         }
     }
 }
@@ -166,11 +171,10 @@ impl Console {
             .filter(device_profile::Column::DeviceId.eq(id))
             .all(&self.db)
             .await?;
-        let quirks = d
-            .quirks
-            .as_array()
-            .map(|a| a.iter().map(|q| q.to_string()).collect())
-            .unwrap_or_default();
+        let quirks = crate::fleet::policies::stored(&d.quirks)
+            .iter()
+            .map(crate::fleet::policies::describe)
+            .collect();
         let history = audit_log::Entity::find()
             .filter(audit_log::Column::TargetKind.eq("device"))
             .filter(audit_log::Column::TargetId.eq(id.to_string()))
@@ -377,6 +381,25 @@ impl Console {
                     )
                     .await?;
                     format!("retired: {reason}")
+                }
+                DeviceAction::ResetPolicies => {
+                    let before = json!({"auth_mode": d.auth_mode, "quirks": d.quirks});
+                    let mut am = d.into_active_model();
+                    am.auth_mode = Set(None);
+                    am.quirks = Set(json!([]));
+                    am.update(&self.db).await?;
+                    self.audit(
+                        actor,
+                        Entry {
+                            action: "device.policies_reset",
+                            target_kind: "device",
+                            target_id: id.to_string(),
+                            before: Some(before),
+                            after: None,
+                        },
+                    )
+                    .await?;
+                    "learned behaviour forgotten: the next session detects it again".into()
                 }
                 DeviceAction::Unretire => {
                     if d.retired_at.is_none() {

@@ -27,6 +27,7 @@ impl<'a> Provisioning<'a> {
             &d.device_url,
             &d.policy,
             d.auth_mode.as_deref(),
+            &d.quirks,
             target.creds.clone(),
             transport,
             clock,

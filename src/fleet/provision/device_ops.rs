@@ -9,6 +9,7 @@ impl Provisioner {
             &t.device.device_url,
             &t.device.policy,
             t.device.auth_mode.as_deref(),
+            &t.device.quirks,
             t.creds.clone(),
             &self.transport,
             &self.clock,
