@@ -25,6 +25,7 @@ use sha2::Digest;
 
 struct Rig {
     jobs: Arc<Jobs>,
+    firmware: Arc<Firmware>,
     clock: Arc<camfleet::clock::ManualClock>,
     db: sea_orm::DatabaseConnection,
     hot: Arc<Storage>,
@@ -38,6 +39,13 @@ async fn rig() -> Rig {
     let secrets = Arc::new(SecretBox::from_key(1, &[2u8; 32]));
     let hot = Arc::new(Storage::memory());
     let cold = Arc::new(Storage::memory());
+    let firmware = Arc::new(Firmware::new(
+        db.clone(),
+        hot.clone(),
+        secrets.clone(),
+        transport(),
+        shared.clone(),
+    ));
     let jobs = Arc::new(Jobs::new(JobContext {
         db: db.clone(),
         clock: shared.clone(),
@@ -53,19 +61,14 @@ async fn rig() -> Rig {
             transport_with_timeout(500),
             shared.clone(),
         )),
-        firmware: Arc::new(Firmware::new(
-            db.clone(),
-            hot.clone(),
-            secrets,
-            transport(),
-            shared,
-        )),
+        firmware: firmware.clone(),
         discovery: None,
         data_dir: None,
         backfill: None,
     }));
     Rig {
         jobs,
+        firmware,
         clock,
         db,
         hot,
@@ -425,6 +428,13 @@ async fn low_free_space_purges_oldest_first_and_tells_the_noc_once() {
     let dir = std::env::temp_dir().join(format!("camfleet-jobs-{}", uuid::Uuid::new_v4()));
     let hot = Arc::new(Storage::local(&dir).unwrap());
     let secrets = Arc::new(SecretBox::from_key(1, &[2u8; 32]));
+    let firmware = Arc::new(Firmware::new(
+        db.clone(),
+        hot.clone(),
+        secrets.clone(),
+        transport(),
+        shared.clone(),
+    ));
     let jobs = Arc::new(Jobs::new(JobContext {
         db: db.clone(),
         clock: shared.clone(),
@@ -435,19 +445,14 @@ async fn low_free_space_purges_oldest_first_and_tells_the_noc_once() {
             transport(),
             shared.clone(),
         )),
-        firmware: Arc::new(Firmware::new(
-            db.clone(),
-            hot.clone(),
-            secrets,
-            transport(),
-            shared,
-        )),
+        firmware: firmware.clone(),
         discovery: None,
         data_dir: None,
         backfill: None,
     }));
     let r = Rig {
         jobs: jobs.clone(),
+        firmware,
         clock,
         db: db.clone(),
         hot: hot.clone(),
@@ -646,4 +651,229 @@ async fn upgraded_installations_get_the_edge_backfill_job_once() {
             .iter()
             .any(|j| j.kind == "edge_backfill")
     );
+}
+
+async fn plain_device(
+    db: &sea_orm::DatabaseConnection,
+    url: &str,
+    model: &str,
+    firmware: &str,
+    drift_ms: Option<i64>,
+) -> i32 {
+    let now = chrono::Utc::now();
+    camfleet::db::entities::device::ActiveModel {
+        name: Set(format!("{model}-{firmware}")),
+        device_url: Set(url.into()),
+        xaddrs: Set(json!([])),
+        status: Set("online".into()),
+        quirks: Set(json!([])),
+        policy: Set(json!({})),
+        model: Set(model.into()),
+        firmware: Set(firmware.into()),
+        drift_ms: Set(drift_ms),
+        adopted_at: Set(now),
+        updated_at: Set(now),
+        ..Default::default()
+    }
+    .insert(db)
+    .await
+    .unwrap()
+    .id
+}
+
+async fn run_job(r: &Rig, kind: &str, params: serde_json::Value) -> job_run::Model {
+    let name = format!("{kind} {}", uuid::Uuid::new_v4());
+    let j = r
+        .jobs
+        .save(
+            None,
+            &name,
+            kind,
+            "0 3 * * *",
+            "UTC",
+            params,
+            true,
+            "skip",
+            &Actor::system(),
+        )
+        .await
+        .unwrap();
+    r.jobs
+        .run_now(j.id, &Actor::system())
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    runs(r, j.id).await.pop().unwrap()
+}
+
+/// The four job kinds that had no test: firmware audit, time sync check
+/// (which reports clocks off as a failed run, and fixes them on request),
+/// database maintenance, and rediscovery (a sweep of one address).
+#[tokio::test]
+async fn firmware_audit_time_sync_maintenance_and_rediscovery_do_their_work() {
+    let r = rig().await;
+    // Firmware audit: one approved image for NC-*; one camera behind it.
+    let img = r
+        .firmware
+        .upload(
+            "Nc",
+            "NC-*",
+            "2.0",
+            "",
+            bytes::Bytes::from_static(b"image"),
+            &Actor::system(),
+        )
+        .await
+        .unwrap();
+    r.firmware.approve(img.id, &Actor::system()).await.unwrap();
+    plain_device(
+        &r.db,
+        "http://127.0.0.1:1/onvif/device_service",
+        "NC-P1455",
+        "1.0",
+        None,
+    )
+    .await;
+    plain_device(
+        &r.db,
+        "http://127.0.0.1:1/onvif/device_service",
+        "NC-P1455",
+        "2.0",
+        None,
+    )
+    .await;
+    plain_device(
+        &r.db,
+        "http://127.0.0.1:1/onvif/device_service",
+        "LX-200",
+        "0.1",
+        None,
+    )
+    .await;
+    let run = run_job(&r, "firmware_audit", json!({})).await;
+    assert_eq!(run.outcome, "ok", "{}", run.log);
+    assert!(
+        run.log
+            .starts_with("1 of 3 devices behind their approved firmware:"),
+        "{}",
+        run.log
+    );
+    assert!(run.log.contains("runs 1.0, approved 2.0"), "{}", run.log);
+
+    // Time sync check: a simulated camera an hour off.
+    let cam = one_camera("noauth,skew=3600").await;
+    let off = plain_device(&r.db, &cam.device_url(0), "SV", "1", Some(3_600_000)).await;
+    let run = run_job(&r, "time_sync_check", json!({"threshold_ms": 5000})).await;
+    assert_eq!(
+        run.outcome, "failed",
+        "clocks off are a problem: {}",
+        run.log
+    );
+    assert!(
+        run.log.contains("1 devices off by more than 5000 ms"),
+        "{}",
+        run.log
+    );
+    assert!(run.log.contains("3600000 ms"), "{}", run.log);
+    let run = run_job(
+        &r,
+        "time_sync_check",
+        json!({"threshold_ms": 5000, "fix": true}),
+    )
+    .await;
+    assert_eq!(run.outcome, "ok", "fixed: {}", run.log);
+    assert!(run.log.contains(" → "), "{}", run.log);
+    assert!(!run.log.contains("not fixed"), "{}", run.log);
+    assert_ne!(
+        cam.cameras()[0].state.lock().unwrap().clock_offset_s,
+        0,
+        "the camera's clock was set"
+    );
+    let _ = off;
+
+    // Database maintenance on SQLite.
+    let run = run_job(&r, "database_maintenance", json!({})).await;
+    assert_eq!(run.outcome, "ok", "{}", run.log);
+    assert!(
+        run.log.contains("PRAGMA optimize done") || run.log.contains("VACUUM (ANALYZE) done"),
+        "{}",
+        run.log
+    );
+
+    // Rediscovery without discovery configured: a clear failure.
+    let run = run_job(&r, "rediscovery", json!({"cidr": "127.0.0.1/32"})).await;
+    assert_eq!(run.outcome, "failed");
+    assert!(
+        run.log.contains("discovery is not configured"),
+        "{}",
+        run.log
+    );
+    assert!(
+        r.jobs
+            .save(
+                None,
+                "bad ports",
+                "rediscovery",
+                "0 3 * * *",
+                "UTC",
+                json!({"ports": [0]}),
+                true,
+                "skip",
+                &Actor::system()
+            )
+            .await
+            .is_err()
+    );
+
+    // With discovery: a sweep of one address on the camera's port finds it.
+    let shared: SharedClock = r.clock.clone();
+    let secrets = Arc::new(SecretBox::from_key(1, &[2u8; 32]));
+    let swept = Arc::new(Jobs::new(JobContext {
+        db: r.db.clone(),
+        clock: shared.clone(),
+        tiers: [("hot".to_string(), r.hot.clone())].into_iter().collect(),
+        provisioner: Arc::new(Provisioner::new(
+            r.db.clone(),
+            secrets.clone(),
+            transport(),
+            shared.clone(),
+        )),
+        firmware: r.firmware.clone(),
+        discovery: Some((
+            camfleet::fleet::discovery::DiscoveryService::new(
+                camfleet::fleet::discovery::DiscoveryConfig::loopback(),
+                transport_with_timeout(1000),
+                shared.clone(),
+            ),
+            camfleet::fleet::inventory::Inventory::new(r.db.clone(), secrets, shared),
+        )),
+        data_dir: None,
+        backfill: None,
+    }));
+    let port = url::Url::parse(&cam.device_url(0)).unwrap().port().unwrap();
+    let j = swept
+        .save(
+            None,
+            "sweep",
+            "rediscovery",
+            "0 3 * * *",
+            "UTC",
+            json!({"cidr": "127.0.0.1/32", "ports": [port]}),
+            true,
+            "skip",
+            &Actor::system(),
+        )
+        .await
+        .unwrap();
+    swept
+        .run_now(j.id, &Actor::system())
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    let run = runs(&r, j.id).await.pop().unwrap();
+    assert_eq!(run.outcome, "ok", "{}", run.log);
+    assert!(run.log.contains(": 1 found"), "{}", run.log);
+    cam.shutdown().await;
 }

@@ -755,6 +755,7 @@ impl Jobs {
                     .filter(|d| d.drift_ms.is_some_and(|m| m.abs() > threshold))
                     .collect();
                 let mut log = format!("{} devices off by more than {threshold} ms", off.len());
+                let mut still_off = 0;
                 for d in &off {
                     log.push_str(&format!(
                         "\n{}: {} ms",
@@ -764,9 +765,19 @@ impl Jobs {
                     if fix {
                         match c.provisioner.sync_time(d.id).await {
                             Ok(how) => log.push_str(&format!(" → {how}")),
-                            Err(e) => log.push_str(&format!(" → not fixed: {e}")),
+                            Err(e) => {
+                                still_off += 1;
+                                log.push_str(&format!(" → not fixed: {e}"));
+                            }
                         }
+                    } else {
+                        still_off += 1;
                     }
+                }
+                // A check that found clocks off (and did not fix them) did
+                // its job and reports a problem: the run is not "ok".
+                if still_off > 0 {
+                    return Err(Error::new(ErrorKind::Conflict, log));
                 }
                 Ok(log)
             }
@@ -880,7 +891,7 @@ impl Jobs {
                 let kind = match p["cidr"].as_str() {
                     Some(cidr) => RunKind::Cidr {
                         cidr: cidr.parse().map_err(|e| invalid(format!("cidr: {e}")))?,
-                        http_ports: vec![80],
+                        http_ports: sweep_ports(p).map_err(invalid)?,
                     },
                     None => RunKind::Multicast(None),
                 };
@@ -912,20 +923,44 @@ impl Jobs {
 }
 
 /// Parameters a kind understands, checked when the job is saved.
+/// The HTTP ports a rediscovery sweep tries: the job's `ports`, or the
+/// ports the discovery page's sweep tries.
+fn sweep_ports(p: &serde_json::Value) -> std::result::Result<Vec<u16>, String> {
+    match p.get("ports") {
+        None => Ok(vec![80, 8080, 8000, 8899]),
+        Some(v) => {
+            let ports: Vec<u16> = serde_json::from_value(v.clone())
+                .map_err(|_| "ports: a list of port numbers, e.g. [80, 8080]".to_string())?;
+            if ports.is_empty() || ports.len() > 8 || ports.contains(&0) {
+                return Err("ports: one to eight port numbers (1-65535)".into());
+            }
+            Ok(ports)
+        }
+    }
+}
+
 fn check_params(kind: JobKind, p: &serde_json::Value) -> std::result::Result<(), String> {
     match kind {
         JobKind::RetentionSweep => serde_json::from_value::<RetentionPolicy>(p.clone())
             .map(|_| ())
             .map_err(|e| e.to_string()),
-        JobKind::Rediscovery => match p.get("cidr") {
-            Some(c) => c
-                .as_str()
-                .ok_or("cidr: a string")?
-                .parse::<ipnet::Ipv4Net>()
-                .map(|_| ())
-                .map_err(|e| format!("cidr: {e}")),
-            None => Ok(()),
-        },
+        JobKind::Rediscovery => {
+            sweep_ports(p)?;
+            match p.get("cidr") {
+                Some(c) => {
+                    let net = c
+                        .as_str()
+                        .ok_or("cidr: a string")?
+                        .parse::<ipnet::Ipv4Net>()
+                        .map_err(|e| format!("cidr: {e}"))?;
+                    if net.prefix_len() < 16 {
+                        return Err("cidr: at most a /16".into());
+                    }
+                    Ok(())
+                }
+                None => Ok(()),
+            }
+        }
         _ => Ok(()),
     }
 }
