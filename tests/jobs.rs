@@ -877,3 +877,58 @@ async fn firmware_audit_time_sync_maintenance_and_rediscovery_do_their_work() {
     assert!(run.log.contains(": 1 found"), "{}", run.log);
     cam.shutdown().await;
 }
+
+/// A segment damaged in the hot tier (its bytes no longer match the
+/// ledger's checksum) is not moved: its copy is removed from the cold tier,
+/// the original and its row stay, the other segments still move, and the
+/// run fails naming it.
+#[tokio::test]
+async fn tier_migration_leaves_a_damaged_segment_in_place_and_moves_the_rest() {
+    let r = rig().await;
+    let good = segment(&r, 1, 24 * 40, b"\0\0\0\x10ftypisom-good", "hot").await;
+    let bad = segment(&r, 1, 24 * 41, b"\0\0\0\x10ftypisom-bad!", "hot").await;
+    // Bit rot in the hot tier.
+    r.hot
+        .put(
+            &bad.storage_key,
+            Bytes::from_static(b"\0\0\0\x10ftypisom-b@d!"),
+        )
+        .await
+        .unwrap();
+    let run = run_job(
+        &r,
+        "tier_migration",
+        json!({"from": "hot", "to": "cold", "after_days": 30}),
+    )
+    .await;
+    assert_eq!(run.outcome, "failed", "{}", run.log);
+    assert!(run.log.contains("moved 1 segments"), "{}", run.log);
+    assert!(
+        run.log
+            .contains(&format!("{}: does not match its checksum", bad.storage_key)),
+        "{}",
+        run.log
+    );
+    let tier_of = |id| {
+        let db = r.db.clone();
+        async move {
+            recording::Entity::find_by_id(id)
+                .one(&db)
+                .await
+                .unwrap()
+                .unwrap()
+                .tier
+        }
+    };
+    assert_eq!(tier_of(good.id).await, "cold");
+    assert_eq!(tier_of(bad.id).await, "hot");
+    assert!(
+        r.cold.get(&bad.storage_key).await.is_err(),
+        "the bad copy is gone"
+    );
+    assert!(
+        r.hot.get(&bad.storage_key).await.is_ok(),
+        "the original stays"
+    );
+    assert!(r.cold.get(&good.storage_key).await.is_ok());
+}

@@ -252,18 +252,21 @@ impl Ledger {
             .all(&self.db)
             .await?;
         let (mut n, mut bytes) = (0, 0);
+        let mut damaged = Vec::new();
         for r in rows {
             let data = from.1.get(&r.storage_key).await?;
             to.1.put(&r.storage_key, data).await?;
             let back = to.1.get(&r.storage_key).await?;
             if crate::storage::sha256_hex(&back) != r.checksum {
-                return Err(crate::error::Error::new(
-                    crate::error::ErrorKind::Internal,
-                    format!(
-                        "copy of {} to tier {} does not match its checksum",
-                        r.storage_key, to.0
-                    ),
+                // Damaged at the source, or on the way: the copy goes, the
+                // original and its ledger row stay where they are (nothing
+                // is lost), and the others still move; the run reports it.
+                let _ = to.1.delete(&r.storage_key).await;
+                damaged.push(format!(
+                    "{}: does not match its checksum; left in tier {}",
+                    r.storage_key, from.0
                 ));
+                continue;
             }
             recording::Entity::update_many()
                 .col_expr(
@@ -276,6 +279,17 @@ impl Ledger {
             from.1.delete(&r.storage_key).await?;
             n += 1;
             bytes += r.bytes;
+        }
+        if !damaged.is_empty() {
+            return Err(crate::error::Error::new(
+                crate::error::ErrorKind::Internal,
+                format!(
+                    "moved {n} segments ({bytes} bytes) to tier {}; {} damaged:\n{}",
+                    to.0,
+                    damaged.len(),
+                    damaged.join("\n")
+                ),
+            ));
         }
         Ok((n, bytes))
     }
