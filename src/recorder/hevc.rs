@@ -116,8 +116,9 @@ pub fn sps_info(nal: &[u8]) -> Option<SpsInfo> {
             _ => (1, 1),
         };
         let (left, right, top, bottom) = (r.ue()?, r.ue()?, r.ue()?, r.ue()?);
-        width = width.checked_sub(sub_w * (left.checked_add(right)?))?;
-        height = height.checked_sub(sub_h * (top.checked_add(bottom)?))?;
+        // Cropping from the camera: checked, a huge window is no picture.
+        width = width.checked_sub(left.checked_add(right)?.checked_mul(sub_w)?)?;
+        height = height.checked_sub(top.checked_add(bottom)?.checked_mul(sub_h)?)?;
     }
     let bit_depth_luma_minus8 = r.ue()?;
     let bit_depth_chroma_minus8 = r.ue()?;
