@@ -86,7 +86,10 @@ async fn a_12_mib_file_goes_up_in_parts_and_comes_back_whole() {
     assert_eq!(back.len(), data.len());
     assert!(back[..] == data[..], "the object differs from the file");
     let listed = store.list("big", 10).await.unwrap();
-    assert_eq!(listed, vec![("big/export.mp4".to_string(), data.len() as u64)]);
+    assert_eq!(
+        listed,
+        vec![("big/export.mp4".to_string(), data.len() as u64)]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

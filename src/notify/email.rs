@@ -21,6 +21,36 @@ pub struct EmailConfig {
     pub username: String,
     pub from: String,
     pub to: Vec<String>,
+    /// A CA certificate (PEM) to trust besides the system's: the site's
+    /// own CA, or a self-signed relay's certificate. Empty: the system's
+    /// roots only.
+    #[serde(default)]
+    pub ca_pem: String,
+}
+
+/// The TLS settings for `host`, trusting `ca_pem` as well when given.
+fn tls_parameters(
+    host: &str,
+    ca_pem: &str,
+) -> Result<lettre::transport::smtp::client::TlsParameters, String> {
+    use lettre::transport::smtp::client::{Certificate, TlsParameters};
+    let mut b = TlsParameters::builder(host.to_string());
+    if !ca_pem.trim().is_empty() {
+        if !ca_pem.contains("-----BEGIN CERTIFICATE-----") {
+            return Err(
+                "CA certificate: not a PEM certificate (-----BEGIN CERTIFICATE-----)".into(),
+            );
+        }
+        let cert =
+            Certificate::from_pem(ca_pem.as_bytes()).map_err(|e| format!("CA certificate: {e}"))?;
+        b = b.add_root_certificate(cert);
+    }
+    b.build().map_err(|e| e.to_string())
+}
+
+/// Check a CA certificate as the channel form receives it.
+pub fn check_ca_pem(ca_pem: &str) -> Result<(), String> {
+    tls_parameters("localhost", ca_pem).map(|_| ())
 }
 
 /// The text and HTML bodies of an alert.
@@ -99,17 +129,19 @@ pub async fn send(
                 ),
         )
         .map_err(|e| e.to_string())?;
-    let mut t = match cfg.security.as_str() {
-        "tls" => AsyncSmtpTransport::<Tokio1Executor>::relay(&cfg.host),
-        "starttls" => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&cfg.host),
-        "none" => Ok(AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(
-            &cfg.host,
-        )),
+    use lettre::transport::smtp::client::Tls;
+    let tls = match cfg.security.as_str() {
+        // Implicit TLS (SMTPS, port 465) and STARTTLS (587), the
+        // certificate checked against the system's roots and `ca_pem`.
+        "tls" => Tls::Wrapper(tls_parameters(&cfg.host, &cfg.ca_pem)?),
+        "starttls" => Tls::Required(tls_parameters(&cfg.host, &cfg.ca_pem)?),
+        "none" => Tls::None,
         other => return Err(format!("security {other:?}: none, starttls or tls")),
-    }
-    .map_err(|e| e.to_string())?
-    .port(cfg.port)
-    .timeout(Some(timeout));
+    };
+    let mut t = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&cfg.host)
+        .tls(tls)
+        .port(cfg.port)
+        .timeout(Some(timeout));
     if !cfg.username.is_empty() {
         t = t.credentials(Credentials::new(
             cfg.username.clone(),

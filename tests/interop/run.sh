@@ -82,6 +82,7 @@ cleanup() {
   set +e
   [ -f "$TRAPD/pid" ] && kill "$(cat "$TRAPD/pid")" 2>/dev/null || true
   [ -n "${MAILDEV_PID:-}" ] && kill "$MAILDEV_PID" 2>/dev/null || true
+  [ -n "${SMTP_PID:-}" ] && kill "$SMTP_PID" 2>/dev/null || true
   [ -n "${RTSP_PID:-}" ] && kill "$RTSP_PID" 2>/dev/null || true
   [ -n "${RTSP_AUTH_PID:-}" ] && kill "$RTSP_AUTH_PID" 2>/dev/null || true
   [ -n "${WEED_PID:-}" ] && kill "$WEED_PID" 2>/dev/null || true
@@ -147,6 +148,26 @@ MAILDEV_PID=$!
 for _ in $(seq 100); do ip netns exec "$NS" curl -sf http://127.0.0.1:1081/api/healthz >/dev/null 2>&1 && break; sleep 0.1; done
 ip netns exec "$NS" env CAMFLEET_MAILDEV=127.0.0.1:2526 CAMFLEET_MAILDEV_API=http://127.0.0.1:1081 \
   cargo test --offline --test interop_maildev -- --ignored
+
+say "alert email over STARTTLS (:2527) and implicit TLS (:2528) with AUTH into aiosmtpd, a certificate from a site CA"
+"$P/venv/bin/pip" install -q --disable-pip-version-check aiosmtpd==1.4.6
+SMTP="$TRAPD/smtp"
+mkdir -p "$SMTP"
+openssl req -x509 -newkey rsa:2048 -nodes -keyout "$SMTP/ca.key" -out "$SMTP/ca.pem" -days 2 \
+  -subj "/CN=camfleet test CA" >/dev/null 2>&1
+openssl req -newkey rsa:2048 -nodes -keyout "$SMTP/key.pem" -out "$SMTP/req.pem" -subj "/CN=127.0.0.1" >/dev/null 2>&1
+printf 'subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' > "$SMTP/ext.cnf"
+openssl x509 -req -in "$SMTP/req.pem" -CA "$SMTP/ca.pem" -CAkey "$SMTP/ca.key" -CAcreateserial \
+  -out "$SMTP/cert.pem" -days 2 -extfile "$SMTP/ext.cnf" >/dev/null 2>&1
+ip netns exec "$NS" "$P/venv/bin/python" tests/interop/smtp_server.py "$SMTP/cert.pem" "$SMTP/key.pem" \
+  "$SMTP/spool" 2527 2528 camfleet s3cret >"$TRAPD/smtp.log" 2>&1 &
+SMTP_PID=$!
+for _ in $(seq 100); do grep -q ready "$TRAPD/smtp.log" 2>/dev/null && break; sleep 0.1; done
+grep -q ready "$TRAPD/smtp.log" || { cat "$TRAPD/smtp.log"; exit 1; }
+ip netns exec "$NS" env CAMFLEET_SMTP_STARTTLS=127.0.0.1:2527 CAMFLEET_SMTP_TLS=127.0.0.1:2528 \
+  CAMFLEET_SMTP_CA="$SMTP/ca.pem" CAMFLEET_SMTP_SPOOL="$SMTP/spool" \
+  cargo test --offline --test interop_smtp -- --ignored
+kill "$SMTP_PID" 2>/dev/null || true
 
 say "recorder against the GStreamer RTSP server (H.264; Digest on :8555), checked by ffprobe"
 ip netns exec "$NS" /usr/bin/python3 tests/interop/rtsp_server.py 8554 >"$TRAPD/rtsp.log" 2>&1 &

@@ -378,10 +378,12 @@ fn channel_from(f: &dyn Fields) -> Result<(String, serde_json::Value, String), E
                 t.parse::<lettre::message::Mailbox>()
                     .map_err(|e| invalid(format!("to {t:?}: {e}")))?;
             }
+            let ca_pem = f.get("ca_pem").trim().to_string();
+            crate::notify::email::check_ca_pem(&ca_pem).map_err(invalid)?;
             Ok((
                 "email".into(),
                 json!({"host": host, "port": port, "security": security,
-                    "username": f.get("username").trim(), "from": from, "to": to}),
+                    "username": f.get("username").trim(), "from": from, "to": to, "ca_pem": ca_pem}),
                 f.get("password"),
             ))
         }
