@@ -109,8 +109,8 @@ fn hello_bye_seeds() {
             MessageKind::Bye { endpoint } => endpoint.clone(),
             other => panic!("{name}: {other:?}"),
         };
-        assert!(t.accept(&endpoint, m.message_id.as_deref(), m.app_sequence.clone()));
-        assert!(!t.accept(&endpoint, m.message_id.as_deref(), m.app_sequence.clone()));
+        assert!(t.accept(&endpoint, m.message_id.as_deref(), m.app_sequence));
+        assert!(!t.accept(&endpoint, m.message_id.as_deref(), m.app_sequence));
     }
 }
 

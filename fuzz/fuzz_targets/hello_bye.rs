@@ -15,7 +15,7 @@ fuzz_target!(|data: &[u8]| {
                 MessageKind::Bye { endpoint } => endpoint.clone(),
                 _ => String::new(),
             };
-            let _ = t.accept(&endpoint, m.message_id.as_deref(), m.app_sequence.clone());
+            let _ = t.accept(&endpoint, m.message_id.as_deref(), m.app_sequence);
         }
     }
 });
