@@ -366,3 +366,62 @@ async fn a_camera_that_drops_mid_stream_and_returns_is_recorded_on() {
     let _ = std::fs::remove_dir_all(&spool);
     fleet.shutdown().await;
 }
+
+/// A camera that answers PLAY and then sends nothing: the frame watchdog
+/// ends each attempt ("no frames for …"), and the reconnects wait by the
+/// backoff table in order, the last step repeating. The outcome does not
+/// depend on timing: the camera never sends a frame, and the waits are
+/// read from the events, not measured.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_frame_watchdog_ends_a_silent_stream_and_reconnects_back_off_in_order() {
+    use camfleet::recorder::{RecEvent, RecordOptions, StreamId};
+    use std::time::Duration;
+    let fleet = one_camera("digest,rtsp-silent").await;
+    let db = test_db().await;
+    let rec = Arc::new(Recorder::new(
+        Arc::new(camfleet::fleet::recordings::Ledger::new(db.clone())),
+        Arc::new(Storage::memory()),
+        system_clock(),
+    ));
+    let spool = std::env::temp_dir().join(format!("camfleet-silent-{}", uuid::Uuid::new_v4()));
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let mut opts = RecordOptions::new(spool.clone());
+    opts.frame_timeout = Duration::from_millis(300);
+    opts.backoff = [10, 20, 30, 40].map(Duration::from_millis);
+    opts.events = Some(tx);
+    let (stop, stopped) = camfleet::shutdown::channel();
+    let url = url::Url::parse(&format!("rtsp://127.0.0.1:{}/cam0/sub", fleet.rtsp_port())).unwrap();
+    let task = tokio::spawn(rec.run(
+        StreamId {
+            device_id: 1,
+            site_id: None,
+            profile: "Profile_2".into(),
+        },
+        url,
+        Some(("admin".into(), "admin".into())),
+        opts,
+        stopped,
+    ));
+    let mut waits = Vec::new();
+    let mut playing = 0;
+    while waits.len() < 6 {
+        match tokio::time::timeout(Duration::from_secs(30), rx.recv()).await {
+            Ok(Some(RecEvent::Interrupted { error, retry_in })) => {
+                assert!(error.contains("no frames for 300 ms"), "{error}");
+                waits.push(retry_in.as_millis() as u64);
+            }
+            Ok(Some(RecEvent::Recording)) => playing += 1,
+            Ok(Some(RecEvent::Segment { .. })) => panic!("a silent camera made a segment"),
+            Ok(Some(_)) => {}
+            other => panic!("nothing from the recorder: {other:?}"),
+        }
+    }
+    assert_eq!(waits, [10, 20, 30, 40, 40, 40]);
+    assert!(playing >= 6, "each attempt got as far as PLAY: {playing}");
+    stop.fire();
+    let stats = task.await.unwrap();
+    assert_eq!(stats.frames, 0);
+    assert!(stats.reconnects >= 6);
+    fleet.shutdown().await;
+    let _ = std::fs::remove_dir_all(&spool);
+}

@@ -216,10 +216,10 @@ impl RecordingManager {
                             ),
                             None,
                         ),
-                        RecEvent::Interrupted { error, retry_in_s } => {
+                        RecEvent::Interrupted { error, retry_in } => {
                             metrics::counter!("camfleet_recording_interruptions_total").increment(1);
                             (
-                            format!("retrying in {retry_in_s} s: {error}"),
+                            format!("retrying in {} s: {error}", retry_in.as_secs().max(1)),
                             stopped.insert(id).then(|| HealthEvent::RecordingStopped { reason: error.clone() }),
                         )
                         }

@@ -33,8 +33,8 @@ pub enum RecEvent {
     Recording,
     /// A segment was stored.
     Segment { bytes: u64 },
-    /// The stream failed; the next try is in `retry_in_s`.
-    Interrupted { error: String, retry_in_s: u64 },
+    /// The stream failed; the next try is in `retry_in`.
+    Interrupted { error: String, retry_in: Duration },
     /// How the stream fares, every 10 s while it plays.
     Stats {
         /// Frames per second over the last period, in tenths.
@@ -319,7 +319,7 @@ impl Recorder {
                 Err(_) => {
                     break Err(rec_err(
                         "stream",
-                        format!("no frames for {} s", opts.frame_timeout.as_secs()),
+                        format!("no frames for {}", human_duration(opts.frame_timeout)),
                     ));
                 }
                 Ok(None) => break Ok(()),
@@ -750,17 +750,16 @@ impl Recorder {
             stats.reconnects += 1;
             let backoff = &opts.backoff;
             let pause = backoff[failures.min(backoff.len() - 1)];
-            let wait = pause.as_secs();
             failures += 1;
             let error = match r {
                 Err(e) => e.to_string(),
                 Ok(()) => "the stream ended".into(),
             };
-            tracing::warn!(device = stream.device_id, error = %error, retry_in_s = wait, "recording interrupted");
+            tracing::warn!(device = stream.device_id, error = %error, retry_in_ms = pause.as_millis() as u64, "recording interrupted");
             if let Some(tx) = &opts.events {
                 let _ = tx.send(RecEvent::Interrupted {
                     error,
-                    retry_in_s: wait,
+                    retry_in: pause,
                 });
             }
             tokio::select! {
@@ -768,5 +767,14 @@ impl Recorder {
                 _ = tokio::time::sleep(pause) => {}
             }
         }
+    }
+}
+
+/// `20 s`, or `300 ms` under a second.
+fn human_duration(d: Duration) -> String {
+    if d < Duration::from_secs(1) {
+        format!("{} ms", d.as_millis())
+    } else {
+        format!("{} s", d.as_secs())
     }
 }

@@ -94,6 +94,9 @@ pub struct Quirks {
     pub h265: bool,
     /// Replays from the start of the card whatever range is asked for.
     pub ignore_range: bool,
+    /// Answers PLAY of the live stream, then never sends a frame (a
+    /// camera whose encoder hung).
+    pub rtsp_silent: bool,
 }
 
 impl Default for Quirks {
@@ -127,6 +130,7 @@ impl Default for Quirks {
             inline_backup: false,
             h265: false,
             ignore_range: false,
+            rtsp_silent: false,
         }
     }
 }
@@ -182,6 +186,7 @@ impl Quirks {
                 "inline-backup" => self.inline_backup = true,
                 "h265" => self.h265 = true,
                 "ignore-range" => self.ignore_range = true,
+                "rtsp-silent" => self.rtsp_silent = true,
                 other => return Err(format!("unknown quirk {other:?}")),
             }
         }

@@ -414,7 +414,9 @@ async fn handle(
             match s.target.clone() {
                 Target::Live { .. } => {
                     headers.push(("Range".into(), "npt=now-".into()));
-                    s.streaming = Some(tokio::spawn(live(cam, sink, s.ssrc, seq0, ts0)));
+                    if !cam.quirks.rtsp_silent {
+                        s.streaming = Some(tokio::spawn(live(cam, sink, s.ssrc, seq0, ts0)));
+                    }
                 }
                 Target::Replay { .. } => {
                     let rec = {
