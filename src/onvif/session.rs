@@ -430,9 +430,10 @@ impl DeviceSession {
     /// WS-Security, then HTTP Digest, then both, each once (HTTP Digest
     /// first when the anonymous answer was a Digest challenge), with one
     /// clock re-read after the first WS-Security refusal. The first mode
-    /// that succeeds is kept. An authenticated answer whose subcode names
-    /// another cause (not supported, invalid argument) ends the ladder with
-    /// that answer. When every mode fails, the error is `unauthorized` and
+    /// that succeeds is kept. An authenticated answer that says the
+    /// operation is not offered, or whose subcode names another cause
+    /// (invalid argument), ends the ladder with that answer. When every
+    /// mode fails, the error is `unauthorized` and
     /// names each mode's answer.
     async fn detect_and_call(
         &self,
@@ -489,7 +490,12 @@ impl DeviceSession {
                     }
                     other => {
                         let e = self.outcome_error(op, other);
-                        if e.fault.as_ref().is_some_and(fault::names_non_auth_cause) {
+                        // Past authentication: the operation is not offered
+                        // (by subcode or in words), or its arguments were
+                        // refused by subcode. Another mode would hear the same.
+                        if e.class == FaultClass::NotSupported
+                            || e.fault.as_ref().is_some_and(fault::names_non_auth_cause)
+                        {
                             return Err(e);
                         }
                         if mode.uses_wsse() && !resynced {
