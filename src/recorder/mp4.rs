@@ -376,6 +376,12 @@ pub fn read_tracks(file: &[u8]) -> Result<Vec<ReadTrack>, String> {
         let table = |kind: &[u8; 4]| child(stbl, kind);
         let stsz = table(b"stsz").ok_or_else(|| bad("stsz"))?;
         let n = be32(stsz, 8).ok_or_else(|| bad("a sample count"))? as usize;
+        // Every sample has at least a 4-byte chunk offset in the file: a
+        // count beyond that is a lie, and would size the tables below
+        // (with a fixed sample size, nothing else bounds them).
+        if n > file.len() / 4 {
+            return Err(format!("{n} samples cannot fit in {} bytes", file.len()));
+        }
         let fixed = be32(stsz, 4).unwrap_or(0);
         let mut sizes = Vec::with_capacity(n.min(1 << 20));
         for i in 0..n {
