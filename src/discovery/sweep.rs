@@ -23,6 +23,17 @@ use crate::onvif::transport::{Transport, TransportConfig};
 /// Largest range accepted in one sweep (a /16).
 pub const MAX_HOSTS: u64 = 65_536;
 
+/// The HTTP ports the fallback tries on hosts that did not answer a Probe.
+pub const HTTP_PORTS: [u16; 4] = [80, 8080, 8000, 8899];
+
+/// The widest range a sweep takes (a /16, [`MAX_HOSTS`] addresses).
+pub fn check_range(cidr: &Ipv4Net) -> Result<(), String> {
+    if cidr.prefix_len() < 16 {
+        return Err("at most a /16".into());
+    }
+    Ok(())
+}
+
 #[derive(Debug, Clone)]
 pub struct SweepConfig {
     pub cidr: Ipv4Net,
@@ -44,7 +55,7 @@ impl SweepConfig {
             wsd_port: socket::PORT,
             hosts_per_sec: 4_000,
             wsd_wait: Duration::from_millis(1500),
-            http_ports: vec![80, 8080, 8000, 8899],
+            http_ports: HTTP_PORTS.to_vec(),
             // Hosts connected to at once in the HTTP fallback (each with
             // one socket per port: 2,048 x 4 = 8,192 descriptors).
             http_concurrency: 2048,

@@ -114,12 +114,10 @@ impl RunKind {
                     .trim()
                     .parse()
                     .map_err(|_| "Range: a CIDR such as 10.20.0.0/24".to_string())?;
-                if cidr.prefix_len() < 16 {
-                    return Err("Range: at most a /16".into());
-                }
+                crate::discovery::sweep::check_range(&cidr).map_err(|e| format!("Range: {e}"))?;
                 Ok(RunKind::Cidr {
                     cidr,
-                    http_ports: vec![80, 8080, 8000, 8899],
+                    http_ports: crate::discovery::sweep::HTTP_PORTS.to_vec(),
                 })
             }
             _ => Err("Kind: choose multicast, unicast or cidr".into()),

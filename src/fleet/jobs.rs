@@ -927,7 +927,7 @@ impl Jobs {
 /// ports the discovery page's sweep tries.
 fn sweep_ports(p: &serde_json::Value) -> std::result::Result<Vec<u16>, String> {
     match p.get("ports") {
-        None => Ok(vec![80, 8080, 8000, 8899]),
+        None => Ok(crate::discovery::sweep::HTTP_PORTS.to_vec()),
         Some(v) => {
             let ports: Vec<u16> = serde_json::from_value(v.clone())
                 .map_err(|_| "ports: a list of port numbers, e.g. [80, 8080]".to_string())?;
@@ -953,10 +953,7 @@ fn check_params(kind: JobKind, p: &serde_json::Value) -> std::result::Result<(),
                         .ok_or("cidr: a string")?
                         .parse::<ipnet::Ipv4Net>()
                         .map_err(|e| format!("cidr: {e}"))?;
-                    if net.prefix_len() < 16 {
-                        return Err("cidr: at most a /16".into());
-                    }
-                    Ok(())
+                    crate::discovery::sweep::check_range(&net).map_err(|e| format!("cidr: {e}"))
                 }
                 None => Ok(()),
             }
