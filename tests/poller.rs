@@ -398,3 +398,82 @@ async fn an_unopenable_password_is_reported_and_the_camera_left_alone() {
     );
     fleet.shutdown().await;
 }
+
+/// A device whose poll ends early in a batch stays "in flight" until the
+/// batch's results are written: freed earlier, it looked due again (its
+/// `last_poll_at` not yet stored) and was polled every second while a hung
+/// camera held the batch open — three polls per interval in the soak.
+#[tokio::test]
+async fn a_device_is_not_due_again_while_its_batch_waits_for_a_hung_camera() {
+    let clock = manual_clock();
+    let shared: SharedClock = clock.clone();
+    let mut cfg = FleetConfig::new(1, 0);
+    cfg.clock = shared.clone();
+    let fleet = fleet_with(cfg).await;
+    let db = test_db().await;
+    let secrets = Arc::new(SecretBox::from_key(1, &[9u8; 32]));
+    let inv = Inventory::new(db.clone(), secrets.clone(), shared.clone());
+    let t = transport();
+    let a = camfleet::onvif::adopt(&t, &shared, request(fleet.device_url(0), Some(admin())))
+        .await
+        .unwrap();
+    // A "camera" that accepts and then says nothing until the test lets go.
+    let hung = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hung_url = format!(
+        "http://{}/onvif/device_service",
+        hung.local_addr().unwrap()
+    );
+    let mut ids = Vec::new();
+    for (i, url) in [fleet.device_url(0), hung_url].into_iter().enumerate() {
+        let (d, _) = inv
+            .record_adoption(
+                &a,
+                Some(&format!("urn:uuid:batch-{i}")),
+                &[],
+                Some(&admin()),
+                None,
+                &Actor::system(),
+            )
+            .await
+            .unwrap();
+        let mut am = d.into_active_model();
+        am.device_url = Set(url);
+        am.mac = Set(Some(format!("02:00:00:00:02:{i:02x}")));
+        am.serial = Set(Some(format!("B{i}")));
+        ids.push(am.update(&db).await.unwrap().id);
+    }
+    let poller = Arc::new(Poller::new(
+        db.clone(),
+        secrets,
+        t,
+        shared.clone(),
+        PollerConfig {
+            // One at a time, the answering camera first: when the hung one
+            // is reached, the first poll has ended.
+            concurrency: 1,
+            deadline: Duration::from_secs(30),
+            ..PollerConfig::default()
+        },
+    ));
+    clock.advance(Duration::from_secs(61));
+    let mut batch = camfleet::fleet::poller::targets(&db).await.unwrap();
+    batch.sort_by_key(|d| d.id);
+    let p = poller.clone();
+    let run = tokio::spawn(async move { p.poll_devices(batch).await.unwrap() });
+    let (conn, _) = hung.accept().await.unwrap();
+    assert!(
+        poller.due(clock.now_utc()).await.unwrap().is_empty(),
+        "nothing of a batch still being written is due again"
+    );
+    drop(conn);
+    let r = run.await.unwrap();
+    assert_eq!(r.polled, 2);
+    assert_eq!(r.answered, 1);
+    assert!(poller.due(clock.now_utc()).await.unwrap().is_empty());
+    let due_later = poller
+        .due(clock.now_utc() + chrono::Duration::seconds(61))
+        .await
+        .unwrap();
+    assert_eq!(due_later.len(), 2);
+    fleet.shutdown().await;
+}

@@ -31,7 +31,18 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
 pub async fn connect_with(url: &str, migrate: bool) -> Result<DatabaseConnection, DbErr> {
     let db = open(url).await?;
     if migrate {
+        if Migrator::get_pending_migrations(&db).await?.is_empty() {
+            return Ok(db);
+        }
         Migrator::up(&db, None).await?;
+        // Connections that were open while a migration changed a table can
+        // keep that table's old shape: SQLite re-prepares a statement on a
+        // schema change but the driver keeps the old column list, and
+        // PostgreSQL refuses a cached plan whose result changed. A fresh
+        // pool sees only the new schema (seen as "Missing value for column
+        // 'problem'" on a first start, one run in three).
+        db.close().await?;
+        return open(url).await;
     } else {
         let pending = Migrator::get_pending_migrations(&db).await?.len();
         if pending > 0 {

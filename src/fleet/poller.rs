@@ -263,18 +263,22 @@ pub struct Poller {
     in_flight: std::sync::Mutex<HashSet<i32>>,
 }
 
-/// Frees a device's in-flight mark however its poll ends.
+/// Frees a batch's in-flight marks however it ends, and only once its
+/// results are written: a device whose own poll finished early in a batch
+/// still has its old `last_poll_at` until the batch is stored, and freed
+/// earlier it was polled again every second while a hung camera held the
+/// batch open (three polls per interval in the soak).
 struct InFlight<'a> {
     set: &'a std::sync::Mutex<HashSet<i32>>,
-    id: i32,
+    ids: Vec<i32>,
 }
 
 impl Drop for InFlight<'_> {
     fn drop(&mut self) {
-        self.set
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&self.id);
+        let mut set = self.set.lock().unwrap_or_else(|e| e.into_inner());
+        for id in &self.ids {
+            set.remove(id);
+        }
     }
 }
 
@@ -505,15 +509,15 @@ impl Poller {
                 .map(Arc::new)
                 .collect()
         };
+        let _marks = InFlight {
+            set: &self.in_flight,
+            ids: mine.iter().map(|d| d.id).collect(),
+        };
         let mut results = Vec::with_capacity(mine.len());
         {
             let mut stream = futures::stream::iter(mine.iter().cloned().map(|d| {
                 let c = self.credentials(&d, &creds);
                 async move {
-                    let _mark = InFlight {
-                        set: &self.in_flight,
-                        id: d.id,
-                    };
                     match c {
                         Ok(c) => self.poll_one(&d, c).await,
                         // Not sent to the camera at all (see open_credentials).

@@ -1,0 +1,225 @@
+#!/usr/bin/env python3
+"""The soak's driver (benches/soak.sh starts the processes and calls this).
+
+Adopts every simulated camera through the API while they all behave, sets
+up a webhook channel and two recorded cameras, then has the simulator
+restarted with a share misbehaving (the cameras went bad after adoption, as
+they do on a site) and samples the serving process every 30 s: resident
+memory, open file descriptors, polls done, alerts delivered, segments
+recorded. At the end it checks each camera's state against what the
+simulator was told, and prints the verdict lines BENCHMARKS.md records.
+
+Standard library only. Every address is loopback (soak.sh runs it inside
+its own network namespace).
+"""
+import argparse
+import concurrent.futures
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+
+MISBEHAVIOURS = ["hang", "garbage", "refuse", "huge", "endless", "skew=3600"]
+
+
+def misbehaviour(index, percent):
+    """The same rule as `camfleet simulate --misbehave` (src/cli/simulate.rs)."""
+    if (index * 7919) % 100 < min(percent, 100):
+        return MISBEHAVIOURS[index % len(MISBEHAVIOURS)]
+    return None
+
+
+def expected_state(index, percent):
+    kind = misbehaviour(index, percent)
+    if kind is None:
+        return "online"
+    if kind.startswith("skew"):
+        return "degraded"
+    if kind == "refuse":
+        return "unauthorized"
+    return "offline"
+
+
+class Api:
+    def __init__(self, port, token):
+        self.base = f"http://127.0.0.1:{port}"
+        self.token = token
+
+    def call(self, method, path, body=None, timeout=60):
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(self.base + path, data=data, method=method)
+        req.add_header("Authorization", f"Bearer {self.token}")
+        if data is not None:
+            req.add_header("Content-Type", "application/json")
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as r:
+                raw = r.read()
+                ctype = r.headers.get("Content-Type", "")
+                return r.status, (json.loads(raw) if "json" in ctype and raw else raw)
+        except urllib.error.HTTPError as e:
+            return e.code, e.read().decode(errors="replace")
+
+    def devices(self):
+        out, after = [], None
+        while True:
+            q = "/api/v1/devices?per_page=500" + (f"&after={after}" if after else "")
+            status, body = self.call("GET", q)
+            if status != 200:
+                raise SystemExit(f"device list: {status} {body}")
+            out += body["devices"]
+            after = body.get("next")
+            if not after:
+                return out
+
+
+def proc_sample(pid):
+    status = open(f"/proc/{pid}/status").read()
+    kib = {l.split(":")[0]: int(l.split()[1]) for l in status.splitlines()
+           if l.startswith(("VmRSS", "RssAnon", "RssFile"))}
+    fds = len(os.listdir(f"/proc/{pid}/fd"))
+    return kib["VmRSS"] / 1024, kib["RssAnon"] / 1024, fds
+
+
+def metric_sum(text, name):
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith(name) and (name.endswith("}") or line[len(name)] in " {"):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--port", type=int, required=True)
+    ap.add_argument("--token", required=True)
+    ap.add_argument("--pid", type=int, required=True, help="the serve process")
+    ap.add_argument("--cameras", type=int, required=True)
+    ap.add_argument("--base-port", type=int, required=True)
+    ap.add_argument("--misbehave", type=int, default=20)
+    ap.add_argument("--minutes", type=float, default=60)
+    ap.add_argument("--interval", type=int, default=10, help="poll interval, s")
+    ap.add_argument("--hook-port", type=int, required=True)
+    ap.add_argument("--hook-count", required=True, help="file the webhook counts into")
+    ap.add_argument("--restart-sim", required=True,
+                    help="command that restarts the simulator misbehaving")
+    ap.add_argument("--samples", required=True, help="CSV of the samples")
+    ap.add_argument("--data-dir", required=True, help="serve's data directory (database size)")
+    a = ap.parse_args()
+    api = Api(a.port, a.token)
+
+    # 1. Adopt every camera while all behave.
+    t0 = time.monotonic()
+
+    def adopt(i):
+        url = f"http://127.0.0.1:{a.base_port + i}/onvif/device_service"
+        return api.call("POST", "/api/v1/adopt",
+                        {"device_url": url, "username": "admin", "password": "admin"})
+
+    with concurrent.futures.ThreadPoolExecutor(16) as ex:
+        results = list(ex.map(adopt, range(a.cameras)))
+    bad = [(i, r) for i, r in enumerate(results)
+           if r[0] != 200 or not isinstance(r[1], dict) or r[1].get("failed")]
+    print(f"adopted {a.cameras - len(bad)} of {a.cameras} in {time.monotonic() - t0:.0f} s",
+          flush=True)
+    if bad:
+        raise SystemExit(f"adoption failed: {bad[:3]}")
+
+    # 2. A webhook channel; every rule sends to it.
+    status, ch = api.call("POST", "/api/v1/alert-channels", {
+        "name": "soak webhook", "kind": "webhook",
+        "url": f"http://127.0.0.1:{a.hook_port}/hook", "secret": "soak-webhook-secret-0123"})
+    if status != 201:
+        raise SystemExit(f"webhook channel: {status} {ch}")
+    status, rules = api.call("GET", "/api/v1/alert-rules")
+    for r in rules:
+        api.call("PUT", f"/api/v1/alert-rules/{r['id']}", {"channel": [ch["id"]], "enabled": True})
+    print(f"webhook channel {ch['id']}; {len(rules)} rules send to it", flush=True)
+
+    # 3. Two well-behaved cameras recorded.
+    by_port = {}
+    for d in api.devices():
+        by_port[int(d["device_url"].split(":")[2].split("/")[0])] = d
+    recorded = [i for i in range(a.cameras) if misbehaviour(i, a.misbehave) is None][:2]
+    for i in recorded:
+        d = by_port[a.base_port + i]
+        status, full = api.call("GET", f"/api/v1/devices/{d['id']}")
+        profile = full["profiles"][0]["token"]
+        status, body = api.call("POST", f"/api/v1/devices/{d['id']}/actions",
+                                {"action": "recording", "profile": profile, "transport": "tcp"})
+        if status != 200:
+            raise SystemExit(f"recording on camera {i}: {status} {body}")
+    print(f"recording cameras {recorded}", flush=True)
+
+    # 4. The cameras go bad.
+    subprocess.run(a.restart_sim, shell=True, check=True)
+    print(f"simulator restarted: {a.misbehave}% misbehave", flush=True)
+
+    # 5. Sample every 30 s.
+    start = time.monotonic()
+    samples = []
+    with open(a.samples, "w") as out:
+        out.write("minute,rss_mib,anon_mib,fds,polls,poll_errors,deliveries,hook_posts,segments,db_mib\n")
+        while True:
+            elapsed = time.monotonic() - start
+            rss, anon, fds = proc_sample(a.pid)
+            db_mib = sum(os.path.getsize(os.path.join(a.data_dir, f)) for f in os.listdir(a.data_dir)
+                         if f.startswith("camfleet.db")) / 2**20
+            status, text = api.call("GET", "/metrics")
+            text = text.decode() if isinstance(text, bytes) else str(text)
+            polls = metric_sum(text, "camfleet_polls_total")
+            errors = metric_sum(text, "camfleet_poll_errors_total")
+            deliveries = metric_sum(text, 'camfleet_deliveries{status="sent"}')
+            segments = metric_sum(text, "camfleet_recorded_segments_total")
+            try:
+                hooks = int(open(a.hook_count).read() or 0)
+            except (OSError, ValueError):
+                hooks = 0
+            row = (elapsed / 60, rss, anon, fds, polls, errors, deliveries, hooks, segments, db_mib)
+            samples.append(row)
+            out.write(",".join(f"{v:.2f}" if isinstance(v, float) else str(v) for v in row) + "\n")
+            out.flush()
+            print("t=%5.1f min  RSS %6.1f MiB (anon %6.1f)  fds %4d  polls %8.0f  errors %7.0f  "
+                  "sent %5.0f  webhook %5d  segments %4.0f  db %5.1f MiB" % row, flush=True)
+            if elapsed >= a.minutes * 60:
+                break
+            time.sleep(max(0.0, 30 - (time.monotonic() - start - elapsed)))
+
+    # 6. Verdict.
+    devices = api.devices()
+    wrong = []
+    states = {}
+    for d in devices:
+        i = int(d["device_url"].split(":")[2].split("/")[0]) - a.base_port
+        states[d["status"]] = states.get(d["status"], 0) + 1
+        want = expected_state(i, a.misbehave)
+        if d["status"] != want:
+            wrong.append((i, misbehaviour(i, a.misbehave), d["status"], want))
+    first = next((s for s in samples if s[0] >= 10), samples[0])
+    last = samples[-1]
+    tail = [s for s in samples if s[0] >= first[0]]
+    growth = (max(s[1] for s in tail) - first[1]) / first[1] * 100
+    fds = [s[3] for s in tail]
+    minutes = last[0] - first[0]
+    cycles = minutes * 60 / a.interval
+    polls_per_cycle = (last[4] - first[4]) / cycles if cycles else 0
+    print()
+    print(f"states: {dict(sorted(states.items()))}; misclassified: {len(wrong)}")
+    for w in wrong[:10]:
+        print(f"  camera {w[0]} ({w[1]}): {w[2]}, expected {w[3]}")
+    print(f"RSS from minute {first[0]:.1f} to {last[0]:.1f}: {first[1]:.1f} -> {last[1]:.1f} MiB, "
+          f"peak {max(s[1] for s in tail):.1f} (growth {growth:+.1f} %)")
+    print(f"open file descriptors over the same span: {min(fds)}..{max(fds)}")
+    print(f"polls per {a.interval} s cycle: {polls_per_cycle:.0f} for {len(devices)} devices "
+          f"({polls_per_cycle / max(1, len(devices)) * 100:.1f} % on time)")
+    print(f"alerts delivered to the webhook: {last[7]}; segments recorded: {last[8]:.0f}")
+    ok = not wrong and growth <= 5 and max(fds) - min(fds) <= 8 \
+        and polls_per_cycle >= 0.98 * len(devices) and last[7] > 0 and last[8] > 0
+    print("SOAK PASSED" if ok else "SOAK FAILED")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
