@@ -402,7 +402,8 @@ async fn an_unopenable_password_is_reported_and_the_camera_left_alone() {
 /// A device whose poll ends early in a batch stays "in flight" until the
 /// batch's results are written: freed earlier, it looked due again (its
 /// `last_poll_at` not yet stored) and was polled every second while a hung
-/// camera held the batch open — three polls per interval in the soak.
+/// camera held the batch open — three polls per interval in the soak. And
+/// the next poll is due an interval after a poll began, not after it ended.
 #[tokio::test]
 async fn a_device_is_not_due_again_while_its_batch_waits_for_a_hung_camera() {
     let clock = manual_clock();
@@ -465,13 +466,17 @@ async fn a_device_is_not_due_again_while_its_batch_waits_for_a_hung_camera() {
         poller.due(clock.now_utc()).await.unwrap().is_empty(),
         "nothing of a batch still being written is due again"
     );
+    // The hung camera holds on for 5 s, then drops the connection.
+    clock.advance(Duration::from_secs(5));
     drop(conn);
     let r = run.await.unwrap();
     assert_eq!(r.polled, 2);
     assert_eq!(r.answered, 1);
     assert!(poller.due(clock.now_utc()).await.unwrap().is_empty());
+    // Both are due one interval (60 s) after their polls began, the slow
+    // one too: its cadence does not slip by the time it took.
     let due_later = poller
-        .due(clock.now_utc() + chrono::Duration::seconds(61))
+        .due(clock.now_utc() + chrono::Duration::seconds(55))
         .await
         .unwrap();
     assert_eq!(due_later.len(), 2);

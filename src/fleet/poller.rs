@@ -226,6 +226,10 @@ pub struct PollResult {
     pub device_id: i32,
     pub outcome: PollOutcome,
     pub at: chrono::DateTime<chrono::Utc>,
+    /// When the poll began: the next one is due an interval after this, so
+    /// a slow or hung camera keeps its cadence (stamped at the end, a camera
+    /// that hangs for the 5 s deadline was polled every 15 s, not every 10).
+    pub started_at: chrono::DateTime<chrono::Utc>,
     /// What the session knew at its end (auth mode, durable quirks), for
     /// the device's stored policies; None when the poll did not answer.
     pub learned: Option<super::policies::Learned>,
@@ -262,6 +266,9 @@ pub struct Poller {
     pub config: PollerConfig,
     in_flight: std::sync::Mutex<HashSet<i32>>,
 }
+
+/// How early (ms) a poll may start before its due time; half the tick.
+const DUE_EARLY_MS: i64 = 500;
 
 /// Frees a batch's in-flight marks however it ends, and only once its
 /// results are written: a device whose own poll finished early in a batch
@@ -340,6 +347,10 @@ impl Poller {
         .chain([self.config.interval])
         .min()
         .unwrap_or(self.config.interval);
+        // The poller asks once a second: a device due within the next half
+        // second starts now, so polls start on average at their due time
+        // and the cadence does not slip by the tick.
+        let now = now + chrono::Duration::milliseconds(DUE_EARLY_MS);
         let cutoff = now - chrono::Duration::from_std(shortest).unwrap_or_default();
         let devices = targets_where(
             &self.db,
@@ -384,6 +395,7 @@ impl Poller {
 
     /// Poll one device (network only; nothing is written).
     async fn poll_one(&self, d: &PollTarget, creds: Option<Credentials>) -> PollResult {
+        let started_at = self.clock.now_utc();
         let started = self.clock.monotonic();
         let elapsed_ms = |clock: &SharedClock| {
             u32::try_from(clock.monotonic().saturating_sub(started).as_millis()).unwrap_or(u32::MAX)
@@ -423,6 +435,7 @@ impl Poller {
             device_id: d.id,
             outcome,
             at: self.clock.now_utc(),
+            started_at,
             learned,
         }
     }
@@ -529,6 +542,7 @@ impl Poller {
                                 latency_ms: 0,
                             },
                             at: self.clock.now_utc(),
+                            started_at: self.clock.now_utc(),
                             learned: None,
                         },
                     }
@@ -575,7 +589,7 @@ impl Poller {
                 am.status = Set(obs.tracker.state.as_str().into());
                 am.poll_failures = Set(obs.tracker.failures as i32);
                 am.poll_successes = Set(obs.tracker.successes as i32);
-                am.last_poll_at = Set(Some(r.at));
+                am.last_poll_at = Set(Some(r.started_at));
                 if let Some(l) = &r.learned
                     && let Some((auth, quirks)) =
                         super::policies::merge(d.auth_mode.as_deref(), &d.quirks, l)

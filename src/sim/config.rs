@@ -399,14 +399,16 @@ fn apply(
                     .iter()
                     .map(|p| format!("<tt:H264ProfilesSupported>{p}</tt:H264ProfilesSupported>"))
                     .collect();
+                // tt:H264Options2 (in the Extension) extends tt:H264Options:
+                // everything again, then the bitrate range.
+                let h264 = format!(
+                    "{r}<tt:GovLengthRange><tt:Min>{}</tt:Min><tt:Max>{}</tt:Max></tt:GovLengthRange><tt:FrameRateRange><tt:Min>{}</tt:Min><tt:Max>{}</tt:Max></tt:FrameRateRange><tt:EncodingIntervalRange><tt:Min>1</tt:Min><tt:Max>1</tt:Max></tt:EncodingIntervalRange>{profiles}",
+                    gov.0, gov.1, fps.0, fps.1
+                );
                 format!(
-                    r#"<trt:GetVideoEncoderConfigurationOptionsResponse xmlns:trt="{}" xmlns:tt="{}"><trt:Options><tt:QualityRange><tt:Min>0</tt:Min><tt:Max>10</tt:Max></tt:QualityRange><tt:H264>{r}<tt:GovLengthRange><tt:Min>{}</tt:Min><tt:Max>{}</tt:Max></tt:GovLengthRange><tt:FrameRateRange><tt:Min>{}</tt:Min><tt:Max>{}</tt:Max></tt:FrameRateRange><tt:EncodingIntervalRange><tt:Min>1</tt:Min><tt:Max>1</tt:Max></tt:EncodingIntervalRange>{profiles}</tt:H264><tt:Extension><tt:H264><tt:BitrateRange><tt:Min>{}</tt:Min><tt:Max>{}</tt:Max></tt:BitrateRange></tt:H264></tt:Extension></trt:Options></trt:GetVideoEncoderConfigurationOptionsResponse>"#,
+                    r#"<trt:GetVideoEncoderConfigurationOptionsResponse xmlns:trt="{}" xmlns:tt="{}"><trt:Options><tt:QualityRange><tt:Min>0</tt:Min><tt:Max>10</tt:Max></tt:QualityRange><tt:H264>{h264}</tt:H264><tt:Extension><tt:H264>{h264}<tt:BitrateRange><tt:Min>{}</tt:Min><tt:Max>{}</tt:Max></tt:BitrateRange></tt:H264></tt:Extension></trt:Options></trt:GetVideoEncoderConfigurationOptionsResponse>"#,
                     ns::TRT,
                     ns::TT,
-                    gov.0,
-                    gov.1,
-                    fps.0,
-                    fps.1,
                     br.0,
                     br.1
                 )

@@ -50,6 +50,8 @@ pub struct SimCamera {
     pub pending_firmware: Mutex<Option<String>>,
     /// The on-board (SD card) recording, Profile G.
     pub recording: Mutex<super::recordings::SimRecording>,
+    /// Where every exchange is recorded (conformance tests), if anywhere.
+    pub capture: Option<super::capture::Capture>,
     down: Mutex<Option<chrono::DateTime<chrono::Utc>>>,
     nonce_secret: [u8; 16],
     seen_nonces: Mutex<VecDeque<String>>,
@@ -97,6 +99,7 @@ impl SimCamera {
             failures: Default::default(),
             pending_firmware: Mutex::new(None),
             recording: Mutex::new(super::recordings::SimRecording::new(card_since)),
+            capture: None,
             down: Mutex::new(None),
             nonce_secret,
             seen_nonces: Mutex::new(VecDeque::new()),
@@ -195,7 +198,34 @@ pub(super) fn plain(status: StatusCode, body: &'static str) -> Resp {
 async fn handle(cam: Arc<SimCamera>, req: Request<Incoming>) -> Result<Resp, Infallible> {
     cam.requests
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let mut resp = handle_inner(&cam, req).await;
+    let path = req.uri().path().to_string();
+    let sent = Mutex::new(None);
+    let mut resp = handle_inner(&cam, req, &sent).await;
+    if let (Some(capture), Some((request_type, request))) = (
+        &cam.capture,
+        sent.into_inner().unwrap_or_else(|e| e.into_inner()),
+    ) && !cam.quirks.huge_body
+        && !cam.quirks.endless_body
+    {
+        let (parts, body) = resp.into_parts();
+        let response = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+        capture.push(super::capture::Exchange {
+            camera: cam.lock().index,
+            transport: "http",
+            path,
+            request_type,
+            request,
+            status: parts.status.as_u16(),
+            response_type: parts
+                .headers
+                .get(http::header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_string(),
+            response: response.clone(),
+        });
+        resp = Response::from_parts(parts, full(response));
+    }
     // Like real cameras, the Date header carries the camera's own clock.
     let date = cam
         .camera_now()
@@ -207,7 +237,13 @@ async fn handle(cam: Arc<SimCamera>, req: Request<Incoming>) -> Result<Resp, Inf
     Ok(resp)
 }
 
-async fn handle_inner(cam: &Arc<SimCamera>, req: Request<Incoming>) -> Resp {
+/// `sent` gets the request's Content-Type and body once they are read
+/// (for the capture).
+async fn handle_inner(
+    cam: &Arc<SimCamera>,
+    req: Request<Incoming>,
+    sent: &Mutex<Option<(String, Bytes)>>,
+) -> Resp {
     let cam = cam.clone();
     let q = &cam.quirks;
     if q.hang {
@@ -251,6 +287,10 @@ async fn handle_inner(cam: &Arc<SimCamera>, req: Request<Incoming>) -> Resp {
         Ok(b) => b.to_bytes(),
         Err(_) => return plain(StatusCode::PAYLOAD_TOO_LARGE, "request too large"),
     };
+    if cam.capture.is_some() {
+        *sent.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some((content_type.clone(), body.clone()));
+    }
     let (body, attachments) = if multipart {
         match super::config::split_multipart(&content_type, &body) {
             Some(x) => x,
@@ -385,7 +425,7 @@ fn system_backup(cam: &SimCamera) -> Resp {
     let root = envelope_text(
         cam,
         &format!(
-            r#"<{tds}:GetSystemBackupResponse><{tds}:BackupFiles><{tt}:Name>settings.json</{tt}:Name><{tt}:Data contentType="application/json"><xop:Include xmlns:xop="http://www.w3.org/2004/08/xop/include" href="cid:backup-1%40sim"/></{tt}:Data></{tds}:BackupFiles></{tds}:GetSystemBackupResponse>"#
+            r#"<{tds}:GetSystemBackupResponse><{tds}:BackupFiles><{tt}:Name>settings.json</{tt}:Name><{tt}:Data xmlns:xmime="http://www.w3.org/2005/05/xmlmime" xmime:contentType="application/json"><xop:Include xmlns:xop="http://www.w3.org/2004/08/xop/include" href="cid:backup-1%40sim"/></{tt}:Data></{tds}:BackupFiles></{tds}:GetSystemBackupResponse>"#
         ),
     );
     let boundary = "sim-mtom-7f3a";

@@ -3,6 +3,7 @@
 //! profiles and state, plus a WS-Discovery responder. Used by `camfleet
 //! demo`, the tests and the benchmarks — and never the only peer we test with.
 
+pub mod capture;
 pub mod clip;
 pub mod config;
 pub mod events;
@@ -57,6 +58,8 @@ pub struct FleetConfig {
     pub rtsp_port: u16,
     pub seed: u64,
     pub clock: SharedClock,
+    /// Keep every SOAP exchange here (conformance tests); None: keep none.
+    pub capture: Option<capture::Capture>,
 }
 
 impl FleetConfig {
@@ -74,6 +77,7 @@ impl FleetConfig {
             rtsp_port: 0,
             seed: 1,
             clock: SystemClock::shared(),
+            capture: None,
         }
     }
 
@@ -164,13 +168,15 @@ impl Fleet {
                 })?;
             let addr = listener.local_addr().unwrap_or(addr);
             let state = state::CameraState::new(i, cfg.seed, &cfg.username, &cfg.password);
-            let cam = Arc::new(SimCamera::new(
+            let mut cam = SimCamera::new(
                 state,
                 cfg.quirks_for(i),
                 addr,
                 rtsp_port,
                 cfg.clock.clone(),
-            ));
+            );
+            cam.capture = cfg.capture.clone();
+            let cam = Arc::new(cam);
             tasks.spawn(http::serve(cam.clone(), listener, sd.clone()));
             cams.push(cam);
         }

@@ -333,7 +333,7 @@ pub fn handle(
                 .is_some_and(|v| v == "true");
             let dcaps = if with_caps {
                 format!(
-                    "<{tds}:Capabilities><{tds}:Capabilities><{tds}:Network NTP=\"1\" HostnameFromDHCP=\"true\" DynDNS=\"false\"/><{tds}:System DiscoveryBye=\"true\" FirmwareUpgrade=\"true\" HttpSnapshot=\"true\"/></{tds}:Capabilities></{tds}:Capabilities>"
+                    "<{tds}:Capabilities><{tds}:Capabilities><{tds}:Network NTP=\"1\" HostnameFromDHCP=\"true\" DynDNS=\"false\"/><{tds}:Security UsernameToken=\"true\" HttpDigest=\"true\"/><{tds}:System DiscoveryBye=\"true\" FirmwareUpgrade=\"true\" HttpSnapshot=\"true\"/></{tds}:Capabilities></{tds}:Capabilities>"
                 )
             } else {
                 String::new()
@@ -356,12 +356,13 @@ pub fn handle(
             out
         }
         ("GetCapabilities", false) => format!(
-            "<{tds}:GetCapabilitiesResponse><{tds}:Capabilities><{tt}:Device><{tt}:XAddr>{dev}</{tt}:XAddr></{tt}:Device><{tt}:Media><{tt}:XAddr>{media_x}</{tt}:XAddr><{tt}:StreamingCapabilities><{tt}:RTP_TCP>true</{tt}:RTP_TCP></{tt}:StreamingCapabilities></{tt}:Media>{}</{tds}:Capabilities></{tds}:GetCapabilitiesResponse>",
+            // tt:Capabilities is a sequence: Analytics, Device, Events, Imaging, Media, PTZ.
+            "<{tds}:GetCapabilitiesResponse><{tds}:Capabilities><{tt}:Device><{tt}:XAddr>{dev}</{tt}:XAddr></{tt}:Device>{}<{tt}:Media><{tt}:XAddr>{media_x}</{tt}:XAddr><{tt}:StreamingCapabilities><{tt}:RTP_TCP>true</{tt}:RTP_TCP></{tt}:StreamingCapabilities></{tt}:Media></{tds}:Capabilities></{tds}:GetCapabilitiesResponse>",
             if q.no_events {
                 String::new()
             } else {
                 format!(
-                    "<{tt}:Events><{tt}:XAddr>{events_x}</{tt}:XAddr><{tt}:WSSubscriptionPolicySupport>false</{tt}:WSSubscriptionPolicySupport><{tt}:WSPullPointSupport>true</{tt}:WSPullPointSupport></{tt}:Events>"
+                    "<{tt}:Events><{tt}:XAddr>{events_x}</{tt}:XAddr><{tt}:WSSubscriptionPolicySupport>false</{tt}:WSSubscriptionPolicySupport><{tt}:WSPullPointSupport>true</{tt}:WSPullPointSupport><{tt}:WSPausableSubscriptionManagerInterfaceSupport>false</{tt}:WSPausableSubscriptionManagerInterfaceSupport></{tt}:Events>"
                 )
             }
         ),
@@ -571,7 +572,7 @@ fn encoder_v10(tt: &str, elem: &str, e: &SimEncoder) -> String {
 
 fn encoder_v10_in(pre: &str, tt: &str, elem: &str, e: &SimEncoder) -> String {
     format!(
-        "<{pre}:{elem} token=\"{tok}\">{body}<{tt}:RateControl><{tt}:FrameRateLimit>{fps}</{tt}:FrameRateLimit><{tt}:EncodingInterval>1</{tt}:EncodingInterval><{tt}:BitrateLimit>{br}</{tt}:BitrateLimit></{tt}:RateControl><{tt}:H264><{tt}:GovLength>{gov}</{tt}:GovLength><{tt}:H264Profile>{prof}</{tt}:H264Profile></{tt}:H264><{tt}:SessionTimeout>PT60S</{tt}:SessionTimeout></{pre}:{elem}>",
+        "<{pre}:{elem} token=\"{tok}\">{body}<{tt}:RateControl><{tt}:FrameRateLimit>{fps}</{tt}:FrameRateLimit><{tt}:EncodingInterval>1</{tt}:EncodingInterval><{tt}:BitrateLimit>{br}</{tt}:BitrateLimit></{tt}:RateControl><{tt}:H264><{tt}:GovLength>{gov}</{tt}:GovLength><{tt}:H264Profile>{prof}</{tt}:H264Profile></{tt}:H264><{tt}:Multicast><{tt}:Address><{tt}:Type>IPv4</{tt}:Type><{tt}:IPv4Address>0.0.0.0</{tt}:IPv4Address></{tt}:Address><{tt}:Port>0</{tt}:Port><{tt}:TTL>1</{tt}:TTL><{tt}:AutoStart>false</{tt}:AutoStart></{tt}:Multicast><{tt}:SessionTimeout>PT60S</{tt}:SessionTimeout></{pre}:{elem}>",
         tok = escape(&e.token),
         body = encoder_body(tt, e),
         fps = e.fps,

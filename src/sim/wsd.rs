@@ -210,6 +210,7 @@ pub async fn respond(
         let cams = cams.clone();
         let sock = sock.clone();
         let sd = shutdown.clone();
+        let probe = bytes::Bytes::copy_from_slice(&buf[..n]);
         tokio::spawn(async move {
             let start = tokio::time::Instant::now();
             for (d, i) in plan {
@@ -219,6 +220,18 @@ pub async fn respond(
                 tokio::time::sleep_until(start + d).await;
                 let reply = probe_match(&cams[i], &mid);
                 let _ = sock.send_to(reply.as_bytes(), from).await;
+                if let Some(c) = &cams[i].capture {
+                    c.push(super::capture::Exchange {
+                        camera: cams[i].state.lock().map(|s| s.index).unwrap_or(0),
+                        transport: "udp",
+                        path: String::new(),
+                        request_type: "application/soap+xml".into(),
+                        request: probe.clone(),
+                        status: 0,
+                        response_type: "application/soap+xml".into(),
+                        response: bytes::Bytes::from(reply),
+                    });
+                }
             }
         });
     }
