@@ -24,9 +24,9 @@ use camfleet::fleet::audit::Actor;
 use camfleet::fleet::inventory::Inventory;
 use camfleet::fleet::poller::{Poller, PollerConfig};
 use camfleet::onvif::config::{self, UserWrite};
+use camfleet::onvif::media::{self, MediaVersion};
 use camfleet::onvif::session::{DevicePolicy, DeviceSession};
 use camfleet::onvif::types::NetworkHost;
-use camfleet::onvif::media::{self, MediaVersion};
 use camfleet::onvif::{AuthMode, device, encoder, events, firmware, recording};
 use camfleet::secrets::SecretBox;
 use camfleet::sim::capture::{Capture, Exchange};
@@ -223,7 +223,9 @@ async fn every_declared_operation_goes_on_the_wire_and_is_captured() {
     )
     .await
     .unwrap();
-    config::delete_users(&s, &["operator7".into()]).await.unwrap();
+    config::delete_users(&s, &["operator7".into()])
+        .await
+        .unwrap();
     config::set_discovery_mode(&s, false).await.unwrap();
     config::set_discovery_mode(&s, true).await.unwrap();
     config::set_scopes(
@@ -236,15 +238,22 @@ async fn every_declared_operation_goes_on_the_wire_and_is_captured() {
     .await
     .unwrap();
     let nic = nics.first().expect("an interface");
-    config::set_ipv4(&s, &nic.token, false, Some(("127.0.0.1".parse().unwrap(), 8)))
-        .await
-        .unwrap();
+    config::set_ipv4(
+        &s,
+        &nic.token,
+        false,
+        Some(("127.0.0.1".parse().unwrap(), 8)),
+    )
+    .await
+    .unwrap();
     config::set_ipv4(&s, &nic.token, true, None).await.unwrap();
 
     // Encoder configurations, Media2 on camera 0 and Media1 on camera 1.
     for (cam, v) in [(0, MediaVersion::V20), (1, MediaVersion::V10)] {
         let s = session(&fleet.device_url(cam), &clock);
-        let encoders = media::get_video_encoder_configurations(&s, v).await.unwrap();
+        let encoders = media::get_video_encoder_configurations(&s, v)
+            .await
+            .unwrap();
         let e = encoders.first().expect("an encoder").clone();
         encoder::get_options(&s, v, &e.token).await.unwrap();
         encoder::set_encoder(&s, v, &e).await.unwrap();
@@ -256,10 +265,24 @@ async fn every_declared_operation_goes_on_the_wire_and_is_captured() {
         fleet.cameras()[0].addr
     ))
     .unwrap();
-    let sub = events::create_pull_point(&s, &events_url, "PT60S").await.unwrap();
-    events::pull_messages(&s, &sub, Duration::from_secs(1), 10, Duration::from_secs(5))
+    let sub = events::create_pull_point(&s, &events_url, "PT60S")
         .await
         .unwrap();
+    // Two notifications to carry (the answer's NotificationMessage too).
+    let cam = &fleet.cameras()[0];
+    cam.events.push(
+        camfleet::sim::events::SimEvent::storage_failure(true),
+        cam.camera_now(),
+    );
+    cam.events.push(
+        camfleet::sim::events::SimEvent::tamper(true),
+        cam.camera_now(),
+    );
+    let pulled =
+        events::pull_messages(&s, &sub, Duration::from_secs(1), 10, Duration::from_secs(5))
+            .await
+            .unwrap();
+    assert!(pulled.messages.len() >= 2, "{pulled:?}");
     events::renew(&s, &sub, "PT120S").await.unwrap();
     events::unsubscribe(&s, &sub).await.unwrap();
 

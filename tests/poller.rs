@@ -420,10 +420,7 @@ async fn a_device_is_not_due_again_while_its_batch_waits_for_a_hung_camera() {
         .unwrap();
     // A "camera" that accepts and then says nothing until the test lets go.
     let hung = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let hung_url = format!(
-        "http://{}/onvif/device_service",
-        hung.local_addr().unwrap()
-    );
+    let hung_url = format!("http://{}/onvif/device_service", hung.local_addr().unwrap());
     let mut ids = Vec::new();
     for (i, url) in [fleet.device_url(0), hung_url].into_iter().enumerate() {
         let (d, _) = inv

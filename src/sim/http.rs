@@ -208,7 +208,11 @@ async fn handle(cam: Arc<SimCamera>, req: Request<Incoming>) -> Result<Resp, Inf
         && !cam.quirks.endless_body
     {
         let (parts, body) = resp.into_parts();
-        let response = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+        let response = body
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
+            .unwrap_or_default();
         capture.push(super::capture::Exchange {
             camera: cam.lock().index,
             transport: "http",

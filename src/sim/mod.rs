@@ -168,13 +168,8 @@ impl Fleet {
                 })?;
             let addr = listener.local_addr().unwrap_or(addr);
             let state = state::CameraState::new(i, cfg.seed, &cfg.username, &cfg.password);
-            let mut cam = SimCamera::new(
-                state,
-                cfg.quirks_for(i),
-                addr,
-                rtsp_port,
-                cfg.clock.clone(),
-            );
+            let mut cam =
+                SimCamera::new(state, cfg.quirks_for(i), addr, rtsp_port, cfg.clock.clone());
             cam.capture = cfg.capture.clone();
             let cam = Arc::new(cam);
             tasks.spawn(http::serve(cam.clone(), listener, sd.clone()));
