@@ -165,7 +165,7 @@ async fn a_gap_is_filled_from_the_card_and_a_gap_the_camera_lacks_is_asked_once(
         let bytes = r.store.get(&s.storage_key).await.unwrap();
         assert_eq!(bytes.len() as i64, s.bytes);
         let kinds: Vec<[u8; 4]> = top_boxes(&bytes).iter().map(|(k, _)| *k).collect();
-        assert_eq!(kinds, [*b"ftyp", *b"mdat", *b"moov"]);
+        assert_eq!(kinds, [*b"ftyp", *b"moov", *b"free", *b"mdat"]);
         let secs = (s.end_at - s.start_at).num_milliseconds() as f64 / 1000.0;
         let frames = sample_count(&bytes) as f64;
         assert!(

@@ -110,7 +110,12 @@ async fn kill_9_while_recording_loses_at_most_the_segment_in_progress() {
         assert_eq!(bytes.len() as i64, r.bytes, "{}", r.storage_key);
         assert_eq!(camfleet::storage::sha256_hex(&bytes), r.checksum);
         let kinds: Vec<[u8; 4]> = top_boxes(&bytes).iter().map(|(k, _)| *k).collect();
-        assert_eq!(kinds, [*b"ftyp", *b"mdat", *b"moov"], "{}", r.storage_key);
+        assert_eq!(
+            kinds,
+            [*b"ftyp", *b"moov", *b"free", *b"mdat"],
+            "{}",
+            r.storage_key
+        );
         if let Some(errors) = ffprobe_errors(&bytes) {
             assert!(errors.is_empty(), "{}: {errors}", r.storage_key);
         }

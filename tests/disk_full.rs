@@ -186,7 +186,12 @@ async fn a_full_disk_stops_recording_cleanly_and_the_purge_brings_it_back() {
             r.storage_key
         );
         let kinds: Vec<[u8; 4]> = top_boxes(&bytes).iter().map(|(k, _)| *k).collect();
-        assert_eq!(kinds, [*b"ftyp", *b"mdat", *b"moov"], "{}", r.storage_key);
+        assert_eq!(
+            kinds,
+            [*b"ftyp", *b"moov", *b"free", *b"mdat"],
+            "{}",
+            r.storage_key
+        );
     }
     fleet.shutdown().await;
 }

@@ -52,7 +52,7 @@ async fn after_a_crash_partial_segments_go_and_finished_ones_are_committed_once(
     let seg = segment();
     assert_eq!(
         top_boxes(&seg).iter().map(|(k, _)| *k).collect::<Vec<_>>(),
-        [*b"ftyp", *b"mdat", *b"moov"]
+        [*b"ftyp", *b"moov", *b"free", *b"mdat"]
     );
     std::fs::write(spool.join("1-Profile_1-2000.mp4"), &seg).unwrap();
     std::fs::write(
@@ -230,7 +230,7 @@ async fn a_stream_over_udp_is_recorded_and_its_rates_reported() {
         let b = store.get(&r.storage_key).await.unwrap();
         assert_eq!(
             top_boxes(&b).iter().map(|(k, _)| *k).collect::<Vec<_>>(),
-            [*b"ftyp", *b"mdat", *b"moov"]
+            [*b"ftyp", *b"moov", *b"free", *b"mdat"]
         );
     }
     let _ = std::fs::remove_dir_all(&spool);

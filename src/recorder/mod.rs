@@ -425,8 +425,15 @@ impl Recorder {
             ));
             let file = std::fs::File::create(&path).map_err(|e| rec_err("spool", e))?;
             *open = Some(Open {
-                writer: mp4::Mp4Writer::new(file, entry, dims, 90_000)
-                    .map_err(|e| rec_err("spool", e))?,
+                // Room for the moov of a segment a GOP longer than asked.
+                writer: mp4::Mp4Writer::with_reserve(
+                    file,
+                    entry,
+                    dims,
+                    90_000,
+                    mp4::moov_reserve_for(opts.segment.as_secs() + 10),
+                )
+                .map_err(|e| rec_err("spool", e))?,
                 path,
                 start_ms: f.wall_ms,
                 first_ts: f.ts,
