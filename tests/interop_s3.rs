@@ -85,6 +85,14 @@ async fn a_12_mib_file_goes_up_in_parts_and_comes_back_whole() {
     let back = store.get("big/export.mp4").await.unwrap();
     assert_eq!(back.len(), data.len());
     assert!(back[..] == data[..], "the object differs from the file");
+    // A byte range across the first part boundary: only those bytes (a
+    // ranged GET, as a player's Range request is served from the tier).
+    let at = 5 * 1024 * 1024 - 100;
+    let part = store
+        .get_range("big/export.mp4", at as u64..at as u64 + 200)
+        .await
+        .unwrap();
+    assert_eq!(&part[..], &data[at..at + 200]);
     let listed = store.list("big", 10).await.unwrap();
     assert_eq!(
         listed,

@@ -2455,6 +2455,89 @@ async fn a_time_range_downloads_as_one_mp4() {
     // Another site's camera.
     let (s, _, _) = send(&app, get(&url(b.id, "10:00", "10:01"), &cookie)).await;
     assert_eq!(s, StatusCode::NOT_FOUND);
+
+    // Byte ranges and tags: a segment, then an export.
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+    let seg = camfleet::db::entities::recording::Entity::find()
+        .filter(camfleet::db::entities::recording::Column::DeviceId.eq(a.id))
+        .one(&state.db)
+        .await
+        .unwrap()
+        .unwrap();
+    let ranged = |path: &str, headers: &[(&str, &str)]| {
+        let mut r = get(path, &cookie);
+        for (k, v) in headers {
+            r.headers_mut().insert(
+                axum::http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                v.parse().unwrap(),
+            );
+        }
+        r
+    };
+    let seg_url = format!("/recordings/{}", seg.id);
+    let resp = app
+        .clone()
+        .oneshot(ranged(&seg_url, &[("range", "bytes=0-63")]))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::PARTIAL_CONTENT);
+    assert_eq!(
+        resp.headers()[header::CONTENT_RANGE],
+        format!("bytes 0-63/{}", seg.bytes).as_str()
+    );
+    let etag = resp.headers()[header::ETAG].to_str().unwrap().to_string();
+    let head = resp.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(head.len(), 64);
+    assert_eq!(&head[4..8], b"ftyp");
+    let ftyp = u32::from_be_bytes(head[..4].try_into().unwrap()) as usize;
+    assert_eq!(&head[ftyp + 4..ftyp + 8], b"moov", "moov right after ftyp");
+    // The tail, a current copy, a range past the end, a stale If-Range.
+    let (s, h, tail) = send(&app, ranged(&seg_url, &[("range", "bytes=-10")])).await;
+    assert_eq!(s, StatusCode::PARTIAL_CONTENT);
+    assert_eq!(tail.len(), 10);
+    assert_eq!(
+        h[header::CONTENT_RANGE],
+        format!("bytes {}-{}/{}", seg.bytes - 10, seg.bytes - 1, seg.bytes).as_str()
+    );
+    let (s, _, nothing) = send(&app, ranged(&seg_url, &[("if-none-match", &etag)])).await;
+    assert_eq!(s, StatusCode::NOT_MODIFIED);
+    assert!(nothing.is_empty());
+    let past = format!("bytes={}-", seg.bytes);
+    let (s, h, _) = send(&app, ranged(&seg_url, &[("range", &past)])).await;
+    assert_eq!(s, StatusCode::RANGE_NOT_SATISFIABLE);
+    assert_eq!(
+        h[header::CONTENT_RANGE],
+        format!("bytes */{}", seg.bytes).as_str()
+    );
+    let resp = app
+        .clone()
+        .oneshot(ranged(
+            &seg_url,
+            &[("range", "bytes=0-9"), ("if-range", "\"stale\"")],
+        ))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let whole = resp.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(whole.len() as i64, seg.bytes);
+    // An export: the same tag for the same range, a range of it.
+    let export = url(a.id, "10:00:30", "10:10:30");
+    let resp = app
+        .clone()
+        .oneshot(ranged(&export, &[("range", "bytes=100-199")]))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::PARTIAL_CONTENT);
+    let cr = resp.headers()[header::CONTENT_RANGE]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(cr.starts_with("bytes 100-199/"), "{cr}");
+    let export_tag = resp.headers()[header::ETAG].to_str().unwrap().to_string();
+    let part = resp.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(&part[..], &body[100..200]);
+    let (s, _, _) = send(&app, ranged(&export, &[("if-none-match", &export_tag)])).await;
+    assert_eq!(s, StatusCode::NOT_MODIFIED);
     f.shutdown().await;
 }
 

@@ -127,6 +127,15 @@ impl Storage {
             .map_err(|e| err(&format!("reading {key}"), e))
     }
 
+    /// Bytes `[start, end)` of an object: only those are read (a ranged
+    /// GET on S3, a seek on a local tier).
+    pub async fn get_range(&self, key: &str, range: std::ops::Range<u64>) -> Result<Bytes> {
+        self.store
+            .get_range(&Key::from(key), range)
+            .await
+            .map_err(|e| err(&format!("reading {key}"), e))
+    }
+
     /// Store a file without holding it in memory: read in 1 MiB pieces,
     /// hashed on the way, sent as a multipart upload of 5 MiB parts (the
     /// smallest S3 allows) when it is larger than one part. Returns its
@@ -204,7 +213,7 @@ impl Storage {
     }
 }
 
-fn hex(b: &[u8]) -> String {
+pub fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 

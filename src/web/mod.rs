@@ -19,6 +19,7 @@ pub mod metrics;
 pub mod net;
 pub mod pages;
 pub mod provision;
+pub mod ranges;
 pub mod recordings;
 pub mod server;
 pub mod snapshot;

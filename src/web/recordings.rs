@@ -7,7 +7,6 @@ use askama::Template;
 use askama_web::WebTemplate;
 use axum::Extension;
 use axum::extract::{Path, RawQuery, State as AxState};
-use axum::http::header;
 use axum::response::{IntoResponse, Response};
 
 use super::State;
@@ -59,25 +58,20 @@ pub async fn recordings(
     .into_response())
 }
 
-/// One segment's MP4, for `<video>` and download.
+/// One segment's MP4, for `<video>` and download: byte ranges and
+/// entity tags (see `web::ranges`).
 pub async fn segment(
     AxState(state): AxState<State>,
     Extension(me): Extension<CurrentUser>,
     Path(id): Path<i64>,
+    headers: axum::http::HeaderMap,
 ) -> Result<Response, WebError> {
-    let s = state.console.segment(&state.tiers, &me.actor(), id).await?;
-    Ok((
-        [
-            (header::CONTENT_TYPE, "video/mp4".to_string()),
-            (
-                header::CONTENT_DISPOSITION,
-                format!("inline; filename=\"{}\"", s.filename),
-            ),
-            (header::CACHE_CONTROL, "private, no-store".to_string()),
-        ],
-        s.bytes,
-    )
-        .into_response())
+    let wanted = super::ranges::wanted(&headers);
+    let s = state
+        .console
+        .segment(&state.tiers, &me.actor(), id, &wanted)
+        .await?;
+    Ok(super::ranges::segment_response(s, "inline"))
 }
 
 fn time_of_day(
@@ -102,6 +96,7 @@ pub async fn export(
     Extension(me): Extension<CurrentUser>,
     Path(id): Path<i32>,
     RawQuery(q): RawQuery,
+    headers: axum::http::HeaderMap,
 ) -> Result<Response, WebError> {
     let f = query(q);
     let day = parse_day(&f.text("day"))?;
@@ -118,37 +113,8 @@ pub async fn export(
             to,
             Some(f.text("profile")),
             &state.upload_dir,
+            &super::ranges::wanted(&headers),
         )
         .await?;
-    Ok(file_response(e))
-}
-
-/// Stream an export file (256 KiB reads).
-pub fn file_response(e: crate::fleet::console::recordings::ExportFile) -> Response {
-    let file = tokio::fs::File::from_std(e.file);
-    let stream = futures::stream::unfold(file, |mut f| async move {
-        use tokio::io::AsyncReadExt;
-        let mut buf = vec![0u8; 256 * 1024];
-        match f.read(&mut buf).await {
-            Ok(0) => None,
-            Ok(n) => {
-                buf.truncate(n);
-                Some((Ok::<_, std::io::Error>(bytes::Bytes::from(buf)), f))
-            }
-            Err(e) => Some((Err(e), f)),
-        }
-    });
-    (
-        [
-            (header::CONTENT_TYPE, "video/mp4".to_string()),
-            (header::CONTENT_LENGTH, e.len.to_string()),
-            (
-                header::CONTENT_DISPOSITION,
-                format!("attachment; filename=\"{}\"", e.filename),
-            ),
-            (header::CACHE_CONTROL, "private, no-store".to_string()),
-        ],
-        axum::body::Body::from_stream(stream),
-    )
-        .into_response()
+    Ok(super::ranges::export_response(e))
 }

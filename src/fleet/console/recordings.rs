@@ -66,17 +66,100 @@ pub struct DayView {
     pub total_bytes: i64,
 }
 
-/// One segment's bytes, ready to send.
+/// One byte range as a `Range` header asks for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ByteRange {
+    /// `first-` or `first-last` (inclusive).
+    From(u64, Option<u64>),
+    /// `-n`: the last n bytes.
+    Suffix(u64),
+}
+
+impl ByteRange {
+    /// The inclusive range within `total` bytes, or None when none of it
+    /// lies there (416).
+    pub fn resolve(self, total: u64) -> Option<(u64, u64)> {
+        match self {
+            _ if total == 0 => None,
+            ByteRange::From(first, _) if first >= total => None,
+            ByteRange::From(first, last) => {
+                let last = last.unwrap_or(u64::MAX).min(total - 1);
+                (last >= first).then_some((first, last))
+            }
+            ByteRange::Suffix(0) => None,
+            ByteRange::Suffix(n) => Some((total.saturating_sub(n), total - 1)),
+        }
+    }
+}
+
+/// What a client asked of a video resource, from its request headers.
+#[derive(Debug, Clone, Default)]
+pub struct Wanted {
+    /// The one range asked for (None: all of it; several are served whole).
+    pub range: Option<ByteRange>,
+    /// `If-None-Match`: the tags the client holds (`*` for any).
+    pub if_none_match: Vec<String>,
+    /// `If-Range`: the range only if the resource still has this tag.
+    pub if_range: Option<String>,
+}
+
+/// How a request for video is answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Served {
+    /// 304: the client's copy is current.
+    NotModified,
+    /// 416: the range lies outside the resource.
+    Unsatisfiable,
+    /// 200: all of it.
+    Full,
+    /// 206: bytes `start..=end`.
+    Partial { start: u64, end: u64 },
+}
+
+impl Wanted {
+    pub fn decide(&self, etag: &str, total: u64) -> Served {
+        let matches = |t: &str| t == "*" || t.trim_start_matches("W/") == etag;
+        if self.if_none_match.iter().any(|t| matches(t)) {
+            return Served::NotModified;
+        }
+        let Some(range) = self.range else {
+            return Served::Full;
+        };
+        // A stale If-Range: the whole, current resource.
+        if self.if_range.as_deref().is_some_and(|t| t != etag) {
+            return Served::Full;
+        }
+        match range.resolve(total) {
+            Some((start, end)) => Served::Partial { start, end },
+            None => Served::Unsatisfiable,
+        }
+    }
+}
+
+/// A strong entity tag from a stored SHA-256 (hex).
+pub fn etag_of(checksum: &str) -> String {
+    format!("\"{}\"", &checksum[..checksum.len().min(32)])
+}
+
+/// One segment's bytes (or the asked-for part of them), ready to send.
 pub struct SegmentBytes {
     pub filename: String,
+    pub etag: String,
+    /// The whole segment's size.
+    pub total: u64,
+    pub served: Served,
+    /// What is sent: all, the range, or nothing (304, 416).
     pub bytes: bytes::Bytes,
 }
 
 /// A finished export: an open file (its name already removed) and its size.
 pub struct ExportFile {
     pub filename: String,
-    pub file: std::fs::File,
+    /// None when nothing is sent (304).
+    pub file: Option<std::fs::File>,
     pub len: u64,
+    pub etag: String,
+    pub served: Served,
 }
 
 /// The longest range one export may cover.
@@ -118,7 +201,13 @@ impl Console {
     }
 
     /// One segment's MP4 (its device within the actor's sites).
-    pub async fn segment(&self, tiers: &Tiers, actor: &Actor, id: i64) -> Result<SegmentBytes> {
+    pub async fn segment(
+        &self,
+        tiers: &Tiers,
+        actor: &Actor,
+        id: i64,
+        wanted: &Wanted,
+    ) -> Result<SegmentBytes> {
         actor.require(Role::can_watch_video)?;
         let r = recording::Entity::find_by_id(id)
             .one(&self.db)
@@ -127,13 +216,27 @@ impl Console {
         self.device_in_scope(actor, r.device_id)
             .await
             .map_err(|_| not_found("recording", id))?;
-        let bytes = tier(tiers, &r.tier)?.get(&r.storage_key).await?;
+        let total = u64::try_from(r.bytes).unwrap_or(0);
+        let etag = etag_of(&r.checksum);
+        let served = wanted.decide(&etag, total);
+        let store = tier(tiers, &r.tier)?;
+        // Only the asked-for bytes are read from the tier.
+        let bytes = match served {
+            Served::Full => store.get(&r.storage_key).await?,
+            Served::Partial { start, end } => {
+                store.get_range(&r.storage_key, start..end + 1).await?
+            }
+            Served::NotModified | Served::Unsatisfiable => bytes::Bytes::new(),
+        };
         Ok(SegmentBytes {
             filename: format!(
                 "camera{}-{}.mp4",
                 r.device_id,
                 r.start_at.format("%Y%m%dT%H%M%SZ")
             ),
+            etag,
+            total,
+            served,
             bytes,
         })
     }
@@ -152,6 +255,7 @@ impl Console {
         to: chrono::DateTime<chrono::Utc>,
         profile: Option<String>,
         dir: &std::path::Path,
+        wanted: &Wanted,
     ) -> Result<ExportFile> {
         let d = self.video_device(actor, id).await?;
         if to <= from {
@@ -205,6 +309,32 @@ impl Console {
                 "the range holds more than 2 GiB; export it in parts",
             ));
         }
+        let filename = format!(
+            "camera{}-{}-{}.mp4",
+            id,
+            from.format("%Y%m%dT%H%M%SZ"),
+            to.format("%H%M%SZ")
+        );
+        // The same range of the same segments makes the same file: its tag
+        // is known before it is built, so a current copy costs nothing.
+        let etag = {
+            use sha2::Digest;
+            let mut h = sha2::Sha256::new();
+            h.update(format!("export v2 {id} {from} {to} {profile:?}").as_bytes());
+            for s in &segs {
+                h.update(format!(" {}:{}", s.id, s.checksum).as_bytes());
+            }
+            etag_of(&crate::storage::hex(&h.finalize()))
+        };
+        if wanted.decide(&etag, u64::MAX) == Served::NotModified {
+            return Ok(ExportFile {
+                filename,
+                file: None,
+                len: 0,
+                etag,
+                served: Served::NotModified,
+            });
+        }
         let path = dir.join(format!("camfleet-export-{}.mp4", uuid::Uuid::new_v4()));
         let result = join(tiers, &segs, from, to, &path).await;
         let _ = std::fs::remove_file(&path);
@@ -212,14 +342,11 @@ impl Console {
             .ok_or_else(|| Error::new(ErrorKind::NotFound, "nothing recorded in that range"))?;
         let len = file.metadata().map(|m| m.len()).unwrap_or(0);
         Ok(ExportFile {
-            filename: format!(
-                "camera{}-{}-{}.mp4",
-                id,
-                from.format("%Y%m%dT%H%M%SZ"),
-                to.format("%H%M%SZ")
-            ),
-            file,
+            filename,
+            served: wanted.decide(&etag, len),
+            file: Some(file),
             len,
+            etag,
         })
     }
 }

@@ -3,8 +3,7 @@
 
 use axum::Extension;
 use axum::extract::{Path, Query, State as AxState};
-use axum::http::header;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use utoipa::ToSchema;
 
 use super::{Problems, json};
@@ -80,25 +79,22 @@ pub async fn day(
 /// One segment's MP4.
 #[utoipa::path(get, operation_id = "recordings_segment", path = "/api/v1/recordings/{id}", tag = "recordings",
     params(("id" = i64, Path)),
-    responses((status = 200, content_type = "video/mp4", body = Vec<u8>, description = "the result"), Problems))]
+    responses((status = 200, content_type = "video/mp4", body = Vec<u8>, description = "the result"),
+        (status = 206, content_type = "video/mp4", body = Vec<u8>, description = "the asked-for byte range (`Range: bytes=…`)"),
+        (status = 304, description = "unchanged (`If-None-Match` holds the ETag)"),
+        (status = 416, description = "the range lies outside the segment"), Problems))]
 pub async fn segment(
     AxState(state): AxState<State>,
     Extension(me): Extension<CurrentUser>,
     Path(id): Path<i64>,
+    headers: axum::http::HeaderMap,
 ) -> Result<Response, WebError> {
-    let s = state.console.segment(&state.tiers, &me.actor(), id).await?;
-    Ok((
-        [
-            (header::CONTENT_TYPE, "video/mp4".to_string()),
-            (
-                header::CONTENT_DISPOSITION,
-                format!("attachment; filename=\"{}\"", s.filename),
-            ),
-            (header::CACHE_CONTROL, "private, no-store".to_string()),
-        ],
-        s.bytes,
-    )
-        .into_response())
+    let wanted = crate::web::ranges::wanted(&headers);
+    let s = state
+        .console
+        .segment(&state.tiers, &me.actor(), id, &wanted)
+        .await?;
+    Ok(crate::web::ranges::segment_response(s, "attachment"))
 }
 
 #[derive(serde::Deserialize, utoipa::IntoParams)]
@@ -115,12 +111,16 @@ pub struct ExportQuery {
 /// A time range as one MP4 (at most 6 hours and 2 GiB of segments).
 #[utoipa::path(get, operation_id = "recordings_export", path = "/api/v1/devices/{id}/recordings/export", tag = "recordings",
     params(("id" = i32, Path), ExportQuery),
-    responses((status = 200, content_type = "video/mp4", body = Vec<u8>, description = "the result"), Problems))]
+    responses((status = 200, content_type = "video/mp4", body = Vec<u8>, description = "the result"),
+        (status = 206, content_type = "video/mp4", body = Vec<u8>, description = "the asked-for byte range"),
+        (status = 304, description = "unchanged (`If-None-Match` holds the ETag)"),
+        (status = 416, description = "the range lies outside the file"), Problems))]
 pub async fn export(
     AxState(state): AxState<State>,
     Extension(me): Extension<CurrentUser>,
     Path(id): Path<i32>,
     Query(q): Query<ExportQuery>,
+    headers: axum::http::HeaderMap,
 ) -> Result<Response, WebError> {
     let _slot = state.limits.export()?;
     let e = state
@@ -133,7 +133,8 @@ pub async fn export(
             q.to,
             q.profile,
             &state.upload_dir,
+            &crate::web::ranges::wanted(&headers),
         )
         .await?;
-    Ok(crate::web::recordings::file_response(e))
+    Ok(crate::web::ranges::export_response(e))
 }
