@@ -165,6 +165,94 @@ async fn records_h265() {
     check_codecs(&url.replace("/h264", "/h265"), None, &["hevc"], "hvc1").await;
 }
 
+/// (pts, dts) of every video packet, and the frames' presentation times
+/// in the order a decoder shows them, by ffprobe.
+fn packets_and_frames(bytes: &[u8]) -> (Vec<(f64, f64)>, Vec<f64>) {
+    let path = std::env::temp_dir().join(format!("camfleet-b-{}.mp4", uuid::Uuid::new_v4()));
+    std::fs::write(&path, bytes).unwrap();
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new("ffprobe")
+            .args(["-v", "error", "-select_streams", "v:0", "-of", "csv=p=0"])
+            .args(args)
+            .arg(&path)
+            .output()
+            .expect("ffprobe");
+        assert!(
+            out.stderr.is_empty(),
+            "ffprobe errors: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let packets = run(&["-show_entries", "packet=pts_time,dts_time"])
+        .lines()
+        .filter_map(|l| {
+            let (p, d) = l.split_once(',')?;
+            Some((p.parse().ok()?, d.trim_end_matches(',').parse().ok()?))
+        })
+        .collect();
+    let frames = run(&["-show_entries", "frame=pts_time"])
+        .lines()
+        .filter_map(|l| l.trim_end_matches(',').parse().ok())
+        .collect();
+    let _ = std::fs::remove_file(&path);
+    (packets, frames)
+}
+
+/// A camera that sends B-frames: every segment and the joined file carry
+/// composition offsets, so ffprobe sees decode times that never go back,
+/// presentation times that differ from them, and frames shown in order.
+#[tokio::test]
+#[ignore = "needs the GStreamer RTSP server; run by tests/interop/run.sh"]
+async fn records_b_frames_with_composition_offsets() {
+    let url = std::env::var("CAMFLEET_RTSP").expect("CAMFLEET_RTSP");
+    let (rows, store, stats) = record_for(&url.replace("/h264", "/h264b"), None, 7).await;
+    assert!(rows.len() >= 2, "segments: {rows:?} {stats:?}");
+    let mut reordered = 0;
+    let mut parts = Vec::new();
+    for r in &rows {
+        let bytes = store.get(&r.storage_key).await.unwrap();
+        let (packets, frames) = packets_and_frames(&bytes);
+        assert!(packets.len() > 10, "{packets:?}");
+        assert!(
+            packets.windows(2).all(|w| w[1].1 > w[0].1),
+            "decode times strictly increase: {packets:?}"
+        );
+        assert!(packets.iter().all(|(p, d)| p >= d), "shown after decoded");
+        reordered += packets.iter().filter(|(p, d)| (p - d).abs() > 1e-6).count();
+        assert!(
+            frames.windows(2).all(|w| w[1] > w[0]),
+            "frames shown in order: {frames:?}"
+        );
+        // About 25 fps: the frames span their count in 40 ms steps.
+        let span = frames[frames.len() - 1] - frames[0];
+        let expect = (frames.len() - 1) as f64 * 0.04;
+        assert!(
+            (span - expect).abs() < 0.1,
+            "span {span} for {} frames",
+            frames.len()
+        );
+        parts.push((bytes, r.start_at.timestamp_millis()));
+    }
+    assert!(reordered > 0, "the source sent no B-frames");
+    let mut c = camfleet::recorder::mp4::Concat::new();
+    let (from, to) = (rows[0].start_at, rows[rows.len() - 1].end_at);
+    for (bytes, start) in &parts {
+        c.add(
+            || Ok(std::io::Cursor::new(Vec::new())),
+            bytes,
+            *start,
+            from.timestamp_millis(),
+            to.timestamp_millis(),
+        )
+        .unwrap();
+    }
+    let joined = c.finish().unwrap().expect("a joined file").into_inner();
+    let (packets, frames) = packets_and_frames(&joined);
+    assert!(packets.windows(2).all(|w| w[1].1 > w[0].1));
+    assert!(frames.windows(2).all(|w| w[1] > w[0]), "joined: {frames:?}");
+}
+
 #[tokio::test]
 #[ignore = "needs the GStreamer RTSP server; run by tests/interop/run.sh"]
 async fn records_from_a_digest_protected_server() {

@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """A GStreamer RTSP server (gst-rtsp-server, Debian packages) for the
 recorder's interop test: a test pattern as H.264 (x264) at /h264, H.264
-with AAC audio (voaacenc) at /h264aac and H.265 (x265) at /h265, optionally
+with AAC audio (voaacenc) at /h264aac, H.265 (x265) at /h265 and H.264 with
+B-frames at /h264b, optionally
 behind Digest authentication.
 
 usage: rtsp_server.py PORT [USER PASSWORD]
@@ -30,7 +31,12 @@ h264 = f"{video} ! x264enc tune=zerolatency speed-preset=ultrafast key-int-max=2
 aac = ("audiotestsrc is-live=true wave=sine ! audio/x-raw,rate=16000,channels=1 "
        "! voaacenc bitrate=32000 ! rtpmp4gpay name=pay1 pt=97")
 h265 = f"{video} ! x265enc tune=zerolatency speed-preset=ultrafast key-int-max=25 bitrate={kbps} ! rtph265pay name=pay0 pt=96 config-interval=1"
-mounts = {"/h264": f"( {h264} )", "/h264aac": f"( {h264} {aac} )", "/h265": f"( {h265} )"}
+# B-frames: two between references, in decode order on the wire (not
+# zerolatency, which turns them off), Main profile.
+h264b = (f"{video} ! x264enc speed-preset=veryfast key-int-max=25 bframes=2 b-adapt=false "
+         f"bitrate={kbps} ! video/x-h264,profile=main ! rtph264pay name=pay0 pt=96 config-interval=1")
+mounts = {"/h264": f"( {h264} )", "/h264aac": f"( {h264} {aac} )", "/h265": f"( {h265} )",
+          "/h264b": f"( {h264b} )"}
 for path, launch in mounts.items():
     factory = GstRtspServer.RTSPMediaFactory()
     factory.set_launch(launch)
@@ -49,5 +55,5 @@ if len(sys.argv) >= 4:
     auth.add_digest(sys.argv[2], sys.argv[3], token)
     server.set_auth(auth)
 server.attach(None)
-print(f"rtsp://127.0.0.1:{port}/h264 /h264aac /h265", flush=True)
+print(f"rtsp://127.0.0.1:{port}/h264 /h264aac /h265 /h264b", flush=True)
 GLib.MainLoop().run()
