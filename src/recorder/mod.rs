@@ -154,6 +154,12 @@ pub struct Recorder {
     clock: SharedClock,
     /// Segments being put into the tier at once.
     commits: tokio::sync::Semaphore,
+    /// One retina session group per stream: a reconnect first lets the
+    /// previous session's TEARDOWN go through (or it expires), so a camera
+    /// that allows few sessions is not left holding a stale one.
+    groups: std::sync::Mutex<
+        std::collections::HashMap<(i32, String), Arc<retina::client::SessionGroup>>,
+    >,
 }
 
 fn rec_err(what: &str, e: impl std::fmt::Display) -> Error {
@@ -237,7 +243,22 @@ impl Recorder {
             store,
             clock,
             commits: tokio::sync::Semaphore::new(8),
+            groups: Default::default(),
         }
+    }
+
+    fn session_group(&self, stream: &StreamId) -> Arc<retina::client::SessionGroup> {
+        self.groups
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry((stream.device_id, stream.profile.clone()))
+            .or_insert_with(|| {
+                Arc::new(
+                    retina::client::SessionGroup::default()
+                        .named(format!("device {} {}", stream.device_id, stream.profile)),
+                )
+            })
+            .clone()
     }
 
     /// Record until `stop`, the stream ends, or no frame arrives within the
@@ -256,9 +277,25 @@ impl Recorder {
             Transport, UdpTransportOptions,
         };
         std::fs::create_dir_all(&opts.spool).map_err(|e| rec_err("spool", e))?;
+        // The last session of this stream (a reconnect): let its TEARDOWN
+        // finish first, for at most 15 s (it expires on its own anyway).
+        let group = self.session_group(stream);
+        let stale = group.stale_sessions();
+        if stale.num_sessions > 0 {
+            tracing::debug!(
+                device = stream.device_id,
+                sessions = stale.num_sessions,
+                "waiting for stale RTSP sessions"
+            );
+            let _ =
+                tokio::time::timeout(Duration::from_secs(15), group.await_stale_sessions(&stale))
+                    .await;
+        }
         let options = SessionOptions::default()
             .creds(creds.map(|(username, password)| Credentials { username, password }))
-            .user_agent(concat!("camfleet/", env!("CARGO_PKG_VERSION")).into());
+            .user_agent(concat!("camfleet/", env!("CARGO_PKG_VERSION")).into())
+            .session_group(group)
+            .teardown(retina::client::TeardownPolicy::Always);
         let mut session =
             tokio::time::timeout(Duration::from_secs(10), Session::describe(url, options))
                 .await
@@ -565,24 +602,28 @@ impl Recorder {
             let _ = std::fs::remove_file(&o.path);
             return Ok(());
         }
-        let dur_ms = (o.writer.duration() / 90) as i64;
         let partial = o.path.clone();
-        // A segment that cannot be finished (a full disk) is removed, not
+        let writer = o.writer;
+        // moov, fsync and rename are blocking file work: off the async
+        // runtime, which the other cameras' frames are waiting on. A
+        // segment that cannot be finished (a full disk) is removed, not
         // left half-written.
-        let finished = o
-            .writer
-            .finish()
-            .and_then(|file| file.sync_all())
-            .map_err(|e| rec_err("finishing", e));
-        if let Err(e) = finished {
-            let _ = std::fs::remove_file(&partial);
-            return Err(e);
-        }
-        let done = partial.with_extension(""); // drop ".partial"
-        if let Err(e) = std::fs::rename(&partial, &done) {
-            let _ = std::fs::remove_file(&partial);
-            return Err(rec_err("rename", e));
-        }
+        let finished = tokio::task::spawn_blocking(move || {
+            let dur_ms = (writer.duration() / 90) as i64;
+            let done = partial.with_extension(""); // drop ".partial"
+            let r = writer
+                .finish()
+                .and_then(|file| file.sync_all())
+                .map_err(|e| rec_err("finishing", e))
+                .and_then(|()| std::fs::rename(&partial, &done).map_err(|e| rec_err("rename", e)));
+            if r.is_err() {
+                let _ = std::fs::remove_file(&partial);
+            }
+            r.map(|()| (done, dur_ms))
+        })
+        .await
+        .map_err(|e| rec_err("finishing", e))?;
+        let (done, dur_ms) = finished?;
         let day = chrono::DateTime::from_timestamp_millis(o.start_ms)
             .unwrap_or_default()
             .format("%Y/%m/%d");
@@ -598,9 +639,18 @@ impl Recorder {
             ),
         };
         let side_path = done.with_extension("json");
-        let sidecar = std::fs::write(&side_path, serde_json::to_vec(&side).unwrap_or_default())
-            .and_then(|()| std::fs::File::open(&side_path)?.sync_all())
-            .and_then(|()| fsync_dir(&opts.spool));
+        let (json, spool) = (
+            serde_json::to_vec(&side).unwrap_or_default(),
+            opts.spool.clone(),
+        );
+        let sp = side_path.clone();
+        let sidecar = tokio::task::spawn_blocking(move || {
+            std::fs::write(&sp, json)
+                .and_then(|()| std::fs::File::open(&sp)?.sync_all())
+                .and_then(|()| fsync_dir(&spool))
+        })
+        .await
+        .unwrap_or_else(|e| Err(std::io::Error::other(e)));
         if let Err(e) = &sidecar {
             // The spool is full: file the finished segment straight from
             // memory; if that fails too it stays for a person to look at.
@@ -626,10 +676,14 @@ impl Recorder {
             // A few at a time, streamed: segments of many cameras finish
             // together and must not all sit in memory at once.
             let _permit = self.commits.acquire().await;
-            let (n, checksum) = self.store.put_file(&side.key, path).await?;
-            bytes = n;
+            // A local tier on the spool's filesystem takes the file by
+            // rename (hashed once, never copied); others get a copy.
+            let stored = self.store.adopt_file(&side.key, path).await?;
+            bytes = stored.bytes;
+            let checksum = stored.sha256;
             let at = |ms: i64| chrono::DateTime::from_timestamp_millis(ms).unwrap_or_default();
-            self.ledger
+            let filed = self
+                .ledger
                 .file(&Filed {
                     stream: side.stream.clone(),
                     start: at(side.start_ms),
@@ -642,7 +696,16 @@ impl Recorder {
                     origin: side.origin.clone(),
                     filed_at: self.clock.now_utc(),
                 })
-                .await?;
+                .await;
+            if let Err(e) = filed {
+                // Back into the spool, where the retry finds it.
+                if stored.moved
+                    && let Err(back) = self.store.unadopt_file(&side.key, path)
+                {
+                    tracing::warn!(key = %side.key, error = %back, "segment left in the tier without a ledger entry");
+                }
+                return Err(e);
+            }
         }
         let _ = std::fs::remove_file(path);
         let _ = std::fs::remove_file(path.with_extension("json"));

@@ -12,6 +12,15 @@ use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 
 use crate::error::{Error, ErrorKind, Result};
 
+/// A file stored by [`Storage::adopt_file`].
+#[derive(Debug, Clone)]
+pub struct Adopted {
+    pub bytes: u64,
+    pub sha256: String,
+    /// Renamed into a local tier (gone from where it was).
+    pub moved: bool,
+}
+
 pub struct Storage {
     store: Arc<dyn ObjectStore>,
     /// For a local tier: its directory (free space is measured there).
@@ -136,6 +145,81 @@ impl Storage {
             .map_err(|e| err(&format!("reading {key}"), e))
     }
 
+    /// Where a key's object lives on a local tier, when the key maps to a
+    /// path unchanged (letters, digits, `._-/`; no hidden or empty parts).
+    fn local_path(&self, key: &str) -> Option<std::path::PathBuf> {
+        let dir = self.local_dir.as_ref()?;
+        let plain = key
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || b"._-/".contains(&c))
+            && key
+                .split('/')
+                .all(|part| !part.is_empty() && !part.starts_with('.'));
+        plain.then(|| dir.join(key))
+    }
+
+    /// Store a finished file from the spool. A local tier on the spool's
+    /// filesystem takes it by rename: hashed once, never copied (the second
+    /// write of every recorded byte), its directory fsynced; the file is
+    /// then gone from `path` (`moved`). Anything else is [`put_file`](Self::put_file).
+    pub async fn adopt_file(&self, key: &str, path: &Path) -> Result<Adopted> {
+        if let Some(dest) = self.local_path(key) {
+            let src = path.to_path_buf();
+            let r =
+                tokio::task::spawn_blocking(move || -> std::io::Result<Option<(u64, String)>> {
+                    use sha2::Digest;
+                    use std::io::Read;
+                    let mut f = std::fs::File::open(&src)?;
+                    let mut h = sha2::Sha256::new();
+                    let mut buf = vec![0u8; 1 << 20];
+                    let mut n = 0u64;
+                    loop {
+                        let k = f.read(&mut buf)?;
+                        if k == 0 {
+                            break;
+                        }
+                        h.update(&buf[..k]);
+                        n += k as u64;
+                    }
+                    let parent = dest.parent().unwrap_or(Path::new("."));
+                    std::fs::create_dir_all(parent)?;
+                    match std::fs::rename(&src, &dest) {
+                        Ok(()) => {}
+                        // Another filesystem: copy instead.
+                        Err(e) if e.raw_os_error() == Some(libc::EXDEV) => return Ok(None),
+                        Err(e) => return Err(e),
+                    }
+                    std::fs::File::open(parent)?.sync_all()?;
+                    Ok(Some((n, hex(&h.finalize()))))
+                })
+                .await
+                .map_err(|e| err(&format!("writing {key}"), e))?
+                .map_err(|e| err(&format!("writing {key}"), e))?;
+            if let Some((bytes, sha256)) = r {
+                return Ok(Adopted {
+                    bytes,
+                    sha256,
+                    moved: true,
+                });
+            }
+        }
+        let (bytes, sha256) = self.put_file(key, path).await?;
+        Ok(Adopted {
+            bytes,
+            sha256,
+            moved: false,
+        })
+    }
+
+    /// Undo an [`adopt_file`](Self::adopt_file) that moved the file (its
+    /// ledger entry could not be written): back to `path`.
+    pub fn unadopt_file(&self, key: &str, path: &Path) -> Result<()> {
+        let Some(src) = self.local_path(key) else {
+            return Ok(());
+        };
+        std::fs::rename(&src, path).map_err(|e| err(&format!("moving {key} back"), e))
+    }
+
     /// Store a file without holding it in memory: read in 1 MiB pieces,
     /// hashed on the way, sent as a multipart upload of 5 MiB parts (the
     /// smallest S3 allows) when it is larger than one part. Returns its
@@ -243,6 +327,41 @@ mod tests {
         let e = s.get("firmware/ab/cd.bin").await.unwrap_err();
         assert!(e.to_string().contains("reading firmware/ab/cd.bin"), "{e}");
         assert!(Storage::s3("http://bucket").is_err());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test]
+    async fn a_spool_file_enters_a_local_tier_by_rename_and_can_go_back() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = std::env::temp_dir().join(format!("camfleet-adopt-{}", uuid::Uuid::new_v4()));
+        let s = Storage::local(&dir.join("tier")).unwrap();
+        std::fs::create_dir_all(dir.join("spool")).unwrap();
+        let spool = dir.join("spool/seg.mp4");
+        let data: Vec<u8> = (0..3_000_000u32).map(|i| (i % 241) as u8).collect();
+        std::fs::write(&spool, &data).unwrap();
+        let inode = std::fs::metadata(&spool).unwrap().ino();
+        let key = "recordings/7/Profile_1/2026/12/06/1.mp4";
+        let a = s.adopt_file(key, &spool).await.unwrap();
+        assert!(a.moved);
+        assert_eq!(
+            (a.bytes, a.sha256.as_str()),
+            (data.len() as u64, sha256_hex(&data).as_str())
+        );
+        assert!(!spool.exists());
+        let stored = dir.join("tier").join(key);
+        assert_eq!(
+            std::fs::metadata(&stored).unwrap().ino(),
+            inode,
+            "renamed, not copied"
+        );
+        assert_eq!(s.get_range(key, 10..20).await.unwrap()[..], data[10..20]);
+        s.unadopt_file(key, &spool).unwrap();
+        assert!(spool.exists() && !stored.exists());
+        // A key that does not map to a plain path is copied.
+        let odd = "recordings/7/Profile 1/x.mp4";
+        let b = s.adopt_file(odd, &spool).await.unwrap();
+        assert!(!b.moved && spool.exists());
+        assert_eq!(s.get(odd).await.unwrap().len(), data.len());
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
