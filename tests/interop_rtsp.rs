@@ -332,6 +332,8 @@ async fn the_recording_manager_records_a_device_by_its_policy() {
     );
     m.segment = Duration::from_secs(1);
     m.reconcile_every = Duration::from_millis(200);
+    m.stats_every = Duration::from_millis(500);
+    let metrics = camfleet::web::metrics::handle().expect("a metrics recorder");
     let (stop, stopped) = camfleet::shutdown::channel();
     let task = tokio::spawn(Arc::new(m).run(stopped, |_| {}));
     let t = tokio::time::Instant::now();
@@ -344,6 +346,29 @@ async fn the_recording_manager_records_a_device_by_its_policy() {
             t.elapsed() < Duration::from_secs(20),
             "no segments recorded"
         );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Per-stream metrics, labelled by device.
+    let label = format!("{{device=\"{}\"}}", d.id);
+    let want = [
+        "camfleet_recorded_segments_total",
+        "camfleet_recording_fps",
+        "camfleet_recording_bitrate_bits_per_second",
+        "camfleet_recording_frames_lost_total",
+        "camfleet_recording_reconnects_total",
+    ];
+    loop {
+        let text = metrics.render();
+        if want.iter().all(|m| text.contains(&format!("{m}{label}"))) {
+            let fps: f64 = text
+                .lines()
+                .find_map(|l| l.strip_prefix(&format!("camfleet_recording_fps{label} ")))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0.0);
+            assert!(fps > 5.0, "fps {fps}: {text}");
+            break;
+        }
+        assert!(t.elapsed() < Duration::from_secs(20), "metrics: {text}");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let row = device::Entity::find_by_id(d.id)

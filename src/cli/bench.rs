@@ -795,8 +795,8 @@ async fn record(a: RecordBench) -> anyhow::Result<()> {
     let dir = std::env::temp_dir().join(format!("camfleet-bench-record-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let db = crate::db::connect(&crate::db::sqlite_url(&dir)).await?;
-    // A local tier, as in production: segments are written, fsynced and
-    // copied into it, so disk work is part of the figure.
+    // A local tier, as in production: segments are written, fsynced,
+    // hashed and renamed into it, so disk work is part of the figure.
     let store = std::sync::Arc::new(crate::storage::Storage::local(&dir.join("storage"))?);
     let rec = std::sync::Arc::new(Recorder::new(
         std::sync::Arc::new(crate::fleet::recordings::Ledger::new(db)),

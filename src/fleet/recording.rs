@@ -85,6 +85,8 @@ pub struct RecordingManager {
     pub spool: PathBuf,
     pub segment: Duration,
     pub reconcile_every: Duration,
+    /// How often each stream reports its rates (and per-stream metrics).
+    pub stats_every: Duration,
 }
 
 struct Task {
@@ -108,6 +110,7 @@ impl RecordingManager {
             secrets,
             spool,
             segment: Duration::from_secs(60),
+            stats_every: Duration::from_secs(10),
             reconcile_every: Duration::from_secs(30),
         }
     }
@@ -198,26 +201,40 @@ impl RecordingManager {
                     }
                 }
                 Some((id, ev)) = rx.recv() => {
+                    let device = id.to_string();
                     let (status, notice) = match &ev {
                         RecEvent::Recording => (
                             "recording".to_string(),
                             stopped.remove(&id).then_some(HealthEvent::RecordingResumed),
                         ),
                         RecEvent::Segment { bytes } => {
-                            metrics::counter!("camfleet_recorded_segments_total").increment(1);
-                            metrics::counter!("camfleet_recorded_segment_bytes_total").increment(*bytes);
+                            metrics::counter!("camfleet_recorded_segments_total", "device" => device.clone()).increment(1);
+                            metrics::counter!("camfleet_recorded_segment_bytes_total", "device" => device).increment(*bytes);
                             continue;
                         }
-                        RecEvent::Stats { fps_x10, kbit_s, frames_lost, reconnects } => (
+                        RecEvent::Stats { fps_x10, kbit_s, frames_lost, reconnects } => {
+                            // Per stream: rates as gauges, losses and
+                            // reconnects as counters (since the recording
+                            // task started; a restart is a counter reset).
+                            metrics::gauge!("camfleet_recording_fps", "device" => device.clone())
+                                .set(f64::from(*fps_x10) / 10.0);
+                            metrics::gauge!("camfleet_recording_bitrate_bits_per_second", "device" => device.clone())
+                                .set(f64::from(*kbit_s) * 1000.0);
+                            metrics::counter!("camfleet_recording_frames_lost_total", "device" => device.clone())
+                                .absolute(*frames_lost);
+                            metrics::counter!("camfleet_recording_reconnects_total", "device" => device)
+                                .absolute(*reconnects);
+                            (
                             format!(
                                 "recording: {}.{} fps, {kbit_s} kbit/s, {reconnects} reconnects, {frames_lost} frames lost",
                                 fps_x10 / 10,
                                 fps_x10 % 10
                             ),
                             None,
-                        ),
+                        )
+                        }
                         RecEvent::Interrupted { error, retry_in } => {
-                            metrics::counter!("camfleet_recording_interruptions_total").increment(1);
+                            metrics::counter!("camfleet_recording_interruptions_total", "device" => device).increment(1);
                             (
                             format!("retrying in {} s: {error}", retry_in.as_secs().max(1)),
                             stopped.insert(id).then(|| HealthEvent::RecordingStopped { reason: error.clone() }),
@@ -289,6 +306,7 @@ impl RecordingManager {
             });
             let mut opts = RecordOptions::new(self.spool.clone());
             opts.segment = self.segment;
+            opts.stats_every = self.stats_every;
             opts.udp = d.record_transport == "udp";
             opts.events = Some(ev_tx);
             let (stop, stopped) = crate::shutdown::channel();

@@ -32,6 +32,13 @@ pub fn handle() -> Option<&'static PrometheusHandle> {
                     ],
                 )
                 .ok()?
+                // Per-stream gauges of a camera no longer recorded go
+                // after five minutes without an update (they come every
+                // 10 s while it records).
+                .idle_timeout(
+                    metrics_util::MetricKindMask::GAUGE,
+                    Some(std::time::Duration::from_secs(300)),
+                )
                 .install_recorder()
                 .ok()
         })
