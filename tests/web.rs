@@ -2297,6 +2297,19 @@ async fn recorded_segments_show_on_a_timeline_with_gaps_and_play_in_scope_only()
         .unwrap();
         ids.push(r.id);
     }
+    // The site lives in Berlin (UTC+1 in November): its day is shown so.
+    state
+        .sites
+        .set_time_zone(north, "Europe/Berlin", &Actor::system())
+        .await
+        .unwrap();
+    assert!(
+        state
+            .sites
+            .set_time_zone(north, "Mars/Olympus", &Actor::system())
+            .await
+            .is_err()
+    );
     let (_, cookie) = login(&app, "north", "correct-horse").await;
     let (status, _, page) = send(
         &app,
@@ -2307,11 +2320,28 @@ async fn recorded_segments_show_on_a_timeline_with_gaps_and_play_in_scope_only()
     )
     .await;
     assert_eq!(status, StatusCode::OK);
-    // Two back-to-back segments, a gap from 10:02 to 10:10, a third.
-    assert_eq!(page.matches("<video").count(), 3, "{page}");
+    // Two back-to-back segments as one stretch, a gap from 11:02 to 11:10
+    // Berlin time, a third; one player for the day, sizes for people.
+    assert_eq!(page.matches("<video").count(), 1, "{page}");
+    assert!(page.contains("Europe/Berlin"), "{page}");
     assert!(
-        page.contains("<td>10:02:00</td><td>10:10:00</td><td colspan=\"2\"><b>gap</b>"),
+        page.contains(
+            "<td>11:02:00</td><td>11:10:00</td><td>8 min 00 s</td><td><b>gap: nothing recorded</b>"
+        ),
         "{page}"
+    );
+    assert!(
+        page.contains("<td>2 min 00 s</td><td>recorded · 2 segments</td><td>32 B</td>"),
+        "{page}"
+    );
+    assert_eq!(
+        page.matches("class=\"stretch\"").count(),
+        2 + 1,
+        "two stretches and the legend"
+    );
+    assert!(
+        page.contains(&format!("\"id\":{}", ids[1])),
+        "the player's list"
     );
     let (status, h, body) = send(&app, get(&format!("/recordings/{}", ids[1]), &cookie)).await;
     assert_eq!(status, StatusCode::OK);

@@ -23,6 +23,7 @@ mod m20261206_000017_access;
 mod m20261206_000018_list_indexes;
 mod m20261206_000019_drop_prefix_indexes;
 mod m20261206_000020_rule_problems;
+mod m20261206_000021_site_time_zone;
 
 pub struct Migrator;
 
@@ -50,6 +51,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_000018_list_indexes::Migration),
             Box::new(m20261206_000019_drop_prefix_indexes::Migration),
             Box::new(m20261206_000020_rule_problems::Migration),
+            Box::new(m20261206_000021_site_time_zone::Migration),
         ]
     }
 }

@@ -169,6 +169,7 @@ impl Sites {
         description: &str,
         poll_interval_s: Option<i32>,
         interface: Option<std::net::Ipv4Addr>,
+        time_zone: Option<&str>,
         actor: &Actor,
     ) -> Result<site::Model> {
         actor.require(crate::fleet::users::Role::can_manage_users)?;
@@ -179,8 +180,15 @@ impl Sites {
                 "poll interval: 10–86400 seconds, or empty for the default",
             ));
         }
+        if let Some(tz) = time_zone.map(str::trim).filter(|t| !t.is_empty()) {
+            crate::fleet::jobs::parse_tz(tz)
+                .map_err(|e| Error::new(ErrorKind::InvalidArgument, format!("time zone: {e}")))?;
+        }
         self.update(id, name, description, actor).await?;
         self.set_poll_interval(id, poll_interval_s, actor).await?;
+        if let Some(tz) = time_zone {
+            self.set_time_zone(id, tz, actor).await?;
+        }
         self.set_discovery_interface(id, interface, actor).await?;
         self.get(id).await
     }
@@ -202,6 +210,30 @@ impl Sites {
             |m| json!(m.poll_interval_s),
             |am| am.poll_interval_s = Set(secs),
             json!(secs),
+        )
+        .await
+    }
+
+    /// The site's time zone, an IANA name (`Europe/Berlin`); empty: UTC.
+    pub async fn set_time_zone(&self, id: i32, name: &str, actor: &Actor) -> Result<()> {
+        actor.require(crate::fleet::users::Role::can_manage_users)?;
+        let name = name.trim();
+        let tz = if name.is_empty() {
+            "UTC".to_string()
+        } else {
+            crate::fleet::jobs::parse_tz(name)
+                .map_err(|e| Error::new(ErrorKind::InvalidArgument, format!("time zone: {e}")))?
+                .name()
+                .to_string()
+        };
+        self.set_setting(
+            id,
+            actor,
+            "site.time_zone",
+            "time_zone",
+            |m| json!(m.time_zone),
+            |am| am.time_zone = Set(tz.clone()),
+            json!(tz),
         )
         .await
     }

@@ -34,6 +34,8 @@ pub struct SitesPage {
     pub error: String,
     pub name: String,
     pub description: String,
+    /// Every IANA zone name, for the time zone field's suggestions.
+    pub zones: Vec<&'static str>,
 }
 
 async fn sites_page(
@@ -68,6 +70,7 @@ async fn sites_page(
         error,
         name,
         description,
+        zones: chrono_tz::TZ_VARIANTS.iter().map(|z| z.name()).collect(),
     })
 }
 
@@ -148,6 +151,7 @@ pub async fn site_update(
                     &f.get("description"),
                     secs,
                     iface,
+                    Some(&f.get("time_zone")),
                     &actor(&me),
                 )
                 .await

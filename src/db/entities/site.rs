@@ -14,6 +14,9 @@ pub struct Model {
     /// The discovery interface (an IPv4 address of this host) the site's
     /// multicast discoveries use by default; unset: every configured one.
     pub discovery_interface: Option<String>,
+    /// IANA time zone the site lives in (`UTC` unless set): the
+    /// recordings timeline shows its days.
+    pub time_zone: String,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 
 use super::{Console, not_found};
 use crate::db::entities::{device, recording};
@@ -59,10 +59,77 @@ pub fn timeline(segs: Vec<recording::Model>) -> Vec<Slot> {
     out
 }
 
+/// Consecutive segments of one origin without a gap: one bar of the
+/// timeline, one row of the day's table.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Stretch {
+    pub start: chrono::DateTime<chrono::Utc>,
+    pub end: chrono::DateTime<chrono::Utc>,
+    /// `live` (recorded here) or `edge` (filled from the camera's card).
+    pub origin: String,
+    pub segments: usize,
+    pub bytes: i64,
+}
+
+/// Something that happened on the day, marked on the timeline.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Mark {
+    pub at: chrono::DateTime<chrono::Utc>,
+    /// `alert` or `event`.
+    pub kind: &'static str,
+    pub text: String,
+    /// An alert's page.
+    pub link: Option<String>,
+}
+
+/// One segment as the timeline's player needs it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PlayItem {
+    pub id: i64,
+    pub start_ms: i64,
+    pub end_ms: i64,
+}
+
+/// Stretches of segments: a new one after a gap (over 2 s) or where the
+/// origin changes.
+pub fn stretches(segs: &[recording::Model]) -> Vec<Stretch> {
+    let mut out: Vec<Stretch> = Vec::new();
+    for s in segs {
+        match out.last_mut() {
+            Some(l)
+                if l.origin == s.origin && s.start_at - l.end <= chrono::Duration::seconds(2) =>
+            {
+                l.end = l.end.max(s.end_at);
+                l.segments += 1;
+                l.bytes += s.bytes;
+            }
+            _ => out.push(Stretch {
+                start: s.start_at,
+                end: s.end_at,
+                origin: s.origin.clone(),
+                segments: 1,
+                bytes: s.bytes,
+            }),
+        }
+    }
+    out
+}
+
 pub struct DayView {
     pub d: device::Model,
+    /// The day in the site's time zone.
     pub day: chrono::NaiveDate,
+    /// The site's time zone (UTC without a site).
+    pub tz: chrono_tz::Tz,
+    /// The day's bounds in UTC (23 or 25 hours on a clock change).
+    pub from: chrono::DateTime<chrono::Utc>,
+    pub to: chrono::DateTime<chrono::Utc>,
     pub slots: Vec<Slot>,
+    pub stretches: Vec<Stretch>,
+    pub marks: Vec<Mark>,
+    /// The one profile played on the timeline (the recorded one, else
+    /// the one with the most segments) and its segments.
+    pub play: Vec<PlayItem>,
     pub total_bytes: i64,
 }
 
@@ -162,6 +229,9 @@ pub struct ExportFile {
     pub served: Served,
 }
 
+/// Alerts, and camera events, marked on one day's timeline at most.
+const MARKS_MAX: u64 = 500;
+
 /// The longest range one export may cover.
 pub const EXPORT_MAX: chrono::Duration = chrono::Duration::hours(6);
 /// The most segment bytes one export may read.
@@ -180,22 +250,105 @@ impl Console {
         id: i32,
         day: Option<chrono::NaiveDate>,
     ) -> Result<DayView> {
+        use crate::db::entities::{alert, device_event};
+        use chrono::TimeZone;
         let d = self.video_device(actor, id).await?;
-        let day = day.unwrap_or_else(|| self.clock.now_utc().date_naive());
-        let from = day.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc();
-        let to = from + chrono::Duration::days(1);
+        let tz = self.site_tz(d.site_id).await?;
+        let day = day.unwrap_or_else(|| self.clock.now_utc().with_timezone(&tz).date_naive());
+        // Local midnight to local midnight; on a day whose midnight does
+        // not exist (a clock change at 00:00) the first instant after it.
+        let midnight = |d: chrono::NaiveDate| {
+            let naive = d.and_hms_opt(0, 0, 0).unwrap_or_default();
+            tz.from_local_datetime(&naive)
+                .earliest()
+                .or_else(|| {
+                    tz.from_local_datetime(&(naive + chrono::Duration::hours(1)))
+                        .earliest()
+                })
+                .map(|t| t.with_timezone(&chrono::Utc))
+                .unwrap_or_else(|| naive.and_utc())
+        };
+        let from = midnight(day);
+        let to = midnight(day.succ_opt().unwrap_or(day));
         let segs = recording::Entity::find()
             .filter(recording::Column::DeviceId.eq(id))
-            .filter(recording::Column::StartAt.gte(from))
             .filter(recording::Column::StartAt.lt(to))
+            .filter(recording::Column::EndAt.gt(from))
             .order_by_asc(recording::Column::StartAt)
             .all(&self.db)
             .await?;
         let total_bytes = segs.iter().map(|s| s.bytes).sum();
+        let profile = d
+            .record_profile
+            .clone()
+            .filter(|p| segs.iter().any(|s| &s.profile == p))
+            .or_else(|| {
+                let mut counts: HashMap<&str, usize> = Default::default();
+                for s in &segs {
+                    *counts.entry(s.profile.as_str()).or_default() += 1;
+                }
+                counts
+                    .into_iter()
+                    .max_by_key(|(_, n)| *n)
+                    .map(|(p, _)| p.to_string())
+            });
+        let play = segs
+            .iter()
+            .filter(|s| Some(&s.profile) == profile.as_ref())
+            .map(|s| PlayItem {
+                id: s.id,
+                start_ms: s.start_at.timestamp_millis(),
+                end_ms: s.end_at.timestamp_millis(),
+            })
+            .collect();
+        let mut marks: Vec<Mark> = alert::Entity::find()
+            .filter(alert::Column::DeviceId.eq(id))
+            .filter(alert::Column::OpenedAt.gte(from))
+            .filter(alert::Column::OpenedAt.lt(to))
+            .order_by_asc(alert::Column::OpenedAt)
+            .limit(MARKS_MAX)
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(|a| Mark {
+                at: a.opened_at,
+                kind: "alert",
+                text: format!("{}: {}", a.severity, a.summary),
+                link: Some(format!("/alerts/{}", a.id)),
+            })
+            .collect();
+        marks.extend(
+            device_event::Entity::find()
+                .filter(device_event::Column::DeviceId.eq(id))
+                .filter(device_event::Column::At.gte(from))
+                .filter(device_event::Column::At.lt(to))
+                .order_by_asc(device_event::Column::At)
+                .limit(MARKS_MAX)
+                .all(&self.db)
+                .await?
+                .into_iter()
+                .map(|e| Mark {
+                    at: e.at,
+                    kind: "event",
+                    text: match e.active {
+                        Some(true) => format!("{} (on)", e.topic),
+                        Some(false) => format!("{} (off)", e.topic),
+                        None => e.topic,
+                    },
+                    link: None,
+                }),
+        );
+        marks.sort_by_key(|m| m.at);
         Ok(DayView {
             d,
             day,
+            tz,
+            from,
+            to,
+            stretches: stretches(&segs),
             slots: timeline(segs),
+            marks,
+            play,
             total_bytes,
         })
     }
@@ -239,6 +392,54 @@ impl Console {
             served,
             bytes,
         })
+    }
+
+    /// The time zone of a device's site (UTC without one).
+    async fn site_tz(&self, site_id: Option<i32>) -> Result<chrono_tz::Tz> {
+        let Some(sid) = site_id else {
+            return Ok(chrono_tz::UTC);
+        };
+        Ok(crate::db::entities::site::Entity::find_by_id(sid)
+            .one(&self.db)
+            .await?
+            .and_then(|s| s.time_zone.parse::<chrono_tz::Tz>().ok())
+            .unwrap_or(chrono_tz::UTC))
+    }
+
+    /// An export of a stretch of one day given in the site's time zone
+    /// (the recordings page's form): resolved to UTC, then [`export`](Self::export).
+    #[allow(clippy::too_many_arguments)]
+    pub async fn export_local(
+        &self,
+        tiers: &Tiers,
+        actor: &Actor,
+        id: i32,
+        day: chrono::NaiveDate,
+        (from, to): (chrono::NaiveTime, chrono::NaiveTime),
+        profile: Option<String>,
+        dir: &std::path::Path,
+        wanted: &Wanted,
+    ) -> Result<ExportFile> {
+        use chrono::TimeZone;
+        let d = self.video_device(actor, id).await?;
+        let tz = self.site_tz(d.site_id).await?;
+        let at = |t: chrono::NaiveTime, what: &str| {
+            tz.from_local_datetime(&day.and_time(t))
+                .earliest()
+                .map(|t| t.with_timezone(&chrono::Utc))
+                .ok_or_else(|| {
+                    Error::new(
+                        ErrorKind::InvalidArgument,
+                        format!(
+                            "{what}: that time does not exist in {} on {day} (the clocks changed)",
+                            tz.name()
+                        ),
+                    )
+                })
+        };
+        let (from, to) = (at(from, "from")?, at(to, "to")?);
+        self.export(tiers, actor, id, from, to, profile, dir, wanted)
+            .await
     }
 
     /// One MP4 of a time range: the segments of one profile joined,

@@ -27,6 +27,8 @@ pub struct ApiSite {
     pub poll_interval_s: Option<i32>,
     /// The interface its multicast discoveries use (null: every configured one).
     pub discovery_interface: Option<String>,
+    /// The IANA time zone its days are shown in (`UTC` unless set).
+    pub time_zone: String,
 }
 
 fn site_of(s: site::Model) -> ApiSite {
@@ -36,6 +38,7 @@ fn site_of(s: site::Model) -> ApiSite {
         description: s.description,
         poll_interval_s: s.poll_interval_s,
         discovery_interface: s.discovery_interface,
+        time_zone: s.time_zone,
     }
 }
 
@@ -60,6 +63,9 @@ pub struct ApiSiteWrite {
     /// An IPv4 address discovery is configured on.
     #[serde(default)]
     pub discovery_interface: Option<String>,
+    /// An IANA time zone (`Europe/Berlin`); absent: unchanged (UTC for a new site).
+    #[serde(default)]
+    pub time_zone: Option<String>,
 }
 
 fn interface(state: &State, v: Option<&str>) -> Result<Option<std::net::Ipv4Addr>, WebError> {
@@ -102,6 +108,7 @@ pub async fn site_create(
             &req.description,
             req.poll_interval_s,
             iface,
+            req.time_zone.as_deref(),
             &me.actor(),
         )
         .await?;
@@ -130,6 +137,7 @@ pub async fn site_update(
             &req.description,
             req.poll_interval_s,
             iface,
+            req.time_zone.as_deref(),
             &me.actor(),
         )
         .await?;

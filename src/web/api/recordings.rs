@@ -27,6 +27,11 @@ pub struct ApiSegment {
 pub struct ApiDay {
     pub device_id: i32,
     pub day: chrono::NaiveDate,
+    /// The site's IANA time zone the day is counted in (UTC without a site).
+    pub time_zone: String,
+    /// The day's bounds (23 or 25 hours long on a clock change).
+    pub from: chrono::DateTime<chrono::Utc>,
+    pub to: chrono::DateTime<chrono::Utc>,
     pub total_bytes: i64,
     pub segments: Vec<ApiSegment>,
     /// Holes of more than 2 s between segments: [start, end].
@@ -36,11 +41,12 @@ pub struct ApiDay {
 #[derive(serde::Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct DayQuery {
-    /// A UTC day, `YYYY-MM-DD` (default: today).
+    /// A day in the site's time zone, `YYYY-MM-DD` (default: today there).
     pub day: Option<chrono::NaiveDate>,
 }
 
-/// A device's recorded segments on one UTC day, and the gaps between them.
+/// A device's recorded segments on one day of its site's time zone, and
+/// the gaps between them.
 #[utoipa::path(get, operation_id = "recordings_day", path = "/api/v1/devices/{id}/recordings", tag = "recordings",
     params(("id" = i32, Path), DayQuery),
     responses((status = 200, body = ApiDay, description = "the result"), Problems))]
@@ -70,6 +76,9 @@ pub async fn day(
     Ok(json(ApiDay {
         device_id: id,
         day: v.day,
+        time_zone: v.tz.name().to_string(),
+        from: v.from,
+        to: v.to,
         total_bytes: v.total_bytes,
         segments,
         gaps,
