@@ -2,7 +2,9 @@
 //! `chromedriver`), driven over WebDriver (fantoccini), against the real
 //! server on loopback and a simulated fleet. A technician logs in, runs a
 //! multicast discovery (the page follows it live over SSE and reloads when
-//! it ends), adopts the cameras, and opens a device page.
+//! it ends), adopts the cameras, and opens a device page; then, with a few
+//! seconds of a camera recorded, plays its day from the timeline and on
+//! across segment boundaries.
 //!
 //! Ignored by default (it needs Chromium); the interop suite runs it
 //! inside a loopback-only network namespace:
@@ -88,6 +90,7 @@ async fn technician_discovers_adopts_and_opens_a_device_in_chromium() {
         transport(),
         clock.clone(),
     );
+    let db_for_recording = db.clone();
     let state = Arc::new(AppState::new(
         db,
         Arc::new(SecretBox::from_key(1, &[5u8; 32])),
@@ -109,6 +112,7 @@ async fn technician_discovers_adopts_and_opens_a_device_in_chromium() {
         )
         .await
         .unwrap();
+    let storage = state.storage.clone();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let server = tokio::spawn(async move {
@@ -137,7 +141,7 @@ async fn technician_discovers_adopts_and_opens_a_device_in_chromium() {
                 "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic",
                 "--no-first-run", "--disable-background-networking",
                 "--disable-component-update", "--disable-sync",
-                "--disable-dev-shm-usage",
+                "--disable-dev-shm-usage", "--autoplay-policy=no-user-gesture-required",
                 format!("--user-data-dir={}", profile.display()),
             ],
         }),
@@ -233,6 +237,142 @@ async fn technician_discovers_adopts_and_opens_a_device_in_chromium() {
     let page = c.source().await.unwrap();
     assert!(page.contains("Device service") && page.contains("/snapshot"));
     assert!(!page.contains("admin:admin@"), "no credentials in the page");
+
+    // A few seconds of camera 0 recorded in 2 s segments (the recorder
+    // against the simulator's RTSP server, into the app's own tier).
+    let dev = {
+        use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+        camfleet::db::entities::device::Entity::find()
+            .filter(camfleet::db::entities::device::Column::DeviceUrl.eq(fleet.device_url(0)))
+            .one(&db_for_recording)
+            .await
+            .unwrap()
+            .expect("camera 0 adopted")
+            .id
+    };
+    let recorder = camfleet::recorder::Recorder::new(
+        Arc::new(camfleet::fleet::recordings::Ledger::new(
+            db_for_recording.clone(),
+        )),
+        storage.clone(),
+        system_clock(),
+    );
+    let spool = std::env::temp_dir().join(format!("camfleet-browser-spool-{port}"));
+    let mut opts = camfleet::recorder::RecordOptions::new(spool.clone());
+    opts.segment = Duration::from_secs(2);
+    let (stop, stopped) = camfleet::shutdown::channel();
+    let stream = camfleet::recorder::StreamId {
+        device_id: dev,
+        site_id: None,
+        profile: "Profile_1".into(),
+    };
+    let rtsp =
+        url::Url::parse(&format!("rtsp://127.0.0.1:{}/cam0/main", fleet.rtsp_port())).unwrap();
+    let rec = tokio::spawn(async move {
+        let mut stats = camfleet::recorder::RecordStats::default();
+        recorder
+            .record(
+                &stream,
+                rtsp,
+                Some(("admin".into(), "admin".into())),
+                &opts,
+                &mut stats,
+                stopped,
+            )
+            .await
+    });
+    // Until three segments are filed (the ledger is the app's database).
+    let deadline = tokio::time::Instant::now() + STEP;
+    loop {
+        use sea_orm::{EntityTrait, PaginatorTrait};
+        let n = camfleet::db::entities::recording::Entity::find()
+            .count(&db_for_recording)
+            .await
+            .unwrap();
+        if n >= 3 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no segments recorded"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    stop.fire();
+    rec.await.unwrap().unwrap();
+    let _ = std::fs::remove_dir_all(&spool);
+
+    // The day's timeline: play from the first stretch's start, and the
+    // player moves on to the next segment by itself.
+    c.goto(&format!("{base}/devices/{dev}/recordings"))
+        .await
+        .unwrap();
+    c.wait()
+        .at_most(STEP)
+        .for_element(Locator::Css("#timeline .stretch"))
+        .await
+        .unwrap_or_else(|e| panic!("the timeline: {e}"));
+    c.find(Locator::Css("a.play-at"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let state_of = || async {
+        let v = c
+            .execute(
+                "const v = document.getElementById('player'); return [v.dataset.segment || '', v.currentTime, v.error ? v.error.code : 0];",
+                vec![],
+            )
+            .await
+            .unwrap();
+        let a = v.as_array().cloned().unwrap_or_default();
+        (
+            a.first().and_then(|x| x.as_str()).unwrap_or("").to_string(),
+            a.get(1).and_then(|x| x.as_f64()).unwrap_or(0.0),
+            a.get(2).and_then(|x| x.as_i64()).unwrap_or(0),
+        )
+    };
+    let deadline = tokio::time::Instant::now() + STEP;
+    let (first, _, _) = loop {
+        let s = state_of().await;
+        assert_eq!(s.2, 0, "the video element failed: {s:?}");
+        if !s.0.is_empty() && s.1 > 0.3 {
+            break s;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the video never advanced: {s:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    loop {
+        let s = state_of().await;
+        assert_eq!(s.2, 0, "the video element failed: {s:?}");
+        if s.0 != first && s.1 > 0.1 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the player did not go on to the next segment: {s:?} after {first}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // A click on the bar plays from that moment; the cursor shows it.
+    c.execute(
+        "const b = document.getElementById('timeline'), s = b.querySelector('.stretch').getBoundingClientRect();\
+         const x = s.left + s.width / 2, y = s.top + s.height / 2;\
+         b.dispatchEvent(new MouseEvent('mousedown', {clientX: x, clientY: y, bubbles: true}));\
+         window.dispatchEvent(new MouseEvent('mouseup', {clientX: x, clientY: y, bubbles: true}));",
+        vec![],
+    )
+    .await
+    .unwrap();
+    let cursor = c
+        .execute("return !document.getElementById('cursor').hidden;", vec![])
+        .await
+        .unwrap();
+    assert_eq!(cursor, serde_json::json!(true));
 
     c.close().await.unwrap();
     server.abort();
