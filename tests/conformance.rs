@@ -77,7 +77,7 @@ fn operation_of(e: &Exchange) -> Option<String> {
     let body = &text[text.find(":Body")?..];
     let start = body[1..].find('<')? + 2;
     let tag = &body[start..];
-    let end = tag.find(|c: char| c == ' ' || c == '>' || c == '/')?;
+    let end = tag.find([' ', '>', '/'])?;
     let name = &tag[..end];
     Some(name.rsplit(':').next().unwrap_or(name).to_string())
 }

@@ -13,6 +13,19 @@ use crate::clock::SharedClock;
 use crate::db::entities::{device, site, user_site};
 use crate::error::{Error, ErrorKind, Result};
 
+/// Everything the sites page and API set on a site at once.
+#[derive(Debug, Clone, Copy)]
+pub struct SiteConfig<'a> {
+    pub name: &'a str,
+    pub description: &'a str,
+    /// None: the default.
+    pub poll_interval_s: Option<i32>,
+    /// None: every configured discovery interface.
+    pub interface: Option<std::net::Ipv4Addr>,
+    /// An IANA name; None: unchanged; empty: UTC.
+    pub time_zone: Option<&'a str>,
+}
+
 pub struct Sites {
     db: DatabaseConnection,
     clock: SharedClock,
@@ -165,13 +178,16 @@ impl Sites {
     pub async fn configure(
         &self,
         id: i32,
-        name: &str,
-        description: &str,
-        poll_interval_s: Option<i32>,
-        interface: Option<std::net::Ipv4Addr>,
-        time_zone: Option<&str>,
+        c: &SiteConfig<'_>,
         actor: &Actor,
     ) -> Result<site::Model> {
+        let SiteConfig {
+            name,
+            description,
+            poll_interval_s,
+            interface,
+            time_zone,
+        } = *c;
         actor.require(crate::fleet::users::Role::can_manage_users)?;
         validate_name(name)?;
         if poll_interval_s.is_some_and(|s| !(10..=86_400).contains(&s)) {

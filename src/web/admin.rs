@@ -147,11 +147,13 @@ pub async fn site_update(
                 .sites
                 .configure(
                     id,
-                    &f.get("name"),
-                    &f.get("description"),
-                    secs,
-                    iface,
-                    Some(&f.get("time_zone")),
+                    &crate::fleet::sites::SiteConfig {
+                        name: &f.get("name"),
+                        description: &f.get("description"),
+                        poll_interval_s: secs,
+                        interface: iface,
+                        time_zone: Some(&f.get("time_zone")),
+                    },
                     &actor(&me),
                 )
                 .await

@@ -104,11 +104,13 @@ pub async fn site_create(
         .sites
         .configure(
             s.id,
-            &req.name,
-            &req.description,
-            req.poll_interval_s,
-            iface,
-            req.time_zone.as_deref(),
+            &crate::fleet::sites::SiteConfig {
+                name: &req.name,
+                description: &req.description,
+                poll_interval_s: req.poll_interval_s,
+                interface: iface,
+                time_zone: req.time_zone.as_deref(),
+            },
             &me.actor(),
         )
         .await?;
@@ -133,11 +135,13 @@ pub async fn site_update(
         .sites
         .configure(
             id,
-            &req.name,
-            &req.description,
-            req.poll_interval_s,
-            iface,
-            req.time_zone.as_deref(),
+            &crate::fleet::sites::SiteConfig {
+                name: &req.name,
+                description: &req.description,
+                poll_interval_s: req.poll_interval_s,
+                interface: iface,
+                time_zone: req.time_zone.as_deref(),
+            },
             &me.actor(),
         )
         .await?;
