@@ -90,6 +90,24 @@ pub struct PlayItem {
     pub end_ms: i64,
 }
 
+/// The profile a day or range is played in: the recorded one when it has
+/// segments there, else the one with the most.
+fn played_profile(d: &device::Model, segs: &[recording::Model]) -> Option<String> {
+    d.record_profile
+        .clone()
+        .filter(|p| segs.iter().any(|s| &s.profile == p))
+        .or_else(|| {
+            let mut counts: HashMap<&str, usize> = Default::default();
+            for s in segs {
+                *counts.entry(s.profile.as_str()).or_default() += 1;
+            }
+            counts
+                .into_iter()
+                .max_by_key(|(_, n)| *n)
+                .map(|(p, _)| p.to_string())
+        })
+}
+
 /// Stretches of segments: a new one after a gap (over 2 s) or where the
 /// origin changes.
 pub fn stretches(segs: &[recording::Model]) -> Vec<Stretch> {
@@ -278,20 +296,7 @@ impl Console {
             .all(&self.db)
             .await?;
         let total_bytes = segs.iter().map(|s| s.bytes).sum();
-        let profile = d
-            .record_profile
-            .clone()
-            .filter(|p| segs.iter().any(|s| &s.profile == p))
-            .or_else(|| {
-                let mut counts: HashMap<&str, usize> = Default::default();
-                for s in &segs {
-                    *counts.entry(s.profile.as_str()).or_default() += 1;
-                }
-                counts
-                    .into_iter()
-                    .max_by_key(|(_, n)| *n)
-                    .map(|(p, _)| p.to_string())
-            });
+        let profile = played_profile(&d, &segs);
         let play = segs
             .iter()
             .filter(|s| Some(&s.profile) == profile.as_ref())
@@ -481,20 +486,7 @@ impl Console {
         // One profile: the one asked for, else the recorded one, else the
         // one with the most segments in the range.
         let profile = match profile.filter(|p| !p.is_empty()) {
-            None => d
-                .record_profile
-                .clone()
-                .filter(|p| segs.iter().any(|s| &s.profile == p))
-                .or_else(|| {
-                    let mut counts: HashMap<&str, usize> = Default::default();
-                    for s in &segs {
-                        *counts.entry(s.profile.as_str()).or_default() += 1;
-                    }
-                    counts
-                        .into_iter()
-                        .max_by_key(|(_, n)| *n)
-                        .map(|(p, _)| p.to_string())
-                }),
+            None => played_profile(&d, &segs),
             Some(p) => Some(p),
         };
         segs.retain(|s| Some(&s.profile) == profile.as_ref());

@@ -68,6 +68,18 @@ pub struct ApiSiteWrite {
     pub time_zone: Option<String>,
 }
 
+impl ApiSiteWrite {
+    fn config(&self, interface: Option<std::net::Ipv4Addr>) -> crate::fleet::sites::SiteConfig<'_> {
+        crate::fleet::sites::SiteConfig {
+            name: &self.name,
+            description: &self.description,
+            poll_interval_s: self.poll_interval_s,
+            interface,
+            time_zone: self.time_zone.as_deref(),
+        }
+    }
+}
+
 fn interface(state: &State, v: Option<&str>) -> Result<Option<std::net::Ipv4Addr>, WebError> {
     match v.map(str::trim).filter(|v| !v.is_empty()) {
         None => Ok(None),
@@ -102,17 +114,7 @@ pub async fn site_create(
         .await?;
     let s = state
         .sites
-        .configure(
-            s.id,
-            &crate::fleet::sites::SiteConfig {
-                name: &req.name,
-                description: &req.description,
-                poll_interval_s: req.poll_interval_s,
-                interface: iface,
-                time_zone: req.time_zone.as_deref(),
-            },
-            &me.actor(),
-        )
+        .configure(s.id, &req.config(iface), &me.actor())
         .await?;
     Ok(created(site_of(s)))
 }
@@ -133,17 +135,7 @@ pub async fn site_update(
     let iface = interface(&state, req.discovery_interface.as_deref())?;
     let s = state
         .sites
-        .configure(
-            id,
-            &crate::fleet::sites::SiteConfig {
-                name: &req.name,
-                description: &req.description,
-                poll_interval_s: req.poll_interval_s,
-                interface: iface,
-                time_zone: req.time_zone.as_deref(),
-            },
-            &me.actor(),
-        )
+        .configure(id, &req.config(iface), &me.actor())
         .await?;
     Ok(json(site_of(s)))
 }
