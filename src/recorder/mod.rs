@@ -203,8 +203,75 @@ pub struct BackfillStats {
     pub last: Option<chrono::DateTime<chrono::Utc>>,
 }
 
+/// A spool file written in 256 KiB pieces: frames arrive a few KiB at a
+/// time, and a write call each was one system call per frame per camera on
+/// the async runtime. Reads and seeks (the moov at the end) write the
+/// pending piece first.
+struct SpoolFile {
+    file: std::fs::File,
+    pending: Vec<u8>,
+}
+
+const SPOOL_PIECE: usize = 256 * 1024;
+
+impl SpoolFile {
+    fn new(file: std::fs::File) -> Self {
+        Self {
+            file,
+            pending: Vec::with_capacity(SPOOL_PIECE),
+        }
+    }
+
+    fn write_pending(&mut self) -> std::io::Result<()> {
+        use std::io::Write;
+        if !self.pending.is_empty() {
+            self.file.write_all(&self.pending)?;
+            self.pending.clear();
+        }
+        Ok(())
+    }
+
+    /// Everything written, then on disk.
+    fn sync_all(mut self) -> std::io::Result<()> {
+        self.write_pending()?;
+        self.file.sync_all()
+    }
+}
+
+impl std::io::Write for SpoolFile {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.pending.len() + buf.len() > SPOOL_PIECE {
+            self.write_pending()?;
+        }
+        if buf.len() >= SPOOL_PIECE {
+            return self.file.write(buf);
+        }
+        self.pending.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.write_pending()?;
+        self.file.flush()
+    }
+}
+
+impl std::io::Seek for SpoolFile {
+    fn seek(&mut self, pos: std::io::SeekFrom) -> std::io::Result<u64> {
+        self.write_pending()?;
+        self.file.seek(pos)
+    }
+}
+
+impl std::io::Read for SpoolFile {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.write_pending()?;
+        self.file.read(buf)
+    }
+}
+
 struct Open {
-    writer: mp4::Mp4Writer<std::fs::File>,
+    writer: mp4::Mp4Writer<SpoolFile>,
     path: PathBuf,
     start_ms: i64,
     first_ts: i64,
@@ -464,7 +531,7 @@ impl Recorder {
             *open = Some(Open {
                 // Room for the moov of a segment a GOP longer than asked.
                 writer: mp4::Mp4Writer::with_reserve(
-                    file,
+                    SpoolFile::new(file),
                     entry,
                     dims,
                     90_000,
