@@ -91,7 +91,32 @@ def metric_sum(text, name):
     return total
 
 
+def rss_growth(tail):
+    """Growth of resident memory over the window: the mean of its last five
+    minutes against the mean of its first five (single samples swing by
+    10-15 MiB with the poll batches in flight)."""
+    t0, t1 = tail[0][0], tail[-1][0]
+    head = [s[1] for s in tail if s[0] < t0 + 5] or [tail[0][1]]
+    end = [s[1] for s in tail if s[0] > t1 - 5] or [tail[-1][1]]
+    a, b = sum(head) / len(head), sum(end) / len(end)
+    return (b - a) / a * 100, a, b
+
+
+def report(csv_path):
+    """The memory and descriptor verdict again, from a run's samples.csv."""
+    rows = [list(map(float, l.split(","))) for l in open(csv_path).read().splitlines()[1:] if l]
+    tail = [r for r in rows if r[0] >= 10]
+    growth, a, b = rss_growth(tail)
+    fds = [r[3] for r in tail]
+    print(f"RSS minute {tail[0][0]:.1f}-{tail[-1][0]:.1f}: first 5 min mean {a:.1f} MiB, last 5 min mean "
+          f"{b:.1f} MiB, growth {growth:+.1f} %, peak {max(r[1] for r in tail):.1f}; "
+          f"anon {tail[0][2]:.1f} -> {tail[-1][2]:.1f}; fds {min(fds):.0f}..{max(fds):.0f}")
+
+
 def main():
+    if len(sys.argv) == 3 and sys.argv[1] == "--report":
+        report(sys.argv[2])
+        return 0
     ap = argparse.ArgumentParser()
     ap.add_argument("--port", type=int, required=True)
     ap.add_argument("--token", required=True)
@@ -200,7 +225,7 @@ def main():
     first = next((s for s in samples if s[0] >= 10), samples[0])
     last = samples[-1]
     tail = [s for s in samples if s[0] >= first[0]]
-    growth = (max(s[1] for s in tail) - first[1]) / first[1] * 100
+    growth, start_mib, end_mib = rss_growth(tail)
     fds = [s[3] for s in tail]
     # Cadence from the samples the poller stored: for each camera, the gaps
     # between consecutive polls after minute 10 (read-only, beside serve).
@@ -224,7 +249,8 @@ def main():
     for w in wrong[:10]:
         print(f"  camera {w[0]} ({w[1]}): {w[2]}, expected {w[3]}")
     print(f"RSS from minute {first[0]:.1f} to {last[0]:.1f}: {first[1]:.1f} -> {last[1]:.1f} MiB, "
-          f"peak {max(s[1] for s in tail):.1f} (growth {growth:+.1f} %)")
+          f"peak {max(s[1] for s in tail):.1f}; mean of its first 5 minutes {start_mib:.1f}, "
+          f"of its last 5 {end_mib:.1f}: growth {growth:+.1f} %")
     print(f"open file descriptors over the same span: {min(fds)}..{max(fds)}")
     print(f"cadence after minute 10: {len(gaps)} intervals between polls, mean {mean_gap:.2f} s, "
           f"p99 {p99:.2f} s, max {gaps[-1] if gaps else 0:.2f} s; "
