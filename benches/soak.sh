@@ -72,11 +72,16 @@ pids+=($!)
 printf 'soak-admin-password\n' > "$D/pw"
 "$BIN" user add soak --admin --password-file "$D/pw" --data-dir "$D/data" >/dev/null
 TOKEN=$("$BIN" token create soak --name soak --data-dir "$D/data" | tail -1)
-"$BIN" serve --data-dir "$D/data" --listen 127.0.0.1:$WEB \
+# SOAK_SERVE_BIN / SOAK_WRAP: another build of serve, under a profiler
+# (e.g. a `--features system-alloc` build under `heaptrack -o FILE`).
+${SOAK_WRAP:-} "${SOAK_SERVE_BIN:-$BIN}" serve --data-dir "$D/data" --listen 127.0.0.1:$WEB \
   --poll-interval 10 > "$OUT/serve.log" 2>&1 &
 srv=$!
 pids+=($srv)
-for _ in $(seq 100); do curl -fsS "http://127.0.0.1:$WEB/healthz" >/dev/null 2>&1 && break; sleep 0.2; done
+for _ in $(seq 300); do curl -fsS "http://127.0.0.1:$WEB/healthz" >/dev/null 2>&1 && break; sleep 0.2; done
+# The serving process itself (under a profiler, a child of it).
+srv=$(pgrep -f "^${SOAK_SERVE_BIN:-$BIN} serve --data-dir $D/data" | head -1)
+pids+=($srv)
 
 restart="kill \$(cat $D/sim.pid); while kill -0 \$(cat $D/sim.pid) 2>/dev/null; do sleep 0.1; done; \
   '$BIN' simulate --count $CAMERAS --base-port $BASE --wsd-port 0 --misbehave $MIS > $OUT/sim.log 2>&1 & \

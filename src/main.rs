@@ -5,6 +5,7 @@ use clap::Parser;
 
 /// mimalloc: the client allocates many small, short-lived buffers per camera
 /// answer; glibc malloc/free were ~11% of adopt CPU (BENCHMARKS.md).
+#[cfg(not(feature = "system-alloc"))]
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -138,6 +138,9 @@ fn sqlite_process_config() {
             tracing::debug!(rc, "SQLite was already initialized; its settings stay");
             return;
         }
+        if cfg!(feature = "system-alloc") {
+            return; // heap profiling: SQLite keeps malloc, where the profiler sees it
+        }
         let methods = sqlite_alloc::methods();
         let rc = unsafe {
             libsqlite3_sys::sqlite3_config(
