@@ -49,8 +49,9 @@ fn internal(what: String, e: impl std::error::Error + Send + Sync + 'static) -> 
 }
 
 fn sha256_file(p: &Path) -> Result<String> {
-    let bytes = std::fs::read(p).map_err(|e| internal(format!("reading {}", p.display()), e))?;
-    Ok(crate::storage::sha256_hex(&bytes))
+    crate::storage::sha256_file(p)
+        .map(|(_, sha256)| sha256)
+        .map_err(|e| internal(format!("reading {}", p.display()), e))
 }
 
 fn private_copy(from: &Path, to: &Path) -> Result<()> {

@@ -886,26 +886,14 @@ fn check_image_fields(vendor: &str, model_pattern: &str, version: &str) -> Resul
     Ok(())
 }
 
-/// SHA-256 (hex) of a file, read in 1 MiB pieces.
+/// SHA-256 (hex) of a file, read in 1 MiB pieces on the blocking pool.
 async fn sha256_file(path: &std::path::Path) -> Result<String> {
-    use sha2::Digest;
-    use tokio::io::AsyncReadExt;
-    let mut f = tokio::fs::File::open(path)
+    let path = path.to_path_buf();
+    tokio::task::spawn_blocking(move || crate::storage::sha256_file(&path))
         .await
-        .map_err(|e| Error::new(ErrorKind::Internal, format!("reading the upload: {e}")))?;
-    let mut h = sha2::Sha256::new();
-    let mut buf = vec![0u8; 1024 * 1024];
-    loop {
-        let n = f
-            .read(&mut buf)
-            .await
-            .map_err(|e| Error::new(ErrorKind::Internal, format!("reading the upload: {e}")))?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-    }
-    Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
+        .map_err(|e| Error::new(ErrorKind::Internal, format!("reading the upload: {e}")))?
+        .map(|(_, sha256)| sha256)
+        .map_err(|e| Error::new(ErrorKind::Internal, format!("reading the upload: {e}")))
 }
 
 #[cfg(test)]

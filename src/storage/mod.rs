@@ -167,20 +167,7 @@ impl Storage {
             let src = path.to_path_buf();
             let r =
                 tokio::task::spawn_blocking(move || -> std::io::Result<Option<(u64, String)>> {
-                    use sha2::Digest;
-                    use std::io::Read;
-                    let mut f = std::fs::File::open(&src)?;
-                    let mut h = sha2::Sha256::new();
-                    let mut buf = vec![0u8; 1 << 20];
-                    let mut n = 0u64;
-                    loop {
-                        let k = f.read(&mut buf)?;
-                        if k == 0 {
-                            break;
-                        }
-                        h.update(&buf[..k]);
-                        n += k as u64;
-                    }
+                    let (n, sha256) = sha256_file(&src)?;
                     let parent = dest.parent().unwrap_or(Path::new("."));
                     std::fs::create_dir_all(parent)?;
                     match std::fs::rename(&src, &dest) {
@@ -190,7 +177,7 @@ impl Storage {
                         Err(e) => return Err(e),
                     }
                     std::fs::File::open(parent)?.sync_all()?;
-                    Ok(Some((n, hex(&h.finalize()))))
+                    Ok(Some((n, sha256)))
                 })
                 .await
                 .map_err(|e| err(&format!("writing {key}"), e))?
@@ -303,6 +290,25 @@ pub fn hex(b: &[u8]) -> String {
 
 /// SHA-256 of some bytes, as lowercase hex (checksums in the ledger and
 /// the firmware library).
+/// A file's size and SHA-256 (hex), read in 1 MiB pieces (blocking: call
+/// it from the blocking pool).
+pub fn sha256_file(path: &Path) -> std::io::Result<(u64, String)> {
+    use sha2::Digest;
+    use std::io::Read;
+    let mut f = std::fs::File::open(path)?;
+    let mut h = sha2::Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut n = 0u64;
+    loop {
+        let k = f.read(&mut buf)?;
+        if k == 0 {
+            return Ok((n, hex(&h.finalize())));
+        }
+        h.update(&buf[..k]);
+        n += k as u64;
+    }
+}
+
 pub fn sha256_hex(data: &[u8]) -> String {
     use sha2::Digest;
     sha2::Sha256::digest(data)

@@ -103,30 +103,30 @@ pub fn export_response(e: ExportFile) -> Response {
     };
     let headers = common(&e.etag, format!("attachment; filename=\"{}\"", e.filename));
     let body = match e.file {
-        Some(file) if len > 0 => {
+        // One seek to the range's start (an lseek), then reads.
+        Some(file)
+            if len > 0
+                && std::io::Seek::seek(&mut &file, std::io::SeekFrom::Start(start)).is_ok() =>
+        {
             let file = tokio::fs::File::from_std(file);
-            let stream =
-                futures::stream::unfold((file, start, len), |(mut f, at, left)| async move {
-                    use tokio::io::{AsyncReadExt, AsyncSeekExt};
-                    if left == 0 {
-                        return None;
+            let stream = futures::stream::unfold((file, len), |(mut f, left)| async move {
+                use tokio::io::AsyncReadExt;
+                if left == 0 {
+                    return None;
+                }
+                let mut buf = vec![0u8; left.min(256 * 1024) as usize];
+                match f.read(&mut buf).await {
+                    Ok(0) => None,
+                    Ok(n) => {
+                        buf.truncate(n);
+                        Some((
+                            Ok::<_, std::io::Error>(bytes::Bytes::from(buf)),
+                            (f, left - n as u64),
+                        ))
                     }
-                    if let Err(e) = f.seek(std::io::SeekFrom::Start(at)).await {
-                        return Some((Err(e), (f, at, 0)));
-                    }
-                    let mut buf = vec![0u8; left.min(256 * 1024) as usize];
-                    match f.read(&mut buf).await {
-                        Ok(0) => None,
-                        Ok(n) => {
-                            buf.truncate(n);
-                            Some((
-                                Ok::<_, std::io::Error>(bytes::Bytes::from(buf)),
-                                (f, at + n as u64, left - n as u64),
-                            ))
-                        }
-                        Err(e) => Some((Err(e), (f, at, 0))),
-                    }
-                });
+                    Err(e) => Some((Err(e), (f, 0))),
+                }
+            });
             axum::body::Body::from_stream(stream)
         }
         _ => axum::body::Body::empty(),
