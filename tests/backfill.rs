@@ -32,6 +32,13 @@ struct Rig {
     backfill: Backfill,
     id: i32,
     now: DateTime<Utc>,
+    spool: std::path::PathBuf,
+}
+
+impl Drop for Rig {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.spool);
+    }
 }
 
 async fn rig(spec: &str) -> Rig {
@@ -68,7 +75,7 @@ async fn rig(spec: &str) -> Rig {
         store.clone(),
         transport(),
         shared.clone(),
-        spool,
+        spool.clone(),
     );
     backfill.config.max_bytes_per_s = 1 << 30;
     Rig {
@@ -78,6 +85,7 @@ async fn rig(spec: &str) -> Rig {
         backfill,
         id: d.id,
         now: clock.now_utc(),
+        spool,
     }
 }
 
