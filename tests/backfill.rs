@@ -32,12 +32,15 @@ struct Rig {
     backfill: Backfill,
     id: i32,
     now: DateTime<Utc>,
-    spool: std::path::PathBuf,
+    _spool: SpoolDir,
 }
 
-impl Drop for Rig {
+/// The backfill's spool directory, removed with the rig.
+struct SpoolDir(std::path::PathBuf);
+
+impl Drop for SpoolDir {
     fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.spool);
+        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
 
@@ -85,7 +88,7 @@ async fn rig(spec: &str) -> Rig {
         backfill,
         id: d.id,
         now: clock.now_utc(),
-        spool,
+        _spool: SpoolDir(spool),
     }
 }
 
