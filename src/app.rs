@@ -33,6 +33,8 @@ pub struct AppConfig {
     pub migrate: bool,
     /// The enterprise number SNMP notifications are sent under.
     pub snmp_enterprise: u32,
+    /// Caps on live view.
+    pub live: crate::recorder::live::Limits,
 }
 
 impl Default for AppConfig {
@@ -47,6 +49,7 @@ impl Default for AppConfig {
             web: Default::default(),
             migrate: true,
             snmp_enterprise: crate::config::DEFAULT_ENTERPRISE,
+            live: Default::default(),
         }
     }
 }
@@ -104,6 +107,7 @@ pub async fn build_with_clock(cfg: &AppConfig, clock: SharedClock) -> Result<Arc
         .with_web_config(cfg.web.clone());
     state.snmp_enterprise = cfg.snmp_enterprise;
     state.console.snmp_enterprise = cfg.snmp_enterprise;
+    state.live = Arc::new(crate::recorder::live::LiveHub::new(cfg.live.clone()));
     let state = Arc::new(state);
     state.alerting.ensure_default_rules().await?;
     // Tasks that were running when camfleet stopped are interrupted now;
@@ -259,13 +263,16 @@ pub fn spawn_recordings(
     spool: std::path::PathBuf,
     shutdown: crate::shutdown::Shutdown,
 ) -> tokio::task::JoinHandle<()> {
-    let m = Arc::new(crate::fleet::recording::RecordingManager::new(
-        state.db.clone(),
-        state.inventory.secrets(),
-        state.storage.clone(),
-        state.clock.clone(),
-        spool,
-    ));
+    let m = Arc::new(
+        crate::fleet::recording::RecordingManager::new(
+            state.db.clone(),
+            state.inventory.secrets(),
+            state.storage.clone(),
+            state.clock.clone(),
+            spool,
+        )
+        .with_live(state.live.clone()),
+    );
     let st = state.clone();
     tokio::spawn(m.run(shutdown, move |notices| {
         let st = st.clone();
@@ -350,6 +357,8 @@ pub struct AppState {
     pub console: crate::fleet::console::Console,
     /// Caps on heavy requests running at once.
     pub limits: Limits,
+    /// Live view: every camera's channel on this node.
+    pub live: Arc<crate::recorder::live::LiveHub>,
     /// Where uploads are streamed before they are stored.
     pub upload_dir: PathBuf,
     secrets: Arc<crate::secrets::SecretBox>,
@@ -407,6 +416,7 @@ impl AppState {
                 inventory.clone(),
             ),
             limits: Limits::default(),
+            live: Default::default(),
             upload_dir: std::env::temp_dir(),
             inventory,
             sites: Sites::new(db.clone(), clock.clone()),

@@ -117,6 +117,7 @@ pub struct FileConfig {
     pub discovery: Option<DiscoveryFile>,
     pub tls: Option<TlsFile>,
     pub snmp: Option<SnmpFile>,
+    pub live: Option<LiveFile>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -138,6 +139,16 @@ pub struct TlsFile {
 pub struct SnmpFile {
     /// The IANA Private Enterprise Number under which traps are sent.
     pub enterprise: Option<u32>,
+}
+
+/// Caps on live view (each viewer is one HTTP stream; each camera watched
+/// but not recorded is one RTSP session from this server).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct LiveFile {
+    pub viewers_per_camera: Option<usize>,
+    pub viewers: Option<usize>,
+    pub sessions: Option<usize>,
 }
 
 macro_rules! overlay {
@@ -172,6 +183,11 @@ impl FileConfig {
             let mut mine = self.snmp.take().unwrap_or_default();
             overlay!(mine, s; enterprise);
             self.snmp = Some(mine);
+        }
+        if let Some(l) = top.live {
+            let mut mine = self.live.take().unwrap_or_default();
+            overlay!(mine, l; viewers_per_camera, viewers, sessions);
+            self.live = Some(mine);
         }
         self
     }
@@ -261,6 +277,7 @@ pub struct Settings {
     pub discovery_interfaces: InterfaceChoice,
     pub tls: Option<(PathBuf, PathBuf)>,
     pub snmp_enterprise: u32,
+    pub live: crate::recorder::live::Limits,
 }
 
 impl Settings {
@@ -322,6 +339,24 @@ impl Settings {
                 .and_then(|d| d.interfaces.as_deref())
                 .unwrap_or(&[]),
         )?;
+        let live_default = crate::recorder::live::Limits::default();
+        let lf = c.live.clone().unwrap_or_default();
+        let live = crate::recorder::live::Limits {
+            viewers_per_camera: lf
+                .viewers_per_camera
+                .unwrap_or(live_default.viewers_per_camera),
+            viewers: lf.viewers.unwrap_or(live_default.viewers),
+            sessions: lf.sessions.unwrap_or(live_default.sessions),
+        };
+        for (key, v) in [
+            ("live.viewers_per_camera", live.viewers_per_camera),
+            ("live.viewers", live.viewers),
+            ("live.sessions", live.sessions),
+        ] {
+            if !(1..=10_000).contains(&v) {
+                return Err(format!("{key}: {v} is outside 1 ..= 10000"));
+            }
+        }
         for (key, v) in [
             ("database_url", &c.database_url),
             ("storage_url", &c.storage_url),
@@ -352,6 +387,7 @@ impl Settings {
             discovery_interfaces,
             tls,
             snmp_enterprise: enterprise,
+            live,
         })
     }
 
@@ -385,6 +421,11 @@ impl Settings {
             }),
             snmp: Some(SnmpFile {
                 enterprise: Some(self.snmp_enterprise),
+            }),
+            live: Some(LiveFile {
+                viewers_per_camera: Some(self.live.viewers_per_camera),
+                viewers: Some(self.live.viewers),
+                sessions: Some(self.live.sessions),
             }),
         };
         toml::to_string(&c).unwrap_or_else(|e| format!("# cannot render settings: {e}\n"))

@@ -105,4 +105,113 @@
       a.addEventListener("click", function (e) { e.preventDefault(); playFrom(Number(a.dataset.at)); });
     });
   }
+  // Live view: fragmented MP4 from one long response into Media Source
+  // Extensions; kept near the live edge; stopped while the tab is hidden
+  // (the server closes the camera's stream when its last viewer leaves).
+  const u32 = function (b, i) { return ((b[i] << 24) >>> 0) + (b[i + 1] << 16) + (b[i + 2] << 8) + b[i + 3]; };
+  const hex2 = function (n) { return ("0" + n.toString(16)).slice(-2); };
+  // The codec string from an init segment's avcC or hvcC box.
+  const codecOf = function (b) {
+    for (let i = 4; i + 8 < b.length; i++) {
+      if (b[i] === 0x61 && b[i + 1] === 0x76 && b[i + 2] === 0x63 && b[i + 3] === 0x43) { // avcC
+        return "avc1." + hex2(b[i + 5]) + hex2(b[i + 6]) + hex2(b[i + 7]);
+      }
+      if (b[i] === 0x68 && b[i + 1] === 0x76 && b[i + 2] === 0x63 && b[i + 3] === 0x43) { // hvcC
+        const p = b[i + 5], space = ["", "A", "B", "C"][p >> 6], tier = (p & 0x20) ? "H" : "L";
+        let compat = u32(b, i + 6), rev = 0;
+        for (let k = 0; k < 32; k++) { rev = (rev << 1) | (compat & 1); compat >>>= 1; }
+        return "hvc1." + space + (p & 0x1f) + "." + (rev >>> 0).toString(16) + "." + tier + b[i + 16] + ".B0";
+      }
+    }
+    return null;
+  };
+  // The length of the leading ftyp+moov, once both are in.
+  const initLength = function (b) {
+    let i = 0;
+    while (i + 8 <= b.length) {
+      const size = u32(b, i), type = String.fromCharCode(b[i + 4], b[i + 5], b[i + 6], b[i + 7]);
+      if (size < 8 || i + size > b.length) { return 0; }
+      i += size;
+      if (type === "moov") { return i; }
+    }
+    return 0;
+  };
+  const startLive = function (video) {
+    const status = video.closest("figure") ? video.closest("figure").querySelector(".live-status") : null;
+    const say = function (t) { if (status) { status.textContent = t; } };
+    if (!window.MediaSource || !window.fetch) { say("(this browser cannot play live video)"); return; }
+    let ctrl = null, timer = null, wait = 1000;
+    const stop = function () { if (ctrl) { ctrl.abort(); ctrl = null; } if (timer) { clearTimeout(timer); timer = null; } };
+    const again = function () { stop(); if (!document.hidden) { timer = setTimeout(run, wait); wait = Math.min(wait * 2, 30000); } };
+    const run = async function () {
+      stop();
+      const my = new AbortController();
+      ctrl = my;
+      const ms = new MediaSource();
+      video.src = URL.createObjectURL(ms);
+      await new Promise(function (ok) { ms.addEventListener("sourceopen", ok, { once: true }); });
+      say("connecting…");
+      let sb = null;
+      const queue = [];
+      const pump = function () {
+        if (!sb || sb.updating || !queue.length || ms.readyState !== "open") { return; }
+        const end = sb.buffered.length ? sb.buffered.end(sb.buffered.length - 1) : 0;
+        if (end - video.currentTime > 2) { video.currentTime = end - 0.3; } // keep at the live edge
+        if (video.currentTime > 60 && sb.buffered.length && sb.buffered.start(0) < video.currentTime - 30) {
+          sb.remove(0, video.currentTime - 20); return; // bounded memory
+        }
+        sb.appendBuffer(queue.shift());
+      };
+      try {
+        const resp = await fetch(video.dataset.src, { signal: my.signal, credentials: "same-origin", cache: "no-store" });
+        if (!resp.ok) {
+          say("(" + ((await resp.text()) || "HTTP " + resp.status).slice(0, 200) + ")");
+          wait = Math.max(wait, resp.status === 503 ? 10000 : 60000);
+          again();
+          return;
+        }
+        const reader = resp.body.getReader();
+        let head = new Uint8Array(0);
+        for (;;) {
+          const r = await reader.read();
+          if (r.done) { break; }
+          if (!sb) {
+            const joined = new Uint8Array(head.length + r.value.length);
+            joined.set(head); joined.set(r.value, head.length);
+            head = joined;
+            const n = initLength(head);
+            if (!n) { continue; }
+            const codec = codecOf(head.subarray(0, n));
+            const type = 'video/mp4; codecs="' + codec + '"';
+            if (!codec || !MediaSource.isTypeSupported(type)) { say("(this browser cannot play " + (codec || "this codec") + ")"); stop(); return; }
+            sb = ms.addSourceBuffer(type);
+            sb.mode = "segments";
+            sb.addEventListener("updateend", function () {
+              if (video.buffered.length && video.currentTime < video.buffered.start(0)) { video.currentTime = video.buffered.start(0); }
+              if (video.paused && video.autoplay) { video.play().catch(function () { /* muted autoplay refused */ }); }
+              pump();
+            });
+            queue.push(head);
+            say("live");
+            wait = 1000;
+          } else {
+            queue.push(r.value);
+          }
+          if (queue.length > 200) { say("(falling behind; reconnecting)"); break; } // resumes at a keyframe
+          pump();
+        }
+        say("(stream ended; reconnecting)");
+      } catch (e) {
+        if (my.signal.aborted) { return; }
+        say("(" + (e && e.message ? e.message : "stream failed") + "; reconnecting)");
+      }
+      if (ctrl === my) { again(); }
+    };
+    document.addEventListener("visibilitychange", function () {
+      if (document.hidden) { stop(); say("(paused while hidden)"); } else { wait = 1000; run(); }
+    });
+    window.addEventListener("pagehide", stop);
+    run();
+  };
+  document.querySelectorAll("video.live-view").forEach(startLive);
 })();

@@ -374,6 +374,60 @@ async fn technician_discovers_adopts_and_opens_a_device_in_chromium() {
         .unwrap();
     assert_eq!(cursor, serde_json::json!(true));
 
+    // Live view on the device page: the camera is not recorded now, so an
+    // on-demand session feeds Media Source Extensions; the <video> plays
+    // on, near the live edge.
+    c.goto(&format!("{base}/devices/{dev}")).await.unwrap();
+    let live_of = || async {
+        let v = c
+            .execute(
+                "const v = document.querySelector('video.live-view'); const s = document.querySelector('.live-status');\
+                 const end = v.buffered.length ? v.buffered.end(v.buffered.length - 1) : 0;\
+                 return [v.currentTime, end, v.error ? v.error.code : 0, s ? s.textContent : ''];",
+                vec![],
+            )
+            .await
+            .unwrap();
+        let a = v.as_array().cloned().unwrap_or_default();
+        (
+            a.first().and_then(|x| x.as_f64()).unwrap_or(0.0),
+            a.get(1).and_then(|x| x.as_f64()).unwrap_or(0.0),
+            a.get(2).and_then(|x| x.as_i64()).unwrap_or(0),
+            a.get(3).and_then(|x| x.as_str()).unwrap_or("").to_string(),
+        )
+    };
+    let deadline = tokio::time::Instant::now() + STEP;
+    let mut first: Option<f64> = None;
+    loop {
+        let s = live_of().await;
+        assert_eq!(s.2, 0, "the live video failed: {s:?}");
+        match first {
+            None if s.0 > 0.2 => first = Some(s.0),
+            Some(t) if s.0 > t + 1.0 => {
+                assert!(s.1 - s.0 < 2.5, "live view lags the stream: {s:?}");
+                assert_eq!(s.3, "live", "{s:?}");
+                break;
+            }
+            _ => {}
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the live video never advanced: {s:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Leaving the page ends the camera's stream (the last viewer left).
+    c.goto(&format!("{base}/")).await.unwrap();
+    let cam0 = fleet.cameras()[0].clone();
+    let deadline = tokio::time::Instant::now() + STEP;
+    while cam0.live_streams.load(std::sync::atomic::Ordering::Acquire) > 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the live session outlived its last viewer"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
     c.close().await.unwrap();
     server.abort();
     let _ = std::fs::remove_dir_all(profile);

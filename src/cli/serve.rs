@@ -82,6 +82,7 @@ pub(super) fn app_config(s: &Settings, interfaces: Vec<HostInterface>) -> AppCon
         },
         migrate: s.migrate,
         snmp_enterprise: s.snmp_enterprise,
+        live: s.live.clone(),
     }
 }
 

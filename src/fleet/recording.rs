@@ -87,6 +87,8 @@ pub struct RecordingManager {
     pub reconcile_every: Duration,
     /// How often each stream reports its rates (and per-stream metrics).
     pub stats_every: Duration,
+    /// Live view: a recorded camera's viewers are fed from its recording.
+    live: Option<Arc<crate::recorder::live::LiveHub>>,
 }
 
 struct Task {
@@ -112,7 +114,14 @@ impl RecordingManager {
             segment: Duration::from_secs(60),
             stats_every: Duration::from_secs(10),
             reconcile_every: Duration::from_secs(30),
+            live: None,
         }
+    }
+
+    /// Feed live view from the recordings (no second session to a camera).
+    pub fn with_live(mut self, hub: Arc<crate::recorder::live::LiveHub>) -> Self {
+        self.live = Some(hub);
+        self
     }
 
     async fn set_status(&self, id: i32, status: &str) -> Result<()> {
@@ -278,6 +287,9 @@ impl RecordingManager {
         }
         for id in gone {
             tasks.remove(&id);
+            if let Some(hub) = &self.live {
+                hub.set_recorded(id, false);
+            }
             if !ids.contains(&id) {
                 self.set_status(id, "").await?;
             }
@@ -309,6 +321,10 @@ impl RecordingManager {
             opts.stats_every = self.stats_every;
             opts.udp = d.record_transport == "udp";
             opts.events = Some(ev_tx);
+            if let Some(hub) = &self.live {
+                opts.live = Some(hub.channel(d.id));
+                hub.set_recorded(d.id, true);
+            }
             let (stop, stopped) = crate::shutdown::channel();
             let stream = StreamId {
                 device_id: d.id,

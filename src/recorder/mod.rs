@@ -10,6 +10,7 @@
 
 pub mod depack;
 pub mod hevc;
+pub mod live;
 pub mod mp4;
 pub mod replay;
 pub mod rtsp;
@@ -64,6 +65,9 @@ pub struct RecordOptions {
     pub stats_every: Duration,
     /// Where progress is reported, if anywhere.
     pub events: Option<tokio::sync::mpsc::UnboundedSender<RecEvent>>,
+    /// Live view of this stream: its frames go to the viewers too (no
+    /// second session to the camera).
+    pub live: Option<Arc<live::Channel>>,
 }
 
 impl RecordOptions {
@@ -78,6 +82,7 @@ impl RecordOptions {
             backoff: [1, 5, 10, 60].map(Duration::from_secs),
             stats_every: Duration::from_secs(10),
             events: None,
+            live: None,
         }
     }
 }
@@ -303,6 +308,108 @@ fn put_audio(
     o.writer.push_to(track, ts - first, data, true)
 }
 
+/// A playing RTSP session: the demuxed frames, the video stream's index
+/// and the audio stream's, when AAC audio was set up.
+pub(crate) struct Playing {
+    pub demuxed: retina::client::Demuxed,
+    pub video: usize,
+    pub audio: Option<usize>,
+}
+
+/// DESCRIBE, SETUP (video, and AAC audio when `audio` and the camera sends
+/// it) and PLAY, over TCP interleaved or UDP. The group's previous session
+/// (a reconnect) is first given up to 15 s to be torn down, so a camera that
+/// allows few sessions is not left holding a stale one.
+pub(crate) async fn play(
+    url: url::Url,
+    creds: Option<(String, String)>,
+    udp: bool,
+    group: Arc<retina::client::SessionGroup>,
+    audio: bool,
+    device_id: i32,
+) -> Result<Playing> {
+    use retina::client::{
+        Credentials, PlayOptions, Session, SessionOptions, SetupOptions, TcpTransportOptions,
+        Transport, UdpTransportOptions,
+    };
+    let stale = group.stale_sessions();
+    if stale.num_sessions > 0 {
+        tracing::debug!(
+            device = device_id,
+            sessions = stale.num_sessions,
+            "waiting for stale RTSP sessions"
+        );
+        let _ =
+            tokio::time::timeout(Duration::from_secs(15), group.await_stale_sessions(&stale)).await;
+    }
+    let options = SessionOptions::default()
+        .creds(creds.map(|(username, password)| Credentials { username, password }))
+        .user_agent(concat!("camfleet/", env!("CARGO_PKG_VERSION")).into())
+        .session_group(group)
+        .teardown(retina::client::TeardownPolicy::Always);
+    let mut session =
+        tokio::time::timeout(Duration::from_secs(10), Session::describe(url, options))
+            .await
+            .map_err(|_| rec_err("DESCRIBE", "no answer within 10 s"))?
+            .map_err(|e| rec_err("DESCRIBE", e))?;
+    let vi = session
+        .streams()
+        .iter()
+        .position(|s| s.media() == "video")
+        .ok_or_else(|| rec_err("DESCRIBE", "no video stream"))?;
+    let transport = || {
+        if udp {
+            Transport::Udp(UdpTransportOptions::default())
+        } else {
+            Transport::Tcp(TcpTransportOptions::default())
+        }
+    };
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        session.setup(vi, SetupOptions::default().transport(transport())),
+    )
+    .await
+    .map_err(|_| rec_err("SETUP", "no answer within 10 s"))?
+    .map_err(|e| rec_err("SETUP", e))?;
+    // AAC audio, when the camera sends it, goes into the segment too; a
+    // camera whose audio cannot be set up is recorded without it.
+    let mut ai = if audio {
+        session
+            .streams()
+            .iter()
+            .position(|s| s.media() == "audio" && s.encoding_name() == "mpeg4-generic")
+    } else {
+        None
+    };
+    if let Some(i) = ai {
+        let r = tokio::time::timeout(
+            Duration::from_secs(10),
+            session.setup(i, SetupOptions::default().transport(transport())),
+        )
+        .await;
+        if !matches!(r, Ok(Ok(_))) {
+            tracing::info!(
+                device = device_id,
+                "recording without audio: its SETUP failed"
+            );
+            ai = None;
+        }
+    }
+    let playing = tokio::time::timeout(
+        Duration::from_secs(10),
+        session.play(PlayOptions::default()),
+    )
+    .await
+    .map_err(|_| rec_err("PLAY", "no answer within 10 s"))?
+    .map_err(|e| rec_err("PLAY", e))?;
+    let demuxed = playing.demuxed().map_err(|e| rec_err("demux", e))?;
+    Ok(Playing {
+        demuxed,
+        video: vi,
+        audio: ai,
+    })
+}
+
 impl Recorder {
     pub fn new(ledger: Arc<dyn SegmentLedger>, store: Arc<Storage>, clock: SharedClock) -> Self {
         Self {
@@ -339,72 +446,25 @@ impl Recorder {
         stats: &mut RecordStats,
         mut stop: Shutdown,
     ) -> Result<()> {
-        use retina::client::{
-            Credentials, PlayOptions, Session, SessionOptions, SetupOptions, TcpTransportOptions,
-            Transport, UdpTransportOptions,
-        };
         std::fs::create_dir_all(&opts.spool).map_err(|e| rec_err("spool", e))?;
-        // The last session of this stream (a reconnect): let its TEARDOWN
-        // finish first, for at most 15 s (it expires on its own anyway).
-        let group = self.session_group(stream);
-        let stale = group.stale_sessions();
-        if stale.num_sessions > 0 {
-            tracing::debug!(
-                device = stream.device_id,
-                sessions = stale.num_sessions,
-                "waiting for stale RTSP sessions"
-            );
-            let _ =
-                tokio::time::timeout(Duration::from_secs(15), group.await_stale_sessions(&stale))
-                    .await;
-        }
-        let options = SessionOptions::default()
-            .creds(creds.map(|(username, password)| Credentials { username, password }))
-            .user_agent(concat!("camfleet/", env!("CARGO_PKG_VERSION")).into())
-            .session_group(group)
-            .teardown(retina::client::TeardownPolicy::Always);
-        let mut session =
-            tokio::time::timeout(Duration::from_secs(10), Session::describe(url, options))
-                .await
-                .map_err(|_| rec_err("DESCRIBE", "no answer within 10 s"))?
-                .map_err(|e| rec_err("DESCRIBE", e))?;
-        let vi = session
-            .streams()
-            .iter()
-            .position(|s| s.media() == "video")
-            .ok_or_else(|| rec_err("DESCRIBE", "no video stream"))?;
-        let transport = || {
-            if opts.udp {
-                Transport::Udp(UdpTransportOptions::default())
-            } else {
-                Transport::Tcp(TcpTransportOptions::default())
-            }
-        };
-        session
-            .setup(vi, SetupOptions::default().transport(transport()))
-            .await
-            .map_err(|e| rec_err("SETUP", e))?;
-        // AAC audio, when the camera sends it, goes into the segment too; a
-        // camera whose audio cannot be set up is recorded without it.
-        let mut ai = session
-            .streams()
-            .iter()
-            .position(|s| s.media() == "audio" && s.encoding_name() == "mpeg4-generic");
-        if let Some(i) = ai
-            && let Err(e) = session
-                .setup(i, SetupOptions::default().transport(transport()))
-                .await
-        {
-            tracing::info!(device = stream.device_id, error = %e, "recording without audio");
-            ai = None;
-        }
-        let playing = session
-            .play(PlayOptions::default())
-            .await
-            .map_err(|e| rec_err("PLAY", e))?;
-        let mut demuxed = playing.demuxed().map_err(|e| rec_err("demux", e))?;
+        let Playing {
+            mut demuxed,
+            video: vi,
+            audio: ai,
+        } = play(
+            url,
+            creds,
+            opts.udp,
+            self.session_group(stream),
+            true,
+            stream.device_id,
+        )
+        .await?;
         if let Some(tx) = &opts.events {
             let _ = tx.send(RecEvent::Recording);
+        }
+        if let Some(live) = &opts.live {
+            live.restart();
         }
         let mut open: Option<Open> = None;
         // retina counts only IDR pictures as random access points; x265 and
@@ -471,6 +531,13 @@ impl Recorder {
                 key: frame.is_random_access_point() || (hevc && depack::h265_irap(frame.data())),
                 cut_before: frame.has_new_parameters(),
             };
+            if let Some(live) = &opts.live {
+                let video = match params {
+                    Some(retina::codec::ParametersRef::Video(v)) => Some(v),
+                    _ => None,
+                };
+                live.video(video, put.ts, put.data, put.key);
+            }
             let entry = || match params {
                 Some(retina::codec::ParametersRef::Video(v)) => {
                     let codec = v

@@ -328,105 +328,216 @@ impl<W: Read + Write + Seek> Mp4Writer<W> {
         mvhd.extend_from_slice(&[0; 24]);
         mvhd.extend(u32s(&[tracks.len() as u32 + 1]));
         let mut moov = full(b"mvhd", 0, 0, &mvhd);
+        let big = self.pos + shift > u64::from(u32::MAX);
         for (i, (t, tm)) in tracks.iter().enumerate() {
-            moov.extend(self.trak(t, tm, i as u32 + 1, movie_ms(t, tm) as u32, shift));
+            moov.extend(trak(
+                t,
+                tm,
+                i as u32 + 1,
+                movie_ms(t, tm) as u32,
+                shift,
+                big,
+            ));
         }
         bx(b"moov", &moov)
     }
+}
 
-    fn trak(&self, t: &Track, tm: &Timing, id: u32, movie_dur: u32, shift: u64) -> Vec<u8> {
-        let (w, h, volume, handler, name): (u32, u32, u16, &[u8; 4], &[u8]) = match t.kind {
-            Kind::Video { width, height } => (width, height, 0, b"vide", b"camfleet video\0"),
-            Kind::Audio => (0, 0, 0x0100, b"soun", b"camfleet audio\0"),
-        };
-        let mut tkhd = u32s(&[0, 0, id, 0, movie_dur, 0, 0]);
-        tkhd.extend_from_slice(&[0, 0, 0, 0]); // layer, alternate group
-        tkhd.extend_from_slice(&volume.to_be_bytes());
-        tkhd.extend_from_slice(&[0, 0]); // reserved
-        tkhd.extend(u32s(&MATRIX));
-        tkhd.extend(u32s(&[w << 16, h << 16]));
-        let mut mdhd = u32s(&[0, 0, t.timescale, sum(&tm.durations) as u32]);
-        mdhd.extend_from_slice(&0x55c4u16.to_be_bytes()); // "und"
-        mdhd.extend_from_slice(&[0, 0]);
-        let mut hdlr = u32s(&[0]);
-        hdlr.extend_from_slice(handler);
-        hdlr.extend_from_slice(&[0; 12]);
-        hdlr.extend_from_slice(name);
-        // Sample tables.
-        let stts_b = run_lengths(&tm.durations);
-        let n = t.samples.len() as u32;
-        // One chunk per sample: simple and exact.
-        let stsc = u32s(&[1, 1, 1, 1]);
-        let mut stsz = u32s(&[0, n]);
-        stsz.extend(t.samples.iter().flat_map(|s| s.size.to_be_bytes()));
-        let big = self.pos + shift > u64::from(u32::MAX);
-        let (co_kind, co) = if big {
-            let mut v = u32s(&[n]);
-            v.extend(
-                t.samples
-                    .iter()
-                    .flat_map(|s| (s.offset + shift).to_be_bytes()),
-            );
-            (b"co64", v)
-        } else {
-            let mut v = u32s(&[n]);
-            v.extend(
-                t.samples
-                    .iter()
-                    .flat_map(|s| ((s.offset + shift) as u32).to_be_bytes()),
-            );
-            (b"stco", v)
-        };
-        let mut stsd = u32s(&[1]);
-        stsd.extend_from_slice(&t.sample_entry);
-        let mut stbl = full(b"stsd", 0, 0, &stsd);
-        stbl.extend(full(b"stts", 0, 0, &stts_b));
-        if tm.offsets.iter().any(|&o| o != 0) {
-            stbl.extend(full(b"ctts", 0, 0, &run_lengths(&tm.offsets)));
-        }
-        if matches!(t.kind, Kind::Video { .. }) {
-            let sync: Vec<u32> = t
-                .samples
+/// One track's `trak` box; `big` when sample offsets need 64 bits.
+fn trak(t: &Track, tm: &Timing, id: u32, movie_dur: u32, shift: u64, big: bool) -> Vec<u8> {
+    let (w, h, volume, handler, name): (u32, u32, u16, &[u8; 4], &[u8]) = match t.kind {
+        Kind::Video { width, height } => (width, height, 0, b"vide", b"camfleet video\0"),
+        Kind::Audio => (0, 0, 0x0100, b"soun", b"camfleet audio\0"),
+    };
+    let mut tkhd = u32s(&[0, 0, id, 0, movie_dur, 0, 0]);
+    tkhd.extend_from_slice(&[0, 0, 0, 0]); // layer, alternate group
+    tkhd.extend_from_slice(&volume.to_be_bytes());
+    tkhd.extend_from_slice(&[0, 0]); // reserved
+    tkhd.extend(u32s(&MATRIX));
+    tkhd.extend(u32s(&[w << 16, h << 16]));
+    let mut mdhd = u32s(&[0, 0, t.timescale, sum(&tm.durations) as u32]);
+    mdhd.extend_from_slice(&0x55c4u16.to_be_bytes()); // "und"
+    mdhd.extend_from_slice(&[0, 0]);
+    let mut hdlr = u32s(&[0]);
+    hdlr.extend_from_slice(handler);
+    hdlr.extend_from_slice(&[0; 12]);
+    hdlr.extend_from_slice(name);
+    // Sample tables.
+    let stts_b = run_lengths(&tm.durations);
+    let n = t.samples.len() as u32;
+    // One chunk per sample: simple and exact.
+    let stsc = u32s(&[1, 1, 1, 1]);
+    let mut stsz = u32s(&[0, n]);
+    stsz.extend(t.samples.iter().flat_map(|s| s.size.to_be_bytes()));
+    let (co_kind, co) = if big {
+        let mut v = u32s(&[n]);
+        v.extend(
+            t.samples
                 .iter()
-                .enumerate()
-                .filter(|(_, s)| s.sync)
-                .map(|(i, _)| i as u32 + 1)
-                .collect();
-            let mut stss = u32s(&[sync.len() as u32]);
-            stss.extend(u32s(&sync));
-            stbl.extend(full(b"stss", 0, 0, &stss));
-        }
-        stbl.extend(full(b"stsc", 0, 0, &stsc));
-        stbl.extend(full(b"stsz", 0, 0, &stsz));
-        stbl.extend(full(co_kind, 0, 0, &co));
-        let dinf = bx(
-            b"dinf",
-            &full(
-                b"dref",
-                0,
-                0,
-                &[u32s(&[1]), full(b"url ", 0, 1, &[])].concat(),
-            ),
+                .flat_map(|s| (s.offset + shift).to_be_bytes()),
         );
-        let media_header = match t.kind {
-            Kind::Video { .. } => full(b"vmhd", 0, 1, &[0; 8]),
-            Kind::Audio => full(b"smhd", 0, 0, &[0; 4]),
-        };
-        let minf = bx(b"minf", &[media_header, dinf, bx(b"stbl", &stbl)].concat());
-        let mdia = bx(
-            b"mdia",
-            &[full(b"mdhd", 0, 0, &mdhd), full(b"hdlr", 0, 0, &hdlr), minf].concat(),
+        (b"co64", v)
+    } else {
+        let mut v = u32s(&[n]);
+        v.extend(
+            t.samples
+                .iter()
+                .flat_map(|s| ((s.offset + shift) as u32).to_be_bytes()),
         );
-        // Reordered frames: presentation starts at the first frame's
-        // composition time, not at its decode time.
-        let edts = if tm.lead > 0 {
-            let elst = u32s(&[1, movie_dur, tm.lead, 0x0001_0000]);
-            bx(b"edts", &full(b"elst", 0, 0, &elst))
-        } else {
-            Vec::new()
-        };
-        bx(b"trak", &[full(b"tkhd", 0, 3, &tkhd), edts, mdia].concat())
+        (b"stco", v)
+    };
+    let mut stsd = u32s(&[1]);
+    stsd.extend_from_slice(&t.sample_entry);
+    let mut stbl = full(b"stsd", 0, 0, &stsd);
+    stbl.extend(full(b"stts", 0, 0, &stts_b));
+    if tm.offsets.iter().any(|&o| o != 0) {
+        stbl.extend(full(b"ctts", 0, 0, &run_lengths(&tm.offsets)));
     }
+    if matches!(t.kind, Kind::Video { .. }) {
+        let sync: Vec<u32> = t
+            .samples
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.sync)
+            .map(|(i, _)| i as u32 + 1)
+            .collect();
+        let mut stss = u32s(&[sync.len() as u32]);
+        stss.extend(u32s(&sync));
+        stbl.extend(full(b"stss", 0, 0, &stss));
+    }
+    stbl.extend(full(b"stsc", 0, 0, &stsc));
+    stbl.extend(full(b"stsz", 0, 0, &stsz));
+    stbl.extend(full(co_kind, 0, 0, &co));
+    let dinf = bx(
+        b"dinf",
+        &full(
+            b"dref",
+            0,
+            0,
+            &[u32s(&[1]), full(b"url ", 0, 1, &[])].concat(),
+        ),
+    );
+    let media_header = match t.kind {
+        Kind::Video { .. } => full(b"vmhd", 0, 1, &[0; 8]),
+        Kind::Audio => full(b"smhd", 0, 0, &[0; 4]),
+    };
+    let minf = bx(b"minf", &[media_header, dinf, bx(b"stbl", &stbl)].concat());
+    let mdia = bx(
+        b"mdia",
+        &[full(b"mdhd", 0, 0, &mdhd), full(b"hdlr", 0, 0, &hdlr), minf].concat(),
+    );
+    // Reordered frames: presentation starts at the first frame's
+    // composition time, not at its decode time.
+    let edts = if tm.lead > 0 {
+        let elst = u32s(&[1, movie_dur, tm.lead, 0x0001_0000]);
+        bx(b"edts", &full(b"elst", 0, 0, &elst))
+    } else {
+        Vec::new()
+    };
+    bx(b"trak", &[full(b"tkhd", 0, 3, &tkhd), edts, mdia].concat())
+}
+
+/// The initialisation segment of a fragmented MP4 with one video track
+/// (ID 1): `ftyp`, and a `moov` whose sample tables are empty and whose
+/// `mvex` announces that the samples come in movie fragments
+/// ([`fragment`]). Live view sends it first, and again when the stream's
+/// parameters change.
+pub fn fragmented_init(
+    sample_entry: &[u8],
+    (width, height): (u32, u32),
+    timescale: u32,
+) -> Vec<u8> {
+    let ftyp = bx(
+        b"ftyp",
+        &[
+            b"iso5".as_slice(),
+            &0x200u32.to_be_bytes(),
+            b"iso5iso6avc1mp41",
+        ]
+        .concat(),
+    );
+    let track = Track {
+        kind: Kind::Video { width, height },
+        sample_entry: sample_entry.to_vec(),
+        timescale,
+        nominal: timescale / 25,
+        samples: Vec::new(),
+    };
+    let timing = Timing {
+        durations: Vec::new(),
+        offsets: Vec::new(),
+        lead: 0,
+    };
+    let mut mvhd = u32s(&[0, 0, MOVIE_TIMESCALE, 0, 0x0001_0000]);
+    mvhd.extend_from_slice(&0x0100u16.to_be_bytes());
+    mvhd.extend_from_slice(&[0; 10]);
+    mvhd.extend(u32s(&MATRIX));
+    mvhd.extend_from_slice(&[0; 24]);
+    mvhd.extend(u32s(&[2]));
+    // trex: track 1, sample description 1, no defaults (every fragment
+    // states its samples' durations, sizes and flags).
+    let trex = full(b"trex", 0, 0, &u32s(&[1, 1, 0, 0, 0]));
+    let moov = [
+        full(b"mvhd", 0, 0, &mvhd),
+        trak(&track, &timing, 1, 0, 0, false),
+        bx(b"mvex", &trex),
+    ]
+    .concat();
+    [ftyp, bx(b"moov", &moov)].concat()
+}
+
+/// One video sample of a movie fragment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FragSample {
+    /// In the track's timescale.
+    pub duration: u32,
+    pub size: u32,
+    pub sync: bool,
+    /// Presentation minus decode time (signed: `trun` version 1).
+    pub composition_offset: i32,
+}
+
+/// A movie fragment (`moof` + `mdat`) of track 1: `sequence` counts up
+/// from 1, `decode_time` is the first sample's decode time in the track's
+/// timescale, `data` the samples' bytes one after another.
+pub fn fragment(sequence: u32, decode_time: u64, samples: &[FragSample], data: &[u8]) -> Vec<u8> {
+    let mfhd = full(b"mfhd", 0, 0, &u32s(&[sequence]));
+    // tfhd: track 1, the base offset is the moof (default-base-is-moof).
+    let tfhd = full(b"tfhd", 0, 0x02_0000, &u32s(&[1]));
+    let tfdt = full(b"tfdt", 1, 0, &decode_time.to_be_bytes());
+    // trun: data offset, and per sample its duration, size, flags and
+    // composition offset.
+    let flags = 0x0001 | 0x0100 | 0x0200 | 0x0400 | 0x0800;
+    let mut trun = u32s(&[samples.len() as u32, 0]);
+    for s in samples {
+        // sample_depends_on 2 (an I picture) for sync samples; otherwise
+        // depends on others and is not a sync sample.
+        let sample_flags: u32 = if s.sync { 0x0200_0000 } else { 0x0101_0000 };
+        trun.extend(u32s(&[
+            s.duration,
+            s.size,
+            sample_flags,
+            s.composition_offset as u32,
+        ]));
+    }
+    let traf_len = |trun_len: usize| 8 + tfhd.len() + tfdt.len() + trun_len;
+    let trun_len = 12 + trun.len();
+    let moof_len = 8 + mfhd.len() + traf_len(trun_len);
+    // The data offset counts from the moof's first byte to the first
+    // sample, past the mdat header.
+    trun[4..8].copy_from_slice(&((moof_len + 8) as u32).to_be_bytes());
+    let traf = bx(
+        b"traf",
+        &[tfhd, tfdt, full(b"trun", 1, flags, &trun)].concat(),
+    );
+    let moof = bx(b"moof", &[mfhd, traf].concat());
+    debug_assert_eq!(moof.len(), moof_len);
+    let mut out = moof;
+    out.reserve(data.len() + 8);
+    out.extend_from_slice(&((data.len() + 8) as u32).to_be_bytes());
+    out.extend_from_slice(b"mdat");
+    out.extend_from_slice(data);
+    out
 }
 
 fn sum(v: &[u32]) -> u64 {

@@ -42,6 +42,10 @@ pub struct SimCamera {
     pub clock: SharedClock,
     /// SOAP and snapshot requests received (tests count retries with it).
     pub requests: std::sync::atomic::AtomicU64,
+    /// Live RTSP streams playing now, and started in all (tests count
+    /// the sessions a client holds).
+    pub live_streams: std::sync::atomic::AtomicUsize,
+    pub live_plays: std::sync::atomic::AtomicU64,
     /// PullPoint subscriptions and the events queued on them.
     pub events: super::events::SimEvents,
     /// Failures tests ask for (writes that do not stick, firmware trouble).
@@ -95,6 +99,8 @@ impl SimCamera {
             reported_authority,
             clock,
             requests: std::sync::atomic::AtomicU64::new(0),
+            live_streams: Default::default(),
+            live_plays: Default::default(),
             events: Default::default(),
             failures: Default::default(),
             pending_firmware: Mutex::new(None),

@@ -616,7 +616,28 @@ fn clip_of(cam: &SimCamera) -> &'static clip::Clip {
     }
 }
 
+/// Counts a live stream while it plays (also when its task is aborted).
+struct Playing(Arc<SimCamera>);
+
+impl Playing {
+    fn new(cam: &Arc<SimCamera>) -> Self {
+        use std::sync::atomic::Ordering;
+        cam.live_streams.fetch_add(1, Ordering::AcqRel);
+        cam.live_plays.fetch_add(1, Ordering::AcqRel);
+        Self(cam.clone())
+    }
+}
+
+impl Drop for Playing {
+    fn drop(&mut self) {
+        self.0
+            .live_streams
+            .fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+    }
+}
+
 async fn live(cam: Arc<SimCamera>, sink: Sink, ssrc: u32, mut seq: u16, ts0: u32) {
+    let _playing = Playing::new(&cam);
     let c = clip_of(&cam);
     let mut tick = tokio::time::interval(Duration::from_millis(FRAME_MS as u64));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);

@@ -15,6 +15,7 @@ pub mod firmware;
 pub mod form;
 pub mod inventory;
 pub mod jobs;
+pub mod live;
 pub mod metrics;
 pub mod net;
 pub mod pages;
@@ -126,6 +127,8 @@ pub const ROUTES: &[RouteSpec] = &[
     ),
     g(Method::POST, "/devices/{id}/backfill", Gate::OperateDevices),
     g(Method::GET, "/devices/{id}/recordings", Gate::WatchVideo),
+    g(Method::GET, "/devices/{id}/live.mp4", Gate::WatchVideo),
+    g(Method::GET, "/live", Gate::WatchVideo),
     g(Method::GET, "/recordings/{id}", Gate::WatchVideo),
     g(
         Method::GET,
@@ -231,6 +234,8 @@ fn handler(spec: &RouteSpec) -> MethodRouter<State> {
         ("POST", "/devices/{id}/recording") => post(device::device_recording),
         ("POST", "/devices/{id}/backfill") => post(device::device_backfill),
         ("GET", "/devices/{id}/recordings") => get(recordings::recordings),
+        ("GET", "/devices/{id}/live.mp4") => get(live::stream),
+        ("GET", "/live") => get(live::grid),
         ("GET", "/recordings/{id}") => get(recordings::segment),
         ("GET", "/devices/{id}/recordings/export") => get(recordings::export),
         ("POST", "/devices/{id}/network") => post(device::device_network),
@@ -459,7 +464,7 @@ async fn security_headers(
     }
     h.insert(
         header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static("default-src 'self'; img-src 'self' data:; style-src 'self'; frame-ancestors 'none'; form-action 'self'"),
+        HeaderValue::from_static("default-src 'self'; img-src 'self' data:; media-src 'self' blob:; style-src 'self'; frame-ancestors 'none'; form-action 'self'"),
     );
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     h.insert(

@@ -16,6 +16,7 @@ pub mod devices;
 pub mod discovery;
 pub mod firmware;
 pub mod inventory;
+pub mod live;
 pub mod metrics;
 pub mod overview;
 pub mod provision;
