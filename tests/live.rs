@@ -295,6 +295,17 @@ async fn the_route_streams_mp4_and_enforces_caps_and_the_video_permission() {
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     assert!(text.contains("already watch this camera"), "{text}");
 
+    // The grid page: a tile per camera for the technician, none of it for
+    // procurement.
+    let (status, _, page) = send(&app, get(&format!("/live?device={}", d.id), &tech)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        page.contains(&format!("data-src=\"/devices/{}/live.mp4\"", d.id)),
+        "{page}"
+    );
+    let (status, _, _) = send(&app, get("/live", &buyer)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+
     // Closing the responses (the browsers leaving) gives the places back.
     drop(held);
     drop(body);

@@ -288,6 +288,27 @@ async fn a_technician_behind_nginx_finds_adopts_and_exports_cameras_on_a_real_li
     let csv = b.get_text("/inventory.csv").await;
     assert_eq!(csv.lines().count(), cameras + 1, "{csv}");
 
+    // Live view through the proxy: the camera's stream across the link,
+    // fragments passed on as they come (not buffered by the proxy).
+    let devices: Value =
+        serde_json::from_str(&b.get("/api/v1/devices").await.text().await.unwrap()).unwrap();
+    let id = devices["devices"][0]["id"].as_i64().expect("a device");
+    let mut r = b.get(&format!("/devices/{id}/live.mp4")).await;
+    assert_eq!(r.status(), 200, "live view through the proxy");
+    let mut got = Vec::new();
+    let mut fragments = 0;
+    while fragments < 20 {
+        let chunk = tokio::time::timeout(Duration::from_secs(20), r.chunk())
+            .await
+            .expect("live bytes within 20 s")
+            .unwrap()
+            .expect("the stream goes on");
+        got.extend_from_slice(&chunk);
+        fragments = got.windows(4).filter(|w| w == b"moof").count();
+    }
+    assert_eq!(&got[4..8], b"ftyp");
+    drop(r);
+
     // A form from another origin is refused even through the proxy.
     let csrf = b.csrf("/discovery").await;
     let r = b

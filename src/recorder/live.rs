@@ -372,6 +372,11 @@ impl LiveHub {
             .clone()
     }
 
+    fn report(&self) {
+        metrics::gauge!("camfleet_live_viewers").set(self.viewers() as f64);
+        metrics::gauge!("camfleet_live_sessions").set(self.sessions() as f64);
+    }
+
     /// Viewers on this node now.
     pub fn viewers(&self) -> usize {
         self.viewers.load(Ordering::Acquire)
@@ -457,6 +462,7 @@ impl LiveHub {
             drop(viewer);
             return Err(e);
         }
+        self.report();
         Ok(viewer)
     }
 
@@ -503,6 +509,7 @@ impl LiveHub {
         tokio::spawn(async move {
             hub.pull(&ch, src, group, stopped).await;
             hub.sessions.fetch_sub(1, Ordering::AcqRel);
+            hub.report();
         });
         Ok(())
     }
@@ -546,6 +553,8 @@ impl LiveHub {
                 stop.fire();
             }
         }
+        drop(mux);
+        self.report();
     }
 }
 
