@@ -1877,9 +1877,11 @@ async fn technicians_plan_apply_and_follow_a_provisioning_task() {
     let (app, state) = app().await;
     make_user(&state, "tech", Role::Technician).await;
     make_user(&state, "viewer", Role::Viewer).await;
-    let f = fleet(2, "").await;
+    let f = fleet(3, "").await;
     let a = adopt_into(&state, &f, 0).await;
     let b = adopt_into(&state, &f, 1).await;
+    // A third camera, outside the site planned for.
+    let c = adopt_into(&state, &f, 2).await;
     // A technician's profile belongs to a site (shared ones are admins').
     let north = make_site(&state, "North").await.to_string();
     put_in_site(&state, a.id, "North").await;
@@ -1913,6 +1915,9 @@ async fn technicians_plan_apply_and_follow_a_provisioning_task() {
                 ("user_name", "operator"),
                 ("user_level", "Operator"),
                 ("user_password", "short"),
+                ("dns_mode", "manual"),
+                ("dns_servers", "not-an-ip"),
+                ("hostname", "cam-{foo}"),
             ]),
         ),
     )
@@ -1922,6 +1927,10 @@ async fn technicians_plan_apply_and_follow_a_provisioning_task() {
         "NTP servers: at least one for manual",
         "main stream resolution: WIDTHxHEIGHT",
         "user operator: password of at least 8 characters",
+        "DNS servers: &#34;not-an-ip&#34; is not an IP address",
+        "hostname pattern: unknown placeholder {foo}",
+        // What was typed stays in the form.
+        "value=\"cam-{foo}\"",
     ] {
         assert!(page.contains(e), "{e}: {page}");
     }
@@ -1947,13 +1956,14 @@ async fn technicians_plan_apply_and_follow_a_provisioning_task() {
     let profile_url = h[header::LOCATION].to_str().unwrap().to_string();
     let (_, _, page) = send(&app, get(&profile_url, &cookie)).await;
     assert!(page.contains("ntp1.example 192.0.2.10"), "{page}");
-    // Plan: per device, now → wanted.
+    // Plan for site North: per device, now → wanted; the site stays
+    // selected, and Apply carries exactly the planned devices.
     let (status, _, page) = send(
         &app,
         post_form(
             &format!("{profile_url}/run"),
             &cookie,
-            &form(&[("action", "plan"), ("site", "")]),
+            &form(&[("action", "plan"), ("site", &north)]),
         ),
     )
     .await;
@@ -1962,8 +1972,17 @@ async fn technicians_plan_apply_and_follow_a_provisioning_task() {
         page.contains(&format!("cam-{}", a.id)) && page.contains("will change"),
         "{page}"
     );
-    // Apply, follow the live progress to the end, see the outcome.
-    let (status, h, _) = send(
+    assert!(!page.contains(&format!("cam-{}", c.id)), "{page}");
+    assert!(page.contains(&format!("<option value=\"{north}\" selected>")), "{page}");
+    assert!(page.contains("Apply to these 2 devices"), "{page}");
+    let planned: Vec<String> = page
+        .split("<input type=\"hidden\" name=\"device\" value=\"")
+        .skip(1)
+        .map(|rest| rest.split('"').next().unwrap().to_string())
+        .collect();
+    assert_eq!(planned, vec![a.id.to_string(), b.id.to_string()]);
+    // Apply without a plan's devices is refused, with the way forward.
+    let (status, _, text) = send(
         &app,
         post_form(
             &format!("{profile_url}/run"),
@@ -1972,12 +1991,33 @@ async fn technicians_plan_apply_and_follow_a_provisioning_task() {
         ),
     )
     .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(text.contains("Apply follows a plan"), "{text}");
+    // Apply the plan, follow the live progress to the end, see the outcome.
+    let mut pairs: Vec<(&str, &str)> = vec![("action", "apply")];
+    for id in &planned {
+        pairs.push(("device", id));
+    }
+    let (status, h, _) = send(
+        &app,
+        post_form(&format!("{profile_url}/run"), &cookie, &form(&pairs)),
+    )
+    .await;
     assert_eq!(status, StatusCode::SEE_OTHER);
     let task_url = h[header::LOCATION].to_str().unwrap().to_string();
     let events = follow(&app, &task_url, &cookie).await;
     assert!(events.contains("event: end"), "{events}");
     let (_, _, page) = send(&app, get(&task_url, &cookie)).await;
     assert!(page.contains("2 changed"), "{page}");
+    let items = camfleet::db::entities::provision_item::Entity::find()
+        .all(&state.db)
+        .await
+        .unwrap();
+    assert_eq!(
+        items.iter().map(|i| i.device_id).collect::<Vec<_>>(),
+        vec![a.id, b.id],
+        "exactly the planned devices"
+    );
     assert!(page.contains("Show new password once"), "{page}");
     let item = camfleet::db::entities::provision_item::Entity::find()
         .all(&state.db)

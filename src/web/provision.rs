@@ -272,6 +272,8 @@ pub struct ProfilePage {
     pub sites: Vec<site::Model>,
     pub plans: Vec<DevicePlan>,
     pub planned: bool,
+    /// The site the plan was made for ("" for every device), kept selected.
+    pub planned_site: String,
 }
 
 impl ProfilePage {
@@ -327,6 +329,7 @@ pub async fn profile(
         errors: Vec::new(),
         plans: Vec::new(),
         planned: false,
+        planned_site: String::new(),
     }
     .into_response())
 }
@@ -370,6 +373,7 @@ pub async fn update(
                 errors,
                 plans: Vec::new(),
                 planned: false,
+                planned_site: String::new(),
             };
             Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response())
         }
@@ -403,8 +407,27 @@ pub async fn run(
     me.check_csrf(&f.get("csrf"))?;
     let profile = profile_or_404(&state, &me, id).await?;
     let spec = Provisioner::spec_of(&profile)?;
-    let ids = selected(&state, &me, &f).await?;
     if f.text("action") == "apply" {
+        // Apply takes exactly the devices of the plan the user read (their
+        // ids are in the plan's form), never a selection made again.
+        let planned = f.ids("device");
+        if planned.is_empty() {
+            return Err(WebError(Error::new(
+                ErrorKind::InvalidArgument,
+                "Apply follows a plan: make the plan (dry run), read it, then apply it to its devices",
+            )));
+        }
+        let ids = selected(&state, &me, &f).await?;
+        if ids.len() != planned.len() {
+            return Err(WebError(Error::new(
+                ErrorKind::Conflict,
+                format!(
+                    "{} of the {} planned devices can no longer be provisioned by you (retired, moved or deleted); make the plan again",
+                    planned.len() - ids.len(),
+                    planned.len()
+                ),
+            )));
+        }
         let task = state.provisioner.create_task(id, &ids, &actor(&me)).await?;
         let p = state.provisioner.clone();
         tokio::spawn(async move {
@@ -414,6 +437,7 @@ pub async fn run(
         });
         return Ok(Redirect::to(&format!("/provision/tasks/{task}")).into_response());
     }
+    let ids = selected(&state, &me, &f).await?;
     let plans = state.provisioner.plan(&spec, &ids).await?;
     let sites = state.sites.visible(&me.scope).await?;
     Ok(ProfilePage {
@@ -425,6 +449,7 @@ pub async fn run(
         errors: Vec::new(),
         plans,
         planned: true,
+        planned_site: f.text("site"),
     }
     .into_response())
 }

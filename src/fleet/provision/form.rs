@@ -30,6 +30,31 @@ fn valid_host(s: &str) -> bool {
 
 /// Parse the form into a spec; errors name their field. Passwords left
 /// empty keep the sealed one of `old` for that user.
+/// The placeholders a pattern may hold ([`super::spec::render`]).
+pub const PLACEHOLDERS: [&str; 6] = ["{site}", "{model}", "{serial}", "{mac}", "{name}", "{id}"];
+
+/// Every `{…}` in a pattern is a known placeholder, and braces pair up.
+pub fn check_placeholders(pattern: &str) -> Result<(), String> {
+    let mut rest = pattern;
+    while let Some(open) = rest.find(['{', '}']) {
+        if rest[open..].starts_with('}') {
+            return Err("a `}` without its `{`".into());
+        }
+        let Some(close) = rest[open..].find('}') else {
+            return Err("a `{` without its `}`".into());
+        };
+        let word = &rest[open..open + close + 1];
+        if !PLACEHOLDERS.contains(&word) {
+            return Err(format!(
+                "unknown placeholder {word} (known: {})",
+                PLACEHOLDERS.join(", ")
+            ));
+        }
+        rest = &rest[open + close + 1..];
+    }
+    Ok(())
+}
+
 pub fn parse_spec(
     f: &dyn Fields,
     old: Option<&ProfileSpec>,
@@ -58,7 +83,17 @@ pub fn parse_spec(
     };
     for (key, label) in [("ntp", "NTP"), ("dns", "DNS")] {
         let servers = list(&f.get(&format!("{key}_servers")));
-        if let Some(bad) = servers.iter().find(|x| !valid_host(x)) {
+        if key == "dns" {
+            // ONVIF's SetDNS takes DNS servers by address only.
+            if let Some(bad) = servers
+                .iter()
+                .find(|x| x.parse::<std::net::IpAddr>().is_err())
+            {
+                errors.push(format!(
+                    "DNS servers: {bad:?} is not an IP address (DNS servers are given by address)"
+                ));
+            }
+        } else if let Some(bad) = servers.iter().find(|x| !valid_host(x)) {
             errors.push(format!(
                 "{label} servers: {bad:?} is not a host name or address"
             ));
@@ -102,6 +137,15 @@ pub fn parse_spec(
     let hostname = text(f, "hostname");
     if hostname.len() > 200 {
         errors.push("hostname pattern: at most 200 characters".into());
+    }
+    for (label, key) in [
+        ("hostname pattern", "hostname"),
+        ("name scope", "name_scope"),
+        ("location scope", "location_scope"),
+    ] {
+        if let Err(e) = check_placeholders(&text(f, key)) {
+            errors.push(format!("{label}: {e}"));
+        }
     }
     s.hostname = (!hostname.is_empty()).then_some(hostname);
     s.discoverable = match text(f, "discoverable").as_str() {
@@ -231,5 +275,20 @@ pub fn parse_spec(
         Ok((name, s))
     } else {
         Err(errors)
+    }
+}
+
+#[cfg(test)]
+mod placeholder_tests {
+    use super::check_placeholders;
+
+    #[test]
+    fn patterns_name_only_known_placeholders() {
+        assert!(check_placeholders("cam-{site}-{id}").is_ok());
+        assert!(check_placeholders("plain").is_ok());
+        let e = check_placeholders("cam-{foo}").unwrap_err();
+        assert!(e.contains("unknown placeholder {foo}") && e.contains("{serial}"), "{e}");
+        assert!(check_placeholders("cam-{site").unwrap_err().contains("without its `}`"));
+        assert!(check_placeholders("cam-site}").unwrap_err().contains("without its `{`"));
     }
 }
