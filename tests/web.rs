@@ -1973,7 +1973,10 @@ async fn technicians_plan_apply_and_follow_a_provisioning_task() {
         "{page}"
     );
     assert!(!page.contains(&format!("cam-{}", c.id)), "{page}");
-    assert!(page.contains(&format!("<option value=\"{north}\" selected>")), "{page}");
+    assert!(
+        page.contains(&format!("<option value=\"{north}\" selected>")),
+        "{page}"
+    );
     assert!(page.contains("Apply to these 2 devices"), "{page}");
     let planned: Vec<String> = page
         .split("<input type=\"hidden\" name=\"device\" value=\"")
@@ -2764,4 +2767,69 @@ async fn the_recording_policy_is_set_on_the_device_page() {
     assert!(audit.iter().any(|e| e.action == "device.recording"
         && e.after.as_ref().is_some_and(|a| a["transport"] == "udp")));
     f.shutdown().await;
+}
+
+#[tokio::test]
+async fn errors_in_a_browser_are_pages_with_a_way_back_and_plain_text_for_scripts() {
+    let (app, state) = app().await;
+    make_user(&state, "tech", Role::Technician).await;
+    make_user(&state, "buyer", Role::Procurement).await;
+    let (_, tech) = login(&app, "tech", "correct-horse").await;
+    let (_, buyer) = login(&app, "buyer", "correct-horse").await;
+    let browser = |path: &str, cookie: &str, referer: Option<&str>| {
+        let mut r = Request::get(path)
+            .header(header::COOKIE, cookie)
+            .header(header::HOST, "cams.example")
+            .header(header::ACCEPT, "text/html,application/xhtml+xml,*/*;q=0.8");
+        if let Some(from) = referer {
+            r = r.header(header::REFERER, from);
+        }
+        r.body(Body::empty()).unwrap()
+    };
+    // 404 for a device that is not there: the layout's header, the
+    // message, the page the user came from and the dashboard.
+    let (status, h, page) = send(
+        &app,
+        browser(
+            "/devices/987654",
+            &tech,
+            Some("http://cams.example/devices?status=offline"),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(
+        h[header::CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    assert!(page.contains("<h1>Not found</h1>"), "{page}");
+    assert!(page.contains("no device 987654"), "{page}");
+    assert!(page.contains("href=\"/devices?status=offline\""), "{page}");
+    assert!(page.contains("href=\"/\">Dashboard"), "{page}");
+    // A referer from another site is not offered as the way back.
+    let (_, _, page) = send(
+        &app,
+        browser("/devices/987654", &tech, Some("http://evil.example/x")),
+    )
+    .await;
+    assert!(!page.contains("evil.example"), "{page}");
+    // 403: the role's limit in words; an unknown path: a page too.
+    let (status, _, page) = send(&app, browser("/jobs", &buyer, None)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(page.contains("<h1>Not allowed</h1>"), "{page}");
+    let (status, _, page) = send(&app, browser("/no/such/page", &tech, None)).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(page.contains("no such page"), "{page}");
+    // A script (no text/html in Accept) keeps the plain message.
+    let (status, h, text) = send(&app, get("/devices/987654", &tech)).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(
+        h[header::CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
+    assert_eq!(text, "no device 987654");
 }

@@ -152,6 +152,28 @@ pub struct RunPage {
     pub progress: Progress,
 }
 
+impl RunPage {
+    /// How the last task's notice is coloured: by what happened to the
+    /// rows it touched (any failure is not green).
+    pub fn outcome_class(&self) -> &'static str {
+        let failed = self
+            .rows
+            .iter()
+            .filter(|r| r.outcome.as_ref().is_some_and(|o| o.failed.is_some()))
+            .count();
+        let adopted = self
+            .rows
+            .iter()
+            .filter(|r| r.outcome.as_ref().is_some_and(|o| o.failed.is_none()))
+            .count();
+        match (adopted, failed) {
+            (_, 0) => "notice",
+            (0, _) => "notice bad",
+            _ => "notice partial",
+        }
+    }
+}
+
 async fn run_page(
     state: &State,
     me: CurrentUser,

@@ -317,6 +317,7 @@ pub fn router(state: State) -> Router {
         .merge(private)
         .fallback(|| async { (axum::http::StatusCode::NOT_FOUND, "no such page") })
         .layer(middleware::from_fn(error::api_problems))
+        .layer(middleware::from_fn(error::html_errors))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             security_headers,

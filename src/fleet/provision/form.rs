@@ -287,8 +287,19 @@ mod placeholder_tests {
         assert!(check_placeholders("cam-{site}-{id}").is_ok());
         assert!(check_placeholders("plain").is_ok());
         let e = check_placeholders("cam-{foo}").unwrap_err();
-        assert!(e.contains("unknown placeholder {foo}") && e.contains("{serial}"), "{e}");
-        assert!(check_placeholders("cam-{site").unwrap_err().contains("without its `}`"));
-        assert!(check_placeholders("cam-site}").unwrap_err().contains("without its `{`"));
+        assert!(
+            e.contains("unknown placeholder {foo}") && e.contains("{serial}"),
+            "{e}"
+        );
+        assert!(
+            check_placeholders("cam-{site")
+                .unwrap_err()
+                .contains("without its `}`")
+        );
+        assert!(
+            check_placeholders("cam-site}")
+                .unwrap_err()
+                .contains("without its `{`")
+        );
     }
 }
