@@ -105,9 +105,11 @@
       a.addEventListener("click", function (e) { e.preventDefault(); playFrom(Number(a.dataset.at)); });
     });
   }
-  // Live view: fragmented MP4 from one long response into Media Source
-  // Extensions; kept near the live edge; stopped while the tab is hidden
-  // (the server closes the camera's stream when its last viewer leaves).
+  // Live view: fragmented MP4 into Media Source Extensions; kept near the
+  // live edge; stopped while the tab is hidden (the server closes a
+  // camera's stream when its last viewer leaves). One camera: one response;
+  // a grid: one response carrying every tile (browsers open six HTTP/1.1
+  // connections per server at most).
   const u32 = function (b, i) { return ((b[i] << 24) >>> 0) + (b[i + 1] << 16) + (b[i + 2] << 8) + b[i + 3]; };
   const hex2 = function (n) { return ("0" + n.toString(16)).slice(-2); };
   // The codec string from an init segment's avcC or hvcC box.
@@ -136,10 +138,62 @@
     }
     return 0;
   };
-  const startLive = function (video) {
-    const status = video.closest("figure") ? video.closest("figure").querySelector(".live-status") : null;
-    const say = function (t) { if (status) { status.textContent = t; } };
-    if (!window.MediaSource || !window.fetch) { say("(this browser cannot play live video)"); return; }
+  const join = function (a, b) { const j = new Uint8Array(a.length + b.length); j.set(a); j.set(b, a.length); return j; };
+  // One <video> fed with MP4 bytes; `reset` starts a new MediaSource.
+  const makeSink = function (video) {
+    const fig = video.closest("figure");
+    const status = fig ? fig.querySelector(".live-status") : null;
+    const sink = { say: function (t) { if (status) { status.textContent = t; } } };
+    let ms = null, sb = null, head = new Uint8Array(0), queue = [], failed = false;
+    const pump = function () {
+      if (!sb || sb.updating || !queue.length || ms.readyState !== "open") { return; }
+      const end = sb.buffered.length ? sb.buffered.end(sb.buffered.length - 1) : 0;
+      if (end - video.currentTime > 2) { video.currentTime = end - 0.3; } // keep at the live edge
+      if (video.currentTime > 60 && sb.buffered.length && sb.buffered.start(0) < video.currentTime - 30) {
+        sb.remove(0, video.currentTime - 20); return; // bounded memory
+      }
+      sb.appendBuffer(queue.shift());
+    };
+    sink.reset = function () {
+      sb = null; head = new Uint8Array(0); queue = []; failed = false;
+      ms = new MediaSource();
+      video.src = URL.createObjectURL(ms);
+      return new Promise(function (ok) { ms.addEventListener("sourceopen", ok, { once: true }); });
+    };
+    // false: this tile cannot go on (an unsupported codec, a broken buffer).
+    sink.push = function (bytes) {
+      if (failed) { return false; }
+      if (!sb) {
+        head = join(head, bytes);
+        const n = initLength(head);
+        if (!n) { return true; }
+        const codec = codecOf(head.subarray(0, n));
+        const type = 'video/mp4; codecs="' + codec + '"';
+        if (!codec || !MediaSource.isTypeSupported(type) || ms.readyState !== "open") {
+          sink.say("(this browser cannot play " + (codec || "this codec") + ")"); failed = true; return false;
+        }
+        sb = ms.addSourceBuffer(type);
+        sb.mode = "segments";
+        sb.addEventListener("updateend", function () {
+          if (video.buffered.length && video.currentTime < video.buffered.start(0)) { video.currentTime = video.buffered.start(0); }
+          if (video.paused && video.autoplay) { video.play().catch(function () { /* muted autoplay refused */ }); }
+          pump();
+        });
+        sb.addEventListener("error", function () { failed = true; });
+        queue.push(head);
+        sink.say("live");
+      } else {
+        queue.push(bytes);
+      }
+      if (queue.length > 200) { sink.say("(falling behind)"); return false; } // a reconnect resumes at a keyframe
+      pump();
+      return true;
+    };
+    return sink;
+  };
+  // Fetch `url` for the sinks; `demux` splits the body into (tile, bytes).
+  const liveDriver = function (url, sinks, demux) {
+    if (!window.MediaSource || !window.fetch) { sinks.forEach(function (k) { k.say("(this browser cannot play live video)"); }); return; }
     let ctrl = null, timer = null, wait = 1000;
     const stop = function () { if (ctrl) { ctrl.abort(); ctrl = null; } if (timer) { clearTimeout(timer); timer = null; } };
     const again = function () { stop(); if (!document.hidden) { timer = setTimeout(run, wait); wait = Math.min(wait * 2, 30000); } };
@@ -147,71 +201,63 @@
       stop();
       const my = new AbortController();
       ctrl = my;
-      const ms = new MediaSource();
-      video.src = URL.createObjectURL(ms);
-      await new Promise(function (ok) { ms.addEventListener("sourceopen", ok, { once: true }); });
-      say("connecting…");
-      let sb = null;
-      const queue = [];
-      const pump = function () {
-        if (!sb || sb.updating || !queue.length || ms.readyState !== "open") { return; }
-        const end = sb.buffered.length ? sb.buffered.end(sb.buffered.length - 1) : 0;
-        if (end - video.currentTime > 2) { video.currentTime = end - 0.3; } // keep at the live edge
-        if (video.currentTime > 60 && sb.buffered.length && sb.buffered.start(0) < video.currentTime - 30) {
-          sb.remove(0, video.currentTime - 20); return; // bounded memory
-        }
-        sb.appendBuffer(queue.shift());
-      };
+      await Promise.all(sinks.map(function (k) { return k.reset(); }));
+      sinks.forEach(function (k) { k.say("connecting…"); });
       try {
-        const resp = await fetch(video.dataset.src, { signal: my.signal, credentials: "same-origin", cache: "no-store" });
+        const resp = await fetch(url, { signal: my.signal, credentials: "same-origin", cache: "no-store" });
         if (!resp.ok) {
-          say("(" + ((await resp.text()) || "HTTP " + resp.status).slice(0, 200) + ")");
+          const why = "(" + ((await resp.text()) || "HTTP " + resp.status).slice(0, 200) + ")";
+          sinks.forEach(function (k) { k.say(why); });
           wait = Math.max(wait, resp.status === 503 ? 10000 : 60000);
           again();
           return;
         }
         const reader = resp.body.getReader();
-        let head = new Uint8Array(0);
+        let broken = false;
+        const feed = demux();
         for (;;) {
           const r = await reader.read();
           if (r.done) { break; }
-          if (!sb) {
-            const joined = new Uint8Array(head.length + r.value.length);
-            joined.set(head); joined.set(r.value, head.length);
-            head = joined;
-            const n = initLength(head);
-            if (!n) { continue; }
-            const codec = codecOf(head.subarray(0, n));
-            const type = 'video/mp4; codecs="' + codec + '"';
-            if (!codec || !MediaSource.isTypeSupported(type)) { say("(this browser cannot play " + (codec || "this codec") + ")"); stop(); return; }
-            sb = ms.addSourceBuffer(type);
-            sb.mode = "segments";
-            sb.addEventListener("updateend", function () {
-              if (video.buffered.length && video.currentTime < video.buffered.start(0)) { video.currentTime = video.buffered.start(0); }
-              if (video.paused && video.autoplay) { video.play().catch(function () { /* muted autoplay refused */ }); }
-              pump();
-            });
-            queue.push(head);
-            say("live");
-            wait = 1000;
-          } else {
-            queue.push(r.value);
-          }
-          if (queue.length > 200) { say("(falling behind; reconnecting)"); break; } // resumes at a keyframe
-          pump();
+          feed(r.value, function (tile, bytes) { if (sinks[tile] && !sinks[tile].push(bytes)) { broken = broken || sinks.length === 1; } },
+            function (tile, text) { if (sinks[tile]) { sinks[tile].say("(" + text + ")"); } });
+          if (broken) { break; }
+          wait = 1000;
         }
-        say("(stream ended; reconnecting)");
+        sinks.forEach(function (k) { k.say("(stream ended; reconnecting)"); });
       } catch (e) {
         if (my.signal.aborted) { return; }
-        say("(" + (e && e.message ? e.message : "stream failed") + "; reconnecting)");
+        sinks.forEach(function (k) { k.say("(" + (e && e.message ? e.message : "stream failed") + "; reconnecting)"); });
       }
       if (ctrl === my) { again(); }
     };
     document.addEventListener("visibilitychange", function () {
-      if (document.hidden) { stop(); say("(paused while hidden)"); } else { wait = 1000; run(); }
+      if (document.hidden) { stop(); sinks.forEach(function (k) { k.say("(paused while hidden)"); }); } else { wait = 1000; run(); }
     });
     window.addEventListener("pagehide", stop);
     run();
   };
-  document.querySelectorAll("video.live-view").forEach(startLive);
+  // One camera: the body is its MP4.
+  document.querySelectorAll("video.live-view[data-src]").forEach(function (v) {
+    liveDriver(v.dataset.src, [makeSink(v)], function () { return function (chunk, media) { media(0, chunk); }; });
+  });
+  // A grid: frames of [kind, tile, length u32] + payload (kind 0 MP4, 1 a message).
+  const grid = document.querySelector(".live-grid[data-mux]");
+  if (grid) {
+    const sinks = Array.prototype.map.call(grid.querySelectorAll("video.live-view"), makeSink);
+    liveDriver(grid.dataset.mux, sinks, function () {
+      let buf = new Uint8Array(0);
+      return function (chunk, media, message) {
+        buf = join(buf, chunk);
+        let i = 0;
+        while (buf.length - i >= 6) {
+          const len = u32(buf, i + 2);
+          if (buf.length - i - 6 < len) { break; }
+          const body = buf.subarray(i + 6, i + 6 + len);
+          if (buf[i] === 0) { media(buf[i + 1], body.slice()); } else { message(buf[i + 1], new TextDecoder().decode(body)); }
+          i += 6 + len;
+        }
+        buf = buf.slice(i);
+      };
+    });
+  }
 })();

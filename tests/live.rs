@@ -300,7 +300,7 @@ async fn the_route_streams_mp4_and_enforces_caps_and_the_video_permission() {
     let (status, _, page) = send(&app, get(&format!("/live?device={}", d.id), &tech)).await;
     assert_eq!(status, StatusCode::OK);
     assert!(
-        page.contains(&format!("data-src=\"/devices/{}/live.mp4\"", d.id)),
+        page.contains(&format!("data-mux=\"/live/grid.bin?device={}\"", d.id)),
         "{page}"
     );
     let (status, _, _) = send(&app, get("/live", &buyer)).await;
@@ -310,5 +310,92 @@ async fn the_route_streams_mp4_and_enforces_caps_and_the_video_permission() {
     drop(held);
     drop(body);
     until("every viewer gone", || state.live.viewers() == 0).await;
+    fleet.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_grid_is_one_response_with_a_frame_per_piece_and_a_reason_for_a_tile_without_video() {
+    use axum::http::StatusCode;
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+
+    let fleet = one_camera("").await;
+    let (app, state) = app().await;
+    let d = adopt_device(&state, &fleet, 0, None).await;
+    // A device row with no camera behind it and no stream address.
+    let site = make_site(&state, "North").await;
+    let bare = seed_device(&state, site, 1).await;
+    state
+        .users
+        .create_with(
+            "tech",
+            "correct-horse",
+            camfleet::fleet::users::Role::Technician,
+            camfleet::fleet::users::NewUser {
+                all_sites: true,
+                sites: vec![],
+                must_change_password: false,
+            },
+            &Actor::system(),
+        )
+        .await
+        .unwrap();
+    let (_, h, _) = send(&app, get("/login", "")).await;
+    let csrf = set_cookie_value(&h, "camfleet_login_csrf").unwrap();
+    let (_, h, _) = send(
+        &app,
+        post_form(
+            "/login",
+            &format!("camfleet_login_csrf={csrf}"),
+            &format!("username=tech&password=correct-horse&csrf={csrf}"),
+        ),
+    )
+    .await;
+    let cookie = format!(
+        "camfleet_session={}",
+        set_cookie_value(&h, "camfleet_session").unwrap()
+    );
+    let resp = app
+        .clone()
+        .oneshot(get(
+            &format!("/live/grid.bin?device={bare}&device={}", d.id),
+            &cookie,
+        ))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let mut body = resp.into_body();
+    let mut buf = Vec::new();
+    // (kind, tile, payload) frames until tile 1 has an init and fragments.
+    let mut frames: Vec<(u8, u8, Vec<u8>)> = Vec::new();
+    while frames.iter().filter(|f| f.0 == 0 && f.1 == 1).count() < 10 {
+        let chunk = tokio::time::timeout(STEP, body.frame())
+            .await
+            .expect("bytes within the step")
+            .expect("the stream goes on")
+            .unwrap();
+        if let Ok(data) = chunk.into_data() {
+            buf.extend_from_slice(&data);
+        }
+        while buf.len() >= 6 {
+            let len = u32::from_be_bytes(buf[2..6].try_into().unwrap()) as usize;
+            if buf.len() < 6 + len {
+                break;
+            }
+            frames.push((buf[0], buf[1], buf[6..6 + len].to_vec()));
+            buf.drain(..6 + len);
+        }
+    }
+    // Tile 0 (the bare row, in the order asked): the reason, no video.
+    assert_eq!((frames[0].0, frames[0].1), (1, 0));
+    let why = String::from_utf8_lossy(&frames[0].2).to_string();
+    assert!(why.contains("no stream address"), "{why}");
+    assert!(!frames.iter().any(|f| f.0 == 0 && f.1 == 0));
+    // Tile 1: the camera's MP4, init first.
+    let video: Vec<&(u8, u8, Vec<u8>)> = frames.iter().filter(|f| f.1 == 1).collect();
+    assert_eq!(&video[0].2[4..8], b"ftyp");
+    assert_eq!(state.live.viewers(), 1, "the refused tile holds no place");
+    drop(body);
+    until("the grid's viewer gone", || state.live.viewers() == 0).await;
     fleet.shutdown().await;
 }

@@ -129,6 +129,7 @@ pub const ROUTES: &[RouteSpec] = &[
     g(Method::GET, "/devices/{id}/recordings", Gate::WatchVideo),
     g(Method::GET, "/devices/{id}/live.mp4", Gate::WatchVideo),
     g(Method::GET, "/live", Gate::WatchVideo),
+    g(Method::GET, "/live/grid.bin", Gate::WatchVideo),
     g(Method::GET, "/recordings/{id}", Gate::WatchVideo),
     g(
         Method::GET,
@@ -236,6 +237,7 @@ fn handler(spec: &RouteSpec) -> MethodRouter<State> {
         ("GET", "/devices/{id}/recordings") => get(recordings::recordings),
         ("GET", "/devices/{id}/live.mp4") => get(live::stream),
         ("GET", "/live") => get(live::grid),
+        ("GET", "/live/grid.bin") => get(live::grid_stream),
         ("GET", "/recordings/{id}") => get(recordings::segment),
         ("GET", "/devices/{id}/recordings/export") => get(recordings::export),
         ("POST", "/devices/{id}/network") => post(device::device_network),
