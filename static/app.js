@@ -8,6 +8,32 @@
       document.querySelectorAll("input[name=device]").forEach(function (c) { c.checked = all.checked; });
     });
   }
+  // Tick every alert on the page.
+  const allAlerts = document.getElementById("select-all-alerts");
+  if (allAlerts) {
+    allAlerts.addEventListener("change", function () {
+      document.querySelectorAll("input[name=alert]").forEach(function (c) { c.checked = allAlerts.checked; });
+    });
+  }
+  // Unresolved alerts in the navigation (and the dashboard's panel), kept
+  // current over server-sent events.
+  const badge = document.getElementById("alert-badge");
+  if (badge && window.EventSource) {
+    const es = new EventSource(badge.dataset.events);
+    es.addEventListener("summary", function (e) {
+      const s = JSON.parse(e.data);
+      const n = s.open + s.acknowledged;
+      badge.textContent = String(n);
+      badge.hidden = n === 0;
+      badge.classList.toggle("critical", s.critical > 0);
+      badge.title = s.open + " open, " + s.acknowledged + " acknowledged; " + s.critical + " critical";
+      document.querySelectorAll("[data-alerts]").forEach(function (el) {
+        const v = s[el.dataset.alerts];
+        if (typeof v === "number") { el.textContent = String(v); }
+      });
+    });
+    window.addEventListener("pagehide", function () { es.close(); });
+  }
   // Live progress of a discovery run or adoption (server-sent events).
   const live = document.getElementById("live");
   if (live && live.dataset.busy === "1" && window.EventSource) {

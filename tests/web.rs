@@ -2833,3 +2833,111 @@ async fn errors_in_a_browser_are_pages_with_a_way_back_and_plain_text_for_script
     );
     assert_eq!(text, "no device 987654");
 }
+
+#[tokio::test]
+async fn alerts_are_in_sight_and_handled_in_bulk() {
+    use camfleet::fleet::health::HealthState;
+    use camfleet::fleet::poller::Notice;
+    let (app, state) = app().await;
+    state.alerting.ensure_default_rules().await.unwrap();
+    let f = fleet(3, "").await;
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        ids.push(adopt_into(&state, &f, i).await.id);
+    }
+    let notices: Vec<Notice> = ids
+        .iter()
+        .map(|&device_id| Notice::Transition {
+            device_id,
+            from: HealthState::Online,
+            to: HealthState::Offline,
+            reason: "3 polls failed in a row".into(),
+        })
+        .collect();
+    let r = state.alerting.process(&notices).await.unwrap();
+    assert_eq!(r.opened.len(), 3);
+    make_user(&state, "tess", Role::Technician).await;
+    let (_, tess) = login(&app, "tess", "correct-horse").await;
+
+    // The dashboard's panel counts them; the navigation has the badge's
+    // event stream, which starts with the counts.
+    let (_, _, page) = send(&app, get("/", &tess)).await;
+    assert!(
+        page.contains("<b data-alerts=\"open\">3</b> open"),
+        "{page}"
+    );
+    assert!(page.contains("data-alerts=\"critical\">3</span>"), "{page}");
+    assert!(page.contains("id=\"alert-badge\""), "{page}");
+    let resp = app
+        .clone()
+        .oneshot(get("/alerts/summary/events", &tess))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let mut body = resp.into_body();
+    let first = tokio::time::timeout(std::time::Duration::from_secs(20), body.frame())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap()
+        .into_data()
+        .unwrap();
+    let text = String::from_utf8_lossy(&first).to_string();
+    assert!(text.contains("event: summary"), "{text}");
+    assert!(
+        text.contains("\"open\":3") && text.contains("\"critical\":3"),
+        "{text}"
+    );
+    drop(body);
+
+    // Acknowledge two at once from the list; the list says so.
+    let (_, _, page) = send(&app, get("/alerts", &tess)).await;
+    assert!(page.contains("Acknowledge ticked"), "{page}");
+    let csrf = csrf_of(&page);
+    let form = format!(
+        "csrf={csrf}&state=active&action=acknowledge&note=on+it&alert={}&alert={}",
+        r.opened[0], r.opened[1]
+    );
+    let (status, h, _) = send(&app, post_form("/alerts/bulk", &tess, &form)).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let to = h[header::LOCATION].to_str().unwrap().to_string();
+    let (_, _, page) = send(&app, get(&to, &tess)).await;
+    assert!(page.contains("Acknowledged 2 alerts."), "{page}");
+    let s = state.console.alert_summary(&Actor::system()).await.unwrap();
+    assert_eq!((s.open, s.acknowledged), (1, 2));
+    // Nothing ticked: an error page that says what to do.
+    let (status, _, text) = send(
+        &app,
+        post_form(
+            "/alerts/bulk",
+            &tess,
+            &format!("csrf={csrf}&action=resolve"),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(text.contains("Tick the alerts"), "{text}");
+    // The dashboard lists the cameras that need someone, with the reason.
+    {
+        use sea_orm::{ActiveModelTrait, EntityTrait, Set};
+        let d = camfleet::db::entities::device::Entity::find_by_id(ids[2])
+            .one(&state.db)
+            .await
+            .unwrap()
+            .unwrap();
+        let mut am: camfleet::db::entities::device::ActiveModel = d.into();
+        am.status = Set("unauthorized".into());
+        am.state_reason = Set("the camera refused the stored password".into());
+        am.update(&state.db).await.unwrap();
+    }
+    let (_, _, page) = send(&app, get("/", &tess)).await;
+    assert!(
+        page.contains("Cameras that need someone <small>1</small>"),
+        "{page}"
+    );
+    assert!(
+        page.contains("the camera refused the stored password"),
+        "{page}"
+    );
+    f.shutdown().await;
+}

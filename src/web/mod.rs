@@ -204,6 +204,8 @@ pub const ROUTES: &[RouteSpec] = &[
     g(Method::POST, "/alerts/rules", Gate::Admin),
     g(Method::POST, "/alerts/rules/{id}", Gate::Admin),
     r(Method::GET, "/alerts", Access::Login),
+    r(Method::GET, "/alerts/summary/events", Access::Login),
+    g(Method::POST, "/alerts/bulk", Gate::HandleAlerts),
     r(Method::GET, "/alerts/{id}", Access::Login),
     g(Method::POST, "/alerts/{id}", Gate::HandleAlerts),
 ];
@@ -290,6 +292,8 @@ fn handler(spec: &RouteSpec) -> MethodRouter<State> {
         ("POST", "/alerts/rules") => post(alert_admin::rule_create),
         ("POST", "/alerts/rules/{id}") => post(alert_admin::rule_update),
         ("GET", "/alerts") => get(alerts::alerts),
+        ("GET", "/alerts/summary/events") => get(alerts::summary_events),
+        ("POST", "/alerts/bulk") => post(alerts::alerts_bulk),
         ("GET", "/alerts/{id}") => get(alerts::alert_page),
         ("POST", "/alerts/{id}") => post(alerts::alert_action),
         (m, p) => panic!("route {m} {p} is listed in ROUTES but has no handler"),

@@ -56,6 +56,9 @@ pub struct DashboardPage {
     pub by_site: Vec<SiteCounts>,
     pub recent: Vec<audit_log::Model>,
     pub runs: Vec<crate::db::entities::discovery_run::Model>,
+    pub problems: Vec<crate::db::entities::device::Model>,
+    pub problem_count: u64,
+    pub alerts: crate::fleet::console::alerts::AlertSummary,
 }
 
 pub async fn dashboard(
@@ -70,6 +73,9 @@ pub async fn dashboard(
         by_site: d.by_site,
         recent: d.recent,
         runs: d.runs,
+        problems: d.problems,
+        problem_count: d.problem_count,
+        alerts: d.alerts,
     }
     .into_response())
 }

@@ -148,11 +148,54 @@ pub struct BulkOutcome {
     pub detail: String,
 }
 
+/// Alerts not yet resolved, within the actor's sites: the navigation's
+/// badge and the dashboard's panel.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+pub struct AlertSummary {
+    /// Open (nobody acknowledged them yet).
+    pub open: u64,
+    pub acknowledged: u64,
+    /// Unresolved, by severity.
+    pub critical: u64,
+    pub warning: u64,
+    pub info: u64,
+}
+
 fn scoped(actor: &Actor) -> Condition {
     actor.scope.on(alert::Column::SiteId)
 }
 
 impl Console {
+    /// Counts of unresolved alerts (any logged-in user sees alerts).
+    pub async fn alert_summary(&self, actor: &Actor) -> Result<AlertSummary> {
+        let rows: Vec<(String, String, i64)> = alert::Entity::find()
+            .filter(scoped(actor))
+            .filter(alert::Column::State.ne("resolved"))
+            .select_only()
+            .column(alert::Column::State)
+            .column(alert::Column::Severity)
+            .column_as(alert::Column::Id.count(), "n")
+            .group_by(alert::Column::State)
+            .group_by(alert::Column::Severity)
+            .into_tuple()
+            .all(&self.db)
+            .await?;
+        let mut s = AlertSummary::default();
+        for (state, severity, n) in rows {
+            let n = u64::try_from(n).unwrap_or(0);
+            match state.as_str() {
+                "open" => s.open += n,
+                _ => s.acknowledged += n,
+            }
+            match severity.as_str() {
+                "critical" => s.critical += n,
+                "warning" => s.warning += n,
+                _ => s.info += n,
+            }
+        }
+        Ok(s)
+    }
+
     pub async fn alerts(&self, actor: &Actor, q: &AlertQuery) -> Result<AlertList> {
         let mut cond = scoped(actor);
         cond = match q.state {

@@ -26,7 +26,15 @@ pub struct Dashboard {
     pub by_site: Vec<SiteCounts>,
     pub recent: Vec<audit_log::Model>,
     pub runs: Vec<discovery_run::Model>,
+    /// Cameras that need someone: offline, unauthorized, degraded or
+    /// replaced (not retired), the most recent first; and how many in all.
+    pub problems: Vec<device::Model>,
+    pub problem_count: u64,
+    pub alerts: super::alerts::AlertSummary,
 }
+
+/// The device states the dashboard calls problems.
+pub const PROBLEM_STATES: [&str; 4] = ["offline", "unauthorized", "degraded", "replaced"];
 
 #[derive(Debug, Default, Clone, serde::Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -99,7 +107,22 @@ impl Console {
         };
         let mut runs = self.discovery_runs(actor).await?;
         runs.truncate(5);
+        let problem_q = device::Entity::find()
+            .filter(actor.scope.devices())
+            .filter(device::Column::RetiredAt.is_null())
+            .filter(device::Column::Status.is_in(PROBLEM_STATES));
+        let problem_count = problem_q.clone().count(&self.db).await?;
+        let problems = problem_q
+            .order_by_desc(device::Column::StateSince)
+            .order_by_asc(device::Column::Id)
+            .limit(10)
+            .all(&self.db)
+            .await?;
+        let alerts = self.alert_summary(actor).await?;
         Ok(Dashboard {
+            problems,
+            problem_count,
+            alerts,
             total,
             by_status: by_status.into_iter().collect(),
             by_site,
