@@ -1,6 +1,17 @@
 // camfleet: small progressive enhancements; every page works without them.
 "use strict";
 (function () {
+  // The navigation folds into a menu button on narrow screens (without
+  // script it wraps instead).
+  document.documentElement.classList.add("js");
+  const toggle = document.querySelector(".nav-toggle");
+  const nav = document.getElementById("main-nav");
+  if (toggle && nav) {
+    toggle.addEventListener("click", function () {
+      const open = nav.classList.toggle("open");
+      toggle.setAttribute("aria-expanded", open ? "true" : "false");
+    });
+  }
   // "Select all" in the device list.
   const all = document.getElementById("select-all");
   if (all) {

@@ -453,6 +453,62 @@ async fn technician_discovers_adopts_and_opens_a_device_in_chromium() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
+    // Every width from a phone to a desktop: no page scrolls sideways
+    // (tables scroll inside their box), the navigation folds into a menu
+    // under 800 px and opens from it; a screenshot of each for people.
+    let shots = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/screenshots");
+    std::fs::create_dir_all(&shots).unwrap();
+    for width in [360u32, 800, 1400] {
+        c.set_window_size(width, 900).await.unwrap();
+        for (name, path) in [
+            ("dashboard", "/".to_string()),
+            ("devices", "/devices".to_string()),
+            ("device", format!("/devices/{dev}")),
+            ("alerts", "/alerts".to_string()),
+            ("discovery", "/discovery".to_string()),
+        ] {
+            c.goto(&format!("{base}{path}")).await.unwrap();
+            let png = c.screenshot().await.unwrap();
+            std::fs::write(shots.join(format!("{name}-{width}.png")), png).unwrap();
+            // The page's width, the window's, and what sticks out (if anything).
+            let fit = c
+                .execute(
+                    "const w = window.innerWidth; let out = '';\
+                     for (const e of document.body.querySelectorAll('*')) { const r = e.getBoundingClientRect();\
+                       if (r.right > w + 1 && !out) { out = e.tagName + '.' + e.className + ' ' + Math.round(r.right); } }\
+                     return [document.documentElement.scrollWidth, w, out];",
+                    vec![],
+                )
+                .await
+                .unwrap();
+            let (scroll, inner) = (fit[0].as_f64().unwrap(), fit[1].as_f64().unwrap());
+            assert!(
+                scroll <= inner + 1.0,
+                "{name} at {width} px scrolls sideways: {scroll} > {inner} ({})",
+                fit[2]
+            );
+        }
+        let menu = c
+            .execute(
+                "const b = document.querySelector('.nav-toggle'), n = document.getElementById('main-nav');\
+                 const before = getComputedStyle(n).display; const shown = getComputedStyle(b).display !== 'none';\
+                 if (shown) { b.click(); }\
+                 return [shown, before, getComputedStyle(n).display, b.getAttribute('aria-expanded')];",
+                vec![],
+            )
+            .await
+            .unwrap();
+        if width <= 800 {
+            assert_eq!(
+                menu,
+                serde_json::json!([true, "none", "flex", "true"]),
+                "{width}"
+            );
+        } else {
+            assert_eq!(menu[0], serde_json::json!(false), "{width}: {menu}");
+        }
+    }
+
     c.close().await.unwrap();
     server.abort();
     let _ = std::fs::remove_dir_all(profile);
