@@ -318,7 +318,7 @@ async fn technician_discovers_and_adopts_and_sees_failures_per_device() {
     // Wrong common password, but the first row has its own right ones:
     // two devices say where they failed, one is adopted.
     let first = &ids[0];
-    let (status, _, _) = send(
+    let (status, h, _) = send(
         &app,
         post_form(
             &format!("{run_url}/adopt"),
@@ -332,6 +332,12 @@ async fn technician_discovers_and_adopts_and_sees_failures_per_device() {
     assert_eq!(status, StatusCode::SEE_OTHER);
     let events = follow(&app, &run_url, &cookie).await;
     assert!(events.contains("1 adopted, 2 failed"), "{events}");
+    // Back on the run: the notice is not green, and the form keeps what
+    // was typed for a retry (site and user name).
+    let back = h[header::LOCATION].to_str().unwrap().to_string();
+    assert!(back.contains("site=") && back.contains("username=admin"), "{back}");
+    let (_, _, page) = send(&app, get(&back, &cookie)).await;
+    assert!(page.contains("class=\"notice partial\""), "{page}");
     let (_, _, page) = send(&app, get(&run_url, &cookie)).await;
     assert_eq!(
         page.matches("failed at step identity: unauthorized")

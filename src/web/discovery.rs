@@ -216,16 +216,23 @@ async fn run_page(
     })
 }
 
+/// The run's page. `site` and `username` in the query prefill the adopt
+/// form (after an adoption, so a retry goes to the same site as the user
+/// name typed).
 pub async fn run(
     AxState(state): AxState<State>,
     Extension(me): Extension<CurrentUser>,
     Path(id): Path<i32>,
+    axum::extract::RawQuery(q): axum::extract::RawQuery,
 ) -> Result<Response, WebError> {
-    Ok(
-        run_page(&state, me, id, String::new(), "admin".into(), String::new())
-            .await?
-            .into_response(),
-    )
+    let f = FormFields::parse(q.as_deref().unwrap_or("").as_bytes());
+    let username = match f.text("username") {
+        u if u.is_empty() => "admin".to_string(),
+        u => u,
+    };
+    Ok(run_page(&state, me, id, String::new(), username, f.text("site"))
+        .await?
+        .into_response())
 }
 
 /// What the adopt form asked for: per selected row, the credentials to
@@ -290,7 +297,13 @@ pub async fn adopt(
     }
     .await;
     match result {
-        Ok(()) => Ok(Redirect::to(&format!("/discovery/{id}")).into_response()),
+        Ok(()) => {
+            let back = url::form_urlencoded::Serializer::new(String::new())
+                .append_pair("site", &site_s)
+                .append_pair("username", &f.text("username"))
+                .finish();
+            Ok(Redirect::to(&format!("/discovery/{id}?{back}")).into_response())
+        }
         Err(e) if matches!(e.kind, ErrorKind::InvalidArgument | ErrorKind::Conflict) => {
             let page = run_page(&state, me, id, e.message, f.text("username"), site_s).await?;
             Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response())
