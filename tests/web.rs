@@ -335,7 +335,10 @@ async fn technician_discovers_and_adopts_and_sees_failures_per_device() {
     // Back on the run: the notice is not green, and the form keeps what
     // was typed for a retry (site and user name).
     let back = h[header::LOCATION].to_str().unwrap().to_string();
-    assert!(back.contains("site=") && back.contains("username=admin"), "{back}");
+    assert!(
+        back.contains("site=") && back.contains("username=admin"),
+        "{back}"
+    );
     let (_, _, page) = send(&app, get(&back, &cookie)).await;
     assert!(page.contains("class=\"notice partial\""), "{page}");
     let (_, _, page) = send(&app, get(&run_url, &cookie)).await;
@@ -2946,4 +2949,39 @@ async fn alerts_are_in_sight_and_handled_in_bulk() {
         "{page}"
     );
     f.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_refused_channel_form_keeps_what_was_typed_and_says_what_to_fix() {
+    let (app, state) = app().await;
+    let admin = make_user(&state, "ada", Role::Admin).await;
+    let _ = admin;
+    let (_, cookie) = login(&app, "ada", "correct-horse").await;
+    let (_, _, page) = send(&app, get("/alerts/settings", &cookie)).await;
+    let csrf = csrf_of(&page);
+    let (status, _, page) = send(
+        &app,
+        post_form(
+            "/alerts/channels",
+            &cookie,
+            &format!(
+                "csrf={csrf}&kind=webhook&name=Night+NOC&url=hooks%2Fcamfleet&secret=0123456789abcdef"
+            ),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        page.contains("URL: a full address with http:// or https:// and a host"),
+        "{page}"
+    );
+    assert!(!page.contains("relative URL without a base"), "{page}");
+    assert!(page.contains("value=\"Night NOC\""), "{page}");
+    assert!(page.contains("value=\"hooks/camfleet\""), "{page}");
+    assert!(
+        !page.contains("0123456789abcdef"),
+        "the secret is not sent back"
+    );
+    // The other forms stay empty.
+    assert_eq!(page.matches("value=\"Night NOC\"").count(), 1, "{page}");
 }

@@ -27,9 +27,34 @@ pub struct SettingsPage {
     /// Result of the last action (a test, a save), or an error.
     pub notice: String,
     pub error: String,
+    /// A refused new channel's form, as typed (secrets are not sent back).
+    pub typed: Option<FormFields>,
 }
 
 impl SettingsPage {
+    /// What was typed into field `key` of the `kind` form that was
+    /// refused; empty otherwise.
+    pub fn typed(&self, kind: &str, key: &str) -> String {
+        match &self.typed {
+            Some(f) if f.get("kind") == kind => f.get(key),
+            _ => String::new(),
+        }
+    }
+    /// The refused form's error, shown beside that form.
+    pub fn error_for(&self, kind: &str) -> String {
+        match &self.typed {
+            Some(f) if f.get("kind") == kind => self.error.clone(),
+            _ => String::new(),
+        }
+    }
+    /// A select's option as typed (or the default when nothing was).
+    pub fn chosen(&self, kind: &str, key: &str, value: &str, default: bool) -> bool {
+        match &self.typed {
+            Some(f) if f.get("kind") == kind => f.get(key) == value,
+            _ => default,
+        }
+    }
+
     pub fn has(&self, list: &serde_json::Value, id: &i32) -> bool {
         list.as_array()
             .is_some_and(|a| a.iter().any(|v| v.as_i64() == Some(i64::from(*id))))
@@ -51,6 +76,7 @@ async fn page(
         severities: &crate::fleet::alerting::SEVERITIES,
         notice,
         error,
+        typed: None,
     })
 }
 
@@ -85,7 +111,12 @@ pub async fn channel_create(
     me.check_csrf(&f.get("csrf"))?;
     match state.console.channel_create(&me.actor(), &f).await {
         Ok(_) => Ok(Redirect::to("/alerts/settings").into_response()),
-        Err(e) => again(&state, me, e).await,
+        Err(e) if e.kind == ErrorKind::InvalidArgument => {
+            let mut p = page(&state, me, String::new(), e.message).await?;
+            p.typed = Some(f);
+            Ok((StatusCode::UNPROCESSABLE_ENTITY, p).into_response())
+        }
+        Err(e) => Err(e.into()),
     }
 }
 

@@ -230,9 +230,11 @@ pub async fn run(
         u if u.is_empty() => "admin".to_string(),
         u => u,
     };
-    Ok(run_page(&state, me, id, String::new(), username, f.text("site"))
-        .await?
-        .into_response())
+    Ok(
+        run_page(&state, me, id, String::new(), username, f.text("site"))
+            .await?
+            .into_response(),
+    )
 }
 
 /// What the adopt form asked for: per selected row, the credentials to

@@ -336,9 +336,10 @@ fn channel_from(f: &dyn Fields) -> Result<(String, serde_json::Value, String), E
     match f.get("kind").as_str() {
         "webhook" => {
             let url = f.get("url").trim().to_string();
-            let u = url::Url::parse(&url).map_err(|e| invalid(format!("url: {e}")))?;
-            if !matches!(u.scheme(), "http" | "https") {
-                return Err(invalid("url: http or https"));
+            let full = "URL: a full address with http:// or https:// and a host, for example https://noc.example/hooks/camfleet";
+            let u = url::Url::parse(&url).map_err(|_| invalid(full))?;
+            if !matches!(u.scheme(), "http" | "https") || u.host_str().is_none_or(str::is_empty) {
+                return Err(invalid(full));
             }
             let secret = f.get("secret");
             if secret.len() < 16 {
