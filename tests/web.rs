@@ -2985,3 +2985,40 @@ async fn a_refused_channel_form_keeps_what_was_typed_and_says_what_to_fix() {
     // The other forms stay empty.
     assert_eq!(page.matches("value=\"Night NOC\"").count(), 1, "{page}");
 }
+
+#[tokio::test]
+async fn a_refused_job_keeps_its_form() {
+    let (app, state) = app().await;
+    make_user(&state, "ada", Role::Admin).await;
+    let (_, cookie) = login(&app, "ada", "correct-horse").await;
+    let (_, _, page) = send(&app, get("/jobs", &cookie)).await;
+    let csrf = csrf_of(&page);
+    let (status, _, page) = send(
+        &app,
+        post_form(
+            "/jobs",
+            &cookie,
+            &format!(
+                "csrf={csrf}&name=Nightly+sweep&kind=retention_sweep&schedule=61+2+*+*+*&timezone=Europe%2FBerlin&params=%7B%7D&missed_policy=run_once"
+            ),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(page.contains("Not saved"), "{page}");
+    assert!(
+        page.contains("0-59") || page.contains("0 to 59") || page.contains("0–59"),
+        "{page}"
+    );
+    for typed in [
+        "value=\"Nightly sweep\"",
+        "value=\"61 2 * * *\"",
+        "value=\"Europe/Berlin\"",
+        "<option selected>retention_sweep</option>",
+        "<option value=\"run_once\" selected>",
+    ] {
+        assert!(page.contains(typed), "{typed}: {page}");
+    }
+    // Unticked "Enabled" stays unticked.
+    assert!(!page.contains("name=\"enabled\" checked"), "{page}");
+}

@@ -30,6 +30,21 @@ pub struct JobsPage {
     pub rows: Vec<JobRow>,
     pub kinds: &'static [&'static str],
     pub error: String,
+    /// The new job's form as typed, when it was refused.
+    pub typed: Option<FormFields>,
+}
+
+impl JobsPage {
+    /// A field of the refused form, or `default` on a fresh page.
+    pub fn typed(&self, key: &str, default: &str) -> String {
+        match &self.typed {
+            Some(f) => f.get(key),
+            None => default.to_string(),
+        }
+    }
+    pub fn enabled(&self) -> bool {
+        self.typed.as_ref().is_none_or(|f| f.get("enabled") == "on")
+    }
 }
 
 #[derive(Template, WebTemplate)]
@@ -67,6 +82,7 @@ async fn list_page(state: &State, me: CurrentUser, error: String) -> Result<Jobs
         rows,
         kinds: &KINDS,
         error,
+        typed: None,
     })
 }
 
@@ -116,7 +132,8 @@ pub async fn create(
     match result {
         Ok(j) => Ok(Redirect::to(&format!("/jobs/{}", j.id)).into_response()),
         Err(e) if e.kind == ErrorKind::InvalidArgument => {
-            let page = list_page(&state, me, e.to_string()).await?;
+            let mut page = list_page(&state, me, e.message).await?;
+            page.typed = Some(f);
             Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response())
         }
         Err(e) => Err(e.into()),
