@@ -2197,6 +2197,13 @@ async fn firmware_library_approval_and_a_rollout_from_the_pages() {
     .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(page.contains("window hours: 0–23"), "{page}");
+    // What was typed stays, to be corrected rather than typed again.
+    assert!(page.contains("name=\"start_hour\" value=\"25\""), "{page}");
+    assert!(page.contains("name=\"day\" value=\"0\" checked"), "{page}");
+    assert!(
+        page.contains(&format!("<option value=\"{}\" selected>", img.id)),
+        "{page}"
+    );
     let (status, h, _) = send(
         &app,
         post_form(

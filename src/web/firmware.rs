@@ -40,6 +40,24 @@ pub struct FirmwarePage {
     pub rollouts: Vec<(firmware_rollout::Model, String)>,
     pub sites: Vec<site::Model>,
     pub error: String,
+    /// The rollout form as typed, when it was refused.
+    pub typed: Option<FormFields>,
+}
+
+impl FirmwarePage {
+    /// A rollout field as typed, or `default` on a fresh page.
+    pub fn typed(&self, key: &str, default: &str) -> String {
+        match &self.typed {
+            Some(f) => f.get(key),
+            None => default.to_string(),
+        }
+    }
+    /// A maintenance day ticked in the refused form.
+    pub fn day_ticked(&self, n: &usize) -> bool {
+        self.typed
+            .as_ref()
+            .is_some_and(|f| f.all("day").contains(&n.to_string()))
+    }
 }
 
 pub async fn firmware(
@@ -67,6 +85,7 @@ async fn firmware_page(
         images: o.images,
         rollouts: o.rollouts,
         error,
+        typed: None,
     })
 }
 
@@ -285,7 +304,8 @@ pub async fn rollout_create(
             ) =>
         {
             let status = super::error::status_of(e.kind);
-            let page = firmware_page(&state, me, e.to_string()).await?;
+            let mut page = firmware_page(&state, me, e.message).await?;
+            page.typed = Some(f);
             Ok((status, page).into_response())
         }
         Err(e) => Err(e.into()),
