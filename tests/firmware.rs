@@ -306,13 +306,62 @@ async fn too_many_failures_stop_the_rollout_and_pause_holds_it() {
     );
     assert!(d[2].message.contains("upload refused"), "{}", d[2].message);
     assert!(d[3..].iter().all(|x| x.status == "pending"));
-    // A stopped rollout cannot be resumed; a new one is needed.
+    // Resumed past the failures: the rest of the waves go on, and the
+    // threshold counts new failures only.
+    r.fw.control(ro.id, "resume", &Actor::system())
+        .await
+        .unwrap();
+    assert!(rollout(&r).await.message.contains("past 2 failed devices"));
+    drive(
+        &r.fw,
+        &r,
+        Duration::from_secs(10),
+        Duration::from_secs(3600),
+    )
+    .await;
+    let ro = rollout(&r).await;
+    assert_eq!(ro.status, "done", "{ro:?}");
+    let d = devices(&r).await;
+    assert!(d[3..].iter().all(|x| x.status == "done"), "{d:?}");
+    assert_eq!(d.iter().filter(|x| x.status == "failed").count(), 2);
+    // The cameras are fixed: a retry tries exactly the failed ones again.
+    r.fleet.cameras()[1].come_back();
+    r.fleet.cameras()[1].failures.lock().unwrap().never_returns = false;
+    r.fleet.cameras()[2]
+        .failures
+        .lock()
+        .unwrap()
+        .upload_rejected = false;
+    r.fw.control(ro.id, "retry", &Actor::system())
+        .await
+        .unwrap();
+    let d = devices(&r).await;
+    assert_eq!(
+        d.iter().map(|x| x.status.as_str()).collect::<Vec<_>>(),
+        ["done", "pending", "pending", "done", "done"]
+    );
+    drive(
+        &r.fw,
+        &r,
+        Duration::from_secs(10),
+        Duration::from_secs(3600),
+    )
+    .await;
+    let ro = rollout(&r).await;
+    assert_eq!(ro.status, "done", "{ro:?}");
+    assert!(devices(&r).await.iter().all(|x| x.status == "done"));
+    // Nothing failed now: nothing to retry, and a finished rollout is not
+    // cancelled.
+    let e =
+        r.fw.control(ro.id, "retry", &Actor::system())
+            .await
+            .unwrap_err();
+    assert!(e.message.contains("nothing to retry"), "{e}");
     assert!(
-        r.fw.control(ro.id, "resume", &Actor::system())
+        r.fw.control(ro.id, "cancel", &Actor::system())
             .await
             .is_err()
     );
-    r.fleet.cameras()[1].come_back();
     r.fleet.shutdown().await;
 }
 

@@ -87,6 +87,12 @@ pub struct RolloutPlan {
     /// Added to the camera's ExpectedDownTime.
     pub margin_s: u64,
     pub window: Option<MaintenanceWindow>,
+    /// A person resumed past a failed canary group.
+    #[serde(default)]
+    pub canary_accepted: bool,
+    /// Failures a person resumed past: the threshold counts from them.
+    #[serde(default)]
+    pub failures_accepted: usize,
 }
 
 impl Default for RolloutPlan {
@@ -98,6 +104,8 @@ impl Default for RolloutPlan {
             max_failures: 0,
             margin_s: 120,
             window: None,
+            canary_accepted: false,
+            failures_accepted: 0,
         }
     }
 }
@@ -475,8 +483,16 @@ impl Firmware {
             .await?)
     }
 
-    /// Pause, resume or cancel: technicians and admins whose sites cover
-    /// every device of the rollout.
+    /// Pause, resume, cancel or retry: technicians and admins whose sites
+    /// cover every device of the rollout.
+    ///
+    /// - `pause` a running rollout; `resume` a paused one, or a stopped
+    ///   one: it goes on past the failures that stopped it (a failed canary
+    ///   group, or the threshold, which then counts new failures only);
+    /// - `retry`: the failed devices are tried again (their wave runs again;
+    ///   a finished rollout runs again for them);
+    /// - `cancel` a running, paused or stopped rollout: devices not
+    ///   started are skipped.
     pub async fn control(&self, id: i32, action: &str, actor: &Actor) -> Result<()> {
         actor.require(crate::fleet::users::Role::can_operate_devices)?;
         let r = firmware_rollout::Entity::find_by_id(id)
@@ -489,10 +505,29 @@ impl Firmware {
                 "this rollout includes devices outside the sites you manage",
             ));
         }
+        let rows = rollout_device::Entity::find()
+            .filter(rollout_device::Column::RolloutId.eq(id))
+            .all(&self.db)
+            .await?;
+        let failed: Vec<&rollout_device::Model> =
+            rows.iter().filter(|d| d.status == "failed").collect();
         let next = match (action, r.status.as_str()) {
             ("pause", "running") => "paused",
-            ("resume", "paused") => "running",
-            ("cancel", "running" | "paused") => "cancelled",
+            ("resume", "paused" | "stopped") => "running",
+            ("cancel", "running" | "paused" | "stopped") => "cancelled",
+            ("retry", "running" | "paused" | "stopped" | "done") if !failed.is_empty() => {
+                if r.status == "paused" {
+                    "paused"
+                } else {
+                    "running"
+                }
+            }
+            ("retry", _) if failed.is_empty() => {
+                return Err(Error::new(
+                    ErrorKind::Conflict,
+                    "no device of this rollout failed: nothing to retry",
+                ));
+            }
             _ => {
                 return Err(Error::new(
                     ErrorKind::Conflict,
@@ -501,26 +536,68 @@ impl Firmware {
             }
         };
         let now = self.clock.now_utc();
-        if next == "cancelled" {
-            // Devices not started are skipped; started ones are left to
-            // finish on their own (a camera mid-flash must not be cut off).
-            rollout_device::Entity::update_many()
-                .col_expr(
-                    rollout_device::Column::Status,
-                    sea_orm::sea_query::Expr::value("skipped"),
-                )
-                .col_expr(
-                    rollout_device::Column::Message,
-                    sea_orm::sea_query::Expr::value("rollout cancelled"),
-                )
-                .filter(rollout_device::Column::RolloutId.eq(id))
-                .filter(rollout_device::Column::Status.eq("pending"))
-                .exec(&self.db)
-                .await?;
+        let mut plan: RolloutPlan = serde_json::from_value(r.plan.clone()).unwrap_or_default();
+        let mut wave = r.current_wave;
+        let mut message = r.message.clone();
+        match action {
+            "cancel" => {
+                // Devices not started are skipped; started ones are left to
+                // finish on their own (a camera mid-flash must not be cut off).
+                rollout_device::Entity::update_many()
+                    .col_expr(
+                        rollout_device::Column::Status,
+                        sea_orm::sea_query::Expr::value("skipped"),
+                    )
+                    .col_expr(
+                        rollout_device::Column::Message,
+                        sea_orm::sea_query::Expr::value("rollout cancelled"),
+                    )
+                    .filter(rollout_device::Column::RolloutId.eq(id))
+                    .filter(rollout_device::Column::Status.eq("pending"))
+                    .exec(&self.db)
+                    .await?;
+            }
+            "resume" if r.status == "stopped" => {
+                plan.canary_accepted |= failed.iter().any(|d| d.wave == 0);
+                plan.failures_accepted = failed.iter().filter(|d| d.wave > 0).count();
+                message = format!(
+                    "resumed by {} past {} failed device{}",
+                    actor.name,
+                    failed.len(),
+                    if failed.len() == 1 { "" } else { "s" }
+                );
+            }
+            "retry" => {
+                let ids: Vec<i32> = failed.iter().map(|d| d.id).collect();
+                rollout_device::Entity::update_many()
+                    .col_expr(
+                        rollout_device::Column::Status,
+                        sea_orm::sea_query::Expr::value("pending"),
+                    )
+                    .col_expr(
+                        rollout_device::Column::Message,
+                        sea_orm::sea_query::Expr::value(format!("retried by {}", actor.name)),
+                    )
+                    .filter(rollout_device::Column::Id.is_in(ids))
+                    .exec(&self.db)
+                    .await?;
+                // Their earliest wave runs again; later waves already done
+                // are passed through.
+                wave = failed.iter().map(|d| d.wave).min().unwrap_or(wave);
+                message = format!(
+                    "retrying {} failed device{}",
+                    failed.len(),
+                    if failed.len() == 1 { "" } else { "s" }
+                );
+            }
+            _ => {}
         }
         let before = r.status.clone();
         let mut am = r.into_active_model();
         am.status = Set(next.into());
+        am.current_wave = Set(wave);
+        am.message = Set(message);
+        am.plan = Set(serde_json::to_value(&plan).unwrap_or_default());
         am.updated_at = Set(now);
         am.update(&self.db).await?;
         audit::record(
@@ -532,7 +609,7 @@ impl Firmware {
                 target_kind: "rollout",
                 target_id: id.to_string(),
                 before: Some(json!({"status": before})),
-                after: Some(json!({"status": next})),
+                after: Some(json!({"status": next, "action": action})),
             },
         )
         .await?;
@@ -725,13 +802,13 @@ impl Firmware {
                 .filter(|d| d.wave > 0 && d.status == "failed")
                 .count();
             let last = rows.iter().map(|d| d.wave).max().unwrap_or(0);
-            let (status, wave, message) = if canary_failed {
+            let (status, wave, message) = if canary_failed && !plan.canary_accepted {
                 (
                     "stopped",
                     wave,
                     "the canary group failed; no wave was started".to_string(),
                 )
-            } else if failures > plan.max_failures {
+            } else if failures > plan.max_failures + plan.failures_accepted {
                 (
                     "stopped",
                     wave,

@@ -266,6 +266,7 @@ fn parse_plan(f: &FormFields) -> Result<RolloutPlan, String> {
         max_failures: num("max_failures", 0, "failure threshold")? as usize,
         margin_s: num("margin_s", 120, "margin")?,
         window,
+        ..Default::default()
     })
 }
 
@@ -320,6 +321,16 @@ pub struct RolloutPage {
     pub image: firmware_image::Model,
     pub plan: RolloutPlan,
     pub devices: Vec<(rollout_device::Model, String)>,
+}
+
+impl RolloutPage {
+    /// Devices that failed (what a retry would try again).
+    pub fn failed(&self) -> usize {
+        self.devices
+            .iter()
+            .filter(|(d, _)| d.status == "failed")
+            .count()
+    }
 }
 
 pub async fn rollout(
