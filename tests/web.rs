@@ -3029,3 +3029,68 @@ async fn a_refused_job_keeps_its_form() {
     // Unticked "Enabled" stays unticked.
     assert!(!page.contains("name=\"enabled\" checked"), "{page}");
 }
+
+#[tokio::test]
+async fn csv_import_reads_spreadsheet_dialects_and_keeps_fields_on_blank_cells() {
+    use camfleet::fleet::access::Scope;
+    let (_app, state) = app().await;
+    let f = fleet(2, "").await;
+    let a = adopt_into(&state, &f, 0).await;
+    let b = adopt_into(&state, &f, 1).await;
+    // Something stored on b to keep or clear.
+    let first = format!("id,supplier,notes,asset_tag\n{},Acme,keep me,T-1\n", b.id);
+    let plan = state
+        .inventory
+        .import_dry_run(first.as_bytes(), &Scope::All)
+        .await
+        .unwrap();
+    assert!(plan.applicable(), "{plan:?}");
+    state
+        .inventory
+        .import_apply(first.as_bytes(), &Scope::All, &Actor::system())
+        .await
+        .unwrap();
+    // What a German Excel writes: a BOM, semicolons, CRLF, a decimal comma
+    // in quotes. A blank cell keeps the field; `(clear)` clears it. The bad
+    // row is reported on its own line of the file.
+    for (name, delimiter) in [("semicolon", ";"), ("tab", "\t"), ("comma", ",")] {
+        let d = delimiter;
+        let file = format!(
+            "\u{feff}id{d}supplier{d}notes{d}asset_tag\r\n{a}{d}Beta GmbH{d}{d}\r\n{b}{d}{d}(clear){d}\r\n999999{d}X{d}{d}\r\n",
+            a = a.id,
+            b = b.id
+        );
+        let r = state
+            .inventory
+            .import_dry_run(file.as_bytes(), &Scope::All)
+            .await
+            .unwrap();
+        assert!(r.file_errors.is_empty(), "{name}: {r:?}");
+        assert_eq!(r.rows.len(), 3, "{name}: {r:?}");
+        assert_eq!(
+            r.rows.iter().map(|x| x.line).collect::<Vec<_>>(),
+            [2, 3, 4],
+            "{name}"
+        );
+        assert_eq!(
+            r.rows[0].changes.get("supplier"),
+            Some(&("".to_string(), "Beta GmbH".to_string())),
+            "{name}: {r:?}"
+        );
+        // b: supplier and asset tag blank (kept), notes cleared.
+        assert_eq!(
+            r.rows[1].changes.keys().collect::<Vec<_>>(),
+            ["notes"],
+            "{name}: {r:?}"
+        );
+        assert_eq!(r.rows[1].changes["notes"].1, "", "{name}");
+        assert!(
+            r.rows[2]
+                .errors
+                .iter()
+                .any(|e| e.contains("no device 999999")),
+            "{name}: {r:?}"
+        );
+    }
+    f.shutdown().await;
+}

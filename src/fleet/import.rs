@@ -89,6 +89,45 @@ fn undefuse(v: &str) -> &str {
     }
 }
 
+/// The 1-based line of the record at a byte offset, counting `\n` only:
+/// the CSV reader's own count takes a CRLF file's lines one off.
+fn line_at(data: &[u8], byte: u64) -> u64 {
+    let mut end = usize::try_from(byte).unwrap_or(usize::MAX).min(data.len());
+    // After a CRLF the reader places a record at the LF: skip the line
+    // ending to where the record's text starts.
+    while end < data.len() && matches!(data[end], b'\r' | b'\n') {
+        end += 1;
+    }
+    1 + data[..end].iter().filter(|&&b| b == b'\n').count() as u64
+}
+
+/// The cell that clears a field (a blank cell keeps what is stored).
+pub const CLEAR: &str = "(clear)";
+
+/// The file's delimiter, from its header line: comma, semicolon (what
+/// spreadsheets write where the comma is the decimal mark) or tab,
+/// whichever the header holds most of outside quotes.
+pub fn sniff_delimiter(data: &[u8]) -> u8 {
+    let mut counts = [0usize; 3];
+    let mut quoted = false;
+    for &b in data.iter().take(64 * 1024) {
+        match b {
+            b'"' => quoted = !quoted,
+            b'\n' | b'\r' if !quoted => break,
+            b',' if !quoted => counts[0] += 1,
+            b';' if !quoted => counts[1] += 1,
+            b'\t' if !quoted => counts[2] += 1,
+            _ => {}
+        }
+    }
+    let best = (0..3).max_by_key(|&i| (counts[i], 2 - i)).unwrap_or(0);
+    if counts[best] == 0 {
+        b','
+    } else {
+        [b',', b';', b'\t'][best]
+    }
+}
+
 fn set_field(f: &mut InventoryForm, name: &str, v: &str) {
     let v = v.to_string();
     match name {
@@ -129,6 +168,7 @@ impl Inventory {
         }
         let data = data.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(data);
         let mut rdr = csv::ReaderBuilder::new()
+            .delimiter(sniff_delimiter(data))
             .flexible(false)
             .trim(csv::Trim::None)
             .from_reader(data);
@@ -199,7 +239,10 @@ impl Inventory {
                 Ok(r) => r,
                 Err(e) => {
                     report.rows.push(RowReport {
-                        line: e.position().map(|p| p.line()).unwrap_or(line),
+                        line: e
+                            .position()
+                            .map(|p| line_at(data, p.byte()))
+                            .unwrap_or(line),
                         device_id: None,
                         device_name: String::new(),
                         changes: BTreeMap::new(),
@@ -208,7 +251,10 @@ impl Inventory {
                     continue;
                 }
             };
-            let line = rec.position().map(|p| p.line()).unwrap_or(line);
+            let line = rec
+                .position()
+                .map(|p| line_at(data, p.byte()))
+                .unwrap_or(line);
             let get = |c: Option<usize>| c.and_then(|c| rec.get(c)).map(str::trim).unwrap_or("");
             let mut row = RowReport {
                 line,
@@ -259,6 +305,14 @@ impl Inventory {
             for (c, h) in headers.iter().enumerate() {
                 if EDITABLE.contains(&h.as_str()) {
                     let raw = rec.get(c).unwrap_or("");
+                    // A blank cell keeps the stored value; `(clear)` clears it.
+                    if raw.trim().is_empty() {
+                        continue;
+                    }
+                    if raw.trim() == CLEAR {
+                        set_field(&mut form, h, "");
+                        continue;
+                    }
                     let v = if h == "notes" { raw } else { raw.trim() };
                     set_field(&mut form, h, undefuse(v));
                 }
