@@ -24,6 +24,7 @@ mod m20261206_000018_list_indexes;
 mod m20261206_000019_drop_prefix_indexes;
 mod m20261206_000020_rule_problems;
 mod m20261206_000021_site_time_zone;
+mod m20261206_000022_samples_by_time;
 
 pub struct Migrator;
 
@@ -52,6 +53,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_000019_drop_prefix_indexes::Migration),
             Box::new(m20261206_000020_rule_problems::Migration),
             Box::new(m20261206_000021_site_time_zone::Migration),
+            Box::new(m20261206_000022_samples_by_time::Migration),
         ]
     }
 }
