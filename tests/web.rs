@@ -3094,3 +3094,86 @@ async fn csv_import_reads_spreadsheet_dialects_and_keeps_fields_on_blank_cells()
     }
     f.shutdown().await;
 }
+
+#[tokio::test]
+async fn bulk_actions_show_their_devices_then_act_on_exactly_those() {
+    let (app, state) = app().await;
+    make_user(&state, "tess", Role::Technician).await;
+    let f = fleet(3, "").await;
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        ids.push(adopt_into(&state, &f, i).await.id);
+    }
+    let (_, tess) = login(&app, "tess", "correct-horse").await;
+    let (_, _, page) = send(&app, get("/devices", &tess)).await;
+    assert!(page.contains("More actions"), "{page}");
+    let csrf = csrf_of(&page);
+    // Two ticked, reboot: first the two devices and a confirmation.
+    let ticked = format!(
+        "csrf={csrf}&scope=ticked&action=reboot&device={}&device={}",
+        ids[0], ids[2]
+    );
+    let (status, _, page) = send(&app, post_form("/devices/bulk", &tess, &ticked)).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert!(page.contains("Reboot: these 2 devices"), "{page}");
+    assert!(
+        !page.contains(&format!("name=\"device\" value=\"{}\"", ids[1])),
+        "{page}"
+    );
+    let before: Vec<u64> = f
+        .cameras()
+        .iter()
+        .map(|c| c.requests.load(std::sync::atomic::Ordering::Relaxed))
+        .collect();
+    // Nothing was done before the confirmation.
+    let confirm = format!("{ticked}&confirm=yes");
+    let (status, _, page) = send(&app, post_form("/devices/bulk", &tess, &confirm)).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert!(page.contains("2 done, 0 failed"), "{page}");
+    let after: Vec<u64> = f
+        .cameras()
+        .iter()
+        .map(|c| c.requests.load(std::sync::atomic::Ordering::Relaxed))
+        .collect();
+    assert!(
+        after[0] > before[0] && after[2] > before[2],
+        "{before:?} {after:?}"
+    );
+    assert_eq!(after[1], before[1], "the unticked camera was not touched");
+    // Every device matching the filter: all three listed.
+    let (status, _, page) = send(
+        &app,
+        post_form(
+            "/devices/bulk",
+            &tess,
+            &format!("csrf={csrf}&scope=matching&filter=q%3DSimCam&action=backfill"),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert!(page.contains("these 3 devices"), "{page}");
+    // Retiring needs a reason; nothing ticked is said plainly.
+    let (status, _, text) = send(
+        &app,
+        post_form(
+            "/devices/bulk",
+            &tess,
+            &format!("csrf={csrf}&action=retire&reason=&device={}", ids[0]),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(text.contains("give a reason"), "{text}");
+    let (status, _, text) = send(
+        &app,
+        post_form(
+            "/devices/bulk",
+            &tess,
+            &format!("csrf={csrf}&action=reboot"),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(text.contains("Tick devices in the list first"), "{text}");
+    f.shutdown().await;
+}

@@ -17,6 +17,7 @@ use super::form::FormFields;
 use super::pages::{DeviceList, DeviceQuery, devices_page};
 use crate::db::entities::{device, site};
 use crate::error::{Error, ErrorKind};
+use crate::fleet::console::devices::DeviceAction;
 use crate::fleet::import::{ImportReport, MAX_IMPORT_BYTES};
 use crate::fleet::inventory::site_name;
 
@@ -220,6 +221,99 @@ pub async fn import_apply(
 
 /// Bulk actions on devices selected in the list: move to a site, or
 /// export the selection as CSV.
+/// A bulk action's confirmation (the devices it would touch) or its
+/// outcome (what each device said).
+#[derive(Template, WebTemplate)]
+#[template(path = "bulk.html")]
+pub struct BulkPage {
+    pub me: CurrentUser,
+    /// `reboot`, `retire`, …
+    pub action: String,
+    /// What it does, in words ("Reboot", "Retire (reason: …)").
+    pub what: String,
+    /// The devices, by name (confirmation) …
+    pub devices: Vec<device::Model>,
+    /// … or each one's outcome: (device, outcome).
+    pub outcomes: Vec<(String, crate::fleet::console::devices::ActionOutcome)>,
+    /// Selected ids the user may not act on (outside their sites).
+    pub hidden: usize,
+    /// The action's own fields, passed on to the confirmation.
+    pub params: Vec<(String, String)>,
+}
+
+impl BulkPage {
+    pub fn failed(&self) -> usize {
+        self.outcomes.iter().filter(|(_, o)| !o.ok).count()
+    }
+    pub fn summary_class(&self) -> &'static str {
+        match (self.outcomes.len() - self.failed(), self.failed()) {
+            (_, 0) => "notice",
+            (0, _) => "notice bad",
+            _ => "notice partial",
+        }
+    }
+}
+
+/// The device action a bulk form asks for, its words and its fields.
+fn bulk_action(f: &FormFields) -> Result<(DeviceAction, String, Vec<(String, String)>), WebError> {
+    let bad = |m: &str| WebError(Error::new(ErrorKind::InvalidArgument, m.to_string()));
+    Ok(match f.get("action").as_str() {
+        "reboot" => (DeviceAction::Reboot, "Reboot".into(), vec![]),
+        "retire" => {
+            let reason = f.text("reason");
+            if reason.is_empty() || reason.chars().count() > 500 {
+                return Err(bad("Retire: give a reason (at most 500 characters)"));
+            }
+            (
+                DeviceAction::Retire {
+                    reason: reason.clone(),
+                },
+                format!("Retire (reason: {reason})"),
+                vec![("reason".into(), reason)],
+            )
+        }
+        "unretire" => (DeviceAction::Unretire, "Return to service".into(), vec![]),
+        "record" => {
+            let profile = f.text("profile");
+            let transport = match f.get("transport").as_str() {
+                "" | "tcp" => "tcp".to_string(),
+                "udp" => "udp".to_string(),
+                _ => return Err(bad("transport: tcp or udp")),
+            };
+            let (action, what) = if profile.is_empty() {
+                (
+                    DeviceAction::Recording {
+                        profile: None,
+                        transport: None,
+                    },
+                    "Stop recording".to_string(),
+                )
+            } else {
+                (
+                    DeviceAction::Recording {
+                        profile: Some(profile.clone()),
+                        transport: Some(transport.clone()),
+                    },
+                    format!("Record media profile {profile} over {transport}"),
+                )
+            };
+            (
+                action,
+                what,
+                vec![("profile".into(), profile), ("transport".into(), transport)],
+            )
+        }
+        "backfill" => (
+            DeviceAction::Backfill,
+            "Fill recording gaps from the cameras' cards".into(),
+            vec![],
+        ),
+        _ => {
+            return Err(bad("action: choose what to do with the selection"));
+        }
+    })
+}
+
 pub async fn bulk(
     AxState(state): AxState<State>,
     Extension(me): Extension<CurrentUser>,
@@ -227,7 +321,13 @@ pub async fn bulk(
 ) -> Result<Response, WebError> {
     let f = FormFields::parse(&raw);
     me.check_csrf(&f.get("csrf"))?;
-    let ids = f.ids("device");
+    // The ticked rows, or every device the list's filter matches.
+    let ids = if f.get("scope") == "matching" {
+        let q = DeviceQuery::parse(Some(&f.get("filter")))?;
+        state.console.device_ids_matching(&me.actor(), &q).await?
+    } else {
+        f.ids("device")
+    };
     match f.get("action").as_str() {
         "export" => {
             let _slot = state.limits.export()?;
@@ -254,10 +354,46 @@ pub async fn bulk(
                 .await?
                 .into_response())
         }
-        _ => Err(WebError(Error::new(
-            ErrorKind::InvalidArgument,
-            "action: choose what to do with the selection",
-        ))),
+        _ => {
+            let (action, what, params) = bulk_action(&f)?;
+            let devices = state.console.bulk_preview(&me.actor(), &ids).await?;
+            let hidden = ids.len() - devices.len();
+            if f.get("confirm") != "yes" {
+                // First the devices it would touch, and a confirmation.
+                return Ok(BulkPage {
+                    me,
+                    action: f.get("action"),
+                    what,
+                    devices,
+                    outcomes: Vec::new(),
+                    hidden,
+                    params,
+                }
+                .into_response());
+            }
+            let ops = state.device_ops();
+            let allowed: Vec<i32> = devices.iter().map(|d| d.id).collect();
+            let out = state
+                .console
+                .bulk_act(&ops, &me.actor(), &allowed, action)
+                .await?;
+            let names: std::collections::HashMap<i32, String> =
+                devices.into_iter().map(|d| (d.id, d.name)).collect();
+            let outcomes = out
+                .into_iter()
+                .map(|o| (names.get(&o.device_id).cloned().unwrap_or_default(), o))
+                .collect();
+            Ok(BulkPage {
+                me,
+                action: f.get("action"),
+                what,
+                devices: Vec::new(),
+                outcomes,
+                hidden,
+                params,
+            }
+            .into_response())
+        }
     }
 }
 

@@ -95,6 +95,14 @@ pub struct DevicesPage {
 }
 
 impl DevicesPage {
+    /// The list's filter as a query string (for "all matching").
+    pub fn filter_query(&self) -> String {
+        self.query
+            .link("", 1, None)
+            .trim_start_matches('?')
+            .to_string()
+    }
+
     pub fn site_of(&self, id: &Option<i32>) -> &str {
         crate::fleet::inventory::site_name(&self.sites, *id)
     }

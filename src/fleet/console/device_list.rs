@@ -646,3 +646,40 @@ impl<T: Clone> GenCache<T> {
         map.insert(key, (generation, now, n));
     }
 }
+
+/// Devices one bulk action may take at once.
+pub const MAX_BULK: u64 = 10_000;
+
+impl Console {
+    /// Every device id a list filter matches (within the actor's sites),
+    /// for "everything matching this filter"; at most [`MAX_BULK`].
+    pub async fn device_ids_matching(&self, actor: &Actor, q: &DeviceQuery) -> Result<Vec<i32>> {
+        let mut cond = exact_filters(actor, self.clock.now_utc().date_naive(), q)?;
+        let text = q.q.trim();
+        if text.len() > 200 {
+            return Err(Error::new(
+                ErrorKind::InvalidArgument,
+                "search text is too long",
+            ));
+        }
+        if !text.is_empty() {
+            cond = cond.add(search_condition(self.db.get_database_backend(), text, true));
+        }
+        let ids: Vec<i32> = device::Entity::find()
+            .filter(cond)
+            .select_only()
+            .column(device::Column::Id)
+            .order_by_asc(device::Column::Id)
+            .limit(MAX_BULK + 1)
+            .into_tuple()
+            .all(&self.db)
+            .await?;
+        if ids.len() as u64 > MAX_BULK {
+            return Err(Error::new(
+                ErrorKind::InvalidArgument,
+                format!("the filter matches more than {MAX_BULK} devices; narrow it"),
+            ));
+        }
+        Ok(ids)
+    }
+}

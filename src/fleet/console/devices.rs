@@ -542,3 +542,73 @@ fn event_row(e: device_event::Model) -> EventRow {
         },
     }
 }
+
+impl Console {
+    /// The devices a bulk action would touch, by name: the selection within
+    /// the actor's sites (ids outside them are left out, unnamed).
+    pub async fn bulk_preview(&self, actor: &Actor, ids: &[i32]) -> Result<Vec<device::Model>> {
+        actor.require(Role::can_operate_devices)?;
+        if ids.is_empty() {
+            return Err(invalid(
+                "Tick devices in the list first (or choose every device matching the filter)",
+            ));
+        }
+        if ids.len() > 10_000 {
+            return Err(invalid("at most 10,000 devices at once"));
+        }
+        let mut out = Vec::new();
+        for chunk in ids.chunks(1000) {
+            out.extend(
+                device::Entity::find()
+                    .filter(actor.scope.devices())
+                    .filter(device::Column::Id.is_in(chunk.iter().copied()))
+                    .all(&self.db)
+                    .await?,
+            );
+        }
+        out.sort_by(|a, b| a.name.cmp(&b.name).then(a.id.cmp(&b.id)));
+        Ok(out)
+    }
+
+    /// One action on many devices, eight at a time; each device's outcome
+    /// on its own (one that refuses does not stop the rest).
+    pub async fn bulk_act(
+        &self,
+        ops: &DeviceOps<'_>,
+        actor: &Actor,
+        ids: &[i32],
+        action: DeviceAction,
+    ) -> Result<Vec<ActionOutcome>> {
+        use futures::StreamExt;
+        actor.require(Role::can_operate_devices)?;
+        if matches!(
+            action,
+            DeviceAction::Network { .. } | DeviceAction::PollInterval { .. }
+        ) {
+            return Err(invalid(
+                "network settings and poll intervals are set per device",
+            ));
+        }
+        let name = action.name();
+        let mut out: Vec<ActionOutcome> = futures::stream::iter(ids.iter().copied())
+            .map(|id| {
+                let action = action.clone();
+                async move {
+                    match self.device_act(ops, actor, id, action).await {
+                        Ok(o) => o,
+                        Err(e) => ActionOutcome {
+                            device_id: id,
+                            action: name.to_string(),
+                            ok: false,
+                            detail: e.message,
+                        },
+                    }
+                }
+            })
+            .buffer_unordered(8)
+            .collect()
+            .await;
+        out.sort_by_key(|o| o.device_id);
+        Ok(out)
+    }
+}
