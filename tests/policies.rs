@@ -99,7 +99,11 @@ async fn learned_auth_mode_and_quirks_are_kept_reused_and_reset() {
     assert!(second < first, "first {first}, second {second}");
 
     // Shown on the device page in words, and reset from there.
-    let view = s.console.device_view(&Actor::system(), d.id).await.unwrap();
+    let view = s
+        .console
+        .device_view(&Actor::system(), d.id, Default::default())
+        .await
+        .unwrap();
     assert!(
         view.quirks.iter().any(|q| q.contains("SOAP 1.1")),
         "{:?}",

@@ -3177,3 +3177,46 @@ async fn bulk_actions_show_their_devices_then_act_on_exactly_those() {
     assert!(text.contains("Tick devices in the list first"), "{text}");
     f.shutdown().await;
 }
+
+#[tokio::test]
+async fn device_charts_have_ranges_a_time_axis_values_on_hover_and_uptime() {
+    use sea_orm::{ActiveModelTrait, Set};
+    let (app, state) = app().await;
+    make_user(&state, "tess", Role::Technician).await;
+    let f = fleet(1, "").await;
+    let d = adopt_into(&state, &f, 0).await;
+    // One sample a minute for the last hour: 45 of 60 polls answered.
+    let now = state.clock.now_utc().timestamp_millis();
+    for i in 0..60i64 {
+        camfleet::db::entities::health_sample::ActiveModel {
+            device_id: Set(d.id),
+            at_ms: Set(now - (60 - i) * 60_000 + 30_000),
+            ok: Set(i % 4 != 0),
+            latency_ms: Set(Some(20 + i as i32)),
+            drift_ms: Set(Some(150)),
+            error_class: Set(None),
+        }
+        .insert(&state.db)
+        .await
+        .unwrap();
+    }
+    let (_, tess) = login(&app, "tess", "correct-horse").await;
+    let (status, _, page) = send(&app, get(&format!("/devices/{}?range=1h", d.id), &tess)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains("Availability, 1 h: 75.0 % up"), "{page}");
+    assert!(page.contains("<b aria-current=\"true\">1 h</b>"), "{page}");
+    for range in ["6h", "24h", "7d", "30d"] {
+        assert!(page.contains(&format!("?range={range}#charts")), "{range}");
+    }
+    // Hover values: a latency point says its time, value and poll count.
+    assert!(page.contains(" ms (1 polls)</title>"), "{page}");
+    // A time axis: ticks every 10 minutes on a one-hour chart.
+    assert!(
+        page.matches("class=\"chart-axis\">").count() >= 3 * 5,
+        "{page}"
+    );
+    // The default range is a day.
+    let (_, _, page) = send(&app, get(&format!("/devices/{}", d.id), &tess)).await;
+    assert!(page.contains("Availability, 24 h: 75.0 % up"), "{page}");
+    f.shutdown().await;
+}

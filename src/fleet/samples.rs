@@ -143,58 +143,84 @@ pub async fn series(
     Ok(out)
 }
 
-/// A small line chart as SVG (server-rendered; no script). `values` are
-/// (x in 0..=1, y) pairs; gaps (None) break the line.
+/// One point of a chart: where it is (x in 0..=1), its value (None: a
+/// gap) and what a pointer over it says.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChartPoint {
+    pub x: f64,
+    pub y: Option<f64>,
+    pub label: String,
+}
+
+/// A small line chart as SVG (server-rendered; no script): a time axis
+/// with `ticks` (x, text), the line broken at gaps, and each value with
+/// its label on hover (the SVG `title` of a point).
 pub fn svg_chart(
     title: &str,
     unit: &str,
-    values: &[(f64, Option<f64>)],
+    values: &[ChartPoint],
     fixed_max: Option<f64>,
+    ticks: &[(f64, String)],
 ) -> String {
     const W: f64 = 480.0;
-    const H: f64 = 120.0;
+    const H: f64 = 132.0;
     const PAD: f64 = 24.0;
+    const BOTTOM: f64 = 36.0;
     let max = fixed_max
         .or_else(|| {
             values
                 .iter()
-                .filter_map(|(_, y)| *y)
+                .filter_map(|p| p.y)
                 .map(f64::abs)
                 .fold(None, |m: Option<f64>, v| Some(m.map_or(v, |m| m.max(v))))
         })
         .filter(|m| *m > 0.0)
         .unwrap_or(1.0);
-    let min = values
-        .iter()
-        .filter_map(|(_, y)| *y)
-        .fold(0.0_f64, f64::min);
+    let min = values.iter().filter_map(|p| p.y).fold(0.0_f64, f64::min);
     let span = (max - min).max(f64::EPSILON);
+    let px = |x: f64| PAD + x.clamp(0.0, 1.0) * (W - 2.0 * PAD);
+    let py = |y: f64| H - BOTTOM - ((y - min) / span) * (H - PAD - BOTTOM);
     let mut path = String::new();
+    let mut dots = String::new();
     let mut pen_down = false;
-    for (x, y) in values {
-        match y {
+    for p in values {
+        match p.y {
             Some(y) => {
-                let px = PAD + x.clamp(0.0, 1.0) * (W - 2.0 * PAD);
-                let py = H - PAD - ((y - min) / span) * (H - 2.0 * PAD);
+                let (x, y) = (px(p.x), py(y));
                 path.push_str(&format!(
-                    "{}{px:.1},{py:.1} ",
+                    "{}{x:.1},{y:.1} ",
                     if pen_down { "L" } else { "M" }
                 ));
                 pen_down = true;
+                dots.push_str(&format!(
+                    "<circle cx=\"{x:.1}\" cy=\"{y:.1}\" r=\"3\" class=\"chart-dot\"><title>{}</title></circle>",
+                    crate::xml::escape(&p.label)
+                ));
             }
             None => pen_down = false,
         }
+    }
+    let mut axis = String::new();
+    for (x, text) in ticks {
+        let x = px(*x);
+        axis.push_str(&format!(
+            "<line x1=\"{x:.1}\" y1=\"{y1}\" x2=\"{x:.1}\" y2=\"{y2}\" class=\"chart-base\"/><text x=\"{x:.1}\" y=\"{yt}\" text-anchor=\"middle\" class=\"chart-axis\">{}</text>",
+            crate::xml::escape(text),
+            y1 = H - BOTTOM,
+            y2 = H - BOTTOM + 4.0,
+            yt = H - BOTTOM + 16.0,
+        ));
     }
     format!(
         "<svg class=\"chart\" xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 {W} {H}\" role=\"img\" aria-label=\"{t}\">\
 <text x=\"{PAD}\" y=\"14\" class=\"chart-title\">{t}</text>\
 <text x=\"{x2}\" y=\"14\" text-anchor=\"end\" class=\"chart-axis\">max {max:.0} {u}</text>\
-<line x1=\"{PAD}\" y1=\"{yb}\" x2=\"{x2}\" y2=\"{yb}\" class=\"chart-base\"/>\
-<path d=\"{path}\" class=\"chart-line\" fill=\"none\"/></svg>",
+<line x1=\"{PAD}\" y1=\"{yb}\" x2=\"{x2}\" y2=\"{yb}\" class=\"chart-base\"/>{axis}\
+<path d=\"{path}\" class=\"chart-line\" fill=\"none\"/>{dots}</svg>",
         t = crate::xml::escape(title),
         u = crate::xml::escape(unit),
         x2 = W - PAD,
-        yb = H - PAD,
+        yb = H - BOTTOM,
     )
 }
 
@@ -204,14 +230,34 @@ mod tests {
 
     #[test]
     fn charts_break_at_gaps_and_escape_their_labels() {
+        let pt = |x: f64, y: Option<f64>| ChartPoint {
+            x,
+            y,
+            label: format!("at {x}: <{y:?}>"),
+        };
         let svg = svg_chart(
             "a<b",
             "ms",
-            &[(0.0, Some(1.0)), (0.5, None), (1.0, Some(3.0))],
+            &[pt(0.0, Some(1.0)), pt(0.5, None), pt(1.0, Some(3.0))],
             None,
+            &[(0.5, "12:00".into())],
         );
         assert!(svg.contains("a&lt;b"));
-        assert_eq!(svg.matches('M').count(), 2, "{svg}");
-        assert!(!svg.contains('L'), "no line across the gap");
+        let path = svg
+            .split("<path d=\"")
+            .nth(1)
+            .unwrap()
+            .split('"')
+            .next()
+            .unwrap();
+        assert_eq!(path.matches('M').count(), 2, "{svg}");
+        assert!(!path.contains('L'), "no line across the gap");
+        // Each value says what it is on hover; the axis has its tick.
+        assert_eq!(svg.matches("<title>").count(), 2, "{svg}");
+        assert!(
+            svg.contains("<title>at 0: &lt;Some(1.0)&gt;</title>"),
+            "{svg}"
+        );
+        assert!(svg.contains(">12:00</text>"), "{svg}");
     }
 }

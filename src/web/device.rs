@@ -16,7 +16,7 @@ use super::error::WebError;
 use super::form::FormFields;
 use crate::db::entities::{audit_log, device, device_profile};
 use crate::error::{Error, ErrorKind};
-use crate::fleet::console::devices::{DeviceAction, EventRow};
+use crate::fleet::console::devices::{ChartRange, DeviceAction, EventRow};
 
 #[derive(Template, WebTemplate)]
 #[template(path = "device.html")]
@@ -36,15 +36,23 @@ pub struct DevicePage {
     /// Gaps tried from the camera's own recording, newest first.
     pub backfills: Vec<crate::db::entities::backfill::Model>,
     pub can_backfill: bool,
+    /// The charts' range, and every range as (key, label).
+    pub range: &'static str,
+    pub ranges: [(&'static str, &'static str); 5],
 }
 
 pub async fn device(
     AxState(state): AxState<State>,
     Extension(me): Extension<CurrentUser>,
     Path(id): Path<i32>,
+    axum::extract::RawQuery(q): axum::extract::RawQuery,
 ) -> Result<Response, WebError> {
-    let v = state.console.device_view(&me.actor(), id).await?;
+    let f = super::form::FormFields::parse(q.as_deref().unwrap_or("").as_bytes());
+    let range = ChartRange::parse(&f.get("range"));
+    let v = state.console.device_view(&me.actor(), id, range).await?;
     Ok(DevicePage {
+        range: range.key(),
+        ranges: ChartRange::ALL.map(|r| (r.key(), r.label())),
         can_backfill: state.backfill.is_some() && v.d.record_profile.is_some(),
         backfills: v.backfills,
         me,

@@ -51,6 +51,71 @@ pub struct DeviceOps<'a> {
     pub backfills: &'a Arc<tokio::sync::Semaphore>,
 }
 
+/// The span a device page's charts show.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ChartRange {
+    Hour,
+    SixHours,
+    #[default]
+    Day,
+    Week,
+    Month,
+}
+
+impl ChartRange {
+    pub const ALL: [ChartRange; 5] = [
+        Self::Hour,
+        Self::SixHours,
+        Self::Day,
+        Self::Week,
+        Self::Month,
+    ];
+
+    /// `1h`, `6h`, `24h`, `7d`, `30d` (anything else: 24 h).
+    pub fn parse(s: &str) -> Self {
+        match s {
+            "1h" => Self::Hour,
+            "6h" => Self::SixHours,
+            "7d" => Self::Week,
+            "30d" => Self::Month,
+            _ => Self::Day,
+        }
+    }
+
+    pub fn key(self) -> &'static str {
+        match self {
+            Self::Hour => "1h",
+            Self::SixHours => "6h",
+            Self::Day => "24h",
+            Self::Week => "7d",
+            Self::Month => "30d",
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Hour => "1 h",
+            Self::SixHours => "6 h",
+            Self::Day => "24 h",
+            Self::Week => "7 days",
+            Self::Month => "30 days",
+        }
+    }
+
+    /// (span, bucket, from raw samples) in milliseconds. Raw samples are
+    /// kept 48 h; rollups are 5-minute buckets kept longer.
+    fn spec(self) -> (i64, i64, bool) {
+        const H: i64 = 3_600_000;
+        match self {
+            Self::Hour => (H, 60_000, true),
+            Self::SixHours => (6 * H, 5 * 60_000, true),
+            Self::Day => (24 * H, 15 * 60_000, true),
+            Self::Week => (7 * 24 * H, H, false),
+            Self::Month => (30 * 24 * H, 6 * H, false),
+        }
+    }
+}
+
 /// What can be done to one device.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize, utoipa::ToSchema)]
 #[serde(tag = "action", rename_all = "snake_case")]
@@ -157,7 +222,12 @@ impl Console {
         Ok((d, profiles))
     }
 
-    pub async fn device_view(&self, actor: &Actor, id: i32) -> Result<DeviceView> {
+    pub async fn device_view(
+        &self,
+        actor: &Actor,
+        id: i32,
+        range: ChartRange,
+    ) -> Result<DeviceView> {
         let d = self.device_in_scope(actor, id).await?;
         let site = match d.site_id {
             Some(sid) => site::Entity::find_by_id(sid)
@@ -197,7 +267,8 @@ impl Console {
             .into_iter()
             .map(event_row)
             .collect();
-        let charts = self.health_charts(id).await?;
+        let tz = self.site_tz(d.site_id).await?;
+        let charts = self.health_charts(id, range, tz).await?;
         let drift = d.drift_ms.map(human_drift).unwrap_or_default();
         let backfills = crate::fleet::backfill::Backfill::history(&self.db, id, 10).await?;
         Ok(DeviceView {
@@ -214,36 +285,99 @@ impl Console {
         })
     }
 
-    /// The device page's charts: 24 h from raw samples (5-minute buckets)
-    /// and 7 days from rollups (hourly), for availability, latency, drift.
-    async fn health_charts(&self, id: i32) -> Result<Vec<(String, String)>> {
-        use crate::fleet::samples::{BUCKET_MS, Point, series, svg_chart};
+    /// The device page's charts over `range`: availability (with the
+    /// range's uptime), latency and clock drift, on a time axis in the
+    /// site's time zone; up to 24 h from raw samples, longer from rollups.
+    async fn health_charts(
+        &self,
+        id: i32,
+        range: ChartRange,
+        tz: chrono_tz::Tz,
+    ) -> Result<Vec<(String, String)>> {
+        use crate::fleet::samples::{ChartPoint, Point, series, svg_chart};
         let now = self.clock.now_utc().timestamp_millis();
+        let (span, bucket, raw) = range.spec();
+        let label = range.label();
+        let pts = series(&self.db, id, now, span, bucket, raw).await?;
+        let start = now - span;
+        let x = |p: &Point| (p.start_ms - start) as f64 / span as f64;
+        let local = |ms: i64| {
+            chrono::DateTime::from_timestamp_millis(ms)
+                .unwrap_or_default()
+                .with_timezone(&tz)
+        };
+        let when = |p: &Point| {
+            let fmt = if span > 24 * 3_600_000 {
+                "%a %d %b %H:%M"
+            } else {
+                "%H:%M"
+            };
+            local(p.start_ms).format(fmt).to_string()
+        };
+        // About six ticks on round times.
+        let step = match span {
+            s if s <= 3_600_000 => 10 * 60_000,
+            s if s <= 6 * 3_600_000 => 3_600_000,
+            s if s <= 24 * 3_600_000 => 4 * 3_600_000,
+            s if s <= 7 * 24 * 3_600_000 => 24 * 3_600_000,
+            _ => 5 * 24 * 3_600_000,
+        };
+        let offset = chrono::Offset::fix(local(now).offset()).local_minus_utc() as i64 * 1000;
+        let mut ticks = Vec::new();
+        let mut t = start - (start + offset).rem_euclid(step) + step;
+        while t < now {
+            let fmt = if step >= 24 * 3_600_000 {
+                "%a %d"
+            } else {
+                "%H:%M"
+            };
+            ticks.push((
+                (t - start) as f64 / span as f64,
+                local(t).format(fmt).to_string(),
+            ));
+            t += step;
+        }
+        let (samples, ok) = pts
+            .iter()
+            .fold((0i64, 0i64), |(n, k), p| (n + p.samples, k + p.ok));
+        let uptime = if samples > 0 {
+            format!(": {:.1} % up", ok as f64 * 100.0 / samples as f64)
+        } else {
+            ": no samples".to_string()
+        };
+        let series_of = |f: &dyn Fn(&Point) -> Option<f64>, unit: &str, digits: usize| {
+            pts.iter()
+                .map(|p| {
+                    let y = f(p);
+                    ChartPoint {
+                        x: x(p),
+                        y,
+                        label: match y {
+                            Some(v) => {
+                                format!("{}: {v:.digits$} {unit} ({} polls)", when(p), p.samples)
+                            }
+                            None => format!("{}: no value", when(p)),
+                        },
+                    }
+                })
+                .collect::<Vec<_>>()
+        };
+        let avail = series_of(&|p| p.availability().map(|a| a * 100.0), "%", 1);
+        let lat = series_of(&|p| p.latency_avg_ms, "ms", 0);
+        let drift = series_of(&|p| p.drift_avg_ms.map(|d| d / 1000.0), "s", 2);
         let mut out = Vec::new();
-        for (label, span, bucket, raw) in [
-            ("24 h", 24 * 3_600_000_i64, BUCKET_MS, true),
-            ("7 days", 7 * 24 * 3_600_000_i64, 3_600_000, false),
+        for (title, unit, pts, max) in [
+            (
+                format!("Availability, {label}{uptime}"),
+                "%",
+                avail,
+                Some(100.0),
+            ),
+            (format!("Latency, {label}"), "ms", lat, None),
+            (format!("Clock drift, {label}"), "s", drift, None),
         ] {
-            let pts = series(&self.db, id, now, span, bucket, raw).await?;
-            let x = |p: &Point| (p.start_ms - (now - span)) as f64 / span as f64;
-            let avail: Vec<(f64, Option<f64>)> = pts
-                .iter()
-                .map(|p| (x(p), p.availability().map(|a| a * 100.0)))
-                .collect();
-            let lat: Vec<(f64, Option<f64>)> =
-                pts.iter().map(|p| (x(p), p.latency_avg_ms)).collect();
-            let drift: Vec<(f64, Option<f64>)> = pts
-                .iter()
-                .map(|p| (x(p), p.drift_avg_ms.map(|d| d / 1000.0)))
-                .collect();
-            for (title, unit, pts, max) in [
-                (format!("Availability, {label}"), "%", avail, Some(100.0)),
-                (format!("Latency, {label}"), "ms", lat, None),
-                (format!("Clock drift, {label}"), "s", drift, None),
-            ] {
-                let svg = svg_chart(&title, unit, &pts, max);
-                out.push((title, svg));
-            }
+            let svg = svg_chart(&title, unit, &pts, max, &ticks);
+            out.push((title, svg));
         }
         Ok(out)
     }

@@ -406,7 +406,7 @@ impl Console {
     }
 
     /// The time zone of a device's site (UTC without one).
-    async fn site_tz(&self, site_id: Option<i32>) -> Result<chrono_tz::Tz> {
+    pub(crate) async fn site_tz(&self, site_id: Option<i32>) -> Result<chrono_tz::Tz> {
         let Some(sid) = site_id else {
             return Ok(chrono_tz::UTC);
         };
