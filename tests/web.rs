@@ -1644,7 +1644,21 @@ async fn admins_configure_channels_with_a_send_test_and_edit_rules() {
     )
     .await;
     assert_eq!(status, StatusCode::OK, "{page}");
-    assert!(page.contains("Test sent through"), "{page}");
+    assert!(
+        page.contains("started; its outcome shows with the channel"),
+        "{page}"
+    );
+    // The test runs in the background; its outcome shows with the channel.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let (_, _, page) = send(&app, get("/alerts/settings", &cookie)).await;
+        if page.contains("test sent through &#34;noc&#34;") {
+            break;
+        }
+        assert!(!page.contains("failed:"), "{page}");
+        assert!(tokio::time::Instant::now() < deadline, "{page}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
     // Rules: a bad cooldown is refused; a good edit is saved and audited.
     let rule = camfleet::db::entities::alert_rule::Entity::find()
         .all(&state.db)

@@ -128,6 +128,13 @@ pub async fn channel_action(
 ) -> Result<Response, WebError> {
     let f = FormFields::parse(&raw);
     me.check_csrf(&f.get("csrf"))?;
+    // A test runs in the background: a slow receiver keeps no page waiting.
+    if f.get("action") == "test" {
+        let notice = state.console.channel_test_start(&me.actor(), id).await?;
+        return Ok(page(&state, me, notice, String::new())
+            .await?
+            .into_response());
+    }
     let result = match ChannelAction::parse(&f.get("action")) {
         Ok(a) => state.console.channel_act(&me.actor(), id, a).await,
         Err(e) => Err(e),

@@ -3,11 +3,14 @@
 //! success or the exact error — and the rules: severity, scope (sites),
 //! channels, cooldown, threshold, on/off. Every change is audited.
 
-use sea_orm::{ActiveModelTrait, EntityTrait, IntoActiveModel, QueryOrder, Set};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, EntityTrait, IntoActiveModel, PaginatorTrait, QueryFilter,
+    QueryOrder, Set,
+};
 use serde_json::json;
 
 use super::{Console, Fields, not_found};
-use crate::db::entities::{alert_rule, notify_channel};
+use crate::db::entities::{alert_rule, delivery, notify_channel};
 use crate::error::{Error, ErrorKind, Result};
 use crate::fleet::audit::{Actor, Entry};
 use crate::fleet::users::Role;
@@ -16,7 +19,28 @@ pub struct ChannelRow {
     pub c: notify_channel::Model,
     /// Where it sends, in words (no secrets).
     pub target: String,
+    /// Its health: the last delivery that went out, deliveries that gave
+    /// up and waiting ones, the last error.
+    pub last_sent: Option<chrono::DateTime<chrono::Utc>>,
+    pub failed: u64,
+    pub waiting: u64,
+    pub last_error: String,
+    /// The last test started from the page, if any.
+    pub test: Option<ChannelTest>,
 }
+
+/// A channel test run in the background (a slow receiver keeps no page
+/// waiting): when it started, and its outcome once known.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChannelTest {
+    pub started: chrono::DateTime<chrono::Utc>,
+    /// None while it runs; then Ok(text) or Err(why).
+    pub outcome: Option<std::result::Result<String, String>>,
+}
+
+/// Channel tests of this node, by channel.
+pub type ChannelTests =
+    std::sync::Arc<std::sync::Mutex<std::collections::HashMap<i32, ChannelTest>>>;
 
 pub struct AlertSettings {
     pub channels: Vec<ChannelRow>,
@@ -110,9 +134,46 @@ impl Console {
                     ),
                     _ => String::new(),
                 },
+                last_sent: None,
+                failed: 0,
+                waiting: 0,
+                last_error: String::new(),
+                test: None,
                 c,
             })
-            .collect();
+            .collect::<Vec<_>>();
+        let mut channels = channels;
+        for row in &mut channels {
+            let id = row.c.id;
+            let of = || delivery::Entity::find().filter(delivery::Column::ChannelId.eq(id));
+            row.last_sent = of()
+                .filter(delivery::Column::Status.eq("sent"))
+                .order_by_desc(delivery::Column::Id)
+                .one(&self.db)
+                .await?
+                .and_then(|d| d.sent_at);
+            row.failed = of()
+                .filter(delivery::Column::Status.eq("failed"))
+                .count(&self.db)
+                .await?;
+            row.waiting = of()
+                .filter(delivery::Column::Status.is_not_in(["sent", "failed"]))
+                .count(&self.db)
+                .await?;
+            row.last_error = of()
+                .filter(delivery::Column::LastError.ne(""))
+                .order_by_desc(delivery::Column::Id)
+                .one(&self.db)
+                .await?
+                .map(|d| d.last_error)
+                .unwrap_or_default();
+            row.test = self
+                .channel_tests
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(&id)
+                .cloned();
+        }
         let rules = alert_rule::Entity::find()
             .order_by_asc(alert_rule::Column::Id)
             .all(&self.db)
@@ -155,6 +216,62 @@ impl Console {
         )
         .await?;
         Ok(c)
+    }
+
+    /// Start a channel's test in the background; the settings page shows
+    /// its outcome with the channel. One test per channel at a time.
+    pub async fn channel_test_start(&self, actor: &Actor, id: i32) -> Result<String> {
+        actor.require(Role::can_manage_users)?;
+        let c = notify_channel::Entity::find_by_id(id)
+            .one(&self.db)
+            .await?
+            .ok_or_else(|| not_found("channel", id))?;
+        {
+            let mut tests = self.channel_tests.lock().unwrap_or_else(|e| e.into_inner());
+            if tests.get(&id).is_some_and(|t| t.outcome.is_none()) {
+                return Ok(format!("A test of {:?} is still running.", c.name));
+            }
+            tests.insert(
+                id,
+                ChannelTest {
+                    started: self.clock.now_utc(),
+                    outcome: None,
+                },
+            );
+        }
+        let n = crate::fleet::notifier::Notifier::new(
+            self.db.clone(),
+            self.secrets.clone(),
+            self.clock.clone(),
+        )?
+        .with_snmp_enterprise(self.snmp_enterprise);
+        let tests = self.channel_tests.clone();
+        let name = c.name.clone();
+        tokio::spawn(async move {
+            let outcome = match n.send_test(id).await {
+                Ok(Ok(())) => Ok(format!("test sent through {name:?}")),
+                Ok(Err(e)) => Err(format!("test through {name:?} failed: {e}")),
+                Err(e) => Err(format!("test through {name:?} failed: {e}")),
+            };
+            if let Some(t) = tests.lock().unwrap_or_else(|e| e.into_inner()).get_mut(&id) {
+                t.outcome = Some(outcome);
+            }
+        });
+        self.audit(
+            actor,
+            Entry {
+                action: "channel.test",
+                target_kind: "channel",
+                target_id: id.to_string(),
+                before: None,
+                after: None,
+            },
+        )
+        .await?;
+        Ok(format!(
+            "Test of {:?} started; its outcome shows with the channel (reload the page).",
+            c.name
+        ))
     }
 
     pub async fn channel_act(

@@ -44,6 +44,8 @@ pub struct Console {
     pub(crate) count_cache: device_list::CountCache,
     pub(crate) page_cache: device_list::PageCache,
     pub(crate) snapshots: snapshot::SnapshotCache,
+    /// Channel tests started from the settings page (this node's).
+    pub(crate) channel_tests: alert_settings::ChannelTests,
 }
 
 impl Console {
@@ -63,6 +65,7 @@ impl Console {
             // At most 500 rows each: a few MiB at most.
             page_cache: device_list::PageCache::with_capacity(64),
             snapshots: Default::default(),
+            channel_tests: Default::default(),
         }
     }
 
