@@ -254,8 +254,11 @@ impl BulkPage {
     }
 }
 
+/// A bulk form's device action, its words and its own fields.
+type BulkAsk = (DeviceAction, String, Vec<(String, String)>);
+
 /// The device action a bulk form asks for, its words and its fields.
-fn bulk_action(f: &FormFields) -> Result<(DeviceAction, String, Vec<(String, String)>), WebError> {
+fn bulk_action(f: &FormFields) -> Result<BulkAsk, WebError> {
     let bad = |m: &str| WebError(Error::new(ErrorKind::InvalidArgument, m.to_string()));
     Ok(match f.get("action").as_str() {
         "reboot" => (DeviceAction::Reboot, "Reboot".into(), vec![]),
