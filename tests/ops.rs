@@ -397,3 +397,59 @@ fn user_and_token_commands_generate_passwords_that_must_change_and_tokens_that_w
     assert!(!out.status.success());
     assert_eq!(out.status.code(), Some(1));
 }
+
+#[test]
+fn a_second_server_on_one_sqlite_file_is_refused_with_the_way_to_several_nodes() {
+    use std::io::BufRead;
+    let d = tmp("lock");
+    let data = d.join("data");
+    let serve = || {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_camfleet"));
+        c.args([
+            "serve",
+            "--no-poll",
+            "--no-events",
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+        ])
+        .arg(&data)
+        .env_remove("CAMFLEET_CONFIG")
+        .env_remove("CAMFLEET_DATABASE_URL");
+        c
+    };
+    let mut first = serve()
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(first.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert!(line.starts_with("camfleet listening on"), "{line}");
+    // The second refuses at once and says why and what to do instead.
+    let second = serve().output().unwrap();
+    assert!(!second.status.success());
+    let err = String::from_utf8_lossy(&second.stderr);
+    assert!(
+        err.contains("another camfleet server is running on") && err.contains("PostgreSQL"),
+        "{err}"
+    );
+    first.kill().unwrap();
+    first.wait().unwrap();
+    // Once the first is gone, a server starts again on the same file.
+    let mut again = serve()
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(again.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert!(line.starts_with("camfleet listening on"), "{line}");
+    again.kill().unwrap();
+    again.wait().unwrap();
+    let _ = std::fs::remove_dir_all(&d);
+}

@@ -209,7 +209,10 @@ pub async fn serve(a: ServeArgs) -> anyhow::Result<()> {
         Some((cert, key)) => Some(crate::tls::Certs::open(cert, key).map_err(anyhow::Error::msg)?),
         None => None,
     };
-    let state = app::build(&app_config(&settings, interfaces)).await?;
+    let config = app_config(&settings, interfaces);
+    // One server per SQLite file; held until this process ends.
+    let _lock = crate::db::lock_sqlite(&config.database_url())?;
+    let state = app::build(&config).await?;
     if state.users.count().await? == 0 {
         eprintln!(
             "No users yet: create one with `camfleet user add --admin NAME --data-dir {}`",

@@ -21,6 +21,65 @@ pub fn sqlite_url(data_dir: &Path) -> String {
     )
 }
 
+/// The file a `sqlite:` URL names (None for PostgreSQL or in-memory).
+pub fn sqlite_path(url: &str) -> Option<std::path::PathBuf> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or("");
+    (!path.is_empty() && !path.starts_with(":memory:")).then(|| std::path::PathBuf::from(path))
+}
+
+/// Held while a server runs on a SQLite database: SQLite serves one
+/// writer process, so a second `serve` on the same file is refused rather
+/// than left to fight over its locks (several nodes share PostgreSQL).
+#[derive(Debug)]
+pub struct ServerLock {
+    _file: std::fs::File,
+}
+
+/// Take the server lock of `url`'s SQLite file (a `.serve-lock` beside
+/// it); nothing to take for PostgreSQL.
+pub fn lock_sqlite(url: &str) -> crate::error::Result<Option<ServerLock>> {
+    use crate::error::{Error, ErrorKind};
+    let Some(db) = sqlite_path(url) else {
+        return Ok(None);
+    };
+    let mut name = db.file_name().unwrap_or_default().to_os_string();
+    name.push(".serve-lock");
+    let path = db.with_file_name(name);
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| {
+            Error::with_source(
+                ErrorKind::Internal,
+                format!("opening {}", path.display()),
+                e,
+            )
+        })?;
+    match file.try_lock() {
+        Ok(()) => Ok(Some(ServerLock { _file: file })),
+        Err(std::fs::TryLockError::WouldBlock) => Err(Error::new(
+            ErrorKind::Conflict,
+            format!(
+                "another camfleet server is running on {} (SQLite serves one server at a time; to run several nodes, give them one PostgreSQL database with database_url)",
+                db.display()
+            ),
+        )),
+        Err(std::fs::TryLockError::Error(e)) => Err(Error::with_source(
+            ErrorKind::Internal,
+            format!("locking {}", path.display()),
+            e,
+        )),
+    }
+}
+
 /// Connect and bring the schema up to date.
 pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
     connect_with(url, true).await
@@ -224,5 +283,38 @@ mod sqlite_alloc {
             xShutdown: Some(x_shutdown),
             pAppData: std::ptr::null_mut(),
         }
+    }
+}
+
+#[cfg(test)]
+mod lock_tests {
+    use super::*;
+
+    #[test]
+    fn the_sqlite_file_is_read_off_the_url() {
+        assert_eq!(
+            sqlite_path("sqlite:///var/lib/camfleet/camfleet.db?mode=rwc"),
+            Some(std::path::PathBuf::from("/var/lib/camfleet/camfleet.db"))
+        );
+        assert_eq!(
+            sqlite_path("sqlite:data/camfleet.db"),
+            Some(std::path::PathBuf::from("data/camfleet.db"))
+        );
+        assert_eq!(sqlite_path("sqlite::memory:"), None);
+        assert_eq!(sqlite_path("postgres://cf@db/cf"), None);
+    }
+
+    #[test]
+    fn one_server_lock_per_file() {
+        let dir = std::env::temp_dir().join(format!("camfleet-lock-{}", uuid::Uuid::new_v4()));
+        let url = sqlite_url(&dir);
+        let held = lock_sqlite(&url).unwrap();
+        assert!(held.is_some());
+        let e = lock_sqlite(&url).unwrap_err();
+        assert!(e.message.contains("another camfleet server"), "{e}");
+        drop(held);
+        assert!(lock_sqlite(&url).unwrap().is_some());
+        assert!(lock_sqlite("postgres://cf@db/cf").unwrap().is_none());
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
