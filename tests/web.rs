@@ -3234,3 +3234,104 @@ async fn device_charts_have_ranges_a_time_axis_values_on_hover_and_uptime() {
     assert!(page.contains("Availability, 24 h: 75.0 % up"), "{page}");
     f.shutdown().await;
 }
+
+#[tokio::test]
+async fn configuration_backups_are_listed_compared_and_downloaded() {
+    let (app, state) = app().await;
+    make_user(&state, "tess", Role::Technician).await;
+    make_user(&state, "val", Role::Viewer).await;
+    let f = fleet(2, "").await;
+    let d = adopt_into(&state, &f, 0).await;
+    let other = adopt_into(&state, &f, 1).await;
+    let store = state.tiers["hot"].clone();
+    let put = |key: String, body: &str| {
+        let store = store.clone();
+        let body = bytes::Bytes::from(body.to_string());
+        async move { store.put(&key, body).await.unwrap() }
+    };
+    let p = format!("config-backups/{}", d.id);
+    put(
+        format!("{p}/20261204T020000Z.json"),
+        "{\n  \"hostname\": \"cam-a\",\n  \"ntp\": \"pool\"\n}",
+    )
+    .await;
+    put(
+        format!("{p}/20261205T020000Z.json"),
+        "{\n  \"hostname\": \"cam-b\",\n  \"ntp\": \"pool\"\n}",
+    )
+    .await;
+    put(format!("{p}/20261205T020000Z-system.bin"), "BIN").await;
+    put(
+        format!("config-backups/{}/20261205T020000Z.json", other.id),
+        "{}",
+    )
+    .await;
+    let (_, tess) = login(&app, "tess", "correct-horse").await;
+    let url = format!("/devices/{}/backups", d.id);
+    let (status, _, page) = send(&app, get(&url, &tess)).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert!(
+        page.contains("20261205T020000Z") && page.contains("system.bin"),
+        "{page}"
+    );
+    assert!(
+        page.find("20261205T020000Z").unwrap() < page.find("20261204T020000Z").unwrap(),
+        "newest first"
+    );
+    // Compared, whichever order they were picked in.
+    let (status, _, page) = send(
+        &app,
+        get(
+            &format!("{url}?a={p}%2F20261205T020000Z.json&b={p}%2F20261204T020000Z.json"),
+            &tess,
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert!(
+        page.contains("What changed <small>2 lines</small>"),
+        "{page}"
+    );
+    assert!(
+        page.contains("<del>-   &#34;hostname&#34;: &#34;cam-a&#34;,</del>"),
+        "{page}"
+    );
+    assert!(
+        page.contains("<ins>+   &#34;hostname&#34;: &#34;cam-b&#34;,</ins>"),
+        "{page}"
+    );
+    // A file downloads; another device's key is not this device's.
+    let (status, h, body) = send(
+        &app,
+        get(
+            &format!("{url}/file?key={p}%2F20261205T020000Z-system.bin"),
+            &tess,
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body, "BIN");
+    assert!(
+        h[header::CONTENT_DISPOSITION]
+            .to_str()
+            .unwrap()
+            .contains("attachment")
+    );
+    let (status, _, _) = send(
+        &app,
+        get(
+            &format!(
+                "{url}/file?key=config-backups%2F{}%2F20261205T020000Z.json",
+                other.id
+            ),
+            &tess,
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    // A viewer does not see configuration.
+    let (_, val) = login(&app, "val", "correct-horse").await;
+    let (status, _, _) = send(&app, get(&url, &val)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    f.shutdown().await;
+}

@@ -8,6 +8,7 @@ pub mod alert_admin;
 pub mod alerts;
 pub mod api;
 pub mod auth;
+pub mod backups;
 pub mod device;
 pub mod discovery;
 pub mod error;
@@ -128,6 +129,12 @@ pub const ROUTES: &[RouteSpec] = &[
     g(Method::POST, "/devices/{id}/backfill", Gate::OperateDevices),
     g(Method::GET, "/devices/{id}/recordings", Gate::WatchVideo),
     g(Method::GET, "/devices/{id}/live.mp4", Gate::WatchVideo),
+    g(Method::GET, "/devices/{id}/backups", Gate::OperateDevices),
+    g(
+        Method::GET,
+        "/devices/{id}/backups/file",
+        Gate::OperateDevices,
+    ),
     g(Method::GET, "/live", Gate::WatchVideo),
     g(Method::GET, "/live/grid.bin", Gate::WatchVideo),
     g(Method::GET, "/recordings/{id}", Gate::WatchVideo),
@@ -238,6 +245,8 @@ fn handler(spec: &RouteSpec) -> MethodRouter<State> {
         ("POST", "/devices/{id}/backfill") => post(device::device_backfill),
         ("GET", "/devices/{id}/recordings") => get(recordings::recordings),
         ("GET", "/devices/{id}/live.mp4") => get(live::stream),
+        ("GET", "/devices/{id}/backups") => get(backups::backups),
+        ("GET", "/devices/{id}/backups/file") => get(backups::file),
         ("GET", "/live") => get(live::grid),
         ("GET", "/live/grid.bin") => get(live::grid_stream),
         ("GET", "/recordings/{id}") => get(recordings::segment),

@@ -11,6 +11,7 @@
 
 pub mod alert_settings;
 pub mod alerts;
+pub mod backups;
 pub mod device_list;
 pub mod devices;
 pub mod discovery;
