@@ -318,6 +318,15 @@ fn well_formed(method: &str, path: &str, id: i32) -> (String, Option<&'static st
         };
         return (uri, Some(ct), body.to_string());
     }
+    // The device list's bulk form: export is for every role (the device
+    // actions are the technicians'; tests/web.rs checks those).
+    if path == "/devices/bulk" {
+        return (
+            uri,
+            Some("application/x-www-form-urlencoded"),
+            format!("csrf=from-token&action=export&device={id}"),
+        );
+    }
     // Pages: a form every device action accepts.
     (
         uri,

@@ -3189,6 +3189,22 @@ async fn bulk_actions_show_their_devices_then_act_on_exactly_those() {
     .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(text.contains("Tick devices in the list first"), "{text}");
+    // A viewer exports but does not reboot.
+    make_user(&state, "val", Role::Viewer).await;
+    let (_, val) = login(&app, "val", "correct-horse").await;
+    let (_, _, page) = send(&app, get("/devices", &val)).await;
+    assert!(!page.contains("More actions"), "{page}");
+    let vcsrf = csrf_of(&page);
+    let (status, _, _) = send(
+        &app,
+        post_form(
+            "/devices/bulk",
+            &val,
+            &format!("csrf={vcsrf}&action=reboot&device={}", ids[0]),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
     f.shutdown().await;
 }
 

@@ -78,7 +78,7 @@ pub fn diff_lines(a: &str, b: &str) -> Result<Vec<DiffLine>> {
 }
 
 impl Console {
-    fn backup_tier<'a>(tiers: &'a Tiers) -> Result<&'a std::sync::Arc<crate::storage::Storage>> {
+    fn backup_tier(tiers: &Tiers) -> Result<&std::sync::Arc<crate::storage::Storage>> {
         tiers.get("hot").ok_or_else(|| {
             Error::new(
                 ErrorKind::Unavailable,
