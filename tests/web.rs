@@ -852,6 +852,29 @@ async fn csv_import_round_trips_shows_a_dry_run_and_never_half_applies() {
     assert_eq!(d.cost_cents, Some(19990));
     assert!(d.site_id.is_some());
     assert_eq!(d.notes, "=cmd|' /C calc'!A0", "kept as text, it is data");
+    // The device page shows what procurement keeps.
+    let (_, _, page) = send(&app, get(&format!("/devices/{}", a.id), &cookie)).await;
+    assert!(page.contains("<dt>Cost</dt><dd>199.90</dd>"), "{page}");
+    assert!(
+        page.contains("<dt>Warranty end</dt><dd>2027-03-31</dd>"),
+        "{page}"
+    );
+    // The warranty view exports as it is shown.
+    let (_, _, page) = send(&app, get("/inventory?view=warranty&days=900", &cookie)).await;
+    assert!(
+        page.contains("/inventory.csv?warranty_within=900&amp;sort=warranty_end"),
+        "{page}"
+    );
+    let (status, _, csv) = send(
+        &app,
+        get(
+            "/inventory.csv?warranty_within=900&sort=warranty_end",
+            &cookie,
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(csv.lines().count(), 2, "header and the one device: {csv}");
     // One bad row among good ones: rejected with reasons, nothing written.
     let file = format!(
         "id,warranty_end,supplier\r\n{},2028-01-01,Acme\r\n{},2028-02-30,Acme\r\n999999,2028-01-01,Acme\r\n",
