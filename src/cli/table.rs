@@ -1,4 +1,6 @@
-//! A plain text table for terminal output.
+//! A plain text table for terminal output. Columns are at most 60
+//! characters wide, a longer cell ends in `…`; the last column is never
+//! cut (a failure reason is read whole).
 
 pub struct Table {
     headers: Vec<String>,
@@ -26,11 +28,16 @@ impl Table {
                 }
             }
         }
+        let last = widths.len().saturating_sub(1);
         let line = |cells: &[String]| {
             let mut s = String::new();
             for (i, w) in widths.iter().enumerate() {
                 let c = cells.get(i).map(String::as_str).unwrap_or("");
-                let c: String = c.chars().take(*w).collect();
+                let c: String = if i == last || c.chars().count() <= *w {
+                    c.to_string()
+                } else {
+                    c.chars().take(w.saturating_sub(1)).chain(['…']).collect()
+                };
                 s.push_str(&format!("{c:<w$}", w = *w));
                 if i + 1 < widths.len() {
                     s.push_str("  ");
@@ -49,5 +56,22 @@ impl Table {
             out.push('\n');
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Table;
+
+    #[test]
+    fn long_cells_end_in_an_ellipsis_and_the_last_column_is_whole() {
+        let mut t = Table::new(&["name", "outcome"]);
+        let long = "x".repeat(80);
+        let reason = format!("failed at step identity: {}", "because ".repeat(12));
+        t.row(vec![long.clone(), reason.clone()]);
+        let out = t.render();
+        let row = out.lines().nth(2).unwrap();
+        assert!(row.starts_with(&format!("{}…", "x".repeat(59))), "{row}");
+        assert!(row.ends_with(reason.trim_end()), "{row}");
     }
 }
