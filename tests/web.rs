@@ -2234,6 +2234,35 @@ async fn firmware_library_approval_and_a_rollout_from_the_pages() {
     .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(page.contains("window hours: 0–23"), "{page}");
+    // A preview shows each device's wave and starts nothing.
+    let (status, _, preview) = send(
+        &app,
+        post_form(
+            "/firmware/rollouts",
+            &tech,
+            &form(
+                &csrf,
+                &[
+                    ("image", &img.id.to_string()),
+                    ("action", "preview"),
+                    ("canary", "1"),
+                ],
+            ),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{preview}");
+    assert!(preview.contains("The waves, if started now"), "{preview}");
+    assert!(preview.contains("<td>canary</td>"), "{preview}");
+    assert_eq!(
+        camfleet::db::entities::firmware_rollout::Entity::find()
+            .all(&state.db)
+            .await
+            .unwrap()
+            .len(),
+        0,
+        "a preview starts nothing"
+    );
     // What was typed stays, to be corrected rather than typed again.
     assert!(page.contains("name=\"start_hour\" value=\"25\""), "{page}");
     assert!(page.contains("name=\"day\" value=\"0\" checked"), "{page}");

@@ -40,8 +40,10 @@ pub struct FirmwarePage {
     pub rollouts: Vec<(firmware_rollout::Model, String)>,
     pub sites: Vec<site::Model>,
     pub error: String,
-    /// The rollout form as typed, when it was refused.
+    /// The rollout form as typed, when it was refused or previewed.
     pub typed: Option<FormFields>,
+    /// A preview of the rollout's waves: (wave, device name, firmware now).
+    pub preview: Vec<(i32, String, String)>,
 }
 
 impl FirmwarePage {
@@ -86,6 +88,7 @@ async fn firmware_page(
         rollouts: o.rollouts,
         error,
         typed: None,
+        preview: Vec::new(),
     })
 }
 
@@ -290,14 +293,32 @@ pub async fn rollout_create(
                     .map_err(|_| Error::new(ErrorKind::InvalidArgument, "site: not a site"))?,
             ),
         };
+        if f.get("action") == "preview" {
+            let p = state
+                .console
+                .rollout_preview(&state.firmware_lib, &me.actor(), image_id, site, &plan)
+                .await?;
+            return Ok(Err(p));
+        }
         state
             .console
             .rollout_start(&state.firmware_lib, &me.actor(), image_id, site, &plan)
             .await
+            .map(Ok)
     }
     .await;
     match started {
-        Ok(r) => Ok(Redirect::to(&format!("/firmware/rollouts/{}", r.id)).into_response()),
+        Ok(Ok(r)) => Ok(Redirect::to(&format!("/firmware/rollouts/{}", r.id)).into_response()),
+        // A preview: the form as typed, and each device's wave.
+        Ok(Err(p)) => {
+            let mut page = firmware_page(&state, me, String::new()).await?;
+            page.preview = p
+                .into_iter()
+                .map(|(w, d)| (w, crate::fleet::inventory::display_name(&d), d.firmware))
+                .collect();
+            page.typed = Some(f);
+            Ok(page.into_response())
+        }
         Err(e)
             if matches!(
                 e.kind,

@@ -163,14 +163,41 @@ impl Console {
 
     /// Start a rollout of an image to every device of its models within
     /// the actor's sites (or one of them).
-    pub async fn rollout_start(
+    /// What a rollout would do, before it starts: each device with its
+    /// wave (0: the canary group), or -1 when it is on the version already.
+    pub async fn rollout_preview(
         &self,
         fw: &Firmware,
         actor: &Actor,
         image_id: i32,
         site: Option<i32>,
         plan: &RolloutPlan,
-    ) -> Result<firmware_rollout::Model> {
+    ) -> Result<Vec<(i32, device::Model)>> {
+        actor.require(crate::fleet::users::Role::can_operate_devices)?;
+        let img = fw.image(image_id).await?;
+        let ids = self.rollout_devices(fw, actor, image_id, site).await?;
+        let mut devices = device::Entity::find()
+            .filter(device::Column::Id.is_in(ids))
+            .all(&self.db)
+            .await?;
+        devices.sort_by_key(|d| d.id);
+        let (todo, already): (Vec<_>, Vec<_>) =
+            devices.into_iter().partition(|d| d.firmware != img.version);
+        let w = crate::fleet::firmware::waves(todo.len(), plan);
+        let mut out: Vec<(i32, device::Model)> = w.into_iter().zip(todo).collect();
+        out.extend(already.into_iter().map(|d| (-1, d)));
+        Ok(out)
+    }
+
+    /// The devices a rollout of the image covers: its model, within the
+    /// actor's sites (and the site asked for), in service.
+    async fn rollout_devices(
+        &self,
+        fw: &Firmware,
+        actor: &Actor,
+        image_id: i32,
+        site: Option<i32>,
+    ) -> Result<Vec<i32>> {
         let img = fw.image(image_id).await?;
         if site.is_some() && !actor.scope.allows_site(site) {
             return Err(Error::new(
@@ -184,13 +211,23 @@ impl Console {
         if let Some(sid) = site {
             q = q.filter(device::Column::SiteId.eq(sid));
         }
-        let ids: Vec<i32> = q
-            .all(&self.db)
+        Ok(q.all(&self.db)
             .await?
             .into_iter()
             .filter(|d| crate::fleet::firmware::model_matches(&img.model_pattern, &d.model))
             .map(|d| d.id)
-            .collect();
+            .collect())
+    }
+
+    pub async fn rollout_start(
+        &self,
+        fw: &Firmware,
+        actor: &Actor,
+        image_id: i32,
+        site: Option<i32>,
+        plan: &RolloutPlan,
+    ) -> Result<firmware_rollout::Model> {
+        let ids = self.rollout_devices(fw, actor, image_id, site).await?;
         fw.create_rollout(image_id, &ids, plan, actor).await
     }
 }
