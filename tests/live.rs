@@ -28,6 +28,45 @@ async fn until(what: &str, mut f: impl FnMut() -> bool) {
     }
 }
 
+/// A user with `role` on every site, logged in: the session cookie.
+async fn user(
+    app: &axum::Router,
+    state: &camfleet::app::AppState,
+    name: &str,
+    role: camfleet::fleet::users::Role,
+) -> String {
+    state
+        .users
+        .create_with(
+            name,
+            "correct-horse",
+            role,
+            camfleet::fleet::users::NewUser {
+                all_sites: true,
+                sites: vec![],
+                must_change_password: false,
+            },
+            &Actor::system(),
+        )
+        .await
+        .unwrap();
+    let (_, h, _) = send(app, get("/login", "")).await;
+    let csrf = set_cookie_value(&h, "camfleet_login_csrf").unwrap();
+    let (_, h, _) = send(
+        app,
+        post_form(
+            "/login",
+            &format!("camfleet_login_csrf={csrf}"),
+            &format!("username={name}&password=correct-horse&csrf={csrf}"),
+        ),
+    )
+    .await;
+    format!(
+        "camfleet_session={}",
+        set_cookie_value(&h, "camfleet_session").unwrap()
+    )
+}
+
 /// Read pieces until `n` media fragments came; every piece whole.
 async fn read_fragments(v: &mut Viewer, n: usize) -> Vec<u8> {
     let mut out = Vec::new();
@@ -212,49 +251,15 @@ async fn a_recorded_camera_is_watched_from_its_recording_without_a_second_sessio
 #[tokio::test]
 async fn the_route_streams_mp4_and_enforces_caps_and_the_video_permission() {
     use axum::http::StatusCode;
-    use camfleet::fleet::users::{NewUser, Role};
+    use camfleet::fleet::users::Role;
     use http_body_util::BodyExt;
     use tower::ServiceExt;
 
     let fleet = one_camera("").await;
     let (app, state) = app().await;
     let d = adopt_device(&state, &fleet, 0, None).await;
-    let login = |user: &'static str| {
-        let app = app.clone();
-        async move {
-            let (_, h, _) = send(&app, get("/login", "")).await;
-            let csrf = set_cookie_value(&h, "camfleet_login_csrf").unwrap();
-            let form = format!("username={user}&password=correct-horse&csrf={csrf}");
-            let (_, h, _) = send(
-                &app,
-                post_form("/login", &format!("camfleet_login_csrf={csrf}"), &form),
-            )
-            .await;
-            format!(
-                "camfleet_session={}",
-                set_cookie_value(&h, "camfleet_session").unwrap()
-            )
-        }
-    };
-    for (name, role) in [("tech", Role::Technician), ("buyer", Role::Procurement)] {
-        state
-            .users
-            .create_with(
-                name,
-                "correct-horse",
-                role,
-                NewUser {
-                    all_sites: true,
-                    sites: vec![],
-                    must_change_password: false,
-                },
-                &Actor::system(),
-            )
-            .await
-            .unwrap();
-    }
-    let tech = login("tech").await;
-    let buyer = login("buyer").await;
+    let tech = user(&app, &state, "tech", Role::Technician).await;
+    let buyer = user(&app, &state, "buyer", Role::Procurement).await;
     let path = format!("/devices/{}/live.mp4", d.id);
 
     // Procurement does not watch video.
@@ -325,36 +330,13 @@ async fn a_grid_is_one_response_with_a_frame_per_piece_and_a_reason_for_a_tile_w
     // A device row with no camera behind it and no stream address.
     let site = make_site(&state, "North").await;
     let bare = seed_device(&state, site, 1).await;
-    state
-        .users
-        .create_with(
-            "tech",
-            "correct-horse",
-            camfleet::fleet::users::Role::Technician,
-            camfleet::fleet::users::NewUser {
-                all_sites: true,
-                sites: vec![],
-                must_change_password: false,
-            },
-            &Actor::system(),
-        )
-        .await
-        .unwrap();
-    let (_, h, _) = send(&app, get("/login", "")).await;
-    let csrf = set_cookie_value(&h, "camfleet_login_csrf").unwrap();
-    let (_, h, _) = send(
+    let cookie = user(
         &app,
-        post_form(
-            "/login",
-            &format!("camfleet_login_csrf={csrf}"),
-            &format!("username=tech&password=correct-horse&csrf={csrf}"),
-        ),
+        &state,
+        "tech",
+        camfleet::fleet::users::Role::Technician,
     )
     .await;
-    let cookie = format!(
-        "camfleet_session={}",
-        set_cookie_value(&h, "camfleet_session").unwrap()
-    );
     let resp = app
         .clone()
         .oneshot(get(
