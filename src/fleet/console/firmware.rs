@@ -161,8 +161,6 @@ impl Console {
         })
     }
 
-    /// Start a rollout of an image to every device of its models within
-    /// the actor's sites (or one of them).
     /// What a rollout would do, before it starts: each device with its
     /// wave (0: the canary group), or -1 when it is on the version already.
     pub async fn rollout_preview(
@@ -219,6 +217,8 @@ impl Console {
             .collect())
     }
 
+    /// Start a rollout of an image to every device of its models within
+    /// the actor's sites (or one of them).
     pub async fn rollout_start(
         &self,
         fw: &Firmware,
