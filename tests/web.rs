@@ -2065,11 +2065,9 @@ async fn technicians_plan_apply_and_follow_a_provisioning_task() {
         .all(&state.db)
         .await
         .unwrap();
-    assert_eq!(
-        items.iter().map(|i| i.device_id).collect::<Vec<_>>(),
-        vec![a.id, b.id],
-        "exactly the planned devices"
-    );
+    let mut planned_ids: Vec<i32> = items.iter().map(|i| i.device_id).collect();
+    planned_ids.sort_unstable();
+    assert_eq!(planned_ids, vec![a.id, b.id], "exactly the planned devices");
     assert!(page.contains("Show new password once"), "{page}");
     let item = camfleet::db::entities::provision_item::Entity::find()
         .all(&state.db)
