@@ -173,7 +173,7 @@ impl Console {
     ) -> Result<Vec<(i32, device::Model)>> {
         actor.require(crate::fleet::users::Role::can_operate_devices)?;
         let img = fw.image(image_id).await?;
-        let ids = self.rollout_devices(fw, actor, image_id, site).await?;
+        let ids = self.rollout_devices(actor, &img, site).await?;
         let mut devices = device::Entity::find()
             .filter(device::Column::Id.is_in(ids))
             .all(&self.db)
@@ -191,12 +191,10 @@ impl Console {
     /// actor's sites (and the site asked for), in service.
     async fn rollout_devices(
         &self,
-        fw: &Firmware,
         actor: &Actor,
-        image_id: i32,
+        img: &firmware_image::Model,
         site: Option<i32>,
     ) -> Result<Vec<i32>> {
-        let img = fw.image(image_id).await?;
         if site.is_some() && !actor.scope.allows_site(site) {
             return Err(Error::new(
                 ErrorKind::InvalidArgument,
@@ -227,7 +225,8 @@ impl Console {
         site: Option<i32>,
         plan: &RolloutPlan,
     ) -> Result<firmware_rollout::Model> {
-        let ids = self.rollout_devices(fw, actor, image_id, site).await?;
+        let img = fw.image(image_id).await?;
+        let ids = self.rollout_devices(actor, &img, site).await?;
         fw.create_rollout(image_id, &ids, plan, actor).await
     }
 }
