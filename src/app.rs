@@ -35,6 +35,10 @@ pub struct AppConfig {
     pub snmp_enterprise: u32,
     /// Caps on live view.
     pub live: crate::recorder::live::Limits,
+    /// This server as a node of a cluster (`serve`): leases, heartbeat,
+    /// leadership. None: every device and every leadership is this
+    /// process's (the CLI, tests of one service).
+    pub node: Option<crate::fleet::cluster::NodeConfig>,
 }
 
 impl Default for AppConfig {
@@ -50,6 +54,7 @@ impl Default for AppConfig {
             migrate: true,
             snmp_enterprise: crate::config::DEFAULT_ENTERPRISE,
             live: Default::default(),
+            node: None,
         }
     }
 }
@@ -85,8 +90,12 @@ pub async fn build(cfg: &AppConfig) -> Result<Arc<AppState>> {
 
 pub async fn build_with_clock(cfg: &AppConfig, clock: SharedClock) -> Result<Arc<AppState>> {
     ensure_data_dir(&cfg.data_dir)?;
+    if let Some(n) = &cfg.node {
+        crate::fleet::cluster::set_this_node(&n.name);
+    }
     let db = crate::db::connect_with(&cfg.database_url(), cfg.migrate).await?;
     let secrets = Arc::new(SecretBox::load_or_create(&cfg.data_dir)?);
+    crate::fleet::cluster::check_secret_key(&db, &secrets).await?;
     let discovery = crate::fleet::discovery::DiscoveryService::new(
         cfg.discovery.clone(),
         crate::onvif::Transport::new(crate::onvif::TransportConfig::default())
@@ -108,16 +117,38 @@ pub async fn build_with_clock(cfg: &AppConfig, clock: SharedClock) -> Result<Arc
     state.snmp_enterprise = cfg.snmp_enterprise;
     state.console.snmp_enterprise = cfg.snmp_enterprise;
     state.live = Arc::new(crate::recorder::live::LiveHub::new(cfg.live.clone()));
+    state.cluster = cfg
+        .node
+        .clone()
+        .map(|n| crate::fleet::cluster::Cluster::new(state.db.clone(), state.clock.clone(), n));
     let state = Arc::new(state);
-    state.alerting.ensure_default_rules().await?;
-    // Tasks that were running when camfleet stopped are interrupted now;
-    // the task page offers to resume them.
-    state.jobs.ensure_defaults().await?;
-    let lost = state.jobs.recover().await?;
+    // The default rules and jobs, seeded once: nodes starting together on
+    // one PostgreSQL take turns (the migrations' lock), so the second finds
+    // them made instead of colliding on their names.
+    let seeded = crate::db::with_advisory_lock(&state.db, crate::db::MIGRATION_LOCK, async {
+        let r = async {
+            state.alerting.ensure_default_rules().await?;
+            state.jobs.ensure_defaults().await
+        }
+        .await;
+        Ok::<_, sea_orm::DbErr>(r)
+    })
+    .await?;
+    seeded?;
+    // Tasks that were running when camfleet stopped are interrupted now
+    // (the task page offers to resume them); other live nodes' are theirs.
+    let me = crate::fleet::cluster::this_node();
+    let others: Vec<String> =
+        crate::fleet::cluster::alive_nodes(&state.db, state.clock.now_utc().timestamp_millis())
+            .await?
+            .into_iter()
+            .filter(|n| *n != me)
+            .collect();
+    let lost = state.jobs.recover(&others).await?;
     if lost > 0 {
         tracing::warn!(runs = lost, "job runs interrupted by a restart");
     }
-    let interrupted = state.provisioner.recover().await?;
+    let interrupted = state.provisioner.recover(&others).await?;
     if interrupted > 0 {
         tracing::warn!(interrupted, "provisioning tasks interrupted by a restart");
     }
@@ -134,14 +165,17 @@ pub fn spawn_poller(
 ) -> tokio::task::JoinHandle<()> {
     // The metrics recorder first, so the first poll's samples are kept.
     crate::web::metrics::handle();
-    let poller = Arc::new(crate::fleet::poller::Poller::new(
-        state.db.clone(),
-        state.inventory.secrets(),
-        crate::fleet::poller::poll_transport()
-            .unwrap_or_else(|_| state.discovery.transport().clone()),
-        state.clock.clone(),
-        config,
-    ));
+    let poller = Arc::new(
+        crate::fleet::poller::Poller::new(
+            state.db.clone(),
+            state.inventory.secrets(),
+            crate::fleet::poller::poll_transport()
+                .unwrap_or_else(|_| state.discovery.transport().clone()),
+            state.clock.clone(),
+            config,
+        )
+        .with_cluster(state.share(), state.jobs_lead()),
+    );
     let st = state.clone();
     tokio::spawn(poller.run(shutdown, move |report| {
         st.inventory.touch();
@@ -182,13 +216,16 @@ pub fn spawn_events(
     config: crate::fleet::events::EventConfig,
     shutdown: crate::shutdown::Shutdown,
 ) -> tokio::task::JoinHandle<()> {
-    let manager = Arc::new(crate::fleet::events::EventManager::new(
-        state.db.clone(),
-        state.inventory.secrets(),
-        state.discovery.transport().clone(),
-        state.clock.clone(),
-        config,
-    ));
+    let manager = Arc::new(
+        crate::fleet::events::EventManager::new(
+            state.db.clone(),
+            state.inventory.secrets(),
+            state.discovery.transport().clone(),
+            state.clock.clone(),
+            config,
+        )
+        .with_share(state.share()),
+    );
     let st = state.clone();
     tokio::spawn(manager.run(shutdown, move |notices| {
         for n in &notices {
@@ -217,11 +254,15 @@ pub fn spawn_drift_checker(
     mut shutdown: crate::shutdown::Shutdown,
 ) -> tokio::task::JoinHandle<()> {
     let st = state.clone();
+    let lead = state.jobs_lead();
     tokio::spawn(async move {
         loop {
             tokio::select! {
                 _ = shutdown.wait() => return,
                 _ = tokio::time::sleep(every) => {}
+            }
+            if !lead.is_leader() {
+                continue;
             }
             match st.provisioner.check_drift(None).await {
                 Ok((newly, cleared)) => {
@@ -244,6 +285,7 @@ pub fn spawn_rollouts(
     let st = state.clone();
     tokio::spawn(state.firmware_lib.clone().run(
         std::time::Duration::from_secs(5),
+        state.jobs_lead(),
         shutdown,
         move |notices| {
             let st = st.clone();
@@ -271,7 +313,15 @@ pub fn spawn_recordings(
             state.clock.clone(),
             spool,
         )
-        .with_live(state.live.clone()),
+        .with_live(state.live.clone())
+        .with_cluster(
+            state.share(),
+            state
+                .cluster
+                .as_ref()
+                .map(|c| c.recording_counter())
+                .unwrap_or_default(),
+        ),
     );
     let st = state.clone();
     tokio::spawn(m.run(shutdown, move |notices| {
@@ -299,12 +349,47 @@ pub fn spawn_jobs(
     state: &Arc<AppState>,
     shutdown: crate::shutdown::Shutdown,
 ) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(
-        state
-            .jobs
-            .clone()
-            .run_loop(std::time::Duration::from_secs(20), shutdown),
-    )
+    let lead = state.jobs_lead();
+    let st = state.clone();
+    let mut stop = shutdown.clone();
+    tokio::spawn(async move {
+        // The leader also closes what dead nodes left running.
+        let reaper = async {
+            loop {
+                tokio::time::sleep(std::time::Duration::from_secs(30)).await;
+                if st.cluster.is_none() || !lead.is_leader() {
+                    continue;
+                }
+                let now = st.clock.now_utc().timestamp_millis();
+                let Ok(alive) = crate::fleet::cluster::alive_nodes(&st.db, now).await else {
+                    continue;
+                };
+                match st.jobs.recover(&alive).await {
+                    Ok(n) if n > 0 => {
+                        tracing::warn!(runs = n, "job runs of a dead node interrupted")
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "recovering dead nodes' job runs failed"),
+                }
+                match st.provisioner.recover(&alive).await {
+                    Ok(n) if n > 0 => {
+                        tracing::warn!(tasks = n, "provisioning tasks of a dead node interrupted")
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "recovering dead nodes' tasks failed"),
+                }
+            }
+        };
+        tokio::select! {
+            _ = stop.wait() => {}
+            _ = reaper => {}
+        }
+    });
+    tokio::spawn(state.jobs.clone().run_loop(
+        std::time::Duration::from_secs(20),
+        state.jobs_lead(),
+        shutdown,
+    ))
 }
 
 /// Start the notification worker (sends the alert outbox) in the background.
@@ -320,7 +405,16 @@ pub fn spawn_notifier(
         )?
         .with_snmp_enterprise(state.snmp_enterprise),
     );
-    Ok(tokio::spawn(n.run(shutdown)))
+    Ok(tokio::spawn(n.run(state.notify_lead(), shutdown)))
+}
+
+/// Start the node's heartbeat (leases, leadership); None outside a cluster.
+pub fn spawn_cluster(
+    state: &Arc<AppState>,
+    shutdown: crate::shutdown::Shutdown,
+) -> Option<tokio::task::JoinHandle<()>> {
+    let c = state.cluster.clone()?;
+    Some(tokio::spawn(c.run(shutdown)))
 }
 
 // ---------- the application state: every service, built once ----------
@@ -361,6 +455,8 @@ pub struct AppState {
     pub live: Arc<crate::recorder::live::LiveHub>,
     /// Where uploads are streamed before they are stored.
     pub upload_dir: PathBuf,
+    /// This server as a cluster node (`serve`); None: it does everything.
+    pub cluster: Option<Arc<crate::fleet::cluster::Cluster>>,
     secrets: Arc<crate::secrets::SecretBox>,
 }
 
@@ -434,6 +530,7 @@ impl AppState {
             snmp_enterprise: crate::config::DEFAULT_ENTERPRISE,
             auth_cache: Default::default(),
             progress: Default::default(),
+            cluster: None,
         }
     }
 }
@@ -516,6 +613,27 @@ impl AppState {
         self.tiers = tiers_for_pages;
         self.backfill = backfill;
         self
+    }
+
+    /// The devices this node works on (all of them outside a cluster).
+    pub fn share(&self) -> crate::fleet::cluster::Share {
+        self.cluster
+            .as_ref()
+            .map_or_else(crate::fleet::cluster::Share::all, |c| c.share())
+    }
+
+    /// Does this node lead jobs, rollouts and drift checks?
+    pub fn jobs_lead(&self) -> crate::fleet::cluster::Lead {
+        self.cluster
+            .as_ref()
+            .map_or_else(crate::fleet::cluster::Lead::always, |c| c.jobs_lead())
+    }
+
+    /// Does this node lead the notifier?
+    pub fn notify_lead(&self) -> crate::fleet::cluster::Lead {
+        self.cluster
+            .as_ref()
+            .map_or_else(crate::fleet::cluster::Lead::always, |c| c.notify_lead())
     }
 
     /// What discovery work needs (for the console).

@@ -114,6 +114,15 @@ pub struct FileConfig {
     /// Run database migrations at start (false: `camfleet migrate` does).
     pub migrate: Option<bool>,
     pub log_format: Option<LogFormat>,
+    /// This server's name among the nodes sharing one database (default:
+    /// the host name).
+    pub node_name: Option<String>,
+    /// What this node does: `web`, `poll`, `record`, `jobs`, `notify`
+    /// (default all).
+    pub roles: Option<Vec<String>>,
+    /// Pin this node to these sites (names): it polls and records only their
+    /// cameras. Default: every site.
+    pub sites: Option<Vec<String>>,
     pub discovery: Option<DiscoveryFile>,
     pub tls: Option<TlsFile>,
     pub snmp: Option<SnmpFile>,
@@ -168,7 +177,7 @@ impl FileConfig {
     pub fn overlay(mut self, top: FileConfig) -> FileConfig {
         overlay!(self, top; data_dir, listen, database_url, storage_url, cold_storage_url,
             public_url, trusted_proxies, secure_cookies, poll_interval, poll, events, migrate,
-            log_format);
+            log_format, node_name, roles, sites);
         if let Some(d) = top.discovery
             && d.interfaces.is_some()
         {
@@ -278,6 +287,9 @@ pub struct Settings {
     pub tls: Option<(PathBuf, PathBuf)>,
     pub snmp_enterprise: u32,
     pub live: crate::recorder::live::Limits,
+    pub node_name: String,
+    pub roles: crate::fleet::cluster::Roles,
+    pub sites: Vec<String>,
 }
 
 impl Settings {
@@ -366,7 +378,38 @@ impl Settings {
                 return Err(format!("{key}: empty; leave the key out for the default"));
             }
         }
+        let node_name = crate::fleet::cluster::check_node_name(
+            &c.node_name
+                .clone()
+                .unwrap_or_else(crate::fleet::cluster::host_name),
+        )?;
+        let roles = match &c.roles {
+            None => crate::fleet::cluster::Roles::ALL,
+            Some(r) => crate::fleet::cluster::Roles::parse(&r.join(","))?,
+        };
+        let mut sites: Vec<String> = Vec::new();
+        for name in c.sites.iter().flatten().flat_map(|s| s.split(',')) {
+            let name = name.trim();
+            if name.is_empty() {
+                continue;
+            }
+            if name.len() > 100 {
+                return Err(format!("sites: {name:?} is longer than a site name can be"));
+            }
+            if !sites.iter().any(|s| s.eq_ignore_ascii_case(name)) {
+                sites.push(name.to_string());
+            }
+        }
+        if !sites.is_empty() && !roles.leases() {
+            return Err(
+                "sites: only a node that polls or records is pinned to sites (roles poll, record)"
+                    .into(),
+            );
+        }
         Ok(Settings {
+            node_name,
+            roles,
+            sites,
             file,
             data_dir: c.data_dir.clone().unwrap_or_else(|| PathBuf::from("data")),
             listen: c
@@ -408,6 +451,9 @@ impl Settings {
             events: Some(self.events),
             migrate: Some(self.migrate),
             log_format: Some(self.log_format),
+            node_name: Some(self.node_name.clone()),
+            roles: Some(self.roles.names().iter().map(|r| r.to_string()).collect()),
+            sites: Some(self.sites.clone()),
             discovery: Some(DiscoveryFile {
                 interfaces: Some(match &self.discovery_interfaces {
                     InterfaceChoice::Unset => vec![],

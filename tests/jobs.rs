@@ -259,7 +259,7 @@ async fn one_run_at_a_time_and_interrupted_runs_are_marked() {
     .insert(&r.db)
     .await
     .unwrap();
-    assert_eq!(r.jobs.recover().await.unwrap(), 1);
+    assert_eq!(r.jobs.recover(&[]).await.unwrap(), 1);
     assert_eq!(runs(&r, j.id).await[1].outcome, "interrupted");
     f.shutdown().await;
 }

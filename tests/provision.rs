@@ -386,7 +386,7 @@ async fn an_interrupted_task_is_resumed_after_a_restart_and_drift_is_found() {
             .await
             .unwrap();
     // camfleet stops before running it; on start-up it is interrupted.
-    assert_eq!(r.p.recover().await.unwrap(), 1);
+    assert_eq!(r.p.recover(&[]).await.unwrap(), 1);
     let items = provision_item::Entity::find()
         .filter(provision_item::Column::TaskId.eq(task))
         .all(&r.db)

@@ -25,6 +25,7 @@ mod m20261206_000019_drop_prefix_indexes;
 mod m20261206_000020_rule_problems;
 mod m20261206_000021_site_time_zone;
 mod m20261206_000022_samples_by_time;
+mod m20261206_000023_cluster;
 
 pub struct Migrator;
 
@@ -54,6 +55,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_000020_rule_problems::Migration),
             Box::new(m20261206_000021_site_time_zone::Migration),
             Box::new(m20261206_000022_samples_by_time::Migration),
+            Box::new(m20261206_000023_cluster::Migration),
         ]
     }
 }

@@ -83,6 +83,7 @@ pub(super) fn app_config(s: &Settings, interfaces: Vec<HostInterface>) -> AppCon
         migrate: s.migrate,
         snmp_enterprise: s.snmp_enterprise,
         live: s.live.clone(),
+        node: None,
     }
 }
 
@@ -143,6 +144,18 @@ pub struct ServeArgs {
     /// The IANA enterprise number SNMP notifications are sent under.
     #[arg(long, env = "CAMFLEET_SNMP_ENTERPRISE")]
     pub snmp_enterprise: Option<u32>,
+    /// This server's name among the nodes sharing one database (default:
+    /// the host name).
+    #[arg(long, env = "CAMFLEET_NODE_NAME")]
+    pub node_name: Option<String>,
+    /// What this node does, of web, poll, record, jobs, notify (default
+    /// all; separate with commas).
+    #[arg(long, env = "CAMFLEET_ROLES", value_delimiter = ',')]
+    pub roles: Vec<String>,
+    /// Pin this node to these sites (names, separated with commas): it
+    /// polls and records only their cameras (a site recorder).
+    #[arg(long, env = "CAMFLEET_SITES", value_delimiter = ',')]
+    pub sites: Vec<String>,
     /// The settings once resolved: main reads the log format before the
     /// runtime starts, serve the rest; the file is read once.
     #[arg(skip)]
@@ -172,6 +185,9 @@ impl ServeArgs {
             snmp: self.snmp_enterprise.map(|e| config::SnmpFile {
                 enterprise: Some(e),
             }),
+            node_name: self.node_name.clone(),
+            roles: (!self.roles.is_empty()).then(|| self.roles.clone()),
+            sites: (!self.sites.is_empty()).then(|| self.sites.clone()),
             ..Default::default()
         }
     }
@@ -209,10 +225,22 @@ pub async fn serve(a: ServeArgs) -> anyhow::Result<()> {
         Some((cert, key)) => Some(crate::tls::Certs::open(cert, key).map_err(anyhow::Error::msg)?),
         None => None,
     };
-    let config = app_config(&settings, interfaces);
+    let mut config = app_config(&settings, interfaces);
+    config.node = Some(crate::fleet::cluster::NodeConfig {
+        name: settings.node_name.clone(),
+        roles: settings.roles,
+        sites: settings.sites.clone(),
+    });
     // One server per SQLite file; held until this process ends.
     let _lock = crate::db::lock_sqlite(&config.database_url())?;
     let state = app::build(&config).await?;
+    let roles = settings.roles;
+    tracing::info!(node = %settings.node_name, roles = %roles, sites = ?settings.sites, "node");
+    // The first heartbeat before any worker: leases known, leadership
+    // tried. A node that cannot reach the database does not start.
+    if let Some(c) = &state.cluster {
+        c.beat().await?;
+    }
     if state.users.count().await? == 0 {
         eprintln!(
             "No users yet: create one with `camfleet user add --admin NAME --data-dir {}`",
@@ -235,19 +263,34 @@ pub async fn serve(a: ServeArgs) -> anyhow::Result<()> {
             .set_base_url(url.as_str().trim_end_matches('/')),
         None => state.alerting.set_base_url(&format!("{scheme}://{local}")),
     }
-    let mut workers = vec![
-        app::spawn_notifier(&state, shutdown.clone())?,
-        app::spawn_rollouts(&state, shutdown.clone()),
-        app::spawn_jobs(&state, shutdown.clone()),
-        app::spawn_recordings(&state, settings.data_dir.join("spool"), shutdown.clone()),
-        app::spawn_hello_listener(&state, shutdown.clone()),
-    ];
-    if settings.poll {
+    let mut workers: Vec<_> = app::spawn_cluster(&state, shutdown.clone())
+        .into_iter()
+        .collect();
+    if roles.notify {
+        workers.push(app::spawn_notifier(&state, shutdown.clone())?);
+    }
+    if roles.jobs {
+        workers.push(app::spawn_rollouts(&state, shutdown.clone()));
+        workers.push(app::spawn_jobs(&state, shutdown.clone()));
+    }
+    if roles.record {
+        workers.push(app::spawn_recordings(
+            &state,
+            settings.data_dir.join("spool"),
+            shutdown.clone(),
+        ));
+    }
+    if roles.web {
+        workers.push(app::spawn_hello_listener(&state, shutdown.clone()));
+    }
+    if settings.poll && roles.jobs {
         workers.push(app::spawn_drift_checker(
             &state,
             std::time::Duration::from_secs(6 * 3600),
             shutdown.clone(),
         ));
+    }
+    if settings.poll && roles.poll {
         if settings.events {
             workers.push(app::spawn_events(
                 &state,
@@ -264,7 +307,9 @@ pub async fn serve(a: ServeArgs) -> anyhow::Result<()> {
             shutdown,
         ));
     }
-    let router = crate::web::router(state);
+    // A node without the web role answers only its health check and
+    // metrics (for the load balancer and Prometheus).
+    let router = crate::web::router_for(state, roles.web);
     // systemd (Type=notify): ready once the socket is bound and the
     // workers run; a no-op outside systemd.
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);

@@ -90,10 +90,20 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
 pub async fn connect_with(url: &str, migrate: bool) -> Result<DatabaseConnection, DbErr> {
     let db = open(url).await?;
     if migrate {
-        if Migrator::get_pending_migrations(&db).await?.is_empty() {
+        // Several nodes may start at once on one PostgreSQL: one migrates
+        // (even the check creates the migrations table), the others wait
+        // and then find nothing pending.
+        let ran = with_advisory_lock(&db, MIGRATION_LOCK, async {
+            if Migrator::get_pending_migrations(&db).await?.is_empty() {
+                return Ok(false);
+            }
+            Migrator::up(&db, None).await?;
+            Ok(true)
+        })
+        .await?;
+        if !ran {
             return Ok(db);
         }
-        Migrator::up(&db, None).await?;
         // Connections that were open while a migration changed a table can
         // keep that table's old shape: SQLite re-prepares a statement on a
         // schema change but the driver keeps the old column list, and
@@ -113,12 +123,50 @@ pub async fn connect_with(url: &str, migrate: bool) -> Result<DatabaseConnection
     Ok(db)
 }
 
+/// The PostgreSQL advisory lock migrations run under ("camfleet"); the
+/// cluster's leadership locks follow it.
+pub const MIGRATION_LOCK: i64 = 0x6361_6d66_6c65_6574;
+
+/// Run `f` while holding a PostgreSQL advisory lock (waiting for it); on
+/// SQLite just run it. Migrations run under this, so two nodes starting
+/// at once do not migrate twice.
+pub async fn with_advisory_lock<T, F>(
+    db: &DatabaseConnection,
+    key: i64,
+    f: F,
+) -> std::result::Result<T, sea_orm::DbErr>
+where
+    F: std::future::Future<Output = std::result::Result<T, sea_orm::DbErr>>,
+{
+    if db.get_database_backend() != sea_orm::DbBackend::Postgres {
+        return f.await;
+    }
+    let mut conn = db
+        .get_postgres_connection_pool()
+        .acquire()
+        .await
+        .map_err(|e| sea_orm::DbErr::Custom(format!("taking a connection for the lock: {e}")))?
+        .detach();
+    sea_orm::sqlx::query("SELECT pg_advisory_lock($1)")
+        .bind(key)
+        .execute(&mut conn)
+        .await
+        .map_err(|e| sea_orm::DbErr::Custom(format!("waiting for the lock: {e}")))?;
+    let out = f.await;
+    // Closing the session lets go of the lock whatever happened.
+    let _ = sea_orm::sqlx::Connection::close(conn).await;
+    out
+}
+
 /// Bring the schema up to date; returns how many migrations ran.
 pub async fn migrate(url: &str) -> Result<usize, DbErr> {
     let db = open(url).await?;
-    let pending = Migrator::get_pending_migrations(&db).await?.len();
-    Migrator::up(&db, None).await?;
-    Ok(pending)
+    with_advisory_lock(&db, MIGRATION_LOCK, async {
+        let pending = Migrator::get_pending_migrations(&db).await?.len();
+        Migrator::up(&db, None).await?;
+        Ok(pending)
+    })
+    .await
 }
 
 async fn open(url: &str) -> Result<DatabaseConnection, DbErr> {

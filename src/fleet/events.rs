@@ -379,6 +379,8 @@ pub struct EventManager {
     clock: SharedClock,
     pub config: EventConfig,
     creates: Arc<Semaphore>,
+    /// The devices this node subscribes to (its leases in a cluster).
+    share: super::cluster::Share,
 }
 
 #[derive(Debug, Clone, sea_orm::FromQueryResult)]
@@ -413,7 +415,14 @@ impl EventManager {
             clock,
             config,
             creates,
+            share: Default::default(),
         }
+    }
+
+    /// Subscribe only to this node's devices.
+    pub fn with_share(mut self, share: super::cluster::Share) -> Self {
+        self.share = share;
+        self
     }
 
     /// Devices that should have a subscription: answering, with an event
@@ -457,14 +466,13 @@ impl EventManager {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         // Last on/off per (device, topic): only changes are stored.
         let mut last: HashMap<(i32, String), Option<bool>> = HashMap::new();
+        let mut share = self.share.clone();
         loop {
             tokio::select! {
                 _ = shutdown.wait() => break,
-                _ = tick.tick() => {
-                    if let Err(e) = self.reconcile(&mut running, &tx).await {
-                        tracing::warn!(error = %e, "event subscriptions: reconcile failed");
-                    }
-                }
+                // A device leased or handed back: at once, not at the tick.
+                _ = tick.tick() => self.reconcile_logged(&mut running, &tx).await,
+                _ = share.changed() => self.reconcile_logged(&mut running, &tx).await,
                 Some(r) = rx.recv() => {
                     match self.absorb(r, &mut last).await {
                         Ok(n) if !n.is_empty() => on_notices(n),
@@ -482,13 +490,24 @@ impl EventManager {
         }
     }
 
+    async fn reconcile_logged(
+        &self,
+        running: &mut HashMap<i32, Running>,
+        tx: &mpsc::Sender<Report>,
+    ) {
+        if let Err(e) = self.reconcile(running, tx).await {
+            tracing::warn!(error = %e, "event subscriptions: reconcile failed");
+        }
+    }
+
     async fn reconcile(
         &self,
         running: &mut HashMap<i32, Running>,
         tx: &mpsc::Sender<Report>,
     ) -> Result<()> {
         running.retain(|_, r| !r.task.is_finished());
-        let want = self.eligible().await?;
+        let mut want = self.eligible().await?;
+        want.retain(|d| self.share.owns(d.id));
         let ids: std::collections::HashSet<i32> = want.iter().map(|d| d.id).collect();
         running.retain(|id, r| {
             let keep = ids.contains(id);

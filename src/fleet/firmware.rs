@@ -928,10 +928,11 @@ impl Firmware {
         .await
     }
 
-    /// Run ticks until shutdown.
+    /// Run ticks until shutdown, while `lead` says this node leads.
     pub async fn run(
         self: Arc<Self>,
         every: std::time::Duration,
+        lead: crate::fleet::cluster::Lead,
         mut shutdown: crate::shutdown::Shutdown,
         on_notices: impl Fn(Vec<Notice>) + Send + Sync + 'static,
     ) {
@@ -939,6 +940,10 @@ impl Firmware {
             tokio::select! {
                 _ = shutdown.wait() => return,
                 _ = tokio::time::sleep(every) => {}
+            }
+            // One node drives rollouts: a camera never gets two uploads.
+            if !lead.is_leader() {
+                continue;
             }
             match self.tick().await {
                 Ok(n) if !n.is_empty() => on_notices(n),

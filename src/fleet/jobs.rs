@@ -485,8 +485,10 @@ impl Jobs {
         Ok(())
     }
 
-    /// After a restart, runs left `running` are interrupted.
-    pub async fn recover(&self) -> Result<u64> {
+    /// Runs left `running` by a node that is gone (this one before its
+    /// restart, or a dead one) are interrupted; those of the nodes in
+    /// `alive` are theirs and left alone.
+    pub async fn recover(&self, alive: &[String]) -> Result<u64> {
         let r = job_run::Entity::update_many()
             .col_expr(
                 job_run::Column::Outcome,
@@ -497,6 +499,11 @@ impl Jobs {
                 sea_orm::sea_query::Expr::value(self.ctx.clock.now_utc()),
             )
             .filter(job_run::Column::Outcome.eq("running"))
+            .filter(
+                sea_orm::Condition::any()
+                    .add(job_run::Column::Node.is_null())
+                    .add(job_run::Column::Node.is_not_in(alive.iter().cloned())),
+            )
             .exec(&self.ctx.db)
             .await?;
         Ok(r.rows_affected)
@@ -518,14 +525,25 @@ impl Jobs {
             let since = j.last_scheduled_at.unwrap_or(j.created_at);
             let (run, handled) = due(&schedule, tz, since, now, &j.missed_policy);
             if let Some(h) = handled {
-                job::Entity::update_many()
+                // Compare-and-set: the slot is this node's only if the
+                // schedule is still where it read it (another node, or a
+                // leader that just took over, may have moved it).
+                let moved = job::Entity::update_many()
                     .col_expr(
                         job::Column::LastScheduledAt,
                         sea_orm::sea_query::Expr::value(h),
                     )
                     .filter(job::Column::Id.eq(j.id))
+                    .filter(match j.last_scheduled_at {
+                        Some(at) => job::Column::LastScheduledAt.eq(at),
+                        None => job::Column::LastScheduledAt.is_null(),
+                    })
                     .exec(&self.ctx.db)
                     .await?;
+                if moved.rows_affected == 0 {
+                    tracing::info!(job = j.id, "schedule moved by another node; slot skipped");
+                    continue;
+                }
             }
             if let Some((slot, trigger)) = run
                 && let Some(h) = self.start(j, trigger, Some(slot)).await?
@@ -578,6 +596,25 @@ impl Jobs {
             tracing::info!(job = j.id, "previous run still going; this slot is skipped");
             return Ok(None);
         }
+        // Another node may be running it ("run now" there): one at a time
+        // across the cluster too.
+        let elsewhere = job_run::Entity::find()
+            .filter(job_run::Column::JobId.eq(j.id))
+            .filter(job_run::Column::Outcome.eq("running"))
+            .one(&self.ctx.db)
+            .await;
+        if !matches!(elsewhere, Ok(None)) {
+            self.running
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&j.id);
+            elsewhere?;
+            tracing::info!(
+                job = j.id,
+                "a run is going on another node; this slot is skipped"
+            );
+            return Ok(None);
+        }
         let run = match (job_run::ActiveModel {
             job_id: Set(j.id),
             trigger: Set(trigger.into()),
@@ -585,6 +622,7 @@ impl Jobs {
             started_at: Set(self.ctx.clock.now_utc()),
             outcome: Set("running".into()),
             log: Set(String::new()),
+            node: Set(Some(crate::fleet::cluster::this_node())),
             ..Default::default()
         })
         .insert(&self.ctx.db)
@@ -905,15 +943,20 @@ impl Jobs {
     }
 
     /// Run due jobs every `every` until shutdown.
+    /// Only while `lead` says this node leads.
     pub async fn run_loop(
         self: Arc<Self>,
         every: std::time::Duration,
+        lead: crate::fleet::cluster::Lead,
         mut shutdown: crate::shutdown::Shutdown,
     ) {
         loop {
             tokio::select! {
                 _ = shutdown.wait() => return,
                 _ = tokio::time::sleep(every) => {}
+            }
+            if !lead.is_leader() {
+                continue;
             }
             if let Err(e) = self.tick().await {
                 tracing::warn!(error = %e, "scheduling jobs failed");

@@ -6,6 +6,7 @@ pub mod alerting;
 pub mod audit;
 pub mod backfill;
 pub mod backup;
+pub mod cluster;
 pub mod console;
 pub mod csv;
 pub mod discovery;

@@ -21,6 +21,9 @@ use crate::secrets::SecretBox;
 /// Waits before the 2nd, 3rd, … attempt; after the last, the delivery fails.
 pub const BACKOFF_SECS: [i64; 7] = [30, 120, 300, 900, 1800, 3600, 3600];
 pub const SEND_TIMEOUT: Duration = Duration::from_secs(15);
+/// How long a claim on a delivery holds: four times the longest send, so a
+/// node that dies while sending delays that one message by at most this.
+const CLAIM_MS: i64 = 4 * SEND_TIMEOUT.as_millis() as i64;
 
 pub struct Notifier {
     db: DatabaseConnection,
@@ -121,9 +124,15 @@ impl Notifier {
     /// Send every delivery that is due; returns what happened.
     pub async fn deliver_due(&self) -> Result<SendReport> {
         let now = self.clock.now_utc();
+        let now_ms = now.timestamp_millis();
         let due = delivery::Entity::find()
             .filter(delivery::Column::Status.eq("pending"))
             .filter(delivery::Column::NextAttemptAt.lte(now))
+            .filter(
+                sea_orm::Condition::any()
+                    .add(delivery::Column::ClaimedUntilMs.is_null())
+                    .add(delivery::Column::ClaimedUntilMs.lte(now_ms)),
+            )
             .order_by_asc(delivery::Column::Id)
             .limit(100)
             .all(&self.db)
@@ -136,7 +145,14 @@ impl Notifier {
                 .map(|c| (c.id, c))
                 .collect();
         let mut report = SendReport::default();
+        let me = super::cluster::this_node();
         for d in due {
+            // Claimed before it is sent: a delivery another node (a leader
+            // before a failover) is sending is skipped, and each claim
+            // holds long enough for the slowest send.
+            if !self.claim(d.id, &me).await? {
+                continue;
+            }
             let outcome = match channels.get(&d.channel_id) {
                 Some(c) if c.enabled => {
                     let msg = Message {
@@ -152,6 +168,8 @@ impl Notifier {
             let attempts = d.attempts + 1;
             let mut am = d.into_active_model();
             am.attempts = Set(attempts);
+            am.claimed_by = Set(None);
+            am.claimed_until_ms = Set(None);
             match outcome {
                 Ok(()) => {
                     am.status = Set("sent".into());
@@ -180,14 +198,47 @@ impl Notifier {
         Ok(report)
     }
 
-    /// Run until shutdown, looking for due deliveries every two seconds.
-    pub async fn run(self: Arc<Self>, mut shutdown: crate::shutdown::Shutdown) {
+    /// Claim one delivery for `node` (compare-and-set: pending and not
+    /// claimed by anyone, or the claim ran out). False: someone else has it.
+    async fn claim(&self, id: i32, node: &str) -> Result<bool> {
+        let now_ms = self.clock.now_utc().timestamp_millis();
+        let r = delivery::Entity::update_many()
+            .col_expr(
+                delivery::Column::ClaimedBy,
+                sea_orm::sea_query::Expr::value(node.to_string()),
+            )
+            .col_expr(
+                delivery::Column::ClaimedUntilMs,
+                sea_orm::sea_query::Expr::value(now_ms + CLAIM_MS),
+            )
+            .filter(delivery::Column::Id.eq(id))
+            .filter(delivery::Column::Status.eq("pending"))
+            .filter(
+                sea_orm::Condition::any()
+                    .add(delivery::Column::ClaimedUntilMs.is_null())
+                    .add(delivery::Column::ClaimedUntilMs.lte(now_ms)),
+            )
+            .exec(&self.db)
+            .await?;
+        Ok(r.rows_affected == 1)
+    }
+
+    /// Run until shutdown, looking for due deliveries every two seconds
+    /// while `lead` says this node leads the notifier.
+    pub async fn run(
+        self: Arc<Self>,
+        lead: super::cluster::Lead,
+        mut shutdown: crate::shutdown::Shutdown,
+    ) {
         let mut tick = tokio::time::interval(Duration::from_secs(2));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 _ = shutdown.wait() => break,
                 _ = tick.tick() => {}
+            }
+            if !lead.is_leader() {
+                continue;
             }
             if let Err(e) = self.deliver_due().await {
                 tracing::warn!(error = %e, "delivering notifications failed");

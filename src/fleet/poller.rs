@@ -265,6 +265,10 @@ pub struct Poller {
     clock: SharedClock,
     pub config: PollerConfig,
     in_flight: std::sync::Mutex<HashSet<i32>>,
+    /// The devices this node polls (its leases in a cluster).
+    share: super::cluster::Share,
+    /// Whether this node runs the fleet-wide sample rollup.
+    lead: super::cluster::Lead,
 }
 
 /// How early (ms) a poll may start before its due time; half the tick.
@@ -304,7 +308,20 @@ impl Poller {
             clock,
             config,
             in_flight: Default::default(),
+            share: Default::default(),
+            lead: Default::default(),
         }
+    }
+
+    /// Poll only this node's devices; roll samples up only when leading.
+    pub fn with_cluster(
+        mut self,
+        share: super::cluster::Share,
+        lead: super::cluster::Lead,
+    ) -> Self {
+        self.share = share;
+        self.lead = lead;
+        self
     }
 
     fn interval_of(&self, d: &PollTarget, sites: &HashMap<i32, Option<i32>>) -> Duration {
@@ -366,7 +383,7 @@ impl Poller {
             .clone();
         Ok(devices
             .into_iter()
-            .filter(|d| !busy.contains(&d.id))
+            .filter(|d| !busy.contains(&d.id) && self.share.owns(d.id))
             .filter(|d| {
                 let interval = self.interval_of(d, &sites);
                 let ms = interval.as_millis().max(1) as i64;
@@ -716,7 +733,9 @@ impl Poller {
                 Some(_) = tasks.join_next(), if !tasks.is_empty() => continue,
             }
             let mono = self.clock.monotonic();
-            if last_rollup.is_none_or(|at| mono.saturating_sub(at) >= Duration::from_secs(300)) {
+            if self.lead.is_leader()
+                && last_rollup.is_none_or(|at| mono.saturating_sub(at) >= Duration::from_secs(300))
+            {
                 last_rollup = Some(mono);
                 if let Err(e) =
                     super::samples::rollup(&self.db, self.clock.now_utc().timestamp_millis()).await

@@ -4,7 +4,7 @@
 //! device row (the health view) and, when a recording stops or resumes,
 //! to alerting (`recording_stopped`).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -89,6 +89,10 @@ pub struct RecordingManager {
     pub stats_every: Duration,
     /// Live view: a recorded camera's viewers are fed from its recording.
     live: Option<Arc<crate::recorder::live::LiveHub>>,
+    /// The devices this node records (its leases in a cluster).
+    share: super::cluster::Share,
+    /// Streams recording now (the node's heartbeat reports it).
+    active: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 struct Task {
@@ -115,7 +119,20 @@ impl RecordingManager {
             stats_every: Duration::from_secs(10),
             reconcile_every: Duration::from_secs(30),
             live: None,
+            share: Default::default(),
+            active: Default::default(),
         }
+    }
+
+    /// Record only this node's devices, and count the streams into `active`.
+    pub fn with_cluster(
+        mut self,
+        share: super::cluster::Share,
+        active: Arc<std::sync::atomic::AtomicUsize>,
+    ) -> Self {
+        self.share = share;
+        self.active = active;
+        self
     }
 
     /// Feed live view from the recordings (no second session to a camera).
@@ -139,11 +156,15 @@ impl RecordingManager {
     /// Devices to record: (device, profile token, stream address). Two
     /// queries whatever the fleet's size; credentials are opened only for
     /// streams being started.
-    async fn wanted(&self) -> Result<Vec<(device::Model, String, String)>> {
-        let devices = device::Entity::find()
+    /// Returns those this node records, and every device the policies
+    /// want recorded (on any node).
+    async fn wanted(&self) -> Result<(Vec<(device::Model, String, String)>, HashSet<i32>)> {
+        let mut devices = device::Entity::find()
             .filter(device::Column::RecordProfile.is_not_null())
             .all(&self.db)
             .await?;
+        let policy: HashSet<i32> = devices.iter().map(|d| d.id).collect();
+        devices.retain(|d| self.share.owns(d.id));
         let mut uris: HashMap<(i32, String), String> = HashMap::new();
         let ids: Vec<i32> = devices.iter().map(|d| d.id).collect();
         for chunk in ids.chunks(1000) {
@@ -169,7 +190,7 @@ impl RecordingManager {
             };
             out.push((d, token, uri));
         }
-        Ok(out)
+        Ok((out, policy))
     }
 
     /// Run until shutdown; `on_notices` gets recording stopped/resumed.
@@ -195,9 +216,16 @@ impl RecordingManager {
         let mut stopped: std::collections::HashSet<i32> = Default::default();
         let mut tick = tokio::time::interval(self.reconcile_every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut share = self.share.clone();
         loop {
             tokio::select! {
                 _ = shutdown.wait() => break,
+                // A device leased or handed back: start or stop at once.
+                _ = share.changed() => {
+                    if let Err(e) = self.reconcile_tasks(&mut tasks, &tx).await {
+                        tracing::warn!(error = %e, "recording policies: reconcile failed");
+                    }
+                }
                 _ = tick.tick() => {
                     if let Err(e) = self.reconcile_tasks(&mut tasks, &tx).await {
                         tracing::warn!(error = %e, "recording policies: reconcile failed");
@@ -272,7 +300,7 @@ impl RecordingManager {
         tasks: &mut HashMap<i32, Task>,
         tx: &tokio::sync::mpsc::UnboundedSender<(i32, RecEvent)>,
     ) -> Result<()> {
-        let wanted = self.wanted().await?;
+        let (wanted, policy) = self.wanted().await?;
         let ids: std::collections::HashSet<i32> = wanted.iter().map(|w| w.0.id).collect();
         // Stop what is no longer wanted, or wanted differently.
         let mut gone = Vec::new();
@@ -290,7 +318,8 @@ impl RecordingManager {
             if let Some(hub) = &self.live {
                 hub.set_recorded(id, false);
             }
-            if !ids.contains(&id) {
+            // Handed to another node: that node says how it records.
+            if !ids.contains(&id) && !policy.contains(&id) {
                 self.set_status(id, "").await?;
             }
         }
@@ -344,6 +373,8 @@ impl RecordingManager {
                 },
             );
         }
+        self.active
+            .store(tasks.len(), std::sync::atomic::Ordering::Relaxed);
         Ok(())
     }
 }

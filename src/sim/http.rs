@@ -46,6 +46,12 @@ pub struct SimCamera {
     /// the sessions a client holds).
     pub live_streams: std::sync::atomic::AtomicUsize,
     pub live_plays: std::sync::atomic::AtomicU64,
+    /// The most live streams that ever played at once (a camera recorded
+    /// by two cluster nodes at once shows 2).
+    pub max_live_streams: std::sync::atomic::AtomicUsize,
+    /// GetSystemDateAndTime requests: one per health poll (a camera polled
+    /// by two nodes gets twice its share).
+    pub time_requests: std::sync::atomic::AtomicU64,
     /// PullPoint subscriptions and the events queued on them.
     pub events: super::events::SimEvents,
     /// Failures tests ask for (writes that do not stick, firmware trouble).
@@ -101,6 +107,8 @@ impl SimCamera {
             requests: std::sync::atomic::AtomicU64::new(0),
             live_streams: Default::default(),
             live_plays: Default::default(),
+            max_live_streams: Default::default(),
+            time_requests: Default::default(),
             events: Default::default(),
             failures: Default::default(),
             pending_firmware: Mutex::new(None),
@@ -195,6 +203,27 @@ fn streamed(total: Option<u64>) -> Body {
     http_body_util::StreamBody::new(stream).boxed()
 }
 
+/// What the simulator counted for this camera, as JSON (for test scripts
+/// driving `camfleet simulate` from outside: the cluster test).
+pub const STATS_PATH: &str = "/sim/stats";
+
+fn stats(cam: &SimCamera) -> Resp {
+    use std::sync::atomic::Ordering::Relaxed;
+    let body = serde_json::json!({
+        "requests": cam.requests.load(Relaxed),
+        "time_requests": cam.time_requests.load(Relaxed),
+        "live_streams": cam.live_streams.load(Relaxed),
+        "max_live_streams": cam.max_live_streams.load(Relaxed),
+        "live_plays": cam.live_plays.load(Relaxed),
+    });
+    let mut r = Response::new(full(Bytes::from(body.to_string())));
+    r.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        "application/json".parse().expect("static"),
+    );
+    r
+}
+
 pub(super) fn plain(status: StatusCode, body: &'static str) -> Resp {
     let mut r = Response::new(full(Bytes::from_static(body.as_bytes())));
     *r.status_mut() = status;
@@ -271,6 +300,9 @@ async fn handle_inner(
         cam.come_back();
         super::config::finish_reboot(&cam);
     }
+    if parts.method == http::Method::GET && parts.uri.path() == STATS_PATH {
+        return stats(&cam);
+    }
     if parts.method == http::Method::GET {
         return snapshot(&cam, &parts);
     }
@@ -335,6 +367,10 @@ async fn handle_inner(
     let Some(op) = root.child_local("Body").and_then(|b| b.children.first()) else {
         return fault_response(&cam, &SimFault::invalid("no SOAP body"));
     };
+    if op.local == "GetSystemDateAndTime" {
+        cam.time_requests
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
     let exempt = op.local == "GetSystemDateAndTime" && !q.gsdt_needs_auth;
     if !exempt {
         if matches!(

@@ -622,7 +622,8 @@ struct Playing(Arc<SimCamera>);
 impl Playing {
     fn new(cam: &Arc<SimCamera>) -> Self {
         use std::sync::atomic::Ordering;
-        cam.live_streams.fetch_add(1, Ordering::AcqRel);
+        let now = cam.live_streams.fetch_add(1, Ordering::AcqRel) + 1;
+        cam.max_live_streams.fetch_max(now, Ordering::AcqRel);
         cam.live_plays.fetch_add(1, Ordering::AcqRel);
         Self(cam.clone())
     }

@@ -35,6 +35,8 @@ pub struct DevicePage {
     pub history: Vec<audit_log::Model>,
     /// Gaps tried from the camera's own recording, newest first.
     pub backfills: Vec<crate::db::entities::backfill::Model>,
+    /// The cluster node polling and recording it.
+    pub node: Option<String>,
     pub can_backfill: bool,
     /// The charts' range, and every range as (key, label).
     pub range: &'static str,
@@ -55,6 +57,7 @@ pub async fn device(
         ranges: ChartRange::ALL.map(|r| (r.key(), r.label())),
         can_backfill: state.backfill.is_some() && v.d.record_profile.is_some(),
         backfills: v.backfills,
+        node: v.node,
         me,
         d: v.d,
         site: v.site,

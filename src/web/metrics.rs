@@ -42,6 +42,9 @@ pub fn handle() -> Option<&'static PrometheusHandle> {
 
 fn install() -> Option<PrometheusHandle> {
     PrometheusBuilder::new()
+        // Each node counts its own polls, sends and segments: labelled by
+        // node, a sum over the nodes counts each once.
+        .add_global_label("node", crate::fleet::cluster::this_node())
         .set_buckets_for_metric(
             metrics_exporter_prometheus::Matcher::Full("camfleet_poll_latency_seconds".into()),
             &[
@@ -91,12 +94,21 @@ pub async fn metrics(
 ) -> Result<Response, WebError> {
     let actor = me.actor();
     let mut out = build_info();
+    let fleet = state
+        .cluster
+        .as_ref()
+        .is_none_or(|c| c.jobs_lead().is_leader());
     out.push_str(
         &state
             .console
-            .metrics_text(&actor, state.storage.free_bytes())
+            .metrics_text(&actor, state.storage.free_bytes(), fleet)
             .await?,
     );
+    if actor.scope.is_all()
+        && let Some(c) = &state.cluster
+    {
+        out.push_str(&c.metrics_text());
+    }
     if actor.scope.is_all()
         && let Some(h) = handle()
     {

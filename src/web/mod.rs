@@ -111,6 +111,7 @@ pub const ROUTES: &[RouteSpec] = &[
     g(Method::POST, "/devices/{id}/inventory", Gate::EditInventory),
     r(Method::GET, "/inventory.csv", Access::Login),
     g(Method::GET, "/audit", Gate::Admin),
+    g(Method::GET, "/cluster", Gate::OperateDevices),
     r(Method::GET, "/discovery", Access::Login),
     g(Method::POST, "/discovery", Gate::OperateDevices),
     r(Method::GET, "/discovery/{id}", Access::Login),
@@ -231,6 +232,7 @@ fn handler(spec: &RouteSpec) -> MethodRouter<State> {
         ("POST", "/devices/{id}/inventory") => post(inventory::inventory_save),
         ("GET", "/inventory.csv") => get(inventory::inventory_csv),
         ("GET", "/audit") => get(pages::audit),
+        ("GET", "/cluster") => get(pages::cluster),
         ("GET", "/discovery") => get(discovery::runs),
         ("POST", "/discovery") => post(discovery::start),
         ("GET", "/discovery/{id}") => get(discovery::run),
@@ -310,9 +312,18 @@ fn handler(spec: &RouteSpec) -> MethodRouter<State> {
 }
 
 pub fn router(state: State) -> Router {
+    router_for(state, true)
+}
+
+/// The router; without `web` only the health check and `/metrics` (a
+/// node that polls or records but serves no UI).
+pub fn router_for(state: State, web: bool) -> Router {
     let mut public = Router::new();
     let mut private = Router::new();
     for spec in ROUTES {
+        if !web && !matches!(spec.path, "/healthz" | "/metrics") {
+            continue;
+        }
         match spec.access {
             Access::Public => public = public.route(spec.path, handler(spec)),
             Access::Login => private = private.route(spec.path, handler(spec)),
@@ -320,8 +331,12 @@ pub fn router(state: State) -> Router {
     }
     // The JSON API: routes and OpenAPI document from the same declarations.
     let (api_routes, _) = api::router().split_for_parts();
+    let private = if web {
+        private.merge(api_routes)
+    } else {
+        private
+    };
     let private = private
-        .merge(api_routes)
         // After routing (it needs the matched path), inside the login.
         .route_layer(middleware::from_fn(gate))
         .layer(middleware::from_fn_with_state(

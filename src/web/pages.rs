@@ -178,6 +178,21 @@ pub async fn api_devices(
 }
 
 #[derive(Template, WebTemplate)]
+#[template(path = "cluster.html")]
+pub struct ClusterPage {
+    pub me: CurrentUser,
+    pub nodes: Vec<crate::fleet::cluster::NodeView>,
+}
+
+pub async fn cluster(
+    AxState(state): AxState<State>,
+    Extension(me): Extension<CurrentUser>,
+) -> Result<Response, WebError> {
+    let nodes = state.console.cluster(&me.actor()).await?;
+    Ok(ClusterPage { me, nodes }.into_response())
+}
+
+#[derive(Template, WebTemplate)]
 #[template(path = "audit.html")]
 pub struct AuditPage {
     pub me: CurrentUser,

@@ -18,6 +18,10 @@ pub struct Model {
     pub last_error: String,
     pub created_at: DateTimeUtc,
     pub sent_at: Option<DateTimeUtc>,
+    /// The node sending it now, and until when (ms) that claim holds:
+    /// each delivery is sent by one node, even across a failover.
+    pub claimed_by: Option<String>,
+    pub claimed_until_ms: Option<i64>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -15,6 +15,8 @@ pub struct Model {
     /// `running`, `ok`, `failed`, `interrupted`.
     pub outcome: String,
     pub log: String,
+    /// The node that ran it (a starting node recovers only its own).
+    pub node: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

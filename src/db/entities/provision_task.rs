@@ -15,6 +15,8 @@ pub struct Model {
     pub summary: String,
     /// The profile's spec as it was when the task was made.
     pub spec: Option<Json>,
+    /// The node that ran it (a starting node recovers only its own).
+    pub node: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

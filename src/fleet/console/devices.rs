@@ -40,6 +40,16 @@ pub struct DeviceView {
     pub history: Vec<audit_log::Model>,
     /// Gaps tried from the camera's own recording, newest first.
     pub backfills: Vec<backfill::Model>,
+    /// The node that polls and records it (its live lease), if any.
+    pub node: Option<String>,
+}
+
+/// A device as the API shows it: the row, its media profiles, and the
+/// node serving it.
+pub struct DeviceDetail {
+    pub device: device::Model,
+    pub profiles: Vec<device_profile::Model>,
+    pub node: Option<String>,
 }
 
 /// The services a device action may need besides the database.
@@ -208,18 +218,29 @@ impl Console {
     }
 
     /// A device and its media profiles (the API's device).
-    pub async fn device_detail(
-        &self,
-        actor: &Actor,
-        id: i32,
-    ) -> Result<(device::Model, Vec<device_profile::Model>)> {
+    pub async fn device_detail(&self, actor: &Actor, id: i32) -> Result<DeviceDetail> {
         let d = self.device_in_scope(actor, id).await?;
         let profiles = device_profile::Entity::find()
             .filter(device_profile::Column::DeviceId.eq(id))
             .order_by_asc(device_profile::Column::Id)
             .all(&self.db)
             .await?;
-        Ok((d, profiles))
+        Ok(DeviceDetail {
+            node: self.lease_holder(id).await?,
+            device: d,
+            profiles,
+        })
+    }
+
+    /// The node holding a live lease on the device.
+    async fn lease_holder(&self, id: i32) -> Result<Option<String>> {
+        use crate::db::entities::device_lease;
+        let now = self.clock.now_utc().timestamp_millis();
+        Ok(device_lease::Entity::find_by_id(id)
+            .filter(device_lease::Column::ExpiresMs.gt(now))
+            .one(&self.db)
+            .await?
+            .and_then(|l| l.node))
     }
 
     pub async fn device_view(
@@ -282,6 +303,7 @@ impl Console {
             quirks,
             history,
             backfills,
+            node: self.lease_holder(id).await?,
         })
     }
 

@@ -14,8 +14,33 @@ impl Console {
     /// The gauges read from the database at scrape time, within the
     /// actor's sites; fleet-wide ones (the outbox, storage) only for those
     /// who see every site.
-    pub async fn metrics_text(&self, actor: &Actor, hot_free_bytes: Option<u64>) -> Result<String> {
+    /// `fleet`: include the fleet-wide gauges read from the database. In a
+    /// cluster only the leading node does, so a sum over every node's
+    /// scrape counts each camera, alert and delivery once.
+    pub async fn metrics_text(
+        &self,
+        actor: &Actor,
+        hot_free_bytes: Option<u64>,
+        fleet: bool,
+    ) -> Result<String> {
         let all = actor.scope.is_all();
+        if !fleet {
+            let mut out = String::from(
+                "# Fleet-wide gauges (devices, alerts, deliveries, recordings) come from the node leading jobs.
+",
+            );
+            if let (true, Some(free)) = (all, hot_free_bytes) {
+                out.push_str(
+                    "# HELP camfleet_storage_free_bytes Free bytes on the local storage tier.
+# TYPE camfleet_storage_free_bytes gauge
+",
+                );
+                out.push_str(&format!(
+                    "camfleet_storage_free_bytes{{tier=\"hot\"}} {free}\n"
+                ));
+            }
+            return Ok(out);
+        }
         let rows: Vec<(String, i64)> = device::Entity::find()
             .filter(actor.scope.devices())
             .select_only()

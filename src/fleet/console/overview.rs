@@ -132,6 +132,13 @@ impl Console {
     }
 
     /// The audit log, newest first (admins).
+    /// The nodes sharing this database: alive, roles, sites, leases held,
+    /// streams recorded (technicians and admins).
+    pub async fn cluster(&self, actor: &Actor) -> Result<Vec<crate::fleet::cluster::NodeView>> {
+        actor.require(Role::can_operate_devices)?;
+        crate::fleet::cluster::nodes(&self.db, self.clock.now_utc().timestamp_millis()).await
+    }
+
     pub async fn audit_log(&self, actor: &Actor, q: &AuditQuery) -> Result<AuditPageData> {
         actor.require(Role::can_manage_users)?;
         let mut cond = Condition::all();

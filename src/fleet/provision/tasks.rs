@@ -33,6 +33,7 @@ impl Provisioner {
             created_by: Set(actor.name.clone()),
             created_at: Set(now),
             summary: Set(String::new()),
+            node: Set(Some(crate::fleet::cluster::this_node())),
             ..Default::default()
         }
         .insert(&self.db)
@@ -274,10 +275,16 @@ impl Provisioner {
         Ok(())
     }
 
-    /// After a restart: whatever was running is interrupted.
-    pub async fn recover(&self) -> Result<usize> {
+    /// Tasks left `running` by a node that is gone are interrupted; those
+    /// of the nodes in `alive` are left alone.
+    pub async fn recover(&self, alive: &[String]) -> Result<usize> {
         let running = provision_task::Entity::find()
             .filter(provision_task::Column::Status.eq("running"))
+            .filter(
+                sea_orm::Condition::any()
+                    .add(provision_task::Column::Node.is_null())
+                    .add(provision_task::Column::Node.is_not_in(alive.iter().cloned())),
+            )
             .all(&self.db)
             .await?;
         let n = running.len();

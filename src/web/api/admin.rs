@@ -404,3 +404,22 @@ pub async fn audit(
             .collect(),
     }))
 }
+
+/// The nodes sharing this database.
+#[derive(serde::Serialize, ToSchema)]
+pub struct ApiCluster {
+    pub nodes: Vec<crate::fleet::cluster::NodeView>,
+}
+
+/// Every node sharing this database, live ones first: roles, pinned
+/// sites, devices leased, streams recorded, last heartbeat (technicians
+/// and admins).
+#[utoipa::path(get, operation_id = "cluster", path = "/api/v1/cluster", tag = "admin",
+    responses((status = 200, body = ApiCluster, description = "the nodes"), Problems))]
+pub async fn cluster(
+    AxState(state): AxState<State>,
+    Extension(me): Extension<CurrentUser>,
+) -> Result<Response, WebError> {
+    let nodes = state.console.cluster(&me.actor()).await?;
+    Ok(json(ApiCluster { nodes }))
+}

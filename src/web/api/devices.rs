@@ -75,14 +75,19 @@ pub struct ApiDevice {
     pub notes: String,
     /// The media profile recorded, if any.
     pub record_profile: Option<String>,
+    /// The cluster node that polls and records it now (its lease); none
+    /// while no live node holds it.
+    pub node: Option<String>,
     pub retired_at: Option<chrono::DateTime<chrono::Utc>>,
     pub retired_reason: Option<String>,
     pub profiles: Vec<ApiProfile>,
 }
 
 async fn device_json(state: &State, me: &CurrentUser, id: i32) -> Result<ApiDevice, WebError> {
-    let (d, profiles) = state.console.device_detail(&me.actor(), id).await?;
+    let detail = state.console.device_detail(&me.actor(), id).await?;
+    let (d, profiles) = (detail.device, detail.profiles);
     Ok(ApiDevice {
+        node: detail.node,
         id: d.id,
         name: d.name,
         status: d.status,

@@ -184,6 +184,7 @@ pub fn router() -> OpenApiRouter<State> {
         .routes(routes!(recordings::day))
         .routes(routes!(recordings::segment))
         .routes(routes!(recordings::export))
+        .routes(routes!(admin::cluster))
         // sites, users, audit
         .routes(routes!(admin::sites, admin::site_create))
         .routes(routes!(admin::site_update, admin::site_delete))
@@ -290,6 +291,7 @@ pub const GATES: &[(&str, &str, Gate)] = &[
     ("PUT", "/api/v1/users/{id}", Gate::Admin),
     ("POST", "/api/v1/users/{id}/password", Gate::Admin),
     ("GET", "/api/v1/audit", Gate::Admin),
+    ("GET", "/api/v1/cluster", Gate::OperateDevices),
 ];
 
 /// The OpenAPI document (built once from [`router`]).
