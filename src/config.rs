@@ -571,6 +571,36 @@ mod tests {
         assert!(bad("[discovery]\ninterfaces = [\"eth0\"]").starts_with("discovery"));
         assert!(bad("[discovery]\ninterfaces = [\"auto\", \"10.0.0.1\"]").contains("auto"));
         assert!(FileConfig::parse("poll_interval = \"soon\"", "f").is_err());
+        assert!(bad("node_name = \"rec north\"").starts_with("node_name"));
+        assert!(bad("roles = [\"web\", \"record-only\"]").starts_with("roles"));
+        assert!(bad("roles = [\"web\"]\nsites = [\"North\"]").starts_with("sites"));
+    }
+
+    #[test]
+    fn node_settings_from_file_and_their_defaults() {
+        let s = Settings::resolve(
+            None,
+            FileConfig::parse(
+                "node_name = \"rec-north-1\"\nroles = [\"poll\", \"record\"]\nsites = [\"North\", \"north\", \"South\"]",
+                "f",
+            )
+            .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(s.node_name, "rec-north-1");
+        assert_eq!(s.roles.to_string(), "poll,record");
+        assert_eq!(s.sites, ["North", "South"], "names once, as first written");
+        let d = Settings::resolve(None, FileConfig::default()).unwrap();
+        assert_eq!(d.roles, crate::fleet::cluster::Roles::ALL);
+        assert!(d.sites.is_empty());
+        assert!(!d.node_name.is_empty());
+        // What `config check` prints reads back the same.
+        let again = Settings::resolve(
+            None,
+            FileConfig::parse(&s.to_redacted_toml(), "again").unwrap(),
+        )
+        .unwrap();
+        assert_eq!((again.node_name, again.roles, again.sites), (s.node_name, s.roles, s.sites));
     }
 
     #[test]

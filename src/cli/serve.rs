@@ -236,6 +236,11 @@ pub async fn serve(a: ServeArgs) -> anyhow::Result<()> {
     let state = app::build(&config).await?;
     let roles = settings.roles;
     tracing::info!(node = %settings.node_name, roles = %roles, sites = ?settings.sites, "node");
+    if settings.database_url.is_some() && settings.storage_url.is_none() && roles.record {
+        tracing::warn!(
+            "recordings go to this node's local disk: other nodes on this database cannot play them (give every node the same storage_url)"
+        );
+    }
     // The first heartbeat before any worker: leases known, leadership
     // tried. A node that cannot reach the database does not start.
     if let Some(c) = &state.cluster {

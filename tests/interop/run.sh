@@ -204,4 +204,4 @@ say "database tests against PostgreSQL"
 ip netns exec "$NS" env CAMFLEET_TEST_PG="postgres://postgres@127.0.0.1:5433/postgres" \
   cargo test --offline --test inventory --test users --test web --test poller --test alerting \
     --test events --test provision --test firmware --test jobs --test recorder --test backfill \
-    --test device_list
+    --test device_list --test cluster
