@@ -220,7 +220,8 @@ pub fn spawn_events(
         crate::fleet::events::EventManager::new(
             state.db.clone(),
             state.inventory.secrets(),
-            state.discovery.transport().clone(),
+            crate::fleet::events::transport()
+                .unwrap_or_else(|_| state.discovery.transport().clone()),
             state.clock.clone(),
             config,
         )

@@ -600,7 +600,10 @@ mod tests {
             FileConfig::parse(&s.to_redacted_toml(), "again").unwrap(),
         )
         .unwrap();
-        assert_eq!((again.node_name, again.roles, again.sites), (s.node_name, s.roles, s.sites));
+        assert_eq!(
+            (again.node_name, again.roles, again.sites),
+            (s.node_name, s.roles, s.sites)
+        );
     }
 
     #[test]

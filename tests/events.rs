@@ -163,6 +163,15 @@ async fn a_call_without_the_reference_parameters_is_refused_by_a_strict_camera()
     fleet.shutdown().await;
 }
 
+/// One long-poll per camera, pulled again at once (the cadence is zero).
+fn long_poll() -> EventConfig {
+    EventConfig {
+        pull_wait: Duration::from_secs(30),
+        pull_every: Duration::ZERO,
+        ..Default::default()
+    }
+}
+
 fn watch(fleet: &camfleet::sim::Fleet, clock: &SharedClock, cfg: EventConfig) -> Watch {
     Watch::new(
         7,
@@ -179,7 +188,7 @@ async fn renewal_comes_at_80_percent_of_the_granted_lifetime() {
     let (fleet, clock) = manual_fleet("").await;
     let shared: SharedClock = clock.clone();
     let t0 = clock.now_utc();
-    let mut w = watch(&fleet, &shared, EventConfig::default());
+    let mut w = watch(&fleet, &shared, long_poll());
     assert_eq!(w.next(), Next::Create);
     assert_eq!(w.step().await, Stepped::Subscribed);
     assert!(!w.broken_relative);
@@ -195,6 +204,47 @@ async fn renewal_comes_at_80_percent_of_the_granted_lifetime() {
     let st = fleet.cameras()[0].events.stats();
     assert_eq!((st.creates, st.renews), (1, 1));
     assert_eq!(st.requested, ["PT600S", "PT600S"]);
+    fleet.shutdown().await;
+}
+
+#[tokio::test]
+async fn short_pulls_come_on_a_cadence_and_a_full_answer_is_pulled_again_at_once() {
+    let (fleet, clock) = manual_fleet("").await;
+    let shared: SharedClock = clock.clone();
+    let cfg = EventConfig {
+        message_limit: 2,
+        ..Default::default()
+    };
+    let mut w = watch(&fleet, &shared, cfg.clone());
+    assert_eq!(w.step().await, Stepped::Subscribed);
+    // The first pull at once, short.
+    assert_eq!(w.next(), Next::Pull(cfg.pull_wait));
+    assert!(matches!(w.step().await, Stepped::Pulled(_)));
+    let t = clock.now_utc();
+    assert_eq!(
+        w.next(),
+        Next::Wait(t + chrono::Duration::from_std(cfg.pull_every).unwrap()),
+        "between pulls the watch only waits (no request, no connection held)"
+    );
+    // Three events queued: a full answer (the limit is 2) is followed at
+    // once by another pull, then the cadence again.
+    let cam = &fleet.cameras()[0];
+    for failed in [true, false, true] {
+        cam.events
+            .push(SimEvent::storage_failure(failed), cam.camera_now());
+    }
+    clock.advance(cfg.pull_every);
+    assert_eq!(w.next(), Next::Pull(cfg.pull_wait));
+    let Stepped::Pulled(m) = w.step().await else {
+        panic!("a pull")
+    };
+    assert_eq!(m.len(), 2);
+    assert_eq!(w.next(), Next::Pull(cfg.pull_wait), "more may be queued");
+    let Stepped::Pulled(m) = w.step().await else {
+        panic!("a pull")
+    };
+    assert_eq!(m.len(), 1);
+    assert!(matches!(w.next(), Next::Wait(_)));
     fleet.shutdown().await;
 }
 
@@ -242,7 +292,7 @@ async fn a_refusing_camera_is_retried_with_backoff_not_in_a_storm() {
     let shared: SharedClock = clock.clone();
     let cam = fleet.cameras()[0].clone();
     cam.events.set_refuse_create(true);
-    let mut w = watch(&fleet, &shared, EventConfig::default());
+    let mut w = watch(&fleet, &shared, long_poll());
     let t0 = clock.now_utc();
     let mut gaps = Vec::new();
     let mut last = t0;
@@ -285,7 +335,7 @@ async fn a_lost_subscription_is_recreated_once_at_once() {
     let (fleet, clock) = manual_fleet("").await;
     let shared: SharedClock = clock.clone();
     let cam = fleet.cameras()[0].clone();
-    let mut w = watch(&fleet, &shared, EventConfig::default());
+    let mut w = watch(&fleet, &shared, long_poll());
     assert_eq!(w.step().await, Stepped::Subscribed);
     // The camera reboots and forgets its subscriptions.
     cam.events.forget_subscriptions();
@@ -305,7 +355,7 @@ async fn a_lost_subscription_is_recreated_once_at_once() {
 async fn a_camera_without_events_is_marked_unsupported() {
     let fleet = one_camera("no-events").await;
     let clock = system_clock();
-    let mut w = watch(&fleet, &clock, EventConfig::default());
+    let mut w = watch(&fleet, &clock, long_poll());
     match w.step().await {
         Stepped::Unsupported(why) => assert!(why.contains("CreatePullPointSubscription"), "{why}"),
         other => panic!("unexpected {other:?}"),
@@ -359,7 +409,8 @@ async fn storage_failure_opens_an_alert_and_recovery_resolves_it() {
         EventConfig {
             start_spread: Duration::from_millis(1),
             reconcile_every: Duration::from_millis(200),
-            pull_wait: Duration::from_secs(5),
+            pull_wait: Duration::from_secs(1),
+            pull_every: Duration::from_millis(100),
             ..Default::default()
         },
     ));

@@ -723,7 +723,7 @@ async fn events(
     let manager = std::sync::Arc::new(crate::fleet::events::EventManager::new(
         db.clone(),
         secrets.clone(),
-        crate::onvif::Transport::new(crate::onvif::TransportConfig::default())?,
+        crate::fleet::events::transport()?,
         SystemClock::shared(),
         crate::fleet::events::EventConfig {
             start_spread: Duration::from_secs(10),
@@ -780,11 +780,55 @@ async fn events(
         cpu,
         usage().max_rss_kib / 1024
     );
+    // What the cameras saw: PullMessages per camera over the hold (the
+    // simulator's own count), so the cadence is checked from outside.
+    let pulls = sim_event_pulls(a).await;
+    if let (Some(min), Some(max)) = (pulls.iter().min(), pulls.iter().max()) {
+        println!(
+            "events: PullMessages per camera over {} s: min {min}, max {max}, total {} (from {} cameras' counters)",
+            a.events_secs,
+            pulls.iter().sum::<u64>(),
+            pulls.len()
+        );
+    }
     let t1 = Instant::now();
     stop.fire();
     let _ = task.await;
     println!("events: stopped (unsubscribing) in {:.2?}", t1.elapsed());
     Ok(())
+}
+
+/// Each simulated camera's PullMessages count (its `/sim/stats`); cameras
+/// that do not answer are left out.
+async fn sim_event_pulls(a: &PollBench) -> Vec<u64> {
+    use futures::StreamExt;
+    let http = reqwest::Client::new();
+    futures::stream::iter(0..a.count)
+        .map(|i| {
+            let http = http.clone();
+            let url = format!(
+                "http://127.0.0.1:{}{}",
+                u32::from(a.base_port) + i,
+                crate::sim::http::STATS_PATH
+            );
+            async move {
+                let body = http
+                    .get(url)
+                    .timeout(Duration::from_secs(5))
+                    .send()
+                    .await
+                    .ok()?
+                    .bytes()
+                    .await
+                    .ok()?;
+                let v: serde_json::Value = serde_json::from_slice(&body).ok()?;
+                v["event_pulls"].as_u64()
+            }
+        })
+        .buffer_unordered(64)
+        .filter_map(|x| async move { x })
+        .collect()
+        .await
 }
 
 /// Record `streams` sources into a throw-away local tier and SQLite

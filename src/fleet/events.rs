@@ -10,14 +10,21 @@
 //!   own clock, at once. Failures back off exponentially per device (30 s
 //!   doubling to 30 min, with per-device jitter), so a fleet of refusing
 //!   cameras never becomes a subscribe storm.
-//! - [`EventManager`] keeps one watch task per online device, starts new
-//!   ones spread over a minute and at most a few Creates at a time, stops
-//!   the ones whose device went away or offline, stores the notifications
-//!   of watched topics (on/off changes only, kept 30 days) and hands the
-//!   notices to alerting.
+//! - [`EventManager`] keeps one watch per online device in one scheduler
+//!   (no task per device): a queue by due time and at most `max_in_flight`
+//!   steps running at once. Pulls are short (`pull_wait`, 1 s) and come on a
+//!   cadence (`pull_every`, 10 s; at once again after a full answer), so a
+//!   camera between two pulls costs its watch and nothing else — no task,
+//!   no connection. New watches start spread over a minute with at most a
+//!   few Creates at a time; the ones whose device went away or offline are
+//!   unsubscribed. It stores the notifications of watched topics (on/off
+//!   changes only, kept 30 days) and hands the notices to alerting.
 //!
-//! A device's PullMessages long-poll is a second connection to it, beside
-//! the poller's: that is how the event service is meant to be used.
+//! An event reaches camfleet within `pull_every` (plus the queue's delay
+//! when more than `max_in_flight` cameras are due at once). A continuous
+//! long-poll per camera (`pull_every` zero, `pull_wait` 30 s) is the
+//! alternative: lower latency, but a connection and buffers per camera
+//! (~0.7 GiB for 10,000; BENCHMARKS.md).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -27,7 +34,7 @@ use chrono::{DateTime, Utc};
 use sea_orm::{
     ColumnTrait, Condition, DatabaseConnection, EntityTrait, QueryFilter, QuerySelect, Set,
 };
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::Semaphore;
 use url::Url;
 
 use super::health::{HealthEvent, HealthState};
@@ -39,14 +46,22 @@ use crate::onvif::events::{self, Lifetime, Notification, Signal, Subscription};
 use crate::onvif::transport::Transport;
 use crate::onvif::{DeviceSession, FaultClass, OnvifError};
 use crate::secrets::SecretBox;
-use crate::shutdown::{Shutdown, ShutdownTrigger};
+use crate::shutdown::Shutdown;
 
 #[derive(Debug, Clone)]
 pub struct EventConfig {
     /// Subscription lifetime asked for.
     pub lifetime: Duration,
-    /// PullMessages long-poll wait.
+    /// PullMessages wait: how long the camera may hold a pull open when it
+    /// has nothing to say.
     pub pull_wait: Duration,
+    /// After a pull that emptied the queue, the next one comes this much
+    /// later (short pulls on a cadence: no connection held per camera).
+    /// Zero: pull again at once (a continuous long-poll per camera).
+    pub pull_every: Duration,
+    /// Steps (creates, pulls, renewals, lookups) in flight at once,
+    /// fleet-wide: what bounds the memory and connections events take.
+    pub max_in_flight: usize,
     /// Extra HTTP deadline beyond the long-poll wait.
     pub pull_grace: Duration,
     pub message_limit: u32,
@@ -68,7 +83,9 @@ impl Default for EventConfig {
     fn default() -> Self {
         Self {
             lifetime: Duration::from_secs(600),
-            pull_wait: Duration::from_secs(30),
+            pull_wait: Duration::from_secs(1),
+            pull_every: Duration::from_secs(10),
+            max_in_flight: 256,
             pull_grace: Duration::from_secs(10),
             message_limit: 50,
             start_spread: Duration::from_secs(60),
@@ -119,6 +136,8 @@ pub struct Watch {
     /// Our clock.
     renew_at: Option<DateTime<Utc>>,
     retry_at: Option<DateTime<Utc>>,
+    /// The next pull (our clock), on the short-pull cadence.
+    pull_at: Option<DateTime<Utc>>,
     pub broken_relative: bool,
     failures: u32,
 }
@@ -147,9 +166,14 @@ impl Watch {
             sub: None,
             renew_at: None,
             retry_at: None,
+            pull_at: None,
             broken_relative,
             failures: 0,
         }
+    }
+
+    pub fn device_session(&self) -> &DeviceSession {
+        &self.session
     }
 
     /// Hold the first Create back until `at` (start spreading).
@@ -173,6 +197,11 @@ impl Watch {
                 _ => Next::Create,
             },
             (Some(_), Some(r)) if now >= r => Next::Renew,
+            // Between two short pulls: wait for the next (or the renewal).
+            (Some(_), r) if self.pull_at.is_some_and(|p| p > now) => {
+                let p = self.pull_at.unwrap_or(now);
+                Next::Wait(r.map_or(p, |r| r.min(p)))
+            }
             (Some(_), r) => {
                 let left = r
                     .map(|r| (r - now).to_std().unwrap_or_default())
@@ -201,6 +230,7 @@ impl Watch {
         self.failures += 1;
         self.sub = None;
         self.renew_at = None;
+        self.pull_at = None;
         // A subscription that was working and got lost (a camera reboot
         // forgets it) is recreated at once, once; then the backoff applies.
         let retry_at = if lost_subscription && self.failures == 1 {
@@ -265,6 +295,7 @@ impl Watch {
                     Ok(sub) => {
                         let (cur, term) = (sub.current_time, sub.termination_time);
                         self.sub = Some(sub);
+                        self.pull_at = None;
                         self.retry_at = None;
                         self.failures = 0;
                         self.schedule(cur, term);
@@ -305,6 +336,14 @@ impl Watch {
                 {
                     Ok(p) => {
                         self.failures = 0;
+                        // A full answer may leave more queued: pull again
+                        // at once; otherwise on the cadence.
+                        let full = p.messages.len() >= self.cfg.message_limit as usize;
+                        self.pull_at = (!full && !self.cfg.pull_every.is_zero()).then(|| {
+                            self.clock.now_utc()
+                                + chrono::Duration::from_std(self.cfg.pull_every)
+                                    .unwrap_or_default()
+                        });
                         Stepped::Pulled(p.messages)
                     }
                     Err(e) => self.fail(&e, true),
@@ -371,6 +410,16 @@ enum Report {
     Learned(i32, super::policies::Learned),
 }
 
+/// The transport for event subscriptions: no idle connections kept, so a
+/// camera between two short pulls holds no socket or buffers here (each
+/// pull opens its connection; on a LAN that is a millisecond).
+pub fn transport() -> std::result::Result<Transport, crate::onvif::transport::TransportError> {
+    Transport::new(crate::onvif::TransportConfig {
+        pool_max_idle_per_host: 0,
+        ..Default::default()
+    })
+}
+
 /// Keeps the fleet's subscriptions.
 pub struct EventManager {
     db: DatabaseConnection,
@@ -392,11 +441,6 @@ struct EventTarget {
     quirks: serde_json::Value,
     credential_id: Option<i32>,
     events_url: Option<String>,
-}
-
-struct Running {
-    stop: ShutdownTrigger,
-    task: tokio::task::JoinHandle<()>,
 }
 
 impl EventManager {
@@ -455,127 +499,158 @@ impl EventManager {
     }
 
     /// Run until shutdown; `on_notices` gets each batch of event notices.
+    ///
+    /// One scheduler for the whole fleet: each device's subscription is a
+    /// [`Watch`] (a state machine, no task of its own) in a queue by due
+    /// time; at most `max_in_flight` steps (lookups, creates, short pulls,
+    /// renewals) run at once. A device between two pulls holds no
+    /// connection and no task, only its watch.
     pub async fn run(
         self: Arc<Self>,
         mut shutdown: Shutdown,
         on_notices: impl Fn(Vec<Notice>) + Send + Sync + 'static,
     ) {
-        let (tx, mut rx) = mpsc::channel::<Report>(1024);
-        let mut running: HashMap<i32, Running> = HashMap::new();
+        let mut sched = Scheduler::default();
+        let mut steps: tokio::task::JoinSet<(i32, Phase, Vec<Report>)> = Default::default();
         let mut tick = tokio::time::interval(self.config.reconcile_every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         // Last on/off per (device, topic): only changes are stored.
         let mut last: HashMap<(i32, String), Option<bool>> = HashMap::new();
         let mut share = self.share.clone();
+        let max = self.config.max_in_flight.max(1);
         loop {
+            let now = self.clock.now_utc();
+            while steps.len() < max {
+                let Some((id, phase)) = sched.pop_due(now) else {
+                    break;
+                };
+                steps.spawn(step(
+                    id,
+                    phase,
+                    self.clock.clone(),
+                    self.config.clone(),
+                    self.creates.clone(),
+                ));
+            }
+            // Wake for the next due step (rechecked at least every second:
+            // the injected clock may move on its own).
+            let nap = sched
+                .next_due()
+                .map(|t| (t - now).to_std().unwrap_or_default())
+                .unwrap_or(Duration::from_secs(1))
+                .min(Duration::from_secs(1));
             tokio::select! {
                 _ = shutdown.wait() => break,
                 // A device leased or handed back: at once, not at the tick.
-                _ = tick.tick() => self.reconcile_logged(&mut running, &tx).await,
-                _ = share.changed() => self.reconcile_logged(&mut running, &tx).await,
-                Some(r) = rx.recv() => {
-                    match self.absorb(r, &mut last).await {
-                        Ok(n) if !n.is_empty() => on_notices(n),
-                        Ok(_) => {}
-                        Err(e) => tracing::warn!(error = %e, "event subscriptions: storing failed"),
+                _ = tick.tick() => self.reconcile_logged(&mut sched).await,
+                _ = share.changed() => self.reconcile_logged(&mut sched).await,
+                Some(done) = steps.join_next(), if !steps.is_empty() => {
+                    let Ok((id, phase, reports)) = done else { continue };
+                    for r in reports {
+                        match self.absorb(r, &mut last).await {
+                            Ok(n) if !n.is_empty() => on_notices(n),
+                            Ok(_) => {}
+                            Err(e) => tracing::warn!(error = %e, "event subscriptions: storing failed"),
+                        }
+                    }
+                    if let Some(mut w) = sched.put_back(id, phase, self.clock.now_utc()) {
+                        // Removed while its step ran: free the camera's slot.
+                        tokio::spawn(async move { w.unsubscribe().await });
                     }
                 }
+                _ = tokio::time::sleep(nap) => {}
             }
         }
-        for r in running.values() {
-            r.stop.fire();
+        // Unsubscribe everything (bounded: a few seconds per camera, many at once).
+        steps.abort_all();
+        while steps.join_next().await.is_some() {}
+        let mut ending: tokio::task::JoinSet<()> = Default::default();
+        for mut w in sched.drain_watches() {
+            while ending.len() >= max {
+                let _ = ending.join_next().await;
+            }
+            ending.spawn(async move { w.unsubscribe().await });
         }
-        for (_, r) in running {
-            let _ = tokio::time::timeout(Duration::from_secs(5), r.task).await;
-        }
+        while ending.join_next().await.is_some() {}
     }
 
-    async fn reconcile_logged(
-        &self,
-        running: &mut HashMap<i32, Running>,
-        tx: &mpsc::Sender<Report>,
-    ) {
-        if let Err(e) = self.reconcile(running, tx).await {
+    async fn reconcile_logged(&self, sched: &mut Scheduler) {
+        if let Err(e) = self.reconcile(sched).await {
             tracing::warn!(error = %e, "event subscriptions: reconcile failed");
         }
     }
 
-    async fn reconcile(
-        &self,
-        running: &mut HashMap<i32, Running>,
-        tx: &mpsc::Sender<Report>,
-    ) -> Result<()> {
-        running.retain(|_, r| !r.task.is_finished());
+    /// Bring the watched devices up to date: new ones start spread over
+    /// `start_spread`; gone ones are unsubscribed.
+    async fn reconcile(&self, sched: &mut Scheduler) -> Result<()> {
         let mut want = self.eligible().await?;
         want.retain(|d| self.share.owns(d.id));
         let ids: std::collections::HashSet<i32> = want.iter().map(|d| d.id).collect();
-        running.retain(|id, r| {
-            let keep = ids.contains(id);
-            if !keep {
-                r.stop.fire();
-            }
-            keep
-        });
-        let new: Vec<EventTarget> = want
-            .into_iter()
-            .filter(|d| !running.contains_key(&d.id))
-            .collect();
-        if new.is_empty() {
-            return Ok(());
-        }
-        let creds: HashMap<i32, credential::Model> = credential::Entity::find()
-            .filter(credential::Column::Id.is_in(new.iter().filter_map(|d| d.credential_id)))
-            .all(&self.db)
-            .await?
-            .into_iter()
-            .map(|c| (c.id, c))
-            .collect();
+        sched.retain(&ids);
+        let new: Vec<EventTarget> = want.into_iter().filter(|d| !sched.contains(d.id)).collect();
         let now = self.clock.now_utc();
-        let spread_ms = self.config.start_spread.as_millis().max(1) as u64;
-        for d in new {
-            let c = match d.credential_id.and_then(|id| creds.get(&id)) {
-                Some(c) => match open_credentials(&self.secrets, c) {
-                    Ok(c) => Some(c),
-                    Err(e) => {
-                        let _ = tx
-                            .try_send(Report::Status(d.id, format!("unauthorized: {}", e.message)));
+        if !new.is_empty() {
+            let creds: HashMap<i32, credential::Model> = credential::Entity::find()
+                .filter(credential::Column::Id.is_in(new.iter().filter_map(|d| d.credential_id)))
+                .all(&self.db)
+                .await?
+                .into_iter()
+                .map(|c| (c.id, c))
+                .collect();
+            let spread_ms = self.config.start_spread.as_millis().max(1) as u64;
+            for d in new {
+                let c = match d.credential_id.and_then(|id| creds.get(&id)) {
+                    Some(c) => match open_credentials(&self.secrets, c) {
+                        Ok(c) => Some(c),
+                        Err(e) => {
+                            self.absorb_status(d.id, format!("unauthorized: {}", e.message))
+                                .await;
+                            continue;
+                        }
+                    },
+                    None => None,
+                };
+                let session = match device_session(
+                    &d.device_url,
+                    &d.policy,
+                    d.auth_mode.as_deref(),
+                    &d.quirks,
+                    c,
+                    &self.transport,
+                    &self.clock,
+                ) {
+                    Ok(s) => s,
+                    Err((_, e)) => {
+                        self.absorb_status(d.id, format!("unsupported: {e}")).await;
                         continue;
                     }
-                },
-                None => None,
-            };
-            let session = match device_session(
-                &d.device_url,
-                &d.policy,
-                d.auth_mode.as_deref(),
-                &d.quirks,
-                c,
-                &self.transport,
-                &self.clock,
-            ) {
-                Ok(s) => s,
-                Err((_, e)) => {
-                    let _ = tx.try_send(Report::Status(d.id, format!("unsupported: {e}")));
-                    continue;
-                }
-            };
-            let offset =
-                Duration::from_millis((d.id.unsigned_abs() as u64 * 2_654_435_761) % spread_ms);
-            let start = now + chrono::Duration::from_std(offset).unwrap_or_default();
-            let (stop, stopped) = crate::shutdown::channel();
-            let fut = watch_device(
-                d.id,
-                d.events_url.clone(),
-                session,
-                self.clock.clone(),
-                self.config.clone(),
-                self.creates.clone(),
-                start,
-                tx.clone(),
-                stopped,
-            );
-            let task = tokio::spawn(fut);
-            running.insert(d.id, Running { stop, task });
+                };
+                let offset =
+                    Duration::from_millis((d.id.unsigned_abs() as u64 * 2_654_435_761) % spread_ms);
+                let start = now + chrono::Duration::from_std(offset).unwrap_or_default();
+                let phase = match d.events_url.as_deref().map(Url::parse) {
+                    // Adopted before events were watched: look it up first.
+                    None => Phase::Lookup(Box::new(session)),
+                    Some(Ok(url)) => {
+                        let mut w = Watch::new(
+                            d.id,
+                            session,
+                            url,
+                            self.clock.clone(),
+                            self.config.clone(),
+                            self.creates.clone(),
+                        );
+                        w.start_at(start);
+                        Phase::Watching(Box::new(w), String::new())
+                    }
+                    Some(Err(_)) => {
+                        self.absorb_status(d.id, "unsupported: no event service".into())
+                            .await;
+                        continue;
+                    }
+                };
+                sched.insert(d.id, phase, start);
+            }
         }
         // Old notifications go (bounded table).
         device_event::Entity::delete_many()
@@ -583,6 +658,13 @@ impl EventManager {
             .exec(&self.db)
             .await?;
         Ok(())
+    }
+
+    async fn absorb_status(&self, id: i32, status: String) {
+        let mut none = HashMap::new();
+        if let Err(e) = self.absorb(Report::Status(id, status), &mut none).await {
+            tracing::warn!(error = %e, "event subscriptions: storing failed");
+        }
     }
 
     /// Store a report; return the notices it makes.
@@ -675,120 +757,212 @@ impl EventManager {
     }
 }
 
-/// One device's watch task: look up the event service if needed, then
-/// create, pull and renew until stopped; unsubscribe on the way out.
-#[allow(clippy::too_many_arguments)]
-async fn watch_device(
-    device_id: i32,
-    events_url: Option<String>,
-    session: DeviceSession,
+/// Where one device's subscription is.
+enum Phase {
+    /// The event service address is not known yet: GetServices first.
+    Lookup(Box<DeviceSession>),
+    /// Subscribed or subscribing; the last status reported.
+    Watching(Box<Watch>, String),
+    /// Nothing more to do (unsupported, or unsubscribed).
+    Done,
+}
+
+/// The fleet's watches by due time. A watch whose step is running is out
+/// of its slot (`None`); a device removed meanwhile is marked, and its
+/// watch is unsubscribed when the step comes back.
+#[derive(Default)]
+struct Scheduler {
+    slots: HashMap<i32, Option<Phase>>,
+    due: HashMap<i32, DateTime<Utc>>,
+    queue: std::collections::BinaryHeap<std::cmp::Reverse<(DateTime<Utc>, i32)>>,
+    removed: std::collections::HashSet<i32>,
+}
+
+impl Scheduler {
+    fn contains(&self, id: i32) -> bool {
+        self.slots.contains_key(&id)
+    }
+
+    fn insert(&mut self, id: i32, phase: Phase, at: DateTime<Utc>) {
+        self.removed.remove(&id);
+        self.slots.insert(id, Some(phase));
+        self.schedule(id, at);
+    }
+
+    fn schedule(&mut self, id: i32, at: DateTime<Utc>) {
+        self.due.insert(id, at);
+        self.queue.push(std::cmp::Reverse((at, id)));
+    }
+
+    /// Drop devices not in `keep`: idle watches go now (unsubscribed in
+    /// the background), running ones when their step returns.
+    fn retain(&mut self, keep: &std::collections::HashSet<i32>) {
+        let gone: Vec<i32> = self
+            .slots
+            .keys()
+            .filter(|id| !keep.contains(id))
+            .copied()
+            .collect();
+        for id in gone {
+            match self.slots.get_mut(&id).and_then(Option::take) {
+                Some(Phase::Watching(w, _)) => {
+                    self.slots.remove(&id);
+                    self.due.remove(&id);
+                    tokio::spawn(async move {
+                        let mut w = w;
+                        w.unsubscribe().await;
+                    });
+                }
+                Some(_) => {
+                    self.slots.remove(&id);
+                    self.due.remove(&id);
+                }
+                // Its step is running.
+                None => {
+                    self.removed.insert(id);
+                }
+            }
+        }
+    }
+
+    fn next_due(&mut self) -> Option<DateTime<Utc>> {
+        while let Some(std::cmp::Reverse((t, id))) = self.queue.peek().copied() {
+            if self.due.get(&id) == Some(&t) && matches!(self.slots.get(&id), Some(Some(_))) {
+                return Some(t);
+            }
+            self.queue.pop();
+        }
+        None
+    }
+
+    /// The next device due by `now`, taken out of its slot.
+    fn pop_due(&mut self, now: DateTime<Utc>) -> Option<(i32, Phase)> {
+        let t = self.next_due()?;
+        if t > now {
+            return None;
+        }
+        let std::cmp::Reverse((_, id)) = self.queue.pop()?;
+        self.due.remove(&id);
+        let phase = self.slots.get_mut(&id)?.take()?;
+        Some((id, phase))
+    }
+
+    /// A step came back. Returns the watch to unsubscribe if the device
+    /// was removed meanwhile.
+    fn put_back(&mut self, id: i32, phase: Phase, now: DateTime<Utc>) -> Option<Box<Watch>> {
+        if self.removed.remove(&id) {
+            self.slots.remove(&id);
+            return match phase {
+                Phase::Watching(w, _) => Some(w),
+                _ => None,
+            };
+        }
+        match phase {
+            Phase::Done => {
+                self.slots.remove(&id);
+            }
+            Phase::Lookup(s) => {
+                // The lookup failed: again after the base backoff.
+                let at = now + chrono::Duration::seconds(30);
+                self.slots.insert(id, Some(Phase::Lookup(s)));
+                self.schedule(id, at);
+            }
+            Phase::Watching(w, status) => {
+                let at = match w.next() {
+                    Next::Wait(t) => t,
+                    _ => now,
+                };
+                self.slots.insert(id, Some(Phase::Watching(w, status)));
+                self.schedule(id, at);
+            }
+        }
+        None
+    }
+
+    fn drain_watches(&mut self) -> Vec<Watch> {
+        self.slots
+            .drain()
+            .filter_map(|(_, p)| match p {
+                Some(Phase::Watching(w, _)) => Some(*w),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+/// One step of one device: what its phase calls for, and what to report.
+async fn step(
+    id: i32,
+    phase: Phase,
     clock: SharedClock,
     cfg: EventConfig,
     creates: Arc<Semaphore>,
-    start: DateTime<Utc>,
-    tx: mpsc::Sender<Report>,
-    mut stop: Shutdown,
-) {
-    let url = match events_url {
-        Some(u) => u,
-        None => {
-            // Adopted before events were watched: ask once.
-            let looked_up = tokio::select! {
-                _ = stop.wait() => return,
-                r = crate::onvif::adopt::discover_services(&session) => r,
+) -> (i32, Phase, Vec<Report>) {
+    let mut reports = Vec::new();
+    match phase {
+        Phase::Done => (id, Phase::Done, reports),
+        Phase::Lookup(session) => match crate::onvif::adopt::discover_services(&session).await {
+            Ok(services) => {
+                let u = services
+                    .iter()
+                    .find(|s| s.service == Some(crate::onvif::ops::Service::Events))
+                    .map(|s| s.xaddr.clone())
+                    .unwrap_or_default();
+                reports.push(Report::EventsUrl(id, u.clone()));
+                match Url::parse(&u) {
+                    Ok(url) => {
+                        let w = Watch::new(id, *session, url, clock, cfg, creates);
+                        (id, Phase::Watching(Box::new(w), String::new()), reports)
+                    }
+                    Err(_) => {
+                        reports.push(Report::Status(id, "unsupported: no event service".into()));
+                        (id, Phase::Done, reports)
+                    }
+                }
+            }
+            Err(e) => {
+                reports.push(Report::Status(id, format!("service lookup failed: {e}")));
+                (id, Phase::Lookup(session), reports)
+            }
+        },
+        Phase::Watching(mut w, mut status) => {
+            let stepped = w.step().await;
+            let new_status = match &stepped {
+                Stepped::Subscribed | Stepped::Renewed => Some(format!(
+                    "subscribed{}",
+                    if w.broken_relative {
+                        " (absolute times: the camera breaks relative ones)"
+                    } else {
+                        ""
+                    }
+                )),
+                Stepped::Unsupported(e) => Some(format!("unsupported: {e}")),
+                Stepped::Failed { error, retry_at } => Some(format!(
+                    "retrying at {}: {error}",
+                    retry_at.format("%H:%M:%S UTC")
+                )),
+                Stepped::Pulled(_) | Stepped::Waited => None,
             };
-            match looked_up {
-                Ok(services) => {
-                    let u = services
-                        .iter()
-                        .find(|s| s.service == Some(crate::onvif::ops::Service::Events))
-                        .map(|s| s.xaddr.clone())
-                        .unwrap_or_default();
-                    let _ = tx.send(Report::EventsUrl(device_id, u.clone())).await;
-                    u
-                }
-                Err(e) => {
-                    let _ = tx
-                        .send(Report::Status(
-                            device_id,
-                            format!("service lookup failed: {e}"),
-                        ))
-                        .await;
-                    return;
-                }
+            if let Some(s) = new_status
+                && s != status
+            {
+                status = s.clone();
+                reports.push(Report::Status(id, s));
+                // A change of status is when a watcher learns (the auth mode
+                // on its first subscription, broken relative times on a
+                // renewal): kept on the device for the next start.
+                reports.push(Report::Learned(id, super::policies::learned(&w.session)));
             }
-        }
-    };
-    let url = match Url::parse(&url) {
-        Ok(u) => u,
-        Err(_) => {
-            let _ = tx
-                .send(Report::Status(
-                    device_id,
-                    "unsupported: no event service".into(),
-                ))
-                .await;
-            return;
-        }
-    };
-    let mut w = Watch::new(device_id, session, url, clock.clone(), cfg, creates);
-    w.start_at(start);
-    let mut status = String::new();
-    loop {
-        let next = w.next();
-        let stepped = match next {
-            Next::Wait(t) => {
-                let d = (t - clock.now_utc()).to_std().unwrap_or_default();
-                tokio::select! {
-                    _ = stop.wait() => break,
-                    _ = tokio::time::sleep(d) => continue,
+            match stepped {
+                Stepped::Unsupported(_) => (id, Phase::Done, reports),
+                Stepped::Pulled(m) => {
+                    if !m.is_empty() {
+                        reports.push(Report::Messages(id, m));
+                    }
+                    (id, Phase::Watching(w, status), reports)
                 }
+                _ => (id, Phase::Watching(w, status), reports),
             }
-            _ => tokio::select! {
-                _ = stop.wait() => break,
-                s = w.step() => s,
-            },
-        };
-        let new_status = match &stepped {
-            Stepped::Subscribed | Stepped::Renewed => Some(format!(
-                "subscribed{}",
-                if w.broken_relative {
-                    " (absolute times: the camera breaks relative ones)"
-                } else {
-                    ""
-                }
-            )),
-            Stepped::Unsupported(e) => Some(format!("unsupported: {e}")),
-            Stepped::Failed { error, retry_at } => Some(format!(
-                "retrying at {}: {error}",
-                retry_at.format("%H:%M:%S UTC")
-            )),
-            Stepped::Pulled(_) | Stepped::Waited => None,
-        };
-        if let Some(s) = new_status
-            && s != status
-        {
-            status = s.clone();
-            if tx.send(Report::Status(device_id, s)).await.is_err() {
-                break;
-            }
-            // A change of status is when a watcher learns (the auth mode
-            // on its first subscription, broken relative times on a
-            // renewal): kept on the device for the next start.
-            let learned = super::policies::learned(&w.session);
-            if tx.send(Report::Learned(device_id, learned)).await.is_err() {
-                break;
-            }
-        }
-        if let Stepped::Unsupported(_) = stepped {
-            return;
-        }
-        if let Stepped::Pulled(m) = stepped
-            && !m.is_empty()
-            && tx.send(Report::Messages(device_id, m)).await.is_err()
-        {
-            break;
         }
     }
-    w.unsubscribe().await;
 }

@@ -209,7 +209,10 @@ pub const STATS_PATH: &str = "/sim/stats";
 
 fn stats(cam: &SimCamera) -> Resp {
     use std::sync::atomic::Ordering::Relaxed;
+    let ev = cam.events.stats();
     let body = serde_json::json!({
+        "event_pulls": ev.pulls,
+        "event_subscriptions": ev.live,
         "requests": cam.requests.load(Relaxed),
         "time_requests": cam.time_requests.load(Relaxed),
         "live_streams": cam.live_streams.load(Relaxed),
