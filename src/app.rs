@@ -174,7 +174,10 @@ pub fn spawn_poller(
             state.clock.clone(),
             config,
         )
-        .with_cluster(state.share(), state.jobs_lead()),
+        .with_cluster(
+            state.share(crate::fleet::cluster::LeaseKind::Poll),
+            state.jobs_lead(),
+        ),
     );
     let st = state.clone();
     tokio::spawn(poller.run(shutdown, move |report| {
@@ -225,7 +228,7 @@ pub fn spawn_events(
             state.clock.clone(),
             config,
         )
-        .with_share(state.share()),
+        .with_share(state.share(crate::fleet::cluster::LeaseKind::Poll)),
     );
     let st = state.clone();
     tokio::spawn(manager.run(shutdown, move |notices| {
@@ -316,7 +319,7 @@ pub fn spawn_recordings(
         )
         .with_live(state.live.clone())
         .with_cluster(
-            state.share(),
+            state.share(crate::fleet::cluster::LeaseKind::Record),
             state
                 .cluster
                 .as_ref()
@@ -616,11 +619,12 @@ impl AppState {
         self
     }
 
-    /// The devices this node works on (all of them outside a cluster).
-    pub fn share(&self) -> crate::fleet::cluster::Share {
+    /// The devices this node polls or records (all of them outside a
+    /// cluster).
+    pub fn share(&self, kind: crate::fleet::cluster::LeaseKind) -> crate::fleet::cluster::Share {
         self.cluster
             .as_ref()
-            .map_or_else(crate::fleet::cluster::Share::all, |c| c.share())
+            .map_or_else(crate::fleet::cluster::Share::all, |c| c.share(kind))
     }
 
     /// Does this node lead jobs, rollouts and drift checks?

@@ -14,7 +14,7 @@ use std::time::Duration;
 use camfleet::app::AppState;
 use camfleet::clock::{Clock, SharedClock};
 use camfleet::db::entities::{delivery, device, job_run, notify_channel};
-use camfleet::fleet::cluster::{Cluster, NodeConfig, Roles};
+use camfleet::fleet::cluster::{Cluster, LeaseKind, NodeConfig, Roles};
 use camfleet::fleet::discovery::{DiscoveryConfig, DiscoveryService};
 use camfleet::secrets::SecretBox;
 use common::*;
@@ -41,7 +41,11 @@ fn node(name: &str, sites: &[&str]) -> NodeConfig {
 }
 
 fn held(c: &Cluster) -> HashSet<i32> {
-    c.share()
+    held_kind(c, LeaseKind::Poll)
+}
+
+fn held_kind(c: &Cluster, kind: LeaseKind) -> HashSet<i32> {
+    c.share(kind)
         .snapshot()
         .map(|s| (*s).clone())
         .unwrap_or_default()
@@ -122,6 +126,57 @@ async fn leases_balance_and_a_dead_nodes_devices_go_to_the_living_within_30_s() 
         .await
         .unwrap();
     assert!(nodes.iter().all(|n| !n.alive && n.devices == 0));
+}
+
+#[tokio::test]
+async fn polling_and_recording_are_leased_apart_by_role() {
+    let clock = manual_clock();
+    let s = state(clock.clone()).await;
+    let mut recorded = HashSet::new();
+    for n in 0..12u32 {
+        let id = seed_named_device(&s, None, n, &format!("cam-{n}")).await;
+        if n % 3 == 0 {
+            let mut d: device::ActiveModel = device::Entity::find_by_id(id)
+                .one(&s.db)
+                .await
+                .unwrap()
+                .unwrap()
+                .into();
+            d.record_profile = Set(Some("Profile_1".into()));
+            d.update(&s.db).await.unwrap();
+            recorded.insert(id);
+        }
+    }
+    let only = |name: &str, roles: &str| NodeConfig {
+        name: name.into(),
+        roles: Roles::parse(roles).unwrap(),
+        sites: Vec::new(),
+    };
+    let poller = Cluster::new(s.db.clone(), clock.clone(), only("poller", "web,poll"));
+    let recorder = Cluster::new(s.db.clone(), clock.clone(), only("recorder", "record"));
+    for _ in 0..3 {
+        poller.beat().await.unwrap();
+        recorder.beat().await.unwrap();
+        clock.advance(Duration::from_secs(3));
+    }
+    // The poller polls all twelve and records none; the recorder records
+    // exactly the four a policy records, and polls none.
+    assert_eq!(held_kind(&poller, LeaseKind::Poll).len(), 12);
+    assert!(held_kind(&poller, LeaseKind::Record).is_empty());
+    assert!(held_kind(&recorder, LeaseKind::Poll).is_empty());
+    assert_eq!(held_kind(&recorder, LeaseKind::Record), recorded);
+    let d = s
+        .console
+        .device_detail(
+            &camfleet::fleet::audit::Actor::system(),
+            *recorded.iter().next().unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (d.node.as_deref(), d.recorded_by.as_deref()),
+        (Some("poller"), Some("recorder"))
+    );
 }
 
 #[tokio::test]

@@ -29,6 +29,7 @@ enum Nodes {
 enum DeviceLeases {
     Table,
     DeviceId,
+    Kind,
     Node,
     ExpiresMs,
     SinceMs,
@@ -100,10 +101,17 @@ impl MigrationTrait for Migration {
             Table::create()
                 .table(DeviceLeases::Table)
                 .if_not_exists()
-                .col(integer(DeviceLeases::DeviceId).primary_key())
+                .col(integer(DeviceLeases::DeviceId))
+                // `poll` or `record`: leased apart (a node may do one).
+                .col(string_len(DeviceLeases::Kind, 16))
                 .col(string_null(DeviceLeases::Node))
                 .col(big_integer(DeviceLeases::ExpiresMs).default(0))
                 .col(big_integer(DeviceLeases::SinceMs).default(0))
+                .primary_key(
+                    Index::create()
+                        .col(DeviceLeases::DeviceId)
+                        .col(DeviceLeases::Kind),
+                )
                 .foreign_key(
                     ForeignKey::create()
                         .name("fk_device_leases_device")

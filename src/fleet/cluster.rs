@@ -145,6 +145,37 @@ impl std::fmt::Display for Roles {
     }
 }
 
+/// What a lease is for: polling (health and event subscription) and
+/// recording are leased apart, so a node may do one without the other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum LeaseKind {
+    Poll,
+    Record,
+}
+
+impl LeaseKind {
+    pub const ALL: [LeaseKind; 2] = [LeaseKind::Poll, LeaseKind::Record];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LeaseKind::Poll => "poll",
+            LeaseKind::Record => "record",
+        }
+    }
+
+    /// Does a node with these roles take this kind of lease?
+    pub fn taken_by(self, r: Roles) -> bool {
+        match self {
+            LeaseKind::Poll => r.poll,
+            LeaseKind::Record => r.record,
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
 /// Who this node is and what it may do.
 #[derive(Debug, Clone)]
 pub struct NodeConfig {
@@ -322,6 +353,16 @@ impl LeaseRow {
     }
 }
 
+#[derive(Debug, Clone, sea_orm::FromQueryResult)]
+struct KindRow {
+    kind: String,
+    device_id: i32,
+    site_id: Option<i32>,
+    node: Option<String>,
+    expires_ms: i64,
+    since_ms: i64,
+}
+
 /// What one heartbeat changes.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct LeasePlan {
@@ -350,7 +391,17 @@ pub fn targets(peers: &[Peer], rows: &[LeaseRow]) -> HashMap<String, usize> {
 
 /// The heartbeat's plan for node `me` (one of `peers`, the live nodes that
 /// take leases) over every device's lease row.
-pub fn plan(me: &str, now_ms: i64, peers: &[Peer], rows: &[LeaseRow]) -> LeasePlan {
+///
+/// `prefer`: devices this node would rather hold (the record leases
+/// follow the node's poll leases, so one node both polls and records a
+/// camera where the shares allow): taken first, handed back last.
+pub fn plan(
+    me: &str,
+    now_ms: i64,
+    peers: &[Peer],
+    rows: &[LeaseRow],
+    prefer: &HashSet<i32>,
+) -> LeasePlan {
     let Some(mine) = peers.iter().find(|p| p.name == me) else {
         // Not a lease-taking node (or not yet seen alive): hand all back.
         return LeasePlan {
@@ -387,7 +438,12 @@ pub fn plan(me: &str, now_ms: i64, peers: &[Peer], rows: &[LeaseRow]) -> LeasePl
     // that peer may serve (highest ids first: a stable choice).
     let mut count = kept.len();
     if count > target {
-        kept.sort_by_key(|r| std::cmp::Reverse(r.device_id));
+        kept.sort_by_key(|r| {
+            (
+                prefer.contains(&r.device_id),
+                std::cmp::Reverse(r.device_id),
+            )
+        });
         for q in peers.iter().filter(|q| q.name != me) {
             let want = targets
                 .get(&q.name)
@@ -416,7 +472,7 @@ pub fn plan(me: &str, now_ms: i64, peers: &[Peer], rows: &[LeaseRow]) -> LeasePl
         .filter(|r| r.holder(now_ms).is_none() && r.node.as_deref() != Some(me))
         .filter(|r| mine.serves(r.site_id))
         .collect();
-    free.sort_by_key(|r| (r.free_since(), r.device_id));
+    free.sort_by_key(|r| (!prefer.contains(&r.device_id), r.free_since(), r.device_id));
     let mut room = target.saturating_sub(count);
     for r in free {
         if room > 0 {
@@ -444,7 +500,8 @@ pub struct Cluster {
     db: DatabaseConnection,
     clock: SharedClock,
     pub config: NodeConfig,
-    share: watch::Sender<Arc<HashSet<i32>>>,
+    /// Held leases by kind (poll, record).
+    shares: [watch::Sender<Arc<HashSet<i32>>>; 2],
     jobs_lead: watch::Sender<bool>,
     notify_lead: watch::Sender<bool>,
     recording: Arc<AtomicUsize>,
@@ -471,7 +528,10 @@ impl Cluster {
             db,
             clock,
             config,
-            share: watch::channel(Arc::new(HashSet::new())).0,
+            shares: [
+                watch::channel(Arc::new(HashSet::new())).0,
+                watch::channel(Arc::new(HashSet::new())).0,
+            ],
             jobs_lead: watch::channel(false).0,
             notify_lead: watch::channel(false).0,
             recording: Default::default(),
@@ -485,10 +545,10 @@ impl Cluster {
         &self.config.name
     }
 
-    /// The devices this node works on, as it changes.
-    pub fn share(&self) -> Share {
+    /// The devices this node polls (or records), as it changes.
+    pub fn share(&self, kind: LeaseKind) -> Share {
         Share {
-            rx: Some(self.share.subscribe()),
+            rx: Some(self.shares[kind.index()].subscribe()),
         }
     }
 
@@ -515,14 +575,15 @@ impl Cluster {
     /// from memory: what its last heartbeat left).
     pub fn metrics_text(&self) -> String {
         let n = &self.config.name;
-        let leased = self.share.borrow().len();
+        let polled = self.shares[LeaseKind::Poll.index()].borrow().len();
+        let recorded = self.shares[LeaseKind::Record.index()].borrow().len();
         let recording = self.recording.load(Ordering::Relaxed);
         let jobs = u8::from(*self.jobs_lead.borrow());
         let notify = u8::from(*self.notify_lead.borrow());
         format!(
             "# HELP camfleet_node_devices Devices this node holds a lease on (polls, subscribes, records).
 # TYPE camfleet_node_devices gauge
-camfleet_node_devices{{node=\"{n}\"}} {leased}
+camfleet_node_devices{{node=\"{n}\",lease=\"poll\"}} {polled}\ncamfleet_node_devices{{node=\"{n}\",lease=\"record\"}} {recorded}
 \
              # HELP camfleet_node_recording_streams Streams this node records.
 # TYPE camfleet_node_recording_streams gauge
@@ -577,17 +638,19 @@ camfleet_node_leader{{node=\"{n}\",role=\"notify\"}} {notify}
     fn stop_work_if_stale(&self) {
         let renewed = self.renewed_ms.load(Ordering::Relaxed);
         if renewed > 0 && self.now_ms() - renewed > STOP_WORK_AFTER_MS {
-            self.share.send_if_modified(|s| {
-                if s.is_empty() {
-                    return false;
-                }
-                tracing::warn!(
-                    devices = s.len(),
-                    "leases not renewed: stopping work on them"
-                );
-                *s = Arc::new(HashSet::new());
-                true
-            });
+            for share in &self.shares {
+                share.send_if_modified(|s| {
+                    if s.is_empty() {
+                        return false;
+                    }
+                    tracing::warn!(
+                        devices = s.len(),
+                        "leases not renewed: stopping work on them"
+                    );
+                    *s = Arc::new(HashSet::new());
+                    true
+                });
+            }
             self.jobs_lead.send_replace(false);
             self.notify_lead.send_replace(false);
         }
@@ -603,7 +666,14 @@ camfleet_node_leader{{node=\"{n}\",role=\"notify\"}} {notify}
             .map(|(n, _)| n)
             .collect();
         self.upsert_node(now, &leader_names.join(",")).await?;
-        let beat = self.lease(now).await?;
+        let (peers, rows) = self.read_leases(now).await?;
+        let mut beat = Beat::default();
+        for kind in LeaseKind::ALL {
+            let b = self.lease(kind, now, &peers, &rows).await?;
+            if kind == LeaseKind::Poll {
+                beat = b;
+            }
+        }
         self.renewed_ms.store(now, Ordering::Relaxed);
         Ok(beat)
     }
@@ -647,8 +717,8 @@ camfleet_node_leader{{node=\"{n}\",role=\"notify\"}} {notify}
         }
     }
 
-    /// The live nodes that take leases, with their sites resolved.
-    async fn peers(&self, now: i64) -> Result<Vec<Peer>> {
+    /// The live nodes, their roles, with their sites resolved.
+    async fn peers(&self, now: i64) -> Result<Vec<(Peer, Roles)>> {
         let site_ids: HashMap<String, i32> = site::Entity::find()
             .all(&self.db)
             .await?
@@ -662,54 +732,117 @@ camfleet_node_leader{{node=\"{n}\",role=\"notify\"}} {notify}
             .await?;
         Ok(nodes
             .into_iter()
-            .filter(|n| Roles::parse(&n.roles).is_ok_and(|r| r.leases()))
-            .map(|n| Peer {
-                sites: sites_of(&n.sites, &site_ids),
-                name: n.name,
+            .filter_map(|n| {
+                let roles = Roles::parse(&n.roles).ok()?;
+                Some((
+                    Peer {
+                        sites: sites_of(&n.sites, &site_ids),
+                        name: n.name,
+                    },
+                    roles,
+                ))
             })
             .collect())
     }
 
-    async fn lease(&self, now: i64) -> Result<Beat> {
+    /// The live peers and every lease row (both kinds), read once a beat.
+    async fn read_leases(&self, now: i64) -> Result<(Vec<(Peer, Roles)>, Vec<(String, LeaseRow)>)> {
         let b = self.db.get_database_backend();
-        // Every device in service has a row (a new device's row is free).
+        // Every device in service has a poll lease row, and every device
+        // a policy records a record lease row (free when new); a device no
+        // longer recorded loses its record row.
+        for (kind, only) in [
+            (LeaseKind::Poll, ""),
+            (LeaseKind::Record, " AND d.record_profile IS NOT NULL"),
+        ] {
+            self.exec(Statement::from_sql_and_values(
+                b,
+                format!(
+                    "INSERT INTO device_leases (device_id, kind, node, expires_ms, since_ms) \
+                     SELECT d.id, $1, NULL, 0, 0 FROM devices d \
+                     LEFT JOIN device_leases l ON l.device_id = d.id AND l.kind = $1 \
+                     WHERE l.device_id IS NULL AND d.retired_at IS NULL{only} ON CONFLICT (device_id, kind) DO NOTHING"
+                ),
+                [kind.as_str().into()],
+            ))
+            .await?;
+        }
         self.exec(Statement::from_string(
             b,
-            "INSERT INTO device_leases (device_id, node, expires_ms, since_ms) \
-             SELECT d.id, NULL, 0, 0 FROM devices d LEFT JOIN device_leases l ON l.device_id = d.id \
-             WHERE l.device_id IS NULL AND d.retired_at IS NULL ON CONFLICT (device_id) DO NOTHING",
+            "DELETE FROM device_leases WHERE kind = 'record' \
+             AND device_id IN (SELECT id FROM devices WHERE record_profile IS NULL)",
         ))
-        .await?;
-        let rows = LeaseRow::find_by_statement(Statement::from_string(
-            b,
-            "SELECT l.device_id, d.site_id, l.node, l.expires_ms, l.since_ms \
-             FROM device_leases l JOIN devices d ON d.id = l.device_id WHERE d.retired_at IS NULL",
-        ))
-        .all(&self.db)
         .await?;
         // Leases on retired devices are handed back (nobody works on them).
         self.exec(Statement::from_sql_and_values(
             b,
-            "UPDATE device_leases SET node = NULL, since_ms = $1 WHERE node = $2 \
+            "UPDATE device_leases SET node = NULL, expires_ms = 0, since_ms = $1 WHERE node = $2 \
              AND device_id IN (SELECT id FROM devices WHERE retired_at IS NOT NULL)",
             [now.into(), self.config.name.clone().into()],
         ))
         .await?;
-        let peers = if self.config.roles.leases() {
-            self.peers(now).await?
+        let rows = KindRow::find_by_statement(Statement::from_string(
+            b,
+            "SELECT l.kind, l.device_id, d.site_id, l.node, l.expires_ms, l.since_ms \
+             FROM device_leases l JOIN devices d ON d.id = l.device_id WHERE d.retired_at IS NULL",
+        ))
+        .all(&self.db)
+        .await?
+        .into_iter()
+        .map(|r| {
+            (
+                r.kind,
+                LeaseRow {
+                    device_id: r.device_id,
+                    site_id: r.site_id,
+                    node: r.node,
+                    expires_ms: r.expires_ms,
+                    since_ms: r.since_ms,
+                },
+            )
+        })
+        .collect();
+        Ok((self.peers(now).await?, rows))
+    }
+
+    /// One kind's heartbeat: renew, hand back, take; publish the share.
+    async fn lease(
+        &self,
+        kind: LeaseKind,
+        now: i64,
+        peers: &[(Peer, Roles)],
+        rows: &[(String, LeaseRow)],
+    ) -> Result<Beat> {
+        let b = self.db.get_database_backend();
+        let rows: Vec<LeaseRow> = rows
+            .iter()
+            .filter(|(k, _)| k == kind.as_str())
+            .map(|(_, r)| r.clone())
+            .collect();
+        let peers: Vec<Peer> = if kind.taken_by(self.config.roles) {
+            peers
+                .iter()
+                .filter(|(_, r)| kind.taken_by(*r))
+                .map(|(p, _)| p.clone())
+                .collect()
         } else {
             Vec::new()
         };
-        let p = plan(&self.config.name, now, &peers, &rows);
+        let prefer: HashSet<i32> = match kind {
+            LeaseKind::Record => (**self.shares[LeaseKind::Poll.index()].borrow()).clone(),
+            LeaseKind::Poll => HashSet::new(),
+        };
+        let p = plan(&self.config.name, now, &peers, &rows, &prefer);
         let me = self.config.name.clone();
+        let k = kind.as_str();
         for chunk in p.renew.chunks(500) {
             self.exec(Statement::from_sql_and_values(
                 b,
                 format!(
-                    "UPDATE device_leases SET expires_ms = $1 WHERE node = $2 AND device_id IN ({})",
+                    "UPDATE device_leases SET expires_ms = $1 WHERE node = $2 AND kind = $3 AND device_id IN ({})",
                     id_list(chunk)
                 ),
-                [(now + LEASE_MS).into(), me.clone().into()],
+                [(now + LEASE_MS).into(), me.clone().into(), k.into()],
             ))
             .await?;
         }
@@ -719,19 +852,20 @@ camfleet_node_leader{{node=\"{n}\",role=\"notify\"}} {notify}
                 .exec(Statement::from_sql_and_values(
                     b,
                     format!(
-                        "UPDATE device_leases SET node = NULL, expires_ms = 0, since_ms = $1 WHERE node = $2 AND device_id IN ({})",
+                        "UPDATE device_leases SET node = NULL, expires_ms = 0, since_ms = $1 WHERE node = $2 AND kind = $3 AND device_id IN ({})",
                         id_list(chunk)
                     ),
-                    [now.into(), me.clone().into()],
+                    [now.into(), me.clone().into(), k.into()],
                 ))
                 .await?;
         }
         let mut taken = 0;
         for chunk in p.take.chunks(500) {
-            taken += self.take(now, chunk).await?;
+            taken += self.take(kind, now, chunk).await?;
         }
         let held: HashSet<i32> = device_lease::Entity::find()
             .filter(device_lease::Column::Node.eq(me))
+            .filter(device_lease::Column::Kind.eq(k))
             .filter(device_lease::Column::ExpiresMs.gt(now))
             .all(&self.db)
             .await?
@@ -745,7 +879,7 @@ camfleet_node_leader{{node=\"{n}\",role=\"notify\"}} {notify}
             target: p.target,
             peers: peers.len(),
         };
-        self.share.send_if_modified(|s| {
+        self.shares[kind.index()].send_if_modified(|s| {
             if **s == held {
                 return false;
             }
@@ -757,10 +891,11 @@ camfleet_node_leader{{node=\"{n}\",role=\"notify\"}} {notify}
 
     /// Take these free devices: a compare-and-set per row, the rows
     /// locked and skipped if another node is taking them (PostgreSQL).
-    async fn take(&self, now: i64, ids: &[i32]) -> Result<u64> {
+    async fn take(&self, kind: LeaseKind, now: i64, ids: &[i32]) -> Result<u64> {
         let b = self.db.get_database_backend();
         let free = format!(
-            "device_id IN ({}) AND (node IS NULL OR expires_ms <= $1)",
+            "kind = '{}' AND device_id IN ({}) AND (node IS NULL OR expires_ms <= $1)",
+            kind.as_str(),
             id_list(ids)
         );
         let txn = self.db.begin().await?;
@@ -786,7 +921,8 @@ camfleet_node_leader{{node=\"{n}\",role=\"notify\"}} {notify}
             txn.execute_raw(Statement::from_sql_and_values(
                 b,
                 format!(
-                    "UPDATE device_leases SET node = $2, expires_ms = $3, since_ms = $1 WHERE device_id IN ({}) AND (node IS NULL OR expires_ms <= $1)",
+                    "UPDATE device_leases SET node = $2, expires_ms = $3, since_ms = $1 WHERE kind = '{}' AND device_id IN ({}) AND (node IS NULL OR expires_ms <= $1)",
+                    kind.as_str(),
                     id_list(&ids)
                 ),
                 [
@@ -828,7 +964,9 @@ camfleet_node_leader{{node=\"{n}\",role=\"notify\"}} {notify}
     /// Stopping: hand the leases back, say so, let go of the locks.
     pub async fn leave(&self) -> Result<()> {
         let now = self.now_ms();
-        self.share.send_replace(Arc::new(HashSet::new()));
+        for share in &self.shares {
+            share.send_replace(Arc::new(HashSet::new()));
+        }
         self.jobs_lead.send_replace(false);
         self.notify_lead.send_replace(false);
         let b = self.db.get_database_backend();
@@ -980,7 +1118,7 @@ pub struct NodeView {
     pub roles: Vec<String>,
     /// Sites it is pinned to; empty: every site.
     pub sites: Vec<String>,
-    /// Devices it holds a lease on.
+    /// Devices it holds a lease on (to poll, to record, or both).
     pub devices: u64,
     /// Streams it records.
     pub recording: i32,
@@ -997,7 +1135,7 @@ pub async fn nodes(db: &DatabaseConnection, now_ms: i64) -> Result<Vec<NodeView>
     let counts: HashMap<String, u64> = db
         .query_all_raw(Statement::from_sql_and_values(
             b,
-            "SELECT node, COUNT(*) AS n FROM device_leases WHERE node IS NOT NULL AND expires_ms > $1 GROUP BY node",
+            "SELECT node, COUNT(DISTINCT device_id) AS n FROM device_leases WHERE node IS NOT NULL AND expires_ms > $1 GROUP BY node",
             [now_ms.into()],
         ))
         .await?
@@ -1078,7 +1216,7 @@ mod tests {
     fn settle(peers: &[Peer], rows: &mut [LeaseRow], mut now: i64, rounds: usize) -> i64 {
         for _ in 0..rounds {
             for p in peers {
-                let plan = plan(&p.name, now, peers, rows);
+                let plan = plan(&p.name, now, peers, rows, &HashSet::new());
                 for r in rows.iter_mut() {
                     if plan.renew.contains(&r.device_id) {
                         r.expires_ms = now + LEASE_MS;
@@ -1123,7 +1261,7 @@ mod tests {
     fn one_node_takes_everything_at_once() {
         let peers = [peer("a", None)];
         let rows: Vec<_> = (1..=40).map(|i| row(i, None, None, 0)).collect();
-        let p = plan("a", 1_000, &peers, &rows);
+        let p = plan("a", 1_000, &peers, &rows, &HashSet::new());
         assert_eq!(p.take.len(), 40);
         assert_eq!(p.target, 40);
     }
@@ -1160,9 +1298,9 @@ mod tests {
             .max()
             .unwrap();
         assert!(expiry <= now + LEASE_MS);
-        let p = plan("b", expiry - 1, &alive, &rows);
+        let p = plan("b", expiry - 1, &alive, &rows, &HashSet::new());
         assert!(p.take.is_empty());
-        let p = plan("b", expiry, &alive, &rows);
+        let p = plan("b", expiry, &alive, &rows, &HashSet::new());
         assert_eq!(p.take.len(), 20);
     }
 
@@ -1187,14 +1325,29 @@ mod tests {
     fn devices_of_no_site_go_only_to_unpinned_nodes() {
         let peers = [peer("north", Some(&[1]))];
         let rows = vec![row(1, None, None, 0), row(2, Some(1), None, 0)];
-        let p = plan("north", 1_000, &peers, &rows);
+        let p = plan("north", 1_000, &peers, &rows, &HashSet::new());
         assert_eq!(p.take, vec![2]);
+    }
+
+    #[test]
+    fn preferred_devices_are_taken_first_and_handed_back_last() {
+        let peers = [peer("a", None), peer("b", None)];
+        let rows: Vec<_> = (1..=4).map(|i| row(i, None, None, 0)).collect();
+        let prefer: HashSet<i32> = [3, 4].into_iter().collect();
+        let p = plan("a", 1_000, &peers, &rows, &prefer);
+        assert_eq!(p.take, vec![3, 4], "its share is two: the two it prefers");
+        // Holding all four with b below its share: a hands back 1 and 2.
+        let rows: Vec<_> = (1..=4).map(|i| row(i, None, Some("a"), 99_999)).collect();
+        let p = plan("a", 1_000, &peers, &rows, &prefer);
+        let mut back = p.release.clone();
+        back.sort_unstable();
+        assert_eq!(back, vec![1, 2]);
     }
 
     #[test]
     fn a_node_without_lease_roles_hands_back() {
         let rows = vec![row(1, None, Some("ui"), 99_999)];
-        let p = plan("ui", 1_000, &[], &rows);
+        let p = plan("ui", 1_000, &[], &rows, &HashSet::new());
         assert_eq!(p.release, vec![1]);
     }
 }

@@ -35,8 +35,9 @@ pub struct DevicePage {
     pub history: Vec<audit_log::Model>,
     /// Gaps tried from the camera's own recording, newest first.
     pub backfills: Vec<crate::db::entities::backfill::Model>,
-    /// The cluster node polling and recording it.
+    /// The cluster nodes polling and recording it.
     pub node: Option<String>,
+    pub recorded_by: Option<String>,
     pub can_backfill: bool,
     /// The charts' range, and every range as (key, label).
     pub range: &'static str,
@@ -58,6 +59,7 @@ pub async fn device(
         can_backfill: state.backfill.is_some() && v.d.record_profile.is_some(),
         backfills: v.backfills,
         node: v.node,
+        recorded_by: v.recorded_by,
         me,
         d: v.d,
         site: v.site,

@@ -9,12 +9,19 @@
 #
 #   tests/interop/cluster.sh      (as root; after `cargo build`; the
 #                                  interop suite installs SeaweedFS)
+#
+# As the benchmark of BENCHMARKS.md ("Three nodes"): CAMERAS=10000
+# INTERVAL=60 WINDOWS=2 CLUSTER_BIN=target/release/camfleet.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 root=$PWD
 P="$root/target/peers"
 BIN="${CLUSTER_BIN:-${CARGO_TARGET_DIR:-$root/target}/debug/camfleet}"
 say() { printf '\n== %s\n' "$*"; }
+CAMERAS=${CAMERAS:-40}
+INTERVAL=${INTERVAL:-10}
+WINDOWS=${WINDOWS:-6}
+BASE=20000
 
 PGBIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1 || true)
 if [ -z "$PGBIN" ]; then
@@ -71,8 +78,9 @@ JSON
   export AWS_ACCESS_KEY_ID=fleetkey AWS_SECRET_ACCESS_KEY=fleetsecret
 fi
 
-say "40 simulated cameras (HTTP 19200-19239, RTSP 19190)"
-ip netns exec "$NS" "$BIN" simulate --count 40 --base-port 19200 --rtsp-port 19190 --wsd-port 0 \
+ulimit -n "$(ulimit -Hn)"
+say "$CAMERAS simulated cameras (HTTP from $BASE, RTSP 19190)"
+ip netns exec "$NS" "$BIN" simulate --count "$CAMERAS" --base-port $BASE --rtsp-port 19190 --wsd-port 0 \
   >"$D/sim.log" 2>&1 &
 pids+=($!)
 
@@ -86,7 +94,7 @@ names=(node-a node-b node-c)
 for i in 0 1 2; do
   mkdir -p "$D/${names[$i]}"
   ip netns exec "$NS" "$BIN" serve --data-dir "$D/${names[$i]}" --database-url "$DB" "${STORAGE[@]}" \
-    --listen "127.0.0.1:${ports[$i]}" --node-name "${names[$i]}" --poll-interval 10 \
+    --listen "127.0.0.1:${ports[$i]}" --node-name "${names[$i]}" --poll-interval "$INTERVAL" \
     >"$D/${names[$i]}.log" 2>&1 &
   pids+=($!)
   echo "${names[$i]} ${ports[$i]} $!" >> "$D/nodes"
@@ -106,7 +114,8 @@ TOKEN=$(ip netns exec "$NS" "$BIN" token create ci-admin --name cluster --databa
 say "adopt through node-a, share, kill the leader, fail over"
 status=0
 ip netns exec "$NS" python3 tests/interop/cluster.py --nodes "$D/nodes" --token "$TOKEN" \
-  --cameras 40 --base-port 19200 --interval 10 --out "${CLUSTER_OUT:-$D/result.txt}" || status=$?
+  --cameras "$CAMERAS" --base-port $BASE --interval "$INTERVAL" --windows "$WINDOWS" \
+  --out "${CLUSTER_OUT:-$D/result.txt}" || status=$?
 if [ "$status" -ne 0 ]; then
   for n in "${names[@]}"; do echo "--- $n (last lines)"; tail -15 "$D/$n.log"; done
   exit "$status"

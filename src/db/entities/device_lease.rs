@@ -1,11 +1,14 @@
 use sea_orm::entity::prelude::*;
 
-/// Which node works on a device (polls, subscribes, records), until when.
+/// Which node polls (and subscribes to) or records a device, until when.
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, serde::Serialize)]
 #[sea_orm(table_name = "device_leases")]
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
     pub device_id: i32,
+    /// `poll` (health and events) or `record`.
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub kind: String,
     /// None: handed back (free).
     pub node: Option<String>,
     /// Milliseconds since the epoch; past it the lease is free.

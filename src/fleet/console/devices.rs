@@ -40,8 +40,10 @@ pub struct DeviceView {
     pub history: Vec<audit_log::Model>,
     /// Gaps tried from the camera's own recording, newest first.
     pub backfills: Vec<backfill::Model>,
-    /// The node that polls and records it (its live lease), if any.
+    /// The node that polls it and the one that records it (their live
+    /// leases), if any.
     pub node: Option<String>,
+    pub recorded_by: Option<String>,
 }
 
 /// A device as the API shows it: the row, its media profiles, and the
@@ -50,6 +52,7 @@ pub struct DeviceDetail {
     pub device: device::Model,
     pub profiles: Vec<device_profile::Model>,
     pub node: Option<String>,
+    pub recorded_by: Option<String>,
 }
 
 /// The services a device action may need besides the database.
@@ -225,22 +228,31 @@ impl Console {
             .order_by_asc(device_profile::Column::Id)
             .all(&self.db)
             .await?;
+        let (node, recorded_by) = self.lease_holders(id).await?;
         Ok(DeviceDetail {
-            node: self.lease_holder(id).await?,
+            node,
+            recorded_by,
             device: d,
             profiles,
         })
     }
 
-    /// The node holding a live lease on the device.
-    async fn lease_holder(&self, id: i32) -> Result<Option<String>> {
+    /// The nodes holding live leases on the device: (polling, recording).
+    async fn lease_holders(&self, id: i32) -> Result<(Option<String>, Option<String>)> {
         use crate::db::entities::device_lease;
         let now = self.clock.now_utc().timestamp_millis();
-        Ok(device_lease::Entity::find_by_id(id)
+        let leases = device_lease::Entity::find()
+            .filter(device_lease::Column::DeviceId.eq(id))
             .filter(device_lease::Column::ExpiresMs.gt(now))
-            .one(&self.db)
-            .await?
-            .and_then(|l| l.node))
+            .all(&self.db)
+            .await?;
+        let holder = |kind: &str| {
+            leases
+                .iter()
+                .find(|l| l.kind == kind)
+                .and_then(|l| l.node.clone())
+        };
+        Ok((holder("poll"), holder("record")))
     }
 
     pub async fn device_view(
@@ -250,6 +262,7 @@ impl Console {
         range: ChartRange,
     ) -> Result<DeviceView> {
         let d = self.device_in_scope(actor, id).await?;
+        let (node, recorded_by) = self.lease_holders(id).await?;
         let site = match d.site_id {
             Some(sid) => site::Entity::find_by_id(sid)
                 .one(&self.db)
@@ -303,7 +316,8 @@ impl Console {
             quirks,
             history,
             backfills,
-            node: self.lease_holder(id).await?,
+            node,
+            recorded_by,
         })
     }
 

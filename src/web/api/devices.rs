@@ -75,9 +75,11 @@ pub struct ApiDevice {
     pub notes: String,
     /// The media profile recorded, if any.
     pub record_profile: Option<String>,
-    /// The cluster node that polls and records it now (its lease); none
-    /// while no live node holds it.
+    /// The cluster node that polls it now (its lease); none while no live
+    /// node holds it, and outside a cluster.
     pub node: Option<String>,
+    /// The cluster node that records it now (when a policy records it).
+    pub recorded_by: Option<String>,
     pub retired_at: Option<chrono::DateTime<chrono::Utc>>,
     pub retired_reason: Option<String>,
     pub profiles: Vec<ApiProfile>,
@@ -88,6 +90,7 @@ async fn device_json(state: &State, me: &CurrentUser, id: i32) -> Result<ApiDevi
     let (d, profiles) = (detail.device, detail.profiles);
     Ok(ApiDevice {
         node: detail.node,
+        recorded_by: detail.recorded_by,
         id: d.id,
         name: d.name,
         status: d.status,
