@@ -174,9 +174,9 @@ pub fn spawn_poller(
             state.clock.clone(),
             config,
         )
-        .with_cluster(
+        .with_cluster_if(
+            state.cluster.is_some(),
             state.share(crate::fleet::cluster::LeaseKind::Poll),
-            state.jobs_lead(),
         ),
     );
     let st = state.clone();
@@ -357,14 +357,25 @@ pub fn spawn_jobs(
     let st = state.clone();
     let mut stop = shutdown.clone();
     tokio::spawn(async move {
-        // The leader also closes what dead nodes left running.
+        // The leader also rolls health samples up (whichever node polls)
+        // and closes what dead nodes left running.
         let reaper = async {
+            let mut last_rollup: Option<std::time::Duration> = None;
             loop {
                 tokio::time::sleep(std::time::Duration::from_secs(30)).await;
                 if st.cluster.is_none() || !lead.is_leader() {
                     continue;
                 }
                 let now = st.clock.now_utc().timestamp_millis();
+                let mono = st.clock.monotonic();
+                if last_rollup
+                    .is_none_or(|at| mono.saturating_sub(at) >= std::time::Duration::from_secs(300))
+                {
+                    last_rollup = Some(mono);
+                    if let Err(e) = crate::fleet::samples::rollup(&st.db, now).await {
+                        tracing::warn!(error = %e, "health rollup failed");
+                    }
+                }
                 let Ok(alive) = crate::fleet::cluster::alive_nodes(&st.db, now).await else {
                     continue;
                 };

@@ -226,15 +226,18 @@ pub async fn serve(a: ServeArgs) -> anyhow::Result<()> {
         None => None,
     };
     let mut config = app_config(&settings, interfaces);
+    // `poll = false` (--no-poll) takes the poll role away: a node must not
+    // lease cameras it will not poll.
+    let mut roles = settings.roles;
+    roles.poll &= settings.poll;
     config.node = Some(crate::fleet::cluster::NodeConfig {
         name: settings.node_name.clone(),
-        roles: settings.roles,
+        roles,
         sites: settings.sites.clone(),
     });
     // One server per SQLite file; held until this process ends.
     let _lock = crate::db::lock_sqlite(&config.database_url())?;
     let state = app::build(&config).await?;
-    let roles = settings.roles;
     tracing::info!(node = %settings.node_name, roles = %roles, sites = ?settings.sites, "node");
     if settings.database_url.is_some() && settings.storage_url.is_none() && roles.record {
         tracing::warn!(

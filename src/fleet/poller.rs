@@ -267,8 +267,9 @@ pub struct Poller {
     in_flight: std::sync::Mutex<HashSet<i32>>,
     /// The devices this node polls (its leases in a cluster).
     share: super::cluster::Share,
-    /// Whether this node runs the fleet-wide sample rollup.
-    lead: super::cluster::Lead,
+    /// Whether this poller runs the fleet-wide sample rollup (in a
+    /// cluster the node leading jobs does, poller or not).
+    rollup: bool,
 }
 
 /// How early (ms) a poll may start before its due time; half the tick.
@@ -309,18 +310,20 @@ impl Poller {
             config,
             in_flight: Default::default(),
             share: Default::default(),
-            lead: Default::default(),
+            rollup: true,
         }
     }
 
-    /// Poll only this node's devices; roll samples up only when leading.
-    pub fn with_cluster(
-        mut self,
-        share: super::cluster::Share,
-        lead: super::cluster::Lead,
-    ) -> Self {
+    /// In a cluster (`on`): poll only this node's devices, and leave the
+    /// rollup to the leader (see `app::spawn_jobs`).
+    pub fn with_cluster_if(self, on: bool, share: super::cluster::Share) -> Self {
+        if on { self.with_cluster(share) } else { self }
+    }
+
+    /// Poll only this node's devices; the rollup is the leader's.
+    pub fn with_cluster(mut self, share: super::cluster::Share) -> Self {
         self.share = share;
-        self.lead = lead;
+        self.rollup = false;
         self
     }
 
@@ -733,7 +736,7 @@ impl Poller {
                 Some(_) = tasks.join_next(), if !tasks.is_empty() => continue,
             }
             let mono = self.clock.monotonic();
-            if self.lead.is_leader()
+            if self.rollup
                 && last_rollup.is_none_or(|at| mono.saturating_sub(at) >= Duration::from_secs(300))
             {
                 last_rollup = Some(mono);

@@ -96,6 +96,14 @@ def main():
             fail(f"GET /api/v1/cluster on {via}: {status} {body}")
         return {n["name"]: n for n in body["nodes"]}
 
+    def wait_recording(via, n, why):
+        """Until the live nodes record `n` streams in all (60 s at most)."""
+        t0 = time.monotonic()
+        while sum(v["recording"] for v in cluster(via).values() if v["alive"]) < n:
+            if time.monotonic() - t0 > 60:
+                fail(f"{why} in 60 s: {cluster(via)}")
+            time.sleep(1)
+
     # 1. Adopt every camera through the first node.
     t0 = time.monotonic()
 
@@ -148,10 +156,7 @@ def main():
         if status != 200:
             fail(f"recording on device {d}: {status} {body}")
     t0 = time.monotonic()
-    while sum(v["recording"] for v in cluster(first).values() if v["alive"]) < len(recorded):
-        if time.monotonic() - t0 > 60:
-            fail(f"recordings not started in 60 s: {cluster(first)}")
-        time.sleep(1)
+    wait_recording(first, len(recorded), "recordings not started")
     recorders = {d: device(d).get("recorded_by") for d in recorded}
     say(f"recording {len(recorded)} cameras after {time.monotonic() - t0:.1f} s: "
         + ", ".join(f"device {d} by {r}" for d, r in recorders.items()))
@@ -219,11 +224,7 @@ def main():
         f"(limit {limit})")
     if max(polls) > limit:
         fail(f"a camera was polled {max(polls)} times in {span:.0f} s: polled by two nodes")
-    t0 = time.monotonic()
-    while sum(v["recording"] for v in cluster(survivor).values() if v["alive"]) < len(recorded):
-        if time.monotonic() - t0 > 60:
-            fail(f"recordings not resumed: {cluster(survivor)}")
-        time.sleep(1)
+    wait_recording(survivor, len(recorded), "recordings not resumed")
     end = all_stats(a.base_port, a.cameras)
     peak = max(s["max_live_streams"] for s in end)
     plays = {d: end[ids.index(d)]["live_plays"] for d in recorded}
