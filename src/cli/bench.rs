@@ -780,6 +780,10 @@ async fn events(
         cpu,
         usage().max_rss_kib / 1024
     );
+    let t1 = Instant::now();
+    stop.fire();
+    let _ = task.await;
+    println!("events: stopped (unsubscribing) in {:.2?}", t1.elapsed());
     // What the cameras saw: PullMessages per camera over the hold (the
     // simulator's own count), so the cadence is checked from outside.
     let pulls = sim_event_pulls(a).await;
@@ -791,10 +795,6 @@ async fn events(
             pulls.len()
         );
     }
-    let t1 = Instant::now();
-    stop.fire();
-    let _ = task.await;
-    println!("events: stopped (unsubscribing) in {:.2?}", t1.elapsed());
     Ok(())
 }
 
@@ -802,7 +802,12 @@ async fn events(
 /// that do not answer are left out.
 async fn sim_event_pulls(a: &PollBench) -> Vec<u64> {
     use futures::StreamExt;
-    let http = reqwest::Client::new();
+    // No idle connections kept: 10,000 of them would be the bench's own
+    // memory, not camfleet's.
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap_or_default();
     futures::stream::iter(0..a.count)
         .map(|i| {
             let http = http.clone();

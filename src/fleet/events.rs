@@ -927,6 +927,10 @@ async fn step(
         },
         Phase::Watching(mut w, mut status) => {
             let stepped = w.step().await;
+            // Only waiting until the next pull: hold no socket meanwhile.
+            if matches!(w.next(), Next::Wait(_)) {
+                w.session.release_connection();
+            }
             let new_status = match &stepped {
                 Stepped::Subscribed | Stepped::Renewed => Some(format!(
                     "subscribed{}",

@@ -50,6 +50,15 @@ impl DeviceConn {
         &self.transport
     }
 
+    /// Close the kept connection (the next request opens a new one): for
+    /// callers that talk to the camera seldom and should not hold a socket
+    /// and its buffers in between. A request in flight keeps it.
+    pub fn release(&self) {
+        if let Ok(mut slot) = self.slot.try_lock() {
+            *slot = None;
+        }
+    }
+
     /// POST a SOAP body. Plain HTTP goes over this device's own connection
     /// (opened on first use, reopened when the camera closed it); HTTPS goes
     /// through the fleet's pooled client.

@@ -178,6 +178,12 @@ impl DeviceSession {
         &self.device_url
     }
 
+    /// Close the camera connection this session keeps (reopened on the
+    /// next request): the event scheduler does between two short pulls.
+    pub fn release_connection(&self) {
+        self.conn.release();
+    }
+
     pub fn transport(&self) -> &Transport {
         &self.transport
     }
