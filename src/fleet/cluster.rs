@@ -1118,7 +1118,7 @@ pub struct NodeView {
     pub roles: Vec<String>,
     /// Sites it is pinned to; empty: every site.
     pub sites: Vec<String>,
-    /// Devices it holds a lease on (to poll, to record, or both).
+    /// Cameras it polls (and subscribes to): its poll leases.
     pub devices: u64,
     /// Streams it records.
     pub recording: i32,
@@ -1135,7 +1135,7 @@ pub async fn nodes(db: &DatabaseConnection, now_ms: i64) -> Result<Vec<NodeView>
     let counts: HashMap<String, u64> = db
         .query_all_raw(Statement::from_sql_and_values(
             b,
-            "SELECT node, COUNT(DISTINCT device_id) AS n FROM device_leases WHERE node IS NOT NULL AND expires_ms > $1 GROUP BY node",
+            "SELECT node, COUNT(*) AS n FROM device_leases WHERE kind = 'poll' AND node IS NOT NULL AND expires_ms > $1 GROUP BY node",
             [now_ms.into()],
         ))
         .await?

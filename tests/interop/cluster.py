@@ -157,7 +157,14 @@ def main():
             fail(f"recording on device {d}: {status} {body}")
     t0 = time.monotonic()
     wait_recording(first, len(recorded), "recordings not started")
-    recorders = {d: device(d).get("recorded_by") for d in recorded}
+    # The record leases settle (balanced one a node) before they are read.
+    while True:
+        recorders = {d: device(d).get("recorded_by") for d in recorded}
+        if None not in recorders.values() and len(set(recorders.values())) == min(3, len(nodes)):
+            break
+        if time.monotonic() - t0 > 60:
+            fail(f"record leases not settled in 60 s: {recorders}")
+        time.sleep(1)
     say(f"recording {len(recorded)} cameras after {time.monotonic() - t0:.1f} s: "
         + ", ".join(f"device {d} by {r}" for d, r in recorders.items()))
     moved = [d for d, r in recorders.items() if r == leader]
