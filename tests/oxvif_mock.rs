@@ -235,7 +235,11 @@ async fn event_subscription_against_the_oxvif_mock() {
         session(&m, Some(admin())),
         events_url,
         clock.clone(),
-        EventConfig::default(),
+        // Pulled back to back (no cadence between pulls): two in a row.
+        EventConfig {
+            pull_every: std::time::Duration::ZERO,
+            ..Default::default()
+        },
         std::sync::Arc::new(tokio::sync::Semaphore::new(1)),
     );
     assert_eq!(w.step().await, Stepped::Subscribed);

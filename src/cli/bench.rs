@@ -138,6 +138,10 @@ pub struct PollBench {
     pub count: u32,
     #[arg(long, default_value_t = 20000)]
     pub base_port: u16,
+    /// The simulator's `--spread`: camera i at the i-th host of this range,
+    /// all on base-port (past 65,535 cameras).
+    #[arg(long)]
+    pub spread: Option<ipnet::Ipv4Net>,
     /// Polls in flight at once.
     #[arg(long, default_value_t = 512)]
     pub concurrency: usize,
@@ -576,10 +580,7 @@ async fn poll(a: PollBench) -> anyhow::Result<()> {
     .await?;
     let rows: Vec<device::ActiveModel> = (0..a.count)
         .map(|i| {
-            let url = format!(
-                "http://127.0.0.1:{}/onvif/device_service",
-                a.base_port as u32 + i
-            );
+            let url = format!("http://{}/onvif/device_service", bench_camera(&a, i));
             device::ActiveModel {
                 device_url: Set(url.clone()),
                 xaddrs: Set(serde_json::json!([url])),
@@ -798,6 +799,24 @@ async fn events(
     Ok(())
 }
 
+/// Where simulated camera `i` answers: `127.0.0.1:base+i`, or the i-th
+/// host of `--spread` on base-port.
+fn bench_camera(a: &PollBench, i: u32) -> String {
+    match a.spread {
+        Some(net) => {
+            // As `Ipv4Net::hosts` counts them (the network address is not
+            // a host below /31), without walking the range each time.
+            let first = u32::from(net.network()) + u32::from(net.prefix_len() < 31);
+            format!(
+                "{}:{}",
+                std::net::Ipv4Addr::from(first.wrapping_add(i)),
+                a.base_port
+            )
+        }
+        None => format!("127.0.0.1:{}", u32::from(a.base_port) + i),
+    }
+}
+
 /// Each simulated camera's PullMessages count (its `/sim/stats`); cameras
 /// that do not answer are left out.
 async fn sim_event_pulls(a: &PollBench) -> Vec<u64> {
@@ -812,8 +831,8 @@ async fn sim_event_pulls(a: &PollBench) -> Vec<u64> {
         .map(|i| {
             let http = http.clone();
             let url = format!(
-                "http://127.0.0.1:{}{}",
-                u32::from(a.base_port) + i,
+                "http://{}{}",
+                bench_camera(a, i),
                 crate::sim::http::STATS_PATH
             );
             async move {
