@@ -348,8 +348,13 @@ async fn the_recording_manager_records_a_device_by_its_policy() {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    // Per-stream metrics, labelled by device.
-    let label = format!("{{device=\"{}\"}}", d.id);
+    // Per-stream metrics, labelled by device (and by node: every counter
+    // of the metrics facade carries the node's name).
+    let label = format!(
+        "{{node=\"{}\",device=\"{}\"}}",
+        camfleet::fleet::cluster::this_node(),
+        d.id
+    );
     let want = [
         "camfleet_recorded_segments_total",
         "camfleet_recording_fps",

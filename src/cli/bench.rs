@@ -138,10 +138,12 @@ pub struct PollBench {
     pub count: u32,
     #[arg(long, default_value_t = 20000)]
     pub base_port: u16,
-    /// The simulator's `--spread`: camera i at the i-th host of this range,
-    /// all on base-port (past 65,535 cameras).
-    #[arg(long)]
-    pub spread: Option<ipnet::Ipv4Net>,
+    /// The simulators' `--spread` ranges, all on base-port (past 65,535
+    /// cameras, or past one process's descriptor limit: several
+    /// simulators, one range each, the cameras split evenly over them in
+    /// order; repeat or separate with commas).
+    #[arg(long, value_delimiter = ',')]
+    pub spread: Vec<ipnet::Ipv4Net>,
     /// Polls in flight at once.
     #[arg(long, default_value_t = 512)]
     pub concurrency: usize,
@@ -799,22 +801,23 @@ async fn events(
     Ok(())
 }
 
-/// Where simulated camera `i` answers: `127.0.0.1:base+i`, or the i-th
-/// host of `--spread` on base-port.
+/// Where simulated camera `i` answers: `127.0.0.1:base+i`, or with
+/// `--spread` ranges the (i mod per-range)-th host of range i / per-range
+/// on base-port.
 fn bench_camera(a: &PollBench, i: u32) -> String {
-    match a.spread {
-        Some(net) => {
-            // As `Ipv4Net::hosts` counts them (the network address is not
-            // a host below /31), without walking the range each time.
-            let first = u32::from(net.network()) + u32::from(net.prefix_len() < 31);
-            format!(
-                "{}:{}",
-                std::net::Ipv4Addr::from(first.wrapping_add(i)),
-                a.base_port
-            )
-        }
-        None => format!("127.0.0.1:{}", u32::from(a.base_port) + i),
+    if a.spread.is_empty() {
+        return format!("127.0.0.1:{}", u32::from(a.base_port) + i);
     }
+    let per = a.count.div_ceil(a.spread.len() as u32).max(1);
+    let net = a.spread[((i / per) as usize).min(a.spread.len() - 1)];
+    // As `Ipv4Net::hosts` counts them (the network address is not a host
+    // below /31), without walking the range each time.
+    let first = u32::from(net.network()) + u32::from(net.prefix_len() < 31);
+    format!(
+        "{}:{}",
+        std::net::Ipv4Addr::from(first.wrapping_add(i % per)),
+        a.base_port
+    )
 }
 
 /// Each simulated camera's PullMessages count (its `/sim/stats`); cameras
