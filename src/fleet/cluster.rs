@@ -49,8 +49,13 @@ pub const DEAD_AFTER_MS: i64 = 15_000;
 /// How long a lease holds without renewal.
 pub const LEASE_MS: i64 = 12_000;
 /// A device handed back to balance the shares waits this long for a node
-/// below its share before any node may take it.
-pub const HANDBACK_GRACE_MS: i64 = 2 * HEARTBEAT.as_millis() as i64;
+/// below its share before any node may take it: the hand-off wait, then
+/// two heartbeats for the nodes below their share.
+pub const HANDBACK_GRACE_MS: i64 = HANDOFF_MS + 2 * HEARTBEAT.as_millis() as i64;
+/// A device handed back is taken by no one for this long: the node that
+/// gave it up stops its work on it first (a recording stopping finishes its
+/// segment), so no camera is ever recorded by two nodes at once.
+pub const HANDOFF_MS: i64 = 5_000;
 /// A node stops working on its devices when it could not renew their
 /// leases for this long (before they expire and another node takes them).
 const STOP_WORK_AFTER_MS: i64 = LEASE_MS - 2 * HEARTBEAT.as_millis() as i64;
@@ -445,11 +450,20 @@ pub fn plan(
             )
         });
         for q in peers.iter().filter(|q| q.name != me) {
+            // Devices handed back moments ago are on their way to such a
+            // node (it takes them once the hand-off wait is over): counted,
+            // or the same want would be answered again every heartbeat.
+            let incoming = rows
+                .iter()
+                .filter(|r| r.node.is_none() && r.since_ms > 0)
+                .filter(|r| now_ms < r.since_ms + HANDBACK_GRACE_MS && q.serves(r.site_id))
+                .count();
             let want = targets
                 .get(&q.name)
                 .copied()
                 .unwrap_or(0)
-                .saturating_sub(held.get(q.name.as_str()).copied().unwrap_or(0));
+                .saturating_sub(held.get(q.name.as_str()).copied().unwrap_or(0))
+                .saturating_sub(incoming);
             let mut give = want.min(count.saturating_sub(target));
             let mut i = 0;
             while give > 0 && i < kept.len() {
@@ -475,6 +489,10 @@ pub fn plan(
     free.sort_by_key(|r| (!prefer.contains(&r.device_id), r.free_since(), r.device_id));
     let mut room = target.saturating_sub(count);
     for r in free {
+        // Handed back moments ago: its last holder may still be stopping.
+        if r.node.is_none() && r.since_ms > 0 && now_ms < r.since_ms + HANDOFF_MS {
+            continue;
+        }
         if room > 0 {
             out.take.push(r.device_id);
             room -= 1;
@@ -1273,7 +1291,13 @@ mod tests {
         let now = settle(&peers, &mut rows, 1_000, 1);
         assert_eq!(count(&rows, "a"), 40);
         let peers = [peer("a", None), peer("b", None)];
-        let now = settle(&peers, &mut rows, now, 2);
+        // a hands 20 back at once; b takes them once the hand-off wait
+        // is over (two heartbeats later).
+        let now = settle(&peers, &mut rows, now, 1);
+        assert_eq!((count(&rows, "a"), count(&rows, "b")), (20, 0));
+        let now = settle(&peers, &mut rows, now, 1);
+        assert_eq!(count(&rows, "b"), 0, "not while a may still be stopping");
+        let now = settle(&peers, &mut rows, now, 1);
         assert_eq!((count(&rows, "a"), count(&rows, "b")), (20, 20));
         // Settled: further heartbeats move nothing.
         let before: Vec<_> = rows.iter().map(|r| r.node.clone()).collect();
@@ -1311,7 +1335,7 @@ mod tests {
         let mut rows: Vec<_> = (1..=30)
             .map(|i| row(i, Some(if i <= 10 { 1 } else { 2 }), None, 0))
             .collect();
-        settle(&peers, &mut rows, 1_000, 6);
+        settle(&peers, &mut rows, 1_000, 10);
         assert!(rows.iter().all(|r| r.node.is_some()), "every device served");
         assert!(
             rows.iter()
