@@ -165,20 +165,20 @@ pub fn spawn_poller(
 ) -> tokio::task::JoinHandle<()> {
     // The metrics recorder first, so the first poll's samples are kept.
     crate::web::metrics::handle();
-    let poller = Arc::new(
-        crate::fleet::poller::Poller::new(
-            state.db.clone(),
-            state.inventory.secrets(),
-            crate::fleet::poller::poll_transport()
-                .unwrap_or_else(|_| state.discovery.transport().clone()),
-            state.clock.clone(),
-            config,
-        )
-        .with_cluster_if(
-            state.cluster.is_some(),
-            state.share(crate::fleet::cluster::LeaseKind::Poll),
-        ),
+    let poller = crate::fleet::poller::Poller::new(
+        state.db.clone(),
+        state.inventory.secrets(),
+        crate::fleet::poller::poll_transport()
+            .unwrap_or_else(|_| state.discovery.transport().clone()),
+        state.clock.clone(),
+        config,
     );
+    // In a cluster: only this node's cameras, and the rollup is the
+    // leader's (`spawn_jobs`).
+    let poller = Arc::new(match &state.cluster {
+        Some(c) => poller.with_cluster(c.share(crate::fleet::cluster::LeaseKind::Poll)),
+        None => poller,
+    });
     let st = state.clone();
     tokio::spawn(poller.run(shutdown, move |report| {
         st.inventory.touch();

@@ -314,12 +314,6 @@ impl Poller {
         }
     }
 
-    /// In a cluster (`on`): poll only this node's devices, and leave the
-    /// rollup to the leader (see `app::spawn_jobs`).
-    pub fn with_cluster_if(self, on: bool, share: super::cluster::Share) -> Self {
-        if on { self.with_cluster(share) } else { self }
-    }
-
     /// Poll only this node's devices; the rollup is the leader's.
     pub fn with_cluster(mut self, share: super::cluster::Share) -> Self {
         self.share = share;
