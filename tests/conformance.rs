@@ -294,9 +294,13 @@ async fn every_declared_operation_goes_on_the_wire_and_is_captured() {
         .await
         .unwrap();
 
-    // The configuration backup (MTOM, and inline on camera 4).
-    config::get_system_backup(&s).await.unwrap();
+    // The configuration backup (MTOM, and inline on camera 4), and the
+    // restore of the MTOM one (its files as MTOM attachments).
+    let backup = config::get_system_backup(&s).await.unwrap();
     config::get_system_backup(&session(&fleet.device_url(4), &clock))
+        .await
+        .unwrap();
+    config::restore_system(&s, backup, Duration::from_secs(30))
         .await
         .unwrap();
 

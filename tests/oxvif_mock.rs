@@ -386,3 +386,30 @@ async fn a_missing_system_backup_is_not_supported_not_a_failure() {
         .unwrap_err();
     assert_eq!(e.class, FaultClass::NotSupported, "{e:?}");
 }
+
+/// Nor RestoreSystem, and it does not read MTOM requests at all: it
+/// answers every mode with `ter:WellFormed`. That is the request's syntax,
+/// not the credentials: reported as such, after one answer per mode at
+/// most, never as a refused password.
+#[tokio::test]
+async fn a_camera_that_cannot_read_the_restore_request_is_not_told_a_password_problem() {
+    let m = mock(false).await;
+    let s = session(&m, Some(admin()));
+    let e = camfleet::onvif::config::restore_system(
+        &s,
+        vec![camfleet::onvif::config::BackupFile {
+            name: "settings.json".into(),
+            data: b"{}".to_vec(),
+        }],
+        std::time::Duration::from_secs(10),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(e.class, FaultClass::InvalidArgument, "{e:?}");
+    assert!(
+        e.fault
+            .as_ref()
+            .is_some_and(|f| f.subcodes.iter().any(|c| c == "WellFormed")),
+        "{e:?}"
+    );
+}

@@ -340,31 +340,6 @@ pub async fn system_reboot(s: &DeviceSession) -> OnvifResult<String> {
     Ok(el.text_at(&["Message"]).unwrap_or_default())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn hosts_are_classified_and_scopes_encoded() {
-        assert_eq!(
-            NetworkHost::from_text(" 10.0.0.1 "),
-            NetworkHost::Ipv4("10.0.0.1".into())
-        );
-        assert_eq!(
-            NetworkHost::from_text("fe80::1"),
-            NetworkHost::Ipv6("fe80::1".into())
-        );
-        assert_eq!(
-            NetworkHost::from_text("ntp.example"),
-            NetworkHost::Dns("ntp.example".into())
-        );
-        assert_eq!(
-            scope_uri("name", "Front Door/1"),
-            "onvif://www.onvif.org/name/Front%20Door%2F1"
-        );
-    }
-}
-
 /// One file of a camera's own configuration backup.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BackupFile {
@@ -399,4 +374,110 @@ pub async fn get_system_backup(s: &DeviceSession) -> OnvifResult<Vec<BackupFile>
         out.push(BackupFile { name, data });
     }
     Ok(out)
+}
+
+/// The RestoreSystem request: each file as a `tt:BackupFile` whose data is
+/// an `xop:Include` of the MTOM attachment with the same index.
+pub fn restore_system_body(files: &[BackupFile]) -> String {
+    let mut body = format!(
+        r#"<tds:RestoreSystem xmlns:tds="{}" xmlns:tt="{}" xmlns:xop="http://www.w3.org/2004/08/xop/include" xmlns:xmime="http://www.w3.org/2005/05/xmlmime">"#,
+        ops::RESTORE_SYSTEM.namespace,
+        super::ns::TT
+    );
+    for (i, f) in files.iter().enumerate() {
+        body.push_str(&format!(
+            r#"<tds:BackupFiles><tt:Name>{}</tt:Name><tt:Data xmime:contentType="application/octet-stream"><xop:Include href="cid:{}"/></tt:Data></tds:BackupFiles>"#,
+            escape(&f.name),
+            super::session::attachment_cid(i)
+        ));
+    }
+    body.push_str("</tds:RestoreSystem>");
+    body
+}
+
+/// RestoreSystem (Core 8.3.11): give the camera back the files of an
+/// earlier GetSystemBackup, as MTOM attachments in one call. The camera
+/// works on the restored configuration afterwards and may restart to do
+/// so; a static address may come back different (the specification allows
+/// it).
+pub async fn restore_system(
+    s: &DeviceSession,
+    files: Vec<BackupFile>,
+    timeout: std::time::Duration,
+) -> OnvifResult<()> {
+    let op = ops::RESTORE_SYSTEM;
+    if files.is_empty() {
+        return Err(OnvifError::new(
+            FaultClass::InvalidArgument,
+            op.name,
+            "no backup files to restore",
+        ));
+    }
+    let body = restore_system_body(&files);
+    let parts = files
+        .into_iter()
+        .map(|f| bytes::Bytes::from(f.data))
+        .collect();
+    s.call_mtom(op, &body, parts, Some(timeout)).await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hosts_are_classified_and_scopes_encoded() {
+        assert_eq!(
+            NetworkHost::from_text(" 10.0.0.1 "),
+            NetworkHost::Ipv4("10.0.0.1".into())
+        );
+        assert_eq!(
+            NetworkHost::from_text("fe80::1"),
+            NetworkHost::Ipv6("fe80::1".into())
+        );
+        assert_eq!(
+            NetworkHost::from_text("ntp.example"),
+            NetworkHost::Dns("ntp.example".into())
+        );
+        assert_eq!(
+            scope_uri("name", "Front Door/1"),
+            "onvif://www.onvif.org/name/Front%20Door%2F1"
+        );
+    }
+
+    #[test]
+    fn restore_names_each_file_and_its_attachment() {
+        let files = vec![
+            BackupFile {
+                name: "settings <1>.json".into(),
+                data: b"{}".to_vec(),
+            },
+            BackupFile {
+                name: "users.db".into(),
+                data: vec![0, 1, 2],
+            },
+        ];
+        let body = restore_system_body(&files);
+        let el = crate::xml::parse(body.as_bytes()).unwrap();
+        let names: Vec<String> = el
+            .children_local("BackupFiles")
+            .map(|f| f.text_at(&["Name"]).unwrap())
+            .collect();
+        assert_eq!(names, ["settings <1>.json", "users.db"]);
+        let hrefs: Vec<String> = el
+            .children_local("BackupFiles")
+            .map(|f| {
+                f.child_local("Data")
+                    .and_then(|d| d.child_local("Include"))
+                    .and_then(|i| i.attr("href"))
+                    .unwrap()
+                    .to_string()
+            })
+            .collect();
+        assert_eq!(
+            hrefs,
+            ["cid:attachment@camfleet", "cid:attachment-1@camfleet"]
+        );
+    }
 }

@@ -193,6 +193,15 @@ const INVALID_ARG_SUBCODES: &[&str] = &[
     "PasswordTooLong",
     "UsernameTooShort",
     "PasswordTooWeak",
+    // The generic faults of ONVIF Core (5.11.2.1) for a request the device
+    // could not read: about its syntax, never its credentials (a device
+    // that cannot read an MTOM request says `WellFormed`).
+    "WellFormed",
+    "TagMismatch",
+    "Tag",
+    "Namespace",
+    "MissingAttr",
+    "ProhibAttr",
 ];
 
 /// Words that mean "your credentials were refused" in the reason text of

@@ -119,6 +119,6 @@ pub async fn upgrade_system_firmware(
         op.namespace,
         super::session::ATTACHMENT_CID
     );
-    let el = s.call_mtom(op, &body, image, Some(timeout)).await?;
+    let el = s.call_mtom(op, &body, vec![image], Some(timeout)).await?;
     Ok(el.text_at(&["Message"]).unwrap_or_default())
 }

@@ -134,6 +134,7 @@ ops! {
     START_FIRMWARE_UPGRADE = Device "StartFirmwareUpgrade";
     UPGRADE_SYSTEM_FIRMWARE = Device "UpgradeSystemFirmware";
     GET_SYSTEM_BACKUP = Device "GetSystemBackup";
+    RESTORE_SYSTEM = Device "RestoreSystem";
     MEDIA_GET_PROFILES = Media "GetProfiles";
     MEDIA_GET_STREAM_URI = Media "GetStreamUri";
     MEDIA_GET_SNAPSHOT_URI = Media "GetSnapshotUri";

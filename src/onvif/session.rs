@@ -95,21 +95,33 @@ struct Dest {
     url: Url,
     addressing: Option<Vec<String>>,
     timeout: Option<Duration>,
-    /// Sent as an MTOM/XOP attachment (`cid:attachment@camfleet`).
-    attachment: Option<bytes::Bytes>,
+    /// Sent as MTOM/XOP attachments, the first as
+    /// `cid:attachment@camfleet`, the others by [`attachment_cid`].
+    attachments: Vec<bytes::Bytes>,
 }
 
-/// The Content-ID of an MTOM attachment, for `xop:Include href="cid:…"`.
+/// The Content-ID of the (first) MTOM attachment, for
+/// `xop:Include href="cid:…"`.
 pub const ATTACHMENT_CID: &str = "attachment@camfleet";
 
-/// An MTOM (SOAP 1.2 + XOP) multipart body: the envelope, then the
+/// The Content-ID of the `i`-th attachment of an MTOM request.
+pub fn attachment_cid(i: usize) -> String {
+    if i == 0 {
+        ATTACHMENT_CID.to_string()
+    } else {
+        format!("attachment-{i}@camfleet")
+    }
+}
+
+/// An MTOM (SOAP 1.2 + XOP) multipart body: the envelope, then each
 /// attachment. Returns (Content-Type, body).
-fn mtom(envelope: &str, attachment: &[u8], action: &str) -> (String, bytes::Bytes) {
+fn mtom(envelope: &str, attachments: &[bytes::Bytes], action: &str) -> (String, bytes::Bytes) {
     let boundary = format!("uuid:{}", uuid::Uuid::new_v4());
     let ct = format!(
         "multipart/related; type=\"application/xop+xml\"; start=\"<root@camfleet>\"; start-info=\"application/soap+xml\"; boundary=\"{boundary}\"; action=\"{action}\""
     );
-    let mut b = Vec::with_capacity(envelope.len() + attachment.len() + 512);
+    let size: usize = attachments.iter().map(|a| a.len() + 160).sum();
+    let mut b = Vec::with_capacity(envelope.len() + size + 512);
     b.extend_from_slice(
         format!(
             "--{boundary}\r\nContent-Type: application/xop+xml; charset=UTF-8; type=\"application/soap+xml\"\r\nContent-Transfer-Encoding: binary\r\nContent-ID: <root@camfleet>\r\n\r\n"
@@ -117,13 +129,16 @@ fn mtom(envelope: &str, attachment: &[u8], action: &str) -> (String, bytes::Byte
         .as_bytes(),
     );
     b.extend_from_slice(envelope.as_bytes());
-    b.extend_from_slice(
-        format!(
-            "\r\n--{boundary}\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: binary\r\nContent-ID: <{ATTACHMENT_CID}>\r\n\r\n"
-        )
-        .as_bytes(),
-    );
-    b.extend_from_slice(attachment);
+    for (i, a) in attachments.iter().enumerate() {
+        b.extend_from_slice(
+            format!(
+                "\r\n--{boundary}\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: binary\r\nContent-ID: <{}>\r\n\r\n",
+                attachment_cid(i)
+            )
+            .as_bytes(),
+        );
+        b.extend_from_slice(a);
+    }
     b.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
     (ct, bytes::Bytes::from(b))
 }
@@ -248,7 +263,7 @@ impl DeviceSession {
             url: self.url_for(op.service),
             addressing: None,
             timeout: self.timeout(),
-            attachment: None,
+            attachments: Vec::new(),
         }
     }
 
@@ -352,26 +367,26 @@ impl DeviceSession {
             url: to.clone(),
             addressing: Some(reference_parameters.to_vec()),
             timeout: timeout.or(self.timeout()),
-            attachment: None,
+            attachments: Vec::new(),
         };
         self.call_inner(op, body, true, &dest).await
     }
 
-    /// Call with a binary attachment sent by MTOM/XOP (the body refers to
-    /// it as `cid:` [`ATTACHMENT_CID`]); e.g. the legacy
-    /// UpgradeSystemFirmware.
+    /// Call with binary attachments sent by MTOM/XOP (the body refers to
+    /// the `i`-th as `cid:` [`attachment_cid`]`(i)`); e.g. the legacy
+    /// UpgradeSystemFirmware, RestoreSystem.
     pub async fn call_mtom(
         &self,
         op: Operation,
         body: &str,
-        attachment: bytes::Bytes,
+        attachments: Vec<bytes::Bytes>,
         timeout: Option<Duration>,
     ) -> OnvifResult<Element> {
         let dest = Dest {
             url: self.url_for(op.service),
             addressing: None,
             timeout: timeout.or(self.timeout()),
-            attachment: Some(attachment),
+            attachments,
         };
         self.call_inner(op, body, true, &dest).await
     }
@@ -539,9 +554,10 @@ impl DeviceSession {
         loop {
             attempts += 1;
             let envelope_text = self.envelope(op, body, mode, dest);
-            let (content_type, payload) = match &dest.attachment {
-                Some(a) => mtom(&envelope_text, a, &op.action()),
-                None => (content_type.clone(), bytes::Bytes::from(envelope_text)),
+            let (content_type, payload) = if dest.attachments.is_empty() {
+                (content_type.clone(), bytes::Bytes::from(envelope_text))
+            } else {
+                mtom(&envelope_text, &dest.attachments, &op.action())
             };
             let authorization = if mode.uses_digest() {
                 let (a, fresh) = self.digest_authorization(url, &payload);

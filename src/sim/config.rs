@@ -111,6 +111,7 @@ pub fn handle_write(
             | "SetNetworkInterfaces"
             | "StartFirmwareUpgrade"
             | "UpgradeSystemFirmware"
+            | "RestoreSystem"
             | "GetVideoEncoderConfigurationOptions"
             | "SetVideoEncoderConfiguration"
     );
@@ -122,6 +123,9 @@ pub fn handle_write(
     }
     if op == "UpgradeSystemFirmware" {
         return Some(legacy_upgrade(cam, req, attachments));
+    }
+    if op == "RestoreSystem" {
+        return Some(restore_system(cam, req, attachments));
     }
     let failures = cam
         .failures
@@ -518,6 +522,70 @@ fn legacy_upgrade(
         r#"<tds:UpgradeSystemFirmwareResponse xmlns:tds="{}"><tds:Message>Upgrade successful, rebooting in {REBOOT_SECS} seconds</tds:Message></tds:UpgradeSystemFirmwareResponse>"#,
         ns::TDS
     ))
+}
+
+/// RestoreSystem: the files of an earlier GetSystemBackup, as MTOM
+/// attachments. This camera's backup is one JSON file of its settings
+/// (`settings.json`); the hostname, NTP and DNS servers in it are taken
+/// back. A file it did not write, or one of another model, is refused the
+/// way the specification says (`ter:InvalidArgVal`, invalid backup file),
+/// with nothing changed.
+fn restore_system(
+    cam: &Arc<SimCamera>,
+    req: &Element,
+    attachments: &[(String, Bytes)],
+) -> Result<String, SimFault> {
+    let bad = |why: String| invalid(format!("InvalidBackupFile: {why}"));
+    let mut settings = None;
+    for f in req.children_local("BackupFiles") {
+        let name = f.text_at(&["Name"]).unwrap_or_default();
+        let href = f
+            .child_local("Data")
+            .and_then(|d| d.child_local("Include"))
+            .and_then(|i| i.attr("href"))
+            .ok_or_else(|| bad(format!("{name}: Data/xop:Include missing")))?;
+        let cid = href.trim_start_matches("cid:");
+        let data = attachments
+            .iter()
+            .find(|(c, _)| c == cid)
+            .map(|(_, b)| b.clone())
+            .ok_or_else(|| bad(format!("{name}: no attachment {cid}")))?;
+        if name == "settings.json" {
+            let v: serde_json::Value = serde_json::from_slice(&data)
+                .map_err(|e| bad(format!("settings.json is not JSON: {e}")))?;
+            settings = Some(v);
+        } else {
+            return Err(bad(format!("{name} is not a file this camera writes")));
+        }
+    }
+    let v = settings.ok_or_else(|| bad("no settings.json".into()))?;
+    let strings = |k: &str| -> Result<Vec<String>, SimFault> {
+        v.get(k)
+            .and_then(|x| x.as_array())
+            .ok_or_else(|| bad(format!("{k} missing")))?
+            .iter()
+            .map(|x| {
+                x.as_str()
+                    .map(str::to_string)
+                    .ok_or_else(|| bad(format!("{k} holds a non-string")))
+            })
+            .collect()
+    };
+    let hostname = v
+        .get("hostname")
+        .and_then(|x| x.as_str())
+        .ok_or_else(|| bad("hostname missing".into()))?
+        .to_string();
+    let (ntp, dns) = (strings("ntp")?, strings("dns")?);
+    let mut st = cam.state.lock().unwrap_or_else(|e| e.into_inner());
+    if v.get("model").and_then(|x| x.as_str()) != Some(st.model.as_str()) {
+        return Err(bad(format!("the backup is not of a {}", st.model)));
+    }
+    st.hostname = hostname;
+    st.hostname_from_dhcp = false;
+    st.ntp_servers = ntp;
+    st.dns_servers = dns;
+    Ok(ok("RestoreSystem"))
 }
 
 fn image_version(image: &[u8]) -> Option<String> {

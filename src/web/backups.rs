@@ -5,7 +5,7 @@
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::Extension;
-use axum::extract::{Path, RawQuery, State as AxState};
+use axum::extract::{Path, RawForm, RawQuery, State as AxState};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 
@@ -13,6 +13,7 @@ use super::State;
 use super::auth::CurrentUser;
 use super::error::WebError;
 use super::form::FormFields;
+use crate::error::ErrorKind;
 use crate::fleet::console::backups::{BackupSet, DiffLine};
 
 #[derive(Template, WebTemplate)]
@@ -25,9 +26,16 @@ pub struct BackupsPage {
     pub a: String,
     pub b: String,
     pub diff: Vec<DiffLine>,
+    /// A restore's outcome: (it worked, what happened).
+    pub outcome: Option<(bool, String)>,
 }
 
 impl BackupsPage {
+    /// Runs that hold the camera's own files (what a restore sends).
+    pub fn restorable(&self) -> usize {
+        self.sets.iter().filter(|s| !s.files.is_empty()).count()
+    }
+
     pub fn changed(&self) -> usize {
         self.diff
             .iter()
@@ -67,6 +75,57 @@ pub async fn backups(
         a: a.min(b.clone()),
         b: f.get("a").max(f.get("b")),
         diff,
+        outcome: None,
+    }
+    .into_response())
+}
+
+/// `POST /devices/{id}/backups/restore` (`stamp`, `confirm`): give the
+/// camera back its own backup files of that run. The page comes back with
+/// the outcome beside the list, whatever the camera said; the request
+/// itself failing (no such backup, out of scope) is an error page.
+pub async fn restore(
+    AxState(state): AxState<State>,
+    Extension(me): Extension<CurrentUser>,
+    Path(id): Path<i32>,
+    RawForm(raw): RawForm,
+) -> Result<Response, WebError> {
+    let f = FormFields::parse(&raw);
+    me.check_csrf(&f.get("csrf"))?;
+    let actor = me.actor();
+    let stamp = f.get("stamp");
+    let outcome = if f.get("confirm") != "on" {
+        (
+            false,
+            format!(
+                "Not restored: tick that the camera's configuration is to be replaced by the backup of {stamp}."
+            ),
+        )
+    } else {
+        match state
+            .console
+            .restore_config_backup(&state.tiers, &state.provisioner, &actor, id, &stamp)
+            .await
+        {
+            Ok(msg) => (true, format!("Restored: {msg}.")),
+            Err(e) if e.kind == ErrorKind::PermissionDenied || e.kind == ErrorKind::NotFound => {
+                return Err(e.into());
+            }
+            Err(e) => (false, format!("Not restored: {}", e.message)),
+        }
+    };
+    let sets = state
+        .console
+        .config_backups(&state.tiers, &actor, id)
+        .await?;
+    Ok(BackupsPage {
+        me,
+        device_id: id,
+        sets,
+        a: String::new(),
+        b: String::new(),
+        diff: Vec::new(),
+        outcome: Some(outcome),
     }
     .into_response())
 }

@@ -31,6 +31,9 @@ pub enum DiffLine {
     Added(String),
 }
 
+/// The most a restore sends to a camera (its backup files together).
+const MAX_RESTORE_BYTES: u64 = 64 << 20;
+
 /// Lines compared at most, per side.
 const MAX_LINES: usize = 5000;
 
@@ -142,6 +145,60 @@ impl Console {
             ));
         }
         Self::backup_tier(tiers)?.get(key).await
+    }
+
+    /// Give the camera back its own backup files of the run `stamp`
+    /// (RestoreSystem; technicians and admins, within their sites, the
+    /// device in service). camfleet's reading of the settings is not sent:
+    /// it is for reading and comparing, and the camera would not know it.
+    pub async fn restore_config_backup(
+        &self,
+        tiers: &Tiers,
+        provisioner: &crate::fleet::provision::Provisioner,
+        actor: &Actor,
+        device_id: i32,
+        stamp: &str,
+    ) -> Result<String> {
+        let sets = self.config_backups(tiers, actor, device_id).await?;
+        let d = self.device_in_scope(actor, device_id).await?;
+        if d.retired_at.is_some() {
+            return Err(Error::new(
+                ErrorKind::Conflict,
+                "this device is retired; return it to service first",
+            ));
+        }
+        let set = sets.iter().find(|s| s.stamp == stamp).ok_or_else(|| {
+            Error::new(
+                ErrorKind::NotFound,
+                format!("no backup of {stamp:?} for device {device_id}"),
+            )
+        })?;
+        if set.files.is_empty() {
+            return Err(Error::new(
+                ErrorKind::InvalidArgument,
+                "this backup holds only camfleet's reading of the settings: the camera gave no backup files of its own that night, so there is nothing to restore to it",
+            ));
+        }
+        let total: u64 = set.files.iter().map(|(_, _, size)| size).sum();
+        if total > MAX_RESTORE_BYTES {
+            return Err(Error::new(
+                ErrorKind::InvalidArgument,
+                format!(
+                    "this backup is {total} bytes; camfleet restores at most {MAX_RESTORE_BYTES} bytes in one call"
+                ),
+            ));
+        }
+        let tier = Self::backup_tier(tiers)?;
+        let mut files = Vec::with_capacity(set.files.len());
+        for (key, name, _) in &set.files {
+            files.push(crate::onvif::config::BackupFile {
+                name: name.clone(),
+                data: tier.get(key).await?.to_vec(),
+            });
+        }
+        provisioner
+            .restore_backup(device_id, stamp, files, actor)
+            .await
     }
 
     /// Two of the device's settings readings compared, older first.

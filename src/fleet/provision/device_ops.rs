@@ -63,6 +63,66 @@ impl Provisioner {
         }
     }
 
+    /// Give the camera back the files of one of its own configuration
+    /// backups (RestoreSystem). Audited whatever the camera answers: a
+    /// refused restore may still have changed something.
+    pub async fn restore_backup(
+        &self,
+        device_id: i32,
+        stamp: &str,
+        files: Vec<crate::onvif::config::BackupFile>,
+        actor: &Actor,
+    ) -> Result<String> {
+        let t = self.target(device_id).await?;
+        let s = self.session_of(&t)?;
+        let names: Vec<String> = files.iter().map(|f| f.name.clone()).collect();
+        let bytes: usize = files.iter().map(|f| f.data.len()).sum();
+        let r = cfg::restore_system(&s, files, std::time::Duration::from_secs(120)).await;
+        let outcome = match &r {
+            Ok(()) => "restored".to_string(),
+            Err(e) => format!("refused: {e}"),
+        };
+        audit::record(
+            &self.db,
+            actor,
+            self.clock.now_utc(),
+            Entry {
+                action: "device.restore_backup",
+                target_kind: "device",
+                target_id: device_id.to_string(),
+                before: None,
+                after: Some(json!({
+                    "backup": stamp,
+                    "files": names,
+                    "bytes": bytes,
+                    "outcome": outcome,
+                })),
+            },
+        )
+        .await?;
+        match r {
+            Ok(()) => Ok(format!(
+                "the camera took back {} file{} ({bytes} bytes) of the backup of {stamp}; it may restart to apply them",
+                names.len(),
+                if names.len() == 1 { "" } else { "s" }
+            )),
+            Err(e) => Err(Error::new(
+                match e.class {
+                    crate::onvif::FaultClass::NotSupported => ErrorKind::Conflict,
+                    crate::onvif::FaultClass::InvalidArgument => ErrorKind::InvalidArgument,
+                    _ => ErrorKind::Unavailable,
+                },
+                if e.class == crate::onvif::FaultClass::NotSupported {
+                    format!(
+                        "this camera does not offer ONVIF RestoreSystem ({e}); download the files here and restore them with the maker's tool"
+                    )
+                } else {
+                    format!("the camera did not take the backup back: {e}")
+                },
+            )),
+        }
+    }
+
     pub async fn settings_snapshot(&self, device_id: i32) -> Result<serde_json::Value> {
         let t = self.target(device_id).await?;
         let s = self.session_of(&t)?;

@@ -394,3 +394,76 @@ pub async fn import(
         Err(e) => Err(e.into()),
     }
 }
+
+#[derive(serde::Serialize, ToSchema)]
+pub struct ApiBackupFile {
+    pub name: String,
+    pub bytes: u64,
+    /// For `GET /devices/{id}/backups/file?key=…` (a download).
+    pub key: String,
+}
+
+#[derive(serde::Serialize, ToSchema)]
+pub struct ApiBackup {
+    /// The backup job's run, `20261206T020000Z` (UTC).
+    pub stamp: String,
+    /// camfleet's reading of the settings (JSON), when it was taken.
+    pub settings_key: Option<String>,
+    /// The camera's own backup files (what a restore sends back).
+    pub files: Vec<ApiBackupFile>,
+}
+
+/// A device's configuration backups, newest first (technicians and
+/// admins, within their sites).
+#[utoipa::path(get, operation_id = "devices_backups", path = "/api/v1/devices/{id}/backups", tag = "devices",
+    params(("id" = i32, Path)),
+    responses((status = 200, body = Vec<ApiBackup>, description = "the backups"), Problems))]
+pub async fn backups(
+    AxState(state): AxState<State>,
+    Extension(me): Extension<CurrentUser>,
+    Path(id): Path<i32>,
+) -> Result<Response, WebError> {
+    let sets = state
+        .console
+        .config_backups(&state.tiers, &me.actor(), id)
+        .await?;
+    Ok(json(
+        sets.into_iter()
+            .map(|s| ApiBackup {
+                stamp: s.stamp,
+                settings_key: s.snapshot,
+                files: s
+                    .files
+                    .into_iter()
+                    .map(|(key, name, bytes)| ApiBackupFile { name, bytes, key })
+                    .collect(),
+            })
+            .collect::<Vec<_>>(),
+    ))
+}
+
+#[derive(serde::Serialize, ToSchema)]
+pub struct ApiRestored {
+    /// What the camera did.
+    pub message: String,
+}
+
+/// Give the camera back its own backup files of one run (ONVIF
+/// RestoreSystem; technicians and admins, audited). The camera replaces
+/// its configuration and may restart.
+#[utoipa::path(post, operation_id = "devices_backup_restore", path = "/api/v1/devices/{id}/backups/{stamp}/restore", tag = "devices",
+    params(("id" = i32, Path), ("stamp" = String, Path)),
+    responses((status = 200, body = ApiRestored, description = "the camera took it"), Problems))]
+pub async fn backup_restore(
+    AxState(state): AxState<State>,
+    Extension(me): Extension<CurrentUser>,
+    Path((id, stamp)): Path<(i32, String)>,
+    headers: HeaderMap,
+) -> Result<Response, WebError> {
+    csrf(&me, &headers)?;
+    let message = state
+        .console
+        .restore_config_backup(&state.tiers, &state.provisioner, &me.actor(), id, &stamp)
+        .await?;
+    Ok(json(ApiRestored { message }))
+}

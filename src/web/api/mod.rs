@@ -145,6 +145,8 @@ pub fn router() -> OpenApiRouter<State> {
         .routes(routes!(devices::patch_inventory))
         .routes(routes!(devices::act))
         .routes(routes!(devices::bulk_site))
+        .routes(routes!(devices::backups))
+        .routes(routes!(devices::backup_restore))
         .routes(routes!(devices::export_csv))
         .routes(routes!(devices::import))
         // discovery and adoption
@@ -210,6 +212,12 @@ pub const GATES: &[(&str, &str, Gate)] = &[
     ),
     ("POST", "/api/v1/devices/{id}/actions", Gate::OperateDevices),
     ("POST", "/api/v1/devices/bulk/site", Gate::EditInventory),
+    ("GET", "/api/v1/devices/{id}/backups", Gate::OperateDevices),
+    (
+        "POST",
+        "/api/v1/devices/{id}/backups/{stamp}/restore",
+        Gate::OperateDevices,
+    ),
     ("GET", "/api/v1/inventory/export", Gate::Any),
     ("POST", "/api/v1/inventory/import", Gate::EditInventory),
     ("GET", "/api/v1/discovery", Gate::Any),
