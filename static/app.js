@@ -42,6 +42,20 @@
         const v = s[el.dataset.alerts];
         if (typeof v === "number") { el.textContent = String(v); }
       });
+      // The dashboard: when the number of cameras that need someone
+      // changes, its panels are fetched again (the list, why, since when).
+      const attention = document.getElementById("attention");
+      if (attention && attention.dataset.problems !== String(s.problems)) {
+        attention.dataset.problems = String(s.problems);
+        fetch(window.location.pathname, { headers: { Accept: "text/html" }, credentials: "same-origin" })
+          .then(function (r) { return r.ok ? r.text() : null; })
+          .then(function (html) {
+            if (!html) { return; }
+            const fresh = new DOMParser().parseFromString(html, "text/html").getElementById("attention");
+            if (fresh) { attention.innerHTML = fresh.innerHTML; attention.dataset.problems = fresh.dataset.problems; }
+          })
+          .catch(function () {});
+      }
     });
     window.addEventListener("pagehide", function () { es.close(); });
   }

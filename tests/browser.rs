@@ -113,6 +113,7 @@ async fn technician_discovers_adopts_and_opens_a_device_in_chromium() {
         .await
         .unwrap();
     let storage = state.storage.clone();
+    let app_state = state.clone();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let server = tokio::spawn(async move {
@@ -237,6 +238,8 @@ async fn technician_discovers_adopts_and_opens_a_device_in_chromium() {
     let page = c.source().await.unwrap();
     assert!(page.contains("Device service") && page.contains("/snapshot"));
     assert!(!page.contains("admin:admin@"), "no credentials in the page");
+
+    technicians_day(&c, &base, &app_state, &fleet).await;
 
     // A few seconds of camera 0 recorded in 2 s segments (the recorder
     // against the simulator's RTSP server, into the app's own tier).
@@ -513,4 +516,224 @@ async fn technician_discovers_adopts_and_opens_a_device_in_chromium() {
     server.abort();
     let _ = std::fs::remove_dir_all(profile);
     fleet.shutdown().await;
+}
+
+/// Click the first element the CSS selector finds, waiting for it.
+async fn click(c: &fantoccini::Client, css: &str) {
+    c.wait()
+        .at_most(STEP)
+        .for_element(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("{css}: {e}"))
+        .click()
+        .await
+        .unwrap_or_else(|e| panic!("clicking {css}: {e}"));
+}
+
+/// Wait until the page's text holds `text`.
+async fn wait_for_text(c: &fantoccini::Client, text: &str) -> String {
+    let deadline = tokio::time::Instant::now() + STEP;
+    loop {
+        let page = c.source().await.unwrap_or_default();
+        if page.contains(text) {
+            return page;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never showed {text:?}: {page}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The journeys of a technician's day on three adopted cameras: a
+/// profile planned for two cameras ticked in the list and applied to
+/// exactly those two; a refused form that keeps what was typed; two
+/// alerts acknowledged at once with a note.
+async fn technicians_day(
+    c: &fantoccini::Client,
+    base: &str,
+    state: &Arc<AppState>,
+    fleet: &camfleet::sim::Fleet,
+) {
+    use camfleet::fleet::provision::{ProfileSpec, ServersSpec};
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+    // Device ids by camera (the three were adopted at once, in any order).
+    let devices = camfleet::db::entities::device::Entity::find()
+        .all(&state.db)
+        .await
+        .unwrap();
+    let ids: Vec<i32> = (0..3)
+        .map(|i| {
+            devices
+                .iter()
+                .find(|d| d.device_url == fleet.device_url(i))
+                .unwrap_or_else(|| panic!("camera {i} adopted"))
+                .id
+        })
+        .collect();
+    let shots = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/screenshots");
+    std::fs::create_dir_all(&shots).unwrap();
+    let shot = |name: &'static str| {
+        let shots = shots.clone();
+        async move {
+            let png = c.screenshot().await.unwrap();
+            std::fs::write(shots.join(format!("{name}.png")), png).unwrap();
+        }
+    };
+
+    // Plan then apply, from the device list, to the two ticked cameras.
+    let spec = ProfileSpec {
+        ntp: Some(ServersSpec {
+            servers: vec!["192.0.2.77".into()],
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    state
+        .provisioner
+        .save_profile(None, "NTP North", None, &spec, &Actor::system())
+        .await
+        .unwrap();
+    c.goto(&format!("{base}/devices")).await.unwrap();
+    for id in [ids[0], ids[2]] {
+        click(c, &format!("input[name=device][value='{id}']")).await;
+    }
+    click(c, "details.bulk-more summary").await;
+    click(c, "button[value=provision]").await;
+    wait_for_text(c, "Provision with a profile: 2 devices?").await;
+    shot("journey-bulk-provision").await;
+    click(c, "form[action='/provision/plan'] button").await;
+    let page = wait_for_text(c, "Plan for 2 devices").await;
+    assert!(page.contains("192.0.2.77"), "the plan shows the wanted NTP");
+    shot("journey-plan").await;
+    click(c, "button[value=apply]").await;
+    let deadline = tokio::time::Instant::now() + STEP;
+    loop {
+        let task = camfleet::db::entities::provision_task::Entity::find()
+            .one(&state.db)
+            .await
+            .unwrap();
+        if task.as_ref().is_some_and(|t| t.status != "running") {
+            assert_eq!(task.unwrap().status, "done");
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the task never ended"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let ntp: Vec<Vec<String>> = fleet
+        .cameras()
+        .iter()
+        .map(|cam| cam.state.lock().unwrap().ntp_servers.clone())
+        .collect();
+    assert_eq!(ntp[0], ["192.0.2.77"]);
+    assert_eq!(ntp[2], ["192.0.2.77"]);
+    assert_ne!(ntp[1], ["192.0.2.77"], "the camera not ticked is untouched");
+
+    // A refused form keeps what was typed, the error by its field.
+    c.goto(&format!("{base}/provision")).await.unwrap();
+    let form = c
+        .form(Locator::Css("form[action='/provision/profiles']"))
+        .await
+        .unwrap();
+    form.set_by_name("name", "Typo").await.unwrap();
+    form.set_by_name("dns_mode", "manual").await.unwrap();
+    form.set_by_name("dns_servers", "not-an-ip").await.unwrap();
+    click(c, "form[action='/provision/profiles'] button[type=submit]").await;
+    wait_for_text(c, "is not an IP address").await;
+    let kept = c
+        .execute(
+            "return [document.querySelector('input[name=name]').value, document.querySelector('input[name=dns_servers]').value, document.querySelector('select[name=dns_mode]').value];",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(kept, serde_json::json!(["Typo", "not-an-ip", "manual"]));
+    let beside = c
+        .execute(
+            "const l = document.querySelector('input[name=dns_servers]').closest('label').nextElementSibling; return l ? l.className + ': ' + l.textContent : '';",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert!(
+        beside
+            .as_str()
+            .is_some_and(|t| t.starts_with("field-error: DNS servers")),
+        "the error beside its field: {beside}"
+    );
+    c.execute(
+        "document.querySelector('input[name=dns_servers]').scrollIntoView({block: 'center'}); return true;",
+        vec![],
+    )
+    .await
+    .unwrap();
+    shot("journey-form-error").await;
+
+    // Two alerts, acknowledged at once with a note.
+    use camfleet::fleet::health::HealthState;
+    use camfleet::fleet::poller::Notice;
+    state.alerting.ensure_default_rules().await.unwrap();
+    let opened = state
+        .alerting
+        .process(&[ids[0], ids[1]].map(|id| Notice::Transition {
+            device_id: id,
+            from: HealthState::Online,
+            to: HealthState::Offline,
+            reason: "3 polls failed in a row".into(),
+        }))
+        .await
+        .unwrap()
+        .opened;
+    assert_eq!(opened.len(), 2);
+    c.goto(&format!("{base}/alerts")).await.unwrap();
+    click(c, "#select-all-alerts").await;
+    c.find(Locator::Css("input[name=note]"))
+        .await
+        .unwrap()
+        .send_keys("switch replaced")
+        .await
+        .unwrap();
+    click(c, "button[value=acknowledge]").await;
+    wait_for_text(c, "Acknowledged 2 alerts.").await;
+    shot("journey-alerts-acknowledged").await;
+    let states: Vec<String> = camfleet::db::entities::alert::Entity::find()
+        .filter(camfleet::db::entities::alert::Column::Id.is_in(opened.clone()))
+        .all(&state.db)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|a| a.state)
+        .collect();
+    assert_eq!(states, ["acknowledged", "acknowledged"]);
+
+    // The dashboard follows the fleet without a reload: a camera that
+    // starts refusing its password appears in the panel.
+    c.goto(&format!("{base}/")).await.unwrap();
+    wait_for_text(c, "Cameras that need someone").await;
+    c.execute("window.__stayed = true; return true;", vec![])
+        .await
+        .unwrap();
+    {
+        use sea_orm::{ActiveModelTrait, Set};
+        let d = camfleet::db::entities::device::Entity::find_by_id(ids[1])
+            .one(&state.db)
+            .await
+            .unwrap()
+            .unwrap();
+        let mut am: camfleet::db::entities::device::ActiveModel = d.into();
+        am.status = Set("unauthorized".into());
+        am.state_reason = Set("the camera refused the stored password (browser test)".into());
+        am.update(&state.db).await.unwrap();
+    }
+    wait_for_text(c, "the camera refused the stored password (browser test)").await;
+    let stayed = c
+        .execute("return window.__stayed === true;", vec![])
+        .await
+        .unwrap();
+    assert_eq!(stayed, serde_json::json!(true), "the page was not reloaded");
+    shot("journey-dashboard-live").await;
 }

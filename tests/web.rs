@@ -349,6 +349,19 @@ async fn technician_discovers_and_adopts_and_sees_failures_per_device() {
         "{page}"
     );
     assert_eq!(page.matches(">adopted</a>").count(), 1, "{page}");
+    // The dashboard shows the two that failed, with why and the run.
+    let (_, _, dash) = send(&app, get("/", &cookie)).await;
+    assert!(
+        dash.contains("Adoptions that failed <small>2 this week</small>"),
+        "{dash}"
+    );
+    assert_eq!(
+        dash.matches("failed at step identity: unauthorized")
+            .count(),
+        2,
+        "{dash}"
+    );
+    assert!(dash.contains(&format!("href=\"{run_url}\"")), "{dash}");
     // The rest with the right password.
     let rest: String = ids[1..].iter().map(|i| format!("&result={i}")).collect();
     send(
@@ -366,6 +379,9 @@ async fn technician_discovers_and_adopts_and_sees_failures_per_device() {
     // The run itself now lists them as managed, with nothing left to select.
     assert_eq!(page.matches(">managed</a>").count(), 3, "{page}");
     assert_eq!(page.matches("name=\"result\"").count(), 0);
+    // Adopted since: off the dashboard.
+    let (_, _, dash) = send(&app, get("/", &cookie)).await;
+    assert!(!dash.contains("failed-adoptions"), "{dash}");
     let (_, _, json) = send(&app, get("/api/v1/devices", &cookie)).await;
     assert_eq!(
         serde_json::from_str::<serde_json::Value>(&json).unwrap()["total"],
@@ -1980,6 +1996,9 @@ async fn technicians_plan_apply_and_follow_a_provisioning_task() {
         "hostname pattern: unknown placeholder {foo}",
         // What was typed stays in the form.
         "value=\"cam-{foo}\"",
+        // And each error is beside its field too.
+        "value=\"not-an-ip\" size=\"40\"></label><span class=\"field-error\">DNS servers: &#34;not-an-ip&#34;",
+        "placeholder=\"{site}-{model}-{serial}\" size=\"40\"></label><span class=\"field-error\">hostname pattern: unknown placeholder {foo}",
     ] {
         assert!(page.contains(e), "{e}: {page}");
     }
@@ -2971,6 +2990,10 @@ async fn alerts_are_in_sight_and_handled_in_bulk() {
         text.contains("\"open\":3") && text.contains("\"critical\":3"),
         "{text}"
     );
+    // And the number of cameras that need someone, which the dashboard
+    // follows (its panels are fetched again when it changes).
+    assert!(text.contains("\"problems\":"), "{text}");
+    assert!(page.contains("id=\"attention\""), "{page}");
     drop(body);
 
     // Acknowledge two at once from the list; the list says so.
@@ -3402,5 +3425,416 @@ async fn configuration_backups_are_listed_compared_and_downloaded() {
     let (_, val) = login(&app, "val", "correct-horse").await;
     let (status, _, _) = send(&app, get(&url, &val)).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
+    f.shutdown().await;
+}
+
+/// A camera's own backup goes back to it (RestoreSystem over MTOM) only
+/// with the confirmation ticked, for technicians, audited; a backup the
+/// camera refuses, or one without camera files, changes nothing and says
+/// why on the page.
+#[tokio::test]
+async fn a_camera_takes_its_own_backup_back_after_a_confirmation() {
+    let (app, state) = app().await;
+    make_user(&state, "tess", Role::Technician).await;
+    make_user(&state, "val", Role::Viewer).await;
+    let f = fleet(1, "").await;
+    let d = adopt_into(&state, &f, 0).await;
+    let store = state.tiers["hot"].clone();
+    let p = format!("config-backups/{}", d.id);
+    // Last night's run, as the job stores it: the reading and the camera's
+    // own file (taken from the camera now).
+    let files = state
+        .provisioner
+        .system_backup(d.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(files.len(), 1);
+    store
+        .put(
+            &format!("{p}/20261205T020000Z.json"),
+            bytes::Bytes::from("{}"),
+        )
+        .await
+        .unwrap();
+    store
+        .put(
+            &format!("{p}/20261205T020000Z-{}", files[0].name),
+            bytes::Bytes::from(files[0].data.clone()),
+        )
+        .await
+        .unwrap();
+    // A night whose camera file is not one this camera wrote, and one
+    // with the reading only.
+    store
+        .put(
+            &format!("{p}/20261204T020000Z-settings.json"),
+            bytes::Bytes::from("not json"),
+        )
+        .await
+        .unwrap();
+    store
+        .put(
+            &format!("{p}/20261203T020000Z.json"),
+            bytes::Bytes::from("{}"),
+        )
+        .await
+        .unwrap();
+    let cam = f.cameras()[0].clone();
+    let hostname = |c: &camfleet::sim::SimCamera| c.state.lock().unwrap().hostname.clone();
+    let original = hostname(&cam);
+    cam.state.lock().unwrap().hostname = "changed-since".into();
+    cam.state.lock().unwrap().ntp_servers = vec!["10.9.9.9".into()];
+
+    let (_, tess) = login(&app, "tess", "correct-horse").await;
+    let url = format!("/devices/{}/backups", d.id);
+    let (status, _, page) = send(&app, get(&url, &tess)).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert!(page.contains("Restore to camera"), "{page}");
+    assert!(
+        page.contains(r#"<option value="20261205T020000Z">20261205T020000Z (1 file)</option>"#),
+        "{page}"
+    );
+    assert!(
+        !page.contains(r#"<option value="20261203T020000Z">"#),
+        "a night without camera files is not offered: {page}"
+    );
+    let csrf = csrf_of(&page);
+    let restore = format!("{url}/restore");
+    // Without the confirmation nothing is sent.
+    let requests = cam.requests.load(std::sync::atomic::Ordering::Relaxed);
+    let (status, _, page) = send(
+        &app,
+        post_form(
+            &restore,
+            &tess,
+            &format!("csrf={csrf}&stamp=20261205T020000Z"),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert!(
+        page.contains("notice bad") && page.contains("Not restored: tick"),
+        "{page}"
+    );
+    assert_eq!(
+        cam.requests.load(std::sync::atomic::Ordering::Relaxed),
+        requests
+    );
+    assert_eq!(hostname(&cam), "changed-since");
+    // Confirmed: the camera has its configuration of that night again.
+    let (status, _, page) = send(
+        &app,
+        post_form(
+            &restore,
+            &tess,
+            &format!("csrf={csrf}&stamp=20261205T020000Z&confirm=on"),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert!(
+        page.contains("Restored: the camera took back 1 file"),
+        "{page}"
+    );
+    assert_eq!(hostname(&cam), original);
+    assert_ne!(cam.state.lock().unwrap().ntp_servers, vec!["10.9.9.9"]);
+    // A file the camera refuses: its answer on the page, nothing changed.
+    cam.state.lock().unwrap().hostname = "changed-again".into();
+    let (status, _, page) = send(
+        &app,
+        post_form(
+            &restore,
+            &tess,
+            &format!("csrf={csrf}&stamp=20261204T020000Z&confirm=on"),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert!(
+        page.contains("notice bad") && page.contains("InvalidBackupFile"),
+        "{page}"
+    );
+    assert_eq!(hostname(&cam), "changed-again");
+    // Only the reading: nothing to send.
+    let (_, _, page) = send(
+        &app,
+        post_form(
+            &restore,
+            &tess,
+            &format!("csrf={csrf}&stamp=20261203T020000Z&confirm=on"),
+        ),
+    )
+    .await;
+    assert!(page.contains("nothing to restore to it"), "{page}");
+    // Both attempts the camera saw are in the audit log, with their outcome.
+    let audit: Vec<_> = camfleet::db::entities::audit_log::Entity::find()
+        .all(&state.db)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.action == "device.restore_backup")
+        .collect();
+    assert_eq!(audit.len(), 2, "{audit:?}");
+    let text = format!("{audit:?}");
+    assert!(
+        text.contains("restored") && text.contains("refused"),
+        "{text}"
+    );
+    // The same through the API: the list, then a restore.
+    let (status, _, json) = send(
+        &app,
+        get(&format!("/api/v1/devices/{}/backups", d.id), &tess),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{json}");
+    let list: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(list[0]["stamp"], "20261205T020000Z", "{json}");
+    assert_eq!(
+        list[0]["files"][0]["name"],
+        files[0].name.as_str(),
+        "{json}"
+    );
+    cam.state.lock().unwrap().hostname = "changed-by-api-test".into();
+    let (status, _, json) = send(
+        &app,
+        Request::post(format!(
+            "/api/v1/devices/{}/backups/20261205T020000Z/restore",
+            d.id
+        ))
+        .header(header::COOKIE, &tess)
+        .header("x-csrf-token", &csrf)
+        .body(Body::empty())
+        .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{json}");
+    assert!(json.contains("took back 1 file"), "{json}");
+    assert_eq!(hostname(&cam), original);
+    // Not without the form's token, and not for a viewer.
+    let (status, _, _) = send(
+        &app,
+        post_form(&restore, &tess, "stamp=20261205T020000Z&confirm=on"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (_, val) = login(&app, "val", "correct-horse").await;
+    let (_, _, vpage) = send(&app, get("/devices", &val)).await;
+    let vcsrf = csrf_of(&vpage);
+    let (status, _, _) = send(
+        &app,
+        post_form(
+            &restore,
+            &val,
+            &format!("csrf={vcsrf}&stamp=20261205T020000Z&confirm=on"),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    f.shutdown().await;
+}
+
+/// From the device list, "Provision with a profile" and "Firmware
+/// rollout" take exactly the picked devices: the profile's plan reads only
+/// those, Apply writes only those, and the rollout covers only those.
+#[tokio::test]
+async fn provisioning_and_a_rollout_from_the_list_take_exactly_the_picked_devices() {
+    use camfleet::fleet::provision::{ProfileSpec, ServersSpec};
+    use sea_orm::{ColumnTrait, QueryFilter};
+    let (app, state) = app().await;
+    make_user(&state, "tess", Role::Technician).await;
+    // Cameras 0 and 4 are of one model, 1 and 2 of others.
+    let f = fleet(5, "").await;
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        ids.push(adopt_into(&state, &f, i).await.id);
+    }
+    let spec = ProfileSpec {
+        ntp: Some(ServersSpec {
+            servers: vec!["192.0.2.123".into()],
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let profile = state
+        .provisioner
+        .save_profile(None, "Picked", None, &spec, &Actor::system())
+        .await
+        .unwrap();
+    let model = f.cameras()[0].state.lock().unwrap().model.clone();
+    let img = state
+        .firmware_lib
+        .upload(
+            "Sim",
+            &model,
+            "9.0.1",
+            "",
+            bytes::Bytes::from(camfleet::sim::config::sim_image("9.0.1", 2048)),
+            &Actor::system(),
+        )
+        .await
+        .unwrap();
+    state
+        .firmware_lib
+        .approve(img.id, &Actor::system())
+        .await
+        .unwrap();
+    let (_, tess) = login(&app, "tess", "correct-horse").await;
+    let (_, _, page) = send(&app, get("/devices", &tess)).await;
+    assert!(
+        page.contains("value=\"provision\">Provision with a profile"),
+        "{page}"
+    );
+    let csrf = csrf_of(&page);
+    let picked = format!(
+        "csrf={csrf}&scope=ticked&device={}&device={}",
+        ids[0], ids[2]
+    );
+    // Provision: the two devices and the profile to plan.
+    let (status, _, page) = send(
+        &app,
+        post_form(
+            "/devices/bulk",
+            &tess,
+            &format!("{picked}&action=provision"),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert!(
+        page.contains("Provision with a profile: 2 devices?"),
+        "{page}"
+    );
+    assert!(
+        page.contains("Plan (dry run) for these 2 devices"),
+        "{page}"
+    );
+    assert!(
+        page.contains(&format!("<option value=\"{}\">Picked</option>", profile.id)),
+        "{page}"
+    );
+    assert!(!page.contains(&format!("name=\"device\" value=\"{}\"", ids[1])));
+    let plan_form = format!(
+        "csrf={csrf}&profile={}&device={}&device={}",
+        profile.id, ids[0], ids[2]
+    );
+    let (status, _, page) = send(&app, post_form("/provision/plan", &tess, &plan_form)).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert!(page.contains("Plan for 2 devices"), "{page}");
+    assert!(page.contains("Apply to these 2 devices"), "{page}");
+    assert!(page.contains("the 2 picked in the device list"), "{page}");
+    // Apply, as the plan's own form sends it.
+    let apply = format!(
+        "csrf={csrf}&action=apply&device={}&device={}",
+        ids[0], ids[2]
+    );
+    let (status, h, _) = send(
+        &app,
+        post_form(
+            &format!("/provision/profiles/{}/run", profile.id),
+            &tess,
+            &apply,
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let task_url = h[header::LOCATION].to_str().unwrap().to_string();
+    follow(&app, &task_url, &tess).await;
+    let ntp: Vec<Vec<String>> = f
+        .cameras()
+        .iter()
+        .map(|c| c.state.lock().unwrap().ntp_servers.clone())
+        .collect();
+    assert_eq!(ntp[0], ["192.0.2.123"]);
+    assert_eq!(ntp[2], ["192.0.2.123"]);
+    assert_ne!(
+        ntp[1],
+        ["192.0.2.123"],
+        "the device not picked is untouched"
+    );
+    // Nothing picked: said in words, on the layout.
+    let (status, _, page) = send(
+        &app,
+        post_form(
+            "/provision/plan",
+            &tess,
+            &format!("csrf={csrf}&profile={}", profile.id),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{page}");
+    assert!(page.contains("Tick devices in the list first"), "{page}");
+
+    // Firmware for cameras 0 and 1: the rollout form for the two, the
+    // preview, the rollout; camera 1 is of another model than the image's
+    // and is left out, camera 4 is of its model but not picked.
+    assert_eq!(
+        f.cameras()[4].state.lock().unwrap().model,
+        model,
+        "the fleet's models repeat every four cameras"
+    );
+    let picked = format!(
+        "csrf={csrf}&scope=ticked&device={}&device={}",
+        ids[0], ids[1]
+    );
+    let (status, _, page) = send(
+        &app,
+        post_form("/devices/bulk", &tess, &format!("{picked}&action=firmware")),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert!(page.contains("the 2 picked in the device list"), "{page}");
+    let rollout = format!(
+        "csrf={csrf}&image={}&picked=1&device={}&device={}&canary=1&wave_percent=50&max_failures=0&margin_s=120&start_hour=0&end_hour=0&utc_offset=0",
+        img.id, ids[0], ids[1]
+    );
+    let (status, _, page) = send(
+        &app,
+        post_form(
+            "/firmware/rollouts",
+            &tess,
+            &format!("{rollout}&action=preview"),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert!(page.contains("The waves, if started now"), "{page}");
+    assert!(
+        page.contains("the 2 picked in the device list"),
+        "the preview keeps the picked devices: {page}"
+    );
+    let waves = page.split("The waves, if started now").nth(1).unwrap();
+    assert_eq!(
+        waves.matches("<tr><td>").count(),
+        1,
+        "one device of the image's model: {waves}"
+    );
+    let (status, h, page) = send(
+        &app,
+        post_form(
+            "/firmware/rollouts",
+            &tess,
+            &format!("{rollout}&action=start"),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{page}");
+    let rid: i32 = h[header::LOCATION]
+        .to_str()
+        .unwrap()
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let covered: Vec<i32> = camfleet::db::entities::rollout_device::Entity::find()
+        .filter(camfleet::db::entities::rollout_device::Column::RolloutId.eq(rid))
+        .all(&state.db)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.device_id)
+        .collect();
+    assert_eq!(covered, vec![ids[0]]);
     f.shutdown().await;
 }

@@ -3,6 +3,7 @@
 //! images (upload, approve), and staged rollouts (create, follow, pause,
 //! resume, cancel). Counts and device lists stay within the user's sites.
 
+use crate::fleet::console::firmware::RolloutTarget;
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::Extension;
@@ -44,6 +45,11 @@ pub struct FirmwarePage {
     pub typed: Option<FormFields>,
     /// A preview of the rollout's waves: (wave, device name, firmware now).
     pub preview: Vec<(i32, String, String)>,
+    /// Devices picked in the device list: (id, name, model); empty when
+    /// the form chooses by site.
+    pub picked: Vec<(i32, String, String)>,
+    /// Picked devices left out (outside the user's sites, or gone).
+    pub hidden: usize,
 }
 
 impl FirmwarePage {
@@ -89,6 +95,8 @@ async fn firmware_page(
         error,
         typed: None,
         preview: Vec::new(),
+        picked: Vec::new(),
+        hidden: 0,
     })
 }
 
@@ -273,6 +281,54 @@ fn parse_plan(f: &FormFields) -> Result<RolloutPlan, String> {
     })
 }
 
+/// The rollout form's devices: a site, or the devices picked in the list
+/// (`picked=1` and their ids).
+fn target_of(f: &FormFields) -> Result<RolloutTarget, Error> {
+    let site = match f.text("site").as_str() {
+        "" => None,
+        v => Some(
+            v.parse::<i32>()
+                .map_err(|_| Error::new(ErrorKind::InvalidArgument, "site: not a site"))?,
+        ),
+    };
+    let devices = (f.get("picked") == "1").then(|| f.ids("device"));
+    Ok(RolloutTarget { site, devices })
+}
+
+/// The firmware page for a rollout of devices picked in the device list
+/// (its bulk action): their names instead of the site choice.
+pub async fn picked_page(
+    state: &State,
+    me: CurrentUser,
+    ids: &[i32],
+) -> Result<FirmwarePage, WebError> {
+    let picked = state.console.bulk_preview(&me.actor(), ids).await?;
+    let mut page = firmware_page(state, me, String::new()).await?;
+    page.hidden = ids.len() - picked.len();
+    page.picked = picked
+        .into_iter()
+        .map(|d| (d.id, crate::fleet::inventory::display_name(&d), d.model))
+        .collect();
+    Ok(page)
+}
+
+/// The page again for a rollout form as typed: with its picked devices
+/// when it had them.
+async fn form_page(
+    state: &State,
+    me: CurrentUser,
+    f: &FormFields,
+    error: String,
+) -> Result<FirmwarePage, WebError> {
+    let mut page = if f.get("picked") == "1" {
+        picked_page(state, me, &f.ids("device")).await?
+    } else {
+        firmware_page(state, me, String::new()).await?
+    };
+    page.error = error;
+    Ok(page)
+}
+
 pub async fn rollout_create(
     AxState(state): AxState<State>,
     Extension(me): Extension<CurrentUser>,
@@ -286,23 +342,17 @@ pub async fn rollout_create(
             .parse()
             .map_err(|_| Error::new(ErrorKind::InvalidArgument, "image: choose one"))?;
         let plan = parse_plan(&f).map_err(|e| Error::new(ErrorKind::InvalidArgument, e))?;
-        let site = match f.text("site").as_str() {
-            "" => None,
-            v => Some(
-                v.parse::<i32>()
-                    .map_err(|_| Error::new(ErrorKind::InvalidArgument, "site: not a site"))?,
-            ),
-        };
+        let target = target_of(&f)?;
         if f.get("action") == "preview" {
             let p = state
                 .console
-                .rollout_preview(&state.firmware_lib, &me.actor(), image_id, site, &plan)
+                .rollout_preview(&state.firmware_lib, &me.actor(), image_id, &target, &plan)
                 .await?;
             return Ok(Err(p));
         }
         state
             .console
-            .rollout_start(&state.firmware_lib, &me.actor(), image_id, site, &plan)
+            .rollout_start(&state.firmware_lib, &me.actor(), image_id, &target, &plan)
             .await
             .map(Ok)
     }
@@ -311,7 +361,7 @@ pub async fn rollout_create(
         Ok(Ok(r)) => Ok(Redirect::to(&format!("/firmware/rollouts/{}", r.id)).into_response()),
         // A preview: the form as typed, and each device's wave.
         Ok(Err(p)) => {
-            let mut page = firmware_page(&state, me, String::new()).await?;
+            let mut page = form_page(&state, me, &f, String::new()).await?;
             page.preview = p
                 .into_iter()
                 .map(|(w, d)| (w, crate::fleet::inventory::display_name(&d), d.firmware))
@@ -326,7 +376,7 @@ pub async fn rollout_create(
             ) =>
         {
             let status = super::error::status_of(e.kind);
-            let mut page = firmware_page(&state, me, e.message).await?;
+            let mut page = form_page(&state, me, &f, e.message).await?;
             page.typed = Some(f);
             Ok((status, page).into_response())
         }

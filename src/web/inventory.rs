@@ -239,6 +239,8 @@ pub struct BulkPage {
     pub hidden: usize,
     /// The action's own fields, passed on to the confirmation.
     pub params: Vec<(String, String)>,
+    /// For `provision`: the profiles the user may apply, (id, name).
+    pub profiles: Vec<(i32, String)>,
 }
 
 impl BulkPage {
@@ -357,6 +359,27 @@ pub async fn bulk(
                 .await?
                 .into_response())
         }
+        // Firmware: the rollout form, for exactly these devices.
+        "firmware" => Ok(super::firmware::picked_page(&state, me, &ids)
+            .await?
+            .into_response()),
+        // A profile: the devices and the profile to plan for them; the
+        // plan, then Apply, follow on the profile's page.
+        "provision" => {
+            let devices = state.console.bulk_preview(&me.actor(), &ids).await?;
+            let profiles = state.provisioner.profiles_for(&me.actor()).await?;
+            Ok(BulkPage {
+                me,
+                action: "provision".into(),
+                what: "Provision with a profile".into(),
+                hidden: ids.len() - devices.len(),
+                devices,
+                outcomes: Vec::new(),
+                params: Vec::new(),
+                profiles: profiles.into_iter().map(|p| (p.id, p.name)).collect(),
+            }
+            .into_response())
+        }
         _ => {
             let (action, what, params) = bulk_action(&f)?;
             let devices = state.console.bulk_preview(&me.actor(), &ids).await?;
@@ -371,6 +394,7 @@ pub async fn bulk(
                     outcomes: Vec::new(),
                     hidden,
                     params,
+                    profiles: Vec::new(),
                 }
                 .into_response());
             }
@@ -394,6 +418,7 @@ pub async fn bulk(
                 outcomes,
                 hidden,
                 params,
+                profiles: Vec::new(),
             }
             .into_response())
         }

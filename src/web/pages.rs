@@ -59,6 +59,8 @@ pub struct DashboardPage {
     pub problems: Vec<crate::db::entities::device::Model>,
     pub problem_count: u64,
     pub alerts: crate::fleet::console::alerts::AlertSummary,
+    pub failed_adoptions: Vec<crate::fleet::console::overview::FailedAdoption>,
+    pub failed_adoption_count: usize,
 }
 
 pub async fn dashboard(
@@ -76,6 +78,8 @@ pub async fn dashboard(
         problems: d.problems,
         problem_count: d.problem_count,
         alerts: d.alerts,
+        failed_adoptions: d.failed_adoptions,
+        failed_adoption_count: d.failed_adoption_count,
     }
     .into_response())
 }

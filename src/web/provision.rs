@@ -163,7 +163,22 @@ async fn index_page(
     })
 }
 
+/// The refused form's errors about one field (by the words they start
+/// with), for showing beside it; empty when it has none.
+fn errors_about(errors: &[String], prefix: &str) -> String {
+    errors
+        .iter()
+        .filter(|e| e.starts_with(prefix))
+        .cloned()
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
 impl IndexPage {
+    pub fn field_error(&self, prefix: &str) -> String {
+        errors_about(&self.errors, prefix)
+    }
+
     pub fn owner_name(&self, site: &Option<i32>) -> String {
         match site {
             None => "every site".into(),
@@ -274,9 +289,16 @@ pub struct ProfilePage {
     pub planned: bool,
     /// The site the plan was made for ("" for every device), kept selected.
     pub planned_site: String,
+    /// The devices picked in the device list the plan was made for (kept
+    /// for planning again); empty when planned by site.
+    pub picked: Vec<i32>,
 }
 
 impl ProfilePage {
+    pub fn field_error(&self, prefix: &str) -> String {
+        errors_about(&self.errors, prefix)
+    }
+
     pub fn action_text(&self, a: &crate::fleet::provision::Action) -> (&'static str, String) {
         use crate::fleet::provision::Action;
         match a {
@@ -330,6 +352,7 @@ pub async fn profile(
         plans: Vec::new(),
         planned: false,
         planned_site: String::new(),
+        picked: Vec::new(),
     }
     .into_response())
 }
@@ -374,6 +397,7 @@ pub async fn update(
                 plans: Vec::new(),
                 planned: false,
                 planned_site: String::new(),
+                picked: Vec::new(),
             };
             Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response())
         }
@@ -405,7 +429,43 @@ pub async fn run(
 ) -> Result<Response, WebError> {
     let f = FormFields::parse(&raw);
     me.check_csrf(&f.get("csrf"))?;
-    let profile = profile_or_404(&state, &me, id).await?;
+    plan_or_apply(&state, me, id, &f).await
+}
+
+/// `POST /provision/plan` (`profile`, `device`…): the plan of a profile
+/// for devices picked in the device list (its bulk action "Provision with
+/// a profile"), the same page as the profile's own plan.
+pub async fn plan_picked(
+    AxState(state): AxState<State>,
+    Extension(me): Extension<CurrentUser>,
+    RawForm(raw): RawForm,
+) -> Result<Response, WebError> {
+    let f = FormFields::parse(&raw);
+    me.check_csrf(&f.get("csrf"))?;
+    let id: i32 = f.text("profile").parse().map_err(|_| {
+        WebError(Error::new(
+            ErrorKind::InvalidArgument,
+            "profile: choose the profile to plan",
+        ))
+    })?;
+    if f.ids("device").is_empty() {
+        return Err(WebError(Error::new(
+            ErrorKind::InvalidArgument,
+            "Tick devices in the list first (or choose every device matching the filter)",
+        )));
+    }
+    plan_or_apply(&state, me, id, &f).await
+}
+
+/// A profile's plan for the form's devices, or (`action=apply`) its task
+/// for exactly the devices of the plan read.
+async fn plan_or_apply(
+    state: &State,
+    me: CurrentUser,
+    id: i32,
+    f: &FormFields,
+) -> Result<Response, WebError> {
+    let profile = profile_or_404(state, &me, id).await?;
     let spec = Provisioner::spec_of(&profile)?;
     if f.text("action") == "apply" {
         // Apply takes exactly the devices of the plan the user read (their
@@ -417,7 +477,7 @@ pub async fn run(
                 "Apply follows a plan: make the plan (dry run), read it, then apply it to its devices",
             )));
         }
-        let ids = selected(&state, &me, &f).await?;
+        let ids = selected(state, &me, f).await?;
         if ids.len() != planned.len() {
             return Err(WebError(Error::new(
                 ErrorKind::Conflict,
@@ -437,7 +497,7 @@ pub async fn run(
         });
         return Ok(Redirect::to(&format!("/provision/tasks/{task}")).into_response());
     }
-    let ids = selected(&state, &me, &f).await?;
+    let ids = selected(state, &me, f).await?;
     let plans = state.provisioner.plan(&spec, &ids).await?;
     let sites = state.sites.visible(&me.scope).await?;
     Ok(ProfilePage {
@@ -450,6 +510,7 @@ pub async fn run(
         plans,
         planned: true,
         planned_site: f.text("site"),
+        picked: f.ids("device"),
     }
     .into_response())
 }

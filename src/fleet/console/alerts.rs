@@ -4,7 +4,9 @@
 
 use std::collections::HashMap;
 
-use sea_orm::{ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{
+    ColumnTrait, Condition, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
+};
 use serde_json::json;
 
 use super::{Console, Page, not_found, page_size};
@@ -159,6 +161,10 @@ pub struct AlertSummary {
     pub critical: u64,
     pub warning: u64,
     pub info: u64,
+    /// Cameras in service that need someone (offline, unauthorized,
+    /// degraded, replaced): the dashboard reloads its panels when this
+    /// changes.
+    pub problems: u64,
 }
 
 fn scoped(actor: &Actor) -> Condition {
@@ -193,6 +199,12 @@ impl Console {
                 _ => s.info += n,
             }
         }
+        s.problems = device::Entity::find()
+            .filter(actor.scope.devices())
+            .filter(device::Column::RetiredAt.is_null())
+            .filter(device::Column::Status.is_in(super::overview::PROBLEM_STATES))
+            .count(&self.db)
+            .await?;
         Ok(s)
     }
 

@@ -38,6 +38,17 @@ pub struct RolloutView {
     pub devices: Vec<(rollout_device::Model, String)>,
 }
 
+/// Which devices a rollout covers, besides the image's models and the
+/// actor's sites.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RolloutTarget {
+    /// Only this site's devices.
+    pub site: Option<i32>,
+    /// Only these devices (picked in the device list); a device of another
+    /// model is left out.
+    pub devices: Option<Vec<i32>>,
+}
+
 impl Console {
     pub async fn firmware_overview(
         &self,
@@ -168,12 +179,12 @@ impl Console {
         fw: &Firmware,
         actor: &Actor,
         image_id: i32,
-        site: Option<i32>,
+        target: &RolloutTarget,
         plan: &RolloutPlan,
     ) -> Result<Vec<(i32, device::Model)>> {
         actor.require(crate::fleet::users::Role::can_operate_devices)?;
         let img = fw.image(image_id).await?;
-        let ids = self.rollout_devices(actor, &img, site).await?;
+        let ids = self.rollout_devices(actor, &img, target).await?;
         let mut devices = device::Entity::find()
             .filter(device::Column::Id.is_in(ids))
             .all(&self.db)
@@ -188,13 +199,15 @@ impl Console {
     }
 
     /// The devices a rollout of the image covers: its model, within the
-    /// actor's sites (and the site asked for), in service.
+    /// actor's sites (and the site asked for, and the devices picked from
+    /// the list), in service.
     async fn rollout_devices(
         &self,
         actor: &Actor,
         img: &firmware_image::Model,
-        site: Option<i32>,
+        target: &RolloutTarget,
     ) -> Result<Vec<i32>> {
+        let site = target.site;
         if site.is_some() && !actor.scope.allows_site(site) {
             return Err(Error::new(
                 ErrorKind::InvalidArgument,
@@ -206,6 +219,15 @@ impl Console {
             .filter(device::Column::RetiredAt.is_null());
         if let Some(sid) = site {
             q = q.filter(device::Column::SiteId.eq(sid));
+        }
+        if let Some(ids) = &target.devices {
+            if ids.is_empty() {
+                return Err(Error::new(
+                    ErrorKind::InvalidArgument,
+                    "devices: none picked; tick devices in the list, or leave the choice to the image's models",
+                ));
+            }
+            q = q.filter(device::Column::Id.is_in(ids.iter().copied()));
         }
         Ok(q.all(&self.db)
             .await?
@@ -222,11 +244,11 @@ impl Console {
         fw: &Firmware,
         actor: &Actor,
         image_id: i32,
-        site: Option<i32>,
+        target: &RolloutTarget,
         plan: &RolloutPlan,
     ) -> Result<firmware_rollout::Model> {
         let img = fw.image(image_id).await?;
-        let ids = self.rollout_devices(actor, &img, site).await?;
+        let ids = self.rollout_devices(actor, &img, target).await?;
         fw.create_rollout(image_id, &ids, plan, actor).await
     }
 }

@@ -8,7 +8,7 @@ use sea_orm::{
 };
 
 use super::Console;
-use crate::db::entities::{audit_log, device, discovery_run, site};
+use crate::db::entities::{audit_log, device, discovery_result, discovery_run, site};
 use crate::error::Result;
 use crate::fleet::audit::Actor;
 use crate::fleet::users::Role;
@@ -31,7 +31,26 @@ pub struct Dashboard {
     pub problems: Vec<device::Model>,
     pub problem_count: u64,
     pub alerts: super::alerts::AlertSummary,
+    /// Adoptions that failed in the last week and have not been done
+    /// since, newest first (at most 10), and how many.
+    pub failed_adoptions: Vec<FailedAdoption>,
+    pub failed_adoption_count: usize,
 }
+
+/// A camera a technician tried to adopt and could not.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FailedAdoption {
+    pub run_id: i32,
+    /// The run's start.
+    pub at: chrono::DateTime<chrono::Utc>,
+    /// The camera's address (its first XAddr), or its endpoint.
+    pub address: String,
+    /// The step that failed and why.
+    pub why: String,
+}
+
+/// How far back the dashboard looks for failed adoptions.
+const FAILED_ADOPTIONS_DAYS: i64 = 7;
 
 /// The device states the dashboard calls problems.
 pub const PROBLEM_STATES: [&str; 4] = ["offline", "unauthorized", "degraded", "replaced"];
@@ -119,7 +138,12 @@ impl Console {
             .all(&self.db)
             .await?;
         let alerts = self.alert_summary(actor).await?;
+        let mut failed_adoptions = self.failed_adoptions(actor).await?;
+        let failed_adoption_count = failed_adoptions.len();
+        failed_adoptions.truncate(10);
         Ok(Dashboard {
+            failed_adoptions,
+            failed_adoption_count,
             problems,
             problem_count,
             alerts,
@@ -129,6 +153,95 @@ impl Console {
             recent,
             runs,
         })
+    }
+
+    /// Adoptions of the last week's runs (within the actor's sites) that
+    /// failed, one per camera (its latest try), leaving out cameras that
+    /// are managed now (adopted since, by any run or by address).
+    pub async fn failed_adoptions(&self, actor: &Actor) -> Result<Vec<FailedAdoption>> {
+        let since = self.clock.now_utc() - chrono::Duration::days(FAILED_ADOPTIONS_DAYS);
+        let runs: Vec<(i32, chrono::DateTime<chrono::Utc>)> = discovery_run::Entity::find()
+            .filter(actor.scope.on(discovery_run::Column::SiteId))
+            .filter(discovery_run::Column::StartedAt.gte(since))
+            .select_only()
+            .column(discovery_run::Column::Id)
+            .column(discovery_run::Column::StartedAt)
+            .into_tuple()
+            .all(&self.db)
+            .await?;
+        if runs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let started: std::collections::HashMap<i32, chrono::DateTime<chrono::Utc>> =
+            runs.iter().copied().collect();
+        let rows = discovery_result::Entity::find()
+            .filter(discovery_result::Column::RunId.is_in(started.keys().copied()))
+            .filter(discovery_result::Column::Outcome.is_not_null())
+            .filter(discovery_result::Column::DeviceId.is_null())
+            .order_by_desc(discovery_result::Column::Id)
+            .limit(500)
+            .all(&self.db)
+            .await?;
+        let mut seen = std::collections::HashSet::new();
+        let mut out: Vec<(FailedAdoption, String, Vec<String>)> = Vec::new();
+        for r in rows {
+            let Some(why) = r
+                .outcome
+                .as_deref()
+                .and_then(|o| serde_json::from_str::<serde_json::Value>(o).ok())
+                .and_then(|o| o.get("failed").and_then(|f| f.as_str()).map(str::to_string))
+            else {
+                continue;
+            };
+            // Newest first: a camera's latest try is the one kept.
+            if !seen.insert(r.endpoint.clone()) {
+                continue;
+            }
+            let xaddrs: Vec<String> = serde_json::from_value(r.xaddrs.clone()).unwrap_or_default();
+            let address = xaddrs
+                .first()
+                .cloned()
+                .unwrap_or_else(|| r.endpoint.clone());
+            out.push((
+                FailedAdoption {
+                    run_id: r.run_id,
+                    at: started.get(&r.run_id).copied().unwrap_or(since),
+                    address,
+                    why,
+                },
+                r.endpoint,
+                xaddrs,
+            ));
+        }
+        if out.is_empty() {
+            return Ok(Vec::new());
+        }
+        // Managed now: by endpoint or by any of the addresses it gave.
+        let endpoints: Vec<String> = out.iter().map(|(_, e, _)| e.clone()).collect();
+        let urls: Vec<String> = out.iter().flat_map(|(_, _, x)| x.clone()).collect();
+        let managed: Vec<(Option<String>, String)> = device::Entity::find()
+            .filter(
+                Condition::any()
+                    .add(device::Column::EndpointUuid.is_in(endpoints))
+                    .add(device::Column::DeviceUrl.is_in(urls)),
+            )
+            .select_only()
+            .column(device::Column::EndpointUuid)
+            .column(device::Column::DeviceUrl)
+            .into_tuple()
+            .all(&self.db)
+            .await?;
+        let managed_endpoints: std::collections::HashSet<String> =
+            managed.iter().filter_map(|(e, _)| e.clone()).collect();
+        let managed_urls: std::collections::HashSet<String> =
+            managed.into_iter().map(|(_, u)| u).collect();
+        Ok(out
+            .into_iter()
+            .filter(|(_, e, x)| {
+                !managed_endpoints.contains(e) && !x.iter().any(|u| managed_urls.contains(u))
+            })
+            .map(|(f, _, _)| f)
+            .collect())
     }
 
     /// The audit log, newest first (admins).

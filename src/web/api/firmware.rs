@@ -1,6 +1,7 @@
 //! Firmware: the image library (upload streams to disk; approve) and
 //! staged rollouts (create, follow, pause, resume, cancel).
 
+use crate::fleet::console::firmware::RolloutTarget;
 use axum::Extension;
 use axum::Json;
 use axum::extract::{Path, Query, State as AxState};
@@ -209,6 +210,10 @@ pub struct ApiRolloutCreate {
     /// within the caller's sites).
     #[serde(default)]
     pub site: Option<i32>,
+    /// Only these devices (those of another model are left out); absent:
+    /// every device of the image's models (in `site`, if given).
+    #[serde(default)]
+    pub devices: Option<Vec<i32>>,
     /// `canary`, `wave_size`, `wave_percent`, `max_failures`, `margin_s`,
     /// `window` ({days, start_hour, end_hour, utc_offset_minutes});
     /// absent: a canary of one, then waves of 25 %.
@@ -239,7 +244,10 @@ pub async fn rollout_create(
             &state.firmware_lib,
             &me.actor(),
             req.image_id,
-            req.site,
+            &RolloutTarget {
+                site: req.site,
+                devices: req.devices,
+            },
             &plan,
         )
         .await?;
