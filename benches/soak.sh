@@ -4,8 +4,10 @@
 # refused password, 100 MB body, endless body, clock an hour off), two of
 # the others recorded, every alert sent to a webhook. Samples RSS, open
 # file descriptors, polls, deliveries and segments every 30 s, then checks:
-# RSS growth after minute 10 at most 5 %, descriptors flat, every cycle on
-# time, every camera in the state its misbehaviour calls for.
+# RSS growth after minute 10 at most 5 % (by the least-squares line through
+# every sample; the two 5-minute means are printed too), descriptors flat
+# (the mean of the last 10 minutes within 8 of the first 10's), every cycle
+# on time, every camera in the state its misbehaviour calls for.
 #
 #   benches/soak.sh [MINUTES] [CAMERAS] [MISBEHAVE_PERCENT]
 #
