@@ -361,9 +361,11 @@ pub fn spawn_jobs(
         // and closes what dead nodes left running.
         let reaper = async {
             let mut last_rollup: Option<std::time::Duration> = None;
+            let mut rolled_to: Option<i64> = None;
             loop {
                 tokio::time::sleep(std::time::Duration::from_secs(30)).await;
                 if st.cluster.is_none() || !lead.is_leader() {
+                    rolled_to = None;
                     continue;
                 }
                 let now = st.clock.now_utc().timestamp_millis();
@@ -372,8 +374,11 @@ pub fn spawn_jobs(
                     .is_none_or(|at| mono.saturating_sub(at) >= std::time::Duration::from_secs(300))
                 {
                     last_rollup = Some(mono);
-                    if let Err(e) = crate::fleet::samples::rollup(&st.db, now).await {
-                        tracing::warn!(error = %e, "health rollup failed");
+                    // A node that just became the leader catches up on
+                    // the whole window once (rolled_to is its own).
+                    match crate::fleet::samples::rollup_since(&st.db, now, rolled_to).await {
+                        Ok((_, end)) => rolled_to = Some(end),
+                        Err(e) => tracing::warn!(error = %e, "health rollup failed"),
                     }
                 }
                 let Ok(alive) = crate::fleet::cluster::alive_nodes(&st.db, now).await else {

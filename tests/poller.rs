@@ -479,3 +479,58 @@ async fn a_device_is_not_due_again_while_its_batch_waits_for_a_hung_camera() {
     assert_eq!(due_later.len(), 2);
     fleet.shutdown().await;
 }
+
+/// The rollup a running node repeats reads only the buckets since its last
+/// run (and the one before, for polls that ended after it), not the whole
+/// two hours; without a last run it reads the two hours.
+#[tokio::test]
+async fn a_repeated_rollup_reads_only_the_buckets_since_the_last_and_keeps_late_samples() {
+    use camfleet::db::entities::health_rollup;
+    use camfleet::fleet::samples::{BUCKET_MS, rollup_since};
+    use sea_orm::{ActiveModelTrait, EntityTrait, Set};
+    let db = test_db().await;
+    let t0 = 1_800_000_000_000i64 - 1_800_000_000_000i64.rem_euclid(BUCKET_MS);
+    let put = |at: i64| {
+        health_sample::ActiveModel {
+            device_id: Set(1),
+            at_ms: Set(at),
+            ok: Set(true),
+            latency_ms: Set(Some(10)),
+            drift_ms: Set(Some(0)),
+            error_class: Set(None),
+        }
+        .insert(&db)
+    };
+    for b in 0..3 {
+        put(t0 + b * BUCKET_MS + 1_000).await.unwrap();
+    }
+    let (n, end) = rollup_since(&db, t0 + 3 * BUCKET_MS + 1_000, None)
+        .await
+        .unwrap();
+    assert_eq!((n, end), (3, t0 + 3 * BUCKET_MS), "the whole window first");
+    // After that run: a sample of bucket 2 from a poll that ended late, one
+    // in bucket 3, and one in bucket 0, which the next run must not read.
+    put(t0 + 2 * BUCKET_MS + 299_000).await.unwrap();
+    put(t0 + 3 * BUCKET_MS + 2_000).await.unwrap();
+    put(t0 + 500).await.unwrap();
+    let (n, end2) = rollup_since(&db, t0 + 4 * BUCKET_MS + 1_000, Some(end))
+        .await
+        .unwrap();
+    assert_eq!((n, end2), (2, t0 + 4 * BUCKET_MS), "buckets 2 and 3 only");
+    let samples = |rows: &[health_rollup::Model], b: i64| {
+        rows.iter()
+            .find(|r| r.bucket_ms == t0 + b * BUCKET_MS)
+            .map(|r| r.samples)
+    };
+    let rows = health_rollup::Entity::find().all(&db).await.unwrap();
+    assert_eq!(samples(&rows, 0), Some(1), "bucket 0 was not read again");
+    assert_eq!(samples(&rows, 2), Some(2), "the late sample of bucket 2");
+    assert_eq!(samples(&rows, 3), Some(1));
+    // A node without a last run (just started, or just made leader) reads
+    // the two hours again.
+    rollup_since(&db, t0 + 4 * BUCKET_MS + 1_000, None)
+        .await
+        .unwrap();
+    let rows = health_rollup::Entity::find().all(&db).await.unwrap();
+    assert_eq!(samples(&rows, 0), Some(2));
+}

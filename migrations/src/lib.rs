@@ -26,6 +26,7 @@ mod m20261206_000020_rule_problems;
 mod m20261206_000021_site_time_zone;
 mod m20261206_000022_samples_by_time;
 mod m20261206_000023_cluster;
+mod m20261206_000024_rollups_by_time;
 
 pub struct Migrator;
 
@@ -56,6 +57,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_000021_site_time_zone::Migration),
             Box::new(m20261206_000022_samples_by_time::Migration),
             Box::new(m20261206_000023_cluster::Migration),
+            Box::new(m20261206_000024_rollups_by_time::Migration),
         ]
     }
 }

@@ -723,6 +723,7 @@ impl Poller {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut tasks = tokio::task::JoinSet::new();
         let mut last_rollup: Option<Duration> = None;
+        let mut rolled_to: Option<i64> = None;
         loop {
             tokio::select! {
                 _ = shutdown.wait() => break,
@@ -734,10 +735,10 @@ impl Poller {
                 && last_rollup.is_none_or(|at| mono.saturating_sub(at) >= Duration::from_secs(300))
             {
                 last_rollup = Some(mono);
-                if let Err(e) =
-                    super::samples::rollup(&self.db, self.clock.now_utc().timestamp_millis()).await
-                {
-                    tracing::warn!(error = %e, "health rollup failed");
+                let now = self.clock.now_utc().timestamp_millis();
+                match super::samples::rollup_since(&self.db, now, rolled_to).await {
+                    Ok((_, end)) => rolled_to = Some(end),
+                    Err(e) => tracing::warn!(error = %e, "health rollup failed"),
                 }
             }
             match self.due(self.clock.now_utc()).await {

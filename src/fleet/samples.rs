@@ -18,8 +18,30 @@ pub const ROLLUP_RETENTION_MS: i64 = 400 * 24 * 3600 * 1000;
 /// current bucket, so a missed run is caught up; idempotent) and drop what
 /// is past retention. Returns the rollup rows written.
 pub async fn rollup(db: &DatabaseConnection, now_ms: i64) -> Result<u64> {
+    Ok(rollup_since(db, now_ms, None).await?.0)
+}
+
+/// The rollup of a process that runs it again and again: `last_end` is
+/// what the previous run returned, and only the buckets since then are
+/// read again, with the one before it for the samples of polls that ended
+/// after it ran (at most the two hours of [`rollup`]). Reading the whole
+/// two hours every five minutes costs what two hours of the fleet's
+/// samples are: 720,000 rows a run at 1,000 cameras polled every 10 s,
+/// 2.4 M at 10,000 every 30 s, sorted for the `GROUP BY` in SQLite's
+/// temporary store, which this build keeps in memory
+/// (`SQLITE_TEMP_STORE=2`). Returns (rows written, the end to pass next
+/// time).
+pub async fn rollup_since(
+    db: &DatabaseConnection,
+    now_ms: i64,
+    last_end: Option<i64>,
+) -> Result<(u64, i64)> {
     let end = now_ms - now_ms.rem_euclid(BUCKET_MS);
-    let start = end - 24 * BUCKET_MS;
+    let start = match last_end {
+        Some(e) if e <= end => (e - BUCKET_MS).max(end - 24 * BUCKET_MS),
+        // First run, or the clock went back: the whole catch-up window.
+        _ => end - 24 * BUCKET_MS,
+    };
     let backend = db.get_database_backend();
     let ok_expr = match backend {
         DbBackend::Postgres => "CASE WHEN ok THEN 1 ELSE 0 END",
@@ -54,7 +76,7 @@ pub async fn rollup(db: &DatabaseConnection, now_ms: i64) -> Result<u64> {
     ))
     .await?;
     checkpoint(db).await;
-    Ok(r.rows_affected())
+    Ok((r.rows_affected(), end))
 }
 
 /// SQLite: copy the write-ahead log into the database and truncate it.
