@@ -717,18 +717,13 @@ async fn technicians_day(
     c.execute("window.__stayed = true; return true;", vec![])
         .await
         .unwrap();
-    {
-        use sea_orm::{ActiveModelTrait, Set};
-        let d = camfleet::db::entities::device::Entity::find_by_id(ids[1])
-            .one(&state.db)
-            .await
-            .unwrap()
-            .unwrap();
-        let mut am: camfleet::db::entities::device::ActiveModel = d.into();
-        am.status = Set("unauthorized".into());
-        am.state_reason = Set("the camera refused the stored password (browser test)".into());
-        am.update(&state.db).await.unwrap();
-    }
+    set_device_state(
+        &state.db,
+        ids[1],
+        "unauthorized",
+        "the camera refused the stored password (browser test)",
+    )
+    .await;
     wait_for_text(c, "the camera refused the stored password (browser test)").await;
     let stayed = c
         .execute("return window.__stayed === true;", vec![])

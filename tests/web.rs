@@ -3024,18 +3024,13 @@ async fn alerts_are_in_sight_and_handled_in_bulk() {
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(text.contains("Tick the alerts"), "{text}");
     // The dashboard lists the cameras that need someone, with the reason.
-    {
-        use sea_orm::{ActiveModelTrait, EntityTrait, Set};
-        let d = camfleet::db::entities::device::Entity::find_by_id(ids[2])
-            .one(&state.db)
-            .await
-            .unwrap()
-            .unwrap();
-        let mut am: camfleet::db::entities::device::ActiveModel = d.into();
-        am.status = Set("unauthorized".into());
-        am.state_reason = Set("the camera refused the stored password".into());
-        am.update(&state.db).await.unwrap();
-    }
+    set_device_state(
+        &state.db,
+        ids[2],
+        "unauthorized",
+        "the camera refused the stored password",
+    )
+    .await;
     let (_, _, page) = send(&app, get("/", &tess)).await;
     assert!(
         page.contains("Cameras that need someone <small>1</small>"),

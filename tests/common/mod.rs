@@ -235,3 +235,23 @@ pub fn ffprobe_output(args: &[&str], path: &std::path::Path) -> Option<std::proc
         }
     }
 }
+
+/// Put a device in a health state with a reason, as the poller would
+/// (for pages that show the state).
+pub async fn set_device_state(
+    db: &sea_orm::DatabaseConnection,
+    id: i32,
+    status: &str,
+    reason: &str,
+) {
+    use sea_orm::{ActiveModelTrait, EntityTrait, Set};
+    let d = camfleet::db::entities::device::Entity::find_by_id(id)
+        .one(db)
+        .await
+        .unwrap()
+        .expect("the device");
+    let mut am: camfleet::db::entities::device::ActiveModel = d.into();
+    am.status = Set(status.into());
+    am.state_reason = Set(reason.into());
+    am.update(db).await.unwrap();
+}

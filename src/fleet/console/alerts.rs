@@ -199,10 +199,7 @@ impl Console {
                 _ => s.info += n,
             }
         }
-        s.problems = device::Entity::find()
-            .filter(actor.scope.devices())
-            .filter(device::Column::RetiredAt.is_null())
-            .filter(device::Column::Status.is_in(super::overview::PROBLEM_STATES))
+        s.problems = super::overview::problem_devices(actor)
             .count(&self.db)
             .await?;
         Ok(s)

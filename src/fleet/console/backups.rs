@@ -99,6 +99,12 @@ impl Console {
     ) -> Result<Vec<BackupSet>> {
         actor.require(Role::can_operate_devices)?;
         self.device_in_scope(actor, device_id).await?;
+        Self::backup_sets(tiers, device_id).await
+    }
+
+    /// A device's backups as stored, newest first (no checks: the callers'
+    /// part).
+    async fn backup_sets(tiers: &Tiers, device_id: i32) -> Result<Vec<BackupSet>> {
         let p = prefix(device_id);
         let mut keys = Self::backup_tier(tiers)?.list(&p, 5000).await?;
         keys.sort();
@@ -159,7 +165,7 @@ impl Console {
         device_id: i32,
         stamp: &str,
     ) -> Result<String> {
-        let sets = self.config_backups(tiers, actor, device_id).await?;
+        actor.require(Role::can_operate_devices)?;
         let d = self.device_in_scope(actor, device_id).await?;
         if d.retired_at.is_some() {
             return Err(Error::new(
@@ -167,6 +173,7 @@ impl Console {
                 "this device is retired; return it to service first",
             ));
         }
+        let sets = Self::backup_sets(tiers, device_id).await?;
         let set = sets.iter().find(|s| s.stamp == stamp).ok_or_else(|| {
             Error::new(
                 ErrorKind::NotFound,

@@ -55,6 +55,14 @@ const FAILED_ADOPTIONS_DAYS: i64 = 7;
 /// The device states the dashboard calls problems.
 pub const PROBLEM_STATES: [&str; 4] = ["offline", "unauthorized", "degraded", "replaced"];
 
+/// Cameras in service, within the actor's sites, that need someone.
+pub(super) fn problem_devices(actor: &Actor) -> sea_orm::Select<device::Entity> {
+    device::Entity::find()
+        .filter(actor.scope.devices())
+        .filter(device::Column::RetiredAt.is_null())
+        .filter(device::Column::Status.is_in(PROBLEM_STATES))
+}
+
 #[derive(Debug, Default, Clone, serde::Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct AuditQuery {
@@ -126,18 +134,15 @@ impl Console {
         };
         let mut runs = self.discovery_runs(actor).await?;
         runs.truncate(5);
-        let problem_q = device::Entity::find()
-            .filter(actor.scope.devices())
-            .filter(device::Column::RetiredAt.is_null())
-            .filter(device::Column::Status.is_in(PROBLEM_STATES));
-        let problem_count = problem_q.clone().count(&self.db).await?;
-        let problems = problem_q
+        // The summary counts the problem cameras (for the badge's stream).
+        let alerts = self.alert_summary(actor).await?;
+        let problem_count = alerts.problems;
+        let problems = problem_devices(actor)
             .order_by_desc(device::Column::StateSince)
             .order_by_asc(device::Column::Id)
             .limit(10)
             .all(&self.db)
             .await?;
-        let alerts = self.alert_summary(actor).await?;
         let mut failed_adoptions = self.failed_adoptions(actor).await?;
         let failed_adoption_count = failed_adoptions.len();
         failed_adoptions.truncate(10);
