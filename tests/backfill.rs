@@ -71,7 +71,7 @@ async fn rig(spec: &str) -> Rig {
     am.record_profile = Set(Some("Profile_1".into()));
     am.update(&db).await.unwrap();
     let store = Arc::new(Storage::memory());
-    let spool = std::env::temp_dir().join(format!("camfleet-backfill-{}", uuid::Uuid::new_v4()));
+    let spool = common::scratch("backfill");
     let mut backfill = Backfill::new(
         db.clone(),
         secrets,
@@ -348,7 +348,7 @@ async fn an_h265_card_is_replayed_into_hvc1_segments() {
         assert_eq!((tracks[0].width, tracks[0].height), (320, 240));
         let secs = (s.end_at - s.start_at).num_milliseconds() as f64 / 1000.0;
         assert!((tracks[0].samples.len() as f64 / secs - 10.0).abs() < 1.0);
-        let path = std::env::temp_dir().join(format!("camfleet-h265-{}.mp4", uuid::Uuid::new_v4()));
+        let path = common::scratch("h265").join("h265.mp4");
         std::fs::write(&path, &bytes).unwrap();
         if let Some(out) = ffprobe_output(
             &[

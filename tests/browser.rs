@@ -132,7 +132,7 @@ async fn technician_discovers_adopts_and_opens_a_device_in_chromium() {
         .spawn()
         .expect("chromedriver (apt-get install chromium-driver)"),
     );
-    let profile = std::env::temp_dir().join(format!("camfleet-chromium-{port}"));
+    let profile = common::scratch("chromium");
     let mut caps = serde_json::Map::new();
     caps.insert(
         "goog:chromeOptions".into(),
@@ -260,7 +260,7 @@ async fn technician_discovers_adopts_and_opens_a_device_in_chromium() {
         storage.clone(),
         system_clock(),
     );
-    let spool = std::env::temp_dir().join(format!("camfleet-browser-spool-{port}"));
+    let spool = common::scratch("browser-spool");
     let mut opts = camfleet::recorder::RecordOptions::new(spool.clone());
     opts.segment = Duration::from_secs(2);
     let (stop, stopped) = camfleet::shutdown::channel();

@@ -10,7 +10,7 @@ use common::*;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn provision_from_the_command_line_dry_run_then_apply() {
     let f = fleet(2, "").await;
-    let dir = std::env::temp_dir().join(format!("camfleet-cli-prov-{}", uuid::Uuid::new_v4()));
+    let dir = common::scratch("cli-prov");
     let cfg = camfleet::app::AppConfig {
         data_dir: dir.clone(),
         ..Default::default()

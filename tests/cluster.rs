@@ -427,7 +427,7 @@ async fn on_postgresql_one_node_leads_and_a_leaving_leader_hands_over() {
 
 #[tokio::test]
 async fn a_node_with_another_secret_key_refuses_to_start() {
-    let base = std::env::temp_dir().join(format!("camfleet-key-{}", uuid::Uuid::new_v4()));
+    let base = common::scratch("key");
     let url = camfleet::db::sqlite_url(&base.join("first"));
     let cfg = |dir: &str| camfleet::app::AppConfig {
         data_dir: base.join(dir),

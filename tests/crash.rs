@@ -20,7 +20,7 @@ use rand::RngExt;
 use sea_orm::{EntityTrait, PaginatorTrait};
 
 fn ffprobe_errors(bytes: &[u8]) -> Option<String> {
-    let path = std::env::temp_dir().join(format!("camfleet-crash-{}.mp4", uuid::Uuid::new_v4()));
+    let path = common::scratch("crash").join("crash.mp4");
     std::fs::write(&path, bytes).unwrap();
     let out = ffprobe_output(
         &[
@@ -40,7 +40,7 @@ fn ffprobe_errors(bytes: &[u8]) -> Option<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_while_recording_loses_at_most_the_segment_in_progress() {
     let fleet = one_camera("digest").await;
-    let dir = std::env::temp_dir().join(format!("camfleet-crash-{}", uuid::Uuid::new_v4()));
+    let dir = common::scratch("crash");
     let cfg = camfleet::app::AppConfig {
         data_dir: dir.clone(),
         ..Default::default()

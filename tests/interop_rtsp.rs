@@ -28,7 +28,7 @@ async fn record_for(
         store.clone(),
         system_clock(),
     );
-    let spool = std::env::temp_dir().join(format!("camfleet-spool-{}", uuid::Uuid::new_v4()));
+    let spool = common::scratch("spool");
     let mut opts = RecordOptions::new(spool.clone());
     opts.segment = Duration::from_secs(2);
     let (stop, stopped) = camfleet::shutdown::channel();
@@ -59,7 +59,7 @@ async fn record_for(
 }
 
 fn ffprobe(bytes: &[u8]) -> String {
-    let path = std::env::temp_dir().join(format!("camfleet-seg-{}.mp4", uuid::Uuid::new_v4()));
+    let path = common::scratch("seg").join("seg.mp4");
     std::fs::write(&path, bytes).unwrap();
     let out = std::process::Command::new("ffprobe")
         .args([
@@ -168,7 +168,7 @@ async fn records_h265() {
 /// (pts, dts) of every video packet, and the frames' presentation times
 /// in the order a decoder shows them, by ffprobe.
 fn packets_and_frames(bytes: &[u8]) -> (Vec<(f64, f64)>, Vec<f64>) {
-    let path = std::env::temp_dir().join(format!("camfleet-b-{}.mp4", uuid::Uuid::new_v4()));
+    let path = common::scratch("b").join("b.mp4");
     std::fs::write(&path, bytes).unwrap();
     let run = |args: &[&str]| {
         let out = std::process::Command::new("ffprobe")
@@ -322,7 +322,7 @@ async fn the_recording_manager_records_a_device_by_its_policy() {
     .await
     .unwrap();
     let store = Arc::new(Storage::memory());
-    let spool = std::env::temp_dir().join(format!("camfleet-spool-{}", uuid::Uuid::new_v4()));
+    let spool = common::scratch("spool");
     let mut m = camfleet::fleet::recording::RecordingManager::new(
         db.clone(),
         Arc::new(camfleet::secrets::SecretBox::from_key(1, &[1u8; 32])),

@@ -73,7 +73,7 @@ async fn a_12_mib_file_goes_up_in_parts_and_comes_back_whole() {
     let data: Vec<u8> = (0..12 * 1024 * 1024 + 12_345u32)
         .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
         .collect();
-    let path = std::env::temp_dir().join(format!("camfleet-12mib-{}", uuid::Uuid::new_v4()));
+    let path = common::scratch("12mib").join("export.mp4");
     std::fs::write(&path, &data).unwrap();
     let (n, sum) = store.put_file("big/export.mp4", &path).await.unwrap();
     let _ = std::fs::remove_file(&path);
@@ -111,7 +111,7 @@ async fn a_camera_is_recorded_into_s3_then_retention_deletes_only_ledger_segment
         store.clone(),
         system_clock(),
     ));
-    let spool = std::env::temp_dir().join(format!("camfleet-s3-{}", uuid::Uuid::new_v4()));
+    let spool = common::scratch("s3");
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let mut opts = RecordOptions::new(spool);
     opts.segment = Duration::from_secs(1);
@@ -186,7 +186,7 @@ async fn a_camera_is_recorded_into_s3_then_retention_deletes_only_ledger_segment
 async fn tier_migration_moves_segments_from_local_disk_into_s3() {
     use sea_orm::{ActiveModelTrait, Set};
     let db = test_db().await;
-    let dir = std::env::temp_dir().join(format!("camfleet-hot-{}", uuid::Uuid::new_v4()));
+    let dir = common::scratch("hot");
     let hot = Storage::local(&dir).unwrap();
     let cold = s3(&format!("t-{}", uuid::Uuid::new_v4().simple()));
     let old = chrono::Utc::now() - chrono::Duration::days(10);

@@ -425,7 +425,7 @@ async fn low_free_space_purges_oldest_first_and_tells_the_noc_once() {
     let clock = manual_clock();
     let shared: SharedClock = clock.clone();
     let db = test_db().await;
-    let dir = std::env::temp_dir().join(format!("camfleet-jobs-{}", uuid::Uuid::new_v4()));
+    let dir = common::scratch("jobs");
     let hot = Arc::new(Storage::local(&dir).unwrap());
     let secrets = Arc::new(SecretBox::from_key(1, &[2u8; 32]));
     let firmware = Arc::new(Firmware::new(

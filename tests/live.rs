@@ -125,7 +125,7 @@ async fn viewers_share_one_on_demand_session_that_ends_with_the_last_one() {
     drop(c);
 
     // ffprobe reads the stream as H.264 video with the frames received.
-    let path = std::env::temp_dir().join(format!("camfleet-live-{}.mp4", std::process::id()));
+    let path = common::scratch("live").join("live.mp4");
     std::fs::write(&path, &bytes_a).unwrap();
     if let Some(out) = ffprobe_output(
         &[
@@ -189,10 +189,7 @@ async fn a_recorded_camera_is_watched_from_its_recording_without_a_second_sessio
         state.storage.clone(),
         system_clock(),
     );
-    let spool = std::env::temp_dir().join(format!(
-        "camfleet-live-spool-{}",
-        d.id + std::process::id() as i32
-    ));
+    let spool = common::scratch("live-spool");
     let mut opts = camfleet::recorder::RecordOptions::new(spool.clone());
     opts.live = Some(hub.channel(d.id));
     hub.set_recorded(d.id, true);

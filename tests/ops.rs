@@ -22,7 +22,7 @@ fn camfleet(args: &[&str]) -> std::process::Output {
 }
 
 fn tmp(name: &str) -> std::path::PathBuf {
-    let d = std::env::temp_dir().join(format!("camfleet-ops-{name}-{}", uuid::Uuid::new_v4()));
+    let d = common::scratch(&format!("ops-{name}"));
     std::fs::create_dir_all(&d).unwrap();
     d
 }

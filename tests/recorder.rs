@@ -40,7 +40,7 @@ async fn after_a_crash_partial_segments_go_and_finished_ones_are_committed_once(
         store.clone(),
         system_clock(),
     );
-    let spool = std::env::temp_dir().join(format!("camfleet-spool-{}", uuid::Uuid::new_v4()));
+    let spool = common::scratch("spool");
     std::fs::create_dir_all(&spool).unwrap();
     // Killed mid-segment: ftyp and some frames, no moov.
     std::fs::write(
@@ -119,7 +119,7 @@ async fn a_recording_that_cannot_start_is_reported_and_alerted() {
     let alerting =
         camfleet::fleet::alerting::Alerting::new(db.clone(), system_clock(), String::new());
     alerting.ensure_default_rules().await.unwrap();
-    let spool = std::env::temp_dir().join(format!("camfleet-spool-{}", uuid::Uuid::new_v4()));
+    let spool = common::scratch("spool");
     let mut m = camfleet::fleet::recording::RecordingManager::new(
         db.clone(),
         Arc::new(camfleet::secrets::SecretBox::from_key(1, &[1u8; 32])),
@@ -179,7 +179,7 @@ async fn a_stream_over_udp_is_recorded_and_its_rates_reported() {
         store.clone(),
         system_clock(),
     ));
-    let spool = std::env::temp_dir().join(format!("camfleet-udp-{}", uuid::Uuid::new_v4()));
+    let spool = common::scratch("udp");
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let mut opts = RecordOptions::new(spool.clone());
     opts.udp = true;
@@ -286,7 +286,7 @@ async fn a_camera_that_drops_mid_stream_and_returns_is_recorded_on() {
     let alerting =
         camfleet::fleet::alerting::Alerting::new(db.clone(), system_clock(), String::new());
     alerting.ensure_default_rules().await.unwrap();
-    let spool = std::env::temp_dir().join(format!("camfleet-spool-{}", uuid::Uuid::new_v4()));
+    let spool = common::scratch("spool");
     let mut m = camfleet::fleet::recording::RecordingManager::new(
         db.clone(),
         Arc::new(camfleet::secrets::SecretBox::from_key(1, &[1u8; 32])),
@@ -383,7 +383,7 @@ async fn the_frame_watchdog_ends_a_silent_stream_and_reconnects_back_off_in_orde
         Arc::new(Storage::memory()),
         system_clock(),
     ));
-    let spool = std::env::temp_dir().join(format!("camfleet-silent-{}", uuid::Uuid::new_v4()));
+    let spool = common::scratch("silent");
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let mut opts = RecordOptions::new(spool.clone());
     opts.frame_timeout = Duration::from_millis(300);

@@ -2722,7 +2722,7 @@ async fn a_time_range_downloads_as_one_mp4() {
 async fn gaps_are_filled_from_the_camera_on_request_and_listed() {
     use sea_orm::{ActiveModelTrait, EntityTrait};
     let (_, plain) = app().await;
-    let dir = std::env::temp_dir().join(format!("camfleet-web-bf-{}", uuid::Uuid::new_v4()));
+    let dir = common::scratch("web-bf");
     let state = Arc::new(
         Arc::try_unwrap(plain)
             .ok()

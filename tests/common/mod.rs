@@ -11,6 +11,43 @@ use camfleet::clock::{ManualClock, SharedClock, SystemClock};
 use camfleet::onvif::{AdoptRequest, Credentials, DevicePolicy, Transport, TransportConfig};
 use camfleet::sim::{Fleet, FleetConfig, QuirkPlan, Quirks};
 
+/// A fresh directory for one test's files, under
+/// `$TMPDIR/camfleet-tests/<pid>/`. It stays after the test, passed or
+/// failed, for a look; the first call in the next test binary removes the
+/// directories of runs whose process has ended, so runs never pile up in
+/// the temporary directory. Without `/proc` nothing is swept (a live run's
+/// files must never go).
+pub fn scratch(label: &str) -> std::path::PathBuf {
+    static SWEPT: std::sync::Once = std::sync::Once::new();
+    let root = std::env::temp_dir().join("camfleet-tests");
+    SWEPT.call_once(|| sweep_ended_runs(&root));
+    let dir = root
+        .join(std::process::id().to_string())
+        .join(format!("{label}-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).expect("scratch directory");
+    dir
+}
+
+fn sweep_ended_runs(root: &std::path::Path) {
+    let proc = std::path::Path::new("/proc");
+    if !proc.join("self").exists() {
+        return;
+    }
+    let Ok(runs) = std::fs::read_dir(root) else {
+        return;
+    };
+    for run in runs.flatten() {
+        let ended = run
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+            .is_some_and(|pid| !proc.join(pid.to_string()).exists());
+        if ended {
+            let _ = std::fs::remove_dir_all(run.path());
+        }
+    }
+}
+
 pub fn admin() -> Credentials {
     Credentials {
         username: "admin".into(),
@@ -104,7 +141,7 @@ pub async fn test_db() -> sea_orm::DatabaseConnection {
 pub async fn raw_test_db() -> sea_orm::DatabaseConnection {
     use sea_orm::ConnectionTrait;
     let Ok(admin_url) = std::env::var("CAMFLEET_TEST_PG") else {
-        let dir = std::env::temp_dir().join(format!("camfleet-raw-{}", uuid::Uuid::new_v4()));
+        let dir = scratch("raw");
         std::fs::create_dir_all(&dir).expect("temp dir");
         return sea_orm::Database::connect(camfleet::db::sqlite_url(&dir).as_str())
             .await
