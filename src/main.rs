@@ -11,6 +11,8 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> std::process::ExitCode {
     let _ = camfleet::cli::PROCESS_START.set(std::time::Instant::now());
+    // Before the runtime's threads start allocating (cli::memory says why).
+    let small_pages = camfleet::cli::memory::small_pages_only();
     let cli = camfleet::cli::Cli::parse();
     // `camfleet discover | head` should end quietly, as Unix tools do; the
     // servers (serve, demo, simulate) keep Rust's default of ignoring
@@ -31,6 +33,9 @@ fn main() -> std::process::ExitCode {
         // One JSON object a line, for journald/Loki/Elastic.
         camfleet::config::LogFormat::Json => logs.json().flatten_event(true).init(),
         camfleet::config::LogFormat::Text => logs.init(),
+    }
+    if let Err(e) = small_pages {
+        tracing::warn!(error = %e, "could not turn transparent huge pages off: resident memory may include huge pages the heap does not use");
     }
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -4,6 +4,7 @@ mod accounts;
 mod bench;
 pub use bench::PROCESS_START;
 mod discover;
+pub mod memory;
 mod ops;
 mod probe;
 mod provision;
