@@ -192,6 +192,9 @@ async fn open(url: &str) -> Result<DatabaseConnection, DbErr> {
                 // samples) every connection fills its cache to the cap
                 // with them, so the cap is the memory: 2 MiB each (the
                 // one-hour soak rose by the 4 x 8 MiB it had before).
+                // The map counts in RSS and grows with the file; without
+                // it the device list costs 14 % more CPU a request
+                // (BENCHMARKS.md, soak, session 12).
                 .pragma("cache_size", "-2048")
                 .pragma("mmap_size", "268435456")
         });
