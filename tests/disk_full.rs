@@ -63,7 +63,6 @@ async fn wait_for(
 #[ignore = "mounts a tmpfs (needs root); run by tests/interop/run.sh"]
 async fn a_full_disk_stops_recording_cleanly_and_the_purge_brings_it_back() {
     let dir = common::scratch("full");
-    std::fs::create_dir_all(&dir).unwrap();
     let ok = std::process::Command::new("mount")
         .args(["-t", "tmpfs", "-o", "size=3m", "tmpfs"])
         .arg(&dir)

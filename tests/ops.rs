@@ -22,9 +22,7 @@ fn camfleet(args: &[&str]) -> std::process::Output {
 }
 
 fn tmp(name: &str) -> std::path::PathBuf {
-    let d = common::scratch(&format!("ops-{name}"));
-    std::fs::create_dir_all(&d).unwrap();
-    d
+    common::scratch(&format!("ops-{name}"))
 }
 
 #[test]

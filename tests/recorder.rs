@@ -41,7 +41,6 @@ async fn after_a_crash_partial_segments_go_and_finished_ones_are_committed_once(
         system_clock(),
     );
     let spool = common::scratch("spool");
-    std::fs::create_dir_all(&spool).unwrap();
     // Killed mid-segment: ftyp and some frames, no moov.
     std::fs::write(
         spool.join("1-Profile_1-1000.mp4.partial"),

@@ -5,9 +5,9 @@
 //! whole once one 4 KiB page of it is touched; khugepaged also folds
 //! sparsely used 2 MiB ranges into huge pages as it sweeps the process
 //! (up to 511 empty pages of 512, the kernel's default), and mimalloc's
-//! 64 KiB purges split them again. Under the soak that was 15-20 MiB of
-//! resident memory no allocation held, arriving and leaving in steps at
-//! the times khugepaged's sweep came by (BENCHMARKS.md, session 12). A
+//! 64 KiB purges split them again. Under the soak 40-56 MiB of `serve`'s
+//! 83-97 MiB of anonymous memory were huge pages, arriving and leaving in
+//! steps no allocation explained (BENCHMARKS.md, soak, session 12). A
 //! fleet manager's heap is many small objects; it gains nothing from huge
 //! pages and its resident size should follow what it holds. So:
 //! mimalloc is built without the advice (`no_thp` in Cargo.toml), and the
@@ -29,28 +29,20 @@ pub fn small_pages_only() -> std::io::Result<()> {
     Ok(())
 }
 
-/// Whether transparent huge pages are off for this process (`None` where
-/// the kernel cannot say).
-pub fn huge_pages_disabled() -> Option<bool> {
-    #[cfg(target_os = "linux")]
-    {
-        // SAFETY: as above.
-        let rc = unsafe { libc::prctl(libc::PR_GET_THP_DISABLE, 0, 0, 0, 0) };
-        if rc >= 0 {
-            return Some(rc == 1);
-        }
-    }
-    None
-}
-
 #[cfg(all(test, target_os = "linux"))]
 mod tests {
     use super::*;
 
+    /// Whether transparent huge pages are off for this process.
+    fn huge_pages_disabled() -> bool {
+        // SAFETY: prctl with integer arguments only.
+        unsafe { libc::prctl(libc::PR_GET_THP_DISABLE, 0, 0, 0, 0) == 1 }
+    }
+
     #[test]
     fn the_process_turns_huge_pages_off_for_itself() {
         small_pages_only().expect("prctl");
-        assert_eq!(huge_pages_disabled(), Some(true));
+        assert!(huge_pages_disabled());
         // What the kernel reports for the process agrees.
         let status = std::fs::read_to_string("/proc/self/status").unwrap();
         let line = status.lines().find(|l| l.starts_with("THP_enabled:"));

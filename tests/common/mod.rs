@@ -142,7 +142,6 @@ pub async fn raw_test_db() -> sea_orm::DatabaseConnection {
     use sea_orm::ConnectionTrait;
     let Ok(admin_url) = std::env::var("CAMFLEET_TEST_PG") else {
         let dir = scratch("raw");
-        std::fs::create_dir_all(&dir).expect("temp dir");
         return sea_orm::Database::connect(camfleet::db::sqlite_url(&dir).as_str())
             .await
             .expect("sqlite");
